@@ -1,0 +1,176 @@
+"""The provisioning tasks: their names, queues and argument schemas.
+
+A task travels as one Celery task whose single argument is a signed envelope
+(see `signing`). The envelope's payload is the task's fields below; the
+worker rebuilds the task with `parse_payload`, which validates every field, so
+a task that breaks the contract is refused before anything touches the
+directory.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from .validation import (
+    DISPLAY_NAME_MAX_LENGTH,
+    InvalidField,
+    normalize_email,
+    normalize_name,
+    normalize_username,
+)
+
+# The portal publishes tasks to this queue; every directory worker consumes it.
+PROVISIONING_QUEUE = "es4ps.provisioning"
+# Workers publish result events to this queue; the portal's consumer records them.
+RESULTS_QUEUE = "es4ps.results"
+# The Celery task name of a result event (run by the portal's consumer).
+RESULT_TASK_NAME = "es4ps.portal.record_result"
+# Sealed passwords are base64 text of a sealed box: bounded to refuse junk early.
+SEALED_PASSWORD_MAX_LENGTH = 2048
+
+
+class Operation(str, enum.Enum):
+    """What a task asks the directory to do."""
+
+    CREATE_USER = "create_user"
+    ENABLE_USER = "enable_user"
+    DISABLE_USER = "disable_user"
+    UPDATE_ATTRIBUTES = "update_attributes"
+    SET_PASSWORD = "set_password"
+    DELETE_USER = "delete_user"
+
+    @property
+    def task_name(self) -> str:
+        """The Celery task name the worker registers for this operation."""
+        return f"es4ps.directory.{self.value}"
+
+
+# Attributes a task may change after creation: a fixed allow-list of contract
+# field names (the worker maps them to LDAP attributes), never arbitrary LDAP.
+UPDATABLE_ATTRIBUTES = ("given_name", "surname", "display_name")
+
+
+def _sealed(value: object, field: str = "sealed_password") -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidField(field, "must be a non-empty string")
+    if len(value) > SEALED_PASSWORD_MAX_LENGTH:
+        raise InvalidField(field, "is too long")
+    return value
+
+
+def _attribute_value(field: str, value: object) -> str:
+    if field == "display_name":
+        return normalize_name(value, field, max_length=DISPLAY_NAME_MAX_LENGTH)
+    return normalize_name(value, field)
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base of every task: all carry the username they act on."""
+
+    operation: ClassVar[Operation]
+    username: str
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON-ready fields of this task (what the envelope carries)."""
+        return asdict(self)
+
+    def _validated(self) -> dict[str, Any]:
+        return {"username": normalize_username(self.username)}
+
+
+@dataclass(frozen=True)
+class CreateUser(Task):
+    """Create the account, disabled, with the sealed password already set."""
+
+    operation: ClassVar[Operation] = Operation.CREATE_USER
+    given_name: str
+    surname: str
+    email: str
+    sealed_password: str
+
+    def _validated(self) -> dict[str, Any]:
+        return {
+            "username": normalize_username(self.username),
+            "given_name": normalize_name(self.given_name, "given_name"),
+            "surname": normalize_name(self.surname, "surname"),
+            "email": normalize_email(self.email),
+            "sealed_password": _sealed(self.sealed_password),
+        }
+
+
+@dataclass(frozen=True)
+class EnableUser(Task):
+    operation: ClassVar[Operation] = Operation.ENABLE_USER
+
+
+@dataclass(frozen=True)
+class DisableUser(Task):
+    operation: ClassVar[Operation] = Operation.DISABLE_USER
+
+
+@dataclass(frozen=True)
+class DeleteUser(Task):
+    operation: ClassVar[Operation] = Operation.DELETE_USER
+
+
+@dataclass(frozen=True)
+class SetPassword(Task):
+    operation: ClassVar[Operation] = Operation.SET_PASSWORD
+    sealed_password: str
+
+    def _validated(self) -> dict[str, Any]:
+        return {"username": normalize_username(self.username), "sealed_password": _sealed(self.sealed_password)}
+
+
+@dataclass(frozen=True)
+class UpdateAttributes(Task):
+    """Change allow-listed attributes; `attributes` maps contract field names to new values."""
+
+    operation: ClassVar[Operation] = Operation.UPDATE_ATTRIBUTES
+    attributes: dict[str, str]
+
+    def _validated(self) -> dict[str, Any]:
+        if not isinstance(self.attributes, dict) or not self.attributes:
+            raise InvalidField("attributes", "must be a non-empty mapping")
+        unknown = sorted(set(self.attributes) - set(UPDATABLE_ATTRIBUTES), key=str)
+        if unknown:
+            raise InvalidField("attributes", f"may only change {', '.join(UPDATABLE_ATTRIBUTES)}; refused: {', '.join(map(str, unknown))[:200]}")
+        return {
+            "username": normalize_username(self.username),
+            "attributes": {k: _attribute_value(k, v) for k, v in sorted(self.attributes.items())},
+        }
+
+
+TASK_TYPES: dict[Operation, type[Task]] = {
+    cls.operation: cls for cls in (CreateUser, EnableUser, DisableUser, UpdateAttributes, SetPassword, DeleteUser)
+}
+
+
+def validated(task: Task) -> Task:
+    """Return the task with every field normalised, or raise InvalidField naming the first bad one."""
+    return type(task)(**task._validated())
+
+
+def parse_payload(operation: Operation | str, payload: object) -> Task:
+    """Build and validate the task of `operation` from an envelope's payload.
+
+    Refuses unknown operations, missing or extra fields and invalid values.
+    """
+    try:
+        operation = Operation(operation)
+    except ValueError:
+        raise InvalidField("operation", "is not a known operation") from None
+    if not isinstance(payload, dict):
+        raise InvalidField("payload", "must be a mapping")
+    cls = TASK_TYPES[operation]
+    expected = {f.name for f in fields(cls)}
+    missing = sorted(expected - set(payload))
+    extra = sorted(set(payload) - expected, key=str)
+    if missing:
+        raise InvalidField(missing[0], "is required")
+    if extra:
+        raise InvalidField(str(extra[0])[:64], "is not a field of this task")
+    return validated(cls(**payload))

@@ -1,0 +1,65 @@
+"""How both sides reach the broker: AMQPS with mutual TLS and EXTERNAL login.
+
+The operator mounts the component's client certificate (from cert-manager)
+and sets these variables; the broker maps the certificate's common name to a
+RabbitMQ user, so no component holds a broker password.
+
+    ES4PS_BROKER_URL          amqps://<host>:5671/<vhost>
+    ES4PS_BROKER_CA_FILE      CA bundle that signed the broker's certificate
+    ES4PS_BROKER_CERT_FILE    this component's client certificate
+    ES4PS_BROKER_KEY_FILE     its private key
+    ES4PS_BROKER_SERVER_NAME  name to check in the broker's certificate (default: the URL's host)
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .tasks import PROVISIONING_QUEUE
+
+
+class TransportConfigError(ValueError):
+    """A broker setting is missing or malformed."""
+
+
+def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Celery settings shared by the portal and the workers, from the environment."""
+    try:
+        url = environ["ES4PS_BROKER_URL"]
+        ca_file = environ["ES4PS_BROKER_CA_FILE"]
+        cert_file = environ["ES4PS_BROKER_CERT_FILE"]
+        key_file = environ["ES4PS_BROKER_KEY_FILE"]
+    except KeyError as exc:
+        raise TransportConfigError(f"{exc.args[0]} is not set") from None
+    parts = urlsplit(url)
+    if parts.scheme != "amqps" or not parts.hostname:
+        raise TransportConfigError("ES4PS_BROKER_URL must be an amqps:// URL with a host")
+    if parts.username or parts.password:
+        raise TransportConfigError("ES4PS_BROKER_URL must not carry credentials: the client certificate logs in")
+    return {
+        "broker_url": url,
+        "broker_login_method": "EXTERNAL",
+        "broker_use_ssl": {
+            "ca_certs": ca_file,
+            "certfile": cert_file,
+            "keyfile": key_file,
+            "cert_reqs": ssl.CERT_REQUIRED,
+            # py-amqp checks the broker's host name only when this is given.
+            "server_hostname": environ.get("ES4PS_BROKER_SERVER_NAME") or parts.hostname,
+        },
+        "broker_connection_retry_on_startup": True,
+        "broker_heartbeat": 30,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_default_queue": PROVISIONING_QUEUE,
+        # Least privilege on the broker: no pidbox or event exchanges to declare.
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "enable_utc": True,
+    }

@@ -1,0 +1,98 @@
+"""Field rules shared by the portal (its forms) and the worker (before it touches the directory).
+
+Every value is normalised deliberately and visibly: usernames are ASCII and
+lower-cased, names and e-mail addresses are put in Unicode NFC form. Anything
+else that does not fit is refused with a message naming the field, never
+silently rewritten.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# sAMAccountName of a user object: at most 20 characters (the pre-Windows 2000
+# logon name). We allow a conservative ASCII subset that every client handles.
+USERNAME_MAX_LENGTH = 20
+# rangeUpper of givenName and sn in the AD schema.
+NAME_MAX_LENGTH = 64
+# rangeUpper of displayName.
+DISPLAY_NAME_MAX_LENGTH = 256
+EMAIL_MAX_LENGTH = 254
+# Accounts every Samba domain already has; a registration must never touch them.
+RESERVED_USERNAMES = frozenset({"administrator", "guest", "krbtgt", "defaultaccount", "admin", "root"})
+
+_USERNAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
+# Unicode categories refused in names: control, format (invisible), surrogates,
+# private use and unassigned code points.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+class InvalidField(ValueError):
+    """A field value breaks the contract. `field` names it, `message` says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _require_str(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidField(field, "must be a string")
+    return value
+
+
+def normalize_username(value: object, field: str = "username") -> str:
+    """Return the canonical username (stripped, ASCII lower case) or raise InvalidField."""
+    text = _require_str(field, value).strip()
+    if not text:
+        raise InvalidField(field, "is required")
+    if len(text) > USERNAME_MAX_LENGTH:
+        raise InvalidField(field, f"must be at most {USERNAME_MAX_LENGTH} characters (an Active Directory limit)")
+    if not text.isascii():
+        raise InvalidField(field, "may contain only the letters a-z, digits, '.', '-' and '_'")
+    text = text.lower()
+    if not _USERNAME_RE.fullmatch(text):
+        raise InvalidField(
+            field,
+            "may contain only the letters a-z, digits, '.', '-' and '_', and must start and end with a letter or digit",
+        )
+    if text.isdigit():
+        raise InvalidField(field, "must contain at least one letter")
+    if text in RESERVED_USERNAMES:
+        raise InvalidField(field, "is reserved")
+    return text
+
+
+def normalize_name(value: object, field: str, max_length: int = NAME_MAX_LENGTH, required: bool = True) -> str:
+    """Return a person's name in NFC form, stripped; refuse invisible or control characters."""
+    text = unicodedata.normalize("NFC", _require_str(field, value)).strip()
+    if not text:
+        if required:
+            raise InvalidField(field, "is required")
+        return text
+    if len(text) > max_length:
+        raise InvalidField(field, f"must be at most {max_length} characters")
+    for char in text:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise InvalidField(field, f"contains a control or invisible character (U+{ord(char):04X})")
+    return text
+
+
+def normalize_email(value: object, field: str = "email") -> str:
+    """Return an e-mail address in NFC form with its domain lower-cased.
+
+    Only the shape is checked here; which domains are allowed is the portal's decision.
+    """
+    text = unicodedata.normalize("NFC", _require_str(field, value)).strip()
+    if not text:
+        raise InvalidField(field, "is required")
+    if len(text) > EMAIL_MAX_LENGTH:
+        raise InvalidField(field, f"must be at most {EMAIL_MAX_LENGTH} characters")
+    local, sep, domain = text.rpartition("@")
+    if not sep or not local or not domain or "@" in local or len(local) > 64:
+        raise InvalidField(field, "is not an e-mail address")
+    if any(char.isspace() or unicodedata.category(char) in _REFUSED_CATEGORIES for char in text):
+        raise InvalidField(field, "contains a space, control or invisible character")
+    return f"{local}@{domain.lower()}"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds the Go tools of the local cluster from the modules pinned under tools/,
+# caches each build under $ES4PS_CACHE/bin/<tool>-<version>-<hash>/ and links the
+# binaries into .local/bin/. A build is reused while its inputs (go.mod, go.sum,
+# sources, Go version, flags) are unchanged, so a second clone does not rebuild.
+#
+#   hack/build-tools.sh            build/link every tool
+#   hack/build-tools.sh helm etcd  only these
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${ES4PS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/es4ps}
+bindir=$root/.local/bin
+mkdir -p "$cache/bin" "$bindir"
+export GOFLAGS=-trimpath GOTOOLCHAIN=local
+
+# module version required by a tool's go.mod, e.g. "v1.34.4"
+required_version() { awk -v m="$2" '$1 == "require" && $2 == m {print $3} $1 == m {print $2}' "$root/tools/$1/go.mod" | head -n1; }
+
+# tool -> "binary=package" pairs and ldflags
+plan() {
+  local k8s helm cm
+  case $1 in
+    kubernetes)
+      k8s=$(required_version kubernetes k8s.io/kubernetes)
+      local minor=${k8s#v1.}; minor=${minor%%.*}
+      ldflags="-s -w"
+      for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ldflags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+      done
+      targets="kube-apiserver=./cmd/kube-apiserver kube-controller-manager=./cmd/kube-controller-manager
+               kube-scheduler=./cmd/kube-scheduler kubelet=./cmd/kubelet kube-proxy=./cmd/kube-proxy"
+      version=$k8s ;;
+    etcd)
+      version=$(required_version etcd go.etcd.io/etcd/server/v3); ldflags="-s -w"; targets="etcd=." ;;
+    kwok)
+      version=$(required_version kwok sigs.k8s.io/kwok)
+      ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$version"; targets="kwok=sigs.k8s.io/kwok/cmd/kwok" ;;
+    helm)
+      helm=$(required_version helm helm.sh/helm/v3); version=$helm
+      # helm's own Makefile stamps the version and the Kubernetes minor it was built for
+      k8s=$(cd "$root/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)
+      local minor=${k8s#v0.}; minor=${minor%%.*}
+      ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm"
+      for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+      done
+      targets="helm=helm.sh/helm/v3/cmd/helm" ;;
+    cert-manager)
+      cm=$(required_version cert-manager github.com/cert-manager/cert-manager); version=$cm
+      ldflags="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$cm"
+      targets="cert-manager-controller=github.com/cert-manager/cert-manager/cmd/controller" ;;
+    coredns)
+      version=$(required_version coredns github.com/coredns/coredns); ldflags="-s -w"; targets="coredns=." ;;
+    *) echo "unknown tool: $1" >&2; return 1 ;;
+  esac
+}
+
+build_tool() {
+  local tool=$1 ldflags targets version
+  plan "$tool"
+  local src=$root/tools/$tool
+  local key
+  key=$( { go version; echo "$ldflags $targets"; cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
+  local dest=$cache/bin/$tool-$version-$key
+  if [ ! -f "$dest/.complete" ]; then
+    echo "building $tool $version (cached afterwards in $dest)" >&2
+    local tmp start=$SECONDS
+    tmp=$(mktemp -d "$cache/bin/.$tool.XXXXXX")
+    for t in $targets; do
+      (cd "$src" && go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
+    done
+    touch "$tmp/.complete"
+    rm -rf "$dest"; mv "$tmp" "$dest"
+    echo "built $tool in $((SECONDS - start)) s" >&2
+  fi
+  for t in $targets; do ln -sfn "$dest/${t%%=*}" "$bindir/${t%%=*}"; done
+}
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns)
+for tool in "${tools[@]}"; do
+  [ -d "$root/tools/$tool" ] || continue
+  build_tool "$tool"
+done

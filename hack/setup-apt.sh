@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs (idempotent). Services that
+# packages would start on install (rabbitmq-server, samba, docker, containerd)
+# are held back with a policy-rc.d, so nothing of ours keeps running.
+set -euo pipefail
+
+packages=(
+  # directory: Samba AD DC, its Python bindings and client tools
+  samba-ad-dc samba-ad-provision python3-samba krb5-user ldb-tools smbclient winbind attr
+  # broker
+  rabbitmq-server
+  # containers and the real node
+  docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat
+  # tests: headless browser, TLS tools, venv
+  chromium chromium-driver openssl python3-venv python3-dev ca-certificates curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then echo "setup-apt: need root to install: ${missing[*]}" >&2; exit 1; fi
+echo "installing Debian packages: ${missing[*]}" >&2
+
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; own_policy=1
+fi
+trap '[ -z "$own_policy" ] || rm -f "$policy"' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

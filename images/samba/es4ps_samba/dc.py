@@ -1,0 +1,371 @@
+"""The Samba AD DC entrypoint: `es4ps-samba-dc run | ready | live`.
+
+`run` provisions the domain (or joins an existing one) the first time, brings
+the settings it owns in smb.conf up to date on every start, and then replaces
+itself with `samba` in the foreground. Everything the DC writes lives under
+`ES4PS_DATA_DIR` (the StatefulSet's volume), so a restarted pod finds its
+domain again; a marker file written only after a successful provision or join
+tells a finished domain from a half-written one, which is cleared and redone.
+
+The configuration comes from the environment (see docs/interfaces.md).
+Secrets (the Administrator password) are read from files and handed to
+samba-tool inside this process, never on a command line that `ps` could show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Written after a successful provision or join; its absence means "start over".
+MARKER_NAME = ".es4ps-domain-ready"
+# What samba-tool writes under its target directory; cleared when a provision or join was cut short.
+_PROVISION_OUTPUT = ("etc", "private", "state", "cache", "bind-dns")
+LDAP_PORT = 389
+
+
+class ConfigError(ValueError):
+    """A required setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class DCConfig:
+    """The DC's settings, read from the environment by `from_env`."""
+
+    realm: str
+    netbios_name: str
+    hostname: str
+    data_dir: Path
+    admin_password_file: Path
+    host_ip: str = ""
+    interfaces: str = ""
+    dns_forwarder: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    role: str = "provision"
+    join_server: str = ""
+    # Extra smb.conf [global] options ("name = value" per line), applied on every start.
+    extra_options: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DCConfig:
+        """Read and check the ES4PS_* variables of the DC."""
+
+        def required(name: str) -> str:
+            value = environ.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"{name} is not set")
+            return value
+
+        realm = required("ES4PS_REALM").upper()
+        config = cls(
+            realm=realm,
+            netbios_name=environ.get("ES4PS_NETBIOS_NAME", "").strip().upper() or realm.split(".")[0],
+            hostname=required("ES4PS_DC_HOSTNAME").lower(),
+            data_dir=Path(environ.get("ES4PS_DATA_DIR", "").strip() or "/var/lib/samba"),
+            admin_password_file=Path(required("ES4PS_ADMIN_PASSWORD_FILE")),
+            host_ip=environ.get("ES4PS_HOST_IP", "").strip(),
+            interfaces=environ.get("ES4PS_INTERFACES", "").strip(),
+            dns_forwarder=environ.get("ES4PS_DNS_FORWARDER", "").strip(),
+            tls_cert_file=environ.get("ES4PS_TLS_CERT_FILE", "").strip(),
+            tls_key_file=environ.get("ES4PS_TLS_KEY_FILE", "").strip(),
+            tls_ca_file=environ.get("ES4PS_TLS_CA_FILE", "").strip(),
+            role=environ.get("ES4PS_DC_ROLE", "").strip() or "provision",
+            join_server=environ.get("ES4PS_JOIN_SERVER", "").strip(),
+            extra_options=environ.get("ES4PS_SAMBA_OPTIONS", ""),
+        )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Refuse settings samba-tool would choke on later, with a message naming the variable."""
+        if len(self.netbios_name) > 15:
+            raise ConfigError("ES4PS_NETBIOS_NAME must be at most 15 characters")
+        if len(self.hostname) > 15:
+            raise ConfigError("ES4PS_DC_HOSTNAME must be at most 15 characters (it is the DC's NetBIOS name)")
+        if self.role not in ("provision", "join"):
+            raise ConfigError("ES4PS_DC_ROLE must be 'provision' or 'join'")
+        if self.role == "join" and not self.join_server:
+            raise ConfigError("ES4PS_JOIN_SERVER is required when ES4PS_DC_ROLE is 'join'")
+        if self.host_ip:
+            try:
+                ipaddress.ip_address(self.host_ip)
+            except ValueError:
+                raise ConfigError("ES4PS_HOST_IP must be an IP address") from None
+        tls = [self.tls_cert_file, self.tls_key_file, self.tls_ca_file]
+        if any(tls) and not all(tls):
+            raise ConfigError("set all of ES4PS_TLS_CERT_FILE, ES4PS_TLS_KEY_FILE and ES4PS_TLS_CA_FILE, or none")
+        parse_options(self.extra_options)
+
+    @property
+    def smb_conf(self) -> Path:
+        return self.data_dir / "etc" / "smb.conf"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime state (pid files, sockets): cleared on every start, so stale pid files never block samba."""
+        return self.data_dir / "run"
+
+    @property
+    def marker(self) -> Path:
+        return self.data_dir / MARKER_NAME
+
+    @property
+    def bind_interfaces(self) -> str:
+        """What Samba listens on: ES4PS_INTERFACES, else loopback plus the advertised address."""
+        return self.interfaces or " ".join(filter(None, ["lo", self.host_ip]))
+
+    @property
+    def probe_address(self) -> str:
+        """Where the probes reach LDAP: the advertised address, else loopback."""
+        return self.host_ip or "127.0.0.1"
+
+    def admin_password(self) -> str:
+        try:
+            password = self.admin_password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read ES4PS_ADMIN_PASSWORD_FILE: {exc.strerror}") from None
+        if not password:
+            raise ConfigError("ES4PS_ADMIN_PASSWORD_FILE is empty")
+        return password
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """Parse "name = value" lines (blank lines and '#' comments ignored) into smb.conf options."""
+    options = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"ES4PS_SAMBA_OPTIONS: expected 'name = value', found {line[:80]!r}")
+        options[name.strip().lower()] = value.strip()
+    return options
+
+
+def managed_options(config: DCConfig) -> dict[str, str]:
+    """The smb.conf [global] options this entrypoint owns: set again on every start (they converge)."""
+    run_dir = config.run_dir
+    options = {
+        "interfaces": config.bind_interfaces,
+        "bind interfaces only": "yes",
+        # NT ACLs in user.* xattrs: no SYS_ADMIN capability needed (FACTS.md).
+        "acl_xattr:security_acl_name": "user.NTACL",
+        "pid directory": str(run_dir),
+        "ncalrpc dir": str(run_dir / "ncalrpc"),
+        "ntp signd socket directory": str(run_dir / "ntp_signd"),
+        "log file": str(config.data_dir / "log" / "log.%m"),
+    }
+    if config.dns_forwarder:
+        options["dns forwarder"] = config.dns_forwarder
+    if config.tls_cert_file:
+        tls_dir = config.data_dir / "private" / "tls"
+        options.update(
+            {
+                "tls enabled": "yes",
+                "tls certfile": str(tls_dir / "es4ps-cert.pem"),
+                "tls keyfile": str(tls_dir / "es4ps-key.pem"),
+                "tls cafile": str(tls_dir / "es4ps-ca.pem"),
+            }
+        )
+    options.update(parse_options(config.extra_options))
+    return options
+
+
+def set_global_options(smb_conf: Path, options: Mapping[str, str]) -> None:
+    """Set `options` in the [global] section of smb.conf, replacing earlier values of the same names."""
+    wanted = {name.lower(): value for name, value in options.items()}
+    kept: list[str] = []
+    section = ""
+    global_end = None
+    for line in smb_conf.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.lower()
+        elif section == "[global]" and "=" in stripped and stripped.partition("=")[0].strip().lower() in wanted:
+            continue  # written again below with the wanted value
+        kept.append(line)
+        if section == "[global]":
+            global_end = len(kept)
+    if global_end is None:
+        kept.insert(0, "[global]")
+        global_end = 1
+    kept[global_end:global_end] = [f"\t{name} = {value}" for name, value in wanted.items()]
+    temporary = smb_conf.with_suffix(".tmp")
+    temporary.write_text("\n".join(kept) + "\n")
+    temporary.replace(smb_conf)
+
+
+def install_tls_files(config: DCConfig) -> None:
+    """Copy the mounted certificate into private/tls with the modes Samba insists on.
+
+    Samba refuses a key file that is not mode 0600 and owned by its user
+    (CVE-2013-4476); a Secret volume does not always give that, so the files
+    are copied (again on every start, which also picks up a renewed certificate).
+    """
+    if not config.tls_cert_file:
+        return
+    tls_dir = config.data_dir / "private" / "tls"
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    for source, name, mode in (
+        (config.tls_cert_file, "es4ps-cert.pem", 0o644),
+        (config.tls_ca_file, "es4ps-ca.pem", 0o644),
+        (config.tls_key_file, "es4ps-key.pem", 0o600),
+    ):
+        target = tls_dir / name
+        temporary = target.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(Path(source).read_bytes())
+        os.chmod(temporary, mode)
+        temporary.replace(target)
+
+
+def _samba_tool(*args: str) -> None:
+    """Run a samba-tool command inside this process (its arguments may carry the admin password)."""
+    from samba.netcmd.main import cmd_sambatool
+
+    try:
+        status = cmd_sambatool()._run("samba-tool", *args)
+    except SystemExit as exc:
+        status = exc.code
+    if status not in (0, None):
+        raise SystemExit(f"es4ps-samba-dc: samba-tool {args[0]} {args[1]} failed (exit {status})")
+
+
+def _provision_options(config: DCConfig) -> list[str]:
+    """smb.conf options given to samba-tool, so the DC binds and writes only where we want from its first run."""
+    wanted = managed_options(config)
+    # The TLS files are installed after provisioning; samba-tool itself does not need them.
+    for name in ("tls enabled", "tls certfile", "tls keyfile", "tls cafile"):
+        wanted.pop(name, None)
+    return [f"--option={name}={value}" for name, value in wanted.items()]
+
+
+def provision(config: DCConfig) -> None:
+    """Create a new domain under the data directory."""
+    args = [
+        "domain",
+        "provision",
+        f"--targetdir={config.data_dir}",
+        f"--realm={config.realm}",
+        f"--domain={config.netbios_name}",
+        f"--host-name={config.hostname}",
+        "--server-role=dc",
+        "--dns-backend=SAMBA_INTERNAL",
+        "--use-rfc2307",
+        f"--adminpass={config.admin_password()}",
+        *_provision_options(config),
+    ]
+    if config.host_ip:
+        args.append(f"--host-ip={config.host_ip}")
+    _samba_tool(*args)
+
+
+def join(config: DCConfig) -> None:
+    """Join the existing domain served by ES4PS_JOIN_SERVER as an additional DC (replicates its data)."""
+    _samba_tool(
+        "domain",
+        "join",
+        config.realm,
+        "DC",
+        f"--targetdir={config.data_dir}",
+        f"--server={config.join_server}",
+        f"--realm={config.realm}",
+        f"--workgroup={config.netbios_name}",
+        f"--option=netbios name={config.hostname.upper()}",
+        "--dns-backend=SAMBA_INTERNAL",
+        "--username=Administrator",
+        f"--password={config.admin_password()}",
+        *_provision_options(config),
+    )
+
+
+def prepare(config: DCConfig) -> None:
+    """Provision or join once, then converge smb.conf and the TLS files (safe to run on every start)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if not config.marker.exists():
+        # A provision or join that was cut short leaves a partial sam.ldb behind: start over.
+        for name in _PROVISION_OUTPUT:
+            shutil.rmtree(config.data_dir / name, ignore_errors=True)
+        (config.data_dir / "log").mkdir(exist_ok=True)
+        shutil.rmtree(config.run_dir, ignore_errors=True)
+        config.run_dir.mkdir()
+        if config.role == "join":
+            join(config)
+        else:
+            provision(config)
+        config.marker.write_text(f"{config.role} {config.realm} {config.hostname}\n")
+    shutil.rmtree(config.run_dir, ignore_errors=True)
+    config.run_dir.mkdir()
+    (config.data_dir / "log").mkdir(exist_ok=True)
+    install_tls_files(config)
+    set_global_options(config.smb_conf, managed_options(config))
+
+
+def ldap_answers(address: str, timeout_s: float) -> bool:
+    """True when the DC at `address` accepts a TCP connection on the LDAP port."""
+    try:
+        with socket.create_connection((address, LDAP_PORT), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def ready(config: DCConfig) -> bool:
+    """Readiness: the domain is provisioned and LDAP serves the root DSE."""
+    if not config.marker.exists() or not ldap_answers(config.probe_address, 2):
+        return False
+    import samba
+    from samba.credentials import Credentials
+    from samba.param import LoadParm
+
+    lp = LoadParm()
+    lp.load(str(config.smb_conf))
+    credentials = Credentials()
+    credentials.set_anonymous()
+    try:
+        connection = samba.Ldb(f"ldap://{config.probe_address}", lp=lp, credentials=credentials)
+        result = connection.search(base="", scope=samba.ldb.SCOPE_BASE, attrs=["dnsHostName", "isSynchronized"])
+    except Exception:  # any failure means "not ready", the probe says no more
+        return False
+    return len(result) == 1 and str(result[0].get("isSynchronized", idx=0)).upper() == "TRUE"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="es4ps-samba-dc", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run", "prepare", "ready", "live"])
+    args = parser.parse_args(argv)
+    try:
+        config = DCConfig.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"es4ps-samba-dc: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "ready":
+        return 0 if ready(config) else 1
+    if args.command == "live":
+        return 0 if ldap_answers(config.probe_address, 5) else 1
+    try:
+        prepare(config)
+    except (ConfigError, OSError) as exc:
+        print(f"es4ps-samba-dc: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "prepare":
+        return 0
+    sys.stdout.flush()
+    # samba in the foreground, logging to stdout; it becomes this process (signals reach it directly).
+    os.execvp("samba", ["samba", "--interactive", f"--configfile={config.smb_conf}"])  # noqa: S606
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Session fixtures that start the real services (`from support.service_fixtures import *` in tests/conftest.py).
+
+- `test_ca`: a throwaway CA; `test_ca.issue(name, cn, server_names=..., client=...)` writes ca.crt, tls.crt, tls.key
+- `rabbitmq`: RabbitMQ with only a TLS listener, client certificates required, EXTERNAL login;
+  `rabbitmq.portal_env` / `rabbitmq.worker_env` are the ES4PS_BROKER_* variables of each side
+- `samba_dc`: a Samba AD DC provisioned by `es4ps-samba-dc run` on its own loopback address;
+  `samba_dc.worker_env` / `samba_dc.portal_env`, `.realm`, `.ldap_url`, `.ldaps_url`, `.ca_file`, `.admin_password`
+- `contract_keys`: sealing and signing key pairs as files; `.portal_env` / `.worker_env`
+- `portal_env`, `worker_env`: everything each side needs, merged (add them to a subprocess environment)
+- `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
+
+A service that does not come up fails the test with the tail of its log; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .services import ContractKeys, DirectoryWorker, RabbitMQ, SambaDC, ServiceError, ThrowawayCA
+
+__all__ = [
+    "contract_keys",
+    "directory_worker",
+    "portal_env",
+    "rabbitmq",
+    "samba_dc",
+    "test_ca",
+    "worker_env",
+]
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return ThrowawayCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[RabbitMQ]:
+    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"), test_ca)
+    try:
+        broker.start()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[SambaDC]:
+    dc = SambaDC(tmp_path_factory.mktemp("samba"), test_ca)
+    try:
+        dc.start()
+    except ServiceError as exc:
+        dc.close()
+        pytest.fail(str(exc), pytrace=False)
+    yield dc
+    dc.close()
+
+
+@pytest.fixture(scope="session")
+def contract_keys(tmp_path_factory: pytest.TempPathFactory) -> ContractKeys:
+    return ContractKeys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def portal_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKeys) -> dict[str, str]:
+    """The broker, directory and key variables of the portal."""
+    return {**rabbitmq.portal_env, **samba_dc.portal_env, **contract_keys.portal_env}
+
+
+@pytest.fixture(scope="session")
+def worker_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKeys) -> dict[str, str]:
+    """The broker, directory and key variables of a directory worker."""
+    return {**rabbitmq.worker_env, **samba_dc.worker_env, **contract_keys.worker_env}
+
+
+@pytest.fixture(scope="session")
+def directory_worker(tmp_path_factory: pytest.TempPathFactory, worker_env: dict[str, str]) -> Iterator[DirectoryWorker]:
+    worker = DirectoryWorker(tmp_path_factory.mktemp("worker"), worker_env)
+    try:
+        worker.start()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield worker
+    worker.stop()

@@ -29,7 +29,8 @@ plan() {
         ldflags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
       done
       targets="kube-apiserver=./cmd/kube-apiserver kube-controller-manager=./cmd/kube-controller-manager
-               kube-scheduler=./cmd/kube-scheduler kubelet=./cmd/kubelet kube-proxy=./cmd/kube-proxy"
+               kube-scheduler=./cmd/kube-scheduler kubelet=./cmd/kubelet kube-proxy=./cmd/kube-proxy
+               kubectl=./cmd/kubectl"
       version=$k8s ;;
     etcd)
       version=$(required_version etcd go.etcd.io/etcd/server/v3); ldflags="-s -w"; targets="etcd=." ;;

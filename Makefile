@@ -1,0 +1,61 @@
+# ES4PS for Kubernetes. `make help` lists the targets.
+#
+# The two commands of the README:  make demo   (the main job)
+#                                  make test   (every test; what .ci/run calls)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export PATH := $(CURDIR)/.local/bin:$(PATH)
+export KUBECONFIG := $(CURDIR)/.local/kubeconfig
+PYTHON := $(CURDIR)/.venv/bin/python
+NODE ?= kwok
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## install Debian packages, the venv and the Go-built tools (idempotent, cached)
+	@hack/setup-apt.sh
+	@hack/setup-venv.sh
+	@hack/build-tools.sh
+
+.PHONY: cluster
+cluster: setup ## start the local cluster in the background (NODE=kwok)
+	@$(PYTHON) hack/cluster.py up --node $(NODE)
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster (only the processes it recorded) and wipe its data
+	@$(PYTHON) hack/cluster.py down
+
+.PHONY: cluster-status
+cluster-status: ## say whether the local cluster runs
+	@$(PYTHON) hack/cluster.py status
+
+.PHONY: test
+test: setup ## run every test (unit and integration) with pytest
+	@$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: ## run only the unit tests (no services)
+	@$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: ## ruff over the Python code
+	@$(PYTHON) -m ruff check .
+
+.PHONY: third-party
+third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned modules
+	@hack/update-third-party.sh
+
+.PHONY: demo
+demo: setup ## the main job: start the local cluster and show what runs
+	@$(PYTHON) hack/cluster.py up --node $(NODE)
+	@kubectl get nodes -o wide
+	@echo "The local cluster is up; KUBECONFIG=$(KUBECONFIG). Stop it with: make demo-down"
+
+.PHONY: demo-down
+demo-down: cluster-down ## stop everything `make demo` started

@@ -1,0 +1,114 @@
+"""The local Kubernetes cluster for tests: a session fixture and helpers to act on it as a user would.
+
+The fixture reuses a cluster started by `make cluster`; otherwise it starts one
+(hack/cluster.py, the same code) and stops it at the end of the session.
+If it cannot start, every test that needs it fails with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "hack"))
+from cluster import BIN, Cluster, ClusterError  # noqa: E402
+
+
+@dataclass
+class KubeCluster:
+    """A running cluster, driven through kubectl and helm like a user would."""
+
+    kubeconfig: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for subprocesses that act on this cluster (KUBECONFIG, our tools first on PATH)."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+    def run(self, *argv: str, input: str | None = None, check: bool = True, timeout: float = 120):
+        """Run a command (kubectl, helm, ...) against the cluster; fail the test with its output on error."""
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, env=self.env, timeout=timeout)
+        if check and proc.returncode != 0:
+            pytest.fail(f"`{' '.join(argv)}` exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
+        return self.run("kubectl", *args, input=input, check=check, timeout=timeout)
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 300):
+        return self.run("helm", *args, check=check, timeout=timeout)
+
+    def apply(self, manifest: str | Path, namespace: str | None = None, server_side: bool = True):
+        """Apply YAML text or a file, as `kubectl apply` would."""
+        args = ["apply"] + (["--server-side"] if server_side else [])
+        if namespace:
+            args += ["-n", namespace]
+        if isinstance(manifest, Path):
+            return self.kubectl(*args, "-f", str(manifest))
+        return self.kubectl(*args, "-f", "-", input=manifest)
+
+    def get(self, kind: str, name: str | None = None, namespace: str | None = None, check: bool = True) -> dict:
+        """The object (or list) as a dict; {} when it does not exist and check is False."""
+        args = ["get", kind] + ([name] if name else []) + (["-n", namespace] if namespace else []) + ["-o", "json"]
+        proc = self.kubectl(*args, check=check)
+        return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+    def wait_for(self, kind: str, name: str, condition: str = "Ready", namespace: str | None = None,
+                 timeout: float = 120) -> dict:
+        """Wait until the object has `condition` True (kubectl wait); return the object."""
+        ns = ["-n", namespace] if namespace else []
+        deadline = time.monotonic() + timeout
+        # kubectl wait fails at once on an object that does not exist yet
+        while not self.get(kind, name, namespace, check=False):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{kind}/{name} did not appear within {timeout:.0f} s")
+            time.sleep(0.5)
+        remaining = max(1, int(deadline - time.monotonic()))
+        self.kubectl("wait", f"--for=condition={condition}", f"--timeout={remaining}s", kind, name, *ns,
+                     timeout=remaining + 10)
+        return self.get(kind, name, namespace)
+
+    def eventually(self, probe, timeout: float = 60, interval: float = 0.5, message: str = "condition"):
+        """Call probe() until it returns a truthy value; fail the test after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"{message} not reached within {timeout:.0f} s")
+            time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> KubeCluster:
+    """The local cluster (KWOK nodes + cert-manager), started for this session unless already up."""
+    local = Cluster()
+    started = False
+    if not local.healthy():
+        try:
+            local.up()
+        except ClusterError as exc:
+            pytest.fail(f"the local cluster could not start: {exc}", pytrace=False)
+        started = True
+    yield KubeCluster(local.kubeconfig)
+    if started and os.environ.get("ES4PS_KEEP_CLUSTER") != "1":
+        local.down()
+
+
+@pytest.fixture
+def namespace(cluster: KubeCluster) -> str:
+    """A fresh namespace for one test, deleted afterwards (without waiting for it to go)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -1,0 +1,20 @@
+// Command kubectl is the upstream kubectl of the pinned Kubernetes version, so the
+// client matches the local cluster's minor version (the machine's kubectl is older).
+package main
+
+import (
+	"os"
+
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
+)
+
+func main() {
+	logs.GlogSetter(cmd.GetLogVerbosity(os.Args)) //nolint:errcheck
+	if err := cli.RunNoErrOutput(cmd.NewDefaultKubectlCommand()); err != nil {
+		util.CheckErr(err)
+	}
+}

@@ -51,6 +51,9 @@ plan() {
       cm=$(required_version cert-manager github.com/cert-manager/cert-manager); version=$cm
       ldflags="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$cm"
       targets="cert-manager-controller=github.com/cert-manager/cert-manager/cmd/controller" ;;
+    pause)
+      # the node's sandbox image: a static binary, no module to pin
+      version=v1; ldflags="-s -w"; targets="pause=."; cgo=0 ;;
     coredns)
       version=$(required_version coredns github.com/coredns/coredns); ldflags="-s -w"; targets="coredns=." ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
@@ -58,18 +61,18 @@ plan() {
 }
 
 build_tool() {
-  local tool=$1 ldflags targets version
+  local tool=$1 ldflags targets version cgo=
   plan "$tool"
   local src=$root/tools/$tool
   local key
-  key=$( { go version; echo "$ldflags $targets"; cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
+  key=$( { go version; echo "$ldflags $targets${cgo:+ cgo=$cgo}"; cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
   local dest=$cache/bin/$tool-$version-$key
   if [ ! -f "$dest/.complete" ]; then
     echo "building $tool $version (cached afterwards in $dest)" >&2
     local tmp start=$SECONDS
     tmp=$(mktemp -d "$cache/bin/.$tool.XXXXXX")
     for t in $targets; do
-      (cd "$src" && go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
+      (cd "$src" && env ${cgo:+CGO_ENABLED=$cgo} go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
     done
     touch "$tmp/.complete"
     rm -rf "$dest"; mv "$tmp" "$dest"
@@ -79,7 +82,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause)
 for tool in "${tools[@]}"; do
   [ -d "$root/tools/$tool" ] || continue
   build_tool "$tool"

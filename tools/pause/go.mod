@@ -1,0 +1,3 @@
+module es4ps.io/tools/pause
+
+go 1.24.0

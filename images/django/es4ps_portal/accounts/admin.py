@@ -1,0 +1,91 @@
+"""Django admin for staff: users with their verification and directory state, and the task history."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from .models import ProvisioningTask, User
+
+
+class EmailVerifiedFilter(admin.SimpleListFilter):
+    title = "e-mail verified"
+    parameter_name = "verified"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "yes"), ("no", "no")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(email_verified_at__isnull=self.value() == "no")
+        return queryset
+
+
+class ProvisioningTaskInline(admin.TabularInline):
+    model = ProvisioningTask
+    fields = ("operation", "state", "reason", "worker", "created_at", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("-created_at",)
+    show_change_link = True
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "email_verified",
+        "directory_state",
+        "is_staff",
+        "date_joined",
+    )
+    list_filter = (EmailVerifiedFilter, "directory_state", "is_staff", "is_active")
+    search_fields = ("username", "email", "first_name", "last_name")
+    ordering = ("-date_joined",)
+    readonly_fields = ("email_verified_at", "directory_state", "last_login", "date_joined")
+    inlines = [ProvisioningTaskInline]
+    directory_fieldsets = (
+        (None, {"fields": ("username",)}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("State", {"fields": ("email_verified_at", "directory_state", "is_active", "last_login", "date_joined")}),
+    )
+
+    @admin.display(boolean=True, description="e-mail verified", ordering="email_verified_at")
+    def email_verified(self, user: User) -> bool:
+        return user.is_email_verified
+
+    def get_fieldsets(self, request, obj=None):
+        # People with a directory account have no local password: the directory owns it.
+        if obj is not None and obj.directory_state:
+            return self.directory_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Edits here would not reach the directory; people change their data in the portal.
+        if obj is not None and obj.directory_state:
+            return [field for _name, options in self.directory_fieldsets for field in options["fields"]]
+        return super().get_readonly_fields(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None and obj.directory_state else []
+
+
+@admin.register(ProvisioningTask)
+class ProvisioningTaskAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "user", "operation", "state", "reason", "worker", "finished_at")
+    list_filter = ("state", "operation", "created_at")
+    search_fields = ("user__username", "user__email", "task_id", "reason")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("task_id", "user", "operation", "state", "reason", "worker", "created_at", "finished_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "es4ps_portal.accounts"
+    label = "accounts"
+    verbose_name = "Accounts"

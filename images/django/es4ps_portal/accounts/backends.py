@@ -1,0 +1,38 @@
+"""Authentication backends: staff with local passwords, everybody else against the directory."""
+
+from __future__ import annotations
+
+from django.contrib.auth.backends import ModelBackend
+from es4ps_contract.validation import InvalidField, normalize_username
+
+from . import directory
+from .models import User
+
+
+class StaffBackend(ModelBackend):
+    """Django's password check, for staff only: end users have no local password."""
+
+    def user_can_authenticate(self, user) -> bool:
+        return user.is_staff and super().user_can_authenticate(user)
+
+
+class DirectoryBackend(ModelBackend):
+    """Checks the password with an LDAP bind to the DC, for users whose e-mail address is verified.
+
+    Raises directory.DirectoryUnavailable when the DC cannot answer, so the
+    form can say so instead of claiming the password is wrong.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if not username or not password:
+            return None
+        try:
+            username = normalize_username(username)
+        except InvalidField:
+            return None
+        user = User.objects.filter(username=username, is_active=True).first()
+        if user is None or not user.is_email_verified:
+            return None
+        if directory.check_password(user.username, password):
+            return user
+        return None

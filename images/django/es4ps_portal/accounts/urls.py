@@ -1,0 +1,22 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("register/", views.register, name="register"),
+    path("status/", views.status, name="status"),
+    path("status.json", views.status_json, name="status-json"),
+    path("verify/code/", views.verify_code, name="verify-code"),
+    path("verify/resend/", views.resend, name="resend"),
+    path("verify/", views.verify_link, name="verify-link"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", views.account, name="account"),
+    path("account/password/", views.password_change, name="password-change"),
+    path("password/reset/", views.password_reset, name="password-reset"),
+    path("password/reset/confirm/", views.password_reset_confirm, name="reset-confirm"),
+]

@@ -1,0 +1,318 @@
+"""Views of the portal: short, with the work done in forms, `provisioning`, `tokens` and `mail`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from es4ps_portal.broker import PublishError
+
+from . import mail, provisioning, ratelimit, tokens
+from .forms import (
+    RATE_LIMITED,
+    CodeForm,
+    LoginForm,
+    PasswordChangeForm,
+    ProfileForm,
+    RegistrationForm,
+    ResetPasswordForm,
+    ResetRequestForm,
+)
+from .models import EmailToken, User
+
+# The account whose status this browser follows without being signed in (after registering or verifying).
+STATUS_SESSION_KEY = "es4ps.status_user"
+UNAVAILABLE = "We cannot reach the directory service right now. Nothing was changed; please try again in a few minutes."
+PASSWORD_FIELDS = ("new_password1", "new_password2", "current_password", "password")
+
+
+def _follow(request: HttpRequest, user: User) -> None:
+    request.session[STATUS_SESSION_KEY] = user.pk
+
+
+def _status_user(request: HttpRequest) -> User | None:
+    if request.user.is_authenticated and request.user.directory_state:
+        return request.user
+    pk = request.session.get(STATUS_SESSION_KEY)
+    return User.objects.filter(pk=pk).first() if pk else None
+
+
+def _token_param(request: HttpRequest) -> str:
+    """The mailed token: in the link's query string, then in the confirming form's hidden field."""
+    source = request.POST if request.method == "POST" else request.GET
+    return source.get("token", "")[:100]
+
+
+def _directory_user_required(view):
+    """Signed in, with a directory account (staff-only accounts are managed in the admin)."""
+
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.user.directory_state:
+            return redirect("admin:index")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("accounts:account" if request.user.is_authenticated else "accounts:register")
+
+
+@never_cache
+@sensitive_post_parameters(*PASSWORD_FIELDS)
+@require_http_methods(["GET", "POST"])
+def register(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "accounts/register.html", {"form": RegistrationForm()})
+    form = RegistrationForm(request.POST)
+    email = request.POST.get("email", "")
+    try:
+        ratelimit.check("register", request, email)
+    except ratelimit.RateLimited as exc:
+        return render(request, "accounts/register.html", {"form": form, "rate_limited": exc.message}, status=429)
+    ratelimit.hit("register", request, email)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = provisioning.register(
+                data["username"], data["email"], data["first_name"], data["last_name"], data["new_password1"]
+            )
+        except PublishError:
+            form.add_error(None, UNAVAILABLE)
+        except IntegrityError:
+            form.add_error(None, "This username or address was taken a moment ago. Please choose another one.")
+        else:
+            _follow(request, user)
+            if not mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
+                messages.warning(request, "We could not send the mail just now. Use “Send the mail again” below.")
+            return redirect("accounts:status")
+    return render(request, "accounts/register.html", {"form": form}, status=400)
+
+
+@never_cache
+@require_GET
+def status(request: HttpRequest) -> HttpResponse:
+    user = _status_user(request)
+    if user is None:
+        messages.info(request, "Sign in to see the status of your account.")
+        return redirect("accounts:login")
+    context = {"status": provisioning.account_status(user), "account": user, "code_form": CodeForm()}
+    return render(request, "accounts/status.html", context)
+
+
+@never_cache
+@require_GET
+def status_json(request: HttpRequest) -> JsonResponse:
+    user = _status_user(request)
+    if user is None:
+        return JsonResponse({"error": "no account to show; sign in first"}, status=404)
+    return JsonResponse(provisioning.account_status(user))
+
+
+def _verify(request: HttpRequest, record: EmailToken) -> bool:
+    """Use a checked verification token: mark the address verified and publish "enable user"."""
+    try:
+        with transaction.atomic():
+            tokens.use(record)
+            provisioning.mark_email_verified(record.user)
+    except tokens.TokenError as exc:
+        messages.error(request, str(exc))
+        return False
+    except PublishError:
+        messages.error(request, UNAVAILABLE)
+        return False
+    _follow(request, record.user)
+    messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
+    return True
+
+
+@never_cache
+@require_POST
+def verify_code(request: HttpRequest) -> HttpResponse:
+    user = _status_user(request)
+    if user is None:
+        return redirect("accounts:login")
+    form = CodeForm(request.POST)
+    try:
+        ratelimit.check("verify", request, user.username)
+    except ratelimit.RateLimited as exc:
+        messages.error(request, exc.message)
+        return redirect("accounts:status")
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["code"]))
+        return redirect("accounts:status")
+    try:
+        record = tokens.check_code(user, form.cleaned_data["code"], EmailToken.Purpose.VERIFY_EMAIL)
+    except tokens.TokenError as exc:
+        ratelimit.hit("verify", request, user.username)
+        messages.error(request, str(exc))
+        return redirect("accounts:status")
+    _verify(request, record)
+    return redirect("accounts:status")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def verify_link(request: HttpRequest) -> HttpResponse:
+    """GET shows a button, POST verifies: mail scanners that fetch links must not use up the token."""
+    token = _token_param(request)
+    try:
+        ratelimit.check("verify", request)
+        record = tokens.peek(token, EmailToken.Purpose.VERIFY_EMAIL)
+    except (ratelimit.RateLimited, tokens.TokenError) as exc:
+        if isinstance(exc, tokens.TokenError):
+            ratelimit.hit("verify", request)
+        status_code = 429 if isinstance(exc, ratelimit.RateLimited) else 400
+        return render(request, "accounts/verify.html", {"error": str(exc)}, status=status_code)
+    if request.method == "GET":
+        return render(request, "accounts/verify.html", {"account": record.user, "token": token})
+    if _verify(request, record):
+        return redirect("accounts:status")
+    return render(request, "accounts/verify.html", {"error": "The address could not be confirmed."}, status=400)
+
+
+@never_cache
+@require_POST
+def resend(request: HttpRequest) -> HttpResponse:
+    user = _status_user(request)
+    if user is None:
+        return redirect("accounts:login")
+    if user.is_email_verified:
+        messages.info(request, "Your e-mail address is confirmed already.")
+        return redirect("accounts:status")
+    sent_at = tokens.latest_sent_at(user, EmailToken.Purpose.VERIFY_EMAIL)
+    if sent_at is not None:
+        wait = sent_at + timedelta(seconds=settings.RESEND_COOLDOWN_S) - timezone.now()
+        if wait.total_seconds() > 0:
+            messages.error(
+                request, f"We sent a mail a moment ago. You can ask again in {int(wait.total_seconds()) + 1} seconds."
+            )
+            return redirect("accounts:status")
+    if mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
+        messages.success(request, f"We sent a new mail to {user.email}. Earlier links no longer work.")
+    else:
+        messages.error(request, "We could not send the mail just now. Please try again in a few minutes.")
+    return redirect("accounts:status")
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.has_error("__all__", RATE_LIMITED):
+            response.status_code = 429
+        return response
+
+
+@never_cache
+@_directory_user_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = ProfileForm(request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name})
+    if request.method == "POST" and form.is_valid():
+        first_name, last_name = form.cleaned_data["first_name"], form.cleaned_data["last_name"]
+        if (first_name, last_name) == (user.first_name, user.last_name):
+            messages.info(request, "Nothing changed.")
+            return redirect("accounts:account")
+        try:
+            provisioning.update_names(user, first_name, last_name)
+        except PublishError:
+            form.add_error(None, UNAVAILABLE)
+        else:
+            messages.success(request, "Your name is being updated in the directory.")
+            return redirect("accounts:status")
+    return render(request, "accounts/account.html", {"form": form, "status": provisioning.account_status(user)})
+
+
+@never_cache
+@sensitive_post_parameters(*PASSWORD_FIELDS)
+@_directory_user_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.user, request, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            provisioning.set_password(request.user, form.cleaned_data["new_password1"])
+        except PublishError:
+            form.add_error(None, UNAVAILABLE)
+        else:
+            messages.success(request, "Your new password is being set. It works once the task below is done.")
+            return redirect("accounts:status")
+    status_code = 429 if form.has_error("__all__", RATE_LIMITED) else 200
+    return render(request, "accounts/password_change.html", {"form": form}, status=status_code)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def password_reset(request: HttpRequest) -> HttpResponse:
+    form = ResetRequestForm(request.POST or None)
+    if request.method == "GET":
+        return render(request, "accounts/password_reset.html", {"form": form})
+    email = request.POST.get("email", "")
+    try:
+        ratelimit.check("reset", request, email)
+    except ratelimit.RateLimited as exc:
+        return render(request, "accounts/password_reset.html", {"form": form, "rate_limited": exc.message}, status=429)
+    ratelimit.hit("reset", request, email)
+    if not form.is_valid():
+        return render(request, "accounts/password_reset.html", {"form": form}, status=400)
+    user = User.objects.filter(
+        email__iexact=form.cleaned_data["email"],
+        email_verified_at__isnull=False,
+        directory_state=User.DirectoryState.ENABLED,
+    ).first()
+    # The same answer whether or not the account exists: the page must not reveal who is registered.
+    if user is not None:
+        mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.RESET_PASSWORD))
+    return render(request, "accounts/password_reset_sent.html", {"email": form.cleaned_data["email"]})
+
+
+@never_cache
+@sensitive_post_parameters(*PASSWORD_FIELDS)
+@require_http_methods(["GET", "POST"])
+def password_reset_confirm(request: HttpRequest) -> HttpResponse:
+    token = _token_param(request)
+    try:
+        ratelimit.check("reset", request)
+        record = tokens.peek(token, EmailToken.Purpose.RESET_PASSWORD)
+    except (ratelimit.RateLimited, tokens.TokenError) as exc:
+        status_code = 429 if isinstance(exc, ratelimit.RateLimited) else 400
+        return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=status_code)
+    form = ResetPasswordForm(record.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                tokens.use(record)
+                provisioning.set_password(record.user, form.cleaned_data["new_password1"])
+        except tokens.TokenError as exc:
+            return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)
+        except PublishError:
+            form.add_error(None, UNAVAILABLE)
+        else:
+            _follow(request, record.user)
+            messages.success(request, "Your new password is being set. It works once the task below is done.")
+            return redirect("accounts:status")
+    context = {"form": form, "account": record.user, "token": token}
+    return render(request, "accounts/password_reset_confirm.html", context)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form arrived without a valid CSRF token (e.g. an old tab, or cookies blocked)."""
+    return render(request, "403_csrf.html", status=403)

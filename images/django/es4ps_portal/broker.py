@@ -1,0 +1,91 @@
+"""The portal's side of the broker: a Celery app that publishes signed tasks and consumes result events.
+
+The broker settings (ES4PS_BROKER_* in Django's settings) become Celery
+settings through the task contract (`es4ps_contract.transport`) the first
+time they are needed, so commands that do not talk to the broker (`migrate`,
+`collectstatic`) run without them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import Reject
+from django.conf import settings
+from django.db import DatabaseError
+from es4ps_contract.events import ResultEvent
+from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME
+from es4ps_contract.transport import TransportConfigError, celery_settings
+from kombu.exceptions import KombuError
+
+logger = logging.getLogger(__name__)
+
+app = Celery("es4ps_portal", set_as_current=False)
+
+_PORTAL_CELERY_SETTINGS = {
+    # A registration is answered only once the broker has taken its task:
+    # with publisher confirms a refused or lost publish raises instead of vanishing.
+    "broker_transport_options": {"confirm_publish": True},
+    "broker_connection_timeout": 5,
+    "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
+    "worker_prefetch_multiplier": 8,
+    "worker_hijack_root_logger": False,
+}
+
+
+class PublishError(RuntimeError):
+    """A task could not be handed to the broker. The message never carries task content."""
+
+
+@functools.cache
+def configured_app() -> Celery:
+    """The Celery app with the broker settings applied; raises TransportConfigError when they are missing."""
+    app.conf.update(celery_settings(settings.BROKER_ENVIRON))
+    app.conf.update(_PORTAL_CELERY_SETTINGS)
+    return app
+
+
+def publish(task_name: str, envelope: dict[str, Any], task_id: str) -> None:
+    """Publish one signed task envelope to the provisioning queue and wait for the broker's confirmation."""
+    try:
+        configured_app().send_task(task_name, args=[envelope], task_id=task_id, queue=PROVISIONING_QUEUE)
+    except TransportConfigError as exc:
+        raise PublishError(f"the broker is not configured: {exc}") from None
+    except (KombuError, OSError) as exc:
+        logger.error("publishing task %s (%s) failed: %s", task_id, task_name, type(exc).__name__)
+        raise PublishError("the broker did not take the task") from None
+
+
+def connection_error() -> str | None:
+    """Why the broker cannot be reached right now, or None when a connection opens."""
+    try:
+        with configured_app().connection_for_write() as connection:
+            connection.connect()
+    except TransportConfigError as exc:
+        return f"broker: {exc}"
+    except (KombuError, OSError) as exc:
+        return f"broker: {type(exc).__name__}"
+    return None
+
+
+@app.task(name=RESULT_TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def record_result(message: object) -> None:
+    """Record one result event from a directory worker (the consumer's only task)."""
+    from es4ps_portal.accounts.provisioning import record_result_event
+
+    try:
+        event = ResultEvent.from_message(message)
+    except ValueError as exc:
+        # A malformed event can never be recorded; requeueing it would loop forever.
+        logger.warning("dropping a malformed result event: %s", exc)
+        return
+    try:
+        record_result_event(event)
+    except DatabaseError as exc:
+        logger.error("cannot record the result of task %s yet: %s", event.task_id, type(exc).__name__)
+        time.sleep(2)  # do not spin while the database is away
+        raise Reject("database unavailable", requeue=True) from None

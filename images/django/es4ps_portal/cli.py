@@ -1,0 +1,127 @@
+"""The portal's entrypoint, the same in the image and in tests.
+
+    es4ps-portal serve      migrate, create the cache table, collect static files,
+                            create or update the staff superuser, then exec gunicorn
+    es4ps-portal consume    wait for the schema, then consume result events
+    es4ps-portal manage ... Django's management commands
+
+Every step of `serve` is idempotent, so a restart (or a crash half-way) converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+
+import django
+from django.conf import settings
+from django.core.management import call_command, execute_from_command_line
+from es4ps_contract.tasks import RESULTS_QUEUE
+
+from es4ps_portal.environment import integer, secret_from_file
+
+logger = logging.getLogger("es4ps_portal.cli")
+USAGE = "usage: es4ps-portal serve | consume | manage <django command> [args]"
+
+
+def ensure_superuser() -> None:
+    """Create the staff superuser named in the environment, or bring it in line (password, flags)."""
+    username = os.environ.get("ES4PS_SUPERUSER_USERNAME", "").strip()
+    if not username:
+        return
+    from es4ps_portal.accounts.models import User
+
+    password = secret_from_file("ES4PS_SUPERUSER_PASSWORD_FILE")
+    user, created = User.objects.get_or_create(username=username)
+    user.email = os.environ.get("ES4PS_SUPERUSER_EMAIL", "").strip() or user.email
+    user.is_staff = user.is_superuser = user.is_active = True
+    if created or not user.check_password(password):
+        user.set_password(password)
+    user.save()
+    logger.info("staff superuser %s %s", username, "created" if created else "checked")
+
+
+def prepare() -> None:
+    """Bring the database and static files up to date (what `serve` does before gunicorn)."""
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    call_command("migrate", interactive=False, verbosity=1)
+    call_command("createcachetable", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    ensure_superuser()
+
+
+def serve() -> None:
+    prepare()
+    port = integer("ES4PS_PORTAL_PORT", 8000)
+    workers = integer("ES4PS_PORTAL_WORKERS", 2)
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"0.0.0.0:{port}",
+        "--workers", str(workers),
+        "--timeout", "60",
+        "--graceful-timeout", "20",
+        # No control socket: nothing uses it, and it would write under $HOME.
+        "--no-control-socket",
+        # %(U)s is the path without the query string, which carries the mailed tokens.
+        "--access-logfile", "-",
+        "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+        "es4ps_portal.wsgi:application",
+    ]  # fmt: skip
+    logger.info("starting gunicorn on port %d with %d workers", port, workers)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - gunicorn replaces this process, so signals reach it
+
+
+def wait_for_schema() -> None:
+    """Block until `serve` has applied every migration (the consumer writes to those tables)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    while True:
+        executor = MigrationExecutor(connection)
+        if not executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            return
+        logger.info("waiting for the database schema (es4ps-portal serve applies it)")
+        connection.close()
+        time.sleep(2)
+
+
+def consume() -> None:
+    from es4ps_portal.broker import configured_app
+
+    wait_for_schema()
+    configured_app().worker_main(
+        [
+            "worker",
+            "--queues", RESULTS_QUEUE,
+            # One event at a time, in order; recording takes milliseconds.
+            "--pool", "solo",
+            "--loglevel", "INFO",
+            # Least privilege on the broker: no broadcast exchanges for gossip, mingle or heartbeats.
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--hostname", f"portal-results@{socket.gethostname()}",
+        ]
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `serve`, `consume` or a Django management command."""
+    args = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "es4ps_portal.settings")
+    if not args or args[0] not in ("serve", "consume", "manage"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    if args[0] == "manage":
+        execute_from_command_line(["es4ps-portal manage", *args[1:]])
+        return 0
+    django.setup()
+    serve() if args[0] == "serve" else consume()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

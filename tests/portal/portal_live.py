@@ -1,0 +1,175 @@
+"""The portal as real processes (`es4ps-portal serve` and `consume`), and a client that uses it as a person would.
+
+Plain classes without pytest, so bench/portal.py starts the portal the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import requests
+from support.services import VENV_BIN, ServiceError, free_port, start_process, stop_process_group, wait_until
+
+ALLOWED_DOMAIN = "acme.example"
+ORGANIZATION_NAME = "Acme Corp"
+STAFF_USERNAME = "staff"
+# Meets the domain's complexity rules and contains no test username or name.
+GOOD_PASSWORD = "Correct-Horse-42"
+_CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+_serial = itertools.count()
+
+
+def unique_username(prefix: str = "p") -> str:
+    """A username no other test of any session uses (at most 20 characters, as AD wants)."""
+    return f"{prefix}{os.getpid() % 100000}x{next(_serial)}"
+
+
+class PortalClient:
+    """One person's browser session, made of HTTP requests (cookies, CSRF tokens, redirects)."""
+
+    def __init__(self, base_url: str, client_ip: str | None = None) -> None:
+        self.base_url = base_url
+        self.http = requests.Session()
+        if client_ip:
+            # What the Ingress would append; the portal trusts one proxy in the tests.
+            self.http.headers["X-Forwarded-For"] = client_ip
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.http.get(self._url(path), timeout=30, **kwargs)
+
+    def _url(self, path_or_url: str) -> str:
+        return path_or_url if path_or_url.startswith("http") else self.base_url + path_or_url
+
+    def csrf_token(self, page_path: str) -> str:
+        page = self.get(page_path)
+        match = _CSRF_RE.search(page.text)
+        if match is None:
+            raise AssertionError(f"no CSRF token on {page_path} (HTTP {page.status_code})")
+        return match.group(1)
+
+    def post(self, path: str, data: Mapping[str, str], *, form_page: str | None = None) -> requests.Response:
+        """Submit a form the way a browser does: CSRF token from the page that shows the form."""
+        token = self.csrf_token(form_page or path)
+        return self.http.post(self._url(path), data={**data, "csrfmiddlewaretoken": token}, timeout=60)
+
+    def register(
+        self, username: str, email: str, password: str = GOOD_PASSWORD, first_name: str = "Ada", last_name: str = "Lovelace"
+    ) -> requests.Response:
+        return self.post(
+            "/register/",
+            {
+                "username": username,
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "new_password1": password,
+                "new_password2": password,
+            },
+        )
+
+    def confirm_link(self, link: str) -> requests.Response:
+        """Open the link from the mail and press its button."""
+        page = self.get(link)
+        match = _CSRF_RE.search(page.text)
+        if page.status_code != 200 or match is None:
+            return page
+        token = link.split("token=", 1)[1]
+        path = link.split("?", 1)[0]
+        return self.http.post(path, data={"csrfmiddlewaretoken": match.group(1), "token": token}, timeout=60)
+
+    def login(self, username: str, password: str) -> requests.Response:
+        return self.post("/login/", {"username": username, "password": password})
+
+    def status(self) -> dict:
+        response = self.get("/status.json")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_status(self, condition: Callable[[dict], bool], timeout_s: float = 60) -> dict:
+        """Poll the status endpoint as the page does until `condition` holds; AssertionError with the last status."""
+        deadline = time.monotonic() + timeout_s
+        status = self.status()
+        while not condition(status):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"status did not reach the expected state in {timeout_s:.0f} s: {status}")
+            time.sleep(0.3)
+            status = self.status()
+        return status
+
+
+class LivePortal:
+    """`es4ps-portal serve` (gunicorn) and `es4ps-portal consume` with their own data directory and port."""
+
+    def __init__(self, directory: Path, env: Mapping[str, str], workers: int = 2) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.staff_password = "Staff-" + secrets.token_urlsafe(12)
+        secret_key = directory / "secret-key"
+        secret_key.write_text(secrets.token_urlsafe(50))
+        staff_password_file = directory / "staff-password"
+        staff_password_file.write_text(self.staff_password)
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(directory),
+            **env,
+            "DJANGO_SECRET_KEY_FILE": str(secret_key),
+            "ES4PS_PORTAL_HOST": f"127.0.0.1:{self.port}",
+            "ES4PS_PORTAL_SCHEME": "http",
+            "ES4PS_PORTAL_PORT": str(self.port),
+            "ES4PS_PORTAL_WORKERS": str(workers),
+            "ES4PS_ORGANIZATION_NAME": ORGANIZATION_NAME,
+            "ES4PS_ALLOWED_EMAIL_DOMAINS": ALLOWED_DOMAIN,
+            "ES4PS_DATA_DIR": str(directory / "data"),
+            "ES4PS_TRUSTED_PROXY_COUNT": "1",
+            "ES4PS_SUPERUSER_USERNAME": STAFF_USERNAME,
+            "ES4PS_SUPERUSER_EMAIL": f"{STAFF_USERNAME}@{ALLOWED_DOMAIN}",
+            "ES4PS_SUPERUSER_PASSWORD_FILE": str(staff_password_file),
+        }
+        self.serve_log = directory / "serve.log"
+        self.consume_log = directory / "consume.log"
+        self._serve = None
+        self._consume = None
+
+    def start(self, timeout_s: float = 60) -> None:
+        """Start both processes; return when /readyz answers 200 and the consumer is consuming."""
+        self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
+        wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve)
+        offset = self.consume_log.stat().st_size if self.consume_log.exists() else 0
+        self._consume = start_process([str(VENV_BIN / "es4ps-portal"), "consume"], self.consume_log, self.env)
+
+        def consuming() -> bool:
+            with self.consume_log.open("rb") as log:
+                log.seek(offset)
+                return b" ready." in log.read()
+
+        wait_until(consuming, timeout_s, "es4ps-portal consume", self.consume_log, self._consume)
+
+    def is_ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        stop_process_group(self._consume)
+        stop_process_group(self._serve)
+        self._serve = self._consume = None
+
+    def client(self, client_ip: str | None = None) -> PortalClient:
+        return PortalClient(self.url, client_ip)
+
+    def logs(self) -> str:
+        """Both logs, for assertions that nothing secret was written."""
+        return "\n".join(p.read_text(errors="replace") for p in (self.serve_log, self.consume_log) if p.exists())
+
+
+__all__ = ["ALLOWED_DOMAIN", "GOOD_PASSWORD", "LivePortal", "PortalClient", "ServiceError", "unique_username"]

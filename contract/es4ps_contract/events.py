@@ -14,7 +14,7 @@ from typing import Any
 REASON_MAX_LENGTH = 500
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
     # The directory refused the change (e.g. password complexity) or retries ran out.
     FAILED = "failed"
@@ -39,7 +39,7 @@ class ResultEvent:
         return message
 
     @classmethod
-    def from_message(cls, message: object) -> "ResultEvent":
+    def from_message(cls, message: object) -> ResultEvent:
         """Rebuild an event from a message; raises ValueError when it is malformed."""
         if not isinstance(message, dict):
             raise ValueError("a result event must be a mapping")
@@ -58,6 +58,8 @@ class ResultEvent:
         return event
 
 
-def result_event(task_id: str, operation: str, username: str, outcome: Outcome, reason: str = "", worker: str = "") -> ResultEvent:
+def result_event(
+    task_id: str, operation: str, username: str, outcome: Outcome, reason: str = "", worker: str = ""
+) -> ResultEvent:
     """A result event stamped with the current time and a bounded reason."""
     return ResultEvent(task_id, operation, username, outcome, reason[:REASON_MAX_LENGTH], worker, time.time())

@@ -59,9 +59,11 @@ def sign_task(signing_key: SigningKey, task: Task, task_id: str, issued_at: int 
     return document
 
 
-def envelope_operation(envelope: object) -> str:
-    """The operation an envelope claims, for reporting a refused task (unverified)."""
-    return str(envelope.get("op", ""))[:32] if isinstance(envelope, dict) else ""
+def envelope_username(envelope: object) -> str:
+    """The username an envelope claims, unverified: only to let the portal match a rejection to its task."""
+    payload = envelope.get("payload") if isinstance(envelope, dict) else None
+    username = payload.get("username") if isinstance(payload, dict) else None
+    return username[:64] if isinstance(username, str) else ""
 
 
 def open_task(

@@ -27,24 +27,26 @@ PROVISIONING_QUEUE = "es4ps.provisioning"
 RESULTS_QUEUE = "es4ps.results"
 # The Celery task name of a result event (run by the portal's consumer).
 RESULT_TASK_NAME = "es4ps.portal.record_result"
+# Every provisioning task's Celery name starts with this (`Operation.task_name`).
+TASK_NAME_PREFIX = "es4ps.directory."
 # Sealed passwords are base64 text of a sealed box: bounded to refuse junk early.
 SEALED_PASSWORD_MAX_LENGTH = 2048
 
 
-class Operation(str, enum.Enum):
+class Operation(enum.StrEnum):
     """What a task asks the directory to do."""
 
     CREATE_USER = "create_user"
     ENABLE_USER = "enable_user"
     DISABLE_USER = "disable_user"
     UPDATE_ATTRIBUTES = "update_attributes"
-    SET_PASSWORD = "set_password"
+    SET_PASSWORD = "set_password"  # noqa: S105 - an operation name, not a password
     DELETE_USER = "delete_user"
 
     @property
     def task_name(self) -> str:
         """The Celery task name the worker registers for this operation."""
-        return f"es4ps.directory.{self.value}"
+        return f"{TASK_NAME_PREFIX}{self.value}"
 
 
 # Attributes a task may change after creation: a fixed allow-list of contract
@@ -137,7 +139,10 @@ class UpdateAttributes(Task):
             raise InvalidField("attributes", "must be a non-empty mapping")
         unknown = sorted(set(self.attributes) - set(UPDATABLE_ATTRIBUTES), key=str)
         if unknown:
-            raise InvalidField("attributes", f"may only change {', '.join(UPDATABLE_ATTRIBUTES)}; refused: {', '.join(map(str, unknown))[:200]}")
+            raise InvalidField(
+                "attributes",
+                f"may only change {', '.join(UPDATABLE_ATTRIBUTES)}; refused: {', '.join(map(str, unknown))[:200]}",
+            )
         return {
             "username": normalize_username(self.username),
             "attributes": {k: _attribute_value(k, v) for k, v in sorted(self.attributes.items())},

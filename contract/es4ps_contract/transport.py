@@ -18,7 +18,24 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .tasks import PROVISIONING_QUEUE
+from kombu import Exchange, Queue
+
+from .tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME, RESULTS_QUEUE, TASK_NAME_PREFIX
+
+
+def broker_queue(name: str) -> Queue:
+    """One of the two queues, bound to a direct exchange of the same name.
+
+    The broker's definitions create both (see docs/interfaces.md); clients
+    never declare them (`no_declare`), so neither side needs RabbitMQ's
+    configure permission, nor the read permission on the other side's queue
+    that binding a queue would take.
+    """
+    return Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True, no_declare=True)
+
+
+def _route(queue: str) -> dict[str, str]:
+    return {"queue": queue, "exchange": queue, "routing_key": queue}
 
 
 class TransportConfigError(ValueError):
@@ -56,7 +73,16 @@ def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_backend": None,
         "task_ignore_result": True,
+        "task_queues": (broker_queue(PROVISIONING_QUEUE), broker_queue(RESULTS_QUEUE)),
+        "task_create_missing_queues": False,
         "task_default_queue": PROVISIONING_QUEUE,
+        # Every task goes through the exchange named after its queue. Naming the exchange also keeps
+        # Celery from publishing to the default exchange, which would need write access to it (and
+        # with it to every queue of the vhost).
+        "task_routes": {
+            RESULT_TASK_NAME: _route(RESULTS_QUEUE),
+            f"{TASK_NAME_PREFIX}*": _route(PROVISIONING_QUEUE),
+        },
         # Least privilege on the broker: no pidbox or event exchanges to declare.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,

@@ -6,18 +6,18 @@ import ssl
 
 import amqp.exceptions
 import pytest
-from kombu import Connection
-
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE
 from es4ps_contract.transport import celery_settings
+from kombu import Connection
 from support.services import ThrowawayCA
 
 pytestmark = pytest.mark.services
 
 
 def _connect(url: str, **ssl_options) -> None:
-    with Connection(url, login_method="EXTERNAL", ssl={"cert_reqs": ssl.CERT_REQUIRED, **ssl_options},
-                    connect_timeout=5) as connection:
+    with Connection(
+        url, login_method="EXTERNAL", ssl={"cert_reqs": ssl.CERT_REQUIRED, **ssl_options}, connect_timeout=5
+    ) as connection:
         connection.connect()
         connection.default_channel.queue_declare(RESULTS_QUEUE, passive=True)
 
@@ -35,15 +35,25 @@ def test_a_client_without_a_certificate_is_refused(rabbitmq):
 def test_a_client_with_a_certificate_of_another_ca_is_refused(rabbitmq, tmp_path):
     stranger = ThrowawayCA(tmp_path / "other-ca", name="Someone else's CA").issue("portal", "portal", client=True)
     with pytest.raises((ssl.SSLError, OSError, amqp.exceptions.AMQPError)):
-        _connect(rabbitmq.url, ca_certs=str(rabbitmq.client_certs["portal"].ca_file), server_hostname="localhost",
-                 certfile=str(stranger.cert_file), keyfile=str(stranger.key_file))
+        _connect(
+            rabbitmq.url,
+            ca_certs=str(rabbitmq.client_certs["portal"].ca_file),
+            server_hostname="localhost",
+            certfile=str(stranger.cert_file),
+            keyfile=str(stranger.key_file),
+        )
 
 
 def test_a_certificate_of_the_right_ca_for_an_unknown_user_is_refused(rabbitmq, test_ca):
     intruder = test_ca.issue("broker-intruder", "intruder", client=True)
     with pytest.raises(amqp.exceptions.AccessRefused):
-        _connect(rabbitmq.url, ca_certs=str(intruder.ca_file), server_hostname="localhost",
-                 certfile=str(intruder.cert_file), keyfile=str(intruder.key_file))
+        _connect(
+            rabbitmq.url,
+            ca_certs=str(intruder.ca_file),
+            server_hostname="localhost",
+            certfile=str(intruder.cert_file),
+            keyfile=str(intruder.key_file),
+        )
 
 
 def test_the_portal_cannot_read_the_provisioning_queue(rabbitmq):

@@ -217,13 +217,17 @@ def _general_name(name: str) -> x509.GeneralName:
 def broker_definitions(vhost: str = BROKER_VHOST) -> dict:
     """The vhost, users, least-privilege permissions and topology the broker starts with.
 
-    Users have no password (empty hash): they can only log in with a client
-    certificate whose common name is their name. The portal writes tasks and
-    reads results; a worker reads tasks and writes results. (Each needs
-    configure and write on both names to declare and bind the queues, since
-    a queue and its exchange share one name.)
+    Users have no password (empty hash): they log in only with a client
+    certificate whose common name is their name. Clients never declare
+    anything (the contract's queues are `no_declare`), so nobody gets the
+    configure permission. The portal publishes tasks and reads results; a
+    worker reads tasks, publishes results, and republishes the tasks it
+    retries.
     """
-    both = f"^({PROVISIONING_QUEUE}|{RESULTS_QUEUE})$".replace(".", r"\.")
+
+    def exactly(*names: str) -> str:
+        return "^(" + "|".join(name.replace(".", r"\.") for name in names) + ")$"
+
     queues = (PROVISIONING_QUEUE, RESULTS_QUEUE)
     return {
         "vhosts": [{"name": vhost}],
@@ -235,16 +239,16 @@ def broker_definitions(vhost: str = BROKER_VHOST) -> dict:
             {
                 "user": PORTAL_USER,
                 "vhost": vhost,
-                "configure": both,
-                "write": both,
-                "read": "^" + RESULTS_QUEUE.replace(".", r"\.") + "$",
+                "configure": "^$",
+                "write": exactly(PROVISIONING_QUEUE),
+                "read": exactly(RESULTS_QUEUE),
             },
             {
                 "user": WORKER_USER,
                 "vhost": vhost,
-                "configure": both,
-                "write": both,
-                "read": "^" + PROVISIONING_QUEUE.replace(".", r"\.") + "$",
+                "configure": "^$",
+                "write": exactly(PROVISIONING_QUEUE, RESULTS_QUEUE),
+                "read": exactly(PROVISIONING_QUEUE),
             },
         ],
         "queues": [{"name": q, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}} for q in queues],

@@ -1,0 +1,89 @@
+"""A portal stand-in for tests and benchmarks: publishes signed tasks and collects result events.
+
+It uses the contract exactly as the portal does (sign, seal, publish to the
+provisioning queue with the portal's certificate) and reads the results queue
+directly, so tests see each event as the portal's consumer would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from celery import Celery
+from es4ps_contract.events import ResultEvent
+from es4ps_contract.keys import load_sealing_public_key, load_signing_key
+from es4ps_contract.sealing import seal_password
+from es4ps_contract.signing import sign_task
+from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, Operation, Task
+from es4ps_contract.transport import celery_settings
+
+
+class TaskClient:
+    """Publishes tasks as the portal and waits for their result events."""
+
+    def __init__(self, portal_env: Mapping[str, str]) -> None:
+        self.app = Celery("es4ps_test_portal", set_as_current=False)
+        self.app.conf.update(celery_settings(portal_env))
+        self.app.conf.update(broker_transport_options={"confirm_publish": True})
+        self.signing_key = load_signing_key(portal_env["ES4PS_SIGNING_PRIVATE_KEY_FILE"])
+        self.sealing_key = load_sealing_public_key(portal_env["ES4PS_SEALING_PUBLIC_KEY_FILE"])
+        self.results: dict[str, ResultEvent] = {}
+        self.received_at: dict[str, float] = {}
+        self._connection = self.app.connection_for_read()
+        self._channel = None
+
+    def seal(self, username: str, password: str) -> str:
+        return seal_password(self.sealing_key, username, password)
+
+    def envelope(self, task: Task, task_id: str) -> dict[str, Any]:
+        return sign_task(self.signing_key, task, task_id)
+
+    def submit(self, task: Task, task_id: str | None = None) -> str:
+        """Sign and publish `task`; returns its task id."""
+        task_id = task_id or str(uuid.uuid4())
+        self.publish(task.operation, self.envelope(task, task_id), task_id)
+        return task_id
+
+    def publish(self, operation: Operation | str, envelope: object, task_id: str | None = None) -> str:
+        """Publish any envelope (also a forged or broken one) as the task of `operation`."""
+        task_id = task_id or str(uuid.uuid4())
+        name = operation.task_name if isinstance(operation, Operation) else operation
+        self.app.send_task(name, args=[envelope], task_id=task_id, queue=PROVISIONING_QUEUE)
+        return task_id
+
+    def _drain(self) -> bool:
+        """Move every waiting result event into `results`; True when at least one arrived."""
+        if self._channel is None:
+            self._connection.connect()
+            self._channel = self._connection.default_channel
+        got = False
+        while (message := self._channel.basic_get(RESULTS_QUEUE)) is not None:
+            args, _kwargs, _embed = json.loads(message.body)
+            event = ResultEvent.from_message(args[0])
+            self.results[event.task_id] = event
+            self.received_at.setdefault(event.task_id, time.monotonic())
+            self._channel.basic_ack(message.delivery_tag)
+            got = True
+        return got
+
+    def wait_for(self, task_id: str, timeout_s: float = 60) -> ResultEvent:
+        """The result event of `task_id`; raises TimeoutError if none came in time."""
+        return self.wait_for_all([task_id], timeout_s)[task_id]
+
+    def wait_for_all(self, task_ids: Iterable[str], timeout_s: float = 60) -> dict[str, ResultEvent]:
+        wanted = set(task_ids)
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= self.results.keys():
+            if time.monotonic() > deadline:
+                missing = sorted(wanted - self.results.keys())
+                raise TimeoutError(f"no result event for {len(missing)} task(s), e.g. {missing[0]}")
+            if not self._drain():
+                time.sleep(0.02)
+        return {task_id: self.results[task_id] for task_id in wanted}
+
+    def close(self) -> None:
+        self._connection.release()

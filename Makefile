@@ -25,15 +25,15 @@ setup: ## install Debian packages, the venv and the Go-built tools (idempotent, 
 
 .PHONY: cluster
 cluster: setup ## start the local cluster in the background (NODE=kwok)
-	@$(PYTHON) hack/cluster.py up --node $(NODE)
+	@$(PYTHON) hack/local_cluster.py up --node $(NODE)
 
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster (only the processes it recorded) and wipe its data
-	@$(PYTHON) hack/cluster.py down
+	@$(PYTHON) hack/local_cluster.py down
 
 .PHONY: cluster-status
 cluster-status: ## say whether the local cluster runs
-	@$(PYTHON) hack/cluster.py status
+	@$(PYTHON) hack/local_cluster.py status
 
 .PHONY: test
 test: setup ## run every test (unit and integration) with pytest
@@ -53,7 +53,7 @@ third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned
 
 .PHONY: demo
 demo: setup ## the main job: start the local cluster and show what runs
-	@$(PYTHON) hack/cluster.py up --node $(NODE)
+	@$(PYTHON) hack/local_cluster.py up --node $(NODE)
 	@kubectl get nodes -o wide
 	@echo "The local cluster is up; KUBECONFIG=$(KUBECONFIG). Stop it with: make demo-down"
 

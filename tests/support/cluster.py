@@ -1,7 +1,7 @@
 """The local Kubernetes cluster for tests: a session fixture and helpers to act on it as a user would.
 
 The fixture reuses a cluster started by `make cluster`; otherwise it starts one
-(hack/cluster.py, the same code) and stops it at the end of the session.
+(hack/local_cluster.py, the same code) and stops it at the end of the session.
 If it cannot start, every test that needs it fails with the reason.
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
-from cluster import BIN, Cluster, ClusterError  # noqa: E402
+from local_cluster import BIN, Cluster, ClusterError  # noqa: E402
 
 
 @dataclass

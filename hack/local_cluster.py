@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """A local Kubernetes cluster made of real components, for development and tests.
 
-    cluster.py up [--node kwok]   start it in the background, return when it is ready
-    cluster.py down               stop the processes it recorded and wipe its data
-    cluster.py status             exit 0 when it answers
+    local_cluster.py up [--node kwok|real]  start it in the background, return when it is ready
+    local_cluster.py down                   stop the processes it recorded and wipe its data
+    local_cluster.py status                 exit 0 when it answers
 
 etcd, kube-apiserver (TLS on 127.0.0.1, RBAC, service-account tokens),
 kube-controller-manager, kube-scheduler, KWOK (simulated Ready nodes, so Pods
 get scheduled and become Running) and the cert-manager controller with its
 CRDs, all built from the modules pinned under tools/ (hack/build-tools.sh).
+With `--node real` the cluster gets a real node instead of KWOK's: containerd,
+kubelet, kube-proxy and CoreDNS on this machine (hack/real_node.py), and the
+API server listens on the host's address so Pods reach it.
 State, logs and PIDs live under .local/cluster/; the admin kubeconfig is
 .local/kubeconfig. The pytest fixture in tests/support/cluster.py uses the
 same class.
@@ -30,6 +33,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import local_images as images
+from real_node import RealNode, host_ip
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".local" / "bin"
 DEFAULT_STATE = ROOT / ".local" / "cluster"
@@ -42,6 +48,9 @@ ETCD_PORT = int(os.environ.get("ES4PS_ETCD_PORT", "2379"))
 SERVICE_CIDR = "10.96.0.0/16"
 KWOK_NODES = int(os.environ.get("ES4PS_KWOK_NODES", "1"))
 CERT_MANAGER_NAMESPACE = "cert-manager"
+NODE_MODES = ("kwok", "real")
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cert-manager", "kwok")
+NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
 
 
 class ClusterError(RuntimeError):
@@ -168,19 +177,41 @@ class Cluster:
         self.logs = state_dir / "logs"
         self.pids = state_dir / "pids"
         self.server = f"https://127.0.0.1:{API_PORT}"
+        self.mode_file = state_dir / "node-mode"
+        self._node: RealNode | None = None
+
+    @property
+    def node(self) -> RealNode:
+        """The real node's settings (only its files and command lines: nothing starts here)."""
+        if self._node is None:
+            self._node = RealNode(self.state, images.CACHE, BIN, self.pki, self._component_kubeconfig,
+                                  sandbox_image=images.IMAGES["pause"].ref)
+        return self._node
+
+    @property
+    def mode(self) -> str | None:
+        """The node mode of the running (or last started) cluster."""
+        try:
+            return self.mode_file.read_text().strip()
+        except OSError:
+            return None
 
     # ---- public API
 
     def up(self, node: str = "kwok") -> None:
         """Start every component not already running and wait until the cluster is usable."""
-        if node != "kwok":
-            raise ClusterError(f"unknown node mode {node!r} (supported: kwok)")
+        if node not in NODE_MODES:
+            raise ClusterError(f"unknown node mode {node!r} (supported: {', '.join(NODE_MODES)})")
+        if self.running() and self.mode not in (None, node):
+            raise ClusterError(f"a cluster with NODE={self.mode} is running; stop it first (make cluster-down)")
         self._check_binaries()
         for d in (self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
+        self.mode_file.write_text(node + "\n")
         self.pki.ensure(
             [
                 "127.0.0.1",
+                host_ip(),
                 "localhost",
                 "10.96.0.1",
                 "kubernetes",
@@ -189,7 +220,12 @@ class Cluster:
                 "kubernetes.default.svc.cluster.local",
             ]
         )
-        for name in ("admin", "controller-manager", "scheduler", "kwok", "cert-manager"):
+        users = ["admin", "controller-manager", "scheduler", "kwok", "cert-manager"]
+        if node == "real":
+            for name, cn, orgs, sans, server in self.node.certificates():
+                self.pki._issue(name, cn, orgs, sans, server=server)
+            users += ["kubelet", "kube-proxy", "coredns"]
+        for name in users:
             self._write_kubeconfig(self._component_kubeconfig(name), name)
         self._write_kubeconfig(self.kubeconfig, "admin")
 
@@ -197,28 +233,55 @@ class Cluster:
         self._wait(
             "etcd", lambda: self._http_ok(f"http://127.0.0.1:{ETCD_PORT}/health", tls=False), timeout=60
         )
-        self._start("kube-apiserver", self._apiserver_args())
+        self._start("kube-apiserver", self._apiserver_args(node))
         self._wait("kube-apiserver", lambda: self._http_ok(f"{self.server}/readyz"), timeout=120)
         self._start("kube-controller-manager", self._controller_manager_args())
         self._start("kube-scheduler", self._scheduler_args())
-        self._start("kwok", self._kwok_args())
+        if node == "kwok":
+            self._start("kwok", self._kwok_args())
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CERT_MANAGER_CRDS), quiet=True)
-        self.kubectl("apply", "--server-side", "-f", "-", input=self._bootstrap_objects(), quiet=True)
+        self.kubectl("apply", "--server-side", "-f", "-", input=self._bootstrap_objects(node), quiet=True)
         self.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app=cert-manager", quiet=True
         )
         self._start("cert-manager", self._cert_manager_args())
         self._wait("kube-scheduler", lambda: self._http_ok("https://127.0.0.1:10259/healthz", verify=False), 60)
         self._wait("kube-controller-manager", self._default_service_account_exists, timeout=90)
-        self._wait("kwok", self._nodes_ready, timeout=90)
+        if node == "kwok":
+            self._wait("kwok", self._nodes_ready, timeout=90)
+        else:
+            self._start_real_node()
         self._wait("cert-manager", self._cert_manager_issues, timeout=120)
+
+    def _start_real_node(self) -> None:
+        node = self.node
+        node.write_config()
+        node.prepare_host()
+        host = images.docker_host()
+        images.build(["pause"], host)
+        self._start("containerd", node.commands()["containerd"])
+        self._wait("containerd", node.containerd_socket.exists, timeout=60)
+        images.load(node.containerd_socket, ["pause"], host)
+        for name in ("kubelet", "kube-proxy", "coredns"):
+            self._start(name, node.commands()[name])
+        self._wait("kubelet", lambda: self._node_ready(node.name), timeout=120)
+        self._wait("coredns", lambda: self._http_ok("http://127.0.0.1:18181/ready", tls=False), timeout=60)
 
     def down(self) -> None:
         """Stop every process this cluster recorded (and nothing else), then wipe its data."""
-        for name in ("cert-manager", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+        if self.mode == "real":
+            self._stop("kubelet")
+            self.node.remove_workloads()
+            for name in ("coredns", "kube-proxy", "containerd"):
+                self._stop(name)
+            self.node.kill_shims()
+            self.node.clean_host()
+            shutil.rmtree(self.node.state, ignore_errors=True)
+        for name in reversed(CONTROL_PLANE):
             self._stop(name)
         shutil.rmtree(self.state / "etcd", ignore_errors=True)
         self.kubeconfig.unlink(missing_ok=True)
+        self.mode_file.unlink(missing_ok=True)
 
     def healthy(self) -> bool:
         """True when the API server answers /readyz with this cluster's credentials."""
@@ -270,13 +333,16 @@ class Cluster:
             "--log-level=warn",
         ]
 
-    def _apiserver_args(self) -> list[str]:
+    def _apiserver_args(self, node: str) -> list[str]:
         p = self.pki.path
+        # Pods of a real node reach the API through the `kubernetes` Service: the
+        # server must then listen on, and advertise, the host's address.
+        bind, advertise = ("0.0.0.0", host_ip()) if node == "real" else ("127.0.0.1", "127.0.0.1")  # noqa: S104
         return [
             str(BIN / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={bind}",
+            f"--advertise-address={advertise}",
             f"--secure-port={API_PORT}",
             f"--tls-cert-file={p('apiserver', 'crt')}",
             f"--tls-private-key-file={p('apiserver', 'key')}",
@@ -353,11 +419,13 @@ class Cluster:
             "--v=1",
         ]
 
-    def _bootstrap_objects(self) -> str:
+    def _bootstrap_objects(self, node: str) -> str:
         objects: list[dict] = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CERT_MANAGER_NAMESPACE}},
         ]
-        for i in range(KWOK_NODES):
+        if node == "real":
+            objects += self.node.rbac_objects()
+        for i in range(KWOK_NODES if node == "kwok" else 0):
             name = f"kwok-node-{i}"
             resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
             objects.append(
@@ -414,6 +482,14 @@ class Cluster:
             return False
         return out.split() == ["True"] * KWOK_NODES
 
+    def _node_ready(self, name: str) -> bool:
+        try:
+            status = self.kubectl("get", "node", name, "-o",
+                                  'jsonpath={.status.conditions[?(@.type=="Ready")].status}')
+        except ClusterError:
+            return False
+        return status == "True"
+
     def _cert_manager_issues(self) -> bool:
         """cert-manager is working when a SelfSigned ClusterIssuer gets its Ready condition."""
         probe = {
@@ -446,7 +522,7 @@ class Cluster:
 
     @staticmethod
     def _process_names() -> tuple[str, ...]:
-        return ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "cert-manager")
+        return CONTROL_PLANE + NODE_COMPONENTS
 
     def _tail(self, name: str, lines: int = 15) -> str:
         try:
@@ -514,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the cluster and wait until it is ready")
-    up.add_argument("--node", default=os.environ.get("NODE", "kwok"), help="node mode: kwok")
+    up.add_argument("--node", default=os.environ.get("NODE", "kwok"), choices=NODE_MODES,
+                    help="kwok: simulated nodes (fast); real: containerd + kubelet on this machine")
     sub.add_parser("down", help="stop the cluster and wipe its data")
     sub.add_parser("status", help="exit 0 when the cluster answers")
     args = parser.parse_args(argv)

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Container images without a registry.
+
+    local_images.py build [NAME...]        build the project's images (operator, portal, samba by default)
+    local_images.py load SOCKET [NAME...]  import built images into a containerd (namespace k8s.io)
+    local_images.py down                   stop the dockerd this checkout started
+    local_images.py env                    print the DOCKER_HOST to use
+
+Uses a reachable Docker engine (DOCKER_HOST or the default socket) or starts a
+project-owned dockerd whose state lives under the cache directory, so built
+layers survive a fresh clone. The Debian base image is made once with
+debootstrap + `docker import` (no image can be pulled here) and passed to
+every Dockerfile as BASE_IMAGE; on a machine with a registry the Dockerfiles'
+own default base works unchanged. Image tags come from the VERSION file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("ES4PS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "es4ps")
+DOCKER_STATE = CACHE / "docker"
+OWN_SOCKET = DOCKER_STATE / "docker.sock"
+PIDFILE = ROOT / ".local" / "docker" / "dockerd.pid"
+BASE_IMAGE = "es4ps/debian:bookworm"
+BASE_TARBALL = CACHE / "base" / "debian-bookworm-minbase.tar"
+VERSION = (ROOT / "VERSION").read_text().strip()
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    repository: str
+    dockerfile: str | None  # None: built from a generated context (see build_pause)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{VERSION}"
+
+
+IMAGES = {
+    i.name: i
+    for i in (
+        Image("operator", "es4ps/operator", "operator/Dockerfile"),
+        Image("portal", "es4ps/portal", "images/django/Dockerfile"),
+        Image("samba", "es4ps/samba", "images/samba/Dockerfile"),
+        # Only for clusters that cannot pull the stock rabbitmq image (like this machine's).
+        Image("rabbitmq", "es4ps/rabbitmq", "images/rabbitmq/Dockerfile"),
+        # The real node's pod sandbox (containerd's sandbox_image).
+        Image("pause", "es4ps.local/pause", None),
+    )
+}
+PRODUCT_IMAGES = ("operator", "portal", "samba")
+
+
+class ImageError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"images: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- docker engine
+
+
+def docker_host() -> str:
+    """DOCKER_HOST of a reachable engine, starting the project-owned dockerd if none answers."""
+    for host in filter(None, (os.environ.get("DOCKER_HOST"), f"unix://{OWN_SOCKET}", "unix:///var/run/docker.sock")):
+        if _engine_answers(host):
+            return host
+    _start_dockerd()
+    return f"unix://{OWN_SOCKET}"
+
+
+def _engine_answers(host: str) -> bool:
+    if host.startswith("unix://") and not Path(host[7:]).exists():
+        return False
+    proc = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env={**os.environ, "DOCKER_HOST": host},
+                          capture_output=True, text=True, timeout=30)
+    return proc.returncode == 0
+
+
+def _start_dockerd() -> None:
+    if not shutil.which("dockerd"):
+        raise ImageError("dockerd is not installed (run `make setup`)")
+    DOCKER_STATE.mkdir(parents=True, exist_ok=True)
+    PIDFILE.parent.mkdir(parents=True, exist_ok=True)
+    OWN_SOCKET.unlink(missing_ok=True)
+    log_path = PIDFILE.parent / "dockerd.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            ["dockerd", f"--data-root={DOCKER_STATE / 'data'}", f"--exec-root={DOCKER_STATE / 'exec'}",
+             f"--host=unix://{OWN_SOCKET}", f"--pidfile={DOCKER_STATE / 'dockerd.pid'}"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    PIDFILE.write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + 60
+    while not _engine_answers(f"unix://{OWN_SOCKET}"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise ImageError(f"dockerd did not start; see {log_path}")
+        time.sleep(0.5)
+    log(f"started dockerd (pid {proc.pid}), DOCKER_HOST=unix://{OWN_SOCKET}")
+
+
+def stop_dockerd() -> None:
+    """Stop the dockerd this checkout started (recorded pid, checked to still be dockerd)."""
+    try:
+        pid = int(PIDFILE.read_text().split()[0])
+        is_ours = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"dockerd")
+    except (OSError, ValueError, IndexError):
+        PIDFILE.unlink(missing_ok=True)
+        return
+    if is_ours:
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    PIDFILE.unlink(missing_ok=True)
+
+
+def docker(*args: str, input: bytes | None = None, capture: bool = False, host: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0"}
+    proc = subprocess.run(["docker", *args], input=input, env=env, capture_output=capture)
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace")[-2000:] if capture else ""
+        raise ImageError(f"docker {' '.join(args[:3])} ... failed {detail}")
+    return proc
+
+
+def image_id(ref: str, host: str) -> str | None:
+    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+                          env={**os.environ, "DOCKER_HOST": host}, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------- building
+
+
+def ensure_base_image(host: str) -> None:
+    """The Debian bookworm base image, made once with debootstrap and cached as a tarball."""
+    if image_id(BASE_IMAGE, host):
+        return
+    if not BASE_TARBALL.exists():
+        mirror = _debian_mirror()
+        log(f"making the Debian base image with debootstrap from {mirror} (once, ~30 s)")
+        BASE_TARBALL.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=BASE_TARBALL.parent) as tmp:
+            rootfs = Path(tmp) / "rootfs"
+            subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), mirror],
+                           check=True, stdout=subprocess.DEVNULL)
+            partial = BASE_TARBALL.with_suffix(".partial")
+            subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
+            partial.rename(BASE_TARBALL)
+    with open(BASE_TARBALL, "rb") as tarball:
+        subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tarball, check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "DOCKER_HOST": host})
+    log(f"imported {BASE_IMAGE}")
+
+
+def _debian_mirror() -> str:
+    for line in Path("/etc/apt/sources.list.d/debian.sources").read_text().splitlines():
+        if line.startswith("URIs:"):
+            return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+def build(names: list[str], host: str) -> None:
+    ensure_base_image(host)
+    for name in names:
+        image = IMAGES[name]
+        start = time.monotonic()
+        if image.dockerfile is None:
+            _build_pause(image, host)
+        else:
+            docker("build", "-q", "-f", str(ROOT / image.dockerfile), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+                   "--build-arg", f"VERSION={VERSION}", "-t", image.ref, str(ROOT), host=host, capture=True)
+        log(f"built {image.ref} in {time.monotonic() - start:.0f} s")
+
+
+def _build_pause(image: Image, host: str) -> None:
+    binary = ROOT / ".local" / "bin" / "pause"
+    if not binary.exists():
+        raise ImageError("the pause binary is missing (run `make setup`)")
+    with tempfile.TemporaryDirectory() as ctx:
+        shutil.copy(binary, Path(ctx) / "pause")
+        (Path(ctx) / "Dockerfile").write_text(
+            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
+        )
+        docker("build", "-q", "-t", image.ref, ctx, host=host, capture=True)
+
+
+# --------------------------------------------------------------------------- containerd
+
+
+def containerd_name(ref: str) -> str:
+    """The name containerd lists for a Docker-style reference (Docker Hub refs get docker.io/)."""
+    first = ref.split("/", 1)[0]
+    return ref if "/" in ref and ("." in first or ":" in first or first == "localhost") else f"docker.io/{ref}"
+
+
+def load(socket: Path, names: list[str], host: str) -> None:
+    """Import images into containerd's k8s.io namespace, skipping those already there unchanged."""
+    stamps = socket.parent / "imported"
+    stamps.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        image = IMAGES[name]
+        current = image_id(image.ref, host)
+        if current is None:
+            raise ImageError(f"{image.ref} is not built (run `make images`)")
+        stamp = stamps / image.ref.replace("/", "_").replace(":", "_")
+        listed = subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "ls", "-q"],
+                                capture_output=True, text=True, check=True).stdout.split()
+        if stamp.exists() and stamp.read_text() == current and containerd_name(image.ref) in listed:
+            continue
+        start = time.monotonic()
+        save = subprocess.Popen(["docker", "save", image.ref], stdout=subprocess.PIPE,
+                                env={**os.environ, "DOCKER_HOST": host})
+        subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", "--no-unpack", "-"],
+                       stdin=save.stdout, check=True, stdout=subprocess.DEVNULL)
+        if save.wait() != 0:
+            raise ImageError(f"docker save {image.ref} failed")
+        stamp.write_text(current)
+        log(f"loaded {image.ref} into containerd in {time.monotonic() - start:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("names", nargs="*", help=f"of {', '.join(IMAGES)} (default: {' '.join(PRODUCT_IMAGES)})")
+    ld = sub.add_parser("load")
+    ld.add_argument("socket", type=Path)
+    ld.add_argument("names", nargs="*")
+    sub.add_parser("down")
+    sub.add_parser("env")
+    args = parser.parse_args(argv)
+    unknown = set(getattr(args, "names", [])) - set(IMAGES)
+    if unknown:
+        parser.error(f"unknown images: {', '.join(sorted(unknown))} (known: {', '.join(IMAGES)})")
+    try:
+        if args.command == "down":
+            stop_dockerd()
+            return 0
+        host = docker_host()
+        if args.command == "env":
+            print(f"export DOCKER_HOST={host}")
+        elif args.command == "build":
+            build(args.names or list(PRODUCT_IMAGES), host)
+        else:
+            load(args.socket, args.names or list(PRODUCT_IMAGES), host)
+    except (ImageError, subprocess.CalledProcessError) as exc:
+        print(f"images: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,12 +48,24 @@ def _canonical(document: dict[str, Any]) -> bytes:
 def sign_task(signing_key: SigningKey, task: Task, task_id: str, issued_at: int | None = None) -> dict[str, Any]:
     """Validate `task` and return its signed envelope."""
     task = validated(task)
+    return sign_envelope(signing_key, task.operation, task_id, task.payload(), issued_at)
+
+
+def sign_envelope(
+    signing_key: SigningKey,
+    operation: Operation,
+    task_id: str,
+    payload: dict[str, Any],
+    issued_at: int | None = None,
+) -> dict[str, Any]:
+    """Sign `payload` as it is, without validating it. The portal uses `sign_task`; this is its last step,
+    public so tests can check that a worker refuses a signed but invalid task."""
     document: dict[str, Any] = {
         "v": ENVELOPE_VERSION,
-        "op": task.operation.value,
+        "op": Operation(operation).value,
         "id": task_id,
         "iat": int(time.time()) if issued_at is None else issued_at,
-        "payload": task.payload(),
+        "payload": payload,
     }
     document["sig"] = base64.b64encode(signing_key.sign(_canonical(document)).signature).decode("ascii")
     return document
@@ -96,7 +108,7 @@ def open_task(
         raise EnvelopeError("the envelope was signed for another task id")
     issued_at = envelope["iat"]
     now = time.time() if now is None else now
-    if not isinstance(issued_at, int) or issued_at > now + CLOCK_SKEW_S:
+    if not isinstance(issued_at, int) or isinstance(issued_at, bool) or issued_at > now + CLOCK_SKEW_S:
         raise EnvelopeError("the task was issued in the future")
     if now - issued_at > max_age_s:
         raise EnvelopeError("the task has expired")

@@ -57,6 +57,16 @@ class TaskClient:
 
     def _drain(self) -> bool:
         """Move every waiting result event into `results`; True when at least one arrived."""
+        try:
+            return self._drain_once()
+        except (OSError, *self._connection.connection_errors):
+            # The broker restarted: reconnect on the next poll.
+            self._connection.collect()
+            self._connection = self.app.connection_for_read()
+            self._channel = None
+            return False
+
+    def _drain_once(self) -> bool:
         if self._channel is None:
             self._connection.connect()
             self._channel = self._connection.default_channel

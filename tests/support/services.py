@@ -559,6 +559,15 @@ class SambaDC:
         )
         return result.returncode == 0
 
+    def pause(self) -> None:
+        """Freeze every samba process (SIGSTOP): requests hang as on an overloaded DC."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop samba (its data stays: `start` runs the same domain again)."""
         stop_process_group(self._process)
@@ -633,7 +642,8 @@ class DirectoryWorker:
     def __init__(self, directory: Path, env: Mapping[str, str], name: str = "test-worker") -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, **env, "ES4PS_WORKER_NAME": name}
+        # Few retries (1+2+4+8 s): a test waiting for "failed" should not wait ten minutes.
+        self.env = {**os.environ, "ES4PS_WORKER_MAX_RETRIES": "4", **env, "ES4PS_WORKER_NAME": name}
         self.log = directory / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
@@ -652,6 +662,12 @@ class DirectoryWorker:
         except ServiceError:
             self.stop()
             raise
+
+    def wait_for_log(self, text: str, timeout_s: float = 30) -> None:
+        """Wait until the worker's log contains `text`."""
+        wait_until(
+            lambda: text in self.log.read_text(errors="replace"), timeout_s, f"worker log line {text!r}", self.log
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole worker (pool children too), as a crashed pod would end."""

@@ -164,6 +164,9 @@ def managed_options(config: DCConfig) -> dict[str, str]:
         "ncalrpc dir": str(run_dir / "ncalrpc"),
         "ntp signd socket directory": str(run_dir / "ntp_signd"),
         "log file": str(config.data_dir / "log" / "log.%m"),
+        # A password changed in the portal replaces the old one at once (Samba's default keeps the old
+        # one valid for NTLM and LDAP binds for an hour). ES4PS_SAMBA_OPTIONS may set it back.
+        "old password allowed period": "0",
     }
     if config.dns_forwarder:
         options["dns forwarder"] = config.dns_forwarder

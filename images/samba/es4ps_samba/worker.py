@@ -60,10 +60,11 @@ from .directory import DEFAULT_USERS_OU, Directory, DirectoryRefused, DirectoryU
 
 logger = logging.getLogger("es4ps.worker")
 
-# Backoff between retries (seconds): 1, 2, 4, ... capped; about 10 minutes in all before "failed".
+# Backoff between retries (seconds): 1, 2, 4, ... capped at RETRY_MAX_S. The default number of
+# retries waits about 10 minutes in all (for replication or a DC restart) before reporting "failed".
 RETRY_BASE_S = 1
 RETRY_MAX_S = 60
-MAX_RETRIES = 15
+DEFAULT_MAX_RETRIES = 15
 
 WORKER_CELERY_SETTINGS = {
     "task_acks_late": True,
@@ -90,6 +91,7 @@ class WorkerConfig:
     admin_password: str
     users_ou: str
     worker_name: str
+    max_retries: int
     sealing_key: PrivateKey
     verify_key: VerifyKey
 
@@ -108,6 +110,12 @@ class WorkerConfig:
             raise WorkerConfigError(f"cannot read ES4PS_ADMIN_PASSWORD_FILE: {exc.strerror}") from None
         realm = required("ES4PS_REALM").upper()
         try:
+            max_retries = int(environ.get("ES4PS_WORKER_MAX_RETRIES", "").strip() or DEFAULT_MAX_RETRIES)
+        except ValueError:
+            raise WorkerConfigError("ES4PS_WORKER_MAX_RETRIES must be a whole number") from None
+        if max_retries < 0:
+            raise WorkerConfigError("ES4PS_WORKER_MAX_RETRIES must not be negative")
+        try:
             sealing_key = load_sealing_private_key(required("ES4PS_SEALING_PRIVATE_KEY_FILE"))
             verify_key = load_verify_key(required("ES4PS_SIGNING_PUBLIC_KEY_FILE"))
         except KeyFileError as exc:
@@ -119,6 +127,7 @@ class WorkerConfig:
             admin_password=admin_password,
             users_ou=environ.get("ES4PS_USERS_OU", "").strip() or DEFAULT_USERS_OU,
             worker_name=environ.get("ES4PS_WORKER_NAME", "").strip() or socket.gethostname(),
+            max_retries=max_retries,
             sealing_key=sealing_key,
             verify_key=verify_key,
         )
@@ -145,7 +154,7 @@ class ProvisioningWorker:
             done = self._apply(task, password)
         except (NotFoundYet, DirectoryUnavailable) as exc:
             retries = celery_task.request.retries
-            if retries < MAX_RETRIES:
+            if retries < self.config.max_retries:
                 countdown = min(RETRY_BASE_S * 2**retries, RETRY_MAX_S)
                 logger.info(
                     "task %s (%s %s): %s; retry %d in %d s",
@@ -156,7 +165,7 @@ class ProvisioningWorker:
                     retries + 1,
                     countdown,
                 )
-                raise celery_task.retry(countdown=countdown, max_retries=MAX_RETRIES) from None
+                raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
             reason = "the account was not found" if isinstance(exc, NotFoundYet) else "the directory is unavailable"
             self._report(task_id, operation, task.username, Outcome.FAILED, reason + " (retries exhausted)")
             return
@@ -209,7 +218,7 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
 
 
 def _register_task(app: Celery, worker: ProvisioningWorker, operation: Operation) -> None:
-    @app.task(name=operation.task_name, bind=True, max_retries=MAX_RETRIES, ignore_result=True)
+    @app.task(name=operation.task_name, bind=True, max_retries=worker.config.max_retries, ignore_result=True)
     def run(self: Task, envelope: object) -> None:
         worker.handle(self, operation, envelope)
 

@@ -1,0 +1,175 @@
+"""The worker applies each task to the real DC, idempotently, and reports every outcome."""
+# ruff: noqa: S105, S106 - test passwords
+
+from __future__ import annotations
+
+import ldb
+import pytest
+from conftest import password_authenticates
+from es4ps_contract.events import Outcome
+from es4ps_contract.passwords import COMPLEXITY_REASON
+from es4ps_contract.tasks import (
+    CreateUser,
+    DeleteUser,
+    DisableUser,
+    EnableUser,
+    SetPassword,
+    UpdateAttributes,
+)
+from samba.dsdb import UF_ACCOUNTDISABLE
+
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
+
+PASSWORD = "Corr3ct-Horse!battery"
+
+
+def find_account(samba_dc, username: str) -> ldb.Message | None:
+    result = samba_dc.samdb().search(
+        base=samba_dc.base_dn,
+        scope=ldb.SCOPE_SUBTREE,
+        expression=f"(sAMAccountName={ldb.binary_encode(username)})",
+        attrs=["userAccountControl", "givenName", "sn", "displayName", "mail", "userPrincipalName"],
+    )
+    return result[0] if len(result) else None
+
+
+def run(task_client, task, timeout_s: float = 60):
+    return task_client.wait_for(task_client.submit(task), timeout_s)
+
+
+def create(task_client, username: str, password: str = PASSWORD, **fields):
+    values = {"given_name": "Ana", "surname": "Example", "email": f"{username}@acme.example", **fields}
+    return CreateUser(username, sealed_password=task_client.seal(username, password), **values)
+
+
+def test_a_created_account_is_disabled_and_its_password_does_not_authenticate(task_client, samba_dc, username):
+    event = run(task_client, create(task_client, username))
+
+    assert (event.outcome, event.operation, event.username, event.reason) == (
+        Outcome.SUCCEEDED,
+        "create_user",
+        username,
+        "",
+    )
+    account = find_account(samba_dc, username)
+    assert account is not None
+    assert int(account["userAccountControl"][0]) & UF_ACCOUNTDISABLE
+    assert str(account["userPrincipalName"][0]) == f"{username}@{samba_dc.dns_domain}"
+    assert str(account["mail"][0]) == f"{username}@acme.example"
+    assert not password_authenticates(samba_dc, username, PASSWORD)
+
+
+def test_after_enable_the_chosen_password_authenticates_and_a_wrong_one_does_not(task_client, samba_dc, username):
+    assert run(task_client, create(task_client, username)).outcome is Outcome.SUCCEEDED
+
+    event = run(task_client, EnableUser(username))
+
+    assert event.outcome is Outcome.SUCCEEDED
+    assert not int(find_account(samba_dc, username)["userAccountControl"][0]) & UF_ACCOUNTDISABLE
+    assert password_authenticates(samba_dc, username, PASSWORD)
+    assert not password_authenticates(samba_dc, username, PASSWORD + "x")
+
+
+def test_disable_stops_the_password_from_authenticating(task_client, samba_dc, username):
+    run(task_client, create(task_client, username))
+    run(task_client, EnableUser(username))
+
+    assert run(task_client, DisableUser(username)).outcome is Outcome.SUCCEEDED
+
+    assert not password_authenticates(samba_dc, username, PASSWORD)
+    assert run(task_client, DisableUser(username)).outcome is Outcome.SUCCEEDED  # already disabled: fine
+
+
+def test_set_password_changes_what_authenticates(task_client, samba_dc, username):
+    run(task_client, create(task_client, username))
+    run(task_client, EnableUser(username))
+    new_password = "An0ther-Secret+phrase"
+
+    event = run(task_client, SetPassword(username, task_client.seal(username, new_password)))
+
+    assert event.outcome is Outcome.SUCCEEDED
+    assert password_authenticates(samba_dc, username, new_password)
+    assert not password_authenticates(samba_dc, username, PASSWORD)
+
+
+def test_a_password_the_domain_refuses_fails_with_the_reason_and_nothing_is_created(task_client, samba_dc, username):
+    # Long enough for the contract's checks to pass in transit, but Samba's complexity rule refuses it.
+    event = run(task_client, create(task_client, username, password="alllowercaseletters"))
+
+    assert event.outcome is Outcome.FAILED
+    assert event.reason == COMPLEXITY_REASON
+    assert find_account(samba_dc, username) is None
+    assert "alllowercaseletters" not in event.reason
+
+
+def test_updated_attributes_are_visible_in_the_directory(task_client, samba_dc, username):
+    run(task_client, create(task_client, username))
+    attributes = {"given_name": "Zoë", "surname": "Ünal-Ñúñez", "display_name": "Zoë Ünal-Ñúñez (Physics)"}
+
+    event = run(task_client, UpdateAttributes(username, attributes))
+
+    assert event.outcome is Outcome.SUCCEEDED
+    account = find_account(samba_dc, username)
+    assert str(account["givenName"][0]) == "Zoë"
+    assert str(account["sn"][0]) == "Ünal-Ñúñez"
+    assert str(account["displayName"][0]) == "Zoë Ünal-Ñúñez (Physics)"
+
+
+def test_delete_removes_the_account_and_a_second_delete_succeeds(task_client, samba_dc, username):
+    run(task_client, create(task_client, username))
+
+    assert run(task_client, DeleteUser(username)).outcome is Outcome.SUCCEEDED
+    assert find_account(samba_dc, username) is None
+    assert run(task_client, DeleteUser(username)).outcome is Outcome.SUCCEEDED
+
+
+def test_a_redelivered_task_is_harmless(task_client, samba_dc, username):
+    task = create(task_client, username)
+    task_id = task_client.submit(task)
+    assert task_client.wait_for(task_id).outcome is Outcome.SUCCEEDED
+    run(task_client, EnableUser(username))
+
+    # The very same message (same envelope, same task id) arrives again, as after a lost ack.
+    task_client.results.pop(task_id)
+    task_client.publish(task.operation, task_client.envelope(task, task_id), task_id)
+    again = task_client.wait_for(task_id)
+
+    assert again.outcome is Outcome.SUCCEEDED
+    account = find_account(samba_dc, username)
+    assert not int(account["userAccountControl"][0]) & UF_ACCOUNTDISABLE  # still enabled: create changed nothing
+    assert password_authenticates(samba_dc, username, PASSWORD)
+    assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED  # enable of an enabled account
+
+
+def test_create_of_a_name_taken_by_another_person_fails_and_leaves_that_account_alone(task_client, samba_dc, username):
+    run(task_client, create(task_client, username))
+
+    event = run(task_client, create(task_client, username, password="0ther-Pers0n!pass", email="someone@else.example"))
+
+    assert event.outcome is Outcome.FAILED
+    assert event.reason == "the username is already taken"
+    assert str(find_account(samba_dc, username)["mail"][0]) == f"{username}@acme.example"
+
+
+def test_accounts_outside_the_managed_container_are_never_touched(task_client, samba_dc, username):
+    # A staff account made by hand in CN=Users, disabled on purpose.
+    samba_dc.samdb().newuser(username, "Staff-Passw0rd!", setpassword=True)
+    samba_dc.samdb().disable_account(f"(sAMAccountName={username})")
+
+    enable = run(task_client, EnableUser(username), timeout_s=120)
+    create_event = run(task_client, create(task_client, username))
+
+    assert create_event.outcome is Outcome.FAILED and create_event.reason == "the username is already taken"
+    assert enable.outcome is Outcome.FAILED
+    assert int(find_account(samba_dc, username)["userAccountControl"][0]) & UF_ACCOUNTDISABLE
+
+
+def test_enable_before_the_account_exists_is_retried_until_it_does(task_client, samba_dc, directory_worker, username):
+    # As when the account has not replicated to this DC yet: the enable waits for it.
+    enable_id = task_client.submit(EnableUser(username))
+    directory_worker.wait_for_log(f"{enable_id}", timeout_s=30)
+    directory_worker.wait_for_log("retry 1", timeout_s=30)
+    assert task_client.wait_for(task_client.submit(create(task_client, username))).outcome is Outcome.SUCCEEDED
+
+    assert task_client.wait_for(enable_id, 60).outcome is Outcome.SUCCEEDED
+    assert password_authenticates(samba_dc, username, PASSWORD)

@@ -5,4 +5,9 @@ directly. Each fixture that needs a service starts it and fails the test
 loudly when it cannot; nothing is skipped.
 """
 
-from support.cluster import cluster, namespace  # noqa: F401
+from support.cluster import _cluster_session, cluster, namespace, real_cluster, real_namespace  # noqa: F401
+
+
+def pytest_collection_modifyitems(items):
+    """Run the tests on the real node last: switching the cluster's node mode happens once."""
+    items.sort(key=lambda item: "real_cluster" in getattr(item, "fixturenames", ()))

@@ -1,8 +1,12 @@
-"""The local Kubernetes cluster for tests: a session fixture and helpers to act on it as a user would.
+"""The local Kubernetes cluster for tests: session fixtures and helpers to act on it as a user would.
 
-The fixture reuses a cluster started by `make cluster`; otherwise it starts one
-(hack/local_cluster.py, the same code) and stops it at the end of the session.
-If it cannot start, every test that needs it fails with the reason.
+`cluster` gives the fast KWOK cluster, `real_cluster` the one with a real node
+(containerd + kubelet on this machine). Each reuses a running cluster of its
+mode (`make cluster [NODE=real]`); otherwise it starts one with
+hack/local_cluster.py, the same code, switching modes if needed (the root
+conftest runs real-node tests last, so one switch suffices), and stops what
+it started at the end of the session. If a cluster cannot start, every test
+that needs it fails with the reason.
 """
 
 from __future__ import annotations
@@ -89,26 +93,60 @@ class KubeCluster:
             time.sleep(interval)
 
 
+class _ClusterSession:
+    """Starts or switches the local cluster on demand; stops it at the end if this session started it."""
+
+    def __init__(self) -> None:
+        self.local = Cluster()
+        self.started = False
+
+    def ensure(self, mode: str) -> KubeCluster:
+        if not (self.local.healthy() and self.local.mode == mode):
+            try:
+                if self.local.running():
+                    print(f"\nswitching the local cluster from NODE={self.local.mode} to NODE={mode}", file=sys.stderr)
+                    self.local.down()
+                self.local.up(node=mode)
+            except ClusterError as exc:
+                pytest.fail(f"the local cluster (NODE={mode}) could not start: {exc}", pytrace=False)
+            self.started = True
+        return KubeCluster(self.local.kubeconfig)
+
+
 @pytest.fixture(scope="session")
-def cluster() -> KubeCluster:
-    """The local cluster (KWOK nodes + cert-manager), started for this session unless already up."""
-    local = Cluster()
-    started = False
-    if not local.healthy():
-        try:
-            local.up()
-        except ClusterError as exc:
-            pytest.fail(f"the local cluster could not start: {exc}", pytrace=False)
-        started = True
-    yield KubeCluster(local.kubeconfig)
-    if started and os.environ.get("ES4PS_KEEP_CLUSTER") != "1":
-        local.down()
+def _cluster_session():
+    session = _ClusterSession()
+    yield session
+    if session.started and os.environ.get("ES4PS_KEEP_CLUSTER") != "1":
+        session.local.down()
+
+
+@pytest.fixture(scope="session")
+def cluster(_cluster_session) -> KubeCluster:
+    """The local cluster with KWOK nodes and cert-manager."""
+    return _cluster_session.ensure("kwok")
+
+
+@pytest.fixture(scope="session")
+def real_cluster(_cluster_session) -> KubeCluster:
+    """The local cluster with a real node: Pods run the locally built images in containerd."""
+    return _cluster_session.ensure("real")
+
+
+def _fresh_namespace(kube: KubeCluster):
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture
 def namespace(cluster: KubeCluster) -> str:
-    """A fresh namespace for one test, deleted afterwards (without waiting for it to go)."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    """A fresh namespace on the KWOK cluster for one test, deleted afterwards (without waiting)."""
+    yield from _fresh_namespace(cluster)
+
+
+@pytest.fixture
+def real_namespace(real_cluster: KubeCluster) -> str:
+    """A fresh namespace on the real-node cluster for one test."""
+    yield from _fresh_namespace(real_cluster)

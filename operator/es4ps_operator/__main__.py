@@ -1,0 +1,5 @@
+"""Run the operator: `python -m es4ps_operator`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,220 @@
+"""The RabbitMQ broker of a domain: ConfigMap, headless Service and a one-Pod StatefulSet.
+
+The broker listens only on 5671 with TLS, requires a client certificate signed
+by the domain's CA and logs the client in as the user named by the
+certificate's common name (EXTERNAL), so no component holds a broker password.
+Users, permissions and the two queues come from definitions loaded at boot.
+The configuration is written for RabbitMQ 3.10 (Debian 12) and later: new-style
+rabbitmq.conf, an enabled_plugins file, `load_definitions`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE
+
+from .. import naming
+from ..config import OperatorConfig
+from ..domain import Domain
+from .common import (
+    Manifest,
+    content_hash,
+    env,
+    metadata,
+    mount,
+    pvc_retention,
+    tls_volume,
+    volume_claim_template,
+)
+
+CONFIG_DIR = "/etc/rabbitmq"
+TLS_DIR = "/etc/es4ps/broker-tls"
+DATA_DIR = "/var/lib/rabbitmq"
+# The uid of the rabbitmq user in the official image; fsGroup makes the volume writable for it.
+RABBITMQ_UID = 999
+MEMORY_LIMIT = "512Mi"
+# RabbitMQ sizes its memory alarm from the host's memory unless told the container's limit.
+MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
+
+
+def rabbitmq_conf() -> str:
+    """rabbitmq.conf: the TLS listener only, peer certificates required, login from the certificate's CN."""
+    return "\n".join(
+        [
+            "# Written by the es4ps operator. TLS only: no plain AMQP listener.",
+            "listeners.tcp = none",
+            f"listeners.ssl.default = {naming.BROKER_PORT}",
+            f"ssl_options.cacertfile = {TLS_DIR}/ca.crt",
+            f"ssl_options.certfile = {TLS_DIR}/tls.crt",
+            f"ssl_options.keyfile = {TLS_DIR}/tls.key",
+            "ssl_options.verify = verify_peer",
+            "ssl_options.fail_if_no_peer_cert = true",
+            # Clients log in as the common name of their certificate; no passwords exist.
+            "auth_mechanisms.1 = EXTERNAL",
+            "ssl_cert_login_from = common_name",
+            f"load_definitions = {CONFIG_DIR}/definitions.json",
+            f"total_memory_available_override_value = {MEMORY_LIMIT_BYTES}",
+            "log.console = true",
+            "log.console.level = info",
+            "log.file = false",
+            "",
+        ]
+    )
+
+
+ENABLED_PLUGINS = "[rabbitmq_auth_mechanism_ssl].\n"
+
+
+def _exactly(*names: str) -> str:
+    """A RabbitMQ permission regex matching exactly these resource names."""
+    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
+
+
+def broker_definitions() -> dict[str, Any]:
+    """The vhost, the password-less users, their least privileges and the queues the broker starts with.
+
+    The portal writes tasks and reads results; a worker reads tasks and writes
+    results. Celery declares and binds a queue and its exchange of the same
+    name, so both users need configure and write on both names; reading is
+    where they differ.
+    """
+    vhost, queues = naming.BROKER_VHOST, (PROVISIONING_QUEUE, RESULTS_QUEUE)
+    both = _exactly(*queues)
+
+    def permissions(user: str, reads: str) -> dict[str, str]:
+        return {"user": user, "vhost": vhost, "configure": both, "write": both, "read": _exactly(reads)}
+
+    return {
+        "vhosts": [{"name": vhost}],
+        # An empty hash: the user cannot log in with a password at all.
+        "users": [
+            {"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}
+            for user in (naming.PORTAL_BROKER_USER, naming.WORKER_BROKER_USER)
+        ],
+        "permissions": [
+            permissions(naming.PORTAL_BROKER_USER, RESULTS_QUEUE),
+            permissions(naming.WORKER_BROKER_USER, PROVISIONING_QUEUE),
+        ],
+        "queues": [
+            {"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}} for queue in queues
+        ],
+        "exchanges": [
+            {
+                "name": queue,
+                "vhost": vhost,
+                "type": "direct",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for queue in queues
+        ],
+        "bindings": [
+            {
+                "source": queue,
+                "vhost": vhost,
+                "destination": queue,
+                "destination_type": "queue",
+                "routing_key": queue,
+                "arguments": {},
+            }
+            for queue in queues
+        ],
+    }
+
+
+def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
+    """ConfigMap, headless Service and StatefulSet of the domain's broker."""
+    name = naming.broker(domain)
+    config_data = {
+        "rabbitmq.conf": rabbitmq_conf(),
+        "enabled_plugins": ENABLED_PLUGINS,
+        "definitions.json": json.dumps(broker_definitions(), indent=2, sort_keys=True) + "\n",
+    }
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(domain, name, naming.BROKER),
+        "data": config_data,
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(domain, name, naming.BROKER),
+        "spec": {
+            "clusterIP": "None",
+            "selector": naming.selector(domain, naming.BROKER),
+            "ports": [{"name": "amqps", "port": naming.BROKER_PORT, "targetPort": "amqps", "protocol": "TCP"}],
+        },
+    }
+    return [config_map, service, _statefulset(domain, config, content_hash(config_data))]
+
+
+def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Manifest:
+    name = naming.broker(domain)
+    labels = naming.labels(domain, naming.BROKER)
+    tcp_probe = {"tcpSocket": {"port": "amqps"}}
+    container = {
+        "name": "rabbitmq",
+        "image": domain.broker.image or config.images.broker,
+        "imagePullPolicy": config.images.pull_policy,
+        "env": [
+            # A fixed node name keeps the data directory valid whatever the Pod's host name is.
+            env("RABBITMQ_NODENAME", "rabbit@localhost"),
+            env("RABBITMQ_CONFIG_FILE", f"{CONFIG_DIR}/rabbitmq.conf"),
+            env("RABBITMQ_ENABLED_PLUGINS_FILE", f"{CONFIG_DIR}/enabled_plugins"),
+            env("HOME", DATA_DIR),
+        ],
+        "ports": [{"name": "amqps", "containerPort": naming.BROKER_PORT, "protocol": "TCP"}],
+        "readinessProbe": tcp_probe | {"periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": tcp_probe | {"initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 5},
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": MEMORY_LIMIT}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        },
+        "volumeMounts": [mount("config", CONFIG_DIR), mount("tls", TLS_DIR), mount("data", DATA_DIR, read_only=False)],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(domain, name, naming.BROKER),
+        "spec": {
+            "serviceName": name,
+            "replicas": 1,
+            "selector": {"matchLabels": naming.selector(domain, naming.BROKER)},
+            "persistentVolumeClaimRetentionPolicy": pvc_retention(domain),
+            "template": {
+                "metadata": {"labels": labels, "annotations": {naming.CONFIG_HASH_ANNOTATION: config_hash}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsUser": RABBITMQ_UID,
+                        "runAsGroup": RABBITMQ_UID,
+                        "fsGroup": RABBITMQ_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": name}},
+                        tls_volume("tls", naming.broker_tls(domain)),
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                volume_claim_template(
+                    "data",
+                    domain.broker.storage.size,
+                    domain.broker.storage.storage_class,
+                    naming.selector(domain, naming.BROKER),
+                ),
+            ],
+        },
+    }

@@ -1,0 +1,237 @@
+"""The registration portal of a domain: StatefulSet, Service and Ingress.
+
+A Pod runs two containers from images/django: `portal` (`es4ps-portal serve`:
+migrations, then gunicorn on 8000 behind the Ingress) and `consumer`
+(`es4ps-portal consume`: records the workers' result events). A StatefulSet,
+not a Deployment, because the default database is SQLite on the Pod's volume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import naming
+from ..config import OperatorConfig
+from ..domain import Domain
+from .common import (
+    Manifest,
+    env,
+    env_from_secret,
+    metadata,
+    mount,
+    pvc_retention,
+    secret_volume,
+    tls_volume,
+    volume_claim_template,
+)
+
+DATA_DIR = "/var/lib/es4ps-portal"
+SECRET_KEY_DIR = "/etc/es4ps/django"  # noqa: S105 (a directory, not a secret)
+BROKER_TLS_DIR = "/etc/es4ps/broker-tls"
+KEYS_DIR = "/etc/es4ps/keys"
+SMTP_DIR = "/etc/es4ps/smtp"
+STAFF_DIR = "/etc/es4ps/staff"
+# The portal's user in images/django; fsGroup lets it write its volume and read its secret files.
+PORTAL_UID = 10001
+
+
+def build_portal(domain: Domain, config: OperatorConfig) -> list[Manifest]:
+    """StatefulSet and Service of the portal, and its Ingress unless spec.portal.ingress.enabled is false."""
+    manifests = [_statefulset(domain, config), _service(domain)]
+    if domain.portal.ingress_enabled:
+        manifests.append(_ingress(domain))
+    return manifests
+
+
+def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
+    """The variables of both portal containers (docs/interfaces.md, "Portal")."""
+    portal = domain.portal
+    variables = [
+        env("ES4PS_PORTAL_HOST", portal.host),
+        env("ES4PS_PORTAL_SCHEME", "https"),
+        env("ES4PS_PORTAL_PORT", naming.PORTAL_HTTP_PORT),
+        env("ES4PS_ORGANIZATION_NAME", domain.organization_name),
+        env("ES4PS_REALM", domain.realm),
+        env("ES4PS_ALLOWED_EMAIL_DOMAINS", ",".join(domain.allowed_email_domains)),
+        env("DJANGO_SECRET_KEY_FILE", f"{SECRET_KEY_DIR}/secret-key"),
+        env("ES4PS_DATA_DIR", DATA_DIR),
+        env("ES4PS_LDAP_URL", f"ldaps://{naming.directory_host(domain, config.cluster_domain)}:636"),
+        # The DCs' LDAPS certificates come from the domain's CA, the same CA as the broker's.
+        env("ES4PS_LDAP_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
+        env("ES4PS_BROKER_URL", naming.broker_url(domain, config.cluster_domain)),
+        env("ES4PS_BROKER_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
+        env("ES4PS_BROKER_CERT_FILE", f"{BROKER_TLS_DIR}/tls.crt"),
+        env("ES4PS_BROKER_KEY_FILE", f"{BROKER_TLS_DIR}/tls.key"),
+        env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
+        env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
+    ]
+    if portal.database_url:
+        variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))
+    smtp = portal.smtp
+    if smtp is None:
+        # Without a mail server the verification mails go to the portal's log (development only).
+        variables.append(env("ES4PS_EMAIL_BACKEND", "console"))
+    else:
+        variables += [
+            env("ES4PS_EMAIL_BACKEND", "smtp"),
+            env("ES4PS_SMTP_HOST", smtp.host),
+            env("ES4PS_SMTP_PORT", smtp.port),
+            env("ES4PS_SMTP_SECURITY", smtp.security),
+            env("ES4PS_MAIL_FROM", smtp.sender),
+        ]
+        if smtp.username:
+            variables.append(env("ES4PS_SMTP_USERNAME", smtp.username))
+        if smtp.password:
+            variables.append(env("ES4PS_SMTP_PASSWORD_FILE", f"{SMTP_DIR}/password"))
+    if portal.staff_user:
+        variables += [
+            env("ES4PS_SUPERUSER_USERNAME", portal.staff_user.username),
+            env("ES4PS_SUPERUSER_EMAIL", portal.staff_user.email),
+            env("ES4PS_SUPERUSER_PASSWORD_FILE", f"{STAFF_DIR}/password"),
+        ]
+    return variables
+
+
+def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The portal's secret volumes and their mounts."""
+    volumes = [
+        secret_volume("secret-key", naming.django_secret_key_secret(domain), {"secret-key": "secret-key"}),
+        tls_volume("broker-tls", naming.portal_broker_tls(domain)),
+        secret_volume(
+            "portal-keys",
+            naming.task_keys_secret(domain),
+            {
+                "sealing-public.key": "sealing-public.key",
+                "signing-private.key": "signing-private.key",
+            },
+        ),
+    ]
+    mounts = [mount("secret-key", SECRET_KEY_DIR), mount("broker-tls", BROKER_TLS_DIR), mount("portal-keys", KEYS_DIR)]
+    smtp = domain.portal.smtp
+    if smtp and smtp.password:
+        volumes.append(secret_volume("smtp", smtp.password.name, {smtp.password.key: "password"}))
+        mounts.append(mount("smtp", SMTP_DIR))
+    staff = domain.portal.staff_user
+    if staff:
+        volumes.append(secret_volume("staff", staff.password.name, {staff.password.key: "password"}))
+        mounts.append(mount("staff", STAFF_DIR))
+    return volumes, mounts
+
+
+def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
+    name = naming.portal(domain)
+    image = domain.portal.image or config.images.portal
+    environment = portal_environment(domain, config)
+    volumes, mounts = _volumes(domain)
+    mounts.append(mount("data", DATA_DIR, read_only=False))
+    security = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+    portal_container = {
+        "name": "portal",
+        "image": image,
+        "imagePullPolicy": config.images.pull_policy,
+        "command": ["es4ps-portal", "serve"],
+        "env": environment,
+        "ports": [{"name": "http", "containerPort": naming.PORTAL_HTTP_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 20,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        # Migrations run before gunicorn listens.
+        "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 60},
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "768Mi"}},
+        "securityContext": security,
+        "volumeMounts": mounts,
+    }
+    consumer_container = {
+        "name": "consumer",
+        "image": image,
+        "imagePullPolicy": config.images.pull_policy,
+        "command": ["es4ps-portal", "consume"],
+        "env": environment,
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": security,
+        "volumeMounts": mounts,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(domain, name, naming.PORTAL),
+        "spec": {
+            "serviceName": name,
+            "replicas": domain.portal.replicas,
+            "selector": {"matchLabels": naming.selector(domain, naming.PORTAL)},
+            # Pods are interchangeable (the database is shared when there are several): start them together.
+            "podManagementPolicy": "Parallel",
+            "persistentVolumeClaimRetentionPolicy": pvc_retention(domain),
+            "template": {
+                "metadata": {"labels": naming.labels(domain, naming.PORTAL)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsUser": PORTAL_UID,
+                        "runAsGroup": PORTAL_UID,
+                        "fsGroup": PORTAL_UID,
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [portal_container, consumer_container],
+                    "volumes": volumes,
+                },
+            },
+            "volumeClaimTemplates": [
+                volume_claim_template(
+                    "data",
+                    domain.portal.storage.size,
+                    domain.portal.storage.storage_class,
+                    naming.selector(domain, naming.PORTAL),
+                ),
+            ],
+        },
+    }
+
+
+def _service(domain: Domain) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(domain, naming.portal(domain), naming.PORTAL),
+        "spec": {
+            "selector": naming.selector(domain, naming.PORTAL),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def _ingress(domain: Domain) -> Manifest:
+    portal = domain.portal
+    meta = metadata(domain, naming.portal(domain), naming.PORTAL)
+    if portal.ingress_annotations:
+        meta["annotations"] = dict(portal.ingress_annotations)
+    spec: dict[str, Any] = {
+        "tls": [{"hosts": [portal.host], "secretName": naming.portal_https_tls(domain)}],
+        "rules": [
+            {
+                "host": portal.host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": naming.portal(domain), "port": {"name": "http"}}},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if portal.ingress_class:
+        spec["ingressClassName"] = portal.ingress_class
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}

@@ -1,0 +1,93 @@
+"""Secrets the operator generates once per domain and never overwrites.
+
+    <domain>-samba-admin        password             the domain's Administrator password
+    <domain>-portal-secret-key  secret-key           Django's SECRET_KEY
+    <domain>-task-keys          sealing-public.key, sealing-private.key   X25519 (es4ps_contract.keys)
+                                signing-public.key, signing-private.key   Ed25519
+
+The builder is pure: it returns each Secret's metadata and a function that
+makes fresh values, called only when the Secret does not exist yet. The values
+never appear in a log, an event or the status. A task-keys Secret holds both
+pairs so that a crash can never leave half of them regenerated.
+
+These Secrets belong with the data (the directory was provisioned with that
+password, queued tasks are sealed and signed with those keys, the portal's
+tokens with that SECRET_KEY): under deletionPolicy Retain they carry no owner
+reference, so deleting the domain keeps them beside the volumes they unlock,
+and a domain created again with the same name takes them up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import string
+from collections.abc import Callable
+
+from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
+from es4ps_contract.passwords import password_problems
+
+from .. import naming
+from ..domain import Domain
+from .common import Manifest, metadata
+
+ADMIN_PASSWORD_LENGTH = 32
+# Symbols that need no quoting in a shell, an smb.conf or a URL.
+PASSWORD_SYMBOLS = "-_.+=,:@%"  # noqa: S105 (an alphabet, not a password)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedSecret:
+    """A Secret made once: its manifest without data, and how to make its data."""
+
+    manifest: Manifest
+    generate: Callable[[], dict[str, str]]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["metadata"]["name"]
+
+    def with_data(self, data: dict[str, str]) -> Manifest:
+        return self.manifest | {"stringData": data}
+
+
+def generate_admin_password() -> dict[str, str]:
+    """A random password that meets the domain's complexity rules."""
+    alphabet = string.ascii_letters + string.digits + PASSWORD_SYMBOLS
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(ADMIN_PASSWORD_LENGTH))
+        if not password_problems(password, "Administrator"):
+            return {"password": password}
+
+
+def generate_django_secret_key() -> dict[str, str]:
+    return {"secret-key": secrets.token_urlsafe(50)}
+
+
+def generate_task_keys() -> dict[str, str]:
+    sealing_private, sealing_public = generate_sealing_keypair()
+    signing_private, signing_public = generate_signing_keypair()
+    return {
+        "sealing-private.key": sealing_private,
+        "sealing-public.key": sealing_public,
+        "signing-private.key": signing_private,
+        "signing-public.key": signing_public,
+    }
+
+
+def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
+    """The domain's generated Secrets, owned by it only under deletionPolicy Delete."""
+
+    def secret(name: str) -> Manifest:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": metadata(domain, name, naming.SECRETS, owned=domain.delete_data),
+        }
+
+    return [
+        GeneratedSecret(secret(naming.admin_password_secret(domain)), generate_admin_password),
+        GeneratedSecret(secret(naming.django_secret_key_secret(domain)), generate_django_secret_key),
+        GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
+    ]

@@ -1,0 +1,88 @@
+"""`python -m es4ps_operator` (or `es4ps-operator`): run the operator in the foreground.
+
+    python -m es4ps_operator            run (configuration from the environment, see config.py)
+    python -m es4ps_operator --version  print the version
+
+It serves /healthz and /metrics at once, waits for the leader Lease, then runs
+kopf over every namespace until SIGTERM/SIGINT or until the Lease is lost
+(exit status 1, so Kubernetes restarts the Pod as a waiting replica).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+import uuid
+
+import kopf
+
+from . import handlers  # noqa: F401  (registers the kopf handlers)
+from .config import ConfigError, OperatorConfig, operator_version
+from .kube import KubeApi
+from .leader import LeaderElector
+from .observability import LEADER, start_http_server
+
+logger = logging.getLogger("es4ps_operator")
+LEASE_NAME = "es4ps-operator"
+
+
+async def run(config: OperatorConfig) -> int:
+    """Run until stopped; the exit status is 1 when leadership was lost."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    http = await start_http_server(config.http_port)
+    api = KubeApi.from_environment()
+    elector: LeaderElector | None = None
+    holder: asyncio.Task | None = None
+    lost = False
+    try:
+        if config.leader_election:
+            # A fresh suffix: a restarted process must not mistake the Lease of its predecessor for its own.
+            identity = f"{config.identity}_{uuid.uuid4().hex[:8]}"
+            elector = LeaderElector(api.client, config.leader_election_namespace, LEASE_NAME, identity)
+            if not await elector.acquire(stop):
+                return 0
+            holder = asyncio.create_task(elector.hold(), name="leader lease")
+            holder.add_done_callback(lambda _: stop.set())
+        LEADER.set(1)
+        if config.cluster_dns_ip is None:
+            config = dataclasses.replace(config, cluster_dns_ip=await api.cluster_dns_ip())
+        memo = kopf.Memo(api=api, config=config, wakeups={})
+        await kopf.operator(clusterwide=True, standalone=True, stop_flag=stop, memo=memo)
+        lost = holder is not None and holder.done() and not holder.cancelled()
+    finally:
+        LEADER.set(0)
+        if holder is not None:
+            holder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holder
+        if elector is not None and not lost:
+            await elector.release()
+        await api.close()
+        await http.cleanup()
+    return 1 if lost else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="es4ps-operator", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"es4ps-operator {operator_version()}")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    try:
+        config = OperatorConfig.from_env()
+    except ConfigError as error:
+        sys.exit(f"es4ps-operator: {error}")
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
+        log_refkey="object",
+    )
+    logger.info("es4ps-operator %s starting as %s", operator_version(), config.identity)
+    sys.exit(asyncio.run(run(config)))

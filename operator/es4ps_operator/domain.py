@@ -1,0 +1,214 @@
+"""An ES4PSDomain object read into plain typed values.
+
+The API server has already validated the object and filled in the defaults
+written in the CRD (crds/es4ps.io_es4psdomains.yaml), so this module only
+derives what the CRD cannot express (the NetBIOS name from the realm, the
+organisation name) and gives the builders names instead of nested dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+GROUP = "es4ps.io"
+VERSION = "v1alpha1"
+KIND = "ES4PSDomain"
+PLURAL = "es4psdomains"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class SpecError(ValueError):
+    """The object lacks something the CRD should have guaranteed (e.g. an outdated CRD is installed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Storage:
+    size: str
+    storage_class: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuerRef:
+    name: str
+    kind: str
+    group: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int
+    security: str
+    sender: str
+    username: str | None
+    password: SecretKeyRef | None
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffUser:
+    username: str
+    email: str
+    password: SecretKeyRef
+
+
+@dataclasses.dataclass(frozen=True)
+class Portal:
+    host: str
+    replicas: int
+    image: str | None
+    storage: Storage
+    database_url: SecretKeyRef | None
+    ingress_enabled: bool
+    ingress_class: str | None
+    ingress_annotations: dict[str, str]
+    # Who may reach the portal: labels of the ingress controller's namespace and Pods.
+    ingress_namespace_labels: dict[str, str]
+    ingress_pod_labels: dict[str, str]
+    tls_issuer: IssuerRef | None
+    smtp: Smtp | None
+    staff_user: StaffUser | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Directory:
+    replicas: int
+    image: str | None
+    host_network: bool
+    service_type: str
+    service_annotations: dict[str, str]
+    advertised_addresses: tuple[str, ...]
+    node_cidrs: tuple[str, ...]
+    node_selector: dict[str, str]
+    dns_forwarder: str | None
+    storage: Storage
+
+
+@dataclasses.dataclass(frozen=True)
+class Broker:
+    image: str | None
+    storage: Storage
+
+
+# Without an explicit allowFrom, the portal admits the usual ingress-nginx namespace.
+DEFAULT_INGRESS_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "ingress-nginx"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Domain:
+    """One ES4PSDomain: its identity and its spec with every default resolved."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    realm: str  # upper case
+    netbios_name: str  # upper case
+    organization_name: str
+    allowed_email_domains: tuple[str, ...]
+    portal: Portal
+    directory: Directory
+    broker: Broker
+    delete_data: bool  # deletionPolicy: Delete
+    paused: bool
+
+    @property
+    def dns_domain(self) -> str:
+        """The realm as a DNS name (lower case), e.g. ad.acme.example."""
+        return self.realm.lower()
+
+    @property
+    def portal_url(self) -> str:
+        return f"https://{self.portal.host}/"
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Domain:
+        """Read an ES4PSDomain as the API server returns it; raises SpecError for a missing field."""
+        try:
+            return _read(body)
+        except (KeyError, TypeError) as exc:
+            raise SpecError(f"the ES4PSDomain lacks a field its CRD defines ({exc}); is the CRD up to date?") from None
+
+
+def _read(body: Mapping[str, Any]) -> Domain:
+    metadata, spec = body["metadata"], body["spec"]
+    realm = spec["realm"].upper()
+    netbios_name = (spec.get("netbiosName") or realm.split(".")[0][:15]).upper()
+    portal, directory, broker = spec["portal"], spec["directory"], spec["broker"]
+    ingress = portal["ingress"]
+    allow_from = ingress.get("allowFrom") or {}
+    issuer = portal["tls"].get("issuerRef")
+    return Domain(
+        name=metadata["name"],
+        namespace=metadata["namespace"],
+        uid=metadata["uid"],
+        generation=metadata.get("generation", 0),
+        realm=realm,
+        netbios_name=netbios_name,
+        organization_name=spec.get("organizationName") or netbios_name,
+        allowed_email_domains=tuple(spec["allowedEmailDomains"]),
+        portal=Portal(
+            host=portal["host"],
+            replicas=portal["replicas"],
+            image=portal.get("image"),
+            storage=_storage(portal["storage"]),
+            database_url=_secret_key_ref(portal.get("databaseURLSecretRef")),
+            ingress_enabled=ingress["enabled"],
+            ingress_class=ingress.get("className"),
+            ingress_annotations=dict(ingress.get("annotations") or {}),
+            ingress_namespace_labels=dict(allow_from.get("namespaceLabels") or DEFAULT_INGRESS_NAMESPACE_LABELS),
+            ingress_pod_labels=dict(allow_from.get("podLabels") or {}),
+            tls_issuer=IssuerRef(issuer["name"], issuer["kind"], issuer["group"]) if issuer else None,
+            smtp=_smtp(portal.get("smtp")),
+            staff_user=_staff_user(portal.get("staffUser")),
+        ),
+        directory=Directory(
+            replicas=directory["replicas"],
+            image=directory.get("image"),
+            host_network=directory["networkMode"] == "HostNetwork",
+            service_type=directory["serviceType"],
+            service_annotations=dict(directory.get("serviceAnnotations") or {}),
+            advertised_addresses=tuple(directory.get("advertisedAddresses") or ()),
+            node_cidrs=tuple(directory.get("nodeCIDRs") or ()),
+            node_selector=dict(directory.get("nodeSelector") or {}),
+            dns_forwarder=directory.get("dnsForwarder"),
+            storage=_storage(directory["storage"]),
+        ),
+        broker=Broker(image=broker.get("image"), storage=_storage(broker["storage"])),
+        delete_data=spec["deletionPolicy"] == "Delete",
+        paused=bool(spec["paused"]),
+    )
+
+
+def _storage(storage: Mapping[str, Any]) -> Storage:
+    return Storage(size=storage["size"], storage_class=storage.get("storageClassName"))
+
+
+def _secret_key_ref(ref: Mapping[str, Any] | None) -> SecretKeyRef | None:
+    return SecretKeyRef(ref["name"], ref["key"]) if ref else None
+
+
+def _smtp(smtp: Mapping[str, Any] | None) -> Smtp | None:
+    if not smtp:
+        return None
+    return Smtp(
+        host=smtp["host"],
+        port=smtp["port"],
+        security=smtp["security"],
+        sender=smtp["from"],
+        username=smtp.get("username"),
+        password=_secret_key_ref(smtp.get("passwordSecretRef")),
+    )
+
+
+def _staff_user(staff: Mapping[str, Any] | None) -> StaffUser | None:
+    if not staff:
+        return None
+    return StaffUser(staff["username"], staff["email"], SecretKeyRef(**staff["passwordSecretRef"]))

@@ -1,0 +1,137 @@
+"""The one module that writes to the Kubernetes API (kopf only watches and posts events).
+
+Children are written with server-side apply under the field manager
+"es4ps-operator", forced, so whatever someone else changed in the fields the
+operator owns is set back. Generated Secrets are created, never applied, so
+their values are never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.codecs import from_dict
+from lightkube.core.resource_registry import resource_registry
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import Secret, Service
+from lightkube.types import PatchType
+
+from . import naming
+from .builders.common import Manifest
+from .domain import GROUP, KIND, PLURAL, VERSION, Domain
+
+logger = logging.getLogger(__name__)
+
+ES4PSDomain = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+Certificate = create_namespaced_resource("cert-manager.io", "v1", "Certificate", "certificates")
+Issuer = create_namespaced_resource("cert-manager.io", "v1", "Issuer", "issuers")
+
+
+class KubeError(RuntimeError):
+    """A request failed; the message names the object and the API server's reason, never a secret value."""
+
+
+def _describe(error: ApiError) -> str:
+    status = error.status
+    return f"{status.code} {status.reason or ''}: {status.message or ''}".strip()
+
+
+class KubeApi:
+    """Requests the operator makes, each idempotent."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_environment(cls) -> KubeApi:
+        """A client for the in-cluster service account, or KUBECONFIG, or ~/.kube/config."""
+        return cls(AsyncClient(KubeConfig.from_env(), field_manager=naming.FIELD_MANAGER))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def apply(self, manifest: Manifest) -> None:
+        """Create or converge one child with server-side apply."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        resource = resource_registry.load(manifest["apiVersion"], kind)
+        try:
+            await self.client.patch(
+                resource,
+                name,
+                manifest,
+                namespace=manifest["metadata"]["namespace"],
+                patch_type=PatchType.APPLY,
+                field_manager=naming.FIELD_MANAGER,
+                force=True,
+            )
+        except ApiError as error:
+            raise KubeError(f"applying {kind} {name} failed: {_describe(error)}") from None
+
+    async def create_secret(self, manifest: Manifest) -> bool:
+        """Create a generated Secret; False when it exists already (its values are then kept)."""
+        name = manifest["metadata"]["name"]
+        try:
+            await self.client.create(from_dict(manifest))
+        except ApiError as error:
+            if error.status.code == 409:
+                return False
+            # Never the error's body: it could quote the object.
+            raise KubeError(f"creating Secret {name} failed: {error.status.code} {error.status.reason or ''}") from None
+        return True
+
+    async def set_owner_references(self, name: str, namespace: str, owner_references: list[dict] | None) -> None:
+        """Set (or with None remove) the owner references of a generated Secret without touching its data."""
+        patch = {"metadata": {"ownerReferences": owner_references}}
+        try:
+            await self.client.patch(Secret, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        except ApiError as error:
+            raise KubeError(f"updating the owner of Secret {name} failed: {_describe(error)}") from None
+
+    async def delete(self, api_version: str, kind: str, name: str, namespace: str) -> None:
+        """Delete a child; one that is already gone is fine."""
+        await self._delete(resource_registry.load(api_version, kind), name, namespace)
+
+    async def _delete(self, resource: type, name: str, namespace: str) -> None:
+        try:
+            await self.client.delete(resource, name, namespace=namespace)
+        except ApiError as error:
+            if error.status.code != 404:
+                raise KubeError(f"deleting {resource.__name__} {name} failed: {_describe(error)}") from None
+
+    async def patch_domain_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Write the status subresource (a merge patch: conditions are replaced as a whole)."""
+        try:
+            await self.client.patch(
+                ES4PSDomain.Status, name, {"status": dict(status)}, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        except ApiError as error:
+            if error.status.code != 404:  # the domain was deleted meanwhile
+                raise KubeError(f"writing the status of ES4PSDomain {name} failed: {_describe(error)}") from None
+
+    async def delete_leftovers(self, domain: Domain) -> None:
+        """Under deletionPolicy Delete: remove what garbage collection would leave behind.
+
+        cert-manager does not make its Secrets children of their Certificates,
+        so the Certificates go first (or cert-manager would issue them again),
+        then every Secret of the domain.
+        """
+        selector = {naming.INSTANCE_LABEL: domain.name, naming.PART_OF_LABEL: naming.PART_OF}
+        try:
+            for resource in (Certificate, Secret):
+                async for item in self.client.list(resource, namespace=domain.namespace, labels=selector):
+                    await self._delete(resource, item.metadata.name, domain.namespace)
+        except ApiError as error:
+            raise KubeError(f"cleaning up the domain's certificates and secrets failed: {_describe(error)}") from None
+
+    async def cluster_dns_ip(self) -> str | None:
+        """The cluster DNS Service's address (kube-system/kube-dns), or None when there is none or it is hidden."""
+        try:
+            service = await self.client.get(Service, "kube-dns", namespace="kube-system")
+        except ApiError as error:
+            logger.info("no cluster DNS service found (%s); DCs resolve through themselves only", _describe(error))
+            return None
+        ip = service.spec.clusterIP
+        return ip if ip and ip != "None" else None

@@ -1,0 +1,173 @@
+"""Names, labels and annotations of a domain's children: the one place that spells them.
+
+Every child is named "<domain>-<component>[-<part>]" in the domain's namespace
+and carries the app.kubernetes.io labels; the builders, the status and the
+tests all take names from here.
+"""
+
+from __future__ import annotations
+
+from .domain import API_VERSION, KIND, Domain
+
+# The field manager of every server-side apply the operator makes.
+FIELD_MANAGER = "es4ps-operator"
+PART_OF = "es4ps"
+# Selects everything the operator manages (its watches use it server-side).
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+NAME_LABEL = "app.kubernetes.io/name"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_SELECTOR = f"{MANAGED_BY_LABEL}={FIELD_MANAGER}"
+# On the DC StatefulSets and Pods: which DC (0, 1, ...) they run.
+DC_INDEX_LABEL = "es4ps.io/dc-index"
+
+# Hash of the manifest the operator last applied to a child (see children.needs_apply).
+DESIRED_HASH_ANNOTATION = "es4ps.io/desired-hash"
+# On Pod templates: hash of the configuration they read, so a change restarts them.
+CONFIG_HASH_ANNOTATION = "es4ps.io/config-hash"
+
+# Components (the app.kubernetes.io/component label).
+CERTIFICATES = "certificates"
+BROKER = "broker"
+DIRECTORY = "directory"
+PORTAL = "portal"
+NETWORK = "network"
+SECRETS = "secrets"
+
+# The broker's virtual host and the RabbitMQ users, which are the client certificates' common names.
+BROKER_VHOST = "es4ps"
+BROKER_PORT = 5671
+PORTAL_BROKER_USER = "portal"
+WORKER_BROKER_USER = "worker"
+PORTAL_HTTP_PORT = 8000
+
+
+def labels(domain: Domain, component: str) -> dict[str, str]:
+    """The labels every child of `domain` in `component` carries."""
+    return {
+        NAME_LABEL: f"es4ps-{component}",
+        INSTANCE_LABEL: domain.name,
+        COMPONENT_LABEL: component,
+        PART_OF_LABEL: PART_OF,
+        MANAGED_BY_LABEL: FIELD_MANAGER,
+    }
+
+
+def selector(domain: Domain, component: str) -> dict[str, str]:
+    """The stable subset of labels a Service or StatefulSet selects Pods by (never changes after creation)."""
+    return {INSTANCE_LABEL: domain.name, COMPONENT_LABEL: component}
+
+
+def owner_reference(domain: Domain) -> dict[str, object]:
+    """Makes a child garbage-collected with its domain."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": domain.name,
+        "uid": domain.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_name(domain: Domain, *parts: str) -> str:
+    return "-".join((domain.name, *parts))
+
+
+# --- names of the children, by component ---------------------------------------
+
+
+def ca_issuer_bootstrap(domain: Domain) -> str:
+    return child_name(domain, "selfsigned")
+
+
+def ca_certificate(domain: Domain) -> str:
+    return child_name(domain, "ca-tls")
+
+
+def ca_issuer(domain: Domain) -> str:
+    return child_name(domain, "ca")
+
+
+def broker(domain: Domain) -> str:
+    """The broker's StatefulSet, headless Service and ConfigMap."""
+    return child_name(domain, "broker")
+
+
+def broker_tls(domain: Domain) -> str:
+    return child_name(domain, "broker-tls")
+
+
+def broker_host(domain: Domain, cluster_domain: str) -> str:
+    """The broker's fully qualified Service name (also valid from DCs that resolve through Samba)."""
+    return f"{broker(domain)}.{domain.namespace}.svc.{cluster_domain}"
+
+
+def broker_url(domain: Domain, cluster_domain: str) -> str:
+    return f"amqps://{broker_host(domain, cluster_domain)}:{BROKER_PORT}/{BROKER_VHOST}"
+
+
+def dc(domain: Domain, index: int) -> str:
+    """The StatefulSet of DC number `index` (each DC has its own identity, volume and certificates)."""
+    return child_name(domain, f"dc{index}")
+
+
+def dc_hostname(index: int) -> str:
+    """The DC's computer name in the domain (at most 15 characters)."""
+    return f"dc{index}"
+
+
+def dc_ldaps_tls(domain: Domain, index: int) -> str:
+    return child_name(domain, f"dc{index}-ldaps-tls")
+
+
+def worker_tls(domain: Domain, index: int) -> str:
+    return child_name(domain, f"dc{index}-worker-tls")
+
+
+def dc_external_service(domain: Domain, index: int) -> str:
+    """The Service exposing one DC's ports in Service network mode."""
+    return child_name(domain, f"dc{index}-external")
+
+
+def directory_service(domain: Domain) -> str:
+    """The Service in front of all DCs that the portal checks logins against (LDAPS)."""
+    return child_name(domain, "directory")
+
+
+def directory_host(domain: Domain, cluster_domain: str) -> str:
+    return f"{directory_service(domain)}.{domain.namespace}.svc.{cluster_domain}"
+
+
+def portal(domain: Domain) -> str:
+    """The portal's StatefulSet, Service, Ingress and NetworkPolicy."""
+    return child_name(domain, "portal")
+
+
+def portal_broker_tls(domain: Domain) -> str:
+    return child_name(domain, "portal-broker-tls")
+
+
+def portal_https_tls(domain: Domain) -> str:
+    return child_name(domain, "portal-https-tls")
+
+
+def broker_network_policy(domain: Domain) -> str:
+    return broker(domain)
+
+
+def portal_network_policy(domain: Domain) -> str:
+    return portal(domain)
+
+
+def admin_password_secret(domain: Domain) -> str:
+    return child_name(domain, "samba-admin")
+
+
+def django_secret_key_secret(domain: Domain) -> str:
+    return child_name(domain, "portal-secret-key")
+
+
+def task_keys_secret(domain: Domain) -> str:
+    return child_name(domain, "task-keys")

@@ -1,0 +1,158 @@
+"""One reconciliation of one domain: desired state in, API requests and a status out.
+
+    read the domain -> build the desired children -> create missing generated
+    Secrets -> apply the children that need it -> prune the ones no longer
+    wanted -> derive the status from the observed children -> write it if it
+    changed
+
+Every step is idempotent: a reconciliation killed half-way is finished by the
+next one. What it did comes back as `ReconcileResult` so the caller can post
+Kubernetes Events and count metrics; secret values never leave this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import naming
+from .builders import DesiredState, build_desired_state
+from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable, stamped
+from .config import OperatorConfig
+from .domain import Domain
+from .kube import KubeApi, KubeError
+from .status import READY, compute_status, name_list
+
+# Kubernetes Event types.
+NORMAL, WARNING = "Normal", "Warning"
+# How many object names an Event message lists.
+EVENT_NAMES = 6
+
+
+@dataclasses.dataclass
+class ReconcileResult:
+    """What one reconciliation changed, for Events and metrics."""
+
+    created: list[str] = dataclasses.field(default_factory=list)
+    updated: list[str] = dataclasses.field(default_factory=list)
+    restored: list[str] = dataclasses.field(default_factory=list)
+    pruned: list[str] = dataclasses.field(default_factory=list)
+    generated_secrets: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None
+    status: dict[str, Any] = dataclasses.field(default_factory=dict)
+    status_written: bool = False
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _names(names: list[str]) -> str:
+    return name_list(names, EVENT_NAMES)
+
+
+async def reconcile(
+    body: Mapping[str, Any],
+    observed_children: Iterable[ChildSummary],
+    api: KubeApi,
+    config: OperatorConfig,
+) -> ReconcileResult:
+    """Bring one domain's children to their desired state and write its status."""
+    domain = Domain.from_body(body)
+    desired = build_desired_state(domain, config)
+    children = [child for child in observed_children]
+    observed = {child.key: child for child in children}
+    previous_status = body.get("status") or {}
+    result = ReconcileResult()
+    applied_generation = None
+    if not domain.paused:
+        try:
+            await _converge(domain, desired, observed, api, result)
+            applied_generation = domain.generation
+        except KubeError as error:
+            result.error = str(error)
+    result.status = compute_status(domain, desired, children, previous_status, applied_generation, result.error, _now())
+    if _differs(result.status, previous_status):
+        await api.patch_domain_status(domain.namespace, domain.name, result.status)
+        result.status_written = True
+    result.events = _events(result, previous_status, domain)
+    return result
+
+
+async def _converge(
+    domain: Domain,
+    desired: DesiredState,
+    observed: Mapping[tuple[str, str], ChildSummary],
+    api: KubeApi,
+    result: ReconcileResult,
+) -> None:
+    for secret in desired.generated_secrets:
+        existing = observed.get(("Secret", secret.name))
+        if existing is None or existing.deleting:
+            if await api.create_secret(secret.with_data(secret.generate())):
+                result.generated_secrets.append(secret.name)
+        elif (domain.uid in existing.owner_uids) != domain.delete_data:
+            # deletionPolicy changed: the Secret follows it (owned only under Delete).
+            await api.set_owner_references(
+                secret.name, domain.namespace, [naming.owner_reference(domain)] if domain.delete_data else None
+            )
+    for manifest in desired.manifests():
+        child = stamped(manifest)
+        key = (child["kind"], child["metadata"]["name"])
+        before = observed.get(key)
+        if not needs_apply(child, before):
+            continue
+        await api.apply(child)
+        label = f"{key[0]}/{key[1]}"
+        if before is None or before.deleting:
+            result.created.append(label)
+        elif before.desired_hash == child["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]:
+            result.restored.append(label)
+        else:
+            result.updated.append(label)
+    desired_keys = {(m["kind"], m["metadata"]["name"]) for m in desired.manifests()}
+    for child in prunable(observed.values(), desired_keys, domain.uid):
+        await api.delete(WATCHED_KINDS[child.kind].api_version, child.kind, child.name, domain.namespace)
+        result.pruned.append(f"{child.kind}/{child.name}")
+
+
+def _differs(status: Mapping[str, Any], previous: Mapping[str, Any]) -> bool:
+    return any(previous.get(key) != value for key, value in status.items())
+
+
+def _ready(status: Mapping[str, Any]) -> str | None:
+    return next((c["status"] for c in status.get("conditions") or [] if c.get("type") == READY), None)
+
+
+def _events(result: ReconcileResult, previous_status: Mapping[str, Any], domain: Domain) -> list[tuple[str, str, str]]:
+    """Kubernetes Events (type, reason, message) for what changed; names only, never values."""
+    events = []
+    if result.generated_secrets:
+        events.append((NORMAL, "SecretsGenerated", f"generated {_names(result.generated_secrets)}"))
+    if result.created:
+        events.append((NORMAL, "Created", f"created {_names(result.created)}"))
+    if result.updated:
+        events.append((NORMAL, "Updated", f"applied the changed spec to {_names(result.updated)}"))
+    if result.restored:
+        events.append((WARNING, "Restored", f"set back what others changed in {_names(result.restored)}"))
+    if result.pruned:
+        events.append((NORMAL, "Pruned", f"deleted {_names(result.pruned)}, no longer wanted"))
+    if result.error:
+        events.append((WARNING, "ApplyFailed", result.error))
+    ready_before, ready_now = _ready(previous_status), _ready(result.status)
+    if ready_now != ready_before and not result.error:
+        if ready_now == "True":
+            events.append((NORMAL, "Ready", f"the domain {domain.realm} is ready at {domain.portal_url}"))
+        elif ready_before == "True":
+            events.append((WARNING, "NotReady", _condition_message(result.status)))
+    paused_before = previous_status.get("phase") == "Paused"
+    if domain.paused and not paused_before:
+        events.append((NORMAL, "Paused", "spec.paused is true: the operator changes nothing until it is false"))
+    return events
+
+
+def _condition_message(status: Mapping[str, Any]) -> str:
+    return next((c["message"] for c in status.get("conditions") or [] if c.get("type") == READY), "")

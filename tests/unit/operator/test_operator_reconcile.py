@@ -1,0 +1,134 @@
+"""One reconciliation against a recording stand-in for the API (the real API is in tests/operator)."""
+
+import asyncio
+import json
+
+from es4ps_operator.children import summarize
+from es4ps_operator.kube import KubeError
+from es4ps_operator.reconcile import reconcile
+from operator_samples import MINIMAL_SPEC, domain_body
+
+
+class RecordingApi:
+    """Remembers what was written, like an API server would, and can fail on one kind."""
+
+    def __init__(self, fail_kind=None):
+        self.objects = {}
+        self.created_secrets = {}
+        self.deleted = []
+        self.statuses = []
+        self.owner_updates = []
+        self.fail_kind = fail_kind
+
+    async def apply(self, manifest):
+        if manifest["kind"] == self.fail_kind:
+            raise KubeError(f"applying {manifest['kind']} {manifest['metadata']['name']} failed: 403 Forbidden")
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
+
+    async def create_secret(self, manifest):
+        name = manifest["metadata"]["name"]
+        if name in self.created_secrets:
+            return False
+        self.created_secrets[name] = manifest
+        return True
+
+    async def set_owner_references(self, name, namespace, owner_references):
+        self.owner_updates.append((name, owner_references))
+
+    async def delete(self, api_version, kind, name, namespace):
+        self.deleted.append((kind, name))
+
+    async def patch_domain_status(self, namespace, name, status):
+        self.statuses.append(status)
+
+    def observed(self):
+        """Summaries of everything written, as the operator's watches would report them."""
+        children = [summarize(m) for m in self.objects.values()]
+        children += [summarize(m) for m in self.created_secrets.values()]
+        return children
+
+
+def run(body, children, api, config):
+    return asyncio.run(reconcile(body, children, api, config))
+
+
+def test_first_reconciliation_creates_everything_and_reports_it(config):
+    api = RecordingApi()
+    result = run(domain_body(MINIMAL_SPEC), [], api, config)
+    assert result.error is None
+    assert len(api.objects) == 19 and len(result.created) == 19
+    assert sorted(api.created_secrets) == ["acme-portal-secret-key", "acme-samba-admin", "acme-task-keys"]
+    assert result.generated_secrets == sorted(api.created_secrets, key=list(api.created_secrets).index)
+    assert [status["phase"] for status in api.statuses] == ["Progressing"]
+    assert {reason for _, reason, _ in result.events} == {"SecretsGenerated", "Created"}
+
+
+def test_secret_values_never_reach_events_or_status(config):
+    api = RecordingApi()
+    result = run(domain_body(MINIMAL_SPEC), [], api, config)
+    published = json.dumps(result.events) + json.dumps(api.statuses)
+    for secret in api.created_secrets.values():
+        for value in secret["stringData"].values():
+            assert value not in published
+
+
+def test_a_second_reconciliation_with_nothing_changed_writes_nothing(config):
+    api = RecordingApi()
+    body = domain_body(MINIMAL_SPEC)
+    body["status"] = run(body, [], api, config).status
+    # The children now exist (not ready yet): the status says so once.
+    body["status"] = run(body, api.observed(), api, config).status
+    writes = (dict(api.objects), dict(api.created_secrets), list(api.statuses))
+    third = run(body, api.observed(), api, config)
+    assert (api.objects, api.created_secrets, api.statuses) == writes
+    assert third.created == third.updated == third.restored == [] and third.events == []
+
+
+def test_a_changed_spec_is_applied_to_the_children_it_touches(config):
+    api = RecordingApi()
+    body = domain_body(MINIMAL_SPEC)
+    run(body, [], api, config)
+    body["spec"]["portal"]["replicas"] = 2
+    body["spec"]["portal"]["databaseURLSecretRef"] = {"name": "db", "key": "url"}
+    body["metadata"]["generation"] = 4
+    result = run(body, api.observed(), api, config)
+    assert result.updated == ["StatefulSet/acme-portal"]
+    assert api.objects[("StatefulSet", "acme-portal")]["spec"]["replicas"] == 2
+    assert api.statuses[-1]["observedGeneration"] == 4
+
+
+def test_scaling_the_directory_down_prunes_the_extra_dc(config):
+    api = RecordingApi()
+    spec = MINIMAL_SPEC | {"directory": {"replicas": 2}}
+    run(domain_body(spec), [], api, config)
+    result = run(domain_body(MINIMAL_SPEC), api.observed(), api, config)
+    assert ("StatefulSet", "acme-dc1") in api.deleted
+    assert ("Certificate", "acme-dc1-worker-tls") in api.deleted
+    assert "StatefulSet/acme-dc1" in result.pruned
+
+
+def test_a_paused_domain_is_not_touched_but_its_status_is_kept(config):
+    api = RecordingApi()
+    result = run(domain_body(MINIMAL_SPEC | {"paused": True}), [], api, config)
+    assert api.objects == {} and api.created_secrets == {}
+    assert result.status["phase"] == "Paused"
+    assert ("Normal", "Paused", "spec.paused is true: the operator changes nothing until it is false") in result.events
+
+
+def test_an_api_failure_is_reported_in_status_and_events(config):
+    api = RecordingApi(fail_kind="NetworkPolicy")
+    result = run(domain_body(MINIMAL_SPEC), [], api, config)
+    assert result.error == "applying NetworkPolicy acme-broker failed: 403 Forbidden"
+    assert result.status["phase"] == "Failed"
+    assert ("Warning", "ApplyFailed", result.error) in result.events
+
+
+def test_generated_secrets_follow_the_deletion_policy(config):
+    api = RecordingApi()
+    run(domain_body(MINIMAL_SPEC), [], api, config)
+    run(domain_body(MINIMAL_SPEC | {"deletionPolicy": "Delete"}), api.observed(), api, config)
+    assert {name for name, refs in api.owner_updates if refs and refs[0]["uid"] == "0000-uid"} == {
+        "acme-samba-admin",
+        "acme-portal-secret-key",
+        "acme-task-keys",
+    }

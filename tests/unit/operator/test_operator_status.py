@@ -1,0 +1,173 @@
+"""Child summaries, what to re-apply or prune, and the status derived from the children."""
+
+from es4ps_operator import naming
+from es4ps_operator.builders import build_desired_state
+from es4ps_operator.children import ChildSummary, needs_apply, prunable, stamped, summarize
+from es4ps_operator.status import compute_status
+from operator_samples import make_domain
+
+NOW = "2026-11-26T12:00:00Z"
+EARLIER = "2026-11-26T11:00:00Z"
+
+
+def statefulset_body(name, replicas=1, ready=1, generation=2, observed=2, managers=()):
+    return {
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": name,
+            "generation": generation,
+            "ownerReferences": [{"uid": "0000-uid"}],
+            "annotations": {naming.DESIRED_HASH_ANNOTATION: "abc"},
+            "managedFields": [
+                {"manager": "es4ps-operator", "operation": "Apply"},
+                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status"},
+                *managers,
+            ],
+        },
+        "spec": {"replicas": replicas},
+        "status": {"readyReplicas": ready, "updatedReplicas": replicas, "observedGeneration": observed},
+    }
+
+
+def certificate_body(name, ready):
+    return {
+        "kind": "Certificate",
+        "metadata": {"name": name},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "message": "Certificate is up to date" if ready else "Issuing",
+                }
+            ]
+        },
+    }
+
+
+def test_statefulset_is_ready_only_when_its_pods_are_ready_and_up_to_date():
+    assert summarize(statefulset_body("a")).ready
+    assert not summarize(statefulset_body("a", ready=0)).ready
+    assert not summarize(statefulset_body("a", generation=3, observed=2)).ready
+
+
+def test_certificate_readiness_follows_its_ready_condition():
+    assert summarize(certificate_body("c", True)).ready
+    pending = summarize(certificate_body("c", False))
+    assert not pending.ready and pending.message == "Issuing"
+    assert not summarize({"kind": "Certificate", "metadata": {"name": "c"}}).ready
+
+
+def test_a_child_is_applied_when_missing_outdated_or_changed_by_someone_else():
+    manifest = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
+    wanted = manifest["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]
+    same = ChildSummary("ConfigMap", "x", wanted, False, (), False, True)
+    assert needs_apply(manifest, None)
+    assert not needs_apply(manifest, same)
+    assert needs_apply(manifest, ChildSummary("ConfigMap", "x", "old", False, (), False, True))
+    assert needs_apply(manifest, ChildSummary("ConfigMap", "x", wanted, True, (), False, True))
+    assert needs_apply(manifest, ChildSummary("ConfigMap", "x", wanted, False, (), True, True))
+
+
+def test_the_hash_ignores_nothing_but_itself():
+    first = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
+    second = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}})
+    again = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
+    key = naming.DESIRED_HASH_ANNOTATION
+    assert first["metadata"]["annotations"][key] != second["metadata"]["annotations"][key]
+    assert first == again
+
+
+def test_kubectl_edits_count_as_changes_by_others_but_status_updates_do_not():
+    assert not summarize(statefulset_body("a")).changed_by_others
+    edited = statefulset_body("a", managers=[{"manager": "kubectl-edit", "operation": "Update"}])
+    assert summarize(edited).changed_by_others
+
+
+def test_only_children_applied_for_this_domain_and_no_longer_wanted_are_pruned():
+    old_dc = ChildSummary("StatefulSet", "acme-dc1", "h", False, ("0000-uid",), False, True)
+    wanted = ChildSummary("StatefulSet", "acme-dc0", "h", False, ("0000-uid",), False, True)
+    generated = ChildSummary("Secret", "acme-task-keys", None, False, ("0000-uid",), False, True)
+    foreign = ChildSummary("StatefulSet", "other", "h", False, ("another-uid",), False, True)
+    desired = {("StatefulSet", "acme-dc0")}
+    assert prunable([old_dc, wanted, generated, foreign], desired, "0000-uid") == [old_dc]
+
+
+def everything_ready(domain, config):
+    desired = build_desired_state(domain, config)
+    children = []
+    for manifest in desired.manifests():
+        name = manifest["metadata"]["name"]
+        if manifest["kind"] == "Certificate":
+            children.append(summarize(certificate_body(name, True)))
+        elif manifest["kind"] == "StatefulSet":
+            replicas = manifest["spec"]["replicas"]
+            children.append(summarize(statefulset_body(name, replicas=replicas, ready=replicas)))
+    return desired, children
+
+
+def conditions(status):
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_status_is_ready_when_every_component_is(config):
+    domain = make_domain(directory={"replicas": 2})
+    desired, children = everything_ready(domain, config)
+    status = compute_status(domain, desired, children, None, 3, None, NOW)
+    assert status["phase"] == "Ready"
+    assert status["observedGeneration"] == 3
+    assert status["portalURL"] == "https://accounts.acme.example/"
+    assert status["domainControllers"] == "2/2"
+    assert {kind: c["status"] for kind, c in conditions(status).items()} == {
+        "Ready": "True",
+        "CertificatesReady": "True",
+        "BrokerReady": "True",
+        "DirectoryReady": "True",
+        "PortalReady": "True",
+    }
+    for condition in status["conditions"]:
+        assert condition["lastTransitionTime"] == NOW
+        assert condition["observedGeneration"] == 3
+        assert condition["reason"] and condition["message"]
+
+
+def test_status_names_what_it_waits_for(minimal, config):
+    desired, children = everything_ready(minimal, config)
+    children = [c for c in children if c.name != "acme-dc0"]
+    children = [
+        summarize(certificate_body("acme-broker-tls", False)) if c.name == "acme-broker-tls" else c for c in children
+    ]
+    status = compute_status(minimal, desired, children, None, 3, None, NOW)
+    found = conditions(status)
+    assert status["phase"] == "Progressing"
+    assert status["domainControllers"] == "0/1"
+    assert found["Ready"]["status"] == "False"
+    assert found["Ready"]["message"] == "not ready: CertificatesReady, DirectoryReady"
+    assert found["DirectoryReady"]["reason"] == "Creating"
+    assert "acme-dc0" in found["DirectoryReady"]["message"]
+    assert "acme-broker-tls (Issuing)" in found["CertificatesReady"]["message"]
+    assert found["BrokerReady"]["status"] == "True"
+
+
+def test_transition_times_change_only_with_the_status(minimal, config):
+    desired, children = everything_ready(minimal, config)
+    before = compute_status(minimal, desired, children, None, 3, None, EARLIER)
+    same = compute_status(minimal, desired, children, before, 3, None, NOW)
+    assert same == before
+    broken = [c for c in children if c.name != "acme-portal"]
+    after = conditions(compute_status(minimal, desired, broken, before, 3, None, NOW))
+    assert after["PortalReady"]["lastTransitionTime"] == NOW
+    assert after["BrokerReady"]["lastTransitionTime"] == EARLIER
+
+
+def test_apply_errors_and_pausing_show_in_the_phase(config):
+    domain = make_domain()
+    desired, children = everything_ready(domain, config)
+    failed = compute_status(domain, desired, children, {"observedGeneration": 2}, None, "applying X failed", NOW)
+    assert failed["phase"] == "Failed"
+    assert failed["observedGeneration"] == 2  # the failed generation was not applied
+    assert conditions(failed)["Ready"]["reason"] == "ApplyFailed"
+    paused = make_domain(paused=True)
+    status = compute_status(paused, desired, children, {"observedGeneration": 2}, None, None, NOW)
+    assert status["phase"] == "Paused"
+    assert status["observedGeneration"] == 2

@@ -1,0 +1,97 @@
+"""The chart renders what it promises, without a cluster: lint, schema, determinism, least RBAC, the CRD."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "es4ps"
+HELM = str(ROOT / ".local" / "bin" / "helm")
+CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([HELM, *args], capture_output=True, text=True, env={**os.environ, "HELM_CACHE_HOME": "/tmp"})
+    if check and proc.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def render(*values: str) -> list[dict]:
+    args = []
+    for v in values:
+        args += ["--set", v]
+    return [d for d in yaml.safe_load_all(helm("template", "es4ps", str(CHART), "-n", "es4ps", *args).stdout) if d]
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "defaults")
+def test_lint_strict(values):
+    helm("lint", "--strict", str(CHART), *(["-f", str(values)] if values else []))
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("replicas=2", "replicas"),  # a typo of replicaCount: unknown keys are refused
+        ("replicaCount=two", "replicaCount"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("operator.logFormat=xml", "logFormat"),
+        ("domain.enabled=true", "name"),
+        ("metrics.service.port=70000", "port"),
+        ("domain.name=Not_A_Name", "name"),
+    ],
+)
+def test_schema_refuses_bad_values_naming_the_field(setting, named):
+    proc = helm("template", "es4ps", str(CHART), "--set", setting, check=False)
+    assert proc.returncode != 0, f"{setting} was accepted"
+    assert "values don't meet the specifications of the schema" in proc.stderr
+    assert named in proc.stderr
+
+
+def test_rendering_is_deterministic():
+    args = ("template", "es4ps", str(CHART), "-f", str(CHART / "ci" / "domain-values.yaml"))
+    assert helm(*args).stdout == helm(*args).stdout
+
+
+def test_rbac_has_no_wildcards_and_covers_only_named_resources():
+    rules = [r for d in render() if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    assert rules
+    for rule in rules:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule.get(key, []), rule
+        assert "escalate" not in rule["verbs"] and "bind" not in rule["verbs"] and "impersonate" not in rule["verbs"]
+    secrets = [r for r in rules if "secrets" in r["resources"]]
+    assert secrets and all("list" in r["verbs"] for r in secrets)  # a kopf index watches them
+
+
+def test_crd_is_the_repository_crd_kept_on_uninstall():
+    crd = next(d for d in render() if d["kind"] == "CustomResourceDefinition")
+    source = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
+    assert crd["spec"] == source["spec"]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert not any(d["kind"] == "CustomResourceDefinition" for d in render("crd.install=false"))
+
+
+def test_app_version_is_the_project_version():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == (ROOT / "VERSION").read_text().strip()
+    deployment = next(d for d in render() if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"es4ps/operator:{chart['appVersion']}"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ES4PS_SAMBA_IMAGE"] == f"es4ps/samba:{chart['appVersion']}"
+
+
+def test_domain_from_values_is_rendered_as_given():
+    docs = render("domain.enabled=true", "domain.name=acme", "domain.namespace=acme",
+                  "domain.spec.realm=AD.ACME.EXAMPLE", "domain.spec.allowedEmailDomains={acme.example}",
+                  "domain.spec.portal.host=accounts.acme.example")
+    domain = next(d for d in docs if d["kind"] == "ES4PSDomain")
+    assert domain["metadata"] == {**domain["metadata"], "name": "acme", "namespace": "acme"}
+    assert domain["spec"] == {"realm": "AD.ACME.EXAMPLE", "allowedEmailDomains": ["acme.example"],
+                              "portal": {"host": "accounts.acme.example"}}

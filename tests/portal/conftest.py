@@ -25,8 +25,9 @@ from pathlib import Path
 
 import django
 import pytest
-from portal_live import ALLOWED_DOMAIN, LivePortal, unique_username
-from support.mail import MailCatcher, mail_catcher  # noqa: F401 - a fixture, by name
+from portal_live import ALLOWED_DOMAIN, LivePortal, read_task_queue, unique_username
+from support import mail as mail_support
+from support.mail import *  # noqa: F403 - the mail_catcher fixture, by name
 from support.service_fixtures import *  # noqa: F403 - the service fixtures, by name
 from support.services import ContractKeys, RabbitMQ, ServiceError
 
@@ -75,7 +76,7 @@ def username() -> str:
 
 
 @pytest.fixture
-def smtp(settings, mail_catcher: MailCatcher) -> MailCatcher:
+def smtp(settings, mail_catcher: mail_support.MailCatcher) -> mail_support.MailCatcher:
     """In-process mails go to the real SMTP server (pytest-django would catch them in memory)."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = mail_catcher.host
@@ -85,19 +86,27 @@ def smtp(settings, mail_catcher: MailCatcher) -> MailCatcher:
 
 
 @pytest.fixture
-def broker(settings, rabbitmq: RabbitMQ, contract_keys: ContractKeys) -> RabbitMQ:
-    """In-process publishing goes to the real RabbitMQ, as the portal's certificate, with the session's keys."""
+def broker(settings, rabbitmq: RabbitMQ, contract_keys: ContractKeys) -> Iterator[RabbitMQ]:
+    """In-process publishing goes to the real RabbitMQ, as the portal's certificate, with the session's keys.
+
+    The tasks a test published are taken off the queue afterwards, so no worker
+    later acts on (and reports) tasks of a database that is gone.
+    """
+    from es4ps_portal.accounts.models import ProvisioningTask
+
     settings.BROKER_ENVIRON = rabbitmq.portal_env
     settings.SEALING_PUBLIC_KEY_FILE = contract_keys.portal_env["ES4PS_SEALING_PUBLIC_KEY_FILE"]
     settings.SIGNING_PRIVATE_KEY_FILE = contract_keys.portal_env["ES4PS_SIGNING_PRIVATE_KEY_FILE"]
-    return rabbitmq
+    yield rabbitmq
+    published = [str(task_id) for task_id in ProvisioningTask.objects.values_list("task_id", flat=True)]
+    read_task_queue(rabbitmq, take=published, timeout_s=2)
 
 
 @pytest.fixture(scope="session")
 def live_portal(
     tmp_path_factory: pytest.TempPathFactory,
     portal_env: dict[str, str],
-    mail_catcher: MailCatcher,
+    mail_catcher: mail_support.MailCatcher,
     directory_worker,
 ) -> Iterator[LivePortal]:
     """`es4ps-portal serve` and `consume` as processes, with the real worker, DC, broker and SMTP server."""

@@ -6,21 +6,38 @@ Plain classes without pytest, so bench/portal.py starts the portal the same way.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import secrets
+import sqlite3
+import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import ldap3
+import ldb
 import requests
-from support.services import VENV_BIN, ServiceError, free_port, start_process, stop_process_group, wait_until
+from es4ps_contract.tasks import PROVISIONING_QUEUE
+from es4ps_contract.transport import celery_settings
+from kombu import Connection
+from samba.dsdb import UF_ACCOUNTDISABLE
+from support.services import (
+    VENV_BIN,
+    RabbitMQ,
+    SambaDC,
+    free_port,
+    start_process,
+    stop_process_group,
+    wait_until,
+)
 
 ALLOWED_DOMAIN = "acme.example"
 ORGANIZATION_NAME = "Acme Corp"
 STAFF_USERNAME = "staff"
 # Meets the domain's complexity rules and contains no test username or name.
-GOOD_PASSWORD = "Correct-Horse-42"
+GOOD_PASSWORD = "Correct-Horse-42"  # noqa: S105 - a test password
 _CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 _serial = itertools.count()
 
@@ -28,6 +45,69 @@ _serial = itertools.count()
 def unique_username(prefix: str = "p") -> str:
     """A username no other test of any session uses (at most 20 characters, as AD wants)."""
     return f"{prefix}{os.getpid() % 100000}x{next(_serial)}"
+
+
+def unique_client_ip() -> str:
+    """A documentation-range address per call, so per-address rate limits of one test do not hit the next."""
+    serial = next(_serial)
+    return f"198.18.{serial // 250 % 250}.{serial % 250 + 1}"
+
+
+def password_authenticates(dc: SambaDC, username: str, password: str) -> bool:
+    """Whether a simple bind as the user over LDAPS succeeds: the directory's own answer, not the portal's."""
+    tls = ldap3.Tls(ca_certs_file=str(dc.ca_file), validate=ssl.CERT_REQUIRED)
+    server = ldap3.Server(dc.ldaps_url, tls=tls, connect_timeout=5)
+    connection = ldap3.Connection(server, user=f"{username}@{dc.dns_domain}", password=password)
+    try:
+        return connection.bind()
+    finally:
+        connection.unbind()
+
+
+def directory_account(dc: SambaDC, username: str) -> dict[str, str] | None:
+    """The account's attributes in the DC (as the Administrator reads them), or None."""
+    samdb = dc.samdb()
+    found = samdb.search(
+        base=samdb.domain_dn(),
+        expression=f"(sAMAccountName={ldb.binary_encode(username)})",
+        attrs=["userAccountControl", "mail", "givenName", "sn", "displayName"],
+    )
+    if not len(found):
+        return None
+    return {str(name): str(found[0][name][0]) for name in found[0] if name != "dn"}
+
+
+def account_is_enabled(account: dict[str, str]) -> bool:
+    return not int(account["userAccountControl"]) & UF_ACCOUNTDISABLE
+
+
+def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: float = 10) -> list[dict]:
+    """Read every task waiting in the provisioning queue (with a worker's certificate), taking those in `take`.
+
+    Returns one dict per message read: {"id", "name", "body" (the raw message text), "args"}. Waits
+    up to `timeout_s` for every id in `take` to arrive. Messages not taken go back to the queue
+    untouched (unacknowledged, they return when the channel closes).
+    """
+    wanted = set(take)
+    read: list[dict] = []
+    ssl_options = celery_settings(rabbitmq.worker_env)["broker_use_ssl"]
+    with Connection(rabbitmq.url, login_method="EXTERNAL", ssl=ssl_options) as connection:
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = channel.basic_get(PROVISIONING_QUEUE)
+            if message is None:
+                if not wanted - {m["id"] for m in read} or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+                continue
+            body = message.body if isinstance(message.body, str) else message.body.decode()
+            task_id = message.headers.get("id")
+            read.append({"id": task_id, "name": message.headers.get("task"), "body": body, "args": json.loads(body)[0]})
+            if task_id in wanted:
+                channel.basic_ack(message.delivery_tag)
+        channel.close()
+    return read
 
 
 class PortalClient:
@@ -58,16 +138,15 @@ class PortalClient:
         token = self.csrf_token(form_page or path)
         return self.http.post(self._url(path), data={**data, "csrfmiddlewaretoken": token}, timeout=60)
 
-    def register(
-        self, username: str, email: str, password: str = GOOD_PASSWORD, first_name: str = "Ada", last_name: str = "Lovelace"
-    ) -> requests.Response:
+    def register(self, username: str, email: str, password: str = GOOD_PASSWORD, **names: str) -> requests.Response:
+        """Fill in and send the registration form (first and last name default to Ada Lovelace)."""
         return self.post(
             "/register/",
             {
                 "username": username,
                 "email": email,
-                "first_name": first_name,
-                "last_name": last_name,
+                "first_name": names.get("first_name", "Ada"),
+                "last_name": names.get("last_name", "Lovelace"),
                 "new_password1": password,
                 "new_password2": password,
             },
@@ -167,9 +246,11 @@ class LivePortal:
     def client(self, client_ip: str | None = None) -> PortalClient:
         return PortalClient(self.url, client_ip)
 
+    def database(self) -> sqlite3.Connection:
+        """A read-only connection to the portal's database, to check what it kept."""
+        path = self.directory / "data" / "portal.sqlite3"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
     def logs(self) -> str:
         """Both logs, for assertions that nothing secret was written."""
         return "\n".join(p.read_text(errors="replace") for p in (self.serve_log, self.consume_log) if p.exists())
-
-
-__all__ = ["ALLOWED_DOMAIN", "GOOD_PASSWORD", "LivePortal", "PortalClient", "ServiceError", "unique_username"]

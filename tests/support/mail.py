@@ -27,6 +27,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+__all__ = ["CaughtMail", "MailCatcher", "mail_catcher"]
+
 _URL_RE = re.compile(r"https?://[^\s<>\"']+")
 
 

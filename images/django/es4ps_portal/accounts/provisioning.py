@@ -32,7 +32,7 @@ from .models import ProvisioningTask, User
 logger = logging.getLogger(__name__)
 
 # A result can overtake the commit of its task's row by a moment; wait this long before dropping it.
-_UNKNOWN_TASK_WAIT_S = 5.0
+_UNKNOWN_TASK_WAIT_S = 2.0
 
 
 @functools.cache

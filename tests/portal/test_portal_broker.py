@@ -1,0 +1,73 @@
+"""What the portal puts on the broker: signed tasks on the provisioning queue, the password sealed for the workers."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from es4ps_contract.keys import load_sealing_private_key, load_verify_key
+from es4ps_contract.sealing import SealingError, unseal_password
+from es4ps_contract.signing import open_task
+from es4ps_contract.tasks import Operation
+from es4ps_portal.accounts.models import ProvisioningTask
+from nacl.public import PrivateKey
+from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD, read_task_queue
+from support.mail import MailCatcher
+
+pytestmark = pytest.mark.django_db
+
+
+def registration(username: str, **changes) -> dict[str, str]:
+    data = {
+        "username": username,
+        "email": f"{username}@{ALLOWED_DOMAIN}",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "new_password1": GOOD_PASSWORD,
+        "new_password2": GOOD_PASSWORD,
+    }
+    return {**data, **changes}
+
+
+def test_tasks_reach_the_queue_signed_with_the_password_sealed(
+    client: Client, broker, smtp: MailCatcher, contract_keys, directory_worker, username
+):
+    refused = f"{username}r"
+    # The test reads the queue itself: the worker must not take the tasks first.
+    directory_worker.stop()
+    try:
+        assert client.post("/register/", registration(username)).status_code == 302
+        code = smtp.wait_for(f"{username}@{ALLOWED_DOMAIN}").text.split("code on the status page: ", 1)[1][:6]
+        client.post("/verify/code/", {"code": code})
+        bad_password = registration(refused, new_password1="password", new_password2="password")
+        assert client.post("/register/", bad_password).status_code == 400
+        assert client.post("/register/", registration(refused, email=f"{refused}@evil.example")).status_code == 400
+        recorded = {t.operation: str(t.task_id) for t in ProvisioningTask.objects.filter(user__username=username)}
+        messages = read_task_queue(broker, take=recorded.values())
+    finally:
+        directory_worker.start()
+
+    taken = {m["id"]: m for m in messages if m["id"] in recorded.values()}
+    assert set(taken) == set(recorded.values())
+    assert not [m for m in messages if refused in m["body"]], "a refused registration published a task"
+
+    create = taken[recorded[Operation.CREATE_USER]]
+    assert create["name"] == Operation.CREATE_USER.task_name
+    assert GOOD_PASSWORD not in create["body"]
+    verify_key = load_verify_key(contract_keys.worker_env["ES4PS_SIGNING_PUBLIC_KEY_FILE"])
+    task = open_task(verify_key, create["args"][0], operation=Operation.CREATE_USER, task_id=create["id"])
+    assert (task.username, task.given_name, task.surname, task.email) == (
+        username,
+        "Ada",
+        "Lovelace",
+        f"{username}@{ALLOWED_DOMAIN}",
+    )
+    with pytest.raises(SealingError):
+        unseal_password(PrivateKey.generate(), task.sealed_password, username)
+    worker_key = load_sealing_private_key(contract_keys.worker_env["ES4PS_SEALING_PRIVATE_KEY_FILE"])
+    assert unseal_password(worker_key, task.sealed_password, username) == GOOD_PASSWORD
+
+    enable = taken[recorded[Operation.ENABLE_USER]]
+    assert enable["name"] == Operation.ENABLE_USER.task_name
+    assert open_task(verify_key, enable["args"][0], operation=Operation.ENABLE_USER, task_id=enable["id"]).username == (
+        username
+    )

@@ -1,0 +1,236 @@
+"""The acceptance flow, as a new user goes through it, against the real processes of every component.
+
+`es4ps-portal serve` and `consume`, the real directory worker, a Samba AD DC,
+RabbitMQ with mutual TLS and an SMTP server catching the mails.
+"""
+
+from __future__ import annotations
+
+import pytest
+from portal_live import (
+    ALLOWED_DOMAIN,
+    GOOD_PASSWORD,
+    account_is_enabled,
+    directory_account,
+    password_authenticates,
+    unique_client_ip,
+)
+
+
+def task_states(status: dict) -> dict[str, str]:
+    """Operation -> state of the newest task of each operation."""
+    states: dict[str, str] = {}
+    for task in status["tasks"]:  # newest first
+        states.setdefault(task["operation"], task["state"])
+    return states
+
+
+def test_register_confirm_by_mail_and_sign_in(live_portal, mail_catcher, samba_dc, username):
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    person = live_portal.client(unique_client_ip())
+
+    registered = person.register(username, email)
+    assert registered.status_code == 200 and registered.url.endswith("/status/")
+    assert "Confirm your e-mail address" in registered.text
+
+    # The worker creates the account at once, disabled, with the chosen password.
+    person.wait_for_status(lambda s: task_states(s).get("create_user") == "done")
+    account = directory_account(samba_dc, username)
+    assert account is not None and account["mail"] == email and not account_is_enabled(account)
+    assert not password_authenticates(samba_dc, username, GOOD_PASSWORD)
+    refused = person.login(username, GOOD_PASSWORD)
+    assert "Confirm your e-mail address first" in refused.text
+
+    # The mail arrives; its link is opened on another device.
+    mail = mail_catcher.wait_for(email)
+    phone = live_portal.client(unique_client_ip())
+    confirmed = phone.confirm_link(mail.link("/verify/"))
+    assert confirmed.status_code == 200 and confirmed.url.endswith("/status/")
+    ready = phone.wait_for_status(lambda s: s["state"] == "ready")
+    assert ready["message"] == f"Your account is ready. Sign in as {username}@{samba_dc.realm}."
+    assert task_states(ready) == {"create_user": "done", "enable_user": "done"}
+    # The first browser sees it too, on the page it kept open.
+    assert person.status()["state"] == "ready"
+
+    assert account_is_enabled(directory_account(samba_dc, username))
+    assert password_authenticates(samba_dc, username, GOOD_PASSWORD)
+    wrong = person.login(username, "Wrong-Horse-42")
+    assert "The username or password is not right." in wrong.text
+    signed_in = person.login(username, GOOD_PASSWORD)
+    assert signed_in.url.endswith("/account/")
+    assert f"{username}@{samba_dc.realm}" in signed_in.text
+
+    # Nothing secret was written by the portal: no password, no token, no code.
+    logs = live_portal.logs()
+    token = mail.link("/verify/").split("token=", 1)[1]
+    assert GOOD_PASSWORD not in logs and token not in logs
+    with live_portal.database() as database:
+        rows = [
+            *database.execute("SELECT * FROM accounts_user"),
+            *database.execute("SELECT * FROM accounts_emailtoken"),
+            *database.execute("SELECT * FROM accounts_provisioningtask"),
+        ]
+    rows = " ".join(map(str, rows))
+    assert GOOD_PASSWORD not in rows and token not in rows
+
+
+def test_a_reused_link_is_refused_with_a_clear_message(live_portal, mail_catcher, username):
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    person = live_portal.client(unique_client_ip())
+    person.register(username, email)
+    link = mail_catcher.wait_for(email).link("/verify/")
+    assert person.confirm_link(link).url.endswith("/status/")
+    replay = live_portal.client(unique_client_ip()).confirm_link(link)
+    assert replay.status_code == 400
+    assert "This link was already used" in replay.text
+    with live_portal.database() as database:
+        (enables,) = database.execute(
+            "SELECT COUNT(*) FROM accounts_provisioningtask t JOIN accounts_user u ON t.user_id = u.id "
+            "WHERE u.username = ? AND t.operation = 'enable_user'",
+            (username,),
+        ).fetchone()
+    assert enables == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"email": "{username}@acme.example.evil"}, "Registration is open to addresses of acme.example only."),
+        ({"password": "password"}, "Use characters from three of these groups"),
+    ],
+)
+def test_a_refused_registration_says_why_and_keeps_nothing(live_portal, mail_catcher, username, changes, message):
+    email = changes.get("email", "{username}@" + ALLOWED_DOMAIN).format(username=username)
+    response = live_portal.client(unique_client_ip()).register(
+        username, email, password=changes.get("password", GOOD_PASSWORD)
+    )
+    assert response.status_code == 400
+    assert message in response.text
+    with live_portal.database() as database:
+        assert database.execute("SELECT COUNT(*) FROM accounts_user WHERE username = ?", (username,)).fetchone() == (0,)
+    assert mail_catcher.mails_to(email) == []
+
+
+def test_a_directory_refusal_shows_on_the_status_page_with_its_reason(live_portal, samba_dc, username):
+    # Somebody created the name in the directory outside the portal.
+    samba_dc.samdb().newuser(username, "Elsewhere-Pass-1")
+    person = live_portal.client(unique_client_ip())
+    person.register(username, f"{username}@{ALLOWED_DOMAIN}")
+    failed = person.wait_for_status(lambda s: s["state"] == "failed")
+    assert failed["message"] == "Setting up your account failed: the username is already taken"
+    assert task_states(failed)["create_user"] == "failed"
+    page = person.get("/status/").text
+    assert "the username is already taken" in page
+
+
+def test_name_and_password_changes_reach_the_directory(live_portal, mail_catcher, samba_dc, username):
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    person = live_portal.client(unique_client_ip())
+    person.register(username, email)
+    person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
+    person.wait_for_status(lambda s: s["state"] == "ready")
+    person.login(username, GOOD_PASSWORD)
+
+    renamed = person.post("/account/", {"first_name": "Augusta", "last_name": "King"})
+    assert renamed.url.endswith("/status/")
+    person.wait_for_status(lambda s: task_states(s).get("update_attributes") == "done")
+    account = directory_account(samba_dc, username)
+    assert (account["givenName"], account["sn"], account["displayName"]) == ("Augusta", "King", "Augusta King")
+
+    wrong_current = person.post(
+        "/account/password/",
+        {"current_password": "Not-My-Pass-1", "new_password1": "Second-Horse-43", "new_password2": "Second-Horse-43"},
+    )
+    assert "This is not your current password." in wrong_current.text
+    changed = person.post(
+        "/account/password/",
+        {"current_password": GOOD_PASSWORD, "new_password1": "Second-Horse-43", "new_password2": "Second-Horse-43"},
+    )
+    assert changed.url.endswith("/status/")
+    person.wait_for_status(lambda s: task_states(s).get("set_password") == "done")
+    assert password_authenticates(samba_dc, username, "Second-Horse-43")
+    assert not password_authenticates(samba_dc, username, GOOD_PASSWORD)
+
+
+def test_a_forgotten_password_is_reset_by_mail(live_portal, mail_catcher, samba_dc, username):
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    person = live_portal.client(unique_client_ip())
+    person.register(username, email)
+    person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
+    person.wait_for_status(lambda s: s["state"] == "ready")
+
+    stranger = live_portal.client(unique_client_ip())
+    unknown = stranger.post("/password/reset/", {"email": f"nobody-{username}@{ALLOWED_DOMAIN}"})
+    known = stranger.post("/password/reset/", {"email": email})
+    # The same page either way: it does not tell who has an account.
+    assert unknown.text.replace(f"nobody-{username}", username) == known.text.replace(
+        email, f"{username}@{ALLOWED_DOMAIN}"
+    )
+    assert mail_catcher.mails_to(f"nobody-{username}@{ALLOWED_DOMAIN}") == []
+
+    link = mail_catcher.wait_for(email, count=2).link("/password/reset/confirm/")
+    page = stranger.get(link)
+    csrf = page.text.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+    token = link.split("token=", 1)[1]
+    new_password = "Third-Horse-44"  # noqa: S105 - a test password
+    reset = stranger.http.post(
+        f"{live_portal.url}/password/reset/confirm/",
+        data={
+            "csrfmiddlewaretoken": csrf,
+            "token": token,
+            "new_password1": new_password,
+            "new_password2": new_password,
+        },
+    )
+    assert reset.url.endswith("/status/")
+    stranger.wait_for_status(lambda s: task_states(s).get("set_password") == "done")
+    assert password_authenticates(samba_dc, username, new_password)
+    again = stranger.http.post(
+        f"{live_portal.url}/password/reset/confirm/",
+        data={
+            "csrfmiddlewaretoken": csrf,
+            "token": token,
+            "new_password1": "Other-Horse-45",
+            "new_password2": "Other-Horse-45",
+        },
+    )
+    assert again.status_code == 400 and "already used" in again.text
+
+
+def test_logins_are_rate_limited_per_account(live_portal, username):
+    attacker = live_portal.client(unique_client_ip())
+    for _ in range(5):
+        assert attacker.login(username, "Guess-Word-99").status_code == 200
+    limited = attacker.login(username, "Guess-Word-99")
+    assert limited.status_code == 429 and "Too many attempts" in limited.text
+    # The limit is the account's: another address trying the same account is stopped too.
+    assert live_portal.client(unique_client_ip()).login(username, "Guess-Word-99").status_code == 429
+
+
+def test_staff_see_users_and_tasks_in_the_admin(live_portal, mail_catcher, username):
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    live_portal.client(unique_client_ip()).register(username, email)
+    staff = live_portal.client(unique_client_ip())
+    response = staff.post(
+        "/admin/login/", {"username": "staff", "password": live_portal.staff_password, "next": "/admin/"}
+    )
+    assert response.url.endswith("/admin/")
+    users = staff.get("/admin/accounts/user/", params={"q": username, "verified": "no"})
+    assert username in users.text and email in users.text
+    tasks = staff.get("/admin/accounts/provisioningtask/", params={"q": username})
+    assert "create_user" in tasks.text or "create the account" in tasks.text
+    # An end user cannot use the admin, even with the right directory password.
+    end_user = live_portal.client(unique_client_ip())
+    refused = end_user.post("/admin/login/", {"username": username, "password": GOOD_PASSWORD, "next": "/admin/"})
+    assert "/admin/login/" in refused.url
+
+
+def test_health_endpoints_answer_for_any_host(live_portal):
+    import requests
+
+    # Probes reach the pod by its IP, not by the portal's host name.
+    assert requests.get(f"{live_portal.url}/healthz", headers={"Host": "10.1.2.3:8000"}, timeout=5).status_code == 200
+    assert requests.get(f"{live_portal.url}/readyz", headers={"Host": "10.1.2.3:8000"}, timeout=5).json() == {
+        "status": "ok"
+    }
+    assert requests.get(f"{live_portal.url}/register/", headers={"Host": "evil.example"}, timeout=5).status_code == 400

@@ -1,0 +1,186 @@
+"""Registration, e-mail verification, tokens and rate limits, in process against the real broker and SMTP server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from es4ps_contract.tasks import Operation
+from es4ps_portal.accounts.models import EmailToken, ProvisioningTask, User
+from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD
+from support.mail import CaughtMail, MailCatcher
+
+pytestmark = pytest.mark.django_db
+
+
+def register(client: Client, username: str, **changes):
+    data = {
+        "username": username,
+        "email": f"{username}@{ALLOWED_DOMAIN}",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "new_password1": GOOD_PASSWORD,
+        "new_password2": GOOD_PASSWORD,
+    }
+    data.update(changes)
+    return client.post("/register/", data)
+
+
+def operations(user: User) -> list[str]:
+    return list(user.provisioning_tasks.order_by("created_at").values_list("operation", flat=True))
+
+
+def verification_mail(smtp: MailCatcher, username: str, count: int = 1) -> CaughtMail:
+    return smtp.wait_for(f"{username}@{ALLOWED_DOMAIN}", count=count)
+
+
+def token_of(mail: CaughtMail) -> str:
+    return mail.link("/verify/").split("token=", 1)[1]
+
+
+def code_of(mail: CaughtMail) -> str:
+    return mail.text.split("type this code on the status page: ", 1)[1][:6]
+
+
+@pytest.fixture
+def registered(client: Client, broker, smtp: MailCatcher, username: str) -> tuple[User, CaughtMail]:
+    """A person who registered in this client's session, and the verification mail they received."""
+    response = register(client, username)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return User.objects.get(username=username), verification_mail(smtp, username)
+
+
+def test_registration_publishes_create_user_keeps_no_password_and_mails_a_link(registered, client, username):
+    user, mail = registered
+    assert not user.has_usable_password()
+    assert user.directory_state == User.DirectoryState.PENDING
+    assert operations(user) == [Operation.CREATE_USER]
+    assert mail.subject == "Acme Corp: confirm your e-mail address"
+    assert mail.link("/verify/").startswith("https://testserver/verify/?token=")
+    assert username in mail.text and "ES4PS.TEST" in mail.text
+    assert GOOD_PASSWORD not in mail.text and GOOD_PASSWORD not in mail.html
+    # Only digests of the token and code are stored.
+    stored = EmailToken.objects.get(user=user)
+    assert token_of(mail) not in (stored.token_digest, stored.code_digest)
+    status = client.get("/status.json").json()
+    assert status["state"] == "waiting_for_verification"
+    assert status["tasks"][0]["operation"] == "create_user" and status["tasks"][0]["state"] == "queued"
+
+
+def test_the_link_verifies_once_and_publishes_enable_user(registered):
+    user, mail = registered
+    browser = Client()  # the link may be opened in another browser
+    link = mail.link("/verify/").removeprefix("https://testserver")
+    page = browser.get(link)
+    assert page.status_code == 200 and b"Confirm my address" in page.content
+    # Looking at the page (as a mail scanner does) uses nothing up.
+    assert operations(user) == [Operation.CREATE_USER]
+    response = browser.post("/verify/", {"token": token_of(mail)})
+    assert response.status_code == 302 and response["Location"] == "/status/"
+    user.refresh_from_db()
+    assert user.is_email_verified
+    assert operations(user) == [Operation.CREATE_USER, Operation.ENABLE_USER]
+    # The browser that verified now follows the account's status.
+    assert browser.get("/status.json").json()["email_verified"] is True
+
+    replay = Client().post("/verify/", {"token": token_of(mail)})
+    assert replay.status_code == 400
+    assert "already used" in replay.content.decode()
+    assert operations(user) == [Operation.CREATE_USER, Operation.ENABLE_USER]
+
+
+def test_an_expired_link_is_refused_and_publishes_nothing(registered):
+    user, mail = registered
+    EmailToken.objects.filter(user=user).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = Client().post("/verify/", {"token": token_of(mail)})
+    assert response.status_code == 400 and "expired" in response.content.decode()
+    user.refresh_from_db()
+    assert not user.is_email_verified
+    assert operations(user) == [Operation.CREATE_USER]
+
+
+def test_an_unknown_token_is_refused(client, db):
+    response = client.get("/verify/", {"token": "not-a-token"})
+    assert response.status_code == 400 and "not valid" in response.content.decode()
+
+
+def test_the_code_verifies_and_wrong_codes_are_counted(registered, client, settings):
+    user, mail = registered
+    code = code_of(mail)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    client.post("/verify/code/", {"code": wrong})
+    assert not User.objects.get(pk=user.pk).is_email_verified
+    assert EmailToken.objects.get(user=user).code_attempts == 1
+    response = client.post("/verify/code/", {"code": code}, follow=True)
+    assert "your e-mail address is confirmed" in response.content.decode()
+    assert User.objects.get(pk=user.pk).is_email_verified
+    assert operations(user) == [Operation.CREATE_USER, Operation.ENABLE_USER]
+
+
+def test_a_code_stops_working_after_too_many_wrong_tries(registered, client, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "verify": {"ip": (100, 900), "account": (100, 900)}}
+    user, mail = registered
+    code = code_of(mail)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(settings.CODE_MAX_ATTEMPTS):
+        client.post("/verify/code/", {"code": wrong})
+    response = client.post("/verify/code/", {"code": code}, follow=True)
+    assert "Too many wrong codes" in response.content.decode()
+    assert not User.objects.get(pk=user.pk).is_email_verified
+    assert operations(user) == [Operation.CREATE_USER]
+
+
+def test_resend_waits_for_the_cooldown_and_replaces_the_old_link(registered, client, smtp, username, settings):
+    user, first_mail = registered
+    response = client.post("/verify/resend/", follow=True)
+    assert "You can ask again in" in response.content.decode()
+    cooled_down = timezone.now() - timedelta(seconds=settings.RESEND_COOLDOWN_S)
+    EmailToken.objects.filter(user=user).update(created_at=cooled_down)
+    response = client.post("/verify/resend/", follow=True)
+    assert "We sent a new mail" in response.content.decode()
+    second_mail = verification_mail(smtp, username, count=2)
+    assert token_of(second_mail) != token_of(first_mail)
+    assert Client().post("/verify/", {"token": token_of(first_mail)}).status_code == 400
+    assert Client().post("/verify/", {"token": token_of(second_mail)}).status_code == 302
+
+
+def test_a_refused_registration_publishes_nothing_and_sends_no_mail(client, broker, smtp, username):
+    for bad in ({"email": f"{username}@evil.example"}, {"new_password1": "weak", "new_password2": "weak"}):
+        assert register(client, username, **bad).status_code == 400
+    assert not User.objects.filter(username=username).exists()
+    assert not ProvisioningTask.objects.exists()
+    assert smtp.mails_to(f"{username}@{ALLOWED_DOMAIN}") == []
+    assert smtp.mails_to(f"{username}@evil.example") == []
+
+
+def test_registrations_are_limited_per_address_and_per_client(client, broker, smtp, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "register": {"ip": (3, 3600), "account": (2, 3600)}}
+    one_address = {"email": f"same@{ALLOWED_DOMAIN}", "new_password1": "x", "new_password2": "x"}
+    assert register(client, "a1", **one_address).status_code == 400
+    assert register(client, "a2", **one_address).status_code == 400
+    limited = register(client, "a3", **one_address)
+    assert limited.status_code == 429
+    assert "Too many attempts" in limited.content.decode()
+    # Another address from a fresh client still gets through the form (and fails only on its own errors).
+    other = Client(HTTP_X_FORWARDED_FOR="198.51.100.2")
+    assert register(other, "b1", new_password1="x", new_password2="x").status_code == 400
+    for attempt in range(2):
+        register(other, f"b{attempt + 2}", new_password1="x", new_password2="x")
+    assert register(other, "b9", new_password1="x", new_password2="x").status_code == 429
+
+
+def test_when_the_broker_is_down_nothing_is_kept_and_the_person_is_told(client, broker, smtp, username):
+    broker.stop()
+    try:
+        response = register(client, username)
+    finally:
+        broker.start()
+    assert response.status_code == 400
+    assert "Nothing was changed" in response.content.decode()
+    assert not User.objects.filter(username=username).exists()
+    assert not ProvisioningTask.objects.exists()
+    # Once the broker is back, the same registration goes through.
+    assert register(client, username).status_code == 302
+    assert operations(User.objects.get(username=username)) == [Operation.CREATE_USER]

@@ -461,14 +461,17 @@ class SambaDC:
         netbios_name: str = "ES4PS",
         hostname: str = "dc1",
         extra_options: str = "",
+        join: SambaDC | None = None,
     ) -> None:
+        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned)."""
         self.directory = directory
         self.ca = ca
         self.realm = realm
         self.netbios_name = netbios_name
         self.hostname = hostname
         self.extra_options = extra_options
-        self.admin_password = "Adm-" + secrets.token_urlsafe(18)
+        self.join = join
+        self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
         self.data_dir = directory / "data"
         self.log = directory / "samba.log"
@@ -513,7 +516,8 @@ class SambaDC:
             "ES4PS_TLS_CERT_FILE": str(self.tls.cert_file),
             "ES4PS_TLS_KEY_FILE": str(self.tls.key_file),
             "ES4PS_TLS_CA_FILE": str(self.tls.ca_file),
-            "ES4PS_DC_ROLE": "provision",
+            "ES4PS_DC_ROLE": "join" if self.join else "provision",
+            "ES4PS_JOIN_SERVER": self.join.address if self.join else "",
             "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
         }
 
@@ -538,7 +542,7 @@ class SambaDC:
         if not self.address:
             self.address, self._lock = claim_loopback_address()
             fqdn = f"{self.hostname}.{self.dns_domain}"
-            self.tls = self.ca.issue("samba-dc", fqdn, server_names=(fqdn, self.address))
+            self.tls = self.ca.issue(f"samba-{self.hostname}-{self.address}", fqdn, server_names=(fqdn, self.address))
             descriptor = os.open(self.admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as out:
                 out.write(self.admin_password + "\n")

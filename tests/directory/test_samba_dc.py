@@ -1,0 +1,133 @@
+"""The DC entrypoint: provisions once, serves LDAPS with the given certificate, probes, joins a second DC."""
+# ruff: noqa: S105, S106 - test passwords
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+
+import ldap3
+import ldb
+import pytest
+from es4ps_contract.events import Outcome
+from es4ps_contract.tasks import EnableUser
+from es4ps_samba.dc import MARKER_NAME
+from support.services import VENV_BIN, SambaDC, ServiceError
+from test_worker_tasks import PASSWORD, create, run
+
+pytestmark = pytest.mark.services
+
+
+def entrypoint(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "es4ps-samba-dc"), command],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def domain_sid(dc: SambaDC) -> str:
+    return str(dc.samdb().get_domain_sid())
+
+
+def test_ldaps_serves_the_certificate_of_the_mounted_files(samba_dc):
+    context = ssl.create_default_context(cafile=str(samba_dc.ca_file))
+    with (
+        socket.create_connection((samba_dc.address, 636), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=f"{samba_dc.hostname}.{samba_dc.dns_domain}") as tls,
+    ):
+        certificate = tls.getpeercert()
+    assert dict(item[0] for item in certificate["subject"])["commonName"] == f"dc1.{samba_dc.dns_domain}"
+
+
+def test_starttls_on_the_ldap_port_works_with_the_ca(samba_dc):
+    tls = ldap3.Tls(ca_certs_file=str(samba_dc.ca_file), validate=ssl.CERT_REQUIRED)
+    server = ldap3.Server(samba_dc.address, port=389, tls=tls)
+    connection = ldap3.Connection(server, user=f"Administrator@{samba_dc.dns_domain}", password=samba_dc.admin_password)
+    connection.open()
+    assert connection.start_tls()
+    assert connection.bind()
+    connection.unbind()
+
+
+def test_a_restart_keeps_the_domain(samba_dc):
+    sid = domain_sid(samba_dc)
+    assert (samba_dc.data_dir / MARKER_NAME).exists()
+
+    samba_dc.stop()
+    assert entrypoint("live", samba_dc.dc_env).returncode == 1
+    assert entrypoint("ready", samba_dc.dc_env).returncode == 1
+    samba_dc.start()
+
+    assert domain_sid(samba_dc) == sid  # the same domain, not a new provision
+    assert entrypoint("ready", samba_dc.dc_env).returncode == 0
+    assert entrypoint("live", samba_dc.dc_env).returncode == 0
+
+
+def test_a_provision_cut_short_is_done_again(tmp_path, test_ca):
+    dc = SambaDC(tmp_path / "dc", test_ca)
+    dc.address = "127.0.0.1"  # provisioning only: nothing binds, no address to claim
+    dc.tls = test_ca.issue("partial-dc", "dc1.es4ps.test", server_names=("dc1.es4ps.test",))
+    dc.admin_password_file.parent.mkdir(parents=True)
+    dc.admin_password_file.write_text(dc.admin_password)
+    # What a provision killed half-way leaves: some files, no marker.
+    (dc.data_dir / "private").mkdir(parents=True)
+    (dc.data_dir / "private" / "sam.ldb").write_bytes(b"half a database")
+
+    result = entrypoint("prepare", dc.dc_env)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (dc.data_dir / MARKER_NAME).exists()
+    assert (dc.data_dir / "private" / "sam.ldb").stat().st_size > 1_000_000
+    smb_conf = (dc.data_dir / "etc" / "smb.conf").read_text()
+    assert "tls certfile = " in smb_conf and "es4ps-cert.pem" in smb_conf
+    assert oct((dc.data_dir / "private" / "tls" / "es4ps-key.pem").stat().st_mode & 0o777) == "0o600"
+    assert dc.admin_password not in smb_conf
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ES4PS_REALM": ""}, "ES4PS_REALM is not set"),
+        ({"ES4PS_NETBIOS_NAME": "A-NAME-MUCH-TOO-LONG"}, "ES4PS_NETBIOS_NAME must be at most 15 characters"),
+        ({"ES4PS_DC_ROLE": "join"}, "ES4PS_JOIN_SERVER is required"),
+        ({"ES4PS_HOST_IP": "not-an-ip"}, "ES4PS_HOST_IP must be an IP address"),
+        ({"ES4PS_TLS_KEY_FILE": ""}, "set all of ES4PS_TLS_CERT_FILE"),
+        ({"ES4PS_SAMBA_OPTIONS": "just words"}, "expected 'name = value'"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_message(samba_dc, change, message):
+    result = entrypoint("run", {**samba_dc.dc_env, **change})
+
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_an_additional_dc_joins_with_the_domain_data(
+    tmp_path, test_ca, samba_dc, task_client, directory_worker, username
+):
+    assert run(task_client, create(task_client, username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED
+    second = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc)
+    try:
+        second.start(timeout_s=180)
+    except ServiceError as exc:
+        second.close()
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        # The join replicated the domain, passwords included: the account authenticates on the new DC,
+        # which serves LDAPS with its own certificate. (Later changes replicate on Samba's schedule once
+        # the DCs find each other in DNS; this machine has no DNS for the test domain.)
+        expression = f"(sAMAccountName={ldb.binary_encode(username)})"
+        assert len(second.samdb().search(samba_dc.base_dn, expression=expression)) == 1
+        assert domain_sid(second) == domain_sid(samba_dc)
+        tls = ldap3.Tls(ca_certs_file=str(second.ca_file), validate=ssl.CERT_REQUIRED)
+        server = ldap3.Server(second.address, port=636, use_ssl=True, tls=tls)
+        assert ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password=PASSWORD).bind()
+        assert not ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password="Wr0ng-pass!").bind()
+    finally:
+        second.close()

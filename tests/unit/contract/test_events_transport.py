@@ -1,0 +1,67 @@
+"""Result events and the broker settings both sides share."""
+
+import ssl
+
+import pytest
+from es4ps_contract.events import REASON_MAX_LENGTH, Outcome, ResultEvent, result_event
+from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME, RESULTS_QUEUE, Operation
+from es4ps_contract.transport import TransportConfigError, celery_settings
+
+ENV = {
+    "ES4PS_BROKER_URL": "amqps://rabbitmq.ns.svc:5671/es4ps",
+    "ES4PS_BROKER_CA_FILE": "/tls/ca.crt",
+    "ES4PS_BROKER_CERT_FILE": "/tls/tls.crt",
+    "ES4PS_BROKER_KEY_FILE": "/tls/tls.key",
+}
+
+
+def test_an_event_round_trips_and_bounds_its_reason():
+    event = result_event("id-1", "create_user", "ana", Outcome.FAILED, "x" * 1000, "dc0")
+    again = ResultEvent.from_message(event.to_message())
+
+    assert again == event
+    assert len(again.reason) == REASON_MAX_LENGTH
+    assert event.to_message()["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("message", [None, [], {"task_id": "x"}, {"task_id": "x", "operation": "y", "outcome": "won"}])
+def test_malformed_events_are_refused(message):
+    with pytest.raises(ValueError):
+        ResultEvent.from_message(message)
+
+
+def test_settings_log_in_with_the_certificate_and_check_the_broker_name():
+    settings = celery_settings(ENV)
+
+    assert settings["broker_login_method"] == "EXTERNAL"
+    assert settings["broker_use_ssl"]["cert_reqs"] == ssl.CERT_REQUIRED
+    assert settings["broker_use_ssl"]["server_hostname"] == "rabbitmq.ns.svc"
+    assert celery_settings({**ENV, "ES4PS_BROKER_SERVER_NAME": "rmq"})["broker_use_ssl"]["server_hostname"] == "rmq"
+
+
+def test_tasks_are_routed_through_named_exchanges_and_never_declared():
+    settings = celery_settings(ENV)
+    queues = {queue.name: queue for queue in settings["task_queues"]}
+
+    assert set(queues) == {PROVISIONING_QUEUE, RESULTS_QUEUE}
+    assert all(queue.no_declare and queue.exchange.name == name for name, queue in queues.items())
+    routes = settings["task_routes"]
+    assert routes[RESULT_TASK_NAME]["exchange"] == RESULTS_QUEUE
+    assert routes[Operation.CREATE_USER.task_name[: -len("create_user")] + "*"]["exchange"] == PROVISIONING_QUEUE
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ES4PS_BROKER_URL": None}, "ES4PS_BROKER_URL is not set"),
+        ({"ES4PS_BROKER_KEY_FILE": None}, "ES4PS_BROKER_KEY_FILE is not set"),
+        ({"ES4PS_BROKER_URL": "amqp://rabbitmq:5672/es4ps"}, "amqps://"),
+        ({"ES4PS_BROKER_URL": "amqps://portal:secret@rabbitmq:5671/es4ps"}, "must not carry credentials"),
+    ],
+)
+def test_bad_broker_settings_are_refused(change, message):
+    env = {**ENV, **change}
+    env = {k: v for k, v in env.items() if v is not None}
+    with pytest.raises(TransportConfigError, match=message) as caught:
+        celery_settings(env)
+    assert "secret" not in str(caught.value)

@@ -18,11 +18,8 @@ from portal_live import (
 
 
 def task_states(status: dict) -> dict[str, str]:
-    """Operation -> state of the newest task of each operation."""
-    states: dict[str, str] = {}
-    for task in status["tasks"]:  # newest first
-        states.setdefault(task["operation"], task["state"])
-    return states
+    """Operation -> state of the newest task of each operation (the list is oldest first)."""
+    return {task["operation"]: task["state"] for task in status["tasks"]}
 
 
 def test_register_confirm_by_mail_and_sign_in(live_portal, mail_catcher, samba_dc, username):
@@ -104,7 +101,7 @@ def test_a_refused_registration_says_why_and_keeps_nothing(live_portal, mail_cat
     response = live_portal.client(unique_client_ip()).register(
         username, email, password=changes.get("password", GOOD_PASSWORD)
     )
-    assert response.status_code == 400
+    assert response.status_code == 200 and response.url.endswith("/register/")
     assert message in response.text
     with live_portal.database() as database:
         assert database.execute("SELECT COUNT(*) FROM accounts_user WHERE username = ?", (username,)).fetchone() == (0,)
@@ -234,3 +231,23 @@ def test_health_endpoints_answer_for_any_host(live_portal):
         "status": "ok"
     }
     assert requests.get(f"{live_portal.url}/register/", headers={"Host": "evil.example"}, timeout=5).status_code == 400
+
+
+def test_the_consumer_survives_junk_on_the_result_queue(live_portal, mail_catcher, worker_env, username):
+    from celery import Celery
+    from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE
+    from es4ps_contract.transport import celery_settings
+
+    # Whoever holds a worker certificate can write to the result queue: junk must not stop the consumer.
+    worker_side = Celery("junk-sender", set_as_current=False)
+    worker_side.conf.update(celery_settings(worker_env))
+    for junk in ("not an event", {"task_id": "x"}, {"task_id": "1", "operation": "create_user", "outcome": "maybe"}):
+        worker_side.send_task(RESULT_TASK_NAME, args=[junk], queue=RESULTS_QUEUE)
+    worker_side.close()
+
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    person = live_portal.client(unique_client_ip())
+    person.register(username, email)
+    person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
+    assert person.wait_for_status(lambda s: s["state"] == "ready")["state"] == "ready"
+    assert "dropping a malformed result event" in live_portal.consume_log.read_text()

@@ -78,13 +78,16 @@ def serve() -> None:
 
 def wait_for_schema() -> None:
     """Block until `serve` has applied every migration (the consumer writes to those tables)."""
-    from django.db import connection
+    from django.db import DatabaseError, connection
     from django.db.migrations.executor import MigrationExecutor
 
     while True:
-        executor = MigrationExecutor(connection)
-        if not executor.migration_plan(executor.loader.graph.leaf_nodes()):
-            return
+        try:
+            executor = MigrationExecutor(connection)
+            if not executor.migration_plan(executor.loader.graph.leaf_nodes()):
+                return
+        except DatabaseError as exc:  # not there yet: serve creates the SQLite file, PostgreSQL may be starting
+            logger.debug("database not reachable yet: %s", exc)
         logger.info("waiting for the database schema (es4ps-portal serve applies it)")
         connection.close()
         time.sleep(2)

@@ -179,9 +179,10 @@ def record_result_event(event: ResultEvent) -> bool:
 def account_status(user: User) -> dict:
     """What the status page shows: the overall state, a sentence, and the recent tasks."""
     user.refresh_from_db(fields=["email_verified_at", "directory_state"])
-    tasks = list(user.provisioning_tasks.all()[:10])
+    # The ten newest tasks, oldest first (the order they happened in).
+    tasks = list(reversed(user.provisioning_tasks.all()[:10]))
     if user.directory_state == User.DirectoryState.FAILED:
-        failed = next((t for t in tasks if t.state == ProvisioningTask.State.FAILED), None)
+        failed = next((t for t in reversed(tasks) if t.state == ProvisioningTask.State.FAILED), None)
         state = "failed"
         message = "Setting up your account failed" + (f": {failed.reason}" if failed and failed.reason else ".")
     elif not user.is_email_verified:

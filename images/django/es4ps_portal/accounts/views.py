@@ -99,7 +99,7 @@ def register(request: HttpRequest) -> HttpResponse:
             if not mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
                 messages.warning(request, "We could not send the mail just now. Use “Send the mail again” below.")
             return redirect("accounts:status")
-    return render(request, "accounts/register.html", {"form": form}, status=400)
+    return render(request, "accounts/register.html", {"form": form})
 
 
 @never_cache
@@ -272,7 +272,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/password_reset.html", {"form": form, "rate_limited": exc.message}, status=429)
     ratelimit.hit("reset", request, email)
     if not form.is_valid():
-        return render(request, "accounts/password_reset.html", {"form": form}, status=400)
+        return render(request, "accounts/password_reset.html", {"form": form})
     user = User.objects.filter(
         email__iexact=form.cleaned_data["email"],
         email_verified_at__isnull=False,

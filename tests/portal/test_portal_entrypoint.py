@@ -1,0 +1,77 @@
+"""`es4ps-portal`, the image's command: clear errors, and `serve` converges when run again."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from portal_live import LivePortal, unique_client_ip
+from support.services import VENV_BIN
+
+PORTAL = str(VENV_BIN / "es4ps-portal")
+
+
+def test_without_a_command_it_prints_its_usage():
+    result = subprocess.run([PORTAL], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "usage: es4ps-portal serve | consume | manage" in result.stderr
+
+
+def test_a_missing_setting_is_named(tmp_path):
+    portal = LivePortal(tmp_path, {})
+    env = {k: v for k, v in portal.env.items() if k != "ES4PS_REALM"}
+    result = subprocess.run([PORTAL, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "ES4PS_REALM must be set" in result.stderr
+
+
+@pytest.fixture
+def broker_only_env(rabbitmq, contract_keys, mail_catcher) -> dict[str, str]:
+    """What `serve` and `consume` need to become ready (no DC: nobody signs in here)."""
+    return {**rabbitmq.portal_env, **contract_keys.portal_env, **mail_catcher.portal_env, "ES4PS_REALM": "ES4PS.TEST"}
+
+
+def test_serve_runs_again_on_its_data_and_brings_the_superuser_in_line(tmp_path, broker_only_env):
+    portal = LivePortal(tmp_path, broker_only_env)
+    first_password = portal.staff_password
+    try:
+        portal.start()
+    finally:
+        portal.stop()
+    # A restart (or a second replica of the same spec) with a rotated staff password.
+    portal.staff_password = "Rotated-" + first_password
+    (tmp_path / "staff-password").write_text(portal.staff_password)
+    try:
+        portal.start()
+        staff = portal.client(unique_client_ip())
+        refused = staff.post("/admin/login/", {"username": "staff", "password": first_password, "next": "/admin/"})
+        assert "/admin/login/" in refused.url
+        accepted = staff.post(
+            "/admin/login/", {"username": "staff", "password": portal.staff_password, "next": "/admin/"}
+        )
+        assert accepted.url.endswith("/admin/")
+    finally:
+        portal.stop()
+    assert "Applying accounts.0001_initial" in portal.serve_log.read_text()
+    assert portal.serve_log.read_text().count("Applying accounts.0001_initial") == 1
+    assert portal.staff_password not in portal.logs()
+
+
+def test_consume_waits_for_the_schema_that_serve_applies(tmp_path, broker_only_env):
+    portal = LivePortal(tmp_path, broker_only_env)
+    consumer = subprocess.Popen(
+        [PORTAL, "consume"], env=portal.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        first_line = consumer.stdout.readline()
+        assert "waiting for the database schema" in first_line
+        assert consumer.poll() is None
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=30)
+        consumer.stdout.close()
+    # Started in the usual order, both come up (LivePortal waits for the consumer's "ready.").
+    try:
+        portal.start()
+    finally:
+        portal.stop()

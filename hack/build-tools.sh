@@ -4,8 +4,8 @@
 # binaries into .local/bin/. A build is reused while its inputs (go.mod, go.sum,
 # sources, Go version, flags) are unchanged, so a second clone does not rebuild.
 #
-#   hack/build-tools.sh            build/link every tool
-#   hack/build-tools.sh helm etcd  only these
+#   hack/build-tools.sh            build/link the tools of the local cluster
+#   hack/build-tools.sh helm kind  only these (kind is built only when asked: make e2e-kind)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +51,8 @@ plan() {
       cm=$(required_version cert-manager github.com/cert-manager/cert-manager); version=$cm
       ldflags="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$cm"
       targets="cert-manager-controller=github.com/cert-manager/cert-manager/cmd/controller" ;;
+    kind)
+      version=$(required_version kind sigs.k8s.io/kind); ldflags="-s -w"; targets="kind=sigs.k8s.io/kind" ;;
     pause)
       # the node's sandbox image: a static binary, no module to pin
       version=v1; ldflags="-s -w"; targets="pause=."; cgo=0 ;;

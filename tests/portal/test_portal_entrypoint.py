@@ -21,8 +21,8 @@ def test_a_missing_setting_is_named(tmp_path):
     portal = LivePortal(tmp_path, {})
     env = {k: v for k, v in portal.env.items() if k != "ES4PS_REALM"}
     result = subprocess.run([PORTAL, "serve"], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "ES4PS_REALM must be set" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == "es4ps-portal: ES4PS_REALM must be set (see docs/interfaces.md)\n"
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import time
 
 import django
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command, execute_from_command_line
 from es4ps_contract.tasks import RESULTS_QUEUE
 
@@ -121,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "manage":
         execute_from_command_line(["es4ps-portal manage", *args[1:]])
         return 0
-    django.setup()
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        print(f"es4ps-portal: {exc}", file=sys.stderr)
+        return 2
     serve() if args[0] == "serve" else consume()
     return 0
 

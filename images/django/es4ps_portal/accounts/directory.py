@@ -7,6 +7,7 @@ name. The password travels only inside that TLS connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 
@@ -63,4 +64,6 @@ def check_password(username: str, password: str) -> bool:
         logger.warning("LDAP bind to %s failed: %s", settings.LDAP_URL, type(exc).__name__)
         raise DirectoryUnavailable(f"the DC cannot be reached ({type(exc).__name__})") from None
     finally:
-        connection.unbind()
+        # After a failed TLS handshake the socket is gone; closing must not hide the real error.
+        with contextlib.suppress(LDAPException):
+            connection.unbind()

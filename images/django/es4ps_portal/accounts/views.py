@@ -77,13 +77,15 @@ def home(request: HttpRequest) -> HttpResponse:
 def register(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "accounts/register.html", {"form": RegistrationForm()})
-    form = RegistrationForm(request.POST)
     email = request.POST.get("email", "")
     try:
         ratelimit.check("register", request, email)
     except ratelimit.RateLimited as exc:
+        # Not validated (that is what the limit saves); what was typed is kept, passwords aside.
+        form = RegistrationForm(initial={k: v for k, v in request.POST.items() if k not in PASSWORD_FIELDS})
         return render(request, "accounts/register.html", {"form": form, "rate_limited": exc.message}, status=429)
     ratelimit.hit("register", request, email)
+    form = RegistrationForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -122,21 +124,22 @@ def status_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(provisioning.account_status(user))
 
 
-def _verify(request: HttpRequest, record: EmailToken) -> bool:
-    """Use a checked verification token: mark the address verified and publish "enable user"."""
+def _verify(request: HttpRequest, record: EmailToken) -> str | None:
+    """Use a checked verification token: mark the address verified and publish "enable user".
+
+    Returns why that failed, or None when it worked.
+    """
     try:
         with transaction.atomic():
             tokens.use(record)
             provisioning.mark_email_verified(record.user)
     except tokens.TokenError as exc:
-        messages.error(request, str(exc))
-        return False
+        return str(exc)
     except PublishError:
-        messages.error(request, UNAVAILABLE)
-        return False
+        return UNAVAILABLE
     _follow(request, record.user)
     messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
-    return True
+    return None
 
 
 @never_cache
@@ -160,7 +163,8 @@ def verify_code(request: HttpRequest) -> HttpResponse:
         ratelimit.hit("verify", request, user.username)
         messages.error(request, str(exc))
         return redirect("accounts:status")
-    _verify(request, record)
+    if error := _verify(request, record):
+        messages.error(request, error)
     return redirect("accounts:status")
 
 
@@ -171,17 +175,18 @@ def verify_link(request: HttpRequest) -> HttpResponse:
     token = _token_param(request)
     try:
         ratelimit.check("verify", request)
+    except ratelimit.RateLimited as exc:
+        return render(request, "accounts/verify.html", {"error": exc.message}, status=429)
+    try:
         record = tokens.peek(token, EmailToken.Purpose.VERIFY_EMAIL)
-    except (ratelimit.RateLimited, tokens.TokenError) as exc:
-        if isinstance(exc, tokens.TokenError):
-            ratelimit.hit("verify", request)
-        status_code = 429 if isinstance(exc, ratelimit.RateLimited) else 400
-        return render(request, "accounts/verify.html", {"error": str(exc)}, status=status_code)
+    except tokens.TokenError as exc:
+        ratelimit.hit("verify", request)
+        return render(request, "accounts/verify.html", {"error": str(exc)}, status=400)
     if request.method == "GET":
         return render(request, "accounts/verify.html", {"account": record.user, "token": token})
-    if _verify(request, record):
-        return redirect("accounts:status")
-    return render(request, "accounts/verify.html", {"error": "The address could not be confirmed."}, status=400)
+    if error := _verify(request, record):
+        return render(request, "accounts/verify.html", {"error": error}, status=400)
+    return redirect("accounts:status")
 
 
 @never_cache
@@ -262,15 +267,16 @@ def password_change(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def password_reset(request: HttpRequest) -> HttpResponse:
-    form = ResetRequestForm(request.POST or None)
     if request.method == "GET":
-        return render(request, "accounts/password_reset.html", {"form": form})
+        return render(request, "accounts/password_reset.html", {"form": ResetRequestForm()})
     email = request.POST.get("email", "")
     try:
         ratelimit.check("reset", request, email)
     except ratelimit.RateLimited as exc:
-        return render(request, "accounts/password_reset.html", {"form": form, "rate_limited": exc.message}, status=429)
+        context = {"form": ResetRequestForm(initial={"email": email}), "rate_limited": exc.message}
+        return render(request, "accounts/password_reset.html", context, status=429)
     ratelimit.hit("reset", request, email)
+    form = ResetRequestForm(request.POST)
     if not form.is_valid():
         return render(request, "accounts/password_reset.html", {"form": form})
     user = User.objects.filter(
@@ -291,10 +297,13 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
     token = _token_param(request)
     try:
         ratelimit.check("reset", request)
+    except ratelimit.RateLimited as exc:
+        return render(request, "accounts/password_reset_confirm.html", {"error": exc.message}, status=429)
+    try:
         record = tokens.peek(token, EmailToken.Purpose.RESET_PASSWORD)
-    except (ratelimit.RateLimited, tokens.TokenError) as exc:
-        status_code = 429 if isinstance(exc, ratelimit.RateLimited) else 400
-        return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=status_code)
+    except tokens.TokenError as exc:
+        ratelimit.hit("reset", request)
+        return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)
     form = ResetPasswordForm(record.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -17,12 +17,24 @@ def test_without_a_command_it_prints_its_usage():
     assert "usage: es4ps-portal serve | consume | manage" in result.stderr
 
 
-def test_a_missing_setting_is_named(tmp_path):
-    portal = LivePortal(tmp_path, {})
-    env = {k: v for k, v in portal.env.items() if k != "ES4PS_REALM"}
-    result = subprocess.run([PORTAL, "serve"], env=env, capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize(
+    ("command", "change", "message"),
+    [
+        ("serve", {"ES4PS_REALM": None}, "ES4PS_REALM must be set (see docs/interfaces.md)"),
+        ("serve", {"ES4PS_ALLOWED_EMAIL_DOMAINS": "acme..example"}, "'acme..example' is not a valid domain name"),
+        ("serve", {"ES4PS_PORTAL_WORKERS": "0"}, "ES4PS_PORTAL_WORKERS must be at least 1"),
+        ("consume", {"ES4PS_BROKER_URL": None}, "ES4PS_BROKER_URL is not set"),
+    ],
+)
+def test_a_missing_or_wrong_setting_is_named(tmp_path, command, change, message):
+    portal = LivePortal(tmp_path, {"ES4PS_REALM": "ES4PS.TEST", "ES4PS_BROKER_URL": "amqps://127.0.0.1:1/es4ps"})
+    env = {k: v for k, v in {**portal.env, **change}.items() if v is not None}
+    if command == "consume":  # it waits for the schema first
+        (tmp_path / "data").mkdir()
+        subprocess.run([PORTAL, "manage", "migrate"], env=env, capture_output=True, timeout=120, check=True)
+    result = subprocess.run([PORTAL, command], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr == "es4ps-portal: ES4PS_REALM must be set (see docs/interfaces.md)\n"
+    assert result.stderr.strip().endswith(message)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command, execute_from_command_line
 from es4ps_contract.tasks import RESULTS_QUEUE
+from es4ps_contract.transport import TransportConfigError
 
 from es4ps_portal.environment import integer, secret_from_file
 
@@ -56,8 +57,8 @@ def prepare() -> None:
 
 def serve() -> None:
     prepare()
-    port = integer("ES4PS_PORTAL_PORT", 8000)
-    workers = integer("ES4PS_PORTAL_WORKERS", 2)
+    port = integer("ES4PS_PORTAL_PORT", 8000, minimum=1)
+    workers = integer("ES4PS_PORTAL_WORKERS", 2, minimum=1)
     argv = [
         sys.executable, "-m", "gunicorn",
         "--bind", f"0.0.0.0:{port}",
@@ -124,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         django.setup()
-    except ImproperlyConfigured as exc:
+        serve() if args[0] == "serve" else consume()
+    except (ImproperlyConfigured, TransportConfigError) as exc:
+        # A setting is missing or wrong: one clear line, not a traceback.
         print(f"es4ps-portal: {exc}", file=sys.stderr)
         return 2
-    serve() if args[0] == "serve" else consume()
     return 0
 
 

@@ -16,15 +16,18 @@ def required(name: str) -> str:
     return value
 
 
-def integer(name: str, default: int) -> int:
-    """A whole number from the environment, or `default` when unset."""
+def integer(name: str, default: int, minimum: int = 0) -> int:
+    """A whole number of at least `minimum` from the environment, or `default` when unset."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}")
+    return number
 
 
 def secret_from_file(name: str, *, required_: bool = True) -> str:

@@ -130,7 +130,7 @@ SEALING_PUBLIC_KEY_FILE = os.environ.get("ES4PS_SEALING_PUBLIC_KEY_FILE", "")
 SIGNING_PRIVATE_KEY_FILE = os.environ.get("ES4PS_SIGNING_PRIVATE_KEY_FILE", "")
 
 # --- tokens, mails and rate limits ------------------------------------------------------
-TOKEN_TTL_HOURS = integer("ES4PS_TOKEN_TTL_HOURS", 24)
+TOKEN_TTL_HOURS = integer("ES4PS_TOKEN_TTL_HOURS", 24, minimum=1)
 RESEND_COOLDOWN_S = 60
 CODE_MAX_ATTEMPTS = 5
 # action -> {"ip" | "account": (attempts, window in seconds)}
@@ -150,7 +150,7 @@ if EMAIL_BACKEND is None:
     raise ImproperlyConfigured("ES4PS_EMAIL_BACKEND must be smtp, console or file")
 EMAIL_FILE_PATH = DATA_DIR / "mail"
 EMAIL_HOST = os.environ.get("ES4PS_SMTP_HOST", "localhost")
-EMAIL_PORT = integer("ES4PS_SMTP_PORT", 587)
+EMAIL_PORT = integer("ES4PS_SMTP_PORT", 587, minimum=1)
 EMAIL_HOST_USER = os.environ.get("ES4PS_SMTP_USERNAME", "")
 EMAIL_HOST_PASSWORD = secret_from_file("ES4PS_SMTP_PASSWORD_FILE", required_=False)
 _smtp_security = os.environ.get("ES4PS_SMTP_SECURITY", "starttls")

@@ -13,13 +13,12 @@ still restores a hand-edited child.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import naming
-from .builders.common import Manifest, content_hash
+from .builders.common import Manifest, desired_hash
 
 # Managers that legitimately write our children outside their status subresource.
 TOLERATED_MANAGERS = frozenset({naming.FIELD_MANAGER})
@@ -109,20 +108,11 @@ def _readiness(kind: str, body: Mapping[str, Any]) -> tuple[bool, str, int, int]
     return True, "", 0, 0
 
 
-def stamped(manifest: Manifest) -> Manifest:
-    """A copy of `manifest` carrying the hash of its own content (what `needs_apply` compares)."""
-    result = copy.deepcopy(manifest)
-    annotations = result["metadata"].setdefault("annotations", {})
-    annotations[naming.DESIRED_HASH_ANNOTATION] = content_hash(manifest)
-    return result
-
-
-def needs_apply(stamped_manifest: Manifest, observed: ChildSummary | None) -> bool:
+def needs_apply(manifest: Manifest, observed: ChildSummary | None) -> bool:
     """Whether the child must be applied: missing, outdated or changed by someone else."""
     if observed is None or observed.deleting:
         return True
-    wanted = stamped_manifest["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]
-    return observed.desired_hash != wanted or observed.changed_by_others
+    return observed.desired_hash != desired_hash(manifest) or observed.changed_by_others
 
 
 def prunable(

@@ -33,41 +33,46 @@ LEASE_NAME = "es4ps-operator"
 
 async def run(config: OperatorConfig) -> int:
     """Run until stopped; the exit status is 1 when leadership was lost."""
-    stop = asyncio.Event()
+    # SIGTERM/SIGINT end the wait for the Lease; once kopf runs, kopf handles them itself.
+    waiting_stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, waiting_stopped.set)
     http = await start_http_server(config.http_port)
     api = KubeApi.from_environment()
     elector: LeaderElector | None = None
     holder: asyncio.Task | None = None
-    lost = False
     try:
         if config.leader_election:
             # A fresh suffix: a restarted process must not mistake the Lease of its predecessor for its own.
             identity = f"{config.identity}_{uuid.uuid4().hex[:8]}"
-            elector = LeaderElector(api.client, config.leader_election_namespace, LEASE_NAME, identity)
-            if not await elector.acquire(stop):
+            elector = LeaderElector(
+                api.client, config.leader_election_namespace, LEASE_NAME, identity, config.lease_seconds
+            )
+            if not await elector.acquire(waiting_stopped):
                 return 0
             holder = asyncio.create_task(elector.hold(), name="leader lease")
-            holder.add_done_callback(lambda _: stop.set())
         LEADER.set(1)
         if config.cluster_dns_ip is None:
             config = dataclasses.replace(config, cluster_dns_ip=await api.cluster_dns_ip())
         memo = kopf.Memo(api=api, config=config, wakeups={})
-        await kopf.operator(clusterwide=True, standalone=True, stop_flag=stop, memo=memo)
-        lost = holder is not None and holder.done() and not holder.cancelled()
+        scope = {"namespaces": config.namespaces} if config.namespaces else {"clusterwide": True}
+        operator = asyncio.create_task(kopf.operator(standalone=True, memo=memo, **scope), name="kopf")
+        if holder is not None:
+            # Leadership lost: stop working at once (kopf stops gracefully when cancelled).
+            holder.add_done_callback(lambda _: operator.cancel())
+        with contextlib.suppress(asyncio.CancelledError):
+            await operator
+        return 1 if holder is not None and holder.done() and not holder.cancelled() else 0
     finally:
         LEADER.set(0)
-        if holder is not None:
+        if holder is not None and not holder.done():
             holder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await holder
-        if elector is not None and not lost:
             await elector.release()
         await api.close()
         await http.cleanup()
-    return 1 if lost else 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,5 +89,9 @@ def main(argv: list[str] | None = None) -> None:
         log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
         log_refkey="object",
     )
+    # Every API request, and kopf's "Handler 'wake_on_...' succeeded" for every watch event, at INFO
+    # would drown the operator's own messages.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").addFilter(lambda record: not record.getMessage().startswith("Handler 'wake_on_"))
     logger.info("es4ps-operator %s starting as %s", operator_version(), config.identity)
     sys.exit(asyncio.run(run(config)))

@@ -11,10 +11,12 @@ the builders receive one plain object and never read the environment.
 | `ES4PS_IMAGE_PULL_POLICY` | `IfNotPresent` |
 | `ES4PS_CLUSTER_DOMAIN` | `cluster.local` |
 | `ES4PS_CLUSTER_DNS_IP` | found from the Service kube-system/kube-dns at start |
+| `ES4PS_NAMESPACES` | empty: every namespace; else the comma-separated namespaces to serve |
 | `ES4PS_RESYNC_SECONDS` | `3600`: how often a domain is checked with no event at all |
 | `ES4PS_HTTP_PORT` | `8080`: `/healthz` and `/metrics` |
 | `ES4PS_LEADER_ELECTION` | `true`: one active replica, the others wait (a Lease) |
 | `ES4PS_LEADER_ELECTION_NAMESPACE` | the Pod's namespace, else `default` |
+| `ES4PS_LEASE_SECONDS` | `30`: a waiting replica takes over this long after the leader stopped renewing |
 | `ES4PS_POD_NAME` | the host name: this replica's identity in the Lease |
 | `ES4PS_LOG_FORMAT` | `json`, or `plain` for a terminal |
 """
@@ -58,10 +60,13 @@ class OperatorConfig:
     cluster_domain: str = "cluster.local"
     # The cluster's DNS service; DCs forward names outside their realm to it. None: not known.
     cluster_dns_ip: str | None = None
+    # Namespaces to serve; empty: the whole cluster.
+    namespaces: tuple[str, ...] = ()
     resync_seconds: float = 3600.0
     http_port: int = 8080
     leader_election: bool = True
     leader_election_namespace: str = "default"
+    lease_seconds: int = 30
     identity: str = "es4ps-operator"
     log_format: str = "json"
 
@@ -85,10 +90,12 @@ class OperatorConfig:
             images=images,
             cluster_domain=environ.get("ES4PS_CLUSTER_DOMAIN", "cluster.local"),
             cluster_dns_ip=environ.get("ES4PS_CLUSTER_DNS_IP") or None,
+            namespaces=tuple(n.strip() for n in environ.get("ES4PS_NAMESPACES", "").split(",") if n.strip()),
             resync_seconds=_number(environ, "ES4PS_RESYNC_SECONDS", 3600.0, minimum=10),
             http_port=int(_number(environ, "ES4PS_HTTP_PORT", 8080, minimum=1)),
             leader_election=_flag(environ, "ES4PS_LEADER_ELECTION", True),
             leader_election_namespace=environ.get("ES4PS_LEADER_ELECTION_NAMESPACE") or _pod_namespace(),
+            lease_seconds=int(_number(environ, "ES4PS_LEASE_SECONDS", 30, minimum=3)),
             identity=environ.get("ES4PS_POD_NAME") or socket.gethostname(),
             log_format=log_format,
         )

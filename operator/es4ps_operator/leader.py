@@ -41,23 +41,24 @@ class LeaderElector:
         namespace: str,
         name: str,
         identity: str,
-        lease_seconds: int = 15,
-        renew_seconds: float = 5,
-        retry_seconds: float = 2,
+        lease_seconds: int = 30,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.name = name
         self.identity = identity
         self.lease_seconds = lease_seconds
-        self.renew_seconds = renew_seconds
-        self.retry_seconds = retry_seconds
+        # The holder renews three times per lease; a waiting replica looks six times.
+        self.renew_seconds = lease_seconds / 3
+        self.retry_seconds = lease_seconds / 6
         # The other holder's record as last seen, and when (monotonic) it was first seen like that.
         self._observed: tuple[str | None, object] | None = None
         self._observed_at = 0.0
         self._last_renewal = 0.0
         # Who else holds the Lease, as last read (None: nobody or this replica).
         self.other_holder: str | None = None
+        # The Lease's version after this replica's last write: renewing needs no read while it holds.
+        self._resource_version: str | None = None
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait until this replica holds the Lease (True) or `stop` is set (False)."""
@@ -113,12 +114,26 @@ class LeaderElector:
 
     async def _acquire_or_renew(self) -> bool:
         now = _micro_time()
+        if self._resource_version is not None:
+            # The holder renews with one conditional write on the version it wrote last.
+            patch = {"metadata": {"resourceVersion": self._resource_version}, "spec": {"renewTime": now}}
+            try:
+                lease = await self.client.patch(
+                    Lease, self.name, patch, namespace=self.namespace, patch_type=PatchType.MERGE
+                )
+            except ApiError as error:
+                self._resource_version = None
+                if error.status.code not in (404, 409):
+                    raise
+            else:
+                self._renewed(lease)
+                return True
         try:
             lease = await self.client.get(Lease, self.name, namespace=self.namespace)
         except ApiError as error:
             if error.status.code != 404:
                 raise
-            await self.client.create(
+            lease = await self.client.create(
                 Lease(
                     metadata=ObjectMeta(name=self.name, namespace=self.namespace),
                     spec=LeaseSpec(
@@ -130,7 +145,7 @@ class LeaderElector:
                     ),
                 )
             )
-            self._last_renewal = time.monotonic()
+            self._renewed(lease)
             return True
 
         spec = lease.spec or LeaseSpec()
@@ -150,7 +165,12 @@ class LeaderElector:
             patch_spec |= {"acquireTime": now, "leaseTransitions": (spec.leaseTransitions or 0) + 1}
         # The resourceVersion makes the write conditional: it fails (409) if anyone wrote since the read.
         patch = {"metadata": {"resourceVersion": lease.metadata.resourceVersion}, "spec": patch_spec}
-        await self.client.patch(Lease, self.name, patch, namespace=self.namespace, patch_type=PatchType.MERGE)
+        self._renewed(
+            await self.client.patch(Lease, self.name, patch, namespace=self.namespace, patch_type=PatchType.MERGE)
+        )
+        return True
+
+    def _renewed(self, lease: Lease) -> None:
+        self._resource_version = lease.metadata.resourceVersion
         self._last_renewal = time.monotonic()
         self.other_holder = None
-        return True

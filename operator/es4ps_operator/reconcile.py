@@ -19,7 +19,8 @@ from typing import Any
 
 from . import naming
 from .builders import DesiredState, build_desired_state
-from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable, stamped
+from .builders.common import desired_hash
+from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable
 from .config import OperatorConfig
 from .domain import Domain
 from .kube import KubeApi, KubeError
@@ -99,8 +100,7 @@ async def _converge(
             await api.set_owner_references(
                 secret.name, domain.namespace, [naming.owner_reference(domain)] if domain.delete_data else None
             )
-    for manifest in desired.manifests():
-        child = stamped(manifest)
+    for child in desired.manifests():
         key = (child["kind"], child["metadata"]["name"])
         before = observed.get(key)
         if not needs_apply(child, before):
@@ -109,7 +109,7 @@ async def _converge(
         label = f"{key[0]}/{key[1]}"
         if before is None or before.deleting:
             result.created.append(label)
-        elif before.desired_hash == child["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]:
+        elif before.desired_hash == desired_hash(child):
             result.restored.append(label)
         else:
             result.updated.append(label)

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import naming
 from .builders import DesiredState
+from .builders.common import desired_hash
 from .children import ChildSummary
 from .domain import Domain
 
@@ -51,28 +52,58 @@ def _waiting_for(what: str, names: list[str], total: int) -> str:
     return f"{total - len(names)} of {total} {what} ready; waiting for {name_list(names)}"
 
 
-def check_certificates(certificate_names: list[str], observed: Mapping[tuple[str, str], ChildSummary]) -> Check:
+class Observed:
+    """The observed children, each with whether it still shows an older desired state than the one wanted now."""
+
+    def __init__(self, desired: DesiredState, children: Iterable[ChildSummary]) -> None:
+        self._wanted = {(m["kind"], m["metadata"]["name"]): desired_hash(m) for m in desired.manifests()}
+        self._children = {child.key: child for child in children if not child.deleting}
+
+    def get(self, key: tuple[str, str]) -> tuple[ChildSummary | None, bool]:
+        child = self._children.get(key)
+        return child, child is not None and child.desired_hash != self._wanted.get(key)
+
+    def ready_pods(self, statefulset_names: list[str]) -> int:
+        """Pods ready, one per StatefulSet at most (for "1/1" domain controllers)."""
+        counts = [self.get(("StatefulSet", name)) for name in statefulset_names]
+        return sum(min(child.ready_replicas, 1) for child, outdated in counts if child and not outdated)
+
+
+def _observed_state(child: ChildSummary | None, outdated: bool) -> str | None:
+    """Why a child does not count yet, or None when what is observed is the desired state."""
+    if child is None:
+        return "not created yet"
+    if outdated:
+        # Just applied, not seen back yet: the old object must not make the new generation look ready.
+        return "being updated"
+    return None
+
+
+def check_certificates(certificate_names: list[str], observed: Observed) -> Check:
     pending = []
     for name in certificate_names:
-        child = observed.get(("Certificate", name))
-        if child is None or not child.ready:
-            pending.append(name if child is None or not child.message else f"{name} ({child.message})")
+        child, outdated = observed.get(("Certificate", name))
+        why = _observed_state(child, outdated) or (None if child.ready else child.message or "not issued yet")
+        if why:
+            pending.append(f"{name} ({why})")
     if not pending:
         return Check(True, "Issued", f"all {len(certificate_names)} certificates are issued")
     return Check(False, "Issuing", _waiting_for("certificates", pending, len(certificate_names)))
 
 
-def check_statefulsets(what: str, names: list[str], observed: Mapping[tuple[str, str], ChildSummary]) -> Check:
-    pending = [name for name in names if not (child := observed.get(("StatefulSet", name))) or not child.ready]
+def check_statefulsets(what: str, names: list[str], observed: Observed) -> Check:
+    pending = []
+    for name in names:
+        child, outdated = observed.get(("StatefulSet", name))
+        why = _observed_state(child, outdated) or (
+            None if child.ready else f"{child.ready_replicas}/{child.replicas} Pods ready and up to date"
+        )
+        if why:
+            pending.append(f"{name} ({why})")
     if not pending:
-        return Check(True, "Running", f"{what} ready")
-    missing = [name for name in names if ("StatefulSet", name) not in observed]
-    reason = "Creating" if missing else "Starting"
-    return Check(False, reason, _waiting_for(f"{what} StatefulSets", pending, len(names)))
-
-
-def ready_pods(names: list[str], observed: Mapping[tuple[str, str], ChildSummary]) -> int:
-    return sum(min(child.ready_replicas, 1) for name in names if (child := observed.get(("StatefulSet", name))))
+        return Check(True, "Running", f"all {len(names)} {what} ready")
+    reason = "Creating" if any(observed.get(("StatefulSet", name))[0] is None for name in names) else "Starting"
+    return Check(False, reason, _waiting_for(what, pending, len(names)))
 
 
 def compute_status(
@@ -85,14 +116,14 @@ def compute_status(
     now: str,
 ) -> dict[str, Any]:
     """The whole status of `domain` from what is observed; `now` dates conditions that change."""
-    observed = {child.key: child for child in observed_children if not child.deleting}
+    observed = Observed(desired, observed_children)
     certificate_names = [m["metadata"]["name"] for m in desired.applied["certificates"] if m["kind"] == "Certificate"]
     dc_names = [naming.dc(domain, index) for index in range(domain.directory.replicas)]
     checks = {
         CERTIFICATES_READY: check_certificates(certificate_names, observed),
-        BROKER_READY: check_statefulsets("broker", [naming.broker(domain)], observed),
+        BROKER_READY: check_statefulsets("broker StatefulSets", [naming.broker(domain)], observed),
         DIRECTORY_READY: check_statefulsets("domain controllers", dc_names, observed),
-        PORTAL_READY: check_statefulsets("portal", [naming.portal(domain)], observed),
+        PORTAL_READY: check_statefulsets("portal StatefulSets", [naming.portal(domain)], observed),
     }
     not_ready = [kind for kind, check in checks.items() if not check.ready]
     if apply_error:
@@ -119,7 +150,7 @@ def compute_status(
     status: dict[str, Any] = {
         "phase": phase,
         "portalURL": domain.portal_url,
-        "domainControllers": f"{ready_pods(dc_names, observed)}/{len(dc_names)}",
+        "domainControllers": f"{observed.ready_pods(dc_names)}/{len(dc_names)}",
         "conditions": [
             _condition(kind, checks[kind], previous_conditions.get(kind), generation, now) for kind in CONDITION_TYPES
         ],

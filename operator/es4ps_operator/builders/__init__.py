@@ -19,7 +19,7 @@ from ..config import OperatorConfig
 from ..domain import Domain
 from .broker import build_broker
 from .certificates import build_certificates
-from .common import Manifest
+from .common import Manifest, with_content_hash
 from .directory import build_directory
 from .network import build_network_policies
 from .portal import build_portal
@@ -30,7 +30,8 @@ from .secrets import GeneratedSecret, build_generated_secrets
 class DesiredState:
     """Everything one domain should consist of."""
 
-    # Applied with server-side apply, in this order (issuers before the certificates they sign).
+    # Applied with server-side apply, in this order (issuers before the certificates they sign);
+    # each carries the hash of its content in an annotation.
     applied: dict[str, list[Manifest]]
     # Created once when missing, never applied over.
     generated_secrets: list[GeneratedSecret]
@@ -42,14 +43,15 @@ class DesiredState:
 
 def build_desired_state(domain: Domain, config: OperatorConfig) -> DesiredState:
     """The children of `domain`, grouped by component."""
+    applied = {
+        "certificates": build_certificates(domain, config),
+        "network": build_network_policies(domain, config),
+        "broker": build_broker(domain, config),
+        "directory": build_directory(domain, config),
+        "portal": build_portal(domain, config),
+    }
     return DesiredState(
-        applied={
-            "certificates": build_certificates(domain, config),
-            "network": build_network_policies(domain, config),
-            "broker": build_broker(domain, config),
-            "directory": build_directory(domain, config),
-            "portal": build_portal(domain, config),
-        },
+        applied={group: [with_content_hash(m) for m in manifests] for group, manifests in applied.items()},
         generated_secrets=build_generated_secrets(domain),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -24,6 +25,17 @@ def metadata(domain: Domain, name: str, component: str, owned: bool = True, **ex
 def content_hash(value: Any) -> str:
     """A short stable hash of JSON-able data (used to restart Pods when their configuration changes)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def with_content_hash(manifest: Manifest) -> Manifest:
+    """A copy of `manifest` carrying the hash of its own content (see children.needs_apply)."""
+    result = copy.deepcopy(manifest)
+    result["metadata"].setdefault("annotations", {})[naming.DESIRED_HASH_ANNOTATION] = content_hash(manifest)
+    return result
+
+
+def desired_hash(manifest: Manifest) -> str:
+    return manifest["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]
 
 
 def secret_volume(volume_name: str, secret_name: str, keys: dict[str, str] | None = None) -> dict[str, Any]:

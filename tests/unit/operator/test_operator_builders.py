@@ -43,6 +43,7 @@ def test_every_child_has_namespace_labels_and_owner(acme, config):
     assert len(desired.manifests()) == 19
     for manifest in desired.manifests():
         meta = manifest["metadata"]
+        assert re.fullmatch(r"[0-9a-f]{16}", meta["annotations"][naming.DESIRED_HASH_ANNOTATION])
         assert meta["namespace"] == "acme"
         assert meta["name"].startswith("acme-")
         assert meta["labels"] == {
@@ -314,7 +315,7 @@ def test_ingress_routes_the_host_with_the_https_certificate(acme, config):
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["spec"]["tls"] == [{"hosts": ["accounts.acme.example"], "secretName": "acme-portal-https-tls"}]
     assert ingress["spec"]["rules"][0]["host"] == "accounts.acme.example"
-    assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m"
     disabled = make_domain(portal={"host": "accounts.acme.example", "ingress": {"enabled": False}})
     assert ("Ingress", "acme-portal") not in by_kind_name(build_desired_state(disabled, config))
 

@@ -1,8 +1,11 @@
 """Child summaries, what to re-apply or prune, and the status derived from the children."""
 
+import dataclasses
+
 from es4ps_operator import naming
 from es4ps_operator.builders import build_desired_state
-from es4ps_operator.children import ChildSummary, needs_apply, prunable, stamped, summarize
+from es4ps_operator.builders.common import desired_hash, with_content_hash
+from es4ps_operator.children import ChildSummary, needs_apply, prunable, summarize
 from es4ps_operator.status import compute_status
 from operator_samples import make_domain
 
@@ -10,14 +13,14 @@ NOW = "2026-11-26T12:00:00Z"
 EARLIER = "2026-11-26T11:00:00Z"
 
 
-def statefulset_body(name, replicas=1, ready=1, generation=2, observed=2, managers=()):
+def statefulset_body(name, replicas=1, ready=1, generation=2, observed=2, managers=(), content_hash="abc"):
     return {
         "kind": "StatefulSet",
         "metadata": {
             "name": name,
             "generation": generation,
             "ownerReferences": [{"uid": "0000-uid"}],
-            "annotations": {naming.DESIRED_HASH_ANNOTATION: "abc"},
+            "annotations": {naming.DESIRED_HASH_ANNOTATION: content_hash},
             "managedFields": [
                 {"manager": "es4ps-operator", "operation": "Apply"},
                 {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status"},
@@ -29,10 +32,10 @@ def statefulset_body(name, replicas=1, ready=1, generation=2, observed=2, manage
     }
 
 
-def certificate_body(name, ready):
+def certificate_body(name, ready, content_hash="abc"):
     return {
         "kind": "Certificate",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "annotations": {naming.DESIRED_HASH_ANNOTATION: content_hash}},
         "status": {
             "conditions": [
                 {
@@ -59,8 +62,8 @@ def test_certificate_readiness_follows_its_ready_condition():
 
 
 def test_a_child_is_applied_when_missing_outdated_or_changed_by_someone_else():
-    manifest = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
-    wanted = manifest["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]
+    manifest = with_content_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
+    wanted = desired_hash(manifest)
     same = ChildSummary("ConfigMap", "x", wanted, False, (), False, True)
     assert needs_apply(manifest, None)
     assert not needs_apply(manifest, same)
@@ -70,9 +73,9 @@ def test_a_child_is_applied_when_missing_outdated_or_changed_by_someone_else():
 
 
 def test_the_hash_ignores_nothing_but_itself():
-    first = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
-    second = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}})
-    again = stamped({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
+    first = with_content_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
+    second = with_content_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}})
+    again = with_content_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
     key = naming.DESIRED_HASH_ANNOTATION
     assert first["metadata"]["annotations"][key] != second["metadata"]["annotations"][key]
     assert first == again
@@ -97,12 +100,12 @@ def everything_ready(domain, config):
     desired = build_desired_state(domain, config)
     children = []
     for manifest in desired.manifests():
-        name = manifest["metadata"]["name"]
+        name, content_hash = manifest["metadata"]["name"], desired_hash(manifest)
         if manifest["kind"] == "Certificate":
-            children.append(summarize(certificate_body(name, True)))
+            children.append(summarize(certificate_body(name, True, content_hash)))
         elif manifest["kind"] == "StatefulSet":
             replicas = manifest["spec"]["replicas"]
-            children.append(summarize(statefulset_body(name, replicas=replicas, ready=replicas)))
+            children.append(summarize(statefulset_body(name, replicas, replicas, content_hash=content_hash)))
     return desired, children
 
 
@@ -135,7 +138,8 @@ def test_status_names_what_it_waits_for(minimal, config):
     desired, children = everything_ready(minimal, config)
     children = [c for c in children if c.name != "acme-dc0"]
     children = [
-        summarize(certificate_body("acme-broker-tls", False)) if c.name == "acme-broker-tls" else c for c in children
+        summarize(certificate_body("acme-broker-tls", False, c.desired_hash)) if c.name == "acme-broker-tls" else c
+        for c in children
     ]
     status = compute_status(minimal, desired, children, None, 3, None, NOW)
     found = conditions(status)
@@ -171,3 +175,13 @@ def test_apply_errors_and_pausing_show_in_the_phase(config):
     status = compute_status(paused, desired, children, {"observedGeneration": 2}, None, None, NOW)
     assert status["phase"] == "Paused"
     assert status["observedGeneration"] == 2
+
+
+def test_children_not_yet_showing_the_new_spec_are_not_counted_ready(minimal, config):
+    desired, children = everything_ready(minimal, config)
+    outdated = [dataclasses.replace(c, desired_hash="old") if c.name == "acme-portal" else c for c in children]
+    status = compute_status(minimal, desired, outdated, None, 3, None, NOW)
+    portal = conditions(status)["PortalReady"]
+    assert portal["status"] == "False"
+    assert portal["message"] == "0 of 1 portal StatefulSets ready; waiting for acme-portal (being updated)"
+    assert status["phase"] == "Progressing"

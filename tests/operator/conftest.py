@@ -1,0 +1,59 @@
+"""Fixtures of the operator's integration tests: the CRD, the operator's identity, volumes, the operator itself.
+
+Each test gets a fresh namespace and its own operator process serving only
+that namespace (other test sessions may share the cluster and run their own
+operators; a cluster-wide one would reconcile their domains too).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from operator_harness import (
+    CRD,
+    VolumeBinder,
+    delete_identity,
+    fresh_namespace,
+    operator_identity,
+    operator_replicas,
+)
+
+
+@pytest.fixture(scope="session")
+def es4ps_crd(cluster):
+    """The ES4PSDomain CRD, installed as a user would."""
+    cluster.apply(CRD)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/es4psdomains.es4ps.io")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def volume_binder(cluster):
+    binder = VolumeBinder(cluster.kubeconfig)
+    binder.start()
+    yield binder
+    binder.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_account(es4ps_crd, tmp_path_factory):
+    """The operator's ServiceAccount, bound to operator/deploy/rbac.yaml and nothing else."""
+    namespace = f"es4ps-op-{uuid.uuid4().hex[:6]}"
+    es4ps_crd.kubectl("create", "namespace", namespace)
+    yield operator_identity(es4ps_crd, namespace, tmp_path_factory.mktemp("operator-identity"))
+    delete_identity(es4ps_crd, namespace)
+    es4ps_crd.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture
+def domain_namespace(es4ps_crd, volume_binder):
+    with fresh_namespace(es4ps_crd, volume_binder) as name:
+        yield name
+
+
+@pytest.fixture
+def start_operator(operator_account, domain_namespace, tmp_path):
+    """Start operator replicas serving the test's namespace: start_operator(**env) -> OperatorProcess."""
+    with operator_replicas(operator_account, domain_namespace, tmp_path) as start:
+        yield start

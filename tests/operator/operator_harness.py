@@ -1,0 +1,304 @@
+"""The operator as users run it, for the integration tests and the benchmark.
+
+- `OperatorProcess`: `python -m es4ps_operator` as a child process with its own
+  HTTP port and log file; stop (SIGTERM), kill (SIGKILL), read its metrics.
+- `operator_identity`: a ServiceAccount bound to exactly the rules in
+  operator/deploy/rbac.yaml and a kubeconfig with its token, so every test
+  checks that those rules suffice.
+- `VolumeBinder`: the local KWOK cluster has no storage provisioner, so a
+  thread binds each pending claim of the watched namespaces to a fresh hostPath
+  PersistentVolume (what a provisioner does; the Pods are simulated anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import yaml
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.models.core_v1 import ObjectReference, PersistentVolumeSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
+
+ROOT = Path(__file__).resolve().parents[2]
+RBAC = ROOT / "operator" / "deploy" / "rbac.yaml"
+CRD = ROOT / "crds" / "es4ps.io_es4psdomains.yaml"
+EXAMPLE = ROOT / "examples" / "acme.yaml"
+# Marks the PersistentVolumes the binder made, so it deletes only those.
+BINDER_LABEL = "es4ps-test/volume-binder"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OperatorProcess:
+    """One operator replica as a process."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        namespaces: list[str],
+        lease_namespace: str,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "ES4PS_HTTP_PORT": str(self.port),
+            "ES4PS_LOG_FORMAT": "plain",
+            "ES4PS_NAMESPACES": ",".join(namespaces),
+            "ES4PS_LEADER_ELECTION_NAMESPACE": lease_namespace,
+            "ES4PS_LEASE_SECONDS": "6",
+            "ES4PS_SAMBA_IMAGE": "es4ps/samba:test",
+            "ES4PS_PORTAL_IMAGE": "es4ps/portal:test",
+            "ES4PS_BROKER_IMAGE": "es4ps/broker:test",
+            **(extra_env or {}),
+        }
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "es4ps_operator"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:  # noqa: S310
+                return response.status, response.read().decode()
+        except OSError:
+            return 0, ""
+
+    def metric(self, name: str, labels: str = "") -> float | None:
+        """The value of one Prometheus sample, e.g. metric("es4ps_operator_leader")."""
+        _, text = self.get("/metrics")
+        for line in text.splitlines():
+            if line.startswith(f"{name}{labels} ") or line.startswith(f"{name}{{{labels}}} "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def is_leader(self) -> bool:
+        return self.metric("es4ps_operator_leader") == 1.0
+
+    def wait_until(self, probe, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the operator exited ({self.process.returncode}) before {what}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the operator did not reach {what} within {timeout:.0f} s:\n{self.log()}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, as Kubernetes stops a Pod; SIGKILL if it does not exit in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies wherever it is."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def example_domain(namespace: str, **spec_changes) -> dict:
+    """examples/acme.yaml placed in `namespace`, with top-level spec fields replaced."""
+    domain = yaml.safe_load(EXAMPLE.read_text())
+    domain["metadata"]["namespace"] = namespace
+    domain["spec"].update(spec_changes)
+    return domain
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorIdentity:
+    """The operator's ServiceAccount: a kubeconfig with its token, and its namespace (where its Lease lives)."""
+
+    kubeconfig: Path
+    namespace: str
+
+
+def operator_identity(cluster, namespace: str, directory: Path) -> OperatorIdentity:
+    """A ServiceAccount in `namespace` with exactly operator/deploy/rbac.yaml's rules."""
+    documents = list(yaml.safe_load_all(RBAC.read_text()))
+    cluster_role = next(d for d in documents if d["kind"] == "ClusterRole")
+    role = next(d for d in documents if d["kind"] == "Role")
+    # A per-run name: several test sessions may share the cluster.
+    name = f"es4ps-operator-{namespace}"
+    cluster_role["metadata"]["name"] = name
+    role["metadata"] |= {"name": "es4ps-operator-leader-election", "namespace": namespace}
+    subject = [{"kind": "ServiceAccount", "name": "es4ps-operator", "namespace": namespace}]
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "es4ps-operator", "namespace": namespace}},
+        cluster_role,
+        role,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": subject,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "es4ps-operator-leader-election", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "es4ps-operator-leader-election",
+            },
+            "subjects": subject,
+        },
+    ]
+    cluster.apply(yaml.safe_dump_all(objects))
+    token = cluster.kubectl("create", "token", "es4ps-operator", "-n", namespace, "--duration=4h").stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]
+    kubeconfig = directory / "operator.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": server}],
+                "users": [{"name": "es4ps-operator", "user": {"token": token}}],
+                "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "es4ps-operator"}}],
+                "current-context": "operator",
+            }
+        )
+    )
+    return OperatorIdentity(kubeconfig, namespace)
+
+
+def delete_identity(cluster, namespace: str) -> None:
+    name = f"es4ps-operator-{namespace}"
+    cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found", check=False)
+
+
+class VolumeBinder:
+    """Binds pending PersistentVolumeClaims of chosen namespaces to new hostPath PersistentVolumes."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.client = Client(KubeConfig.from_file(str(kubeconfig)))
+        self.namespaces: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="volume-binder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for namespace in list(self.namespaces):
+                with contextlib.suppress(ApiError):
+                    for claim in self.client.list(PersistentVolumeClaim, namespace=namespace):
+                        if claim.status.phase == "Pending" and not claim.spec.volumeName:
+                            self._bind(claim)
+
+    def _bind(self, claim) -> None:
+        meta = claim.metadata
+        name = f"es4ps-test-{base64.b32encode(meta.uid.encode()).decode().lower().rstrip('=')[:40]}"
+        volume = PersistentVolume(
+            metadata=ObjectMeta(name=name, labels={BINDER_LABEL: "true"}),
+            spec=PersistentVolumeSpec(
+                capacity={"storage": claim.spec.resources.requests["storage"]},
+                accessModes=claim.spec.accessModes,
+                hostPath={"path": f"/tmp/es4ps-test-volumes/{name}"},
+                persistentVolumeReclaimPolicy="Retain",
+                storageClassName=claim.spec.storageClassName or "",
+                claimRef=ObjectReference(namespace=meta.namespace, name=meta.name, uid=meta.uid),
+            ),
+        )
+        with contextlib.suppress(ApiError):  # 409: bound already in an earlier round
+            self.client.create(volume)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for namespace in list(self.namespaces):
+            self.release(namespace)
+
+    def release(self, namespace: str) -> None:
+        """Delete the volumes made for `namespace` (their claims are gone or going)."""
+        self.namespaces.discard(namespace)
+        for volume in self.client.list(PersistentVolume, labels={BINDER_LABEL: "true"}):
+            ref = volume.spec.claimRef
+            if ref is not None and ref.namespace == namespace:
+                with contextlib.suppress(ApiError):
+                    self.client.delete(PersistentVolume, volume.metadata.name)
+
+
+@contextlib.contextmanager
+def fresh_namespace(cluster, volume_binder):
+    """A new namespace whose claims get volumes; deleted with its volumes afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    volume_binder.namespaces.add(name)
+    try:
+        yield name
+    finally:
+        # The operator may be gone already: drop its finalizer so the namespace can go.
+        for domain in cluster.get("es4psdomains", namespace=name, check=False).get("items", []):
+            cluster.kubectl(
+                "patch",
+                "es4psdomain",
+                domain["metadata"]["name"],
+                "-n",
+                name,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                check=False,
+            )
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+        volume_binder.release(name)
+
+
+@contextlib.contextmanager
+def operator_replicas(identity: OperatorIdentity, namespace: str, log_dir: Path):
+    """A function starting operator replicas that serve `namespace`; all are stopped at the end."""
+    started: list[OperatorProcess] = []
+
+    def start(wait_for_leadership: bool = True, **extra_env: str) -> OperatorProcess:
+        process = OperatorProcess(
+            identity.kubeconfig, log_dir / f"operator-{len(started)}.log", [namespace], identity.namespace, extra_env
+        )
+        started.append(process)
+        process.wait_until(lambda: process.get("/healthz")[0] == 200, 30, "/healthz answering")
+        if wait_for_leadership:
+            process.wait_until(process.is_leader, 30, "leadership")
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()

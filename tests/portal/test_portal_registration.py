@@ -184,3 +184,12 @@ def test_when_the_broker_is_down_nothing_is_kept_and_the_person_is_told(client, 
     # Once the broker is back, the same registration goes through.
     assert register(client, username).status_code == 302
     assert operations(User.objects.get(username=username)) == [Operation.CREATE_USER]
+
+
+def test_sending_the_form_twice_leads_to_the_same_status_page(client, broker, smtp, username):
+    assert register(client, username).status_code == 302
+    again = register(client, username)
+    assert again.status_code == 302 and again["Location"] == "/status/"
+    assert operations(User.objects.get(username=username)) == [Operation.CREATE_USER]
+    # Another browser trying the same name is told it is taken.
+    assert "This username is taken" in register(Client(), username).content.decode()

@@ -101,7 +101,19 @@ def register(request: HttpRequest) -> HttpResponse:
             if not mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
                 messages.warning(request, "We could not send the mail just now. Use “Send the mail again” below.")
             return redirect("accounts:status")
+    elif _is_repeated_registration(request):
+        return redirect("accounts:status")
     return render(request, "accounts/register.html", {"form": form})
+
+
+def _is_repeated_registration(request: HttpRequest) -> bool:
+    """The form was sent again for the account this browser just registered (a double click, a reload)."""
+    followed = _status_user(request)
+    return (
+        followed is not None
+        and request.POST.get("username", "").strip().lower() == followed.username
+        and request.POST.get("email", "").strip().lower() == followed.email.lower()
+    )
 
 
 @never_cache

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+
 import pytest
 from conftest import password_authenticates
 from es4ps_contract.events import Outcome
@@ -26,6 +30,24 @@ def test_a_worker_killed_mid_task_completes_the_task_after_restart(task_client, 
     assert task_client.wait_for(task_id).outcome is Outcome.SUCCEEDED
     assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED
     assert password_authenticates(samba_dc, username, PASSWORD)
+
+
+def test_a_pool_process_killed_mid_task_gives_the_task_back(task_client, samba_dc, directory_worker, username):
+    samba_dc.pause()
+    try:
+        task_id = task_client.submit(create(task_client, username))
+        directory_worker.wait_for_log(f"[{task_id}] received")
+        children = subprocess.run(
+            ["pgrep", "-P", str(directory_worker.process.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for pid in children:  # the pool processes; the worker's main process lives on
+            os.kill(int(pid), signal.SIGKILL)
+        directory_worker.wait_for_log("WorkerLostError")
+    finally:
+        samba_dc.resume()
+
+    assert task_client.wait_for(task_id).outcome is Outcome.SUCCEEDED  # requeued (reject_on_worker_lost), redone
+    assert directory_worker.process.poll() is None
 
 
 def test_a_broker_restart_with_tasks_queued_loses_none(task_client, rabbitmq, samba_dc, directory_worker, username):

@@ -7,7 +7,6 @@ directly, so tests see each event as the portal's consumer would.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,7 +18,8 @@ from es4ps_contract.keys import load_sealing_public_key, load_signing_key
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, Operation, Task
-from es4ps_contract.transport import celery_settings
+from es4ps_contract.transport import broker_queue, celery_settings
+from kombu import Consumer
 
 
 class TaskClient:
@@ -34,7 +34,7 @@ class TaskClient:
         self.results: dict[str, ResultEvent] = {}
         self.received_at: dict[str, float] = {}
         self._connection = self.app.connection_for_read()
-        self._channel = None
+        self._consumer: Consumer | None = None
 
     def seal(self, username: str, password: str) -> str:
         return seal_password(self.sealing_key, username, password)
@@ -55,30 +55,33 @@ class TaskClient:
         self.app.send_task(name, args=[envelope], task_id=task_id, queue=PROVISIONING_QUEUE)
         return task_id
 
-    def _drain(self) -> bool:
-        """Move every waiting result event into `results`; True when at least one arrived."""
-        try:
-            return self._drain_once()
-        except (OSError, *self._connection.connection_errors):
-            # The broker restarted: reconnect on the next poll.
-            self._connection.collect()
-            self._connection = self.app.connection_for_read()
-            self._channel = None
-            return False
+    def _on_result(self, body: object, message) -> None:
+        args, _kwargs, _embed = body
+        event = ResultEvent.from_message(args[0])
+        self.results[event.task_id] = event
+        self.received_at.setdefault(event.task_id, time.monotonic())
+        message.ack()
 
-    def _drain_once(self) -> bool:
-        if self._channel is None:
-            self._connection.connect()
-            self._channel = self._connection.default_channel
-        got = False
-        while (message := self._channel.basic_get(RESULTS_QUEUE)) is not None:
-            args, _kwargs, _embed = json.loads(message.body)
-            event = ResultEvent.from_message(args[0])
-            self.results[event.task_id] = event
-            self.received_at.setdefault(event.task_id, time.monotonic())
-            self._channel.basic_ack(message.delivery_tag)
-            got = True
-        return got
+    def _drain(self, timeout_s: float) -> None:
+        """Receive result events for up to `timeout_s` into `results` (reconnecting after a broker restart)."""
+        try:
+            if self._consumer is None:
+                self._connection = self.app.connection_for_read()
+                self._connection.connect()
+                self._consumer = Consumer(
+                    self._connection.channel(),
+                    queues=[broker_queue(RESULTS_QUEUE)],
+                    callbacks=[self._on_result],
+                    accept=["json"],
+                )
+                self._consumer.consume()
+            self._connection.drain_events(timeout=timeout_s)
+        except TimeoutError:
+            pass
+        except (OSError, *self._connection.connection_errors):
+            self._connection.collect()
+            self._consumer = None
+            time.sleep(0.2)
 
     def wait_for(self, task_id: str, timeout_s: float = 60) -> ResultEvent:
         """The result event of `task_id`; raises TimeoutError if none came in time."""
@@ -91,8 +94,7 @@ class TaskClient:
             if time.monotonic() > deadline:
                 missing = sorted(wanted - self.results.keys())
                 raise TimeoutError(f"no result event for {len(missing)} task(s), e.g. {missing[0]}")
-            if not self._drain():
-                time.sleep(0.02)
+            self._drain(timeout_s=0.5)
         return {task_id: self.results[task_id] for task_id in wanted}
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ def test_worker_defaults(worker_env):
         ({"ES4PS_ADMIN_PASSWORD_FILE": "/nonexistent"}, "cannot read ES4PS_ADMIN_PASSWORD_FILE"),
         ({"ES4PS_SIGNING_PUBLIC_KEY_FILE": "/nonexistent"}, "cannot read signing public key"),
         ({"ES4PS_WORKER_MAX_RETRIES": "many"}, "whole number"),
+        ({"ES4PS_WORKER_CONCURRENCY": "0"}, "at least 1"),
     ],
 )
 def test_bad_worker_settings_are_named(worker_env, change, message):

@@ -70,6 +70,7 @@ def make_worker(keys, directory, max_retries=3):
         users_ou="OU=ES4PS",
         worker_name="dc0",
         max_retries=max_retries,
+        concurrency=1,
         sealing_key=keys.sealing,
         verify_key=keys.signing.verify_key,
     )

@@ -183,8 +183,14 @@ def build(names: list[str], host: str) -> None:
             _build_pause(image, host)
         else:
             docker("build", "-q", "-f", str(ROOT / image.dockerfile), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-                   "--build-arg", f"VERSION={VERSION}", "-t", image.ref, str(ROOT), host=host, capture=True)
+                   "--build-arg", f"VERSION={VERSION}", "--build-arg", f"EXTRA_CA_CERTS={extra_ca_certs()}",
+                   "-t", image.ref, str(ROOT), host=host, capture=True)
         log(f"built {image.ref} in {time.monotonic() - start:.0f} s")
+
+
+def extra_ca_certs() -> str:
+    """PEM of the CAs this machine adds to Debian's (e.g. a TLS-intercepting proxy's), for pip in builds."""
+    return "".join(p.read_text() for p in sorted(Path("/usr/local/share/ca-certificates").glob("*.crt")))
 
 
 def _build_pause(image: Image, host: str) -> None:

@@ -87,8 +87,8 @@ class Directory:
     # -- connection -------------------------------------------------------------------------
 
     def _connect(self) -> SamDB:
+        # No smb.conf: the worker may run in its own container without the DC's files.
         lp = LoadParm()
-        lp.load_default()
         lp.set("realm", self.realm)
         lp.set("workgroup", self.netbios_name)
         credentials = Credentials()

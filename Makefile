@@ -51,6 +51,15 @@ lint: ## ruff over the Python code
 third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned modules
 	@hack/update-third-party.sh
 
+.PHONY: images
+images: setup ## build the container images (operator, portal, samba) with a project-owned dockerd if needed
+	@$(PYTHON) hack/local_images.py build operator portal samba rabbitmq pause
+	@$(PYTHON) hack/local_images.py list
+
+.PHONY: images-down
+images-down: ## stop the dockerd that `make images` started
+	@$(PYTHON) hack/local_images.py down
+
 .PHONY: demo
 demo: setup ## the main job: start the local cluster and show what runs
 	@$(PYTHON) hack/local_cluster.py up --node $(NODE)

@@ -5,6 +5,7 @@
     local_images.py load SOCKET [NAME...]  import built images into a containerd (namespace k8s.io)
     local_images.py down                   stop the dockerd this checkout started
     local_images.py env                    print the DOCKER_HOST to use
+    local_images.py list                   list the built images with their sizes
 
 Uses a reachable Docker engine (DOCKER_HOST or the default socket) or starts a
 project-owned dockerd whose state lives under the cache directory, so built
@@ -32,7 +33,21 @@ DOCKER_STATE = CACHE / "docker"
 OWN_SOCKET = DOCKER_STATE / "docker.sock"
 PIDFILE = ROOT / ".local" / "docker" / "dockerd.pid"
 BASE_IMAGE = "es4ps/debian:bookworm"
-BASE_TARBALL = CACHE / "base" / "debian-bookworm-minbase.tar"
+BASE_TARBALL = CACHE / "base" / "debian-bookworm-slim.tar"
+# What Debian's official slim images leave out, also for packages installed later in a build.
+SLIM_DPKG_CONFIG = """path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+"""
+SLIM_APT_CONFIG = """DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
+"""
 VERSION = (ROOT / "VERSION").read_text().strip()
 
 
@@ -158,6 +173,7 @@ def ensure_base_image(host: str) -> None:
             rootfs = Path(tmp) / "rootfs"
             subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), mirror],
                            check=True, stdout=subprocess.DEVNULL)
+            _slim(rootfs)
             partial = BASE_TARBALL.with_suffix(".partial")
             subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
             partial.rename(BASE_TARBALL)
@@ -165,6 +181,21 @@ def ensure_base_image(host: str) -> None:
         subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tarball, check=True, stdout=subprocess.DEVNULL,
                        env={**os.environ, "DOCKER_HOST": host})
     log(f"imported {BASE_IMAGE}")
+
+
+def _slim(rootfs: Path) -> None:
+    """Trim a debootstrapped root like debian:bookworm-slim: no docs, man pages, locales or apt caches."""
+    (rootfs / "etc/dpkg/dpkg.cfg.d/es4ps-slim").write_text(SLIM_DPKG_CONFIG)
+    (rootfs / "etc/apt/apt.conf.d/es4ps-clean").write_text(SLIM_APT_CONFIG)
+    for pattern in ("usr/share/man/*", "usr/share/groff/*", "usr/share/info/*", "usr/share/locale/*",
+                    "usr/share/lintian/*", "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin",
+                    "var/lib/apt/lists/*", "var/log/*.log"):
+        for path in rootfs.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for doc in (rootfs / "usr/share/doc").glob("*"):
+        for path in doc.iterdir() if doc.is_dir() and not doc.is_symlink() else []:
+            if path.name != "copyright":
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def _debian_mirror() -> str:
@@ -249,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ld.add_argument("names", nargs="*")
     sub.add_parser("down")
     sub.add_parser("env")
+    sub.add_parser("list")
     args = parser.parse_args(argv)
     unknown = set(getattr(args, "names", [])) - set(IMAGES)
     if unknown:
@@ -260,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         host = docker_host()
         if args.command == "env":
             print(f"export DOCKER_HOST={host}")
+        elif args.command == "list":
+            refs = [IMAGES[n].ref for n in IMAGES]
+            docker("images", "--format", "table {{.Repository}}:{{.Tag}}\t{{.Size}}", *[f"--filter=reference={r}" for r in refs], host=host)
+            print(f"(DOCKER_HOST={host})")
         elif args.command == "build":
             build(args.names or list(PRODUCT_IMAGES), host)
         else:

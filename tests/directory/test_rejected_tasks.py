@@ -13,7 +13,7 @@ from es4ps_contract.keys import generate_signing_keypair
 from es4ps_contract.signing import sign_envelope
 from es4ps_contract.tasks import CreateUser, Operation, SetPassword, UpdateAttributes
 from nacl.signing import SigningKey
-from test_worker_tasks import PASSWORD, create, run
+from support.accounts import PASSWORD, create_task, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 
@@ -65,7 +65,7 @@ def test_a_task_signed_with_another_key_is_rejected(task_client, username):
 @pytest.mark.usefixtures("unchanged_directory")
 def test_a_task_without_a_signature_is_rejected(task_client, username):
     task_id = str(uuid.uuid4())
-    envelope = task_client.envelope(create(task_client, username), task_id)
+    envelope = task_client.envelope(create_task(task_client, username), task_id)
     del envelope["sig"]
 
     event = task_client.wait_for(task_client.publish(Operation.CREATE_USER, envelope, task_id))
@@ -77,7 +77,7 @@ def test_a_task_without_a_signature_is_rejected(task_client, username):
 @pytest.mark.usefixtures("unchanged_directory")
 def test_a_task_altered_after_signing_is_rejected(task_client, username):
     task_id = str(uuid.uuid4())
-    envelope = task_client.envelope(create(task_client, username), task_id)
+    envelope = task_client.envelope(create_task(task_client, username), task_id)
     envelope["payload"]["email"] = "mallory@evil.example"
 
     event = task_client.wait_for(task_client.publish(Operation.CREATE_USER, envelope, task_id))
@@ -86,10 +86,10 @@ def test_a_task_altered_after_signing_is_rejected(task_client, username):
 
 
 def test_a_signed_task_replayed_under_another_operation_or_id_is_rejected(task_client, samba_dc, username):
-    run(task_client, create(task_client, username))
+    run(task_client, create_task(task_client, username))
     before = directory_snapshot(samba_dc)
     create_id = str(uuid.uuid4())
-    envelope = task_client.envelope(create(task_client, username), create_id)
+    envelope = task_client.envelope(create_task(task_client, username), create_id)
 
     as_delete = task_client.wait_for(task_client.publish(Operation.DELETE_USER, envelope, str(uuid.uuid4())))
     other_id = task_client.wait_for(task_client.publish(Operation.CREATE_USER, envelope, str(uuid.uuid4())))
@@ -180,8 +180,8 @@ def test_the_portal_cannot_even_build_an_invalid_task(task_client):
 def test_no_password_reaches_the_worker_log_or_an_event(task_client, directory_worker, username):
     weak, good, other = "alllowercaseletters", "G00d-Passw0rd!one", "An0ther-G00d!pass"
     events = [
-        run(task_client, create(task_client, username, password=weak)),
-        run(task_client, create(task_client, username, password=good)),
+        run(task_client, create_task(task_client, username, password=weak)),
+        run(task_client, create_task(task_client, username, password=good)),
         run(task_client, CreateUser(username, "Ana", "Example", "ana@acme.example", task_client.seal("x1", other))),
         run(task_client, SetPassword(username, task_client.seal(username, other))),
     ]

@@ -8,10 +8,9 @@ import signal
 import subprocess
 
 import pytest
-from conftest import password_authenticates
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
-from test_worker_tasks import PASSWORD, create, find_account, run
+from support.accounts import PASSWORD, create_task, find_account, password_authenticates, run
 
 pytestmark = pytest.mark.services
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.services
 def test_a_worker_killed_mid_task_completes_the_task_after_restart(task_client, samba_dc, directory_worker, username):
     samba_dc.pause()  # the worker's LDAP request will hang: it is caught in the middle of the task
     try:
-        task_id = task_client.submit(create(task_client, username))
+        task_id = task_client.submit(create_task(task_client, username))
         directory_worker.wait_for_log(f"[{task_id}] received")
         directory_worker.kill()
     finally:
@@ -35,7 +34,7 @@ def test_a_worker_killed_mid_task_completes_the_task_after_restart(task_client, 
 def test_a_pool_process_killed_mid_task_gives_the_task_back(task_client, samba_dc, directory_worker, username):
     samba_dc.pause()
     try:
-        task_id = task_client.submit(create(task_client, username))
+        task_id = task_client.submit(create_task(task_client, username))
         directory_worker.wait_for_log(f"[{task_id}] received")
         children = subprocess.run(
             ["pgrep", "-P", str(directory_worker.process.pid)], capture_output=True, text=True, check=True
@@ -53,7 +52,7 @@ def test_a_pool_process_killed_mid_task_gives_the_task_back(task_client, samba_d
 def test_a_broker_restart_with_tasks_queued_loses_none(task_client, rabbitmq, samba_dc, directory_worker, username):
     directory_worker.stop()
     usernames = [f"{username}q{i}" for i in range(10)]
-    task_ids = [task_client.submit(create(task_client, name)) for name in usernames]
+    task_ids = [task_client.submit(create_task(task_client, name)) for name in usernames]
     assert rabbitmq.queue_depth("es4ps.provisioning") >= len(task_ids)
 
     rabbitmq.stop()
@@ -66,7 +65,7 @@ def test_a_broker_restart_with_tasks_queued_loses_none(task_client, rabbitmq, sa
 
 
 def test_the_worker_reconnects_when_the_dc_restarts(task_client, samba_dc, directory_worker, username):
-    assert run(task_client, create(task_client, username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
 
     samba_dc.stop()
     enable_id = task_client.submit(EnableUser(username))  # fails to reach the DC: retried with backoff

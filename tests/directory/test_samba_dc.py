@@ -14,8 +14,8 @@ import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_samba.dc import MARKER_NAME
+from support.accounts import PASSWORD, create_task, run
 from support.services import VENV_BIN, SambaDC, ServiceError
-from test_worker_tasks import PASSWORD, create, run
 
 pytestmark = pytest.mark.services
 
@@ -110,7 +110,7 @@ def test_bad_settings_are_refused_with_a_clear_message(samba_dc, change, message
 def test_an_additional_dc_joins_with_the_domain_data(
     tmp_path, test_ca, samba_dc, task_client, directory_worker, username
 ):
-    assert run(task_client, create(task_client, username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
     assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED
     second = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc)
     try:

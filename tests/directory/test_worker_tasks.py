@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import ldb
 import pytest
-from conftest import password_authenticates
 from es4ps_contract.events import Outcome
 from es4ps_contract.passwords import COMPLEXITY_REASON
 from es4ps_contract.tasks import (
-    CreateUser,
     DeleteUser,
     DisableUser,
     EnableUser,
@@ -17,33 +14,13 @@ from es4ps_contract.tasks import (
     UpdateAttributes,
 )
 from samba.dsdb import UF_ACCOUNTDISABLE
+from support.accounts import PASSWORD, create_task, find_account, password_authenticates, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 
-PASSWORD = "Corr3ct-Horse!battery"
-
-
-def find_account(samba_dc, username: str) -> ldb.Message | None:
-    result = samba_dc.samdb().search(
-        base=samba_dc.base_dn,
-        scope=ldb.SCOPE_SUBTREE,
-        expression=f"(sAMAccountName={ldb.binary_encode(username)})",
-        attrs=["userAccountControl", "givenName", "sn", "displayName", "mail", "userPrincipalName"],
-    )
-    return result[0] if len(result) else None
-
-
-def run(task_client, task, timeout_s: float = 60):
-    return task_client.wait_for(task_client.submit(task), timeout_s)
-
-
-def create(task_client, username: str, password: str = PASSWORD, **fields):
-    values = {"given_name": "Ana", "surname": "Example", "email": f"{username}@acme.example", **fields}
-    return CreateUser(username, sealed_password=task_client.seal(username, password), **values)
-
 
 def test_a_created_account_is_disabled_and_its_password_does_not_authenticate(task_client, samba_dc, username):
-    event = run(task_client, create(task_client, username))
+    event = run(task_client, create_task(task_client, username))
 
     assert (event.outcome, event.operation, event.username, event.reason) == (
         Outcome.SUCCEEDED,
@@ -60,7 +37,7 @@ def test_a_created_account_is_disabled_and_its_password_does_not_authenticate(ta
 
 
 def test_after_enable_the_chosen_password_authenticates_and_a_wrong_one_does_not(task_client, samba_dc, username):
-    assert run(task_client, create(task_client, username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
 
     event = run(task_client, EnableUser(username))
 
@@ -71,7 +48,7 @@ def test_after_enable_the_chosen_password_authenticates_and_a_wrong_one_does_not
 
 
 def test_disable_stops_the_password_from_authenticating(task_client, samba_dc, username):
-    run(task_client, create(task_client, username))
+    run(task_client, create_task(task_client, username))
     run(task_client, EnableUser(username))
 
     assert run(task_client, DisableUser(username)).outcome is Outcome.SUCCEEDED
@@ -81,7 +58,7 @@ def test_disable_stops_the_password_from_authenticating(task_client, samba_dc, u
 
 
 def test_set_password_changes_what_authenticates(task_client, samba_dc, username):
-    run(task_client, create(task_client, username))
+    run(task_client, create_task(task_client, username))
     run(task_client, EnableUser(username))
     new_password = "An0ther-Secret+phrase"
 
@@ -94,7 +71,7 @@ def test_set_password_changes_what_authenticates(task_client, samba_dc, username
 
 def test_a_password_the_domain_refuses_fails_with_the_reason_and_nothing_is_created(task_client, samba_dc, username):
     # Long enough for the contract's checks to pass in transit, but Samba's complexity rule refuses it.
-    event = run(task_client, create(task_client, username, password="alllowercaseletters"))
+    event = run(task_client, create_task(task_client, username, password="alllowercaseletters"))
 
     assert event.outcome is Outcome.FAILED
     assert event.reason == COMPLEXITY_REASON
@@ -103,7 +80,7 @@ def test_a_password_the_domain_refuses_fails_with_the_reason_and_nothing_is_crea
 
 
 def test_updated_attributes_are_visible_in_the_directory(task_client, samba_dc, username):
-    run(task_client, create(task_client, username))
+    run(task_client, create_task(task_client, username))
     attributes = {"given_name": "Zoë", "surname": "Ünal-Ñúñez", "display_name": "Zoë Ünal-Ñúñez (Physics)"}
 
     event = run(task_client, UpdateAttributes(username, attributes))
@@ -116,7 +93,7 @@ def test_updated_attributes_are_visible_in_the_directory(task_client, samba_dc, 
 
 
 def test_delete_removes_the_account_and_a_second_delete_succeeds(task_client, samba_dc, username):
-    run(task_client, create(task_client, username))
+    run(task_client, create_task(task_client, username))
 
     assert run(task_client, DeleteUser(username)).outcome is Outcome.SUCCEEDED
     assert find_account(samba_dc, username) is None
@@ -124,7 +101,7 @@ def test_delete_removes_the_account_and_a_second_delete_succeeds(task_client, sa
 
 
 def test_a_redelivered_task_is_harmless(task_client, samba_dc, username):
-    task = create(task_client, username)
+    task = create_task(task_client, username)
     task_id = task_client.submit(task)
     assert task_client.wait_for(task_id).outcome is Outcome.SUCCEEDED
     run(task_client, EnableUser(username))
@@ -142,9 +119,11 @@ def test_a_redelivered_task_is_harmless(task_client, samba_dc, username):
 
 
 def test_create_of_a_name_taken_by_another_person_fails_and_leaves_that_account_alone(task_client, samba_dc, username):
-    run(task_client, create(task_client, username))
+    run(task_client, create_task(task_client, username))
 
-    event = run(task_client, create(task_client, username, password="0ther-Pers0n!pass", email="someone@else.example"))
+    event = run(
+        task_client, create_task(task_client, username, password="0ther-Pers0n!pass", email="someone@else.example")
+    )
 
     assert event.outcome is Outcome.FAILED
     assert event.reason == "the username is already taken"
@@ -157,7 +136,7 @@ def test_accounts_outside_the_managed_container_are_never_touched(task_client, s
     samba_dc.samdb().disable_account(f"(sAMAccountName={username})")
 
     enable = run(task_client, EnableUser(username), timeout_s=120)
-    create_event = run(task_client, create(task_client, username))
+    create_event = run(task_client, create_task(task_client, username))
 
     assert create_event.outcome is Outcome.FAILED and create_event.reason == "the username is already taken"
     assert enable.outcome is Outcome.FAILED
@@ -169,7 +148,7 @@ def test_enable_before_the_account_exists_is_retried_until_it_does(task_client, 
     enable_id = task_client.submit(EnableUser(username))
     directory_worker.wait_for_log(f"{enable_id}", timeout_s=30)
     directory_worker.wait_for_log("retry 1", timeout_s=30)
-    assert task_client.wait_for(task_client.submit(create(task_client, username))).outcome is Outcome.SUCCEEDED
+    assert task_client.wait_for(task_client.submit(create_task(task_client, username))).outcome is Outcome.SUCCEEDED
 
     assert task_client.wait_for(enable_id, 60).outcome is Outcome.SUCCEEDED
     assert password_authenticates(samba_dc, username, PASSWORD)

@@ -119,7 +119,7 @@ class PKI:
 
     def _builder(self, subject, issuer, public_key, days: int):
         x509 = _pki()[0]
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         return (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -514,9 +514,12 @@ class Cluster:
             if check():
                 return
             if name in self._process_names() and not self._recorded_pid(name):
-                raise ClusterError(f"{name} exited during start-up; see {self.logs / (name + '.log')}:\n{self._tail(name)}")
+                raise ClusterError(f"{name} exited during start-up; see {self._log_of(name)}:\n{self._tail(name)}")
             time.sleep(0.5)
-        raise ClusterError(f"{name} was not ready after {timeout:.0f} s; see {self.logs / (name + '.log')}:\n{self._tail(name)}")
+        raise ClusterError(f"{name} was not ready after {timeout:.0f} s; see {self._log_of(name)}:\n{self._tail(name)}")
+
+    def _log_of(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
 
     # ---- processes
 

@@ -100,7 +100,8 @@ def docker_host() -> str:
 def _engine_answers(host: str) -> bool:
     if host.startswith("unix://") and not Path(host[7:]).exists():
         return False
-    proc = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env={**os.environ, "DOCKER_HOST": host},
+    proc = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                          env={**os.environ, "DOCKER_HOST": host},
                           capture_output=True, text=True, timeout=30)
     return proc.returncode == 0
 
@@ -294,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export DOCKER_HOST={host}")
         elif args.command == "list":
             refs = [IMAGES[n].ref for n in IMAGES]
-            docker("images", "--format", "table {{.Repository}}:{{.Tag}}\t{{.Size}}", *[f"--filter=reference={r}" for r in refs], host=host)
+            docker("images", "--format", "table {{.Repository}}:{{.Tag}}\t{{.Size}}",
+                   *[f"--filter=reference={r}" for r in refs], host=host)
             print(f"(DOCKER_HOST={host})")
         elif args.command == "build":
             build(args.names or list(PRODUCT_IMAGES), host)

@@ -19,6 +19,7 @@ cache directory so imports survive a cluster restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -257,10 +258,8 @@ state = "{self.state / 'containerd' / 'state'}"
             except OSError:
                 continue
             if b"containerd-shim" in cmdline and marker in cmdline:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(proc.name), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def clean_host(self) -> None:
         """Undo what the node did to the host: mounts, network namespaces, bridge, iptables rules, DNS address."""

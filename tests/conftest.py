@@ -6,6 +6,8 @@ loudly when it cannot; nothing is skipped.
 """
 
 from support.cluster import _cluster_session, cluster, namespace, real_cluster, real_namespace  # noqa: F401
+from support.mail import *  # noqa: F403 - the mail_catcher fixture, by name
+from support.service_fixtures import *  # noqa: F403 - test CA, RabbitMQ, Samba DC, keys, worker
 
 
 def pytest_collection_modifyitems(items):

@@ -99,7 +99,8 @@ def test_helm_templates_a_trivial_chart(cluster, tmp_path):
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: hello\nversion: 0.1.0\n")
     (chart / "values.yaml").write_text("greeting: hi\n")
     (chart / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "data:\n  greeting: {{ .Values.greeting }}\n"
     )
     assert "v3." in cluster.helm("version", "--short").stdout
     rendered = cluster.helm("template", "demo", str(chart), "--set", "greeting=hello").stdout

@@ -27,8 +27,6 @@ import django
 import pytest
 from portal_live import ALLOWED_DOMAIN, LivePortal, read_task_queue, unique_username
 from support import mail as mail_support
-from support.mail import *  # noqa: F403 - the mail_catcher fixture, by name
-from support.service_fixtures import *  # noqa: F403 - the service fixtures, by name
 from support.services import ContractKeys, RabbitMQ, ServiceError
 
 IN_PROCESS_DIR = Path(tempfile.mkdtemp(prefix="es4ps-portal-tests-"))

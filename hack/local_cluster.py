@@ -279,6 +279,7 @@ class Cluster:
             shutil.rmtree(self.node.state, ignore_errors=True)
         for name in reversed(CONTROL_PLANE):
             self._stop(name)
+        images.stop_dockerd()  # only if this checkout started it (for images or the real node)
         shutil.rmtree(self.state / "etcd", ignore_errors=True)
         self.kubeconfig.unlink(missing_ok=True)
         self.mode_file.unlink(missing_ok=True)

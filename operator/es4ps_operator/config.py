@@ -1,24 +1,8 @@
 """The operator's own configuration: environment variables with defaults.
 
 Everything a Helm value or a `make run-operator` line may change lives here, so
-the builders receive one plain object and never read the environment.
-
-| variable | default |
-| --- | --- |
-| `ES4PS_SAMBA_IMAGE` | `es4ps/samba:<VERSION>` |
-| `ES4PS_PORTAL_IMAGE` | `es4ps/portal:<VERSION>` |
-| `ES4PS_BROKER_IMAGE` | `rabbitmq:3.13-management` |
-| `ES4PS_IMAGE_PULL_POLICY` | `IfNotPresent` |
-| `ES4PS_CLUSTER_DOMAIN` | `cluster.local` |
-| `ES4PS_CLUSTER_DNS_IP` | found from the Service kube-system/kube-dns at start |
-| `ES4PS_NAMESPACES` | empty: every namespace; else the comma-separated namespaces to serve |
-| `ES4PS_RESYNC_SECONDS` | `3600`: how often a domain is checked with no event at all |
-| `ES4PS_HTTP_PORT` | `8080`: `/healthz` and `/metrics` |
-| `ES4PS_LEADER_ELECTION` | `true`: one active replica, the others wait (a Lease) |
-| `ES4PS_LEADER_ELECTION_NAMESPACE` | the Pod's namespace, else `default` |
-| `ES4PS_LEASE_SECONDS` | `30`: a waiting replica takes over this long after the leader stopped renewing |
-| `ES4PS_POD_NAME` | the host name: this replica's identity in the Lease |
-| `ES4PS_LOG_FORMAT` | `json`, or `plain` for a terminal |
+the builders receive one plain object and never read the environment. The
+variables are listed with their meaning in docs/operator.md ("Running it").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures of the directory tests; the services come from tests/support/service_fixtures.py."""
+"""Fixtures of the directory tests; the services (rabbitmq, samba_dc, ...) come from the root conftest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from support.provisioning import TaskClient
-from support.service_fixtures import *  # noqa: F403 - the service fixtures, by name
 
 _serial = itertools.count()
 

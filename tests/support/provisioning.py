@@ -7,6 +7,7 @@ directly, so tests see each event as the portal's consumer would.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -90,12 +91,24 @@ class TaskClient:
     def wait_for_all(self, task_ids: Iterable[str], timeout_s: float = 60) -> dict[str, ResultEvent]:
         wanted = set(task_ids)
         deadline = time.monotonic() + timeout_s
-        while not wanted <= self.results.keys():
-            if time.monotonic() > deadline:
-                missing = sorted(wanted - self.results.keys())
-                raise TimeoutError(f"no result event for {len(missing)} task(s), e.g. {missing[0]}")
-            self._drain(timeout_s=0.5)
+        try:
+            while not wanted <= self.results.keys():
+                if time.monotonic() > deadline:
+                    missing = sorted(wanted - self.results.keys())
+                    raise TimeoutError(f"no result event for {len(missing)} task(s), e.g. {missing[0]}")
+                self._drain(timeout_s=0.5)
+        finally:
+            self._stop_consuming()
         return {task_id: self.results[task_id] for task_id in wanted}
 
+    def _stop_consuming(self) -> None:
+        """Leave the results queue to other consumers (a real portal's) between waits: closing the
+        channel gives back any event delivered to this client but not yet read."""
+        if self._consumer is not None:
+            with contextlib.suppress(OSError, *self._connection.connection_errors):
+                self._consumer.channel.close()
+            self._consumer = None
+
     def close(self) -> None:
+        self._stop_consuming()
         self._connection.release()

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from operator_harness import example_domain
+from operator_harness import EXAMPLE, example_domain
 
 pytestmark = pytest.mark.cluster
 
@@ -78,8 +78,10 @@ def test_a_too_long_name_is_refused(es4ps_crd, domain_namespace):
     assert "metadata.name must be at most 40 characters" in refused.stderr
 
 
-def test_the_example_itself_is_valid(es4ps_crd, domain_namespace):
-    domain = example_domain(domain_namespace)
+@pytest.mark.parametrize("example", sorted(EXAMPLE.parent.glob("*.yaml")), ids=lambda path: path.name)
+def test_every_example_is_accepted(es4ps_crd, domain_namespace, example):
+    domain = yaml.safe_load(example.read_text())
+    domain["metadata"]["namespace"] = domain_namespace
     es4ps_crd.kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(domain))
 
 

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+import yaml
 from es4ps_contract.keys import load_sealing_private_key, load_sealing_public_key, load_signing_key, load_verify_key
 from es4ps_contract.passwords import password_problems
 from es4ps_contract.sealing import seal_password, unseal_password
@@ -15,7 +16,8 @@ from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.broker import broker_definitions, rabbitmq_conf
 from es4ps_operator.builders.directory import DC_CAPABILITIES
 from es4ps_operator.builders.secrets import generate_admin_password, generate_task_keys
-from operator_samples import ROOT, make_domain
+from es4ps_operator.domain import Domain
+from operator_samples import ROOT, domain_body, make_domain
 
 
 def by_kind_name(desired):
@@ -432,3 +434,15 @@ def test_task_keys_are_matching_pairs_in_the_contract_format(tmp_path):
     )
     assert opened == task
     assert generate_task_keys() != keys
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_example_builds(example, config):
+    document = yaml.safe_load(example.read_text())
+    body = domain_body(document["spec"], document["metadata"]["name"], document["metadata"].get("namespace", "x"))
+    desired = build_desired_state(Domain.from_body(body), config)
+    replicas = document["spec"].get("directory", {}).get("replicas", 1)
+    names = {m["metadata"]["name"] for m in desired.manifests() if m["kind"] == "StatefulSet"}
+    assert names == {
+        f"{document['metadata']['name']}-{part}" for part in ["broker", "portal", *(f"dc{i}" for i in range(replicas))]
+    }

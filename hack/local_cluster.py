@@ -178,6 +178,7 @@ class Cluster:
         self.pids = state_dir / "pids"
         self.server = f"https://127.0.0.1:{API_PORT}"
         self.mode_file = state_dir / "node-mode"
+        self.dockerd_marker = state_dir / "started-dockerd"
         self._node: RealNode | None = None
 
     @property
@@ -257,7 +258,9 @@ class Cluster:
         node = self.node
         node.write_config()
         node.prepare_host()
-        host = images.docker_host()
+        host, started = images.ensure_engine()
+        if started:
+            self.dockerd_marker.touch()
         images.build(["pause"], host)
         self._start("containerd", node.commands()["containerd"])
         self._wait("containerd", node.containerd_socket.exists, timeout=60)
@@ -279,7 +282,9 @@ class Cluster:
             shutil.rmtree(self.node.state, ignore_errors=True)
         for name in reversed(CONTROL_PLANE):
             self._stop(name)
-        images.stop_dockerd()  # only if this checkout started it (for images or the real node)
+        if self.dockerd_marker.exists():  # the real node started it (for the pause image)
+            images.stop_dockerd()
+            self.dockerd_marker.unlink()
         shutil.rmtree(self.state / "etcd", ignore_errors=True)
         self.kubeconfig.unlink(missing_ok=True)
         self.mode_file.unlink(missing_ok=True)

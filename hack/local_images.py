@@ -88,13 +88,18 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------- docker engine
 
 
-def docker_host() -> str:
-    """DOCKER_HOST of a reachable engine, starting the project-owned dockerd if none answers."""
+def ensure_engine() -> tuple[str, bool]:
+    """DOCKER_HOST of a reachable engine, and whether this call had to start the project-owned dockerd."""
     for host in filter(None, (os.environ.get("DOCKER_HOST"), f"unix://{OWN_SOCKET}", "unix:///var/run/docker.sock")):
         if _engine_answers(host):
-            return host
+            return host, False
     _start_dockerd()
-    return f"unix://{OWN_SOCKET}"
+    return f"unix://{OWN_SOCKET}", True
+
+
+def docker_host() -> str:
+    """DOCKER_HOST of a reachable engine, starting the project-owned dockerd if none answers."""
+    return ensure_engine()[0]
 
 
 def _engine_answers(host: str) -> bool:

@@ -67,11 +67,7 @@ class Docker:
 
 @pytest.fixture(scope="module")
 def docker():
-    started_here = not any(
-        local_images._engine_answers(h)
-        for h in filter(None, (os.environ.get("DOCKER_HOST"), f"unix://{local_images.OWN_SOCKET}"))
-    )
-    host = local_images.docker_host()
+    host, started_here = local_images.ensure_engine()
     start = time.monotonic()
     local_images.build(list(local_images.PRODUCT_IMAGES), host)
     print(f"\nimages built in {time.monotonic() - start:.0f} s", file=sys.stderr)

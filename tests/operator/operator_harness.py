@@ -5,9 +5,10 @@
 - `operator_identity`: a ServiceAccount bound to exactly the rules in
   operator/deploy/rbac.yaml and a kubeconfig with its token, so every test
   checks that those rules suffice.
-- `VolumeBinder`: the local KWOK cluster has no storage provisioner, so a
-  thread binds each pending claim of the watched namespaces to a fresh hostPath
-  PersistentVolume (what a provisioner does; the Pods are simulated anyway).
+- `VolumeBinder`: where the cluster has no default StorageClass (no
+  provisioner), a thread binds each pending claim of the watched namespaces to
+  a fresh hostPath PersistentVolume (what a provisioner does; on KWOK the Pods
+  are simulated anyway). Where the cluster provisions volumes, it does nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from lightkube import ApiError, Client, KubeConfig
 from lightkube.models.core_v1 import ObjectReference, PersistentVolumeSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
+from lightkube.resources.storage_v1 import StorageClass
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "operator" / "deploy" / "rbac.yaml"
@@ -213,7 +215,12 @@ class VolumeBinder:
         self._thread = threading.Thread(target=self._run, name="volume-binder", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        if not self._cluster_provisions():
+            self._thread.start()
+
+    def _cluster_provisions(self) -> bool:
+        default = "storageclass.kubernetes.io/is-default-class"
+        return any((sc.metadata.annotations or {}).get(default) == "true" for sc in self.client.list(StorageClass))
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
@@ -242,7 +249,8 @@ class VolumeBinder:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         for namespace in list(self.namespaces):
             self.release(namespace)
 

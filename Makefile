@@ -43,6 +43,11 @@ test: setup ## run every test (unit and integration) with pytest
 test-unit: ## run only the unit tests (no services)
 	@$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: run-operator
+run-operator: ## run the operator in the foreground against the local cluster (.local/kubeconfig)
+	@kubectl apply --server-side -f crds/es4ps.io_es4psdomains.yaml >/dev/null
+	@ES4PS_LOG_FORMAT=plain ES4PS_BROKER_IMAGE=es4ps/rabbitmq:$$(cat VERSION) $(PYTHON) -m es4ps_operator
+
 .PHONY: lint
 lint: ## ruff over the Python code
 	@$(PYTHON) -m ruff check .

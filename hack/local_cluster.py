@@ -49,7 +49,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 KWOK_NODES = int(os.environ.get("ES4PS_KWOK_NODES", "1"))
 CERT_MANAGER_NAMESPACE = "cert-manager"
 NODE_MODES = ("kwok", "real")
-CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cert-manager", "kwok")
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cert-manager", "kwok",
+                 "volume-provisioner")
 NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
 
 
@@ -240,6 +241,9 @@ class Cluster:
         self._start("kube-scheduler", self._scheduler_args())
         if node == "kwok":
             self._start("kwok", self._kwok_args())
+        # the default StorageClass "local": hostPath volumes under the cluster's state
+        self._start("volume-provisioner", [sys.executable, str(ROOT / "hack" / "volume_provisioner.py"),
+                                           str(self.kubeconfig), str(self.state / "volumes")])
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CERT_MANAGER_CRDS), quiet=True)
         self.kubectl("apply", "--server-side", "-f", "-", input=self._bootstrap_objects(node), quiet=True)
         self.kubectl(
@@ -253,6 +257,7 @@ class Cluster:
         else:
             self._start_real_node()
         self._wait("cert-manager", self._cert_manager_issues, timeout=120)
+        self._wait("volume-provisioner", self._default_storage_class_exists, timeout=60)
 
     def _start_real_node(self) -> None:
         node = self.node
@@ -285,7 +290,8 @@ class Cluster:
         if self.dockerd_marker.exists():  # the real node started it (for the pause image)
             images.stop_dockerd()
             self.dockerd_marker.unlink()
-        shutil.rmtree(self.state / "etcd", ignore_errors=True)
+        for data in ("etcd", "volumes"):
+            shutil.rmtree(self.state / data, ignore_errors=True)
         self.kubeconfig.unlink(missing_ok=True)
         self.mode_file.unlink(missing_ok=True)
 
@@ -487,6 +493,13 @@ class Cluster:
         except ClusterError:
             return False
         return out.split() == ["True"] * KWOK_NODES
+
+    def _default_storage_class_exists(self) -> bool:
+        try:
+            self.kubectl("get", "storageclass", "local", quiet=True)
+            return True
+        except ClusterError:
+            return False
 
     def _node_ready(self, name: str) -> bool:
         try:

@@ -35,21 +35,20 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "operator"), str(ROOT / "hack")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hack")]
 
 import yaml  # noqa: E402
 from lightkube import Client, KubeConfig  # noqa: E402
 from lightkube.generic_resource import create_namespaced_resource  # noqa: E402
 from local_cluster import Cluster  # noqa: E402
-from operator_harness import (  # noqa: E402
+from support.cluster import KubeCluster  # noqa: E402
+from support.operator_harness import (  # noqa: E402
     CRD,
     OperatorProcess,
-    VolumeBinder,
     delete_identity,
     example_domain,
     operator_identity,
 )
-from support.cluster import KubeCluster  # noqa: E402
 
 ES4PSDomain = create_namespaced_resource("es4ps.io", "v1alpha1", "ES4PSDomain", "es4psdomains")
 # The children of one domain in Service mode: 19 applied + the DC's external Service + 3 generated Secrets.
@@ -168,7 +167,6 @@ def count_operator_requests(cluster: KubeCluster, identity_namespace: str, name:
 
 def one_run(
     cluster: KubeCluster,
-    binder: VolumeBinder,
     identity,
     flow_schema: str,
     domains: int,
@@ -177,7 +175,6 @@ def one_run(
 ) -> dict:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
-    binder.namespaces.add(namespace)
     watch = DomainWatch(cluster.kubeconfig, namespace)
     operator = OperatorProcess(
         identity.kubeconfig,
@@ -226,7 +223,6 @@ def one_run(
                 check=False,
             )
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-        binder.release(namespace)
 
 
 def main() -> None:
@@ -243,8 +239,6 @@ def main() -> None:
     cluster = KubeCluster(local.kubeconfig)
     cluster.apply(CRD)
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/es4psdomains.es4ps.io")
-    binder = VolumeBinder(local.kubeconfig)
-    binder.start()
     identity_namespace = f"bench-operator-{uuid.uuid4().hex[:6]}"
     flow_schema = f"es4ps-bench-{identity_namespace}"
     cluster.kubectl("create", "namespace", identity_namespace)
@@ -254,9 +248,8 @@ def main() -> None:
             identity = operator_identity(cluster, identity_namespace, Path(tmp))
             count_operator_requests(cluster, identity_namespace, flow_schema)
             for _ in range(args.runs):
-                runs.append(one_run(cluster, binder, identity, flow_schema, args.domains, args.idle_seconds, Path(tmp)))
+                runs.append(one_run(cluster, identity, flow_schema, args.domains, args.idle_seconds, Path(tmp)))
     finally:
-        binder.stop()
         cluster.kubectl("delete", "flowschema", flow_schema, "--ignore-not-found", check=False)
         delete_identity(cluster, identity_namespace)
         cluster.kubectl("delete", "namespace", identity_namespace, "--wait=false", check=False)

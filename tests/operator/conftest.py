@@ -1,4 +1,4 @@
-"""Fixtures of the operator's integration tests: the CRD, the operator's identity, volumes, the operator itself.
+"""Fixtures of the operator's integration tests: the CRD, the operator's identity, the operator itself.
 
 Each test gets a fresh namespace and its own operator process serving only
 that namespace (other test sessions may share the cluster and run their own
@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from operator_harness import (
+from support.operator_harness import (
     CRD,
-    VolumeBinder,
     delete_identity,
     fresh_namespace,
     operator_identity,
@@ -29,14 +28,6 @@ def es4ps_crd(cluster):
 
 
 @pytest.fixture(scope="session")
-def volume_binder(cluster):
-    binder = VolumeBinder(cluster.kubeconfig)
-    binder.start()
-    yield binder
-    binder.stop()
-
-
-@pytest.fixture(scope="session")
 def operator_account(es4ps_crd, tmp_path_factory):
     """The operator's ServiceAccount, bound to operator/deploy/rbac.yaml and nothing else."""
     namespace = f"es4ps-op-{uuid.uuid4().hex[:6]}"
@@ -47,8 +38,8 @@ def operator_account(es4ps_crd, tmp_path_factory):
 
 
 @pytest.fixture
-def domain_namespace(es4ps_crd, volume_binder):
-    with fresh_namespace(es4ps_crd, volume_binder) as name:
+def domain_namespace(es4ps_crd):
+    with fresh_namespace(es4ps_crd) as name:
         yield name
 
 

@@ -17,7 +17,7 @@ from operator_checks import (
     secret_data,
     wait_ready,
 )
-from operator_harness import example_domain, fresh_namespace, operator_replicas
+from support.operator_harness import example_domain, fresh_namespace, operator_replicas
 
 pytestmark = pytest.mark.cluster
 
@@ -49,11 +49,11 @@ GENERATED_SECRETS = {("Secret", "acme-samba-admin"), ("Secret", "acme-portal-sec
 
 
 @pytest.fixture(scope="module")
-def ready_acme(es4ps_crd, volume_binder, operator_account, tmp_path_factory):
+def ready_acme(es4ps_crd, operator_account, tmp_path_factory):
     """examples/acme.yaml applied as the user would, with the Secrets it names, and Ready (read-only tests)."""
     cluster = es4ps_crd
     with (
-        fresh_namespace(cluster, volume_binder) as namespace,
+        fresh_namespace(cluster) as namespace,
         operator_replicas(operator_account, namespace, tmp_path_factory.mktemp("acme")) as start,
     ):
         operator = start()

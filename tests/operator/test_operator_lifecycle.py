@@ -14,7 +14,7 @@ from operator_checks import (
     secret_data,
     wait_ready,
 )
-from operator_harness import example_domain
+from support.operator_harness import example_domain
 
 pytestmark = pytest.mark.cluster
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from operator_harness import EXAMPLE, example_domain
+from support.operator_harness import EXAMPLE, example_domain
 
 pytestmark = pytest.mark.cluster
 

@@ -5,15 +5,12 @@
 - `operator_identity`: a ServiceAccount bound to exactly the rules in
   operator/deploy/rbac.yaml and a kubeconfig with its token, so every test
   checks that those rules suffice.
-- `VolumeBinder`: where the cluster has no default StorageClass (no
-  provisioner), a thread binds each pending claim of the watched namespaces to
-  a fresh hostPath PersistentVolume (what a provisioner does; on KWOK the Pods
-  are simulated anyway). Where the cluster provisions volumes, it does nothing.
+
+Volumes come from the local cluster's default StorageClass (hack/volume_provisioner.py).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import os
@@ -21,25 +18,17 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import yaml
-from lightkube import ApiError, Client, KubeConfig
-from lightkube.models.core_v1 import ObjectReference, PersistentVolumeSpec
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
-from lightkube.resources.storage_v1 import StorageClass
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "operator" / "deploy" / "rbac.yaml"
 CRD = ROOT / "crds" / "es4ps.io_es4psdomains.yaml"
 EXAMPLE = ROOT / "examples" / "acme.yaml"
-# Marks the PersistentVolumes the binder made, so it deletes only those.
-BINDER_LABEL = "es4ps-test/volume-binder"
 
 
 def free_port() -> int:
@@ -205,71 +194,11 @@ def delete_identity(cluster, namespace: str) -> None:
     cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found", check=False)
 
 
-class VolumeBinder:
-    """Binds pending PersistentVolumeClaims of chosen namespaces to new hostPath PersistentVolumes."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        self.client = Client(KubeConfig.from_file(str(kubeconfig)))
-        self.namespaces: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="volume-binder", daemon=True)
-
-    def start(self) -> None:
-        if not self._cluster_provisions():
-            self._thread.start()
-
-    def _cluster_provisions(self) -> bool:
-        default = "storageclass.kubernetes.io/is-default-class"
-        return any((sc.metadata.annotations or {}).get(default) == "true" for sc in self.client.list(StorageClass))
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            for namespace in list(self.namespaces):
-                with contextlib.suppress(ApiError):
-                    for claim in self.client.list(PersistentVolumeClaim, namespace=namespace):
-                        if claim.status.phase == "Pending" and not claim.spec.volumeName:
-                            self._bind(claim)
-
-    def _bind(self, claim) -> None:
-        meta = claim.metadata
-        name = f"es4ps-test-{base64.b32encode(meta.uid.encode()).decode().lower().rstrip('=')[:40]}"
-        volume = PersistentVolume(
-            metadata=ObjectMeta(name=name, labels={BINDER_LABEL: "true"}),
-            spec=PersistentVolumeSpec(
-                capacity={"storage": claim.spec.resources.requests["storage"]},
-                accessModes=claim.spec.accessModes,
-                hostPath={"path": f"/tmp/es4ps-test-volumes/{name}"},
-                persistentVolumeReclaimPolicy="Retain",
-                storageClassName=claim.spec.storageClassName or "",
-                claimRef=ObjectReference(namespace=meta.namespace, name=meta.name, uid=meta.uid),
-            ),
-        )
-        with contextlib.suppress(ApiError):  # 409: bound already in an earlier round
-            self.client.create(volume)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-        for namespace in list(self.namespaces):
-            self.release(namespace)
-
-    def release(self, namespace: str) -> None:
-        """Delete the volumes made for `namespace` (their claims are gone or going)."""
-        self.namespaces.discard(namespace)
-        for volume in self.client.list(PersistentVolume, labels={BINDER_LABEL: "true"}):
-            ref = volume.spec.claimRef
-            if ref is not None and ref.namespace == namespace:
-                with contextlib.suppress(ApiError):
-                    self.client.delete(PersistentVolume, volume.metadata.name)
-
-
 @contextlib.contextmanager
-def fresh_namespace(cluster, volume_binder):
+def fresh_namespace(cluster):
     """A new namespace whose claims get volumes; deleted with its volumes afterwards."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", name)
-    volume_binder.namespaces.add(name)
     try:
         yield name
     finally:
@@ -287,7 +216,6 @@ def fresh_namespace(cluster, volume_binder):
                 check=False,
             )
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-        volume_binder.release(name)
 
 
 @contextlib.contextmanager

@@ -31,15 +31,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
-from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE
+from es4ps_contract.tasks import RESULTS_QUEUE
+from es4ps_operator.builders.broker import broker_definitions  # the topology, as the operator writes it
+from es4ps_operator.naming import BROKER_VHOST
+from es4ps_operator.naming import PORTAL_BROKER_USER as PORTAL_USER
+from es4ps_operator.naming import WORKER_BROKER_USER as WORKER_USER
 
 VENV_BIN = Path(sys.executable).parent
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 EPMD = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
-BROKER_VHOST = "es4ps"
-# The broker users, named after the common names of the components' client certificates.
-PORTAL_USER = "portal"
-WORKER_USER = "worker"
 
 
 class ServiceError(RuntimeError):
@@ -212,70 +212,6 @@ def _general_name(name: str) -> x509.GeneralName:
 
 
 # --------------------------------------------------------------------------- RabbitMQ
-
-
-def broker_definitions(vhost: str = BROKER_VHOST) -> dict:
-    """The vhost, users, least-privilege permissions and topology the broker starts with.
-
-    Users have no password (empty hash): they log in only with a client
-    certificate whose common name is their name. Clients never declare
-    anything (the contract's queues are `no_declare`), so nobody gets the
-    configure permission. The portal publishes tasks and reads results; a
-    worker reads tasks, publishes results, and republishes the tasks it
-    retries.
-    """
-
-    def exactly(*names: str) -> str:
-        return "^(" + "|".join(name.replace(".", r"\.") for name in names) + ")$"
-
-    queues = (PROVISIONING_QUEUE, RESULTS_QUEUE)
-    return {
-        "vhosts": [{"name": vhost}],
-        "users": [
-            {"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}
-            for user in (PORTAL_USER, WORKER_USER)
-        ],
-        "permissions": [
-            {
-                "user": PORTAL_USER,
-                "vhost": vhost,
-                "configure": "^$",
-                "write": exactly(PROVISIONING_QUEUE),
-                "read": exactly(RESULTS_QUEUE),
-            },
-            {
-                "user": WORKER_USER,
-                "vhost": vhost,
-                "configure": "^$",
-                "write": exactly(PROVISIONING_QUEUE, RESULTS_QUEUE),
-                "read": exactly(PROVISIONING_QUEUE),
-            },
-        ],
-        "queues": [{"name": q, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}} for q in queues],
-        "exchanges": [
-            {
-                "name": q,
-                "vhost": vhost,
-                "type": "direct",
-                "durable": True,
-                "auto_delete": False,
-                "internal": False,
-                "arguments": {},
-            }
-            for q in queues
-        ],
-        "bindings": [
-            {
-                "source": q,
-                "vhost": vhost,
-                "destination": q,
-                "destination_type": "queue",
-                "routing_key": q,
-                "arguments": {},
-            }
-            for q in queues
-        ],
-    }
 
 
 class RabbitMQ:

@@ -76,16 +76,16 @@ def _exactly(*names: str) -> str:
 def broker_definitions() -> dict[str, Any]:
     """The vhost, the password-less users, their least privileges and the queues the broker starts with.
 
-    The portal writes tasks and reads results; a worker reads tasks and writes
-    results. Celery declares and binds a queue and its exchange of the same
-    name, so both users need configure and write on both names; reading is
-    where they differ.
+    The topology (queues, their same-named direct exchanges, the bindings) is
+    declared here, and clients never declare anything (the contract's queues
+    are `no_declare`), so nobody has the configure permission. The portal
+    publishes tasks and reads results; a worker reads tasks, publishes results
+    and republishes the tasks it retries.
     """
     vhost, queues = naming.BROKER_VHOST, (PROVISIONING_QUEUE, RESULTS_QUEUE)
-    both = _exactly(*queues)
 
-    def permissions(user: str, reads: str) -> dict[str, str]:
-        return {"user": user, "vhost": vhost, "configure": both, "write": both, "read": _exactly(reads)}
+    def permissions(user: str, writes: tuple[str, ...], reads: str) -> dict[str, str]:
+        return {"user": user, "vhost": vhost, "configure": "^$", "write": _exactly(*writes), "read": _exactly(reads)}
 
     return {
         "vhosts": [{"name": vhost}],
@@ -95,8 +95,8 @@ def broker_definitions() -> dict[str, Any]:
             for user in (naming.PORTAL_BROKER_USER, naming.WORKER_BROKER_USER)
         ],
         "permissions": [
-            permissions(naming.PORTAL_BROKER_USER, RESULTS_QUEUE),
-            permissions(naming.WORKER_BROKER_USER, PROVISIONING_QUEUE),
+            permissions(naming.PORTAL_BROKER_USER, (PROVISIONING_QUEUE,), RESULTS_QUEUE),
+            permissions(naming.WORKER_BROKER_USER, queues, PROVISIONING_QUEUE),
         ],
         "queues": [
             {"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}} for queue in queues

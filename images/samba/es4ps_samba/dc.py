@@ -120,8 +120,12 @@ class DCConfig:
 
     @property
     def bind_interfaces(self) -> str:
-        """What Samba listens on: ES4PS_INTERFACES, else loopback plus the advertised address."""
-        return self.interfaces or " ".join(filter(None, ["lo", self.host_ip]))
+        """What Samba listens on: ES4PS_INTERFACES, else 127.0.0.1 plus the advertised address.
+
+        Not the interface `lo`: on a host network it also carries other services'
+        addresses (a node-local DNS cache, say), whose ports Samba must leave alone.
+        """
+        return self.interfaces or " ".join(filter(None, ["127.0.0.1/8", self.host_ip]))
 
     @property
     def probe_address(self) -> str:

@@ -57,7 +57,7 @@ def test_dc_defaults_follow_the_realm():
     config = DCConfig.from_env({**DC_ENV, "ES4PS_HOST_IP": "192.0.2.10"})
 
     assert (config.realm, config.netbios_name, config.hostname) == ("AD.ACME.EXAMPLE", "AD", "dc0")
-    assert config.bind_interfaces == "lo 192.0.2.10"
+    assert config.bind_interfaces == "127.0.0.1/8 192.0.2.10"
     assert str(config.data_dir) == "/var/lib/samba"
     assert managed_options(config)["old password allowed period"] == "0"
 

@@ -179,6 +179,8 @@ class Cluster:
         self.pids = state_dir / "pids"
         self.server = f"https://127.0.0.1:{API_PORT}"
         self.mode_file = state_dir / "node-mode"
+        # the processes this object started, to notice at once when one exits during start-up
+        self._started: dict[str, subprocess.Popen] = {}
         self.dockerd_marker = state_dir / "started-dockerd"
         self._node: RealNode | None = None
 
@@ -532,7 +534,8 @@ class Cluster:
         while time.monotonic() < deadline:
             if check():
                 return
-            if name in self._process_names() and not self._recorded_pid(name):
+            started = self._started.get(name)
+            if started is not None and started.poll() is not None:
                 raise ClusterError(f"{name} exited during start-up; see {self._log_of(name)}:\n{self._tail(name)}")
             time.sleep(0.5)
         raise ClusterError(f"{name} was not ready after {timeout:.0f} s; see {self._log_of(name)}:\n{self._tail(name)}")
@@ -541,10 +544,6 @@ class Cluster:
         return self.logs / f"{name}.log"
 
     # ---- processes
-
-    @staticmethod
-    def _process_names() -> tuple[str, ...]:
-        return CONTROL_PLANE + NODE_COMPONENTS
 
     def _tail(self, name: str, lines: int = 15) -> str:
         try:
@@ -560,6 +559,7 @@ class Cluster:
                                 start_new_session=True, cwd=self.state)
         log.close()
         (self.pids / f"{name}.pid").write_text(f"{proc.pid}\n{argv[0]}\n")
+        self._started[name] = proc
 
     def _recorded_pid(self, name: str) -> int | None:
         """The pid recorded for `name` if that process is alive and still runs our binary."""

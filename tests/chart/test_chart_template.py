@@ -11,6 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "es4ps"
+CRD_CHART = ROOT / "charts" / "es4ps-crds"
 HELM = str(ROOT / ".local" / "bin" / "helm")
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 
@@ -32,6 +33,10 @@ def render(*values: str) -> list[dict]:
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "defaults")
 def test_lint_strict(values):
     helm("lint", "--strict", str(CHART), *(["-f", str(values)] if values else []))
+
+
+def test_crd_chart_lints():
+    helm("lint", "--strict", str(CRD_CHART))
 
 
 @pytest.mark.parametrize(
@@ -69,17 +74,19 @@ def test_rbac_is_the_operators_tested_rules_without_wildcards():
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
 
-def test_crd_is_the_repository_crd_kept_on_uninstall():
-    crd = next(d for d in render() if d["kind"] == "CustomResourceDefinition")
+def test_crd_chart_is_the_repository_crd_kept_on_uninstall():
+    rendered = [d for d in yaml.safe_load_all(helm("template", "crds", str(CRD_CHART)).stdout) if d]
+    assert [d["kind"] for d in rendered] == ["CustomResourceDefinition"]
     source = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
-    assert crd["spec"] == source["spec"]
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert not any(d["kind"] == "CustomResourceDefinition" for d in render("crd.install=false"))
+    assert rendered[0]["spec"] == source["spec"]
+    assert rendered[0]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert not any(d["kind"] == "CustomResourceDefinition" for d in render())
 
 
 def test_app_version_is_the_project_version():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == (ROOT / "VERSION").read_text().strip()
+    assert yaml.safe_load((CRD_CHART / "Chart.yaml").read_text())["appVersion"] == chart["appVersion"]
     deployment = next(d for d in render() if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"es4ps/operator:{chart['appVersion']}"

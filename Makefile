@@ -66,10 +66,13 @@ images-down: ## stop the dockerd that `make images` started
 	@$(PYTHON) hack/local_images.py down
 
 .PHONY: demo
-demo: setup ## the main job: start the local cluster and show what runs
-	@$(PYTHON) hack/local_cluster.py up --node $(NODE)
-	@kubectl get nodes -o wide
-	@echo "The local cluster is up; KUBECONFIG=$(KUBECONFIG). Stop it with: make demo-down"
+demo: setup ## the main job: the whole product on a real local node; prints where to register
+	@$(PYTHON) hack/demo.py up
+
+.PHONY: demo-mail
+demo-mail: ## print the newest mail the demo's portal sent (verification link and code)
+	@$(PYTHON) hack/demo.py mail
 
 .PHONY: demo-down
-demo-down: cluster-down ## stop everything `make demo` started
+demo-down: ## stop everything `make demo` started
+	@$(PYTHON) hack/demo.py down

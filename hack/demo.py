@@ -77,7 +77,7 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     spec = copy.deepcopy(example["spec"])
     spec["portal"]["host"] = PORTAL_HOST
     spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none",
-                              "from": "ACME accounts <accounts@acme.example>"}
+                              "from": "accounts@acme.example"}
     spec["directory"]["dnsForwarder"] = DNS_ADDRESS
     for path, value in spec_changes.items():
         *parents, leaf = path.split(".")
@@ -130,13 +130,18 @@ def wait_ready(timeout_s: float = 900, progress=None) -> dict:
         time.sleep(3)
 
 
+def certificate_secret(dns_name: str) -> dict:
+    """The Secret of the domain's cert-manager Certificate for `dns_name`."""
+    certificates = json.loads(run("kubectl", "get", "certificates", "-n", DOMAIN_NAMESPACE, "-o", "json"))["items"]
+    certificate = next(c for c in certificates if dns_name in c["spec"].get("dnsNames", []))
+    return json.loads(run("kubectl", "get", "secret", certificate["spec"]["secretName"], "-n", DOMAIN_NAMESPACE,
+                          "-o", "json"))
+
+
 def portal_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     """The portal's HTTPS certificate, key and CA (from cert-manager's Secret) as files."""
     directory.mkdir(parents=True, exist_ok=True)
-    secrets_list = json.loads(run("kubectl", "get", "secrets", "-n", DOMAIN_NAMESPACE, "-o", "json"))["items"]
-    secret = next(s for s in secrets_list
-                  if s["type"] == "kubernetes.io/tls"
-                  and s["metadata"].get("annotations", {}).get("cert-manager.io/common-name") == PORTAL_HOST)
+    secret = certificate_secret(PORTAL_HOST)
     paths = []
     for key in ("tls.crt", "tls.key", "ca.crt"):
         path = directory / key
@@ -258,9 +263,9 @@ Register an account:
   4. the status page turns "ready"; sign in with your password
 
 See the account in the Active Directory:
-  kubectl -n {DOMAIN_NAMESPACE} exec {DOMAIN}-dc0-0 -c samba -- samba-tool user show <username>
-  ldapwhoami-style check: ldbsearch -H ldap://{host_ip()} -U '<username>@{domain['spec']['realm']}%<password>' \\
-      -b '' -s base dnsHostName
+  kubectl -n {DOMAIN_NAMESPACE} exec {DOMAIN}-dc0-0 -c dc -- samba-tool user show <username>
+  and log in to the DC with your password (the DC runs on this host's network):
+  ldbsearch -H ldap://{host_ip()} -U '<username>@{domain['spec']['realm']}%<password>' -b '' -s base dnsHostName
 Staff admin: {url}admin/ as it-admin, password in {staff_file}
 
 Stop everything: make demo-down

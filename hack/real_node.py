@@ -2,8 +2,8 @@
 
 Used by hack/local_cluster.py for `make cluster NODE=real`. Pods run for real in
 Debian's containerd (CRI plugin, runc, cgroupfs), on a bridge network from
-Debian's CNI plugins (bridge + host-local + portmap; loopback is set up by
-containerd), with Services through kube-proxy (iptables) and names from
+Debian's CNI plugins (bridge + host-local + portmap + firewall; loopback is
+set up by containerd), with Services through kube-proxy (iptables) and names from
 CoreDNS running as a host process on a link-local address the kubelet hands
 to pods as their resolver (like NodeLocal DNSCache; it stays clear of port 53
 on the node's own IP, which a host-network Samba DC needs).
@@ -121,6 +121,8 @@ state = "{self.state / 'containerd' / 'state'}"
                     },
                 },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
+                # dockerd sets the FORWARD policy to DROP; this admits the pods' own traffic
+                {"type": "firewall", "backend": "iptables"},
             ],
         }
         (self.state / "cni" / "net.d" / "10-es4ps.conflist").write_text(json.dumps(network, indent=2))

@@ -55,8 +55,12 @@ def log(step: str) -> None:
 # --------------------------------------------------------------------------- shared with the e2e test
 
 
+# The cluster the functions below act on; the e2e test points it at its own (a kind cluster, say).
+kubeconfig: Path = Cluster().kubeconfig
+
+
 def kube_env() -> dict[str, str]:
-    return {**os.environ, "KUBECONFIG": str(Cluster().kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}"}
 
 
 def run(*argv: str, input: str | None = None, timeout: float = 600) -> str:
@@ -151,12 +155,17 @@ def portal_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     return paths[0], paths[1], paths[2]
 
 
-def portal_backend() -> str:
-    """http://<ClusterIP>:<port> of the portal's Service (kube-proxy routes it from the host too)."""
+def portal_service() -> dict:
+    """The portal's Service (found by the operator's labels)."""
     services = json.loads(run("kubectl", "get", "services", "-n", DOMAIN_NAMESPACE, "-l",
                               f"app.kubernetes.io/instance={DOMAIN},app.kubernetes.io/component=portal",
                               "-o", "json"))["items"]
-    service = next(s for s in services if s["spec"].get("clusterIP") not in (None, "None"))
+    return next(s for s in services if s["spec"].get("clusterIP") not in (None, "None"))
+
+
+def portal_backend() -> str:
+    """http://<ClusterIP>:<port> of the portal's Service (kube-proxy routes it from the host too)."""
+    service = portal_service()
     return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
 
 

@@ -11,5 +11,5 @@ from support.service_fixtures import *  # noqa: F403 - test CA, RabbitMQ, Samba 
 
 
 def pytest_collection_modifyitems(items):
-    """Run the tests on the real node last: switching the cluster's node mode happens once."""
-    items.sort(key=lambda item: "real_cluster" in getattr(item, "fixturenames", ()))
+    """Run the tests on the real node (marked e2e) last: switching the cluster's node mode happens once."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -108,11 +108,21 @@ def _readiness(kind: str, body: Mapping[str, Any]) -> tuple[bool, str, int, int]
     return True, "", 0, 0
 
 
+def differs(manifest: Manifest, observed: ChildSummary) -> bool:
+    """Whether the observed child shows another desired state than `manifest`.
+
+    A change through a StatefulSet's scale subresource (`kubectl scale`) leaves no
+    other field manager behind, so the replicas are compared themselves.
+    """
+    scaled = manifest["kind"] == "StatefulSet" and observed.replicas != manifest["spec"].get("replicas", 1)
+    return observed.desired_hash != desired_hash(manifest) or scaled
+
+
 def needs_apply(manifest: Manifest, observed: ChildSummary | None) -> bool:
     """Whether the child must be applied: missing, outdated or changed by someone else."""
     if observed is None or observed.deleting:
         return True
-    return observed.desired_hash != desired_hash(manifest) or observed.changed_by_others
+    return differs(manifest, observed) or observed.changed_by_others
 
 
 def prunable(

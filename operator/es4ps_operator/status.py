@@ -14,8 +14,7 @@ from typing import Any
 
 from . import naming
 from .builders import DesiredState
-from .builders.common import desired_hash
-from .children import ChildSummary
+from .children import ChildSummary, differs
 from .domain import Domain
 
 READY = "Ready"
@@ -56,12 +55,12 @@ class Observed:
     """The observed children, each with whether it still shows an older desired state than the one wanted now."""
 
     def __init__(self, desired: DesiredState, children: Iterable[ChildSummary]) -> None:
-        self._wanted = {(m["kind"], m["metadata"]["name"]): desired_hash(m) for m in desired.manifests()}
+        self._wanted = {(m["kind"], m["metadata"]["name"]): m for m in desired.manifests()}
         self._children = {child.key: child for child in children if not child.deleting}
 
     def get(self, key: tuple[str, str]) -> tuple[ChildSummary | None, bool]:
-        child = self._children.get(key)
-        return child, child is not None and child.desired_hash != self._wanted.get(key)
+        child, wanted = self._children.get(key), self._wanted.get(key)
+        return child, child is not None and (wanted is None or differs(wanted, child))
 
     def ready_pods(self, statefulset_names: list[str]) -> int:
         """Pods ready, one per StatefulSet at most (for "1/1" domain controllers)."""

@@ -8,12 +8,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import secrets
 import sqlite3
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import ldap3
@@ -23,6 +22,7 @@ from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_contract.transport import celery_settings
 from kombu import Connection
 from samba.dsdb import UF_ACCOUNTDISABLE
+from support.portal_client import GOOD_PASSWORD, PortalClient  # noqa: F401 - re-exported for the portal tests
 from support.services import (
     VENV_BIN,
     RabbitMQ,
@@ -36,9 +36,6 @@ from support.services import (
 ALLOWED_DOMAIN = "acme.example"
 ORGANIZATION_NAME = "Acme Corp"
 STAFF_USERNAME = "staff"
-# Meets the domain's complexity rules and contains no test username or name.
-GOOD_PASSWORD = "Correct-Horse-42"  # noqa: S105 - a test password
-_CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 _serial = itertools.count()
 
 
@@ -108,78 +105,6 @@ def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: flo
                 channel.basic_ack(message.delivery_tag)
         channel.close()
     return read
-
-
-class PortalClient:
-    """One person's browser session, made of HTTP requests (cookies, CSRF tokens, redirects)."""
-
-    def __init__(self, base_url: str, client_ip: str | None = None) -> None:
-        self.base_url = base_url
-        self.http = requests.Session()
-        if client_ip:
-            # What the Ingress would append; the portal trusts one proxy in the tests.
-            self.http.headers["X-Forwarded-For"] = client_ip
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return self.http.get(self._url(path), timeout=30, **kwargs)
-
-    def _url(self, path_or_url: str) -> str:
-        return path_or_url if path_or_url.startswith("http") else self.base_url + path_or_url
-
-    def csrf_token(self, page_path: str) -> str:
-        page = self.get(page_path)
-        match = _CSRF_RE.search(page.text)
-        if match is None:
-            raise AssertionError(f"no CSRF token on {page_path} (HTTP {page.status_code})")
-        return match.group(1)
-
-    def post(self, path: str, data: Mapping[str, str], *, form_page: str | None = None) -> requests.Response:
-        """Submit a form the way a browser does: CSRF token from the page that shows the form."""
-        token = self.csrf_token(form_page or path)
-        return self.http.post(self._url(path), data={**data, "csrfmiddlewaretoken": token}, timeout=60)
-
-    def register(self, username: str, email: str, password: str = GOOD_PASSWORD, **names: str) -> requests.Response:
-        """Fill in and send the registration form (first and last name default to Ada Lovelace)."""
-        return self.post(
-            "/register/",
-            {
-                "username": username,
-                "email": email,
-                "first_name": names.get("first_name", "Ada"),
-                "last_name": names.get("last_name", "Lovelace"),
-                "new_password1": password,
-                "new_password2": password,
-            },
-        )
-
-    def confirm_link(self, link: str) -> requests.Response:
-        """Open the link from the mail and press its button."""
-        page = self.get(link)
-        match = _CSRF_RE.search(page.text)
-        if page.status_code != 200 or match is None:
-            return page
-        token = link.split("token=", 1)[1]
-        path = link.split("?", 1)[0]
-        return self.http.post(path, data={"csrfmiddlewaretoken": match.group(1), "token": token}, timeout=60)
-
-    def login(self, username: str, password: str) -> requests.Response:
-        return self.post("/login/", {"username": username, "password": password})
-
-    def status(self) -> dict:
-        response = self.get("/status.json")
-        response.raise_for_status()
-        return response.json()
-
-    def wait_for_status(self, condition: Callable[[dict], bool], timeout_s: float = 60) -> dict:
-        """Poll the status endpoint as the page does until `condition` holds; AssertionError with the last status."""
-        deadline = time.monotonic() + timeout_s
-        status = self.status()
-        while not condition(status):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"status did not reach the expected state in {timeout_s:.0f} s: {status}")
-            time.sleep(0.3)
-            status = self.status()
-        return status
 
 
 class LivePortal:

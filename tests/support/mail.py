@@ -79,13 +79,13 @@ class _Handler:
 
 
 class MailCatcher:
-    """An SMTP server on 127.0.0.1 (a free port) that keeps every mail in memory.
+    """An SMTP server on `host` (default 127.0.0.1; a free port) that keeps every mail in memory.
 
     With `tls_context` it offers STARTTLS (and then requires it before mail).
     """
 
-    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
-        self.host = "127.0.0.1"
+    def __init__(self, tls_context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
         with socket.socket() as probe:
             probe.bind((self.host, 0))
             self.port = probe.getsockname()[1]

@@ -72,6 +72,15 @@ def test_a_child_is_applied_when_missing_outdated_or_changed_by_someone_else():
     assert needs_apply(manifest, ChildSummary("ConfigMap", "x", wanted, False, (), True, True))
 
 
+def test_a_statefulset_scaled_by_hand_is_applied_again():
+    manifest = with_content_hash({"kind": "StatefulSet", "metadata": {"name": "x"}, "spec": {"replicas": 1}})
+    wanted = desired_hash(manifest)
+    as_written = ChildSummary("StatefulSet", "x", wanted, False, (), False, True, replicas=1)
+    scaled = ChildSummary("StatefulSet", "x", wanted, False, (), False, True, replicas=0)
+    assert not needs_apply(manifest, as_written)
+    assert needs_apply(manifest, scaled)
+
+
 def test_the_hash_ignores_nothing_but_itself():
     first = with_content_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}})
     second = with_content_hash({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}})

@@ -51,6 +51,12 @@ def test_a_person_registers_verifies_and_logs_in_to_the_domain(deployment):
     assert signed_in.status_code == 200 and "/login/" not in signed_in.url
 
 
+def test_helm_test_checks_the_operator_and_the_crd(deployment):
+    """The chart's own test hook, run in a Pod of the operator image."""
+    result = deployment.kube.helm("test", demo.RELEASE, "-n", demo.OPERATOR_NAMESPACE, "--logs")
+    assert "operator healthy" in result.stdout and "CRD served" in result.stdout, result.stdout
+
+
 def test_a_deleted_portal_pod_comes_back_and_accounts_still_work(deployment):
     person = deployment.person()
     username = f"bob{uuid.uuid4().hex[:5]}"

@@ -170,23 +170,27 @@ def operator_identity(cluster, namespace: str, directory: Path) -> OperatorIdent
         },
     ]
     cluster.apply(yaml.safe_dump_all(objects))
-    token = cluster.kubectl("create", "token", "es4ps-operator", "-n", namespace, "--duration=4h").stdout.strip()
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    server = admin["clusters"][0]["cluster"]
-    kubeconfig = directory / "operator.kubeconfig"
+    return OperatorIdentity(service_account_kubeconfig(cluster, namespace, "es4ps-operator", directory), namespace)
+
+
+def service_account_kubeconfig(cluster, namespace: str, account: str, directory: Path) -> Path:
+    """A kubeconfig that authenticates with nothing but a token of the ServiceAccount (as its Pod would)."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=4h").stdout.strip()
+    server = yaml.safe_load(Path(cluster.kubeconfig).read_text())["clusters"][0]["cluster"]
+    kubeconfig = directory / f"{account}.kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [{"name": "local", "cluster": server}],
-                "users": [{"name": "es4ps-operator", "user": {"token": token}}],
-                "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "es4ps-operator"}}],
-                "current-context": "operator",
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": account, "context": {"cluster": "local", "user": account}}],
+                "current-context": account,
             }
         )
     )
-    return OperatorIdentity(kubeconfig, namespace)
+    return kubeconfig
 
 
 def delete_identity(cluster, namespace: str) -> None:

@@ -48,6 +48,10 @@ run-operator: ## run the operator in the foreground against the local cluster (.
 	@kubectl apply --server-side -f crds/es4ps.io_es4psdomains.yaml >/dev/null
 	@ES4PS_LOG_FORMAT=plain ES4PS_BROKER_IMAGE=es4ps/rabbitmq:$$(cat VERSION) $(PYTHON) -m es4ps_operator
 
+.PHONY: e2e-kind
+e2e-kind: setup ## the end-to-end tests on a kind cluster (needs Docker with registry access)
+	@hack/e2e-kind.sh $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: ## ruff over the Python code
 	@$(PYTHON) -m ruff check .

@@ -32,7 +32,9 @@ CACHE = Path(os.environ.get("ES4PS_CACHE") or Path(os.environ.get("XDG_CACHE_HOM
 DOCKER_STATE = CACHE / "docker"
 OWN_SOCKET = DOCKER_STATE / "docker.sock"
 PIDFILE = ROOT / ".local" / "docker" / "dockerd.pid"
-BASE_IMAGE = "es4ps/debian:bookworm"
+LOCAL_BASE_IMAGE = "es4ps/debian:bookworm"
+# ES4PS_BASE_IMAGE=debian:bookworm-slim (say) on a machine that can pull; else the debootstrapped one.
+BASE_IMAGE = os.environ.get("ES4PS_BASE_IMAGE") or LOCAL_BASE_IMAGE
 BASE_TARBALL = CACHE / "base" / "debian-bookworm-slim.tar"
 # What Debian's official slim images leave out, also for packages installed later in a build.
 SLIM_DPKG_CONFIG = """path-exclude /usr/share/doc/*
@@ -169,8 +171,8 @@ def image_id(ref: str, host: str) -> str | None:
 
 def ensure_base_image(host: str) -> None:
     """The Debian bookworm base image, made once with debootstrap and cached as a tarball."""
-    if image_id(BASE_IMAGE, host):
-        return
+    if BASE_IMAGE != LOCAL_BASE_IMAGE or image_id(BASE_IMAGE, host):
+        return  # another base (ES4PS_BASE_IMAGE) is the builder's to pull
     if not BASE_TARBALL.exists():
         mirror = _debian_mirror()
         log(f"making the Debian base image with debootstrap from {mirror} (once, ~30 s)")

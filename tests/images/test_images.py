@@ -22,7 +22,7 @@ import requests
 from es4ps_contract.tasks import CreateUser
 from support.cluster import ROOT
 from support.provisioning import TaskClient
-from support.services import SambaDC, claim_loopback_address, free_port
+from support.services import RabbitMQ, SambaDC, ServiceError, claim_loopback_address, free_port
 
 sys.path.insert(0, str(ROOT / "hack"))
 import local_images  # noqa: E402
@@ -208,7 +208,20 @@ def test_samba_image_provisions_with_least_capabilities_and_keeps_the_domain(doc
     assert domain_sid == ldap_search(spec, spec.base_dn, "(objectClass=domain)", "objectSid")
 
 
-def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, rabbitmq, contract_keys, tmp_path):
+@pytest.fixture
+def private_broker(tmp_path, test_ca):
+    """A broker of this test's own: the session's broker has a worker process consuming it already."""
+    broker = RabbitMQ(tmp_path / "rabbitmq", test_ca)
+    try:
+        broker.start()
+    except ServiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield broker
+    broker.stop()
+
+
+def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, private_broker, contract_keys, tmp_path):
+    rabbitmq = private_broker
     spec, run_args = dc_container
     start_dc(docker, run_args)
     env, mount_args = mounted_files(

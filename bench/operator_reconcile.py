@@ -46,6 +46,7 @@ from support.operator_harness import (  # noqa: E402
     CRD,
     OperatorProcess,
     delete_identity,
+    delete_namespace_without_operator,
     example_domain,
     operator_identity,
 )
@@ -210,19 +211,7 @@ def one_run(
     finally:
         operator.stop()
         watch.close()
-        for domain in cluster.get("es4psdomains", namespace=namespace, check=False).get("items", []):
-            cluster.kubectl(
-                "patch",
-                "es4psdomain",
-                domain["metadata"]["name"],
-                "-n",
-                namespace,
-                "--type=merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-                check=False,
-            )
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        delete_namespace_without_operator(cluster, namespace)
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ import requests
 from es4ps_contract.tasks import CreateUser
 from support.cluster import ROOT
 from support.provisioning import TaskClient
-from support.services import RabbitMQ, SambaDC, ServiceError, claim_loopback_address, free_port
+from support.service_fixtures import started
+from support.services import RabbitMQ, SambaDC, claim_loopback_address, free_port
 
 sys.path.insert(0, str(ROOT / "hack"))
 import local_images  # noqa: E402
@@ -211,11 +212,7 @@ def test_samba_image_provisions_with_least_capabilities_and_keeps_the_domain(doc
 @pytest.fixture
 def private_broker(tmp_path, test_ca):
     """A broker of this test's own: the session's broker has a worker process consuming it already."""
-    broker = RabbitMQ(tmp_path / "rabbitmq", test_ca)
-    try:
-        broker.start()
-    except ServiceError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    broker = started(RabbitMQ(tmp_path / "rabbitmq", test_ca))
     yield broker
     broker.stop()
 

@@ -36,25 +36,26 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
     return ThrowawayCA(tmp_path_factory.mktemp("ca"))
 
 
+def started(service):
+    """Start a service or fail the test with the reason (its log tail): a missing service is never skipped."""
+    try:
+        service.start()
+    except ServiceError as exc:
+        (getattr(service, "close", None) or service.stop)()  # close() also gives a DC's address back
+        pytest.fail(str(exc), pytrace=False)
+    return service
+
+
 @pytest.fixture(scope="session")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[RabbitMQ]:
-    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"), test_ca)
-    try:
-        broker.start()
-    except ServiceError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    broker = started(RabbitMQ(tmp_path_factory.mktemp("rabbitmq"), test_ca))
     yield broker
     broker.stop()
 
 
 @pytest.fixture(scope="session")
 def samba_dc(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[SambaDC]:
-    dc = SambaDC(tmp_path_factory.mktemp("samba"), test_ca)
-    try:
-        dc.start()
-    except ServiceError as exc:
-        dc.close()
-        pytest.fail(str(exc), pytrace=False)
+    dc = started(SambaDC(tmp_path_factory.mktemp("samba"), test_ca))
     yield dc
     dc.close()
 
@@ -78,10 +79,6 @@ def worker_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKey
 
 @pytest.fixture(scope="session")
 def directory_worker(tmp_path_factory: pytest.TempPathFactory, worker_env: dict[str, str]) -> Iterator[DirectoryWorker]:
-    worker = DirectoryWorker(tmp_path_factory.mktemp("worker"), worker_env)
-    try:
-        worker.start()
-    except ServiceError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    worker = started(DirectoryWorker(tmp_path_factory.mktemp("worker"), worker_env))
     yield worker
     worker.stop()

@@ -180,20 +180,29 @@ def verify_code(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:status")
 
 
+def _mailed_token(
+    request: HttpRequest, purpose: EmailToken.Purpose, bucket: str, template: str
+) -> tuple[str, EmailToken | None, HttpResponse | None]:
+    """The token of a mailed link and its record, or the page refusing it (rate limited, unknown, expired)."""
+    token = _token_param(request)
+    try:
+        ratelimit.check(bucket, request)
+    except ratelimit.RateLimited as exc:
+        return token, None, render(request, template, {"error": exc.message}, status=429)
+    try:
+        return token, tokens.peek(token, purpose), None
+    except tokens.TokenError as exc:
+        ratelimit.hit(bucket, request)
+        return token, None, render(request, template, {"error": str(exc)}, status=400)
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def verify_link(request: HttpRequest) -> HttpResponse:
     """GET shows a button, POST verifies: mail scanners that fetch links must not use up the token."""
-    token = _token_param(request)
-    try:
-        ratelimit.check("verify", request)
-    except ratelimit.RateLimited as exc:
-        return render(request, "accounts/verify.html", {"error": exc.message}, status=429)
-    try:
-        record = tokens.peek(token, EmailToken.Purpose.VERIFY_EMAIL)
-    except tokens.TokenError as exc:
-        ratelimit.hit("verify", request)
-        return render(request, "accounts/verify.html", {"error": str(exc)}, status=400)
+    token, record, refused = _mailed_token(request, EmailToken.Purpose.VERIFY_EMAIL, "verify", "accounts/verify.html")
+    if refused:
+        return refused
     if request.method == "GET":
         return render(request, "accounts/verify.html", {"account": record.user, "token": token})
     if error := _verify(request, record):
@@ -306,16 +315,11 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters(*PASSWORD_FIELDS)
 @require_http_methods(["GET", "POST"])
 def password_reset_confirm(request: HttpRequest) -> HttpResponse:
-    token = _token_param(request)
-    try:
-        ratelimit.check("reset", request)
-    except ratelimit.RateLimited as exc:
-        return render(request, "accounts/password_reset_confirm.html", {"error": exc.message}, status=429)
-    try:
-        record = tokens.peek(token, EmailToken.Purpose.RESET_PASSWORD)
-    except tokens.TokenError as exc:
-        ratelimit.hit("reset", request)
-        return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)
+    token, record, refused = _mailed_token(
+        request, EmailToken.Purpose.RESET_PASSWORD, "reset", "accounts/password_reset_confirm.html"
+    )
+    if refused:
+        return refused
     form = ResetPasswordForm(record.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

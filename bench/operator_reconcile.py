@@ -73,14 +73,20 @@ class DomainWatch:
         self.client, self.namespace = Client(KubeConfig.from_file(str(kubeconfig))), namespace
         self.ready_at: dict[str, float] = {}
         self._changed = threading.Condition()
+        self._closed = False
         threading.Thread(target=self._run, daemon=True).start()
 
     def close(self) -> None:
+        self._closed = True
         self.client.close()
 
     def _run(self) -> None:
-        with contextlib.suppress(Exception):  # the client closed under the watch
-            self._watch()
+        # A watch can end at any time (the server closes it, a connection breaks): watch again,
+        # which lists the domains first, until closed.
+        while not self._closed:
+            with contextlib.suppress(Exception):
+                self._watch()
+            time.sleep(0.2)
 
     def _watch(self) -> None:
         for _, domain in self.client.watch(ES4PSDomain, namespace=self.namespace):

@@ -11,11 +11,13 @@ import subprocess
 import ldap3
 import ldb
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_samba.dc import MARKER_NAME
 from support.accounts import PASSWORD, create_task, run
-from support.services import VENV_BIN, SambaDC, ServiceError
+from support.services import VENV_BIN, SambaDC, ServiceError, wait_until
 
 pytestmark = pytest.mark.services
 
@@ -42,6 +44,35 @@ def test_ldaps_serves_the_certificate_of_the_mounted_files(samba_dc):
     ):
         certificate = tls.getpeercert()
     assert dict(item[0] for item in certificate["subject"])["commonName"] == f"dc1.{samba_dc.dns_domain}"
+
+
+def served_certificate(dc: SambaDC) -> bytes | None:
+    """The DER certificate LDAPS presents now; None while the DC does not answer."""
+    context = ssl.create_default_context(cafile=str(dc.ca_file))
+    try:
+        with (
+            socket.create_connection((dc.address, 636), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=f"{dc.hostname}.{dc.dns_domain}") as tls,
+        ):
+            return tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+
+
+def test_a_renewed_certificate_is_served_without_restarting_the_entrypoint(samba_dc, test_ca):
+    before = served_certificate(samba_dc)
+    assert before is not None
+    fqdn = f"{samba_dc.hostname}.{samba_dc.dns_domain}"
+
+    # What cert-manager and the kubelet do: new key and certificate in the mounted files.
+    renewed = test_ca.issue(samba_dc.tls.directory.name, fqdn, server_names=(fqdn, samba_dc.address))
+    expected = x509.load_pem_x509_certificate(renewed.cert_file.read_bytes()).public_bytes(Encoding.DER)
+    assert expected != before
+
+    wait_until(lambda: served_certificate(samba_dc) == expected, 60, "LDAPS with the renewed certificate", samba_dc.log)
+    assert samba_dc.running  # the same entrypoint process: samba was restarted inside it
+    wait_until(samba_dc.is_ready, 60, "the DC ready again", samba_dc.log)
+    assert "LDAPS certificate changed" in samba_dc.log.read_text()
 
 
 def test_starttls_on_the_ldap_port_works_with_the_ca(samba_dc):

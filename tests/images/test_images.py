@@ -202,7 +202,11 @@ def test_samba_image_provisions_with_least_capabilities_and_keeps_the_domain(doc
     assert not config["Privileged"] and config["CapDrop"] == ["ALL"]
     assert "SYS_ADMIN" not in (config["CapAdd"] or [])
     domain_sid = ldap_search(spec, spec.base_dn, "(objectClass=domain)", "objectSid")
-    docker.run("rm", "-f", first)
+    # As the kubelet stops a pod: SIGTERM to the entrypoint, which passes it on to samba and
+    # exits 0 once samba is gone (a SIGKILL after docker's 10 s grace would show as 137).
+    docker.run("stop", first)
+    assert docker.inspect(first)["State"]["ExitCode"] == 0, docker.logs(first)[-3000:]
+    docker.run("rm", first)
 
     # a new provision would make a new domain SID
     start_dc(docker, run_args)

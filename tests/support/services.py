@@ -455,6 +455,7 @@ class SambaDC:
             "ES4PS_DC_ROLE": "join" if self.join else "provision",
             "ES4PS_JOIN_SERVER": self.join.address if self.join else "",
             "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
+            "ES4PS_TLS_CHECK_SECONDS": "1",
         }
 
     @property
@@ -499,14 +500,24 @@ class SambaDC:
         )
         return result.returncode == 0
 
+    @property
+    def running(self) -> bool:
+        """The entrypoint process started by `start` is still there."""
+        return self._process is not None and self._process.poll() is None
+
+    def _samba_groups(self) -> list[int]:
+        """The entrypoint's process group and samba's own (samba leads one; its pid file names it)."""
+        assert self._process is not None
+        return [self._process.pid, int((self.data_dir / "run" / "samba.pid").read_text().split()[0])]
+
     def pause(self) -> None:
         """Freeze every samba process (SIGSTOP): requests hang as on an overloaded DC."""
-        assert self._process is not None
-        os.killpg(self._process.pid, signal.SIGSTOP)
+        for group in self._samba_groups():
+            os.killpg(group, signal.SIGSTOP)
 
     def resume(self) -> None:
-        assert self._process is not None
-        os.killpg(self._process.pid, signal.SIGCONT)
+        for group in self._samba_groups():
+            os.killpg(group, signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop samba (its data stays: `start` runs the same domain again)."""

@@ -1,8 +1,9 @@
 """The Samba AD DC entrypoint: `es4ps-samba-dc run | ready | live`.
 
 `run` provisions the domain (or joins an existing one) the first time, brings
-the settings it owns in smb.conf up to date on every start, and then replaces
-itself with `samba` in the foreground. Everything the DC writes lives under
+the settings it owns in smb.conf up to date on every start, and then runs
+`samba` in the foreground, restarting it when the mounted LDAPS certificate is
+renewed (Samba reads it only at start). Everything the DC writes lives under
 `ES4PS_DATA_DIR` (the StatefulSet's volume), so a restarted pod finds its
 domain again; a marker file written only after a successful provision or join
 tells a finished domain from a half-written one, which is cleared and redone.
@@ -15,11 +16,15 @@ samba-tool inside this process, never on a command line that `ps` could show.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +59,8 @@ class DCConfig:
     join_server: str = ""
     # Extra smb.conf [global] options ("name = value" per line), applied on every start.
     extra_options: str = ""
+    # How often `run` looks for a renewed certificate in the mounted files.
+    tls_check_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DCConfig:
@@ -81,6 +88,7 @@ class DCConfig:
             role=environ.get("ES4PS_DC_ROLE", "").strip() or "provision",
             join_server=environ.get("ES4PS_JOIN_SERVER", "").strip(),
             extra_options=environ.get("ES4PS_SAMBA_OPTIONS", ""),
+            tls_check_seconds=_positive_seconds(environ, "ES4PS_TLS_CHECK_SECONDS", 60.0),
         )
         config.check()
         return config
@@ -140,6 +148,19 @@ class DCConfig:
         if not password:
             raise ConfigError("ES4PS_ADMIN_PASSWORD_FILE is empty")
         return password
+
+
+def _positive_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if not 0 < seconds <= 86400:
+        raise ConfigError(f"{name} must be between 0 and 86400 seconds")
+    return seconds
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -212,29 +233,49 @@ def set_global_options(smb_conf: Path, options: Mapping[str, str]) -> None:
     temporary.replace(smb_conf)
 
 
-def install_tls_files(config: DCConfig) -> None:
-    """Copy the mounted certificate into private/tls with the modes Samba insists on.
-
-    Samba refuses a key file that is not mode 0600 and owned by its user
-    (CVE-2013-4476); a Secret volume does not always give that, so the files
-    are copied (again on every start, which also picks up a renewed certificate).
-    """
-    if not config.tls_cert_file:
-        return
-    tls_dir = config.data_dir / "private" / "tls"
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    for source, name, mode in (
+def _tls_sources(config: DCConfig) -> list[tuple[str, str, int]]:
+    """(mounted file, name under private/tls, mode) of the LDAPS certificate, key and CA."""
+    return [
         (config.tls_cert_file, "es4ps-cert.pem", 0o644),
         (config.tls_ca_file, "es4ps-ca.pem", 0o644),
         (config.tls_key_file, "es4ps-key.pem", 0o600),
-    ):
+    ]
+
+
+def mounted_tls_digest(config: DCConfig) -> str | None:
+    """A digest of the mounted certificate files as they are now; None while one cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        for source, _name, _mode in _tls_sources(config):
+            digest.update(Path(source).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def install_tls_files(config: DCConfig) -> str:
+    """Copy the mounted certificate into private/tls with the modes Samba insists on; return their digest.
+
+    Samba refuses a key file that is not mode 0600 and owned by its user
+    (CVE-2013-4476); a Secret volume does not always give that, so the files
+    are copied (on every start, and by `serve` when they are renewed).
+    """
+    if not config.tls_cert_file:
+        return ""
+    tls_dir = config.data_dir / "private" / "tls"
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    for source, name, mode in _tls_sources(config):
+        content = Path(source).read_bytes()
+        digest.update(content)
         target = tls_dir / name
         temporary = target.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as out:
-            out.write(Path(source).read_bytes())
+            out.write(content)
         os.chmod(temporary, mode)
         temporary.replace(target)
+    return digest.hexdigest()
 
 
 def _samba_tool(*args: str) -> None:
@@ -297,8 +338,11 @@ def join(config: DCConfig) -> None:
     )
 
 
-def prepare(config: DCConfig) -> None:
-    """Provision or join once, then converge smb.conf and the TLS files (safe to run on every start)."""
+def prepare(config: DCConfig) -> str:
+    """Provision or join once, then converge smb.conf and the TLS files (safe to run on every start).
+
+    Returns the digest of the certificate files installed ("" without TLS).
+    """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if not config.marker.exists():
         # A provision or join that was cut short leaves a partial sam.ldb behind: start over.
@@ -315,8 +359,9 @@ def prepare(config: DCConfig) -> None:
     shutil.rmtree(config.run_dir, ignore_errors=True)
     config.run_dir.mkdir()
     (config.data_dir / "log").mkdir(exist_ok=True)
-    install_tls_files(config)
+    installed = install_tls_files(config)
     set_global_options(config.smb_conf, managed_options(config))
+    return installed
 
 
 def ldap_answers(address: str, timeout_s: float) -> bool:
@@ -348,6 +393,82 @@ def ready(config: DCConfig) -> bool:
     return len(result) == 1 and str(result[0].get("isSynchronized", idx=0)).upper() == "TRUE"
 
 
+def _log(message: str) -> None:
+    print(f"es4ps-samba-dc: {message}", flush=True)
+
+
+def _start_samba(config: DCConfig) -> subprocess.Popen:
+    # In the foreground, logging to stdout. In this mode samba leads a process group of its own and
+    # passes SIGTERM on to it, so its pid is also the group to wait for.
+    return subprocess.Popen(["samba", "--interactive", f"--configfile={config.smb_conf}"])  # noqa: S603, S607
+
+
+def _stop_samba(samba: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM samba and wait until its whole process group is gone (its ports are free again)."""
+    samba.terminate()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samba.poll()
+        _reap_orphans(keep=samba.pid)
+        try:
+            os.killpg(samba.pid, 0)
+        except ProcessLookupError:
+            break
+        if time.monotonic() > deadline:
+            os.killpg(samba.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    samba.wait()
+
+
+def _reap_orphans(keep: int) -> None:
+    """Collect exited children other than `keep`: as a container's PID 1 this process inherits orphans."""
+    while True:
+        try:
+            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if exited is None or exited.si_pid == keep:
+            return
+        os.waitpid(exited.si_pid, 0)
+
+
+def serve(config: DCConfig, installed_digest: str) -> int:
+    """Run samba until it exits or this process is told to stop; restart it on a renewed certificate.
+
+    cert-manager renews the LDAPS certificate before it expires and the kubelet
+    swaps the files of the mounted Secret, but Samba reads them only at start:
+    without a restart LDAPS would serve the old certificate until it expires.
+    A restart takes 1-3 s, once per renewal; clients reconnect.
+    """
+    samba = _start_samba(config)
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        samba.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        try:
+            status = samba.wait(config.tls_check_seconds)
+        except subprocess.TimeoutExpired:
+            _reap_orphans(keep=samba.pid)
+            mounted = mounted_tls_digest(config) if config.tls_cert_file and not stopping else None
+            if mounted is not None and mounted != installed_digest:
+                _log("the mounted LDAPS certificate changed: restarting samba to serve it")
+                _stop_samba(samba)
+                installed_digest = install_tls_files(config)
+                samba = _start_samba(config)
+            continue
+        if stopping:
+            _stop_samba(samba)  # also waits for the rest of its process group
+            return 0
+        _log(f"samba exited with status {status}")
+        return status if status > 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="es4ps-samba-dc", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run", "prepare", "ready", "live"])
@@ -362,16 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "live":
         return 0 if ldap_answers(config.probe_address, 5) else 1
     try:
-        prepare(config)
+        installed = prepare(config)
     except (ConfigError, OSError) as exc:
         print(f"es4ps-samba-dc: {exc}", file=sys.stderr)
         return 1
     if args.command == "prepare":
         return 0
-    sys.stdout.flush()
-    # samba in the foreground, logging to stdout; it becomes this process (signals reach it directly).
-    os.execvp("samba", ["samba", "--interactive", f"--configfile={config.smb_conf}"])  # noqa: S606
-    return 1  # not reached
+    return serve(config, installed)
 
 
 if __name__ == "__main__":

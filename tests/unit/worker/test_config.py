@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
-from es4ps_samba.dc import ConfigError, DCConfig, managed_options, parse_options, set_global_options
+from es4ps_samba.dc import (
+    ConfigError,
+    DCConfig,
+    install_tls_files,
+    managed_options,
+    mounted_tls_digest,
+    parse_options,
+    set_global_options,
+)
 from es4ps_samba.worker import WorkerConfig, WorkerConfigError
 
 
@@ -60,6 +68,38 @@ def test_dc_defaults_follow_the_realm():
     assert config.bind_interfaces == "127.0.0.1/8 192.0.2.10"
     assert str(config.data_dir) == "/var/lib/samba"
     assert managed_options(config)["old password allowed period"] == "0"
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "100000"])
+def test_a_bad_certificate_check_interval_is_named(value):
+    with pytest.raises(ConfigError, match="ES4PS_TLS_CHECK_SECONDS"):
+        DCConfig.from_env({**DC_ENV, "ES4PS_TLS_CHECK_SECONDS": value})
+
+
+def test_installed_certificate_files_are_told_from_renewed_ones(tmp_path):
+    mounted = {name: tmp_path / "secret" / name for name in ("tls.crt", "tls.key", "ca.crt")}
+    mounted["tls.crt"].parent.mkdir()
+    for name, path in mounted.items():
+        path.write_text(f"first {name}")
+    config = DCConfig.from_env(
+        {
+            **DC_ENV,
+            "ES4PS_DATA_DIR": str(tmp_path / "data"),
+            "ES4PS_TLS_CERT_FILE": str(mounted["tls.crt"]),
+            "ES4PS_TLS_KEY_FILE": str(mounted["tls.key"]),
+            "ES4PS_TLS_CA_FILE": str(mounted["ca.crt"]),
+        }
+    )
+
+    installed = install_tls_files(config)
+    assert mounted_tls_digest(config) == installed
+    key = tmp_path / "data" / "private" / "tls" / "es4ps-key.pem"
+    assert (key.read_text(), key.stat().st_mode & 0o777) == ("first tls.key", 0o600)
+
+    mounted["tls.key"].write_text("renewed tls.key")
+    assert mounted_tls_digest(config) not in (None, installed)
+    mounted["tls.key"].unlink()  # the kubelet swapping the volume's files
+    assert mounted_tls_digest(config) is None
 
 
 def test_extra_options_override_managed_ones():

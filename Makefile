@@ -53,8 +53,9 @@ e2e-kind: setup ## the end-to-end tests on a kind cluster (needs Docker with reg
 	@hack/e2e-kind.sh $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: ## ruff over the Python code
+lint: ## ruff (lint and format check) over the Python code
 	@$(PYTHON) -m ruff check .
+	@$(PYTHON) -m ruff format --check .
 
 .PHONY: third-party
 third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned modules

@@ -80,8 +80,7 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     example = yaml.safe_load(EXAMPLE.read_text())
     spec = copy.deepcopy(example["spec"])
     spec["portal"]["host"] = PORTAL_HOST
-    spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none",
-                              "from": "accounts@acme.example"}
+    spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none", "from": "accounts@acme.example"}
     spec["directory"]["dnsForwarder"] = DNS_ADDRESS
     for path, value in spec_changes.items():
         *parents, leaf = path.split(".")
@@ -90,10 +89,15 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
             node = node.setdefault(key, {})
         node[leaf] = value
     return {
-        "image": {"repository": images.IMAGES["operator"].repository, "tag": images.VERSION,
-                  "pullPolicy": "IfNotPresent"},
-        "operator": {"images": {"broker": images.IMAGES["rabbitmq"].ref, "pullPolicy": "IfNotPresent"},
-                     "logFormat": "plain"},
+        "image": {
+            "repository": images.IMAGES["operator"].repository,
+            "tag": images.VERSION,
+            "pullPolicy": "IfNotPresent",
+        },
+        "operator": {
+            "images": {"broker": images.IMAGES["rabbitmq"].ref, "pullPolicy": "IfNotPresent"},
+            "logFormat": "plain",
+        },
         "domain": {"enabled": True, "name": DOMAIN, "namespace": DOMAIN_NAMESPACE, "spec": spec},
     }
 
@@ -101,10 +105,20 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
 def prepare_namespaces(staff_password: str) -> None:
     """The domain's namespace and the Secret its staff user's password comes from (idempotent)."""
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DOMAIN_NAMESPACE}}
-    staff = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": STAFF_SECRET, "namespace": DOMAIN_NAMESPACE},
-             "stringData": {"password": staff_password}}
-    run("kubectl", "apply", "--server-side", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                          "items": [namespace, staff]}))
+    staff = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": STAFF_SECRET, "namespace": DOMAIN_NAMESPACE},
+        "stringData": {"password": staff_password},
+    }
+    run(
+        "kubectl",
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, staff]}),
+    )
 
 
 def install(values: dict, *extra: str) -> None:
@@ -113,8 +127,22 @@ def install(values: dict, *extra: str) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
         yaml.safe_dump(values, file)
         file.flush()
-        run("helm", "upgrade", "--install", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE, "--create-namespace",
-            "-f", file.name, "--wait", "--timeout", "5m", *extra)
+        run(
+            "helm",
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(CHART),
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--create-namespace",
+            "-f",
+            file.name,
+            "--wait",
+            "--timeout",
+            "5m",
+            *extra,
+        )
 
 
 def wait_ready(timeout_s: float = 900, progress=None) -> dict:
@@ -125,12 +153,16 @@ def wait_ready(timeout_s: float = 900, progress=None) -> dict:
         conditions = {c["type"]: c for c in domain.get("status", {}).get("conditions", [])}
         if progress:
             progress(domain)
-        if conditions.get("Ready", {}).get("status") == "True" and \
-                domain["status"].get("observedGeneration") == domain["metadata"]["generation"]:
+        if (
+            conditions.get("Ready", {}).get("status") == "True"
+            and domain["status"].get("observedGeneration") == domain["metadata"]["generation"]
+        ):
             return domain
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the domain did not become Ready in {timeout_s:.0f} s: "
-                               f"{json.dumps(domain.get('status', {}), indent=1)}")
+            raise RuntimeError(
+                f"the domain did not become Ready in {timeout_s:.0f} s: "
+                f"{json.dumps(domain.get('status', {}), indent=1)}"
+            )
         time.sleep(3)
 
 
@@ -138,8 +170,9 @@ def certificate_secret(dns_name: str) -> dict:
     """The Secret of the domain's cert-manager Certificate for `dns_name`."""
     certificates = json.loads(run("kubectl", "get", "certificates", "-n", DOMAIN_NAMESPACE, "-o", "json"))["items"]
     certificate = next(c for c in certificates if dns_name in c["spec"].get("dnsNames", []))
-    return json.loads(run("kubectl", "get", "secret", certificate["spec"]["secretName"], "-n", DOMAIN_NAMESPACE,
-                          "-o", "json"))
+    return json.loads(
+        run("kubectl", "get", "secret", certificate["spec"]["secretName"], "-n", DOMAIN_NAMESPACE, "-o", "json")
+    )
 
 
 def portal_tls_files(directory: Path) -> tuple[Path, Path, Path]:
@@ -157,9 +190,19 @@ def portal_tls_files(directory: Path) -> tuple[Path, Path, Path]:
 
 def portal_service() -> dict:
     """The portal's Service (found by the operator's labels)."""
-    services = json.loads(run("kubectl", "get", "services", "-n", DOMAIN_NAMESPACE, "-l",
-                              f"app.kubernetes.io/instance={DOMAIN},app.kubernetes.io/component=portal",
-                              "-o", "json"))["items"]
+    services = json.loads(
+        run(
+            "kubectl",
+            "get",
+            "services",
+            "-n",
+            DOMAIN_NAMESPACE,
+            "-l",
+            f"app.kubernetes.io/instance={DOMAIN},app.kubernetes.io/component=portal",
+            "-o",
+            "json",
+        )
+    )["items"]
     return next(s for s in services if s["spec"].get("clusterIP") not in (None, "None"))
 
 
@@ -174,9 +217,21 @@ def start_ingress(listen: str, cert: Path, key: Path, log_path: Path) -> subproc
     host, port = listen.rsplit(":", 1)
     with open(log_path, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "hack" / "local_ingress.py"), "--listen", listen, "--cert", str(cert),
-             "--key", str(key), "--backend", portal_backend()],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                str(ROOT / "hack" / "local_ingress.py"),
+                "--listen",
+                listen,
+                "--cert",
+                str(cert),
+                "--key",
+                str(key),
+                "--backend",
+                portal_backend(),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + 30
     while True:
@@ -193,8 +248,17 @@ def start_ingress(listen: str, cert: Path, key: Path, log_path: Path) -> subproc
 
 def _start_mail_catcher(listen: str) -> None:
     """aiosmtpd keeping every mail in a Maildir (`demo.py mail` reads it)."""
-    argv = [sys.executable, "-m", "aiosmtpd", "-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox",
-            str(STATE / "mailbox")]
+    argv = [
+        sys.executable,
+        "-m",
+        "aiosmtpd",
+        "-n",
+        "-l",
+        listen,
+        "-c",
+        "aiosmtpd.handlers.Mailbox",
+        str(STATE / "mailbox"),
+    ]
     STATE.mkdir(parents=True, exist_ok=True)
     _stop_background("mail")
     with open(STATE / "mail.log", "ab") as out:
@@ -234,8 +298,10 @@ def up() -> int:
         staff_file.write_text("Staff-" + secrets.token_urlsafe(12) + "\n")
         staff_file.chmod(0o600)
     prepare_namespaces(staff_file.read_text().strip())
-    log(f"helm upgrade --install {CRD_RELEASE} charts/es4ps-crds; "
-        f"helm upgrade --install {RELEASE} charts/es4ps -n {OPERATOR_NAMESPACE} (operator + the example domain)")
+    log(
+        f"helm upgrade --install {CRD_RELEASE} charts/es4ps-crds; "
+        f"helm upgrade --install {RELEASE} charts/es4ps -n {OPERATOR_NAMESPACE} (operator + the example domain)"
+    )
     install(local_domain_values(node_ip, SMTP_PORT))
     log("waiting for the domain to become Ready (certificates, broker, Samba DC provisioning, portal)")
     seen: set[str] = set()
@@ -261,7 +327,7 @@ def up() -> int:
     print(f"""
 The ES4PS demo is up ({time.monotonic() - start:.0f} s). KUBECONFIG={cluster.kubeconfig}
 
-  kubectl get es4psdomains -A    ({domain['status'].get('phase', '')}, DCs {domain['status'].get('domainControllers')})
+  kubectl get es4psdomains -A    ({domain["status"].get("phase", "")}, DCs {domain["status"].get("domainControllers")})
 
 Register an account:
   1. open {url}  (its certificate comes from the domain's CA: {ca};
@@ -274,7 +340,7 @@ Register an account:
 See the account in the Active Directory:
   kubectl -n {DOMAIN_NAMESPACE} exec {DOMAIN}-dc0-0 -c dc -- samba-tool user show <username>
   and log in to the DC with your password (the DC runs on this host's network):
-  ldbsearch -H ldap://{host_ip()} -U '<username>@{domain['spec']['realm']}%<password>' -b '' -s base dnsHostName
+  ldbsearch -H ldap://{host_ip()} -U '<username>@{domain["spec"]["realm"]}%<password>' -b '' -s base dnsHostName
 Staff admin: {url}admin/ as it-admin, password in {staff_file}
 
 Stop everything: make demo-down

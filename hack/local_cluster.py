@@ -49,8 +49,15 @@ SERVICE_CIDR = "10.96.0.0/16"
 KWOK_NODES = int(os.environ.get("ES4PS_KWOK_NODES", "1"))
 CERT_MANAGER_NAMESPACE = "cert-manager"
 NODE_MODES = ("kwok", "real")
-CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cert-manager", "kwok",
-                 "volume-provisioner")
+CONTROL_PLANE = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "cert-manager",
+    "kwok",
+    "volume-provisioner",
+)
 NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
 
 
@@ -188,8 +195,14 @@ class Cluster:
     def node(self) -> RealNode:
         """The real node's settings (only its files and command lines: nothing starts here)."""
         if self._node is None:
-            self._node = RealNode(self.state, images.CACHE, BIN, self.pki, self._component_kubeconfig,
-                                  sandbox_image=images.IMAGES["pause"].ref)
+            self._node = RealNode(
+                self.state,
+                images.CACHE,
+                BIN,
+                self.pki,
+                self._component_kubeconfig,
+                sandbox_image=images.IMAGES["pause"].ref,
+            )
         return self._node
 
     @property
@@ -234,9 +247,7 @@ class Cluster:
         self._write_kubeconfig(self.kubeconfig, "admin")
 
         self._start("etcd", self._etcd_args())
-        self._wait(
-            "etcd", lambda: self._http_ok(f"http://127.0.0.1:{ETCD_PORT}/health", tls=False), timeout=60
-        )
+        self._wait("etcd", lambda: self._http_ok(f"http://127.0.0.1:{ETCD_PORT}/health", tls=False), timeout=60)
         self._start("kube-apiserver", self._apiserver_args(node))
         self._wait("kube-apiserver", lambda: self._http_ok(f"{self.server}/readyz"), timeout=120)
         self._start("kube-controller-manager", self._controller_manager_args())
@@ -244,8 +255,15 @@ class Cluster:
         if node == "kwok":
             self._start("kwok", self._kwok_args())
         # the default StorageClass "local": hostPath volumes under the cluster's state
-        self._start("volume-provisioner", [sys.executable, str(ROOT / "hack" / "volume_provisioner.py"),
-                                           str(self.kubeconfig), str(self.state / "volumes")])
+        self._start(
+            "volume-provisioner",
+            [
+                sys.executable,
+                str(ROOT / "hack" / "volume_provisioner.py"),
+                str(self.kubeconfig),
+                str(self.state / "volumes"),
+            ],
+        )
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CERT_MANAGER_CRDS), quiet=True)
         self.kubectl("apply", "--server-side", "-f", "-", input=self._bootstrap_objects(node), quiet=True)
         self.kubectl(
@@ -492,7 +510,11 @@ class Cluster:
     def _nodes_ready(self) -> bool:
         try:
             out = self.kubectl(
-                "get", "nodes", "-l", "type=kwok", "-o",
+                "get",
+                "nodes",
+                "-l",
+                "type=kwok",
+                "-o",
                 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
             )
         except ClusterError:
@@ -508,8 +530,7 @@ class Cluster:
 
     def _node_ready(self, name: str) -> bool:
         try:
-            status = self.kubectl("get", "node", name, "-o",
-                                  'jsonpath={.status.conditions[?(@.type=="Ready")].status}')
+            status = self.kubectl("get", "node", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')
         except ClusterError:
             return False
         return status == "True"
@@ -525,7 +546,10 @@ class Cluster:
         try:
             self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(probe), quiet=True)
             status = self.kubectl(
-                "get", "clusterissuer", "es4ps-local-selfsigned", "-o",
+                "get",
+                "clusterissuer",
+                "es4ps-local-selfsigned",
+                "-o",
                 'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
             )
         except ClusterError:
@@ -558,8 +582,9 @@ class Cluster:
         if self._recorded_pid(name):
             return
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.state)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state
+        )
         log.close()
         (self.pids / f"{name}.pid").write_text(f"{proc.pid}\n{argv[0]}\n")
         self._started[name] = proc
@@ -587,8 +612,18 @@ class Cluster:
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
 
     def _check_binaries(self) -> None:
-        missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-                               "cert-manager-controller") if not (BIN / b).exists()]
+        missing = [
+            b
+            for b in (
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kwok",
+                "cert-manager-controller",
+            )
+            if not (BIN / b).exists()
+        ]
         if missing:
             raise ClusterError(f"missing binaries in {BIN}: {', '.join(missing)} (run `make setup`)")
         if not shutil.which("kubectl"):
@@ -600,10 +635,15 @@ class Cluster:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "es4ps-local", "cluster": {"server": self.server,
-                                                             "certificate-authority": str(p("ca", "crt"))}}],
-            "users": [{"name": cert, "user": {"client-certificate": str(p(cert, "crt")),
-                                              "client-key": str(p(cert, "key"))}}],
+            "clusters": [
+                {
+                    "name": "es4ps-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(p("ca", "crt"))},
+                }
+            ],
+            "users": [
+                {"name": cert, "user": {"client-certificate": str(p(cert, "crt")), "client-key": str(p(cert, "key"))}}
+            ],
             "contexts": [{"name": "es4ps-local", "context": {"cluster": "es4ps-local", "user": cert}}],
             "current-context": "es4ps-local",
         }
@@ -615,8 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the cluster and wait until it is ready")
-    up.add_argument("--node", default=os.environ.get("NODE", "kwok"), choices=NODE_MODES,
-                    help="kwok: simulated nodes (fast); real: containerd + kubelet on this machine")
+    up.add_argument(
+        "--node",
+        default=os.environ.get("NODE", "kwok"),
+        choices=NODE_MODES,
+        help="kwok: simulated nodes (fast); real: containerd + kubelet on this machine",
+    )
     sub.add_parser("down", help="stop the cluster and wipe its data")
     sub.add_parser("status", help="exit 0 when the cluster answers")
     args = parser.parse_args(argv)

@@ -107,9 +107,13 @@ def docker_host() -> str:
 def _engine_answers(host: str) -> bool:
     if host.startswith("unix://") and not Path(host[7:]).exists():
         return False
-    proc = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                          env={**os.environ, "DOCKER_HOST": host},
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        env={**os.environ, "DOCKER_HOST": host},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return proc.returncode == 0
 
 
@@ -122,9 +126,17 @@ def _start_dockerd() -> None:
     log_path = PIDFILE.parent / "dockerd.log"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            ["dockerd", f"--data-root={DOCKER_STATE / 'data'}", f"--exec-root={DOCKER_STATE / 'exec'}",
-             f"--host=unix://{OWN_SOCKET}", f"--pidfile={DOCKER_STATE / 'dockerd.pid'}"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                "dockerd",
+                f"--data-root={DOCKER_STATE / 'data'}",
+                f"--exec-root={DOCKER_STATE / 'exec'}",
+                f"--host=unix://{OWN_SOCKET}",
+                f"--pidfile={DOCKER_STATE / 'dockerd.pid'}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     PIDFILE.write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + 60
@@ -161,8 +173,12 @@ def docker(*args: str, input: bytes | None = None, capture: bool = False, host: 
 
 
 def image_id(ref: str, host: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref],
-                          env={**os.environ, "DOCKER_HOST": host}, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+        env={**os.environ, "DOCKER_HOST": host},
+        capture_output=True,
+        text=True,
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -179,15 +195,23 @@ def ensure_base_image(host: str) -> None:
         BASE_TARBALL.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=BASE_TARBALL.parent) as tmp:
             rootfs = Path(tmp) / "rootfs"
-            subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), mirror],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), mirror],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             _slim(rootfs)
             partial = BASE_TARBALL.with_suffix(".partial")
             subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
             partial.rename(BASE_TARBALL)
     with open(BASE_TARBALL, "rb") as tarball:
-        subprocess.run(["docker", "import", "-", BASE_IMAGE], stdin=tarball, check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "DOCKER_HOST": host})
+        subprocess.run(
+            ["docker", "import", "-", BASE_IMAGE],
+            stdin=tarball,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "DOCKER_HOST": host},
+        )
     log(f"imported {BASE_IMAGE}")
 
 
@@ -195,9 +219,17 @@ def _slim(rootfs: Path) -> None:
     """Trim a debootstrapped root like debian:bookworm-slim: no docs, man pages, locales or apt caches."""
     (rootfs / "etc/dpkg/dpkg.cfg.d/es4ps-slim").write_text(SLIM_DPKG_CONFIG)
     (rootfs / "etc/apt/apt.conf.d/es4ps-clean").write_text(SLIM_APT_CONFIG)
-    for pattern in ("usr/share/man/*", "usr/share/groff/*", "usr/share/info/*", "usr/share/locale/*",
-                    "usr/share/lintian/*", "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin",
-                    "var/lib/apt/lists/*", "var/log/*.log"):
+    for pattern in (
+        "usr/share/man/*",
+        "usr/share/groff/*",
+        "usr/share/info/*",
+        "usr/share/locale/*",
+        "usr/share/lintian/*",
+        "var/cache/apt/archives/*.deb",
+        "var/cache/apt/*.bin",
+        "var/lib/apt/lists/*",
+        "var/log/*.log",
+    ):
         for path in rootfs.glob(pattern):
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     for doc in (rootfs / "usr/share/doc").glob("*"):
@@ -221,9 +253,23 @@ def build(names: list[str], host: str) -> None:
         if image.dockerfile is None:
             _build_pause(image, host)
         else:
-            docker("build", "-q", "-f", str(ROOT / image.dockerfile), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-                   "--build-arg", f"VERSION={VERSION}", "--build-arg", f"EXTRA_CA_CERTS={extra_ca_certs()}",
-                   "-t", image.ref, str(ROOT), host=host, capture=True)
+            docker(
+                "build",
+                "-q",
+                "-f",
+                str(ROOT / image.dockerfile),
+                "--build-arg",
+                f"BASE_IMAGE={BASE_IMAGE}",
+                "--build-arg",
+                f"VERSION={VERSION}",
+                "--build-arg",
+                f"EXTRA_CA_CERTS={extra_ca_certs()}",
+                "-t",
+                image.ref,
+                str(ROOT),
+                host=host,
+                capture=True,
+            )
         log(f"built {image.ref} in {time.monotonic() - start:.0f} s")
 
 
@@ -263,15 +309,24 @@ def load(socket: Path, names: list[str], host: str) -> None:
         if current is None:
             raise ImageError(f"{image.ref} is not built (run `make images`)")
         stamp = stamps / image.ref.replace("/", "_").replace(":", "_")
-        listed = subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "ls", "-q"],
-                                capture_output=True, text=True, check=True).stdout.split()
+        listed = subprocess.run(
+            ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "ls", "-q"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         if stamp.exists() and stamp.read_text() == current and containerd_name(image.ref) in listed:
             continue
         start = time.monotonic()
-        save = subprocess.Popen(["docker", "save", image.ref], stdout=subprocess.PIPE,
-                                env={**os.environ, "DOCKER_HOST": host})
-        subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", "--no-unpack", "-"],
-                       stdin=save.stdout, check=True, stdout=subprocess.DEVNULL)
+        save = subprocess.Popen(
+            ["docker", "save", image.ref], stdout=subprocess.PIPE, env={**os.environ, "DOCKER_HOST": host}
+        )
+        subprocess.run(
+            ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", "--no-unpack", "-"],
+            stdin=save.stdout,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         if save.wait() != 0:
             raise ImageError(f"docker save {image.ref} failed")
         stamp.write_text(current)
@@ -302,8 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export DOCKER_HOST={host}")
         elif args.command == "list":
             refs = [IMAGES[n].ref for n in IMAGES]
-            docker("images", "--format", "table {{.Repository}}:{{.Tag}}\t{{.Size}}",
-                   *[f"--filter=reference={r}" for r in refs], host=host)
+            docker(
+                "images",
+                "--format",
+                "table {{.Repository}}:{{.Tag}}\t{{.Size}}",
+                *[f"--filter=reference={r}" for r in refs],
+                host=host,
+            )
             print(f"(DOCKER_HOST={host})")
         elif args.command == "build":
             build(args.names or list(PRODUCT_IMAGES), host)

@@ -20,8 +20,18 @@ import sys
 from aiohttp import ClientSession, ClientTimeout, web
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, not forwarded.
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "content-length", "host"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+}
 
 
 def make_app(backend: str) -> web.Application:
@@ -39,8 +49,11 @@ def make_app(backend: str) -> web.Application:
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-For"] = request.remote or ""
         async with request.app["client"].request(
-            request.method, backend + request.rel_url.raw_path_qs, headers=headers,
-            data=await request.read(), allow_redirects=False,
+            request.method,
+            backend + request.rel_url.raw_path_qs,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
         ) as upstream:
             body = await upstream.read()
             response = web.Response(status=upstream.status, body=body)
@@ -64,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     host, port = args.listen.rsplit(":", 1)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.cert, args.key)
-    web.run_app(make_app(args.backend.rstrip("/")), host=host, port=int(port), ssl_context=context,
-                print=lambda message: print(message, flush=True), access_log=None)
+    web.run_app(
+        make_app(args.backend.rstrip("/")),
+        host=host,
+        port=int(port),
+        ssl_context=context,
+        print=lambda message: print(message, flush=True),
+        access_log=None,
+    )
     return 0
 
 

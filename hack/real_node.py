@@ -84,7 +84,7 @@ class RealNode:
         (self.state / "containerd" / "config.toml").write_text(
             f"""version = 2
 root = "{self.containerd_root}"
-state = "{self.state / 'containerd' / 'state'}"
+state = "{self.state / "containerd" / "state"}"
 [grpc]
   address = "{self.containerd_socket}"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -100,7 +100,7 @@ state = "{self.state / 'containerd' / 'state'}"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "{self.state / 'cni' / 'net.d'}"
+    conf_dir = "{self.state / "cni" / "net.d"}"
 """
         )
         network = {
@@ -172,7 +172,7 @@ state = "{self.state / 'containerd' / 'state'}"
     errors
     ready 127.0.0.1:18181
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        kubeconfig {self.kubeconfig_for('coredns')}
+        kubeconfig {self.kubeconfig_for("coredns")}
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
     }}
@@ -191,8 +191,11 @@ state = "{self.state / 'containerd' / 'state'}"
                 "kind": "ClusterRole",
                 "metadata": {"name": "system:coredns"},
                 "rules": [
-                    {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
-                     "verbs": ["list", "watch"]},
+                    {
+                        "apiGroups": [""],
+                        "resources": ["endpoints", "services", "pods", "namespaces"],
+                        "verbs": ["list", "watch"],
+                    },
                     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
                 ],
             },
@@ -244,8 +247,9 @@ state = "{self.state / 'containerd' / 'state'}"
             subprocess.run([*ctr, "tasks", "kill", "-s", "SIGKILL", task], capture_output=True, timeout=30)
         for task in tasks:
             subprocess.run([*ctr, "tasks", "rm", "-f", task], capture_output=True, timeout=30)
-        containers = subprocess.run([*ctr, "containers", "ls", "-q"], capture_output=True, text=True,
-                                    timeout=30).stdout.split()
+        containers = subprocess.run(
+            [*ctr, "containers", "ls", "-q"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
         if containers:
             subprocess.run([*ctr, "containers", "rm", *containers], capture_output=True, timeout=60)
 

@@ -38,8 +38,7 @@ log = logging.getLogger("volume-provisioner")
 
 def storage_class() -> StorageClass:
     return StorageClass(
-        metadata=ObjectMeta(name=STORAGE_CLASS,
-                            annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
+        metadata=ObjectMeta(name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
         provisioner=PROVISIONER,
         reclaimPolicy="Delete",
         volumeBindingMode="Immediate",
@@ -53,8 +52,11 @@ class Provisioner:
 
     def run_once(self) -> None:
         for claim in self.client.list(PersistentVolumeClaim, namespace="*"):
-            if (claim.status is None or claim.status.phase == "Pending") and not claim.spec.volumeName \
-                    and claim.spec.storageClassName == STORAGE_CLASS:
+            if (
+                (claim.status is None or claim.status.phase == "Pending")
+                and not claim.spec.volumeName
+                and claim.spec.storageClassName == STORAGE_CLASS
+            ):
                 self.provision(claim)
         for volume in self.client.list(PersistentVolume, labels={"es4ps.io/provisioned-by": "local-path"}):
             if volume.status is not None and volume.status.phase in ("Released", "Failed"):
@@ -67,8 +69,11 @@ class Provisioner:
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o777)
         volume = PersistentVolume(
-            metadata=ObjectMeta(name=name, labels={"es4ps.io/provisioned-by": "local-path"},
-                                annotations={"pv.kubernetes.io/provisioned-by": PROVISIONER}),
+            metadata=ObjectMeta(
+                name=name,
+                labels={"es4ps.io/provisioned-by": "local-path"},
+                annotations={"pv.kubernetes.io/provisioned-by": PROVISIONER},
+            ),
             spec=PersistentVolumeSpec(
                 capacity={"storage": claim.spec.resources.requests["storage"]},
                 accessModes=claim.spec.accessModes,

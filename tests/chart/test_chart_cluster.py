@@ -37,16 +37,26 @@ def release(cluster, namespace, tmp_path):
     values = tmp_path / "values.yaml"
 
     def helm_values(**spec_changes) -> str:
-        values.write_text(yaml.safe_dump({"domain": {"enabled": True, "name": "gitops",
-                                                     "spec": {**DOMAIN_SPEC, **spec_changes}}}))
+        values.write_text(
+            yaml.safe_dump({"domain": {"enabled": True, "name": "gitops", "spec": {**DOMAIN_SPEC, **spec_changes}}})
+        )
         return str(values)
 
     cluster.helm("upgrade", "--install", "es4ps-crds", str(CRD_CHART), "--wait")
     cluster.helm("install", release_name, str(CHART), "-n", namespace, "-f", helm_values())
     yield release_name, helm_values
     cluster.helm("uninstall", release_name, "-n", namespace, check=False)
-    cluster.kubectl("patch", "es4psdomain", "gitops", "-n", namespace, "--type=merge", "-p",
-                    '{"metadata":{"finalizers":null}}', check=False)
+    cluster.kubectl(
+        "patch",
+        "es4psdomain",
+        "gitops",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+        check=False,
+    )
 
 
 def run_operator_as_the_chart_account(cluster, namespace, release_name, tmp_path) -> OperatorProcess:
@@ -60,8 +70,10 @@ def run_operator_as_the_chart_account(cluster, namespace, release_name, tmp_path
 def domain_ready(cluster, namespace) -> bool:
     domain = cluster.get("es4psdomain", "gitops", namespace, check=False)
     conditions = {c["type"]: c["status"] for c in domain.get("status", {}).get("conditions", [])}
-    return conditions.get("Ready") == "True" and \
-        domain["status"].get("observedGeneration") == domain["metadata"]["generation"]
+    return (
+        conditions.get("Ready") == "True"
+        and domain["status"].get("observedGeneration") == domain["metadata"]["generation"]
+    )
 
 
 def test_install_upgrade_and_uninstall_as_a_platform_engineer(cluster, namespace, release, tmp_path):
@@ -74,8 +86,12 @@ def test_install_upgrade_and_uninstall_as_a_platform_engineer(cluster, namespace
     # the chart's ServiceAccount and RBAC are enough for the operator's real API calls
     operator = run_operator_as_the_chart_account(cluster, namespace, release_name, tmp_path)
     try:
-        cluster.eventually(lambda: domain_ready(cluster, namespace), timeout=180, interval=1,
-                           message=f"the domain from values Ready\n{operator.log()[-3000:]}")
+        cluster.eventually(
+            lambda: domain_ready(cluster, namespace),
+            timeout=180,
+            interval=1,
+            message=f"the domain from values Ready\n{operator.log()[-3000:]}",
+        )
         forbidden = [line for line in operator.log().splitlines() if "403" in line or "forbidden" in line.lower()]
         assert not forbidden, forbidden[:5]
         printed = cluster.kubectl("get", "es4psdomains", "-n", namespace).stdout
@@ -84,8 +100,15 @@ def test_install_upgrade_and_uninstall_as_a_platform_engineer(cluster, namespace
         # helm upgrade with a changed value reaches the domain and its portal; volumes are untouched
         claims = {c["metadata"]["name"]: c["metadata"]["uid"] for c in cluster.get("pvc", namespace=namespace)["items"]}
         assert claims
-        cluster.helm("upgrade", release_name, str(CHART), "-n", namespace,
-                     "-f", helm_values(organizationName="GitOps Example Renamed"))
+        cluster.helm(
+            "upgrade",
+            release_name,
+            str(CHART),
+            "-n",
+            namespace,
+            "-f",
+            helm_values(organizationName="GitOps Example Renamed"),
+        )
 
         def portal_renamed() -> bool:
             portal = cluster.get("statefulset", "gitops-portal", namespace)
@@ -110,11 +133,15 @@ def test_install_upgrade_and_uninstall_as_a_platform_engineer(cluster, namespace
 
 def test_an_upgraded_crd_chart_makes_a_new_field_accepted(cluster, namespace, tmp_path):
     cluster.helm("upgrade", "--install", "es4ps-crds", str(CRD_CHART), "--wait")
-    domain = {"apiVersion": "es4ps.io/v1alpha1", "kind": "ES4PSDomain",
-              "metadata": {"name": "future", "namespace": namespace},
-              "spec": {**DOMAIN_SPEC, "paused": True, "futureSetting": "on"}}
-    refused = cluster.kubectl("apply", "--server-side", "--field-manager=test", "-f", "-",
-                              input=json.dumps(domain), check=False)
+    domain = {
+        "apiVersion": "es4ps.io/v1alpha1",
+        "kind": "ES4PSDomain",
+        "metadata": {"name": "future", "namespace": namespace},
+        "spec": {**DOMAIN_SPEC, "paused": True, "futureSetting": "on"},
+    }
+    refused = cluster.kubectl(
+        "apply", "--server-side", "--field-manager=test", "-f", "-", input=json.dumps(domain), check=False
+    )
     assert refused.returncode != 0 and "futureSetting" in refused.stderr
 
     # the next version of the CRD chart: the same chart, its CRD with one more field
@@ -127,13 +154,29 @@ def test_an_upgraded_crd_chart_makes_a_new_field_accepted(cluster, namespace, tm
     crd_file.write_text(yaml.safe_dump(crd))
     try:
         cluster.helm("upgrade", "es4ps-crds", str(newer), "--wait")
-        cluster.eventually(lambda: cluster.kubectl("apply", "--server-side", "--field-manager=test", "-f", "-",
-                                                   input=json.dumps(domain), check=False).returncode == 0,
-                           timeout=30, message="the new field accepted")
+        cluster.eventually(
+            lambda: (
+                cluster.kubectl(
+                    "apply", "--server-side", "--field-manager=test", "-f", "-", input=json.dumps(domain), check=False
+                ).returncode
+                == 0
+            ),
+            timeout=30,
+            message="the new field accepted",
+        )
         stored = cluster.get("es4psdomain", "future", namespace)
         assert stored["spec"]["futureSetting"] == "on"
     finally:
         cluster.kubectl("delete", "es4psdomain", "future", "-n", namespace, "--wait=false", check=False)
-        cluster.kubectl("patch", "es4psdomain", "future", "-n", namespace, "--type=merge", "-p",
-                        '{"metadata":{"finalizers":null}}', check=False)
+        cluster.kubectl(
+            "patch",
+            "es4psdomain",
+            "future",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )
         cluster.helm("upgrade", "es4ps-crds", str(CRD_CHART), "--wait")  # back to this version's CRD

@@ -95,10 +95,18 @@ def test_app_version_is_the_project_version():
 
 
 def test_domain_from_values_is_rendered_as_given():
-    docs = render("domain.enabled=true", "domain.name=acme", "domain.namespace=acme",
-                  "domain.spec.realm=AD.ACME.EXAMPLE", "domain.spec.allowedEmailDomains={acme.example}",
-                  "domain.spec.portal.host=accounts.acme.example")
+    docs = render(
+        "domain.enabled=true",
+        "domain.name=acme",
+        "domain.namespace=acme",
+        "domain.spec.realm=AD.ACME.EXAMPLE",
+        "domain.spec.allowedEmailDomains={acme.example}",
+        "domain.spec.portal.host=accounts.acme.example",
+    )
     domain = next(d for d in docs if d["kind"] == "ES4PSDomain")
     assert domain["metadata"] == {**domain["metadata"], "name": "acme", "namespace": "acme"}
-    assert domain["spec"] == {"realm": "AD.ACME.EXAMPLE", "allowedEmailDomains": ["acme.example"],
-                              "portal": {"host": "accounts.acme.example"}}
+    assert domain["spec"] == {
+        "realm": "AD.ACME.EXAMPLE",
+        "allowedEmailDomains": ["acme.example"],
+        "portal": {"host": "accounts.acme.example"},
+    }

@@ -70,14 +70,23 @@ def test_cert_manager_issues_a_certificate_with_the_requested_names(cluster, nam
 def test_service_account_tokens_authenticate_and_rbac_limits_them(cluster, namespace, tmp_path):
     cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
     cluster.kubectl("create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", namespace)
-    cluster.kubectl("create", "rolebinding", "reader", "--role=pod-reader",
-                    f"--serviceaccount={namespace}:reader", "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", "reader", "--role=pod-reader", f"--serviceaccount={namespace}:reader", "-n", namespace
+    )
     token = cluster.kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
     admin = json.loads(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
     # only the token: the admin kubeconfig's client certificate would take precedence
     (tmp_path / "empty").write_text("apiVersion: v1\nkind: Config\n")
-    as_reader = ["--kubeconfig", str(tmp_path / "empty"), "--server", admin["server"],
-                 "--certificate-authority", admin["certificate-authority"], "--token", token]
+    as_reader = [
+        "--kubeconfig",
+        str(tmp_path / "empty"),
+        "--server",
+        admin["server"],
+        "--certificate-authority",
+        admin["certificate-authority"],
+        "--token",
+        token,
+    ]
 
     who = json.loads(cluster.kubectl("auth", "whoami", "-o", "json", *as_reader).stdout)
     assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:reader"

@@ -22,10 +22,15 @@ def base_image_on_node(real_cluster):
     host = local_images.docker_host()
     local_images.ensure_base_image(host)
     socket = ROOT / ".local" / "cluster" / "node" / "containerd" / "containerd.sock"
-    save = subprocess.Popen(["docker", "save", local_images.BASE_IMAGE], stdout=subprocess.PIPE,
-                            env={**os.environ, "DOCKER_HOST": host})
-    subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", "-"],
-                   stdin=save.stdout, check=True, capture_output=True)
+    save = subprocess.Popen(
+        ["docker", "save", local_images.BASE_IMAGE], stdout=subprocess.PIPE, env={**os.environ, "DOCKER_HOST": host}
+    )
+    subprocess.run(
+        ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", "-"],
+        stdin=save.stdout,
+        check=True,
+        capture_output=True,
+    )
     assert save.wait() == 0
     return local_images.BASE_IMAGE
 
@@ -69,7 +74,8 @@ def test_a_pod_reaches_the_api_and_resolves_services(real_cluster, real_namespac
     )
     real_cluster.eventually(
         lambda: real_cluster.get("pod", "probe", real_namespace)["status"].get("phase") in ("Succeeded", "Failed"),
-        timeout=90, message="the probe pod to finish",
+        timeout=90,
+        message="the probe pod to finish",
     )
     logs = real_cluster.kubectl("logs", "probe", "-n", real_namespace).stdout
     service_ip = real_cluster.get("service", "probe", real_namespace)["spec"]["clusterIP"]

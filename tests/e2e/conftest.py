@@ -52,8 +52,9 @@ class Deployment:
 
     def password_authenticates(self, username: str, password: str) -> bool:
         """A simple LDAP bind as the user over LDAPS to the DC in its pod: the directory's own answer."""
-        tls = ldap3.Tls(ca_certs_file=str(self.directory_ca), validate=ssl.CERT_REQUIRED,
-                        valid_names=[self.directory_name])
+        tls = ldap3.Tls(
+            ca_certs_file=str(self.directory_ca), validate=ssl.CERT_REQUIRED, valid_names=[self.directory_name]
+        )
         server = ldap3.Server(f"ldaps://{self.platform.dc_address}:636", tls=tls, connect_timeout=10)
         connection = ldap3.Connection(server, user=f"{username}@{self.realm.lower()}", password=password)
         try:
@@ -63,8 +64,11 @@ class Deployment:
 
     def install(self, **spec_changes) -> None:
         """helm upgrade --install with the local values (plus `spec_changes`, dotted paths)."""
-        demo.install(demo.local_domain_values(self.platform.smtp_host, self.mail.port,
-                                              **{**self.platform.spec_changes(), **spec_changes}))
+        demo.install(
+            demo.local_domain_values(
+                self.platform.smtp_host, self.mail.port, **{**self.platform.spec_changes(), **spec_changes}
+            )
+        )
 
 
 def _platform(real_cluster_factory) -> tuple[KubeCluster, LocalNode | Kind]:

@@ -69,8 +69,9 @@ class Kind:
         self.kube = kube
         self.cluster_name = cluster_name
         node = f"{cluster_name}-control-plane"
-        inspect = json.loads(subprocess.run(["docker", "inspect", node], capture_output=True, text=True,
-                                            check=True).stdout)[0]
+        inspect = json.loads(
+            subprocess.run(["docker", "inspect", node], capture_output=True, text=True, check=True).stdout
+        )[0]
         network = inspect["NetworkSettings"]["Networks"]["kind"]
         self.node_ip = network["IPAddress"]
         self._gateway = network["Gateway"]
@@ -80,9 +81,18 @@ class Kind:
         host = local_images.docker_host()
         local_images.build(IMAGES, host)
         for name in IMAGES:
-            subprocess.run([str(ROOT / ".local" / "bin" / "kind"), "load", "docker-image", "--name",
-                            self.cluster_name, local_images.IMAGES[name].ref], check=True,
-                           env={**os.environ, "DOCKER_HOST": host})
+            subprocess.run(
+                [
+                    str(ROOT / ".local" / "bin" / "kind"),
+                    "load",
+                    "docker-image",
+                    "--name",
+                    self.cluster_name,
+                    local_images.IMAGES[name].ref,
+                ],
+                check=True,
+                env={**os.environ, "DOCKER_HOST": host},
+            )
 
     @property
     def smtp_host(self) -> str:
@@ -102,9 +112,18 @@ class Kind:
             port = probe.getsockname()[1]
         service = demo.portal_service()
         self._port_forward = subprocess.Popen(
-            ["kubectl", "port-forward", "-n", demo.DOMAIN_NAMESPACE, f"service/{service['metadata']['name']}",
-             f"{port}:{service['spec']['ports'][0]['port']}"], env=self.kube.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "kubectl",
+                "port-forward",
+                "-n",
+                demo.DOMAIN_NAMESPACE,
+                f"service/{service['metadata']['name']}",
+                f"{port}:{service['spec']['ports'][0]['port']}",
+            ],
+            env=self.kube.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(3)
         return f"http://127.0.0.1:{port}"
 

@@ -64,8 +64,13 @@ def test_a_deleted_portal_pod_comes_back_and_accounts_still_work(deployment):
     before = pod_uid(deployment, "acme-portal-0")
 
     deployment.kube.kubectl("delete", "pod", "acme-portal-0", "-n", "acme", "--wait=true")
-    deployment.kube.eventually(lambda: deployment.kube.get("pod", "acme-portal-0", "acme", check=False)
-                               .get("metadata", {}).get("uid") not in (None, before), message="a new portal Pod")
+    deployment.kube.eventually(
+        lambda: (
+            deployment.kube.get("pod", "acme-portal-0", "acme", check=False).get("metadata", {}).get("uid")
+            not in (None, before)
+        ),
+        message="a new portal Pod",
+    )
     deployment.kube.wait_for("pod", "acme-portal-0", namespace="acme", timeout=180)
 
     again = deployment.person()
@@ -80,8 +85,22 @@ def condition(kube, kind: str) -> str | None:
 
 
 def queued_tasks(deployment) -> int:
-    listed = deployment.kube.kubectl("exec", "acme-broker-0", "-n", "acme", "--", "rabbitmqctl", "-q",
-                                     "list_queues", "-p", "es4ps", "name", "messages", "--formatter", "json")
+    listed = deployment.kube.kubectl(
+        "exec",
+        "acme-broker-0",
+        "-n",
+        "acme",
+        "--",
+        "rabbitmqctl",
+        "-q",
+        "list_queues",
+        "-p",
+        "es4ps",
+        "name",
+        "messages",
+        "--formatter",
+        "json",
+    )
     return {q["name"]: q["messages"] for q in json.loads(listed.stdout)}["es4ps.provisioning"]
 
 
@@ -91,10 +110,14 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
     # domain (the operator then leaves the children alone) and stop the DC's Pod.
     kube.kubectl("patch", "es4psdomain", "acme", "-n", "acme", "--type=merge", "-p", '{"spec":{"paused":true}}')
     kube.kubectl("scale", "statefulset", "acme-dc0", "-n", "acme", "--replicas=0")
-    kube.eventually(lambda: not kube.get("pod", "acme-dc0-0", "acme", check=False), timeout=120,
-                    message="the DC Pod gone")
-    kube.eventually(lambda: condition(kube, "DirectoryReady") == "False", timeout=60,
-                    message="the domain's status showing its DC down")
+    kube.eventually(
+        lambda: not kube.get("pod", "acme-dc0-0", "acme", check=False), timeout=120, message="the DC Pod gone"
+    )
+    kube.eventually(
+        lambda: condition(kube, "DirectoryReady") == "False",
+        timeout=60,
+        message="the domain's status showing its DC down",
+    )
     person = deployment.person()
     username = f"eve{uuid.uuid4().hex[:5]}"
     registered = person.register(username, f"{username}@acme.example")
@@ -103,8 +126,12 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
 
     before = pod_uid(deployment, "acme-broker-0")
     kube.kubectl("delete", "pod", "acme-broker-0", "-n", "acme", "--wait=true")
-    kube.eventually(lambda: kube.get("pod", "acme-broker-0", "acme", check=False)
-                    .get("metadata", {}).get("uid") not in (None, before), message="a new broker Pod")
+    kube.eventually(
+        lambda: (
+            kube.get("pod", "acme-broker-0", "acme", check=False).get("metadata", {}).get("uid") not in (None, before)
+        ),
+        message="a new broker Pod",
+    )
     kube.wait_for("pod", "acme-broker-0", namespace="acme", timeout=180)
     assert queued_tasks(deployment) >= 1, "the queued registration did not survive the broker restart"
 
@@ -129,8 +156,12 @@ def test_helm_upgrade_changes_the_domain_and_keeps_its_data(deployment):
     deployment.install(organizationName="ACME Widgets International")
     domain = kube.get("es4psdomain", "acme", "acme")
     assert domain["spec"]["organizationName"] == "ACME Widgets International"
-    kube.eventually(lambda: "ACME Widgets International" in deployment.person().get("/register/").text,
-                    timeout=300, interval=3, message="the portal showing the new organisation name")
+    kube.eventually(
+        lambda: "ACME Widgets International" in deployment.person().get("/register/").text,
+        timeout=300,
+        interval=3,
+        message="the portal showing the new organisation name",
+    )
 
     after = {c["metadata"]["name"]: c["metadata"]["uid"] for c in kube.get("pvc", namespace="acme")["items"]}
     assert after == claims, "a volume claim was replaced"

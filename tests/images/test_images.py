@@ -40,8 +40,13 @@ class Docker:
         self.containers: list[str] = []
 
     def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "DOCKER_HOST": self.host})
+        proc = subprocess.run(
+            ["docker", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "DOCKER_HOST": self.host},
+        )
         if check and proc.returncode != 0:
             pytest.fail(f"docker {' '.join(args[:4])} ... exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -106,8 +111,9 @@ def test_image_is_built_lean_labelled_and_non_root_where_possible(docker, name):
     assert config["Labels"]["org.opencontainers.image.source"]
     if name != "samba":  # the DC needs root (it changes users and binds low ports)
         assert config["User"] and config["User"].split(":")[0] not in ("", "0", "root")
-    no_compiler = docker.run("run", "--rm", "--entrypoint", "sh", image.ref, "-c",
-                             "command -v gcc cc c++ make || echo none", check=False)
+    no_compiler = docker.run(
+        "run", "--rm", "--entrypoint", "sh", image.ref, "-c", "command -v gcc cc c++ make || echo none", check=False
+    )
     assert no_compiler.stdout.strip() == "none", no_compiler.stdout
 
 
@@ -136,8 +142,15 @@ def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
         "DJANGO_SECRET_KEY_FILE": str(secret_key),
     }
     env, mount_args = mounted_files(env, tmp_path / "files", uid=10001)
-    name = docker.start("--network", "host", "-v", f"{data}:/var/lib/es4ps-portal", *mount_args,
-                        *env_args(env), local_images.IMAGES["portal"].ref)
+    name = docker.start(
+        "--network",
+        "host",
+        "-v",
+        f"{data}:/var/lib/es4ps-portal",
+        *mount_args,
+        *env_args(env),
+        local_images.IMAGES["portal"].ref,
+    )
 
     def answers(path: str) -> int | None:
         try:
@@ -166,9 +179,20 @@ def dc_container(docker, tmp_path, test_ca):
     spec.admin_password_file.write_text(spec.admin_password + "\n")
     spec.data_dir.mkdir()
     env, mount_args = mounted_files({**spec.dc_env, "ES4PS_DATA_DIR": "/var/lib/samba"}, tmp_path / "dc-files", 0)
-    run_args = ["--network", "host", "--cap-drop", "ALL", *[f"--cap-add={c}" for c in DC_CAPABILITIES],
-                "-v", f"{spec.data_dir}:/var/lib/samba", *mount_args, *env_args(env),
-                local_images.IMAGES["samba"].ref, "es4ps-samba-dc", "run"]
+    run_args = [
+        "--network",
+        "host",
+        "--cap-drop",
+        "ALL",
+        *[f"--cap-add={c}" for c in DC_CAPABILITIES],
+        "-v",
+        f"{spec.data_dir}:/var/lib/samba",
+        *mount_args,
+        *env_args(env),
+        local_images.IMAGES["samba"].ref,
+        "es4ps-samba-dc",
+        "run",
+    ]
     yield spec, run_args
     os.close(lock)
 
@@ -186,9 +210,20 @@ def start_dc(docker: Docker, run_args: list[str], timeout: float = 120) -> str:
 def ldap_search(spec: SambaDC, base: str, expression: str, *attrs: str) -> str:
     """ldbsearch from the host, as Administrator, over LDAP to the containerised DC."""
     proc = subprocess.run(
-        ["ldbsearch", "-H", spec.ldap_url, f"-U{spec.netbios_name}\\Administrator%{spec.admin_password}",
-         "-b", base, *(["-s", "base"] if not base else []), expression, *attrs],
-        capture_output=True, text=True, timeout=60,
+        [
+            "ldbsearch",
+            "-H",
+            spec.ldap_url,
+            f"-U{spec.netbios_name}\\Administrator%{spec.admin_password}",
+            "-b",
+            base,
+            *(["-s", "base"] if not base else []),
+            expression,
+            *attrs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -226,13 +261,28 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
     spec, run_args = dc_container
     start_dc(docker, run_args)
     env, mount_args = mounted_files(
-        {**rabbitmq.worker_env, **contract_keys.worker_env, **spec.worker_env,
-         "ES4PS_WORKER_NAME": "image-test-worker"},
-        tmp_path / "worker-files", uid=10001,
+        {
+            **rabbitmq.worker_env,
+            **contract_keys.worker_env,
+            **spec.worker_env,
+            "ES4PS_WORKER_NAME": "image-test-worker",
+        },
+        tmp_path / "worker-files",
+        uid=10001,
     )
     # as in the DC's pod: the worker runs unprivileged
-    worker = docker.start("--network", "host", "--user", "10001:10001", "--cap-drop", "ALL", *mount_args,
-                          *env_args(env), local_images.IMAGES["samba"].ref, "es4ps-worker")
+    worker = docker.start(
+        "--network",
+        "host",
+        "--user",
+        "10001:10001",
+        "--cap-drop",
+        "ALL",
+        *mount_args,
+        *env_args(env),
+        local_images.IMAGES["samba"].ref,
+        "es4ps-worker",
+    )
     client = TaskClient({**rabbitmq.portal_env, **contract_keys.portal_env})
     try:
         username = f"img{uuid.uuid4().hex[:6]}"
@@ -243,5 +293,6 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
         client.close()
     assert event.outcome.value == "succeeded", (event, docker.logs(worker)[-3000:])
     assert event.worker == "image-test-worker"
-    assert f"sAMAccountName: {username}" in ldap_search(spec, spec.base_dn, f"(sAMAccountName={username})",
-                                                        "sAMAccountName")
+    assert f"sAMAccountName: {username}" in ldap_search(
+        spec, spec.base_dn, f"(sAMAccountName={username})", "sAMAccountName"
+    )

@@ -66,8 +66,9 @@ class KubeCluster:
         proc = self.kubectl(*args, check=check)
         return json.loads(proc.stdout) if proc.returncode == 0 else {}
 
-    def wait_for(self, kind: str, name: str, condition: str = "Ready", namespace: str | None = None,
-                 timeout: float = 120) -> dict:
+    def wait_for(
+        self, kind: str, name: str, condition: str = "Ready", namespace: str | None = None, timeout: float = 120
+    ) -> dict:
         """Wait until the object has `condition` True (kubectl wait); return the object."""
         ns = ["-n", namespace] if namespace else []
         deadline = time.monotonic() + timeout
@@ -77,8 +78,9 @@ class KubeCluster:
                 pytest.fail(f"{kind}/{name} did not appear within {timeout:.0f} s")
             time.sleep(0.5)
         remaining = max(1, int(deadline - time.monotonic()))
-        self.kubectl("wait", f"--for=condition={condition}", f"--timeout={remaining}s", kind, name, *ns,
-                     timeout=remaining + 10)
+        self.kubectl(
+            "wait", f"--for=condition={condition}", f"--timeout={remaining}s", kind, name, *ns, timeout=remaining + 10
+        )
         return self.get(kind, name, namespace)
 
     def eventually(self, probe, timeout: float = 60, interval: float = 0.5, message: str = "condition"):

@@ -212,8 +212,17 @@ def fresh_namespace(cluster):
 def delete_namespace_without_operator(cluster, namespace: str) -> None:
     """Delete a namespace of domains whose operator may be gone already: drop its finalizer first."""
     for domain in cluster.get("es4psdomains", namespace=namespace, check=False).get("items", []):
-        cluster.kubectl("patch", "es4psdomain", domain["metadata"]["name"], "-n", namespace, "--type=merge",
-                        "-p", '{"metadata":{"finalizers":null}}', check=False)
+        cluster.kubectl(
+            "patch",
+            "es4psdomain",
+            domain["metadata"]["name"],
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )
     cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 

@@ -43,8 +43,9 @@ class PortalClient:
     verifies the portal's certificate.
     """
 
-    def __init__(self, base_url: str, client_ip: str | None = None, *, connect_to: str | None = None,
-                 ca_file: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, client_ip: str | None = None, *, connect_to: str | None = None, ca_file: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = requests.Session()
         public = urlsplit(self.base_url)
@@ -85,8 +86,12 @@ class PortalClient:
         """Submit a form the way a browser does: CSRF token from the page that shows the form, its Referer."""
         page = form_page or path
         token = self.csrf_token(page)
-        return self.http.post(self._url(path), data={**data, "csrfmiddlewaretoken": token}, timeout=60,
-                              headers={"Referer": self._public(page)})
+        return self.http.post(
+            self._url(path),
+            data={**data, "csrfmiddlewaretoken": token},
+            timeout=60,
+            headers={"Referer": self._public(page)},
+        )
 
     def register(self, username: str, email: str, password: str = GOOD_PASSWORD, **names: str) -> requests.Response:
         """Fill in and send the registration form (first and last name default to Ada Lovelace)."""
@@ -109,9 +114,12 @@ class PortalClient:
         if page.status_code != 200 or match is None:
             return page
         token = link.split("token=", 1)[1]
-        return self.http.post(self._url(link.split("?", 1)[0]), timeout=60,
-                              data={"csrfmiddlewaretoken": match.group(1), "token": token},
-                              headers={"Referer": self._public(link)})
+        return self.http.post(
+            self._url(link.split("?", 1)[0]),
+            timeout=60,
+            data={"csrfmiddlewaretoken": match.group(1), "token": token},
+            headers={"Referer": self._public(link)},
+        )
 
     def login(self, username: str, password: str) -> requests.Response:
         return self.post("/login/", {"username": username, "password": password})

@@ -23,6 +23,12 @@ def test_without_a_command_it_prints_its_usage():
         ("serve", {"ES4PS_REALM": None}, "ES4PS_REALM must be set (see docs/interfaces.md)"),
         ("serve", {"ES4PS_ALLOWED_EMAIL_DOMAINS": "acme..example"}, "'acme..example' is not a valid domain name"),
         ("serve", {"ES4PS_PORTAL_WORKERS": "0"}, "ES4PS_PORTAL_WORKERS must be at least 1"),
+        (
+            "serve",
+            {"ES4PS_UNVERIFIED_RETENTION_HOURS": "12"},
+            "ES4PS_UNVERIFIED_RETENTION_HOURS must be 0 (keep) or at least ES4PS_TOKEN_TTL_HOURS: "
+            "a registration must outlive its verification mail",
+        ),
         ("consume", {"ES4PS_BROKER_URL": None}, "ES4PS_BROKER_URL is not set"),
     ],
 )

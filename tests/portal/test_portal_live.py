@@ -6,15 +6,20 @@ RabbitMQ with mutual TLS and an SMTP server catching the mails.
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+
 import pytest
 from portal_live import (
     ALLOWED_DOMAIN,
     GOOD_PASSWORD,
+    VENV_BIN,
     account_is_enabled,
     directory_account,
     password_authenticates,
     unique_client_ip,
 )
+from support.services import wait_until
 
 
 def task_states(status: dict) -> dict[str, str]:
@@ -251,3 +256,55 @@ def test_the_consumer_survives_junk_on_the_result_queue(live_portal, mail_catche
     person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
     assert person.wait_for_status(lambda s: s["state"] == "ready")["state"] == "ready"
     assert "dropping a malformed result event" in live_portal.consume_log.read_text()
+
+
+def test_an_unverified_registration_expires_and_frees_the_name_and_the_address(
+    live_portal, mail_catcher, samba_dc, username
+):
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    # Somebody registers another person's address and never confirms it.
+    squatter = live_portal.client(unique_client_ip())
+    squatter.register(username, email)
+    squatter.wait_for_status(lambda s: task_states(s).get("create_user") == "done")
+    mail = mail_catcher.wait_for(email)
+    assert "the account stays disabled and is deleted after 7 days." in " ".join(mail.text.split())
+    link = mail.link("/verify/")
+    # Eight days pass (the retention is seven by default).
+    writable = sqlite3.connect(live_portal.directory / "data" / "portal.sqlite3")
+    with writable:
+        writable.execute(
+            "UPDATE accounts_user SET date_joined = datetime(date_joined, '-8 days') WHERE username = ?", (username,)
+        )
+        writable.execute(
+            "UPDATE accounts_emailtoken SET created_at = datetime(created_at, '-8 days') "
+            "WHERE user_id = (SELECT id FROM accounts_user WHERE username = ?)",
+            (username,),
+        )
+    writable.close()
+
+    # What the consumer does every hour, on demand.
+    expired = subprocess.run(
+        [str(VENV_BIN / "es4ps-portal"), "manage", "expire_registrations"],
+        env=live_portal.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert expired.returncode == 0, expired.stderr
+    assert expired.stdout.startswith("1 unverified registrations expired")
+
+    assert "This link is not valid" in squatter.confirm_link(link).text
+    wait_until(lambda: directory_account(samba_dc, username) is None, 60, "the disabled account deleted")
+
+    def portal_user_gone() -> bool:
+        with live_portal.database() as database:
+            users = database.execute("SELECT COUNT(*) FROM accounts_user WHERE username = ?", (username,))
+            return users.fetchone() == (0,)
+
+    wait_until(portal_user_gone, 30, "the registration removed from the portal")
+    # The owner of the address registers, with the same name, and gets the account.
+    owner = live_portal.client(unique_client_ip())
+    assert owner.register(username, email).url.endswith("/status/")
+    owner.confirm_link(mail_catcher.wait_for(email, count=2).link("/verify/"))
+    assert owner.wait_for_status(lambda s: s["state"] == "ready")["state"] == "ready"
+    assert password_authenticates(samba_dc, username, GOOD_PASSWORD)

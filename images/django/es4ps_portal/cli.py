@@ -2,7 +2,8 @@
 
     es4ps-portal serve      migrate, create the cache table, collect static files,
                             create or update the staff superuser, then exec gunicorn
-    es4ps-portal consume    wait for the schema, then consume result events
+    es4ps-portal consume    wait for the schema, then consume result events (and expire
+                            unverified registrations every hour)
     es4ps-portal manage ... Django's management commands
 
 Every step of `serve` is idempotent, so a restart (or a crash half-way) converges.
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 
 import django
@@ -26,6 +28,7 @@ from es4ps_contract.transport import TransportConfigError
 from es4ps_portal.environment import integer, secret_from_file
 
 logger = logging.getLogger("es4ps_portal.cli")
+EXPIRY_INTERVAL_S = 3600
 USAGE = "usage: es4ps-portal serve | consume | manage <django command> [args]"
 
 
@@ -95,10 +98,27 @@ def wait_for_schema() -> None:
         time.sleep(2)
 
 
+def expire_registrations_periodically() -> None:
+    """Every EXPIRY_INTERVAL_S, expire unverified registrations; a failure waits for the next round."""
+    from django.db import connection
+
+    from es4ps_portal.accounts.provisioning import expire_unverified_registrations
+
+    while True:
+        try:
+            expire_unverified_registrations()
+        except Exception as exc:  # the broker or the database may be away for a while; the next round retries
+            logger.warning("expiring unverified registrations failed (%s); next try in %d s", exc, EXPIRY_INTERVAL_S)
+        finally:
+            connection.close()  # this thread's own connection: no idle one held for an hour
+        time.sleep(EXPIRY_INTERVAL_S)
+
+
 def consume() -> None:
     from es4ps_portal.broker import configured_app
 
     wait_for_schema()
+    threading.Thread(target=expire_registrations_periodically, name="expire-registrations", daemon=True).start()
     configured_app().worker_main(
         [
             "worker",

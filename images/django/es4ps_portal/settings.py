@@ -131,6 +131,15 @@ SIGNING_PRIVATE_KEY_FILE = os.environ.get("ES4PS_SIGNING_PRIVATE_KEY_FILE", "")
 
 # --- tokens, mails and rate limits ------------------------------------------------------
 TOKEN_TTL_HOURS = integer("ES4PS_TOKEN_TTL_HOURS", 24, minimum=1)
+# A registration whose address is not verified this long after its last mail is deleted, with its
+# disabled directory account, so a mistyped or someone else's address does not hold the name and
+# the address for ever. 0 keeps them.
+UNVERIFIED_RETENTION_HOURS = integer("ES4PS_UNVERIFIED_RETENTION_HOURS", 7 * 24, minimum=0)
+if 0 < UNVERIFIED_RETENTION_HOURS < TOKEN_TTL_HOURS:
+    raise ImproperlyConfigured(
+        "ES4PS_UNVERIFIED_RETENTION_HOURS must be 0 (keep) or at least ES4PS_TOKEN_TTL_HOURS: "
+        "a registration must outlive its verification mail"
+    )
 RESEND_COOLDOWN_S = 60
 CODE_MAX_ATTEMPTS = 5
 # action -> {"ip" | "account": (attempts, window in seconds)}

@@ -34,6 +34,7 @@ def send_token_mail(user: User, issued: IssuedToken) -> bool:
         "link": f"{settings.PORTAL_BASE_URL}{reverse(url_name)}?{urlencode({'token': issued.token})}",
         "code": issued.code,
         "hours": settings.TOKEN_TTL_HOURS,
+        "retention_days": round(settings.UNVERIFIED_RETENTION_HOURS / 24, 1),
         "organization_name": settings.ORGANIZATION_NAME,
         "realm": settings.REALM,
     }

@@ -11,23 +11,24 @@ import functools
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from es4ps_contract.events import Outcome, ResultEvent
 from es4ps_contract.keys import KeyFileError, load_sealing_public_key, load_signing_key
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
-from es4ps_contract.tasks import CreateUser, EnableUser, Operation, SetPassword, Task, UpdateAttributes
+from es4ps_contract.tasks import CreateUser, DeleteUser, EnableUser, Operation, SetPassword, Task, UpdateAttributes
 from nacl.public import PublicKey
 from nacl.signing import SigningKey
 
 from es4ps_portal import broker
 from es4ps_portal.broker import PublishError
 
-from .models import ProvisioningTask, User
+from .models import EmailToken, ProvisioningTask, User
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,39 @@ def update_names(user: User, first_name: str, last_name: str) -> None:
         publish(user, UpdateAttributes(user.username, attributes))
 
 
+def expire_unverified_registrations() -> int:
+    """Publish "delete user" for registrations left unverified too long; return how many.
+
+    Expired: not staff, no verified address, and no verification mail sent within
+    UNVERIFIED_RETENTION_HOURS. Their mailed tokens are dropped at once (nobody
+    can verify them any more); the portal user goes when the delete succeeds
+    (`record_result_event`), which frees the username and the address. Safe to
+    run on several replicas at once and again after a failure: a registration
+    whose delete is still queued is left alone, a failed one is tried again.
+    """
+    if not settings.UNVERIFIED_RETENTION_HOURS:
+        return 0
+    cutoff = timezone.now() - timedelta(hours=settings.UNVERIFIED_RETENTION_HOURS)
+    recent_mail = EmailToken.objects.filter(
+        user=OuterRef("pk"), purpose=EmailToken.Purpose.VERIFY_EMAIL, created_at__gte=cutoff
+    )
+    delete_queued = ProvisioningTask.objects.filter(
+        user=OuterRef("pk"), operation=Operation.DELETE_USER.value, state=ProvisioningTask.State.QUEUED
+    )
+    expired = User.objects.filter(is_staff=False, email_verified_at=None, date_joined__lt=cutoff).exclude(
+        Exists(recent_mail) | Exists(delete_queued)
+    )
+    count = 0
+    for user in expired.iterator():
+        with transaction.atomic():
+            EmailToken.objects.filter(user=user, purpose=EmailToken.Purpose.VERIFY_EMAIL).delete()
+            publish(user, DeleteUser(user.username))
+        count += 1
+    if count:
+        logger.info("expired %d unverified registrations (older than %d h)", count, settings.UNVERIFIED_RETENTION_HOURS)
+    return count
+
+
 # --- results -------------------------------------------------------------------------------
 
 
@@ -141,6 +175,17 @@ def _directory_state(current: str, operation: Operation, outcome: Outcome) -> st
     return current
 
 
+def _expired_registration_deleted(task: ProvisioningTask, outcome: Outcome) -> bool:
+    """The directory account of an unverified registration is gone: the portal user goes too."""
+    user = task.user
+    return (
+        outcome is Outcome.SUCCEEDED
+        and task.operation == Operation.DELETE_USER.value
+        and not user.is_staff
+        and user.email_verified_at is None
+    )
+
+
 def record_result_event(event: ResultEvent) -> bool:
     """Record a worker's result for one of our tasks; returns False when it was ignored.
 
@@ -169,6 +214,8 @@ def record_result_event(event: ResultEvent) -> bool:
         new_state = _directory_state(user.directory_state, Operation(task.operation), event.outcome)
         if new_state != user.directory_state:
             User.objects.filter(pk=user.pk).update(directory_state=new_state)
+        if _expired_registration_deleted(task, event.outcome):
+            user.delete()  # with its tasks and tokens: the username and the address are free again
     logger.info("task %s (%s for %s): %s", event.task_id, event.operation, event.username, event.outcome.value)
     return True
 

@@ -75,6 +75,8 @@ class Portal:
     tls_issuer: IssuerRef | None
     smtp: Smtp | None
     staff_user: StaffUser | None
+    link_validity_hours: int
+    unconfirmed_retention_hours: int  # 0: kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +147,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
     ingress = portal["ingress"]
     allow_from = ingress.get("allowFrom") or {}
     issuer = portal["tls"].get("issuerRef")
+    registration = portal["registration"]
     return Domain(
         name=metadata["name"],
         namespace=metadata["namespace"],
@@ -168,6 +171,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             tls_issuer=IssuerRef(issuer["name"], issuer["kind"], issuer["group"]) if issuer else None,
             smtp=_smtp(portal.get("smtp")),
             staff_user=_staff_user(portal.get("staffUser")),
+            link_validity_hours=registration["linkValidityHours"],
+            unconfirmed_retention_hours=registration["unconfirmedRetentionHours"],
         ),
         directory=Directory(
             replicas=directory["replicas"],

@@ -55,6 +55,16 @@ INVALID = [
         "spec.directory.advertisedAddresses",
     ),
     ("unknown deletion policy", lambda s: s.update(deletionPolicy="Keep"), "spec.deletionPolicy"),
+    (
+        "registrations kept shorter than their mail works",
+        lambda s: s["portal"].update(registration={"linkValidityHours": 48, "unconfirmedRetentionHours": 24}),
+        "spec.portal.registration.unconfirmedRetentionHours",
+    ),
+    (
+        "links that never work",
+        lambda s: s["portal"].update(registration={"linkValidityHours": 0}),
+        "spec.portal.registration.linkValidityHours",
+    ),
     ("unknown SMTP security", lambda s: s["portal"]["smtp"].update(security="ssl"), "spec.portal.smtp.security"),
     ("SMTP port out of range", lambda s: s["portal"]["smtp"].update(port=70000), "spec.portal.smtp.port"),
 ]

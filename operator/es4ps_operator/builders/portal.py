@@ -65,6 +65,10 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
         env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
     ]
+    variables += [
+        env("ES4PS_TOKEN_TTL_HOURS", portal.link_validity_hours),
+        env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
+    ]
     if portal.database_url:
         variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))
     smtp = portal.smtp

@@ -311,6 +311,16 @@ def test_portal_without_smtp_logs_mails_and_with_a_database_url_reads_it_from_a_
     assert sts["spec"]["replicas"] == 2
 
 
+def test_registration_times_default_from_the_crd_and_reach_the_portal(minimal, config):
+    defaults = env_of(containers(statefulset(build_desired_state(minimal, config), "acme-portal"))["portal"])
+    assert (defaults["ES4PS_TOKEN_TTL_HOURS"], defaults["ES4PS_UNVERIFIED_RETENTION_HOURS"]) == ("24", "168")
+
+    registration = {"linkValidityHours": 48, "unconfirmedRetentionHours": 0}
+    domain = make_domain(portal={"host": "accounts.acme.example", "registration": registration})
+    changed = env_of(containers(statefulset(build_desired_state(domain, config), "acme-portal"))["portal"])
+    assert (changed["ES4PS_TOKEN_TTL_HOURS"], changed["ES4PS_UNVERIFIED_RETENTION_HOURS"]) == ("48", "0")
+
+
 def test_ingress_routes_the_host_with_the_https_certificate(acme, config):
     desired = by_kind_name(build_desired_state(acme, config))
     ingress = desired[("Ingress", "acme-portal")]

@@ -58,6 +58,11 @@ plan() {
       version=v1; ldflags="-s -w"; targets="pause=."; cgo=0 ;;
     coredns)
       version=$(required_version coredns github.com/coredns/coredns); ldflags="-s -w"; targets="coredns=." ;;
+    kube-router)
+      # only its network policy controller runs (the real node's NetworkPolicies)
+      version=$(required_version kube-router github.com/cloudnativelabs/kube-router/v2)
+      ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$version"
+      targets="kube-router=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"; cgo=0 ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
   esac
 }
@@ -84,7 +89,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router)
 for tool in "${tools[@]}"; do
   [ -d "$root/tools/$tool" ] || continue
   build_tool "$tool"

@@ -302,7 +302,8 @@ def up() -> int:
         f"helm upgrade --install {CRD_RELEASE} charts/es4ps-crds; "
         f"helm upgrade --install {RELEASE} charts/es4ps -n {OPERATOR_NAMESPACE} (operator + the example domain)"
     )
-    install(local_domain_values(node_ip, SMTP_PORT))
+    # the broker admits 5671 from the DC's node only (and from the portal's and DCs' Pods)
+    install(local_domain_values(node_ip, SMTP_PORT, **{"directory.nodeCIDRs": [f"{node_ip}/32"]}))
     log("waiting for the domain to become Ready (certificates, broker, Samba DC provisioning, portal)")
     seen: set[str] = set()
 

@@ -10,7 +10,8 @@ kube-controller-manager, kube-scheduler, KWOK (simulated Ready nodes, so Pods
 get scheduled and become Running) and the cert-manager controller with its
 CRDs, all built from the modules pinned under tools/ (hack/build-tools.sh).
 With `--node real` the cluster gets a real node instead of KWOK's: containerd,
-kubelet, kube-proxy and CoreDNS on this machine (hack/real_node.py), and the
+kubelet, kube-proxy, CoreDNS and kube-router (NetworkPolicies) on this machine
+(hack/real_node.py), and the
 API server listens on the host's address so Pods reach it.
 State, logs and PIDs live under .local/cluster/; the admin kubeconfig is
 .local/kubeconfig. The pytest fixture in tests/support/cluster.py uses the
@@ -34,7 +35,7 @@ import urllib.request
 from pathlib import Path
 
 import local_images as images
-from real_node import RealNode, host_ip
+from real_node import KUBE_ROUTER_HEALTH_PORT, RealNode, host_ip
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".local" / "bin"
@@ -58,7 +59,6 @@ CONTROL_PLANE = (
     "kwok",
     "volume-provisioner",
 )
-NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
 
 
 class ClusterError(RuntimeError):
@@ -202,6 +202,7 @@ class Cluster:
                 self.pki,
                 self._component_kubeconfig,
                 sandbox_image=images.IMAGES["pause"].ref,
+                service_cidr=SERVICE_CIDR,
             )
         return self._node
 
@@ -241,7 +242,7 @@ class Cluster:
         if node == "real":
             for name, cn, orgs, sans, server in self.node.certificates():
                 self.pki._issue(name, cn, orgs, sans, server=server)
-            users += ["kubelet", "kube-proxy", "coredns"]
+            users += ["kubelet", "kube-proxy", "coredns", "kube-router"]
         for name in users:
             self._write_kubeconfig(self._component_kubeconfig(name), name)
         self._write_kubeconfig(self.kubeconfig, "admin")
@@ -294,13 +295,16 @@ class Cluster:
             self._start(name, node.commands()[name])
         self._wait("kubelet", lambda: self._node_ready(node.name), timeout=120)
         self._wait("coredns", lambda: self._http_ok("http://127.0.0.1:18181/ready", tls=False), timeout=60)
+        self._start("kube-router", node.commands()["kube-router"])  # it looks up its Node object at start
+        health = f"http://127.0.0.1:{KUBE_ROUTER_HEALTH_PORT}/healthz"
+        self._wait("kube-router", lambda: self._http_ok(health, tls=False), timeout=60)
 
     def down(self) -> None:
         """Stop every process this cluster recorded (and nothing else), then wipe its data."""
         if self.mode == "real":
             self._stop("kubelet")
             self.node.remove_workloads()
-            for name in ("coredns", "kube-proxy", "containerd"):
+            for name in ("kube-router", "coredns", "kube-proxy", "containerd"):
                 self._stop(name)
             self.node.kill_shims()
             self.node.clean_host()

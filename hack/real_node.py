@@ -1,4 +1,4 @@
-"""The real node of the local cluster: containerd, kubelet, kube-proxy and CoreDNS on this machine.
+"""The real node of the local cluster: containerd, kubelet, kube-proxy, CoreDNS and kube-router on this machine.
 
 Used by hack/local_cluster.py for `make cluster NODE=real`. Pods run for real in
 Debian's containerd (CRI plugin, runc, cgroupfs), on a bridge network from
@@ -6,7 +6,11 @@ Debian's CNI plugins (bridge + host-local + portmap + firewall; loopback is
 set up by containerd), with Services through kube-proxy (iptables) and names from
 CoreDNS running as a host process on a link-local address the kubelet hands
 to pods as their resolver (like NodeLocal DNSCache; it stays clear of port 53
-on the node's own IP, which a host-network Samba DC needs).
+on the node's own IP, which a host-network Samba DC needs). NetworkPolicies are
+enforced by kube-router's network policy controller alone (iptables + ipset;
+its routing and service proxy stay off), since the bridge CNI ignores them.
+Like other implementations it admits traffic from the node itself (probes,
+host-network Pods).
 
 Facts of this VM that shape the settings: no CAP_SYS_RESOURCE (containerd's
 `restrict_oom_score_adj`, since the kubelet asks for negative OOM scores;
@@ -30,6 +34,7 @@ DNS_ADDRESS = "169.254.20.10"
 POD_CIDR = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
 BRIDGE = "es4ps0"
+KUBE_ROUTER_HEALTH_PORT = 20244
 
 
 def host_ip() -> str:
@@ -46,8 +51,11 @@ def node_name() -> str:
 class RealNode:
     """Configuration files and command lines of the node's components, plus host setup and teardown."""
 
-    def __init__(self, state: Path, cache: Path, bin_dir: Path, pki, kubeconfig_for, sandbox_image: str) -> None:
+    def __init__(
+        self, state: Path, cache: Path, bin_dir: Path, pki, kubeconfig_for, sandbox_image: str, service_cidr: str
+    ) -> None:
         self.state = state / "node"
+        self.service_cidr = service_cidr
         self.containerd_root = cache / "containerd"
         self.bin = bin_dir
         self.pki = pki
@@ -73,6 +81,7 @@ class RealNode:
             ("kubelet-serving", f"system:node:{self.name}", ["system:nodes"], [self.ip, self.name, "127.0.0.1"], True),
             ("kube-proxy", "system:kube-proxy", [], [], False),
             ("coredns", "system:coredns", [], [], False),
+            ("kube-router", "system:kube-router", [], [], False),
         ]
 
     # ---- configuration
@@ -184,28 +193,24 @@ state = "{self.state / "containerd" / "state"}"
         )
 
     def rbac_objects(self) -> list[dict]:
-        """CoreDNS reads Services, EndpointSlices, Pods and Namespaces."""
+        """What CoreDNS and kube-router's policy controller may read."""
         return [
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRole",
-                "metadata": {"name": "system:coredns"},
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "resources": ["endpoints", "services", "pods", "namespaces"],
-                        "verbs": ["list", "watch"],
-                    },
-                    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            *_reader_role(
+                "system:coredns",
+                [
+                    {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"]},
+                    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"]},
                 ],
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": "system:coredns"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}],
-            },
+            ),
+            *_reader_role(
+                "system:kube-router",
+                [
+                    # its informers start for Services and endpoints too, even with the service proxy off
+                    {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes", "services", "endpoints"]},
+                    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"]},
+                    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"]},
+                ],
+            ),
         ]
 
     # ---- host setup
@@ -233,6 +238,18 @@ state = "{self.state / "containerd" / "state"}"
             ],
             "kube-proxy": [str(self.bin / "kube-proxy"), f"--config={self.state / 'kube-proxy.json'}", "--v=1"],
             "coredns": [str(self.bin / "coredns"), "-conf", str(self.state / "Corefile")],
+            "kube-router": [
+                str(self.bin / "kube-router"),
+                f"--kubeconfig={self.kubeconfig_for('kube-router')}",
+                f"--hostname-override={self.name}",
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--enable-cni=false",
+                f"--service-cluster-ip-range={self.service_cidr}",
+                f"--health-port={KUBE_ROUTER_HEALTH_PORT}",
+                "--v=1",
+            ],
         }
 
     # ---- teardown
@@ -281,3 +298,27 @@ state = "{self.state / "containerd" / "state"}"
             kept = "\n".join(line for line in rules.splitlines() if "KUBE" not in line and "CNI-" not in line)
             if kept != rules.strip():
                 subprocess.run([restore], input=kept + "\n", text=True, capture_output=True)
+        # kube-router's ipsets, once no rule refers to them any more
+        sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout.split()
+        for name in sets:
+            if name.startswith(("KUBE-", "inet6:KUBE-")):
+                subprocess.run(["ipset", "destroy", name], capture_output=True)
+
+
+def _reader_role(user: str, rules: list[dict]) -> list[dict]:
+    """A ClusterRole that lists and watches what `rules` name, bound to the certificate user `user`."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": user},
+            "rules": [{**rule, "verbs": ["get", "list", "watch"]} for rule in rules],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    ]

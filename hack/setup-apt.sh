@@ -10,7 +10,7 @@ packages=(
   # broker
   rabbitmq-server
   # containers and the real node
-  docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat
+  docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat ipset
   # tests: headless browser, TLS tools, venv
   chromium chromium-driver openssl python3-venv python3-dev ca-certificates curl
 )

@@ -51,7 +51,7 @@ class LocalNode:
 
     def spec_changes(self) -> dict:
         # no kube-dns Service here: the DCs forward to the node's DNS address
-        return {"directory.dnsForwarder": DNS_ADDRESS}
+        return {"directory.dnsForwarder": DNS_ADDRESS, "directory.nodeCIDRs": [f"{self.node_ip}/32"]}
 
     def portal_backend(self) -> str:
         return demo.portal_backend()  # kube-proxy routes ClusterIPs from this machine too
@@ -103,7 +103,8 @@ class Kind:
         return self.node_ip
 
     def spec_changes(self) -> dict:
-        return {}  # kind has kube-dns: the operator finds it
+        # kind has kube-dns: the operator finds it
+        return {"directory.nodeCIDRs": [f"{self.node_ip}/32"]}
 
     def portal_backend(self) -> str:
         """kind's ClusterIPs are not routed from this machine: a port-forward to the portal's Service."""

@@ -51,6 +51,73 @@ def test_a_person_registers_verifies_and_logs_in_to_the_domain(deployment):
     assert signed_in.status_code == 200 and "/login/" not in signed_in.url
 
 
+# Run in a probe Pod: wait until every target expected open answers (a new Pod's address reaches the
+# policy controller a moment after it starts), then try the others once each.
+PROBE = """
+import json, socket, sys, time
+targets = json.loads(sys.argv[1])
+def answers(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return True
+    except OSError:
+        return False
+deadline = time.monotonic() + 60
+while not all(answers(h, p) for n, (h, p, open_) in targets.items() if open_) and time.monotonic() < deadline:
+    time.sleep(1)
+print(json.dumps({n: "open" if answers(h, p) else "blocked" for n, (h, p, open_) in targets.items()}))
+"""
+
+
+def probe_from(deployment, namespace: str, targets: dict[str, tuple[str, int, bool]]) -> dict[str, str]:
+    """Connect from a Pod in `namespace` to each (host, port, expected open); "open" or "blocked" per target."""
+    kube = deployment.kube
+    kube.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": demo.images.IMAGES["operator"].ref,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python3", "-c", PROBE, json.dumps(targets)],
+                }
+            ],
+        },
+    }
+    kube.apply(json.dumps(pod))
+    kube.eventually(
+        lambda: kube.get("pod", "probe", namespace)["status"].get("phase") in ("Succeeded", "Failed"),
+        timeout=180,
+        message=f"the probe Pod in {namespace} finishing",
+    )
+    logs = kube.kubectl("logs", "probe", "-n", namespace).stdout
+    kube.kubectl("delete", "namespace", namespace, "--wait=false")
+    return json.loads(logs.strip().splitlines()[-1])
+
+
+def test_network_policies_admit_only_the_intended_clients(deployment):
+    """The operator's NetworkPolicies, enforced by the node (kube-router here, kindnet on kind)."""
+    kube = deployment.kube
+    portal = (kube.get("pod", "acme-portal-0", "acme")["status"]["podIP"], 8000)
+    broker = (kube.get("pod", "acme-broker-0", "acme")["status"]["podIP"], 5671)
+    dc = (deployment.platform.dc_address, 389)  # no policy: a control that the probe's network works
+
+    # The example domain admits the portal's clients from the ingress controller's namespace.
+    from_ingress = probe_from(deployment, "ingress-nginx", {"portal": (*portal, True), "broker": (*broker, False)})
+    assert from_ingress == {"portal": "open", "broker": "blocked"}
+    elsewhere = probe_from(
+        deployment,
+        f"outsider-{uuid.uuid4().hex[:5]}",
+        {"dc": (*dc, True), "portal": (*portal, False), "broker": (*broker, False)},
+    )
+    assert elsewhere == {"dc": "open", "portal": "blocked", "broker": "blocked"}
+
+
 def test_helm_test_checks_the_operator_and_the_crd(deployment):
     """The chart's own test hook, run in a Pod of the operator image."""
     result = deployment.kube.helm("test", demo.RELEASE, "-n", demo.OPERATOR_NAMESPACE, "--logs")

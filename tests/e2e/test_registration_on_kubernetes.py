@@ -70,13 +70,20 @@ print(json.dumps({n: "open" if answers(h, p) else "blocked" for n, (h, p, open_)
 
 
 def probe_from(deployment, namespace: str, targets: dict[str, tuple[str, int, bool]]) -> dict[str, str]:
-    """Connect from a Pod in `namespace` to each (host, port, expected open); "open" or "blocked" per target."""
+    """Connect from a Pod in `namespace` to each (host, port, expected open); "open" or "blocked" per target.
+
+    The namespace is made for the probe unless it exists (a cluster may run a real ingress controller
+    there), and only what the probe made is deleted afterwards.
+    """
     kube = deployment.kube
-    kube.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+    made_namespace = not kube.get("namespace", namespace, check=False)
+    if made_namespace:
+        kube.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+    name = f"es4ps-probe-{uuid.uuid4().hex[:6]}"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "probe", "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "restartPolicy": "Never",
             "containers": [
@@ -91,12 +98,15 @@ def probe_from(deployment, namespace: str, targets: dict[str, tuple[str, int, bo
     }
     kube.apply(json.dumps(pod))
     kube.eventually(
-        lambda: kube.get("pod", "probe", namespace)["status"].get("phase") in ("Succeeded", "Failed"),
+        lambda: kube.get("pod", name, namespace)["status"].get("phase") in ("Succeeded", "Failed"),
         timeout=180,
         message=f"the probe Pod in {namespace} finishing",
     )
-    logs = kube.kubectl("logs", "probe", "-n", namespace).stdout
-    kube.kubectl("delete", "namespace", namespace, "--wait=false")
+    logs = kube.kubectl("logs", name, "-n", namespace).stdout
+    if made_namespace:
+        kube.kubectl("delete", "namespace", namespace, "--wait=false")
+    else:
+        kube.kubectl("delete", "pod", name, "-n", namespace, "--wait=false")
     return json.loads(logs.strip().splitlines()[-1])
 
 

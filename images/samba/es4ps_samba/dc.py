@@ -459,6 +459,8 @@ def serve(config: DCConfig, installed_digest: str) -> int:
             if mounted is not None and mounted != installed_digest:
                 _log("the mounted LDAPS certificate changed: restarting samba to serve it")
                 _stop_samba(samba)
+                if stopping:  # told to stop while samba was going down: stay down
+                    return 0
                 installed_digest = install_tls_files(config)
                 samba = _start_samba(config)
             continue

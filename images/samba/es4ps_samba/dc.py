@@ -455,7 +455,10 @@ def serve(config: DCConfig, installed_digest: str) -> int:
             status = samba.wait(config.tls_check_seconds)
         except subprocess.TimeoutExpired:
             _reap_orphans(keep=samba.pid)
-            mounted = mounted_tls_digest(config) if config.tls_cert_file and not stopping else None
+            if stopping:  # the signal reached a samba that was going down or not started yet
+                _stop_samba(samba)
+                return 0
+            mounted = mounted_tls_digest(config) if config.tls_cert_file else None
             if mounted is not None and mounted != installed_digest:
                 _log("the mounted LDAPS certificate changed: restarting samba to serve it")
                 _stop_samba(samba)

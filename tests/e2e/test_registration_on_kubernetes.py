@@ -185,7 +185,7 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
     kube = deployment.kube
     # Hold the directory workers back so the registration waits in the broker: pause the
     # domain (the operator then leaves the children alone) and stop the DC's Pod.
-    kube.kubectl("patch", "es4psdomain", "acme", "-n", "acme", "--type=merge", "-p", '{"spec":{"paused":true}}')
+    kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": True}}, "acme")
     kube.kubectl("scale", "statefulset", "acme-dc0", "-n", "acme", "--replicas=0")
     kube.eventually(
         lambda: not kube.get("pod", "acme-dc0-0", "acme", check=False), timeout=120, message="the DC Pod gone"
@@ -212,7 +212,7 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
     kube.wait_for("pod", "acme-broker-0", namespace="acme", timeout=180)
     assert queued_tasks(deployment) >= 1, "the queued registration did not survive the broker restart"
 
-    kube.kubectl("patch", "es4psdomain", "acme", "-n", "acme", "--type=merge", "-p", '{"spec":{"paused":false}}')
+    kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": False}}, "acme")
     # the person confirms once the domain is whole again (the portal's readiness follows the broker)
     demo.wait_ready(timeout_s=300)
     mail = deployment.mail.wait_for(f"{username}@acme.example", timeout_s=60)

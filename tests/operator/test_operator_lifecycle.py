@@ -45,17 +45,11 @@ def uid_of(cluster, kind: str, name: str, namespace: str) -> str | None:
 def test_a_changed_spec_reaches_the_children(running_domain):
     cluster, namespace, domain, _ = running_domain
     cluster.kubectl("-n", namespace, "create", "secret", "generic", "acme-db", "--from-literal=url=postgresql://db/x")
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "es4psdomain",
-        "acme",
-        "--type=merge",
-        "-p",
-        '{"spec":{"portal":{"replicas":2,"databaseURLSecretRef":{"name":"acme-db"}},'
-        '"allowedEmailDomains":["acme.example","acme.net"]}}',
-    )
+    changes = {
+        "portal": {"replicas": 2, "databaseURLSecretRef": {"name": "acme-db"}},
+        "allowedEmailDomains": ["acme.example", "acme.net"],
+    }
+    cluster.merge_patch("es4psdomain", "acme", {"spec": changes}, namespace)
     updated = wait_ready(cluster, namespace)
     assert updated["metadata"]["generation"] == domain["metadata"]["generation"] + 1
     portal = cluster.get("statefulset", "acme-portal", namespace)
@@ -75,16 +69,8 @@ def test_deleted_and_edited_children_are_restored(running_domain):
     cluster.kubectl("-n", namespace, "delete", "networkpolicy", "acme-portal")
     cluster.kubectl("-n", namespace, "delete", "secret", "acme-portal-secret-key")
     cluster.kubectl("-n", namespace, "scale", "statefulset", "acme-portal", "--replicas=3")
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "service",
-        "acme-directory",
-        "--type=merge",
-        "-p",
-        '{"spec":{"ports":[{"name":"ldap","port":389,"targetPort":3890,"protocol":"TCP"}]}}',
-    )
+    wrong_port = {"name": "ldap", "port": 389, "targetPort": 3890, "protocol": "TCP"}
+    cluster.merge_patch("service", "acme-directory", {"spec": {"ports": [wrong_port]}}, namespace)
 
     def restored():
         config = cluster.get("configmap", "acme-broker", namespace, check=False)
@@ -108,7 +94,7 @@ def test_deleted_and_edited_children_are_restored(running_domain):
 
 def test_a_paused_domain_is_left_alone_until_resumed(running_domain):
     cluster, namespace, _, operator = running_domain
-    cluster.kubectl("-n", namespace, "patch", "es4psdomain", "acme", "--type=merge", "-p", '{"spec":{"paused":true}}')
+    cluster.merge_patch("es4psdomain", "acme", {"spec": {"paused": True}}, namespace)
     cluster.eventually(
         lambda: get_domain(cluster, namespace)["status"]["phase"] == "Paused", timeout=30, message="phase Paused"
     )
@@ -122,7 +108,7 @@ def test_a_paused_domain_is_left_alone_until_resumed(running_domain):
     )
     time.sleep(1)
     assert not cluster.get("service", "acme-portal", namespace, check=False)
-    cluster.kubectl("-n", namespace, "patch", "es4psdomain", "acme", "--type=merge", "-p", '{"spec":{"paused":false}}')
+    cluster.merge_patch("es4psdomain", "acme", {"spec": {"paused": False}}, namespace)
     cluster.eventually(
         lambda: cluster.get("service", "acme-portal", namespace, check=False),
         timeout=30,
@@ -169,16 +155,7 @@ def test_one_of_two_replicas_works_and_the_other_takes_over(es4ps_crd, domain_na
 
     assert first.stop() == 0  # a clean stop hands the Lease over at once
     second.wait_until(second.is_leader, 15, "leadership after the first replica stopped")
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "es4psdomain",
-        "acme",
-        "--type=merge",
-        "-p",
-        '{"spec":{"organizationName":"ACME Inc."}}',
-    )
+    cluster.merge_patch("es4psdomain", "acme", {"spec": {"organizationName": "ACME Inc."}}, namespace)
     wait_ready(cluster, namespace)
     portal = cluster.get("statefulset", "acme-portal", namespace)
     env = {e["name"]: e.get("value") for e in portal["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -248,15 +225,8 @@ def test_status_names_a_missing_issuer(es4ps_crd, domain_namespace, start_operat
 
 def test_a_replica_that_loses_its_lease_stops_working(es4ps_crd, operator_account, start_operator):
     operator = start_operator()
-    es4ps_crd.kubectl(
-        "-n",
-        operator_account.namespace,
-        "patch",
-        "lease",
-        "es4ps-operator",
-        "--type=merge",
-        "-p",
-        '{"spec":{"holderIdentity":"another-replica"}}',
+    es4ps_crd.merge_patch(
+        "lease", "es4ps-operator", {"spec": {"holderIdentity": "another-replica"}}, operator_account.namespace
     )
     operator.wait_until(
         lambda: operator.process.poll() is not None or not operator.is_leader(), 15, "giving up the Lease"

@@ -60,6 +60,11 @@ class KubeCluster:
             return self.kubectl(*args, "-f", str(manifest))
         return self.kubectl(*args, "-f", "-", input=manifest)
 
+    def merge_patch(self, kind: str, name: str, patch: dict, namespace: str | None = None, check: bool = True):
+        """`kubectl patch --type=merge` with `patch` (a dict; None removes a field)."""
+        ns = ["-n", namespace] if namespace else []
+        return self.kubectl("patch", kind, name, *ns, "--type=merge", "-p", json.dumps(patch), check=check)
+
     def get(self, kind: str, name: str | None = None, namespace: str | None = None, check: bool = True) -> dict:
         """The object (or list) as a dict; {} when it does not exist and check is False."""
         args = ["get", kind] + ([name] if name else []) + (["-n", namespace] if namespace else []) + ["-o", "json"]

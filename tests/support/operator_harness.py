@@ -209,20 +209,15 @@ def fresh_namespace(cluster):
         delete_namespace_without_operator(cluster, name)
 
 
+def drop_finalizers(cluster, name: str, namespace: str) -> None:
+    """Let a domain go without its operator (which may be gone already)."""
+    cluster.merge_patch("es4psdomain", name, {"metadata": {"finalizers": None}}, namespace, check=False)
+
+
 def delete_namespace_without_operator(cluster, namespace: str) -> None:
-    """Delete a namespace of domains whose operator may be gone already: drop its finalizer first."""
+    """Delete a namespace of domains whose operator may be gone already: drop their finalizers first."""
     for domain in cluster.get("es4psdomains", namespace=namespace, check=False).get("items", []):
-        cluster.kubectl(
-            "patch",
-            "es4psdomain",
-            domain["metadata"]["name"],
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )
+        drop_finalizers(cluster, domain["metadata"]["name"], namespace)
     cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 

@@ -16,7 +16,7 @@ import uuid
 import pytest
 import yaml
 from support.cluster import ROOT
-from support.operator_harness import OperatorProcess, service_account_kubeconfig
+from support.operator_harness import OperatorProcess, drop_finalizers, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -28,6 +28,18 @@ DOMAIN_SPEC = {
     "allowedEmailDomains": ["gitops.example"],
     "portal": {"host": "accounts.gitops.example"},
 }
+
+
+def install_crd_chart(cluster) -> None:
+    """`helm upgrade --install es4ps-crds`, adopting the CRD when other tests applied it with kubectl
+    (Helm's documented adoption: its ownership label and annotations on the existing object)."""
+    if cluster.get("crd", "es4psdomains.es4ps.io", check=False):
+        ownership = {
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "es4ps-crds", "meta.helm.sh/release-namespace": "default"},
+        }
+        cluster.merge_patch("crd", "es4psdomains.es4ps.io", {"metadata": ownership})
+    cluster.helm("upgrade", "--install", "es4ps-crds", str(CRD_CHART), "-n", "default", "--wait")
 
 
 @pytest.fixture
@@ -42,21 +54,11 @@ def release(cluster, namespace, tmp_path):
         )
         return str(values)
 
-    cluster.helm("upgrade", "--install", "es4ps-crds", str(CRD_CHART), "--wait")
+    install_crd_chart(cluster)
     cluster.helm("install", release_name, str(CHART), "-n", namespace, "-f", helm_values())
     yield release_name, helm_values
     cluster.helm("uninstall", release_name, "-n", namespace, check=False)
-    cluster.kubectl(
-        "patch",
-        "es4psdomain",
-        "gitops",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"finalizers":null}}',
-        check=False,
-    )
+    drop_finalizers(cluster, "gitops", namespace)
 
 
 def run_operator_as_the_chart_account(cluster, namespace, release_name, tmp_path) -> OperatorProcess:
@@ -132,7 +134,7 @@ def test_install_upgrade_and_uninstall_as_a_platform_engineer(cluster, namespace
 
 
 def test_an_upgraded_crd_chart_makes_a_new_field_accepted(cluster, namespace, tmp_path):
-    cluster.helm("upgrade", "--install", "es4ps-crds", str(CRD_CHART), "--wait")
+    install_crd_chart(cluster)
     domain = {
         "apiVersion": "es4ps.io/v1alpha1",
         "kind": "ES4PSDomain",
@@ -168,15 +170,5 @@ def test_an_upgraded_crd_chart_makes_a_new_field_accepted(cluster, namespace, tm
         assert stored["spec"]["futureSetting"] == "on"
     finally:
         cluster.kubectl("delete", "es4psdomain", "future", "-n", namespace, "--wait=false", check=False)
-        cluster.kubectl(
-            "patch",
-            "es4psdomain",
-            "future",
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )
+        drop_finalizers(cluster, "future", namespace)
         cluster.helm("upgrade", "es4ps-crds", str(CRD_CHART), "--wait")  # back to this version's CRD

@@ -7,11 +7,14 @@ who registered (e.g. "password does not meet the domain's complexity rules").
 from __future__ import annotations
 
 import enum
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 REASON_MAX_LENGTH = 500
+# finished_at is Unix seconds; anything outside [0, 2^32) is nonsense (and breaks date conversions).
+LATEST_TIME = 2.0**32
 
 
 class Outcome(enum.StrEnum):
@@ -53,8 +56,10 @@ class ResultEvent:
                 worker=str(message.get("worker", ""))[:255],
                 finished_at=float(message.get("finished_at", 0.0)),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"malformed result event: {exc}") from None
+        if not math.isfinite(event.finished_at) or not 0 <= event.finished_at < LATEST_TIME:
+            raise ValueError("malformed result event: finished_at is not a time")
         return event
 
 

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -37,6 +38,19 @@ _SIGNED_KEYS = ("v", "op", "id", "iat", "payload")
 
 class EnvelopeError(ValueError):
     """The envelope is malformed, unsigned, wrongly signed or expired."""
+
+
+@dataclass(frozen=True)
+class SignedTask:
+    """A verified task with what its signature binds besides the fields: its id and when it was issued.
+
+    `issued_at` orders the tasks of one account: the worker never lets an older
+    password or attribute task overwrite a newer one.
+    """
+
+    task: Task
+    task_id: str
+    issued_at: int
 
 
 def _canonical(document: dict[str, Any]) -> bytes:
@@ -86,7 +100,7 @@ def open_task(
     task_id: str | None,
     now: float | None = None,
     max_age_s: int = DEFAULT_MAX_AGE_S,
-) -> Task:
+) -> SignedTask:
     """Verify an envelope received as `operation` with Celery id `task_id` and return its task.
 
     Raises EnvelopeError for a bad envelope and InvalidField for a bad field.
@@ -112,4 +126,6 @@ def open_task(
         raise EnvelopeError("the task was issued in the future")
     if now - issued_at > max_age_s:
         raise EnvelopeError("the task has expired")
-    return parse_payload(operation, envelope["payload"])
+    if not isinstance(envelope["id"], str) or not envelope["id"]:
+        raise EnvelopeError("the envelope's task id is not a string")
+    return SignedTask(parse_payload(operation, envelope["payload"]), envelope["id"], issued_at)

@@ -5,6 +5,13 @@ A task travels as one Celery task whose single argument is a signed envelope
 worker rebuilds the task with `parse_payload`, which validates every field, so
 a task that breaks the contract is refused before anything touches the
 directory.
+
+Every task names the registration it belongs to (`registration`, the
+portal's id of it, and `email`, its address). The account carries that
+binding from its creation on, and the worker refuses to touch an account
+bound to another registration: a username registered again after the
+portal lost its record can never enable, reset or delete someone else's
+account.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from .validation import (
     InvalidField,
     normalize_email,
     normalize_name,
+    normalize_registration,
     normalize_username,
 )
 
@@ -70,17 +78,23 @@ def _attribute_value(field: str, value: object) -> str:
 
 @dataclass(frozen=True)
 class Task:
-    """Base of every task: all carry the username they act on."""
+    """Base of every task: the account it acts on and the registration that owns it."""
 
     operation: ClassVar[Operation]
     username: str
+    registration: str
+    email: str
 
     def payload(self) -> dict[str, Any]:
         """The JSON-ready fields of this task (what the envelope carries)."""
         return asdict(self)
 
     def _validated(self) -> dict[str, Any]:
-        return {"username": normalize_username(self.username)}
+        return {
+            "username": normalize_username(self.username),
+            "registration": normalize_registration(self.registration),
+            "email": normalize_email(self.email),
+        }
 
 
 @dataclass(frozen=True)
@@ -90,15 +104,13 @@ class CreateUser(Task):
     operation: ClassVar[Operation] = Operation.CREATE_USER
     given_name: str
     surname: str
-    email: str
     sealed_password: str
 
     def _validated(self) -> dict[str, Any]:
         return {
-            "username": normalize_username(self.username),
+            **super()._validated(),
             "given_name": normalize_name(self.given_name, "given_name"),
             "surname": normalize_name(self.surname, "surname"),
-            "email": normalize_email(self.email),
             "sealed_password": _sealed(self.sealed_password),
         }
 
@@ -124,7 +136,7 @@ class SetPassword(Task):
     sealed_password: str
 
     def _validated(self) -> dict[str, Any]:
-        return {"username": normalize_username(self.username), "sealed_password": _sealed(self.sealed_password)}
+        return {**super()._validated(), "sealed_password": _sealed(self.sealed_password)}
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,7 @@ class UpdateAttributes(Task):
                 f"may only change {', '.join(UPDATABLE_ATTRIBUTES)}; refused: {', '.join(map(str, unknown))[:200]}",
             )
         return {
-            "username": normalize_username(self.username),
+            **super()._validated(),
             "attributes": {k: _attribute_value(k, v) for k, v in sorted(self.attributes.items())},
         }
 

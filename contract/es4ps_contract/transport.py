@@ -1,14 +1,8 @@
 """How both sides reach the broker: AMQPS with mutual TLS and EXTERNAL login.
 
 The operator mounts the component's client certificate (from cert-manager)
-and sets these variables; the broker maps the certificate's common name to a
-RabbitMQ user, so no component holds a broker password.
-
-    ES4PS_BROKER_URL          amqps://<host>:5671/<vhost>
-    ES4PS_BROKER_CA_FILE      CA bundle that signed the broker's certificate
-    ES4PS_BROKER_CERT_FILE    this component's client certificate
-    ES4PS_BROKER_KEY_FILE     its private key
-    ES4PS_BROKER_SERVER_NAME  name to check in the broker's certificate (default: the URL's host)
+and sets the variables of `VARIABLES`; the broker maps the certificate's
+common name to a RabbitMQ user, so no component holds a broker password.
 """
 
 from __future__ import annotations
@@ -20,6 +14,7 @@ from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
 
+from .environment import Environment, SettingError, Variable
 from .tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME, RESULTS_QUEUE, TASK_NAME_PREFIX
 
 
@@ -38,24 +33,27 @@ def _route(queue: str) -> dict[str, str]:
     return {"queue": queue, "exchange": queue, "routing_key": queue}
 
 
-class TransportConfigError(ValueError):
-    """A broker setting is missing or malformed."""
+VARIABLES = (
+    Variable("ES4PS_BROKER_URL", "`amqps://<host>:5671/<vhost>`, no credentials: the certificate logs in"),
+    Variable("ES4PS_BROKER_CA_FILE", "the CA that signed the broker's certificate (`ca.crt`)"),
+    Variable("ES4PS_BROKER_CERT_FILE", "this component's client certificate (`tls.crt`); its CN is the user"),
+    Variable("ES4PS_BROKER_KEY_FILE", "its key (`tls.key`)"),
+    Variable("ES4PS_BROKER_SERVER_NAME", "the name checked in the broker's certificate (empty: the URL's host)", ""),
+)
 
 
 def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     """Celery settings shared by the portal and the workers, from the environment."""
-    try:
-        url = environ["ES4PS_BROKER_URL"]
-        ca_file = environ["ES4PS_BROKER_CA_FILE"]
-        cert_file = environ["ES4PS_BROKER_CERT_FILE"]
-        key_file = environ["ES4PS_BROKER_KEY_FILE"]
-    except KeyError as exc:
-        raise TransportConfigError(f"{exc.args[0]} is not set") from None
+    env = Environment(VARIABLES, environ)
+    url = env.text("ES4PS_BROKER_URL")
+    ca_file = env.text("ES4PS_BROKER_CA_FILE")
+    cert_file = env.text("ES4PS_BROKER_CERT_FILE")
+    key_file = env.text("ES4PS_BROKER_KEY_FILE")
     parts = urlsplit(url)
     if parts.scheme != "amqps" or not parts.hostname:
-        raise TransportConfigError("ES4PS_BROKER_URL must be an amqps:// URL with a host")
+        raise SettingError("ES4PS_BROKER_URL must be an amqps:// URL with a host")
     if parts.username or parts.password:
-        raise TransportConfigError("ES4PS_BROKER_URL must not carry credentials: the client certificate logs in")
+        raise SettingError("ES4PS_BROKER_URL must not carry credentials: the client certificate logs in")
     return {
         "broker_url": url,
         "broker_login_method": "EXTERNAL",
@@ -65,7 +63,7 @@ def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
             "keyfile": key_file,
             "cert_reqs": ssl.CERT_REQUIRED,
             # py-amqp checks the broker's host name only when this is given.
-            "server_hostname": environ.get("ES4PS_BROKER_SERVER_NAME") or parts.hostname,
+            "server_hostname": env.text("ES4PS_BROKER_SERVER_NAME") or parts.hostname,
         },
         "broker_connection_retry_on_startup": True,
         "broker_heartbeat": 30,

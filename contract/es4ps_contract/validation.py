@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 
 # sAMAccountName of a user object: at most 20 characters (the pre-Windows 2000
 # logon name). We allow a conservative ASCII subset that every client handles.
@@ -96,3 +97,12 @@ def normalize_email(value: object, field: str = "email") -> str:
     if any(char.isspace() or unicodedata.category(char) in _REFUSED_CATEGORIES for char in text):
         raise InvalidField(field, "contains a space, control or invisible character")
     return f"{local}@{domain.lower()}"
+
+
+def normalize_registration(value: object, field: str = "registration") -> str:
+    """Return a registration id (a UUID) in its canonical form: lower case, hyphenated."""
+    text = _require_str(field, value).strip()
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise InvalidField(field, "must be a UUID") from None

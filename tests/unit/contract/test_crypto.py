@@ -55,11 +55,20 @@ def test_junk_never_opens(keys, sealed):
     assert PASSWORD not in str(caught.value)
 
 
-def test_a_signed_task_opens_as_the_same_task(keys):
-    task = CreateUser("ana", "Ana", "Lopez", "ana@acme.example", seal_password(keys["seal"], "ana", PASSWORD))
-    envelope = sign_task(keys["sign"], task, "id-1")
+BOUND = {"registration": "0b7c5e6e-3f4a-4c1e-9d2b-8a6f5e4d3c2b", "email": "ana@acme.example"}
 
-    assert open_task(keys["verify"], envelope, operation=Operation.CREATE_USER, task_id="id-1") == task
+
+def enable(username: str = "ana") -> EnableUser:
+    return EnableUser(username, **BOUND)
+
+
+def test_a_signed_task_opens_as_the_same_task_with_its_id_and_issue_time(keys):
+    sealed = seal_password(keys["seal"], "ana", PASSWORD)
+    task = CreateUser("ana", given_name="Ana", surname="Lopez", sealed_password=sealed, **BOUND)
+    envelope = sign_task(keys["sign"], task, "id-1", issued_at=1_800_000_000)
+
+    signed = open_task(keys["verify"], envelope, operation=Operation.CREATE_USER, task_id="id-1", now=1_800_000_001)
+    assert (signed.task, signed.task_id, signed.issued_at) == (task, "id-1", 1_800_000_000)
 
 
 @pytest.mark.parametrize(
@@ -74,14 +83,14 @@ def test_a_signed_task_opens_as_the_same_task(keys):
     ],
 )
 def test_a_tampered_envelope_is_refused(keys, tamper, message):
-    envelope = sign_task(keys["sign"], EnableUser("ana"), "id-1")
+    envelope = sign_task(keys["sign"], enable(), "id-1")
     tamper(envelope)
     with pytest.raises(EnvelopeError, match=message):
         open_task(keys["verify"], envelope, operation=Operation.ENABLE_USER, task_id="id-1")
 
 
 def test_an_envelope_is_bound_to_its_operation_id_and_age(keys):
-    envelope = sign_task(keys["sign"], EnableUser("ana"), "id-1")
+    envelope = sign_task(keys["sign"], enable(), "id-1")
     with pytest.raises(EnvelopeError, match="another operation"):
         open_task(keys["verify"], envelope, operation=Operation.DELETE_USER, task_id="id-1")
     with pytest.raises(EnvelopeError, match="another task id"):
@@ -94,20 +103,20 @@ def test_an_envelope_is_bound_to_its_operation_id_and_age(keys):
             task_id="id-1",
             now=time.time() + DEFAULT_MAX_AGE_S + 10,
         )
-    future = sign_task(keys["sign"], EnableUser("ana"), "id-3", issued_at=int(time.time()) + 3600)
+    future = sign_task(keys["sign"], enable(), "id-3", issued_at=int(time.time()) + 3600)
     with pytest.raises(EnvelopeError, match="future"):
         open_task(keys["verify"], future, operation=Operation.ENABLE_USER, task_id="id-3")
 
 
 def test_a_signature_of_another_key_is_refused(keys):
-    envelope = sign_envelope(SigningKey.generate(), Operation.ENABLE_USER, "id-1", {"username": "ana"})
+    envelope = sign_envelope(SigningKey.generate(), Operation.ENABLE_USER, "id-1", {"username": "ana", **BOUND})
     with pytest.raises(EnvelopeError, match="signature is not valid"):
         open_task(keys["verify"], envelope, operation=Operation.ENABLE_USER, task_id="id-1")
 
 
 def test_the_portal_cannot_sign_an_invalid_task(keys):
     with pytest.raises(ValueError, match="username"):
-        sign_task(keys["sign"], EnableUser("*)(cn=*"), "id-1")
+        sign_task(keys["sign"], enable("*)(cn=*"), "id-1")
 
 
 @pytest.mark.parametrize("text", ["", "not base64", base64.b64encode(b"x" * 31).decode()])

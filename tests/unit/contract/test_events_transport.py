@@ -3,9 +3,10 @@
 import ssl
 
 import pytest
+from es4ps_contract.environment import SettingError
 from es4ps_contract.events import REASON_MAX_LENGTH, Outcome, ResultEvent, result_event
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME, RESULTS_QUEUE, Operation
-from es4ps_contract.transport import TransportConfigError, celery_settings
+from es4ps_contract.transport import celery_settings
 
 ENV = {
     "ES4PS_BROKER_URL": "amqps://rabbitmq.ns.svc:5671/es4ps",
@@ -24,7 +25,25 @@ def test_an_event_round_trips_and_bounds_its_reason():
     assert event.to_message()["outcome"] == "failed"
 
 
-@pytest.mark.parametrize("message", [None, [], {"task_id": "x"}, {"task_id": "x", "operation": "y", "outcome": "won"}])
+EVENT = {"task_id": "x", "operation": "enable_user", "username": "ana", "outcome": "succeeded"}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        None,
+        [],
+        {"task_id": "x"},
+        {**EVENT, "outcome": "won"},
+        # Times that are no times: dropped with a reason, never a traceback further on.
+        {**EVENT, "finished_at": "soon"},
+        {**EVENT, "finished_at": float("nan")},
+        {**EVENT, "finished_at": float("inf")},
+        {**EVENT, "finished_at": 10**400},
+        {**EVENT, "finished_at": -1},
+        {**EVENT, "finished_at": 2.0**40},
+    ],
+)
 def test_malformed_events_are_refused(message):
     with pytest.raises(ValueError):
         ResultEvent.from_message(message)
@@ -62,6 +81,6 @@ def test_tasks_are_routed_through_named_exchanges_and_never_declared():
 def test_bad_broker_settings_are_refused(change, message):
     env = {**ENV, **change}
     env = {k: v for k, v in env.items() if v is not None}
-    with pytest.raises(TransportConfigError, match=message) as caught:
+    with pytest.raises(SettingError, match=message) as caught:
         celery_settings(env)
     assert "secret" not in str(caught.value)

@@ -1,9 +1,15 @@
 """The worker's view of the directory: idempotent account operations over one SamDB connection.
 
-Every account the worker manages lives in one container (`ES4PS_USERS_OU`,
-default `OU=ES4PS`); lookups never leave it, so a registration can never
-enable, change or delete an account that staff created elsewhere, even one
-with the same sAMAccountName.
+The worker binds as its own account, whose rights the DC delegated on the
+managed OU only (`ES4PS_USERS_OU`, default `OU=ES4PS`; see
+es4ps_samba.dc.access): lookups never leave that OU, and the directory itself
+refuses any write outside it, so a registration can never enable, change or
+delete an account that staff created elsewhere, even one with the same
+sAMAccountName.
+
+Inside the OU, every account belongs to one registration (`binding`): a task
+of another registration is refused before anything is written, and an older
+task never overwrites what a newer one set.
 
 Each operation converges: asking for a state the account is already in
 succeeds without writing. Errors are sorted into three kinds the worker acts
@@ -19,11 +25,13 @@ from typing import TypeVar
 
 import ldb
 from es4ps_contract.passwords import COMPLEXITY_REASON
-from es4ps_contract.tasks import CreateUser, UpdateAttributes
+from es4ps_contract.signing import SignedTask
 from samba.credentials import Credentials
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 from samba.param import LoadParm
 from samba.samdb import SamDB
+
+from .binding import ATTRIBUTES, PASSWORD, STATE, Binding, Mark
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +43,10 @@ DEFAULT_USERS_OU = "OU=ES4PS"
 _CONNECTION_ERRORS = frozenset(
     {ldb.ERR_OPERATIONS_ERROR, ldb.ERR_UNAVAILABLE, ldb.ERR_BUSY, ldb.ERR_TIME_LIMIT_EXCEEDED}
 )
-_SEARCH_ATTRIBUTES = ["userAccountControl", "mail", "givenName", "sn", "displayName"]
+_SEARCH_ATTRIBUTES = ["userAccountControl", "mail", "givenName", "sn", "displayName", "info"]
+NOT_OURS = "the account belongs to another registration"
+SUPERSEDED = "superseded by a newer change"
+ALREADY_APPLIED = "already applied"
 
 T = TypeVar("T")
 
@@ -74,41 +85,44 @@ class Directory:
     """Account operations on one DC, over one SamDB connection that is reopened when it breaks."""
 
     def __init__(
-        self, url: str, realm: str, netbios_name: str, admin_password: str, users_ou: str = DEFAULT_USERS_OU
+        self,
+        url: str,
+        realm: str,
+        netbios_name: str,
+        account: str,
+        password: str,
+        users_ou: str = DEFAULT_USERS_OU,
     ) -> None:
         self.url = url
         self.realm = realm.upper()
         self.netbios_name = netbios_name.upper()
+        self.account = account
         self.users_ou = users_ou
-        self._admin_password = admin_password
+        self._password = password
         self._samdb: SamDB | None = None
         self._container: ldb.Dn | None = None
 
     # -- connection -------------------------------------------------------------------------
 
     def _connect(self) -> SamDB:
-        # No smb.conf: the worker may run in its own container without the DC's files.
+        # No smb.conf: the worker runs in its own container without the DC's files.
         lp = LoadParm()
         lp.set("realm", self.realm)
         lp.set("workgroup", self.netbios_name)
         credentials = Credentials()
         credentials.guess(lp)
         credentials.set_domain(self.netbios_name)
-        credentials.set_username("Administrator")
-        credentials.set_password(self._admin_password)
+        credentials.set_username(self.account)
+        credentials.set_password(self._password)
         samdb = SamDB(url=self.url, lp=lp, credentials=credentials)
         container = ldb.Dn(samdb, f"{self.users_ou},{samdb.domain_dn()}")
         try:
-            samdb.add(
-                {
-                    "dn": container,
-                    "objectClass": "organizationalUnit",
-                    "description": "Accounts people registered themselves (managed by ES4PS)",
-                }
-            )
+            samdb.search(base=container, scope=ldb.SCOPE_BASE, attrs=["ou"])
         except ldb.LdbError as exc:
-            if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
-                raise
+            if exc.args[0] == ldb.ERR_NO_SUCH_OBJECT:
+                # The DC's entrypoint creates it before samba serves: not there means not ready yet.
+                raise DirectoryUnavailable(f"the managed OU {self.users_ou} does not exist yet") from None
+            raise
         self._container = container
         return samdb
 
@@ -134,34 +148,43 @@ class Directory:
     # -- lookups ----------------------------------------------------------------------------
 
     def _find(self, samdb: SamDB, username: str) -> ldb.Message | None:
+        # sAMAccountName is indexed: a constant-cost lookup however large the domain.
         result = samdb.search(
             base=self._container,
-            scope=ldb.SCOPE_ONELEVEL,
+            scope=ldb.SCOPE_SUBTREE,
             expression=f"(&(objectClass=user)(sAMAccountName={ldb.binary_encode(username)}))",
             attrs=_SEARCH_ATTRIBUTES,
         )
         return result[0] if len(result) else None
 
-    def _require(self, samdb: SamDB, username: str) -> ldb.Message:
-        found = self._find(samdb, username)
-        if found is None:
-            raise NotFoundYet(f"account {username} not found")
-        return found
+    def _owned(self, samdb: SamDB, signed: SignedTask) -> tuple[ldb.Message, Binding]:
+        """The account of the task's username and its binding, if it belongs to the task's registration.
+
+        An account made before bindings existed (no binding, empty `info`) is
+        taken on by the registration with its address; any other account is
+        refused before anything is written.
+        """
+        task = signed.task
+        account = self._find(samdb, task.username)
+        if account is None:
+            raise NotFoundYet(f"account {task.username} not found")
+        return account, _binding_of(account, task.registration, task.email)
 
     def exists(self, username: str) -> bool:
-        """True when the account is in the managed container on this DC."""
+        """True when the account is in the managed OU on this DC."""
         return self._run(lambda samdb: self._find(samdb, username) is not None)
 
     # -- operations -------------------------------------------------------------------------
 
-    def create_user(self, task: CreateUser, password: str) -> str:
-        """Create the account disabled, with its password, in one add. Returns what happened.
+    def create_user(self, signed: SignedTask, password: str) -> str:
+        """Create the account disabled, with its password and its binding, in one add. Returns what happened.
 
         One add carries everything (the fastest way and atomic: the account
         never exists without its password). If the name is taken, the existing
-        account is looked at: ours with the same e-mail address is this very
-        registration delivered again (success); anything else is refused.
+        account is looked at: one of this very registration is this task
+        delivered again (success); anything else is refused.
         """
+        task = signed.task
 
         def create(samdb: SamDB) -> str:
             dn = ldb.Dn(samdb, str(self._container))
@@ -177,6 +200,7 @@ class Directory:
                         "sn": task.surname,
                         "displayName": f"{task.given_name} {task.surname}",
                         "mail": task.email,
+                        "info": str(Binding.new(task.registration, signed.issued_at, signed.task_id)),
                         "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
                         "unicodePwd": encode_password(password),
                     }
@@ -188,71 +212,100 @@ class Directory:
                         raise
                     raise _refusal(exc, "create the account") from None
             existing = self._find(samdb, task.username)
-            if existing is not None and str(existing.get("mail", idx=0) or "").lower() == task.email.lower():
-                return "already existed"
-            raise DirectoryRefused("the username is already taken")
+            if existing is None:
+                # The name is taken outside the managed OU (or by another kind of object).
+                raise DirectoryRefused("the username is already taken")
+            try:
+                _binding_of(existing, task.registration, task.email)
+            except DirectoryRefused:
+                raise DirectoryRefused("the username is already taken") from None
+            return "already existed"
 
         return self._run(create)
 
-    def _set_disabled(self, username: str, disabled: bool) -> str:
+    def _change(self, signed: SignedTask, kind: str, what: str, changes: Callable[[ldb.Message], dict]) -> str:
+        """Apply `changes(account)` (attribute -> MessageElement) with the binding's mark of `kind`, in one modify.
+
+        Returns SUPERSEDED when a newer task of `kind` was applied already, and
+        "already ..." (from `changes` returning {}) when nothing differs.
+        """
+
         def change(samdb: SamDB) -> str:
-            account = self._require(samdb, username)
-            flags = int(account["userAccountControl"][0])
-            wanted = flags | UF_ACCOUNTDISABLE if disabled else flags & ~UF_ACCOUNTDISABLE
-            if wanted == flags:
-                return "already " + ("disabled" if disabled else "enabled")
+            account, binding = self._owned(samdb, signed)
+            if binding.marks.get(kind) == Mark(signed.issued_at, signed.task_id):
+                return ALREADY_APPLIED
+            if not binding.applies(kind, signed.issued_at, signed.task_id):
+                return SUPERSEDED
+            elements = changes(account)
+            if not elements:
+                return "already up to date"
             message = ldb.Message(account.dn)
-            # Delete the old value and add the new one in one modify: it fails rather than
-            # overwrite if someone changed the flags since we read them (then we are retried).
-            message["0"] = ldb.MessageElement(str(flags), ldb.FLAG_MOD_DELETE, "userAccountControl")
-            message["1"] = ldb.MessageElement(str(wanted), ldb.FLAG_MOD_ADD, "userAccountControl")
-            self._modify(samdb, message, "change the account's state")
-            return "disabled" if disabled else "enabled"
+            for key, element in elements.items():
+                message[key] = element
+            new_info = str(binding.marked(kind, signed.issued_at, signed.task_id)).encode()
+            old_info = account.get("info", idx=0)
+            # Delete the old value and add the new one in one modify: it fails rather than overwrite
+            # if someone changed the account since we read it (then we are retried).
+            if old_info is not None:
+                message["info-old"] = ldb.MessageElement(bytes(old_info), ldb.FLAG_MOD_DELETE, "info")
+            message["info-new"] = ldb.MessageElement(new_info, ldb.FLAG_MOD_ADD, "info")
+            self._modify(samdb, message, what)
+            return "done"
 
         return self._run(change)
 
-    def enable_user(self, username: str) -> str:
-        return self._set_disabled(username, False)
+    def _set_disabled(self, signed: SignedTask, disabled: bool) -> str:
+        state = "disabled" if disabled else "enabled"
 
-    def disable_user(self, username: str) -> str:
-        return self._set_disabled(username, True)
+        def flags(account: ldb.Message) -> dict:
+            current = int(account["userAccountControl"][0])
+            wanted = current | UF_ACCOUNTDISABLE if disabled else current & ~UF_ACCOUNTDISABLE
+            if wanted == current:
+                return {}
+            return {
+                "uac-old": ldb.MessageElement(str(current), ldb.FLAG_MOD_DELETE, "userAccountControl"),
+                "uac-new": ldb.MessageElement(str(wanted), ldb.FLAG_MOD_ADD, "userAccountControl"),
+            }
 
-    def set_password(self, username: str, password: str) -> str:
+        done = self._change(signed, STATE, "change the account's state", flags)
+        return {"done": state, "already up to date": f"already {state}"}.get(done, done)
+
+    def enable_user(self, signed: SignedTask) -> str:
+        return self._set_disabled(signed, False)
+
+    def disable_user(self, signed: SignedTask) -> str:
+        return self._set_disabled(signed, True)
+
+    def set_password(self, signed: SignedTask, password: str) -> str:
         """Reset the account's password (an administrator's reset: the old one stops working)."""
+        element = ldb.MessageElement(encode_password(password), ldb.FLAG_MOD_REPLACE, "unicodePwd")
+        done = self._change(signed, PASSWORD, "set the password", lambda _account: {"unicodePwd": element})
+        return "password set" if done == "done" else done
 
-        def change(samdb: SamDB) -> str:
-            account = self._require(samdb, username)
-            message = ldb.Message(account.dn)
-            message["unicodePwd"] = ldb.MessageElement(encode_password(password), ldb.FLAG_MOD_REPLACE, "unicodePwd")
-            self._modify(samdb, message, "set the password")
-            return "password set"
-
-        return self._run(change)
-
-    def update_attributes(self, task: UpdateAttributes) -> str:
+    def update_attributes(self, signed: SignedTask) -> str:
         """Write the allow-listed attributes that differ from the directory's values."""
+        attributes = signed.task.attributes
 
-        def change(samdb: SamDB) -> str:
-            account = self._require(samdb, task.username)
-            message = ldb.Message(account.dn)
-            for field, value in task.attributes.items():
+        def differing(account: ldb.Message) -> dict:
+            elements = {}
+            for field, value in attributes.items():
                 attribute = LDAP_ATTRIBUTES[field]
                 if str(account.get(attribute, idx=0) or "") != value:
-                    message[attribute] = ldb.MessageElement(value.encode(), ldb.FLAG_MOD_REPLACE, attribute)
-            if len(message) == 0:
-                return "already up to date"
-            self._modify(samdb, message, "update the account")
-            return "updated " + ", ".join(sorted(message.keys()))
+                    elements[attribute] = ldb.MessageElement(value.encode(), ldb.FLAG_MOD_REPLACE, attribute)
+            return elements
 
-        return self._run(change)
+        changed = sorted(LDAP_ATTRIBUTES[field] for field in attributes)
+        done = self._change(signed, ATTRIBUTES, "update the account", differing)
+        return "updated " + ", ".join(changed) if done == "done" else done
 
-    def delete_user(self, username: str) -> str:
-        """Delete the account; an account that is already gone counts as deleted."""
+    def delete_user(self, signed: SignedTask) -> str:
+        """Delete the account of this registration; an account that is already gone counts as deleted."""
 
         def delete(samdb: SamDB) -> str:
-            account = self._find(samdb, username)
+            account = self._find(samdb, signed.task.username)
             if account is None:
                 return "already absent"
+            _binding_of(account, signed.task.registration, signed.task.email)
             try:
                 samdb.delete(account.dn)
             except ldb.LdbError as exc:
@@ -279,3 +332,17 @@ class Directory:
                 # Our delete/add pair lost a race with another change: read again and retry.
                 raise DirectoryUnavailable("the account changed while it was being changed") from None
             raise _refusal(exc, what) from None
+
+
+def _binding_of(account: ldb.Message, registration: str, email: str) -> Binding:
+    """The account's binding if it belongs to `registration`; raises DirectoryRefused otherwise."""
+    info = str(account.get("info", idx=0) or "")
+    binding = Binding.parse(info)
+    if binding is None:
+        mail = str(account.get("mail", idx=0) or "")
+        if info or mail.casefold() != email.casefold():
+            raise DirectoryRefused(NOT_OURS)
+        return Binding(registration)  # made before bindings existed: the registration with its address takes it on
+    if binding.registration != registration:
+        raise DirectoryRefused(NOT_OURS)
+    return binding

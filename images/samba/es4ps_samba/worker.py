@@ -6,14 +6,20 @@ each with the same life:
 1. open the envelope: signature, operation, task id, age and every field are
    checked, the sealed password is opened; a task that fails any check is
    *rejected* (result event, nothing touched, never retried);
-2. apply it to the directory; operations are idempotent, so a redelivered
-   task (after a crash, a lost ack or a broker restart) is harmless;
-3. retry with backoff while the account is not there yet (replication) or the
+2. look it up in the record of applied tasks (`applied`): a task id applied
+   before (a redelivery, or a captured task published again) is not applied
+   a second time, its recorded outcome is reported again;
+3. apply it to the directory, as the worker's own account with rights on the
+   managed OU only; the account must belong to the task's registration, and
+   an older task never overwrites a newer one (`binding`); operations are
+   idempotent, so a redelivered task is harmless;
+4. retry with backoff while the account is not there yet (replication) or the
    DC is unavailable; report *failed* when retries run out or the directory
    refuses for good;
-4. publish a result event (task id, operation, username, outcome, reason).
+5. record the outcome and publish a result event (task id, operation,
+   username, outcome, reason).
 
-Messages are acknowledged only after step 4 (`acks_late`) and given back to
+Messages are acknowledged only after step 5 (`acks_late`) and given back to
 the broker when the worker dies (`reject_on_worker_lost`), so a crash never
 loses a registration. The DC applies one write at a time, so the worker runs
 a small pool (`ES4PS_WORKER_CONCURRENCY`, default 2 processes, each with its
@@ -26,19 +32,24 @@ request; they are never logged and never part of an event or exception.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+import sqlite3
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from celery import Celery, Task
-from es4ps_contract.events import Outcome, result_event
+from es4ps_contract import transport
+from es4ps_contract.environment import Environment, SettingError, Variable
+from es4ps_contract.events import Outcome, ResultEvent, result_event
 from es4ps_contract.keys import KeyFileError, load_sealing_private_key, load_verify_key
 from es4ps_contract.sealing import SealingError, unseal_password
-from es4ps_contract.signing import EnvelopeError, envelope_username, open_task
+from es4ps_contract.signing import EnvelopeError, SignedTask, envelope_username, open_task
 from es4ps_contract.tasks import (
     PROVISIONING_QUEUE,
     RESULT_TASK_NAME,
@@ -51,12 +62,14 @@ from es4ps_contract.tasks import (
     SetPassword,
     UpdateAttributes,
 )
-from es4ps_contract.transport import TransportConfigError, celery_settings
+from es4ps_contract.transport import celery_settings
 from es4ps_contract.validation import InvalidField
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
-from .directory import DEFAULT_USERS_OU, Directory, DirectoryRefused, DirectoryUnavailable, NotFoundYet
+from .applied import AppliedTasks
+from .dc.config import DEFAULT_USERS_OU, DEFAULT_WORKER_ACCOUNT
+from .directory import Directory, DirectoryRefused, DirectoryUnavailable, NotFoundYet
 
 logger = logging.getLogger("es4ps.worker")
 
@@ -64,9 +77,26 @@ logger = logging.getLogger("es4ps.worker")
 # retries waits about 10 minutes in all (for replication or a DC restart) before reporting "failed".
 RETRY_BASE_S = 1
 RETRY_MAX_S = 60
-DEFAULT_MAX_RETRIES = 15
-# Two processes keep the DC busy while each waits for the broker in turn (bench/provisioning.py).
-DEFAULT_CONCURRENCY = 2
+
+VARIABLES = (
+    *transport.VARIABLES,
+    Variable("ES4PS_SEALING_PRIVATE_KEY_FILE", "X25519 private key: opens the sealed passwords"),
+    Variable("ES4PS_SIGNING_PUBLIC_KEY_FILE", "Ed25519 public key: verifies the tasks"),
+    Variable("ES4PS_LDAP_URL", "the DC beside the worker", "ldap://127.0.0.1"),
+    Variable("ES4PS_REALM", "the realm, e.g. `AD.ACME.EXAMPLE`"),
+    Variable("ES4PS_NETBIOS_NAME", "the domain's NetBIOS name (empty: the realm's first label)", ""),
+    Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", DEFAULT_WORKER_ACCOUNT),
+    Variable("ES4PS_WORKER_PASSWORD_FILE", "its password", secret_file=True),
+    Variable("ES4PS_USERS_OU", "the OU of the accounts it manages (it never touches others)", DEFAULT_USERS_OU),
+    Variable("ES4PS_WORKER_STATE_DIR", "where the record of applied tasks lives (on the DC's volume)"),
+    Variable("ES4PS_WORKER_NAME", "the name reported in result events (empty: the host name)", ""),
+    Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "2"),
+    Variable(
+        "ES4PS_WORKER_MAX_RETRIES",
+        "retries of a task whose account is not there yet or whose DC is unreachable, 1, 2, 4 ... 60 s apart",
+        "15",
+    ),
+)
 
 WORKER_CELERY_SETTINGS = {
     "task_acks_late": True,
@@ -83,10 +113,6 @@ WORKER_CELERY_SETTINGS = {
 }
 
 
-class WorkerConfigError(ValueError):
-    """A worker setting is missing or malformed."""
-
-
 @dataclass(frozen=True)
 class WorkerConfig:
     """What the worker needs besides the broker settings (read by `from_env`)."""
@@ -94,8 +120,10 @@ class WorkerConfig:
     ldap_url: str
     realm: str
     netbios_name: str
-    admin_password: str
+    account: str
+    password: str
     users_ou: str
+    state_dir: Path
     worker_name: str
     max_retries: int
     concurrency: int
@@ -104,69 +132,55 @@ class WorkerConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerConfig:
-        def required(name: str) -> str:
-            value = environ.get(name, "").strip()
-            if not value:
-                raise WorkerConfigError(f"{name} is not set")
-            return value
-
-        password_file = required("ES4PS_ADMIN_PASSWORD_FILE")
+        env = Environment(VARIABLES, environ)
+        realm = env.text("ES4PS_REALM").upper()
         try:
-            admin_password = Path(password_file).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise WorkerConfigError(f"cannot read ES4PS_ADMIN_PASSWORD_FILE: {exc.strerror}") from None
-        realm = required("ES4PS_REALM").upper()
-        max_retries = _whole_number(environ, "ES4PS_WORKER_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0)
-        concurrency = _whole_number(environ, "ES4PS_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1)
-        try:
-            sealing_key = load_sealing_private_key(required("ES4PS_SEALING_PRIVATE_KEY_FILE"))
-            verify_key = load_verify_key(required("ES4PS_SIGNING_PUBLIC_KEY_FILE"))
+            sealing_key = load_sealing_private_key(env.text("ES4PS_SEALING_PRIVATE_KEY_FILE"))
+            verify_key = load_verify_key(env.text("ES4PS_SIGNING_PUBLIC_KEY_FILE"))
         except KeyFileError as exc:
-            raise WorkerConfigError(str(exc)) from None
+            raise SettingError(str(exc)) from None
         return cls(
-            ldap_url=environ.get("ES4PS_LDAP_URL", "").strip() or "ldap://127.0.0.1",
+            ldap_url=env.text("ES4PS_LDAP_URL"),
             realm=realm,
-            netbios_name=environ.get("ES4PS_NETBIOS_NAME", "").strip().upper() or realm.split(".")[0],
-            admin_password=admin_password,
-            users_ou=environ.get("ES4PS_USERS_OU", "").strip() or DEFAULT_USERS_OU,
-            worker_name=environ.get("ES4PS_WORKER_NAME", "").strip() or socket.gethostname(),
-            max_retries=max_retries,
-            concurrency=concurrency,
+            netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
+            account=env.text("ES4PS_WORKER_ACCOUNT"),
+            password=env.file_text("ES4PS_WORKER_PASSWORD_FILE"),
+            users_ou=env.text("ES4PS_USERS_OU"),
+            state_dir=Path(env.text("ES4PS_WORKER_STATE_DIR")),
+            worker_name=env.text("ES4PS_WORKER_NAME") or socket.gethostname(),
+            max_retries=env.integer("ES4PS_WORKER_MAX_RETRIES", minimum=0),
+            concurrency=env.integer("ES4PS_WORKER_CONCURRENCY", minimum=1),
             sealing_key=sealing_key,
             verify_key=verify_key,
         )
 
 
-def _whole_number(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    text = environ.get(name, "").strip()
-    try:
-        value = int(text) if text else default
-    except ValueError:
-        raise WorkerConfigError(f"{name} must be a whole number") from None
-    if value < minimum:
-        raise WorkerConfigError(f"{name} must be at least {minimum}")
-    return value
-
-
 class ProvisioningWorker:
     """Opens, applies and reports tasks; the Celery tasks delegate to `handle`."""
 
-    def __init__(self, app: Celery, config: WorkerConfig, directory: Directory) -> None:
+    def __init__(self, app: Celery, config: WorkerConfig, directory: Directory, applied: AppliedTasks) -> None:
         self.app = app
         self.config = config
         self.directory = directory
+        self.applied = applied
 
     def handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
         task_id = str(celery_task.request.id)
         try:
-            task = open_task(self.config.verify_key, envelope, operation=operation, task_id=task_id)
-            password = self._password(task)
+            signed = open_task(self.config.verify_key, envelope, operation=operation, task_id=task_id)
+            password = self._password(signed.task)
         except (EnvelopeError, InvalidField, SealingError) as exc:
             # Only the claimed username, for the portal to match the event; the task is not applied.
             self._report(task_id, operation, envelope_username(envelope), Outcome.REJECTED, str(exc))
             return
+        task = signed.task
+        earlier = self.applied.get(task_id)
+        if earlier is not None:
+            logger.info("task %s (%s %s): applied before, not again", task_id, operation.value, task.username)
+            self._report(task_id, operation, task.username, earlier.outcome, earlier.reason, earlier.finished_at)
+            return
         try:
-            done = self._apply(task, password)
+            done = self._apply(signed, password)
         except (NotFoundYet, DirectoryUnavailable) as exc:
             retries = celery_task.request.retries
             if retries < self.config.max_retries:
@@ -182,13 +196,13 @@ class ProvisioningWorker:
                 )
                 raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
             reason = "the account was not found" if isinstance(exc, NotFoundYet) else "the directory is unavailable"
-            self._report(task_id, operation, task.username, Outcome.FAILED, reason + " (retries exhausted)")
+            self._finish(task_id, operation, task.username, Outcome.FAILED, reason + " (retries exhausted)")
             return
         except DirectoryRefused as exc:
-            self._report(task_id, operation, task.username, Outcome.FAILED, exc.reason)
+            self._finish(task_id, operation, task.username, Outcome.FAILED, exc.reason)
             return
         logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, done)
-        self._report(task_id, operation, task.username, Outcome.SUCCEEDED)
+        self._finish(task_id, operation, task.username, Outcome.SUCCEEDED)
 
     def _password(self, task: object) -> str | None:
         sealed = getattr(task, "sealed_password", None)
@@ -196,28 +210,44 @@ class ProvisioningWorker:
             return None
         return unseal_password(self.config.sealing_key, sealed, task.username)
 
-    def _apply(self, task: object, password: str | None) -> str:
+    def _apply(self, signed: SignedTask, password: str | None) -> str:
         directory = self.directory
-        match task:
+        match signed.task:
             case CreateUser():
-                return directory.create_user(task, password)
+                return directory.create_user(signed, password)
             case EnableUser():
-                return directory.enable_user(task.username)
+                return directory.enable_user(signed)
             case DisableUser():
-                return directory.disable_user(task.username)
+                return directory.disable_user(signed)
             case SetPassword():
-                return directory.set_password(task.username, password)
+                return directory.set_password(signed, password)
             case UpdateAttributes():
-                return directory.update_attributes(task)
+                return directory.update_attributes(signed)
             case DeleteUser():
-                return directory.delete_user(task.username)
-        raise AssertionError(f"no handler for {type(task).__name__}")
+                return directory.delete_user(signed)
+        raise AssertionError(f"no handler for {type(signed.task).__name__}")
 
-    def _report(self, task_id: str, operation: Operation, username: str, outcome: Outcome, reason: str = "") -> None:
+    def _finish(self, task_id: str, operation: Operation, username: str, outcome: Outcome, reason: str = "") -> None:
+        """Record the final outcome of an applied task, then report it."""
+        event = self._report(task_id, operation, username, outcome, reason)
+        self.applied.record(task_id, outcome, event.reason, event.finished_at)
+
+    def _report(
+        self,
+        task_id: str,
+        operation: Operation,
+        username: str,
+        outcome: Outcome,
+        reason: str = "",
+        finished_at: float | None = None,
+    ) -> ResultEvent:
         event = result_event(task_id, operation.value, username, outcome, reason, self.config.worker_name)
+        if finished_at is not None:  # reported again: the portal sees the same event, not a newer one
+            event = dataclasses.replace(event, finished_at=finished_at)
         if outcome is not Outcome.SUCCEEDED:
             logger.warning("task %s (%s %s): %s: %s", task_id, operation.value, username, outcome.value, reason)
         self.app.send_task(RESULT_TASK_NAME, args=[event.to_message()], queue=RESULTS_QUEUE)
+        return event
 
 
 def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
@@ -225,8 +255,11 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
     app = Celery("es4ps_worker", set_as_current=False)
     app.conf.update(celery_settings(environ))
     app.conf.update(WORKER_CELERY_SETTINGS)
-    directory = Directory(config.ldap_url, config.realm, config.netbios_name, config.admin_password, config.users_ou)
-    worker = ProvisioningWorker(app, config, directory)
+    directory = Directory(
+        config.ldap_url, config.realm, config.netbios_name, config.account, config.password, config.users_ou
+    )
+    applied = AppliedTasks(config.state_dir)
+    worker = ProvisioningWorker(app, config, directory, applied)
     for operation in Operation:
         _register_task(app, worker, operation)
     return app
@@ -238,14 +271,35 @@ def _register_task(app: Celery, worker: ProvisioningWorker, operation: Operation
         worker.handle(self, operation, envelope)
 
 
+def wait_for_state_dir(config: WorkerConfig, timeout_s: float = 600) -> bool:
+    """Wait until the record of applied tasks can be written: the DC's entrypoint makes the directory ours."""
+    deadline = time.monotonic() + timeout_s
+    waiting = False
+    while True:
+        try:
+            AppliedTasks(config.state_dir).check_writable()
+            return True
+        except (OSError, sqlite3.Error) as exc:
+            problem = f"ES4PS_WORKER_STATE_DIR {config.state_dir}: {exc}"
+            if time.monotonic() > deadline:
+                print(f"es4ps-worker: cannot use {problem}", file=sys.stderr)
+                return False
+            if not waiting:
+                print(f"es4ps-worker: waiting for the DC to prepare {problem}", file=sys.stderr, flush=True)
+                waiting = True
+            time.sleep(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the worker on the provisioning queue until it is stopped."""
     try:
         config = WorkerConfig.from_env(os.environ)
         app = create_app(config, os.environ)
-    except (WorkerConfigError, TransportConfigError) as exc:
+    except SettingError as exc:
         print(f"es4ps-worker: {exc}", file=sys.stderr)
         return 2
+    if not wait_for_state_dir(config):
+        return 1
     app.worker_main(
         [
             "worker",

@@ -4,27 +4,27 @@
 from pathlib import Path
 
 import pytest
+from es4ps_contract.environment import SettingError
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
-from es4ps_samba.dc import (
-    ConfigError,
-    DCConfig,
-    install_tls_files,
-    managed_options,
-    mounted_tls_digest,
-    parse_options,
-    set_global_options,
-)
-from es4ps_samba.worker import WorkerConfig, WorkerConfigError
+from es4ps_samba.dc.config import DCConfig
+from es4ps_samba.dc.smbconf import managed_options, parse_options, set_global_options
+from es4ps_samba.dc.tls import install_tls_files, mounted_tls_digest
+from es4ps_samba.worker import WorkerConfig
 
 
 @pytest.fixture
 def worker_env(tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "admin").write_text("Adm1n-pass\n")
+    (tmp_path / "worker").write_text("W0rker-pass\n")
     (tmp_path / "sealing").write_text(generate_sealing_keypair()[0])
     (tmp_path / "verify").write_text(generate_signing_keypair()[1])
     return {
         "ES4PS_REALM": "ad.acme.example",
-        "ES4PS_ADMIN_PASSWORD_FILE": str(tmp_path / "admin"),
+        "ES4PS_WORKER_PASSWORD_FILE": str(tmp_path / "worker"),
+        "ES4PS_WORKER_STATE_DIR": str(tmp_path / "state"),
+        "ES4PS_BROKER_URL": "amqps://broker:5671/es4ps",
+        "ES4PS_BROKER_CA_FILE": "/tls/ca.crt",
+        "ES4PS_BROKER_CERT_FILE": "/tls/tls.crt",
+        "ES4PS_BROKER_KEY_FILE": "/tls/tls.key",
         "ES4PS_SEALING_PRIVATE_KEY_FILE": str(tmp_path / "sealing"),
         "ES4PS_SIGNING_PUBLIC_KEY_FILE": str(tmp_path / "verify"),
     }
@@ -33,32 +33,39 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
 def test_worker_defaults(worker_env):
     config = WorkerConfig.from_env(worker_env)
 
-    assert (config.realm, config.netbios_name, config.ldap_url, config.users_ou) == (
+    assert (config.realm, config.netbios_name, config.ldap_url, config.users_ou, config.account) == (
         "AD.ACME.EXAMPLE",
         "AD",
         "ldap://127.0.0.1",
         "OU=ES4PS",
+        "es4ps-worker",
     )
-    assert config.admin_password == "Adm1n-pass"
+    assert config.password == "W0rker-pass"
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"ES4PS_REALM": ""}, "ES4PS_REALM is not set"),
-        ({"ES4PS_ADMIN_PASSWORD_FILE": "/nonexistent"}, "cannot read ES4PS_ADMIN_PASSWORD_FILE"),
+        ({"ES4PS_WORKER_PASSWORD_FILE": "/nonexistent"}, "cannot read the file named by ES4PS_WORKER_PASSWORD_FILE"),
+        ({"ES4PS_WORKER_STATE_DIR": ""}, "ES4PS_WORKER_STATE_DIR is not set"),
         ({"ES4PS_SIGNING_PUBLIC_KEY_FILE": "/nonexistent"}, "cannot read signing public key"),
         ({"ES4PS_WORKER_MAX_RETRIES": "many"}, "whole number"),
         ({"ES4PS_WORKER_CONCURRENCY": "0"}, "at least 1"),
     ],
 )
 def test_bad_worker_settings_are_named(worker_env, change, message):
-    with pytest.raises(WorkerConfigError, match=message) as caught:
+    with pytest.raises(SettingError, match=message) as caught:
         WorkerConfig.from_env({**worker_env, **change})
-    assert "Adm1n-pass" not in str(caught.value)
+    assert "W0rker-pass" not in str(caught.value)
 
 
-DC_ENV = {"ES4PS_REALM": "ad.acme.example", "ES4PS_DC_HOSTNAME": "DC0", "ES4PS_ADMIN_PASSWORD_FILE": "/secret/pw"}
+DC_ENV = {
+    "ES4PS_REALM": "ad.acme.example",
+    "ES4PS_DC_HOSTNAME": "DC0",
+    "ES4PS_ADMIN_PASSWORD_FILE": "/secret/pw",
+    "ES4PS_WORKER_PASSWORD_FILE": "/secret/worker",
+}
 
 
 def test_dc_defaults_follow_the_realm():
@@ -72,7 +79,7 @@ def test_dc_defaults_follow_the_realm():
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "100000"])
 def test_a_bad_certificate_check_interval_is_named(value):
-    with pytest.raises(ConfigError, match="ES4PS_TLS_CHECK_SECONDS"):
+    with pytest.raises(SettingError, match="ES4PS_TLS_CHECK_SECONDS"):
         DCConfig.from_env({**DC_ENV, "ES4PS_TLS_CHECK_SECONDS": value})
 
 
@@ -108,7 +115,7 @@ def test_extra_options_override_managed_ones():
 
 
 def test_parse_options_refuses_lines_without_a_value():
-    with pytest.raises(ConfigError, match="name = value"):
+    with pytest.raises(SettingError, match="name = value"):
         parse_options("log level = 1\nnonsense")
 
 

@@ -1,4 +1,7 @@
-"""The worker's task life (open, apply, retry, report) with a stand-in directory and broker."""
+"""The worker's task life (open, look up, apply, retry, record, report) with a stand-in directory and broker.
+
+The record of applied tasks is the real one (SQLite in a temporary directory).
+"""
 # ruff: noqa: S105, S106 - test values
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from es4ps_contract.passwords import COMPLEXITY_REASON
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, EnableUser, Operation
+from es4ps_samba.applied import AppliedTasks
 from es4ps_samba.directory import DirectoryRefused, DirectoryUnavailable, NotFoundYet
 from es4ps_samba.worker import ProvisioningWorker, WorkerConfig
 from nacl.public import PrivateKey
@@ -61,25 +65,39 @@ def keys():
     return SimpleNamespace(sealing=PrivateKey.generate(), signing=SigningKey.generate())
 
 
-def make_worker(keys, directory, max_retries=3):
-    config = WorkerConfig(
-        ldap_url="ldap://127.0.0.1",
-        realm="ES4PS.TEST",
-        netbios_name="ES4PS",
-        admin_password="x",
-        users_ou="OU=ES4PS",
-        worker_name="dc0",
-        max_retries=max_retries,
-        concurrency=1,
-        sealing_key=keys.sealing,
-        verify_key=keys.signing.verify_key,
-    )
-    return ProvisioningWorker(FakeApp(), config, directory)
+BOUND = {"registration": "0b7c5e6e-3f4a-4c1e-9d2b-8a6f5e4d3c2b", "email": "ana@acme.example"}
+
+
+@pytest.fixture
+def make_worker(keys, tmp_path):
+    def make(directory, max_retries=3):
+        config = WorkerConfig(
+            ldap_url="ldap://127.0.0.1",
+            realm="ES4PS.TEST",
+            netbios_name="ES4PS",
+            account="es4ps-worker",
+            password="x",
+            users_ou="OU=ES4PS",
+            state_dir=tmp_path,
+            worker_name="dc0",
+            max_retries=max_retries,
+            concurrency=1,
+            sealing_key=keys.sealing,
+            verify_key=keys.signing.verify_key,
+        )
+        return ProvisioningWorker(FakeApp(), config, directory, AppliedTasks(tmp_path))
+
+    return make
 
 
 def create_envelope(keys, task_id="id-1", username="ana", sealed_for=None):
     sealed = seal_password(keys.sealing.public_key, sealed_for or username, PASSWORD)
-    return sign_task(keys.signing, CreateUser(username, "Ana", "Lopez", "ana@acme.example", sealed), task_id)
+    task = CreateUser(username, given_name="Ana", surname="Lopez", sealed_password=sealed, **BOUND)
+    return sign_task(keys.signing, task, task_id)
+
+
+def enable_envelope(keys, task_id="id-1"):
+    return sign_task(keys.signing, EnableUser("ana", **BOUND), task_id)
 
 
 def only_event(worker) -> ResultEvent:
@@ -88,14 +106,20 @@ def only_event(worker) -> ResultEvent:
     return ResultEvent.from_message(args[0])
 
 
-def test_a_valid_task_reaches_the_directory_with_the_opened_password_and_is_reported(keys):
+def test_a_valid_task_reaches_the_directory_with_the_opened_password_and_is_reported(keys, make_worker):
     directory = FakeDirectory()
-    worker = make_worker(keys, directory)
+    worker = make_worker(directory)
 
     worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
 
-    [(name, task, password)] = directory.calls
-    assert (name, task.username, password) == ("create_user", "ana", PASSWORD)
+    [(name, signed, password)] = directory.calls
+    assert (name, signed.task.username, signed.task.registration, signed.task_id, password) == (
+        "create_user",
+        "ana",
+        BOUND["registration"],
+        "id-1",
+        PASSWORD,
+    )
     event = only_event(worker)
     assert (event.task_id, event.operation, event.username, event.outcome, event.worker) == (
         "id-1",
@@ -106,9 +130,9 @@ def test_a_valid_task_reaches_the_directory_with_the_opened_password_and_is_repo
     )
 
 
-def test_a_bad_envelope_is_rejected_without_touching_the_directory(keys):
+def test_a_bad_envelope_is_rejected_without_touching_the_directory(keys, make_worker):
     directory = FakeDirectory()
-    worker = make_worker(keys, directory)
+    worker = make_worker(directory)
 
     worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys, sealed_for="bob"))
 
@@ -119,9 +143,9 @@ def test_a_bad_envelope_is_rejected_without_touching_the_directory(keys):
 
 
 @pytest.mark.parametrize("error", [NotFoundYet("not yet"), DirectoryUnavailable("down")])
-def test_transient_errors_are_retried_with_growing_delays(keys, error):
-    worker = make_worker(keys, FakeDirectory(error))
-    envelope = sign_task(keys.signing, EnableUser("ana"), "id-1")
+def test_transient_errors_are_retried_with_growing_delays(keys, make_worker, error):
+    worker = make_worker(FakeDirectory(error))
+    envelope = enable_envelope(keys)
     delays = []
     for retries in range(3):
         celery_task = FakeCeleryTask("id-1", retries)
@@ -133,20 +157,42 @@ def test_transient_errors_are_retried_with_growing_delays(keys, error):
     assert worker.app.sent == []  # no event while retrying
 
 
-def test_when_retries_run_out_the_task_is_reported_failed(keys):
-    worker = make_worker(keys, FakeDirectory(NotFoundYet("not yet")), max_retries=3)
+def test_when_retries_run_out_the_task_is_reported_failed(keys, make_worker):
+    worker = make_worker(FakeDirectory(NotFoundYet("not yet")), max_retries=3)
 
-    worker.handle(
-        FakeCeleryTask("id-1", retries=3), Operation.ENABLE_USER, sign_task(keys.signing, EnableUser("ana"), "id-1")
-    )
+    worker.handle(FakeCeleryTask("id-1", retries=3), Operation.ENABLE_USER, enable_envelope(keys))
 
     event = only_event(worker)
     assert (event.outcome, event.reason) == (Outcome.FAILED, "the account was not found (retries exhausted)")
 
 
-def test_a_refusal_is_final_and_carries_its_reason(keys):
-    worker = make_worker(keys, FakeDirectory(DirectoryRefused(COMPLEXITY_REASON)))
+def test_a_refusal_is_final_and_carries_its_reason(keys, make_worker):
+    worker = make_worker(FakeDirectory(DirectoryRefused(COMPLEXITY_REASON)))
 
     worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
 
     assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.FAILED, COMPLEXITY_REASON)
+
+
+def test_a_task_applied_before_is_not_applied_again_and_its_outcome_is_reported_again(keys, make_worker):
+    """A redelivery, or a captured task published again: the record of applied tasks answers, not the DC."""
+    directory = FakeDirectory()
+    first = make_worker(directory)
+    first.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+    [original] = [ResultEvent.from_message(args[0]) for _name, args, _queue in first.app.sent]
+
+    again = make_worker(directory)  # a restarted worker: the record is on the volume, not in memory
+    again.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+
+    assert len(directory.calls) == 1
+    assert only_event(again) == original  # the same event: the portal records nothing new
+
+
+def test_a_retried_task_is_not_recorded_until_it_is_final(keys, make_worker):
+    worker = make_worker(FakeDirectory(DirectoryUnavailable("down")))
+    with pytest.raises(Retry):
+        worker.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+
+    healthy = FakeDirectory()
+    make_worker(healthy).handle(FakeCeleryTask("id-1", retries=1), Operation.ENABLE_USER, enable_envelope(keys))
+    assert [call[0] for call in healthy.calls] == ["enable_user"]

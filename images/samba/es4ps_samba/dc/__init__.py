@@ -1,0 +1,18 @@
+"""The Samba AD DC entrypoint: `es4ps-samba-dc run | prepare | ready | live`.
+
+`run` provisions the domain (or joins an existing one) the first time, brings
+what it owns up to date on every start (smb.conf options, the LDAPS files, the
+worker's account and delegated rights), and then runs `samba` in the
+foreground, restarting it when the mounted LDAPS certificate is renewed.
+Everything the DC writes lives under `ES4PS_DATA_DIR` (the volume), so a
+restarted Pod finds its domain again.
+
+    config      the DC's settings from the environment (docs/interfaces.md)
+    smbconf     the smb.conf [global] options the entrypoint owns
+    tls         the LDAPS certificate files
+    domain      provision or join once, then converge on every start
+    access      the managed OU, the worker's account and its delegated rights
+    probes      readiness and liveness
+    supervisor  samba as a child process: signals, certificate renewal, orphans
+    cli         the command line
+"""

@@ -1,0 +1,182 @@
+"""The worker's least privilege: its own account, with rights delegated on the managed OU only.
+
+On every start, before samba runs, the entrypoint converges in the local
+sam.ldb (as root, no network, no password needed):
+
+- the managed OU (`ES4PS_USERS_OU`, default `OU=ES4PS`);
+- the worker's account (`ES4PS_WORKER_ACCOUNT`) in CN=Users, outside the OU
+  it manages, so the worker can never reset, enable or delete itself; its
+  password never expires (a worker must not stop after 42 days);
+- ACEs on the OU, inherited below it, that let that account do exactly what
+  the tasks need: create and delete users, groups and OUs inside the OU, reset
+  the password of those users, and write userAccountControl and the
+  allow-listed attributes (`WRITABLE_USER_ATTRIBUTES`), and the members of
+  groups inside the OU. Nothing outside the OU: not Domain Admins, not
+  Administrator, not accounts staff made elsewhere;
+- the worker's state directory on the volume, owned by the worker's user.
+
+Each step reads first and writes only what differs, so a restart changes
+nothing. The account's password is set again only when the mounted one
+differs from the one last set (a salted digest on the volume says which).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from .config import DCConfig
+
+# Attributes of managed user objects the worker may write (besides the password and userAccountControl).
+WRITABLE_USER_ATTRIBUTES = (
+    "givenName",
+    "sn",
+    "displayName",
+    "mail",
+    "userPrincipalName",
+    "info",  # the registration the account belongs to (see the worker's binding)
+    "uidNumber",
+    "gidNumber",
+    "loginShell",
+    "unixHomeDirectory",
+)
+# Object classes the worker may create and delete inside the managed OU.
+CREATABLE_CLASSES = ("user", "group", "organizationalUnit")
+UF_DONT_EXPIRE_PASSWD = 0x10000
+_PASSWORD_DIGEST_NAME = ".es4ps-worker-password"  # noqa: S105 (a file name)
+
+
+def _open_local_samdb(config: DCConfig):
+    from samba.auth import system_session
+    from samba.param import LoadParm
+    from samba.samdb import SamDB
+
+    lp = LoadParm()
+    lp.load(str(config.smb_conf))
+    return SamDB(url=str(config.sam_ldb), session_info=system_session(), lp=lp)
+
+
+def _schema_guid(samdb, display_name: str) -> str:
+    """The schemaIDGUID of an attribute or class, by its LDAP display name."""
+    import ldb
+    from samba.dcerpc import misc
+    from samba.ndr import ndr_unpack
+
+    found = samdb.search(
+        base=samdb.get_schema_basedn(),
+        scope=ldb.SCOPE_ONELEVEL,
+        expression=f"(lDAPDisplayName={ldb.binary_encode(display_name)})",
+        attrs=["schemaIDGUID"],
+    )
+    return str(ndr_unpack(misc.GUID, found[0]["schemaIDGUID"][0]))
+
+
+def _extended_right(samdb, name: str) -> str:
+    import ldb
+
+    found = samdb.search(
+        base=f"CN={name},CN=Extended-Rights,{samdb.get_config_basedn()}", scope=ldb.SCOPE_BASE, attrs=["rightsGuid"]
+    )
+    return str(found[0]["rightsGuid"][0])
+
+
+def delegated_aces(samdb, sid: str) -> list[str]:
+    """The ACEs (SDDL) the managed OU carries for the worker's SID."""
+    user = _schema_guid(samdb, "user")
+    group = _schema_guid(samdb, "group")
+    # Create and delete these classes here and in every OU below (container-inherit).
+    aces = [f"(OA;CI;CCDC;{_schema_guid(samdb, cls)};;{sid})" for cls in CREATABLE_CLASSES]
+    # On user objects below (inherit-only, for users): reset the password, write the allowed attributes.
+    aces.append(f"(OA;CIIO;CR;{_extended_right(samdb, 'User-Force-Change-Password')};{user};{sid})")
+    for attribute in ("userAccountControl", *WRITABLE_USER_ATTRIBUTES):
+        aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, attribute)};{user};{sid})")
+    # On groups below: their members.
+    aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, 'member')};{group};{sid})")
+    return aces
+
+
+def _ensure_ou(samdb, ou_dn: str) -> None:
+    import ldb
+
+    try:
+        samdb.add(
+            {
+                "dn": ou_dn,
+                "objectClass": "organizationalUnit",
+                "description": "Accounts people registered themselves (managed by ES4PS)",
+            }
+        )
+    except ldb.LdbError as exc:
+        if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
+            raise
+
+
+def _password_digest(password: str, salt: bytes) -> str:
+    return salt.hex() + ":" + hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 100_000).hex()
+
+
+def _password_already_set(digest_file: Path, password: str) -> bool:
+    try:
+        stored = digest_file.read_text().strip()
+        return hmac.compare_digest(_password_digest(password, bytes.fromhex(stored.partition(":")[0])), stored)
+    except (OSError, ValueError):
+        return False
+
+
+def _ensure_account(samdb, config: DCConfig) -> str:
+    """Create or converge the worker's account; return its SID."""
+    import ldb
+    from samba.dcerpc import security
+    from samba.ndr import ndr_unpack
+
+    password = config.worker_password()
+    name = ldb.binary_encode(config.worker_account)
+    search = f"(&(objectClass=user)(sAMAccountName={name}))"
+    digest_file = config.data_dir / _PASSWORD_DIGEST_NAME
+    already_set = _password_already_set(digest_file, password)
+    found = samdb.search(base=samdb.domain_dn(), expression=search, attrs=["objectSid", "userAccountControl"])
+    if not found:
+        samdb.newuser(
+            config.worker_account,
+            password,
+            description="The ES4PS provisioning worker: rights delegated on the managed OU only",
+        )
+        found = samdb.search(base=samdb.domain_dn(), expression=search, attrs=["objectSid", "userAccountControl"])
+    elif not already_set:
+        samdb.setpassword(search, password)
+    if not already_set:
+        descriptor = os.open(digest_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(_password_digest(password, secrets.token_bytes(16)) + "\n")
+    if not int(found[0]["userAccountControl"][0]) & UF_DONT_EXPIRE_PASSWD:
+        samdb.setexpiry(search, 0, no_expiry_req=True)
+    return str(ndr_unpack(security.dom_sid, found[0]["objectSid"][0]))
+
+
+def _ensure_state_dir(config: DCConfig) -> None:
+    state = config.worker_state_dir
+    state.mkdir(mode=0o700, exist_ok=True)
+    if (state.stat().st_uid, state.stat().st_gid) != (config.worker_uid, config.worker_uid):
+        os.chown(state, config.worker_uid, config.worker_uid)
+    state.chmod(0o700)
+
+
+def ensure_worker_access(config: DCConfig) -> None:
+    """Converge the managed OU, the worker's account, its delegated rights and its state directory."""
+    from samba.sd_utils import SDUtils
+
+    samdb = _open_local_samdb(config)
+    ou_dn = f"{config.users_ou},{samdb.domain_dn()}"
+    samdb.transaction_start()
+    try:
+        _ensure_ou(samdb, ou_dn)
+        sid = _ensure_account(samdb, config)
+        SDUtils(samdb).dacl_append_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
+    except BaseException:
+        samdb.transaction_cancel()
+        raise
+    samdb.transaction_commit()
+    _ensure_state_dir(config)

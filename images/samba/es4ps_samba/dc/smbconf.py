@@ -1,0 +1,80 @@
+"""The smb.conf options the entrypoint owns: set again on every start, so they converge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from es4ps_contract.environment import SettingError
+
+from .config import DCConfig
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """Parse "name = value" lines (blank lines and '#' comments ignored) into smb.conf options."""
+    options = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise SettingError(f"ES4PS_SAMBA_OPTIONS: expected 'name = value', found {line[:80]!r}")
+        options[name.strip().lower()] = value.strip()
+    return options
+
+
+def managed_options(config: DCConfig) -> dict[str, str]:
+    """The smb.conf [global] options this entrypoint owns: set again on every start (they converge)."""
+    run_dir = config.run_dir
+    options = {
+        "interfaces": config.bind_interfaces,
+        "bind interfaces only": "yes",
+        # NT ACLs in user.* xattrs: no SYS_ADMIN capability needed (FACTS.md).
+        "acl_xattr:security_acl_name": "user.NTACL",
+        "pid directory": str(run_dir),
+        "ncalrpc dir": str(run_dir / "ncalrpc"),
+        "ntp signd socket directory": str(run_dir / "ntp_signd"),
+        "log file": str(config.data_dir / "log" / "log.%m"),
+        # A password changed in the portal replaces the old one at once (Samba's default keeps the old
+        # one valid for NTLM and LDAP binds for an hour). ES4PS_SAMBA_OPTIONS may set it back.
+        "old password allowed period": "0",
+    }
+    if config.dns_forwarder:
+        options["dns forwarder"] = config.dns_forwarder
+    if config.tls_cert_file:
+        tls_dir = config.data_dir / "private" / "tls"
+        options.update(
+            {
+                "tls enabled": "yes",
+                "tls certfile": str(tls_dir / "es4ps-cert.pem"),
+                "tls keyfile": str(tls_dir / "es4ps-key.pem"),
+                "tls cafile": str(tls_dir / "es4ps-ca.pem"),
+            }
+        )
+    options.update(parse_options(config.extra_options))
+    return options
+
+
+def set_global_options(smb_conf: Path, options: Mapping[str, str]) -> None:
+    """Set `options` in the [global] section of smb.conf, replacing earlier values of the same names."""
+    wanted = {name.lower(): value for name, value in options.items()}
+    kept: list[str] = []
+    section = ""
+    global_end = None
+    for line in smb_conf.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.lower()
+        elif section == "[global]" and "=" in stripped and stripped.partition("=")[0].strip().lower() in wanted:
+            continue  # written again below with the wanted value
+        kept.append(line)
+        if section == "[global]":
+            global_end = len(kept)
+    if global_end is None:
+        kept.insert(0, "[global]")
+        global_end = 1
+    kept[global_end:global_end] = [f"\t{name} = {value}" for name, value in wanted.items()]
+    temporary = smb_conf.with_suffix(".tmp")
+    temporary.write_text("\n".join(kept) + "\n")
+    temporary.replace(smb_conf)

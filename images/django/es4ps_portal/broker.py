@@ -1,5 +1,7 @@
-"""The portal's side of the broker: a Celery app that publishes signed tasks and consumes result events.
+"""The portal's transport: the Celery app that publishes tasks (with confirms) and runs the consumer.
 
+Transport only: what is published and what a result means belong to
+es4ps_portal.provisioning (its `tasks` module holds the consumer's task).
 The broker settings (ES4PS_BROKER_* in Django's settings) become Celery
 settings through the task contract (`es4ps_contract.transport`) the first
 time they are needed, so commands that do not talk to the broker (`migrate`,
@@ -10,16 +12,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import Any
 
 from celery import Celery
-from celery.exceptions import Reject
 from django.conf import settings
-from django.db import DatabaseError
-from es4ps_contract.events import ResultEvent
-from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME
-from es4ps_contract.transport import TransportConfigError, celery_settings
+from es4ps_contract.environment import SettingError
+from es4ps_contract.tasks import PROVISIONING_QUEUE
+from es4ps_contract.transport import celery_settings
 from kombu.exceptions import KombuError
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class PublishError(RuntimeError):
 
 @functools.cache
 def configured_app() -> Celery:
-    """The Celery app with the broker settings applied; raises TransportConfigError when they are missing."""
+    """The Celery app with the broker settings applied; raises SettingError when they are missing."""
     app.conf.update(celery_settings(settings.BROKER_ENVIRON))
     app.conf.update(_PORTAL_CELERY_SETTINGS)
     return app
@@ -53,7 +52,7 @@ def publish(task_name: str, envelope: dict[str, Any], task_id: str) -> None:
     """Publish one signed task envelope to the provisioning queue and wait for the broker's confirmation."""
     try:
         configured_app().send_task(task_name, args=[envelope], task_id=task_id, queue=PROVISIONING_QUEUE)
-    except TransportConfigError as exc:
+    except SettingError as exc:
         raise PublishError(f"the broker is not configured: {exc}") from None
     except (KombuError, OSError) as exc:
         logger.error("publishing task %s (%s) failed: %s", task_id, task_name, type(exc).__name__)
@@ -65,27 +64,8 @@ def connection_error() -> str | None:
     try:
         with configured_app().connection_for_write() as connection:
             connection.connect()
-    except TransportConfigError as exc:
+    except SettingError as exc:
         return f"broker: {exc}"
     except (KombuError, OSError) as exc:
         return f"broker: {type(exc).__name__}"
     return None
-
-
-@app.task(name=RESULT_TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def record_result(message: object) -> None:
-    """Record one result event from a directory worker (the consumer's only task)."""
-    from es4ps_portal.accounts.provisioning import record_result_event
-
-    try:
-        event = ResultEvent.from_message(message)
-    except ValueError as exc:
-        # A malformed event can never be recorded; requeueing it would loop forever.
-        logger.warning("dropping a malformed result event: %s", exc)
-        return
-    try:
-        record_result_event(event)
-    except DatabaseError as exc:
-        logger.error("cannot record the result of task %s yet: %s", event.task_id, type(exc).__name__)
-        time.sleep(2)  # do not spin while the database is away
-        raise Reject("database unavailable", requeue=True) from None

@@ -22,10 +22,10 @@ import django
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command, execute_from_command_line
+from es4ps_contract.environment import SettingError
 from es4ps_contract.tasks import RESULTS_QUEUE
-from es4ps_contract.transport import TransportConfigError
 
-from es4ps_portal.environment import integer, secret_from_file
+from es4ps_portal.environment import env, setting
 
 logger = logging.getLogger("es4ps_portal.cli")
 EXPIRY_INTERVAL_S = 3600
@@ -33,15 +33,27 @@ USAGE = "usage: es4ps-portal serve | consume | manage <django command> [args]"
 
 
 def ensure_superuser() -> None:
-    """Create the staff superuser named in the environment, or bring it in line (password, flags)."""
-    username = os.environ.get("ES4PS_SUPERUSER_USERNAME", "").strip()
+    """Create the staff superuser named in the environment, or bring it in line (password, flags).
+
+    Staff and end users stay apart: a name that belongs to a person who
+    registered is never turned into staff (that would hand their account, and
+    the admin, to whoever holds the staff password); the start fails instead.
+    """
+    username = settings.SUPERUSER_USERNAME
     if not username:
         return
     from es4ps_portal.accounts.models import User
 
-    password = secret_from_file("ES4PS_SUPERUSER_PASSWORD_FILE")
-    user, created = User.objects.get_or_create(username=username)
-    user.email = os.environ.get("ES4PS_SUPERUSER_EMAIL", "").strip() or user.email
+    password = setting(env.file_text, "ES4PS_SUPERUSER_PASSWORD_FILE")
+    if not password:
+        raise ImproperlyConfigured("ES4PS_SUPERUSER_PASSWORD_FILE must name the staff user's password file")
+    user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True})
+    if not user.is_staff or user.directory_state:
+        raise ImproperlyConfigured(
+            f"ES4PS_SUPERUSER_USERNAME {username!r} is a person's registered account, not staff: "
+            "choose another staff user name"
+        )
+    user.email = setting(env.text, "ES4PS_SUPERUSER_EMAIL") or user.email
     user.is_staff = user.is_superuser = user.is_active = True
     if created or not user.check_password(password):
         user.set_password(password)
@@ -60,8 +72,8 @@ def prepare() -> None:
 
 def serve() -> None:
     prepare()
-    port = integer("ES4PS_PORTAL_PORT", 8000, minimum=1)
-    workers = integer("ES4PS_PORTAL_WORKERS", 2, minimum=1)
+    port = setting(env.integer, "ES4PS_PORTAL_PORT", minimum=1, maximum=65535)
+    workers = setting(env.integer, "ES4PS_PORTAL_WORKERS", minimum=1)
     argv = [
         sys.executable, "-m", "gunicorn",
         "--bind", f"0.0.0.0:{port}",
@@ -102,7 +114,7 @@ def expire_registrations_periodically() -> None:
     """Every EXPIRY_INTERVAL_S, expire unverified registrations; a failure waits for the next round."""
     from django.db import connection
 
-    from es4ps_portal.accounts.provisioning import expire_unverified_registrations
+    from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
     while True:
         try:
@@ -116,6 +128,7 @@ def expire_registrations_periodically() -> None:
 
 def consume() -> None:
     from es4ps_portal.broker import configured_app
+    from es4ps_portal.provisioning import tasks  # noqa: F401 (registers the result task)
 
     wait_for_schema()
     threading.Thread(target=expire_registrations_periodically, name="expire-registrations", daemon=True).start()
@@ -146,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         django.setup()
         serve() if args[0] == "serve" else consume()
-    except (ImproperlyConfigured, TransportConfigError) as exc:
+    except (ImproperlyConfigured, SettingError) as exc:
         # A setting is missing or wrong: one clear line, not a traceback.
         print(f"es4ps-portal: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Middleware of the portal: health probes and the Content-Security-Policy header."""
+"""Health probes of the portal, answered to the kubelet and never through the Ingress."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from es4ps_portal import broker
 
 logger = logging.getLogger(__name__)
+PROBE_PATHS = ("/healthz", "/readyz")
 
 
 def _database_error() -> str | None:
@@ -22,34 +23,31 @@ def _database_error() -> str | None:
     return None
 
 
+def _addressed_to_the_pod(request: HttpRequest) -> bool:
+    """The kubelet probes the Pod by its IP; a request through the Ingress names the public host."""
+    host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].strip("[]").lower()
+    return host != settings.PORTAL_HOST
+
+
 class HealthCheckMiddleware:
     """Answers /healthz (the process runs) and /readyz (database and broker reachable).
 
-    It runs before host validation because the kubelet probes the pod by its IP.
+    It runs before host validation because the kubelet probes the Pod by its
+    IP. Requests for the public host name are not answered here (they get the
+    portal's 404): /readyz names what is broken, which is nobody's business
+    on the internet.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path not in PROBE_PATHS or not _addressed_to_the_pod(request):
+            return self.get_response(request)
         if request.path == "/healthz":
             return JsonResponse({"status": "ok"})
-        if request.path == "/readyz":
-            problems = [p for p in (_database_error(), broker.connection_error()) if p]
-            if problems:
-                logger.warning("not ready: %s", "; ".join(problems))
-                return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
-            return JsonResponse({"status": "ok"})
-        return self.get_response(request)
-
-
-class ContentSecurityPolicyMiddleware:
-    """Adds the Content-Security-Policy header: only the portal's own scripts, styles and forms."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        response.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
-        return response
+        problems = [p for p in (_database_error(), broker.connection_error()) if p]
+        if problems:
+            logger.warning("not ready: %s", "; ".join(problems))
+            return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+        return JsonResponse({"status": "ok"})

@@ -1,31 +1,29 @@
-"""Django settings of the portal, all from the environment (see docs/interfaces.md).
+"""Django settings of the portal, all from the environment (declared in `environment`, see docs/interfaces.md).
 
 Required: ES4PS_PORTAL_HOST, DJANGO_SECRET_KEY_FILE, ES4PS_REALM and
 ES4PS_ALLOWED_EMAIL_DOMAINS. The broker, key and LDAP settings are checked
 when first used, so `migrate` and `collectstatic` run without them.
 """
 
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from es4ps_portal.accounts.email_domains import InvalidDomain, parse_allowed_domains
-from es4ps_portal.environment import integer, required, secret_from_file
+from es4ps_portal.environment import env, parse_rate_limits, setting
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DATA_DIR = Path(os.environ.get("ES4PS_DATA_DIR", "/var/lib/es4ps-portal"))
+DATA_DIR = Path(setting(env.text, "ES4PS_DATA_DIR"))
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
-SECRET_KEY = secret_from_file("DJANGO_SECRET_KEY_FILE")
+DEBUG = setting(env.text, "DJANGO_DEBUG") == "1"
+SECRET_KEY = setting(env.file_text, "DJANGO_SECRET_KEY_FILE")
 
 # --- where the portal is reached -------------------------------------------------
-PORTAL_HOST = required("ES4PS_PORTAL_HOST").lower()
-PORTAL_SCHEME = os.environ.get("ES4PS_PORTAL_SCHEME", "https")
-if PORTAL_SCHEME not in ("https", "http"):
-    raise ImproperlyConfigured("ES4PS_PORTAL_SCHEME must be https or http")
+PORTAL_HOST = setting(env.text, "ES4PS_PORTAL_HOST").lower()
+PORTAL_SCHEME = setting(env.choice, "ES4PS_PORTAL_SCHEME", ("https", "http"))
 # Links in mails are built from this, never from the request's Host header.
 PORTAL_BASE_URL = f"{PORTAL_SCHEME}://{PORTAL_HOST}"
 ALLOWED_HOSTS = [urlsplit(PORTAL_BASE_URL).hostname]
@@ -34,13 +32,13 @@ CSRF_TRUSTED_ORIGINS = [PORTAL_BASE_URL]
 # client's address to X-Forwarded-For. How many proxies append to it decides
 # which entry is the client (for rate limits); 0 means "use the peer address".
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-TRUSTED_PROXY_COUNT = integer("ES4PS_TRUSTED_PROXY_COUNT", 1)
+TRUSTED_PROXY_COUNT = setting(env.integer, "ES4PS_TRUSTED_PROXY_COUNT", minimum=0, maximum=10)
 
 # --- the organisation ---------------------------------------------------------------
-ORGANIZATION_NAME = os.environ.get("ES4PS_ORGANIZATION_NAME", "").strip() or "ES4PS"
-REALM = required("ES4PS_REALM").upper()
+ORGANIZATION_NAME = setting(env.text, "ES4PS_ORGANIZATION_NAME")
+REALM = setting(env.text, "ES4PS_REALM").upper()
 try:
-    ALLOWED_EMAIL_DOMAINS = parse_allowed_domains(required("ES4PS_ALLOWED_EMAIL_DOMAINS"))
+    ALLOWED_EMAIL_DOMAINS = parse_allowed_domains(setting(env.text, "ES4PS_ALLOWED_EMAIL_DOMAINS"))
 except InvalidDomain as exc:
     raise ImproperlyConfigured(f"ES4PS_ALLOWED_EMAIL_DOMAINS: {exc}") from None
 
@@ -60,10 +58,20 @@ X_FRAME_OPTIONS = "DENY"
 # No SECURE_SSL_REDIRECT: the Ingress redirects, and the kubelet probes speak plain HTTP.
 SILENCED_SYSTEM_CHECKS = ["security.W008"]
 CSRF_FAILURE_VIEW = "es4ps_portal.accounts.views.csrf_failure"
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-)
+# Only the portal's own scripts, styles and forms (django-csp writes the header).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 # --- application ---------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -73,7 +81,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "es4ps_portal.accounts",
+    "es4ps_portal.provisioning",
 ]
 
 MIDDLEWARE = [
@@ -87,7 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "es4ps_portal.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "es4ps_portal.urls"
@@ -120,61 +130,57 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:account"
 LOGOUT_REDIRECT_URL = "accounts:login"
-LDAP_URL = os.environ.get("ES4PS_LDAP_URL", "")
-LDAP_CA_FILE = os.environ.get("ES4PS_LDAP_CA_FILE", "")
+LDAP_URL = setting(env.text, "ES4PS_LDAP_URL")
+LDAP_CA_FILE = setting(env.text, "ES4PS_LDAP_CA_FILE")
 LDAP_TIMEOUT_S = 10
 # The broker connection (ES4PS_BROKER_*), turned into Celery settings by the task contract.
-BROKER_ENVIRON = {name: value for name, value in os.environ.items() if name.startswith("ES4PS_BROKER_")}
+BROKER_ENVIRON = {name: value for name, value in env.environ.items() if name.startswith("ES4PS_BROKER_")}
 # Key files of the task contract: the portal seals passwords and signs tasks.
-SEALING_PUBLIC_KEY_FILE = os.environ.get("ES4PS_SEALING_PUBLIC_KEY_FILE", "")
-SIGNING_PRIVATE_KEY_FILE = os.environ.get("ES4PS_SIGNING_PRIVATE_KEY_FILE", "")
+SEALING_PUBLIC_KEY_FILE = setting(env.text, "ES4PS_SEALING_PUBLIC_KEY_FILE")
+SIGNING_PRIVATE_KEY_FILE = setting(env.text, "ES4PS_SIGNING_PRIVATE_KEY_FILE")
+# The staff superuser `es4ps-portal serve` creates; its name is reserved for staff.
+SUPERUSER_USERNAME = setting(env.text, "ES4PS_SUPERUSER_USERNAME").lower()
 
 # --- tokens, mails and rate limits ------------------------------------------------------
-TOKEN_TTL_HOURS = integer("ES4PS_TOKEN_TTL_HOURS", 24, minimum=1)
-# A registration whose address is not verified this long after its last mail is deleted, with its
+TOKEN_TTL_HOURS = setting(env.integer, "ES4PS_TOKEN_TTL_HOURS", minimum=1)
+# A registration whose address is not verified this long after it was made is deleted, with its
 # disabled directory account, so a mistyped or someone else's address does not hold the name and
 # the address for ever. 0 keeps them.
-UNVERIFIED_RETENTION_HOURS = integer("ES4PS_UNVERIFIED_RETENTION_HOURS", 7 * 24, minimum=0)
+UNVERIFIED_RETENTION_HOURS = setting(env.integer, "ES4PS_UNVERIFIED_RETENTION_HOURS", minimum=0)
 if 0 < UNVERIFIED_RETENTION_HOURS < TOKEN_TTL_HOURS:
     raise ImproperlyConfigured(
         "ES4PS_UNVERIFIED_RETENTION_HOURS must be 0 (keep) or at least ES4PS_TOKEN_TTL_HOURS: "
         "a registration must outlive its verification mail"
     )
+# The verification mail of one registration: at most this many mails (the first included), this
+# long apart, and this many wrong codes over all of them; the registration expires regardless.
 RESEND_COOLDOWN_S = 60
-CODE_MAX_ATTEMPTS = 5
-# action -> {"ip" | "account": (attempts, window in seconds)}
-RATE_LIMITS = {
-    "register": {"ip": (20, 3600), "account": (5, 3600)},
-    "login": {"ip": (30, 900), "account": (5, 900)},
-    "verify": {"ip": (30, 900), "account": (5, 900)},
-    "reset": {"ip": (10, 3600), "account": (3, 3600)},
-}
+VERIFICATION_MAILS_MAX = 5
+CODE_MAX_ATTEMPTS = 10
+# action -> {"ip" | "account": (attempts, window in seconds)}, from spec.portal.rateLimits
+RATE_LIMITS = parse_rate_limits(setting(env.raw, "ES4PS_RATE_LIMITS"))
 
 EMAIL_BACKEND = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",
     "file": "django.core.mail.backends.filebased.EmailBackend",
-}.get(os.environ.get("ES4PS_EMAIL_BACKEND", "smtp"))
-if EMAIL_BACKEND is None:
-    raise ImproperlyConfigured("ES4PS_EMAIL_BACKEND must be smtp, console or file")
+}[setting(env.choice, "ES4PS_EMAIL_BACKEND", ("smtp", "console", "file"))]
 EMAIL_FILE_PATH = DATA_DIR / "mail"
-EMAIL_HOST = os.environ.get("ES4PS_SMTP_HOST", "localhost")
-EMAIL_PORT = integer("ES4PS_SMTP_PORT", 587, minimum=1)
-EMAIL_HOST_USER = os.environ.get("ES4PS_SMTP_USERNAME", "")
-EMAIL_HOST_PASSWORD = secret_from_file("ES4PS_SMTP_PASSWORD_FILE", required_=False)
-_smtp_security = os.environ.get("ES4PS_SMTP_SECURITY", "starttls")
-if _smtp_security not in ("starttls", "tls", "none"):
-    raise ImproperlyConfigured("ES4PS_SMTP_SECURITY must be starttls, tls or none")
+EMAIL_HOST = setting(env.text, "ES4PS_SMTP_HOST")
+EMAIL_PORT = setting(env.integer, "ES4PS_SMTP_PORT", minimum=1, maximum=65535)
+EMAIL_HOST_USER = setting(env.text, "ES4PS_SMTP_USERNAME")
+EMAIL_HOST_PASSWORD = setting(env.file_text, "ES4PS_SMTP_PASSWORD_FILE")
+_smtp_security = setting(env.choice, "ES4PS_SMTP_SECURITY", ("starttls", "tls", "none"))
 EMAIL_USE_TLS = _smtp_security == "starttls"
 EMAIL_USE_SSL = _smtp_security == "tls"
 EMAIL_TIMEOUT = 20
-DEFAULT_FROM_EMAIL = os.environ.get("ES4PS_MAIL_FROM", "") or f"{ORGANIZATION_NAME} <noreply@{ALLOWED_HOSTS[0]}>"
+DEFAULT_FROM_EMAIL = setting(env.text, "ES4PS_MAIL_FROM") or f"{ORGANIZATION_NAME} <noreply@{ALLOWED_HOSTS[0]}>"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- storage -----------------------------------------------------------------------------
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("ES4PS_DATABASE_URL", "") or f"sqlite:///{DATA_DIR / 'portal.sqlite3'}",
+        setting(env.text, "ES4PS_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'portal.sqlite3'}",
         conn_max_age=60,
         conn_health_checks=True,
     )

@@ -11,5 +11,6 @@ admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("es4ps_portal.provisioning.urls")),
     path("", include("es4ps_portal.accounts.urls")),
 ]

@@ -1,6 +1,13 @@
-"""Which address the rate limits count: the one our trusted proxies saw, not what the client claims."""
+"""Which address the rate limits count (the one our trusted proxies saw, not the client's claim), and how much."""
 
-from es4ps_portal.accounts.ratelimit import client_ip
+from pathlib import Path
+
+import pytest
+import yaml
+from es4ps_portal.accounts.ratelimit import address_key, client_ip
+from es4ps_portal.environment import DEFAULT_RATE_LIMITS, parse_rate_limits
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_without_proxies_the_peer_address_counts():
@@ -21,3 +28,44 @@ def test_behind_two_proxies_the_entry_the_outer_proxy_wrote_counts():
 
 def test_a_missing_header_falls_back_to_the_peer():
     assert client_ip({"REMOTE_ADDR": "10.0.0.9"}, trusted_proxies=1) == "10.0.0.9"
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # an IPv4 client seen through an IPv6 socket
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),  # one host may hold its whole /64
+        ("2001:DB8:1:2::99", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_address_is_counted_by_what_identifies_one_client(address, counted_as):
+    assert address_key(address) == counted_as
+
+
+def test_the_portals_default_limits_are_the_crds_defaults():
+    """The portal's own defaults (when ES4PS_RATE_LIMITS is unset) and spec.portal.rateLimits' agree."""
+    crd = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
+    portal = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["portal"]
+    schema = portal["properties"]["rateLimits"]["properties"]
+    crd_defaults = {
+        action: {
+            scope: {field: limit["properties"][field]["default"] for field in ("requests", "windowSeconds")}
+            for scope, limit in scopes["properties"].items()
+        }
+        for action, scopes in schema.items()
+    }
+    assert crd_defaults == DEFAULT_RATE_LIMITS
+
+
+def test_the_shipped_limits_let_a_class_register_from_one_address_and_stop_a_script():
+    limits = parse_rate_limits("")
+    attempts, window_s = limits["register"]["ip"]
+    assert attempts >= 300 * 2 and window_s <= 3600  # 300 people, each may send the form twice
+    assert attempts / window_s < 1  # a script gets less than one registration a second
+    assert limits["register"]["account"][0] <= 5
+    assert limits["login"]["account"][0] <= 5 and limits["verify"]["account"][0] <= 5
+    assert limits["reset"]["account"][0] <= 3

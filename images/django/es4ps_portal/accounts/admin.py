@@ -1,11 +1,20 @@
-"""Django admin for staff: users with their verification and directory state, and the task history."""
+"""Django admin for staff: users with their verification and directory state and their task history.
+
+Deleting a person here would leave their directory account behind, enabled
+and unmanaged (a registration of the same name could never touch it, see the
+contract's tasks): the Delete button is not offered for people with a
+directory account. Staff disable or delete accounts with the directory
+following (docs/portal.md, "Staff").
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from .models import ProvisioningTask, User
+from es4ps_portal.provisioning.admin import ProvisioningTaskInline
+
+from .models import User
 
 
 class EmailVerifiedFilter(admin.SimpleListFilter):
@@ -19,17 +28,6 @@ class EmailVerifiedFilter(admin.SimpleListFilter):
         if self.value() in ("yes", "no"):
             return queryset.filter(email_verified_at__isnull=self.value() == "no")
         return queryset
-
-
-class ProvisioningTaskInline(admin.TabularInline):
-    model = ProvisioningTask
-    fields = ("operation", "state", "reason", "worker", "created_at", "finished_at")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    ordering = ("-created_at",)
-    show_change_link = True
 
 
 @admin.register(User)
@@ -74,18 +72,13 @@ class UserAdmin(DjangoUserAdmin):
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None and obj.directory_state else []
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.directory_state:
+            return False
+        return super().has_delete_permission(request, obj)
 
-@admin.register(ProvisioningTask)
-class ProvisioningTaskAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "user", "operation", "state", "reason", "worker", "finished_at")
-    list_filter = ("state", "operation", "created_at")
-    search_fields = ("user__username", "user__email", "task_id", "reason")
-    list_select_related = ("user",)
-    date_hierarchy = "created_at"
-    readonly_fields = ("task_id", "user", "operation", "state", "reason", "worker", "created_at", "finished_at")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    def get_actions(self, request):
+        # The bulk delete would bypass has_delete_permission(obj) for people with directory accounts.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

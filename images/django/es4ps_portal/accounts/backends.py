@@ -19,6 +19,9 @@ class StaffBackend(ModelBackend):
 class DirectoryBackend(ModelBackend):
     """Checks the password with an LDAP bind to the DC, for users whose e-mail address is verified.
 
+    Never for staff: a staff name is not a directory account of the person
+    who signs in with it, whatever the directory holds under that name.
+
     Raises directory.DirectoryUnavailable when the DC cannot answer, so the
     form can say so instead of claiming the password is wrong.
     """
@@ -30,7 +33,7 @@ class DirectoryBackend(ModelBackend):
             username = normalize_username(username)
         except InvalidField:
             return None
-        user = User.objects.filter(username=username, is_active=True).first()
+        user = User.objects.filter(username=username, is_active=True, is_staff=False).first()
         if user is None or not user.is_email_verified:
             return None
         if directory.check_password(user.username, password):

@@ -95,7 +95,9 @@ class RegistrationForm(NewPasswordForm):
 
     def clean_username(self) -> str:
         username = _contract(normalize_username, self.cleaned_data["username"])
-        if User.objects.filter(username__iexact=username).exists():
+        # Staff names are reserved, also the configured one before its user exists: a person who took it
+        # would otherwise share a name with the admin.
+        if username == settings.SUPERUSER_USERNAME or User.objects.filter(username__iexact=username).exists():
             raise ValidationError("This username is taken. Please choose another one.")
         return username
 
@@ -132,8 +134,9 @@ class RateLimitedLoginMixin:
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
+        limit = ratelimit.Limit("login", self.request, username)
         try:
-            ratelimit.check("login", self.request, username)
+            limit.check()
         except ratelimit.RateLimited as exc:
             raise ValidationError(exc.message, code=RATE_LIMITED) from None
         try:
@@ -143,7 +146,7 @@ class RateLimitedLoginMixin:
                 "The directory cannot be reached right now. Please try again in a minute.", code="unavailable"
             ) from None
         except ValidationError:
-            ratelimit.hit("login", self.request, username)
+            limit.hit()
             user = User.objects.filter(username__iexact=username.strip(), is_staff=False).first()
             if user is not None and not user.is_email_verified:
                 raise ValidationError(
@@ -193,10 +196,11 @@ class PasswordChangeForm(NewPasswordForm):
         current = data.get("current_password")
         if current is None or self.errors:
             return data
+        limit = ratelimit.Limit("login", self.request, self.user.username)
         try:
-            ratelimit.check("login", self.request, self.user.username)
+            limit.check()
             if not directory.check_password(self.user.username, current):
-                ratelimit.hit("login", self.request, self.user.username)
+                limit.hit()
                 self.add_error("current_password", "This is not your current password.")
         except ratelimit.RateLimited as exc:
             raise ValidationError(exc.message, code=RATE_LIMITED) from None

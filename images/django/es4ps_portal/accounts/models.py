@@ -1,28 +1,23 @@
-"""Users, the tasks published for them and the tokens mailed to them."""
+"""The people of the portal and the tokens mailed to them."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
-from es4ps_contract.events import REASON_MAX_LENGTH
-from es4ps_contract.tasks import Operation
+from django.utils.crypto import salted_hmac
 
-OPERATION_LABELS = {
-    Operation.CREATE_USER: "create the account",
-    Operation.ENABLE_USER: "enable the account",
-    Operation.DISABLE_USER: "disable the account",
-    Operation.UPDATE_ATTRIBUTES: "update your name",
-    Operation.SET_PASSWORD: "set the password",
-    Operation.DELETE_USER: "delete the account",
-}
+_SESSION_HASH_SALT = "es4ps_portal.accounts.User.session"
 
 
 class User(AbstractUser):
     """A person with a directory account (or a staff member of the portal).
 
     End users have no usable password here: the directory owns it, and login
-    checks it with an LDAP bind. Staff keep a local password for the admin.
+    checks it with an LDAP bind. Staff keep a local password for the admin;
+    staff never log in through the directory and end users never become staff.
     """
 
     class DirectoryState(models.TextChoices):
@@ -37,43 +32,37 @@ class User(AbstractUser):
     directory_state = models.CharField(
         "directory account", max_length=16, choices=DirectoryState.choices, default="", blank=True
     )
+    # The registration's id: every task names it and the directory account carries it, so an account
+    # only ever follows the registration that created it (the contract's tasks module says why).
+    registration_id = models.UUIDField("registration", default=uuid.uuid4, unique=True, editable=False)
+    # When the directory password was last changed or reset here: sessions signed in before end.
+    credentials_changed_at = models.DateTimeField("password changed at", null=True, blank=True)
+    # The verification of the address, over all the mails sent for it (each mail also has its own limits).
+    verification_mails = models.PositiveSmallIntegerField("verification mails sent", default=0)
+    verification_code_failures = models.PositiveSmallIntegerField("wrong codes typed", default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), condition=~models.Q(email=""), name="unique_email_address"),
+        ]
+        indexes = [
+            # Every registration checks that the name and address are free, case-insensitively.
+            models.Index(Lower("username"), name="user_username_lower"),
         ]
 
     @property
     def is_email_verified(self) -> bool:
         return self.email_verified_at is not None
 
-
-class ProvisioningTask(models.Model):
-    """One task published to the directory workers, and what became of it."""
-
-    class State(models.TextChoices):
-        QUEUED = "queued", "queued"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
-
-    task_id = models.UUIDField(unique=True, editable=False)
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="provisioning_tasks")
-    operation = models.CharField(max_length=32, choices=[(op.value, label) for op, label in OPERATION_LABELS.items()])
-    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
-    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True)
-    worker = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.operation} for {self.user.username}: {self.state}"
-
-    @property
-    def label(self) -> str:
-        return OPERATION_LABELS[Operation(self.operation)]
+    def _get_session_auth_hash(self, secret=None) -> str:
+        """Django derives it from the local password hash, which end users do not have (the directory
+        holds their password): the time of the last change goes in too, so a change ends other sessions."""
+        if self.credentials_changed_at is None:  # never changed here: Django's own hash (sessions stay valid)
+            return super()._get_session_auth_hash(secret)
+        changed = self.credentials_changed_at.isoformat()
+        return salted_hmac(
+            _SESSION_HASH_SALT, f"{self.password}|{changed}", secret=secret, algorithm="sha256"
+        ).hexdigest()
 
 
 class EmailToken(models.Model):

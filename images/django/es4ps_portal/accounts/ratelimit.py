@@ -1,21 +1,33 @@
 """Rate limits per client address and per account, counted in Django's cache (shared by all workers).
 
+The limits come from the domain (`spec.portal.rateLimits`, settings.RATE_LIMITS).
 Fixed windows: each (action, scope, key) has a counter that expires with its
-window. Views `check` before acting and `hit` for each attempt that counts
-(every registration, every failed login, ...). Keys are hashed so the cache
-never holds e-mail addresses.
+window. Keys are hashed, so the cache never holds e-mail addresses.
+
+Views take the `rate_limited` decorator: a POST (or any request, for mailed
+links) over the limit gets the view's refusal page, status 429; an attempt
+counts either always or only when the view says it failed
+(`request.rate_limit.hit()`). Forms that check passwords use `Limit` itself.
+
+A client address is counted by what identifies one client: an IPv4 address
+as it is (a campus behind one NAT shares it: the defaults leave room for a
+class), an IPv6 address by its /64 (one host can hold a whole /64).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+
+IPV6_CLIENT_PREFIX = 64
 
 
 class RateLimited(Exception):
@@ -40,33 +52,81 @@ def client_ip(meta: Mapping[str, str], trusted_proxies: int) -> str:
     return meta.get("REMOTE_ADDR", "")
 
 
-def _counters(action: str, request: HttpRequest, account: str | None) -> list[tuple[str, int, int]]:
-    now = time.time()
-    identities = [("ip", client_ip(request.META, settings.TRUSTED_PROXY_COUNT))]
-    if account:
-        identities.append(("account", account.casefold()))
-    counters = []
-    for scope, value in identities:
-        attempts, window_s = settings.RATE_LIMITS[action][scope]
-        window = int(now // window_s)
-        digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-        retry_after = int((window + 1) * window_s - now) + 1
-        counters.append((f"es4ps:rl:{action}:{scope}:{digest}:{window}", attempts, retry_after))
-    return counters
+def address_key(address: str) -> str:
+    """What a client address is counted as: IPv4 (also IPv4-mapped IPv6) as is, IPv6 by its /64."""
+    try:
+        ip = ipaddress.ip_address(address.strip().split("%")[0])
+    except ValueError:
+        return address.strip().lower()
+    if ip.version == 6 and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(ip)
 
 
-def check(action: str, request: HttpRequest, account: str | None = None) -> None:
-    """Raise RateLimited when the client or the account has used up its attempts for `action`."""
-    for key, attempts, retry_after in _counters(action, request, account):
-        if cache.get(key, 0) >= attempts:
-            raise RateLimited(retry_after)
+class Limit:
+    """The counters of one action for one request: its client address and, when given, one account."""
+
+    def __init__(self, action: str, request: HttpRequest, account: str | None = None) -> None:
+        now = time.time()
+        identities = [("ip", address_key(client_ip(request.META, settings.TRUSTED_PROXY_COUNT)))]
+        if account:
+            identities.append(("account", account.strip().casefold()))
+        self.counters = []
+        for scope, value in identities:
+            attempts, window_s = settings.RATE_LIMITS[action][scope]
+            window = int(now // window_s)
+            digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+            retry_after = int((window + 1) * window_s - now) + 1
+            self.counters.append((f"es4ps:rl:{action}:{scope}:{digest}:{window}", attempts, retry_after))
+
+    def check(self) -> None:
+        """Raise RateLimited when the client or the account has used up its attempts."""
+        for key, attempts, retry_after in self.counters:
+            if cache.get(key, 0) >= attempts:
+                raise RateLimited(retry_after)
+
+    def hit(self) -> None:
+        """Count one attempt for the client and the account."""
+        for key, _attempts, retry_after in self.counters:
+            if not cache.add(key, 1, timeout=retry_after):
+                try:
+                    cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.add(key, 1, timeout=retry_after)
 
 
-def hit(action: str, request: HttpRequest, account: str | None = None) -> None:
-    """Count one attempt of `action` for the client and the account."""
-    for key, _attempts, retry_after in _counters(action, request, account):
-        if not cache.add(key, 1, timeout=retry_after):
+def rate_limited(
+    action: str,
+    refused: Callable[[HttpRequest, RateLimited], HttpResponse],
+    *,
+    account: Callable[[HttpRequest], str | None] = lambda request: None,
+    count_every_attempt: bool = True,
+    methods: tuple[str, ...] = ("POST",),
+):
+    """Limit a view's `methods` requests for `action`, per client address and per `account(request)`.
+
+    Over the limit the view does not run: `refused(request, exc)` answers
+    (a page with status 429, or a redirect). With `count_every_attempt`, each request counts;
+    otherwise the view calls `request.rate_limit.hit()` for the attempts that
+    failed (a wrong code, an unknown link).
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                return view(request, *args, **kwargs)
+            request.rate_limit = limit = Limit(action, request, account(request))
             try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, timeout=retry_after)
+                limit.check()
+            except RateLimited as exc:
+                return refused(request, exc)
+            if count_every_attempt:
+                limit.hit()
+            return view(request, *args, **kwargs)
+
+        return limited
+
+    return decorate

@@ -2,7 +2,10 @@
 
 A new token replaces the user's earlier unused ones of the same purpose, so
 only the latest mail works. The link token is long enough to be unguessable;
-the code is short, so a token allows only a few wrong codes (plus rate limits).
+the code is short, so it allows only a few wrong guesses: per mail, and for
+the verification of one registration over all its mails (resending does not
+buy more guesses), besides the rate limits. A verification mail never
+outlives its registration.
 """
 
 from __future__ import annotations
@@ -44,19 +47,43 @@ def _code_digest(token_digest: str, code: str) -> str:
     return salted_hmac("es4ps.email-code", f"{token_digest}:{code}").hexdigest()
 
 
+# Wrong codes one mail allows (the registration as a whole allows settings.CODE_MAX_ATTEMPTS).
+CODE_ATTEMPTS_PER_MAIL = 5
+
+
+def _expires_at(user: User, purpose: EmailToken.Purpose):
+    expires_at = timezone.now() + timedelta(hours=settings.TOKEN_TTL_HOURS)
+    if purpose == EmailToken.Purpose.VERIFY_EMAIL and settings.UNVERIFIED_RETENTION_HOURS:
+        expires_at = min(expires_at, user.date_joined + timedelta(hours=settings.UNVERIFIED_RETENTION_HOURS))
+    return expires_at
+
+
+def verification_mails_left(user: User) -> int:
+    return max(0, settings.VERIFICATION_MAILS_MAX - user.verification_mails)
+
+
 def issue(user: User, purpose: EmailToken.Purpose) -> IssuedToken:
-    """Create a new token for `user`, replacing the unused earlier ones of the same purpose."""
+    """Create a new token for `user`, replacing the unused earlier ones of the same purpose.
+
+    Raises TokenError when the registration has had all its verification mails.
+    """
     token = secrets.token_urlsafe(32)
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     digest = _token_digest(token)
     with transaction.atomic():
+        if purpose == EmailToken.Purpose.VERIFY_EMAIL:
+            counted = User.objects.filter(pk=user.pk, verification_mails__lt=settings.VERIFICATION_MAILS_MAX).update(
+                verification_mails=models.F("verification_mails") + 1
+            )
+            if not counted:
+                raise TokenError("We sent as many mails for this registration as we can. Use the newest one.")
         EmailToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).delete()
         record = EmailToken.objects.create(
             user=user,
             purpose=purpose,
             token_digest=digest,
             code_digest=_code_digest(digest, code),
-            expires_at=timezone.now() + timedelta(hours=settings.TOKEN_TTL_HOURS),
+            expires_at=_expires_at(user, purpose),
         )
     return IssuedToken(record, token, code)
 
@@ -97,10 +124,14 @@ def check_code(user: User, code: str, purpose: EmailToken.Purpose) -> EmailToken
     if record is None:
         raise TokenError("There is no code waiting for you. Ask for a new mail.")
     _check_usable(record)
-    if record.code_attempts >= settings.CODE_MAX_ATTEMPTS:
-        raise TokenError("Too many wrong codes. Ask for a new mail.")
+    user.refresh_from_db(fields=["verification_code_failures"])
+    if user.verification_code_failures >= settings.CODE_MAX_ATTEMPTS:
+        raise TokenError("Too many wrong codes. Use the link in the mail instead.")
+    if record.code_attempts >= CODE_ATTEMPTS_PER_MAIL:
+        raise TokenError("Too many wrong codes. Ask for a new mail, or use the link in this one.")
     if not constant_time_compare(record.code_digest, _code_digest(record.token_digest, code.strip())):
         EmailToken.objects.filter(pk=record.pk).update(code_attempts=models.F("code_attempts") + 1)
+        User.objects.filter(pk=user.pk).update(verification_code_failures=models.F("verification_code_failures") + 1)
         raise TokenError("That code is not right. Check the mail and try again.")
     return record
 

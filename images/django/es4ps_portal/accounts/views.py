@@ -1,4 +1,4 @@
-"""Views of the portal: short, with the work done in forms, `provisioning`, `tokens` and `mail`."""
+"""Views of the portal: short, with the work done in forms, `tokens`, `mail` and es4ps_portal.provisioning."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -17,8 +18,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from es4ps_portal.broker import PublishError
+from es4ps_portal.provisioning import publishing
+from es4ps_portal.provisioning.status import account_status, follow, followed_user
 
-from . import mail, provisioning, ratelimit, tokens
+from . import mail, tokens
 from .forms import (
     RATE_LIMITED,
     CodeForm,
@@ -30,28 +33,26 @@ from .forms import (
     ResetRequestForm,
 )
 from .models import EmailToken, User
+from .ratelimit import RateLimited, rate_limited
 
-# The account whose status this browser follows without being signed in (after registering or verifying).
-STATUS_SESSION_KEY = "es4ps.status_user"
 UNAVAILABLE = "We cannot reach the directory service right now. Nothing was changed; please try again in a few minutes."
+NOT_PROVISIONED = "Your account is not set up in the directory, so its password cannot be changed here."
 PASSWORD_FIELDS = ("new_password1", "new_password2", "current_password", "password")
-
-
-def _follow(request: HttpRequest, user: User) -> None:
-    request.session[STATUS_SESSION_KEY] = user.pk
-
-
-def _status_user(request: HttpRequest) -> User | None:
-    if request.user.is_authenticated and request.user.directory_state:
-        return request.user
-    pk = request.session.get(STATUS_SESSION_KEY)
-    return User.objects.filter(pk=pk).first() if pk else None
 
 
 def _token_param(request: HttpRequest) -> str:
     """The mailed token: in the link's query string, then in the confirming form's hidden field."""
     source = request.POST if request.method == "POST" else request.GET
     return source.get("token", "")[:100]
+
+
+def _posted(name: str):
+    return lambda request: request.POST.get(name, "")
+
+
+def _followed_username(request: HttpRequest) -> str | None:
+    user = followed_user(request)
+    return user.username if user else None
 
 
 def _directory_user_required(view):
@@ -66,6 +67,32 @@ def _directory_user_required(view):
     return wrapper
 
 
+# --- what a request over its limit gets -----------------------------------------------------------
+
+
+def _refused_registration(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    # Not validated (that is what the limit saves); what was typed is kept, passwords aside.
+    form = RegistrationForm(initial={k: v for k, v in request.POST.items() if k not in PASSWORD_FIELDS})
+    return render(request, "accounts/register.html", {"form": form, "rate_limited": exc.message}, status=429)
+
+
+def _refused_reset_request(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    context = {"form": ResetRequestForm(initial={"email": request.POST.get("email", "")}), "rate_limited": exc.message}
+    return render(request, "accounts/password_reset.html", context, status=429)
+
+
+def _refused_code(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    messages.error(request, exc.message)
+    return redirect("provisioning:status")
+
+
+def _refused_page(template: str):
+    return lambda request, exc: render(request, template, {"error": exc.message}, status=429)
+
+
+# --- pages ------------------------------------------------------------------------------------------
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:account" if request.user.is_authenticated else "accounts:register")
@@ -74,22 +101,15 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 @sensitive_post_parameters(*PASSWORD_FIELDS)
 @require_http_methods(["GET", "POST"])
+@rate_limited("register", _refused_registration, account=_posted("email"))
 def register(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "accounts/register.html", {"form": RegistrationForm()})
-    email = request.POST.get("email", "")
-    try:
-        ratelimit.check("register", request, email)
-    except ratelimit.RateLimited as exc:
-        # Not validated (that is what the limit saves); what was typed is kept, passwords aside.
-        form = RegistrationForm(initial={k: v for k, v in request.POST.items() if k not in PASSWORD_FIELDS})
-        return render(request, "accounts/register.html", {"form": form, "rate_limited": exc.message}, status=429)
-    ratelimit.hit("register", request, email)
     form = RegistrationForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
-            user = provisioning.register(
+            user = publishing.register(
                 data["username"], data["email"], data["first_name"], data["last_name"], data["new_password1"]
             )
         except PublishError:
@@ -97,43 +117,23 @@ def register(request: HttpRequest) -> HttpResponse:
         except IntegrityError:
             form.add_error(None, "This username or address was taken a moment ago. Please choose another one.")
         else:
-            _follow(request, user)
+            follow(request, user)
             if not mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
                 messages.warning(request, "We could not send the mail just now. Use “Send the mail again” below.")
-            return redirect("accounts:status")
+            return redirect("provisioning:status")
     elif _is_repeated_registration(request):
-        return redirect("accounts:status")
+        return redirect("provisioning:status")
     return render(request, "accounts/register.html", {"form": form})
 
 
 def _is_repeated_registration(request: HttpRequest) -> bool:
     """The form was sent again for the account this browser just registered (a double click, a reload)."""
-    followed = _status_user(request)
+    followed = followed_user(request)
     return (
         followed is not None
         and request.POST.get("username", "").strip().lower() == followed.username
         and request.POST.get("email", "").strip().lower() == followed.email.lower()
     )
-
-
-@never_cache
-@require_GET
-def status(request: HttpRequest) -> HttpResponse:
-    user = _status_user(request)
-    if user is None:
-        messages.info(request, "Sign in to see the status of your account.")
-        return redirect("accounts:login")
-    context = {"status": provisioning.account_status(user), "account": user, "code_form": CodeForm()}
-    return render(request, "accounts/status.html", context)
-
-
-@never_cache
-@require_GET
-def status_json(request: HttpRequest) -> JsonResponse:
-    user = _status_user(request)
-    if user is None:
-        return JsonResponse({"error": "no account to show; sign in first"}, status=404)
-    return JsonResponse(provisioning.account_status(user))
 
 
 def _verify(request: HttpRequest, record: EmailToken) -> str | None:
@@ -144,81 +144,80 @@ def _verify(request: HttpRequest, record: EmailToken) -> str | None:
     try:
         with transaction.atomic():
             tokens.use(record)
-            provisioning.mark_email_verified(record.user)
+            enabling = publishing.mark_email_verified(record.user)
     except tokens.TokenError as exc:
         return str(exc)
     except PublishError:
         return UNAVAILABLE
-    _follow(request, record.user)
-    messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
+    follow(request, record.user)
+    if enabling:
+        messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
+    else:
+        messages.info(request, "Thank you, your e-mail address is confirmed.")
     return None
 
 
 @never_cache
 @require_POST
+@rate_limited("verify", _refused_code, account=_followed_username, count_every_attempt=False)
 def verify_code(request: HttpRequest) -> HttpResponse:
-    user = _status_user(request)
+    user = followed_user(request)
     if user is None:
         return redirect("accounts:login")
     form = CodeForm(request.POST)
-    try:
-        ratelimit.check("verify", request, user.username)
-    except ratelimit.RateLimited as exc:
-        messages.error(request, exc.message)
-        return redirect("accounts:status")
     if not form.is_valid():
         messages.error(request, " ".join(form.errors["code"]))
-        return redirect("accounts:status")
+        return redirect("provisioning:status")
     try:
         record = tokens.check_code(user, form.cleaned_data["code"], EmailToken.Purpose.VERIFY_EMAIL)
     except tokens.TokenError as exc:
-        ratelimit.hit("verify", request, user.username)
+        request.rate_limit.hit()
         messages.error(request, str(exc))
-        return redirect("accounts:status")
+        return redirect("provisioning:status")
     if error := _verify(request, record):
         messages.error(request, error)
-    return redirect("accounts:status")
+    return redirect("provisioning:status")
 
 
-def _mailed_token(
-    request: HttpRequest, purpose: EmailToken.Purpose, bucket: str, template: str
-) -> tuple[str, EmailToken | None, HttpResponse | None]:
-    """The token of a mailed link and its record, or the page refusing it (rate limited, unknown, expired)."""
+def _mailed_token(request: HttpRequest, purpose: EmailToken.Purpose, template: str):
+    """The token of a mailed link and its record, or the page refusing it (unknown, used, expired)."""
     token = _token_param(request)
-    try:
-        ratelimit.check(bucket, request)
-    except ratelimit.RateLimited as exc:
-        return token, None, render(request, template, {"error": exc.message}, status=429)
     try:
         return token, tokens.peek(token, purpose), None
     except tokens.TokenError as exc:
-        ratelimit.hit(bucket, request)
+        request.rate_limit.hit()
         return token, None, render(request, template, {"error": str(exc)}, status=400)
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited(
+    "verify",
+    _refused_page("accounts/verify.html"),
+    count_every_attempt=False,
+    methods=("GET", "POST"),
+)
 def verify_link(request: HttpRequest) -> HttpResponse:
     """GET shows a button, POST verifies: mail scanners that fetch links must not use up the token."""
-    token, record, refused = _mailed_token(request, EmailToken.Purpose.VERIFY_EMAIL, "verify", "accounts/verify.html")
+    token, record, refused = _mailed_token(request, EmailToken.Purpose.VERIFY_EMAIL, "accounts/verify.html")
     if refused:
         return refused
     if request.method == "GET":
         return render(request, "accounts/verify.html", {"account": record.user, "token": token})
     if error := _verify(request, record):
         return render(request, "accounts/verify.html", {"error": error}, status=400)
-    return redirect("accounts:status")
+    return redirect("provisioning:status")
 
 
 @never_cache
 @require_POST
 def resend(request: HttpRequest) -> HttpResponse:
-    user = _status_user(request)
+    user = followed_user(request)
     if user is None:
         return redirect("accounts:login")
     if user.is_email_verified:
         messages.info(request, "Your e-mail address is confirmed already.")
-        return redirect("accounts:status")
+        return redirect("provisioning:status")
     sent_at = tokens.latest_sent_at(user, EmailToken.Purpose.VERIFY_EMAIL)
     if sent_at is not None:
         wait = sent_at + timedelta(seconds=settings.RESEND_COOLDOWN_S) - timezone.now()
@@ -226,12 +225,17 @@ def resend(request: HttpRequest) -> HttpResponse:
             messages.error(
                 request, f"We sent a mail a moment ago. You can ask again in {int(wait.total_seconds()) + 1} seconds."
             )
-            return redirect("accounts:status")
-    if mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
+            return redirect("provisioning:status")
+    try:
+        issued = tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)
+    except tokens.TokenError as exc:
+        messages.error(request, str(exc))
+        return redirect("provisioning:status")
+    if mail.send_token_mail(user, issued):
         messages.success(request, f"We sent a new mail to {user.email}. Earlier links no longer work.")
     else:
         messages.error(request, "We could not send the mail just now. Please try again in a few minutes.")
-    return redirect("accounts:status")
+    return redirect("provisioning:status")
 
 
 class LoginView(auth_views.LoginView):
@@ -258,13 +262,13 @@ def account(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Nothing changed.")
             return redirect("accounts:account")
         try:
-            provisioning.update_names(user, first_name, last_name)
+            publishing.update_names(user, first_name, last_name)
         except PublishError:
             form.add_error(None, UNAVAILABLE)
         else:
             messages.success(request, "Your name is being updated in the directory.")
-            return redirect("accounts:status")
-    return render(request, "accounts/account.html", {"form": form, "status": provisioning.account_status(user)})
+            return redirect("provisioning:status")
+    return render(request, "accounts/account.html", {"form": form, "status": account_status(user)})
 
 
 @never_cache
@@ -275,28 +279,25 @@ def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            provisioning.set_password(request.user, form.cleaned_data["new_password1"])
+            publishing.change_password(request.user, form.cleaned_data["new_password1"])
+        except publishing.NotProvisioned:
+            form.add_error(None, NOT_PROVISIONED)
         except PublishError:
             form.add_error(None, UNAVAILABLE)
         else:
+            update_session_auth_hash(request, request.user)  # this session stays; the others end
             messages.success(request, "Your new password is being set. It works once the task below is done.")
-            return redirect("accounts:status")
+            return redirect("provisioning:status")
     status_code = 429 if form.has_error("__all__", RATE_LIMITED) else 200
     return render(request, "accounts/password_change.html", {"form": form}, status=status_code)
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited("reset", _refused_reset_request, account=_posted("email"))
 def password_reset(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "accounts/password_reset.html", {"form": ResetRequestForm()})
-    email = request.POST.get("email", "")
-    try:
-        ratelimit.check("reset", request, email)
-    except ratelimit.RateLimited as exc:
-        context = {"form": ResetRequestForm(initial={"email": email}), "rate_limited": exc.message}
-        return render(request, "accounts/password_reset.html", context, status=429)
-    ratelimit.hit("reset", request, email)
     form = ResetRequestForm(request.POST)
     if not form.is_valid():
         return render(request, "accounts/password_reset.html", {"form": form})
@@ -304,6 +305,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
         email__iexact=form.cleaned_data["email"],
         email_verified_at__isnull=False,
         directory_state=User.DirectoryState.ENABLED,
+        is_staff=False,
     ).first()
     # The same answer whether or not the account exists: the page must not reveal who is registered.
     if user is not None:
@@ -314,9 +316,15 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 @never_cache
 @sensitive_post_parameters(*PASSWORD_FIELDS)
 @require_http_methods(["GET", "POST"])
+@rate_limited(
+    "reset",
+    _refused_page("accounts/password_reset_confirm.html"),
+    count_every_attempt=False,
+    methods=("GET", "POST"),
+)
 def password_reset_confirm(request: HttpRequest) -> HttpResponse:
     token, record, refused = _mailed_token(
-        request, EmailToken.Purpose.RESET_PASSWORD, "reset", "accounts/password_reset_confirm.html"
+        request, EmailToken.Purpose.RESET_PASSWORD, "accounts/password_reset_confirm.html"
     )
     if refused:
         return refused
@@ -325,15 +333,17 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 tokens.use(record)
-                provisioning.set_password(record.user, form.cleaned_data["new_password1"])
+                publishing.change_password(record.user, form.cleaned_data["new_password1"])
         except tokens.TokenError as exc:
             return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)
+        except publishing.NotProvisioned:
+            form.add_error(None, NOT_PROVISIONED)
         except PublishError:
             form.add_error(None, UNAVAILABLE)
         else:
-            _follow(request, record.user)
+            follow(request, record.user)
             messages.success(request, "Your new password is being set. It works once the task below is done.")
-            return redirect("accounts:status")
+            return redirect("provisioning:status")
     context = {"form": form, "account": record.user, "token": token}
     return render(request, "accounts/password_reset_confirm.html", context)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from es4ps_portal.accounts.provisioning import expire_unverified_registrations
 from es4ps_portal.broker import PublishError
+from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
 
 class Command(BaseCommand):

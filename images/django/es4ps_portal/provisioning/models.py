@@ -1,0 +1,46 @@
+"""The tasks published for each account (the table keeps its first name, accounts_provisioningtask)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from es4ps_contract.events import REASON_MAX_LENGTH
+from es4ps_contract.tasks import Operation
+
+OPERATION_LABELS = {
+    Operation.CREATE_USER: "create the account",
+    Operation.ENABLE_USER: "enable the account",
+    Operation.DISABLE_USER: "disable the account",
+    Operation.UPDATE_ATTRIBUTES: "update your name",
+    Operation.SET_PASSWORD: "set the password",
+    Operation.DELETE_USER: "delete the account",
+}
+
+
+class ProvisioningTask(models.Model):
+    """One task published to the directory workers, and what became of it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    task_id = models.UUIDField(unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provisioning_tasks")
+    operation = models.CharField(max_length=32, choices=[(op.value, label) for op, label in OPERATION_LABELS.items()])
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "accounts_provisioningtask"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.operation} for {self.user.username}: {self.state}"
+
+    @property
+    def label(self) -> str:
+        return OPERATION_LABELS[Operation(self.operation)]

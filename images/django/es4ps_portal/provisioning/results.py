@@ -1,0 +1,100 @@
+"""The workers' result events: recorded once per task, and the account's directory state that follows."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+from django.db import transaction
+from django.utils import timezone
+from es4ps_contract.events import Outcome, ResultEvent
+from es4ps_contract.tasks import Operation
+
+from es4ps_portal.accounts.models import User
+
+from .models import ProvisioningTask
+
+logger = logging.getLogger(__name__)
+
+# A result can overtake the commit of its task's row by a moment; wait this long before dropping it.
+_UNKNOWN_TASK_WAIT_S = 2.0
+
+_STATE_AFTER_SUCCESS = {
+    Operation.CREATE_USER: User.DirectoryState.CREATED,
+    Operation.ENABLE_USER: User.DirectoryState.ENABLED,
+    Operation.DISABLE_USER: User.DirectoryState.CREATED,
+    Operation.DELETE_USER: User.DirectoryState.NONE,
+}
+
+
+def _find_task(task_id: str) -> ProvisioningTask | None:
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        return None
+    deadline = time.monotonic() + _UNKNOWN_TASK_WAIT_S
+    while True:
+        task = ProvisioningTask.objects.select_related("user").filter(task_id=task_id).first()
+        if task is not None or time.monotonic() >= deadline:
+            return task
+        time.sleep(0.2)
+
+
+def directory_state(current: str, operation: Operation, outcome: Outcome) -> str:
+    """The account's directory state after a task's outcome."""
+    if outcome is Outcome.SUCCEEDED:
+        new = _STATE_AFTER_SUCCESS.get(operation, current)
+        # A late "created" must not undo "enabled" (results of two workers can cross).
+        if operation is Operation.CREATE_USER and current == User.DirectoryState.ENABLED:
+            return current
+        return new
+    if operation in (Operation.CREATE_USER, Operation.ENABLE_USER) and current != User.DirectoryState.ENABLED:
+        return User.DirectoryState.FAILED
+    return current
+
+
+def _expired_registration_deleted(task: ProvisioningTask, outcome: Outcome) -> bool:
+    """The directory account of an unverified registration is gone: the portal user goes too."""
+    user = task.user
+    return (
+        outcome is Outcome.SUCCEEDED
+        and task.operation == Operation.DELETE_USER.value
+        and not user.is_staff
+        and user.email_verified_at is None
+    )
+
+
+def record_result_event(event: ResultEvent) -> bool:
+    """Record a worker's result for one of our tasks; returns False when it was ignored.
+
+    Idempotent: the same event delivered twice changes nothing the second time.
+    """
+    task = _find_task(event.task_id)
+    if task is None:
+        logger.warning("ignoring a result for unknown task %s", event.task_id)
+        return False
+    if event.operation != task.operation or event.username != task.user.username:
+        logger.warning("ignoring a result for task %s that names another operation or user", event.task_id)
+        return False
+    finished_at = datetime.fromtimestamp(event.finished_at, UTC) if event.finished_at else timezone.now()
+    with transaction.atomic():
+        task = ProvisioningTask.objects.select_for_update().select_related("user").get(pk=task.pk)
+        if task.finished_at is not None and task.finished_at >= finished_at:
+            return False
+        task.state = (
+            ProvisioningTask.State.DONE if event.outcome is Outcome.SUCCEEDED else ProvisioningTask.State.FAILED
+        )
+        task.reason = event.reason
+        task.worker = event.worker
+        task.finished_at = finished_at
+        task.save(update_fields=["state", "reason", "worker", "finished_at"])
+        user = task.user
+        new_state = directory_state(user.directory_state, Operation(task.operation), event.outcome)
+        if new_state != user.directory_state:
+            User.objects.filter(pk=user.pk).update(directory_state=new_state)
+        if _expired_registration_deleted(task, event.outcome):
+            user.delete()  # with its tasks and tokens: the username and the address are free again
+    logger.info("task %s (%s for %s): %s", event.task_id, event.operation, event.username, event.outcome.value)
+    return True

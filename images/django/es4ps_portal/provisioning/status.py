@@ -1,0 +1,63 @@
+"""What the status page shows for an account, and whose status a browser follows without signing in."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from es4ps_portal.accounts.models import User
+
+from .models import ProvisioningTask
+
+# The account whose status this browser follows without being signed in (after registering or verifying).
+FOLLOWED_SESSION_KEY = "es4ps.status_user"
+
+
+def follow(request: HttpRequest, user: User) -> None:
+    request.session[FOLLOWED_SESSION_KEY] = user.pk
+
+
+def followed_user(request: HttpRequest) -> User | None:
+    """The signed-in person with a directory account, else the account this browser registered or verified."""
+    if request.user.is_authenticated and request.user.directory_state:
+        return request.user
+    pk = request.session.get(FOLLOWED_SESSION_KEY)
+    return User.objects.filter(pk=pk).first() if pk else None
+
+
+def account_status(user: User) -> dict:
+    """What the status page shows: the overall state, a sentence, and the recent tasks."""
+    user.refresh_from_db(fields=["email_verified_at", "directory_state"])
+    # The ten newest tasks, oldest first (the order they happened in).
+    tasks = list(reversed(user.provisioning_tasks.all()[:10]))
+    if user.directory_state == User.DirectoryState.FAILED:
+        failed = next((t for t in reversed(tasks) if t.state == ProvisioningTask.State.FAILED), None)
+        state = "failed"
+        message = "Setting up your account failed" + (f": {failed.reason}" if failed and failed.reason else ".")
+    elif not user.is_email_verified:
+        state = "waiting_for_verification"
+        message = f"Confirm your e-mail address: follow the link in the mail we sent to {user.email}, or type its code."
+    elif user.directory_state == User.DirectoryState.ENABLED:
+        state = "ready"
+        message = f"Your account is ready. Sign in as {user.username}@{settings.REALM}."
+    else:
+        state = "in_progress"
+        message = "Your account is being set up. This page updates by itself."
+    return {
+        "username": user.username,
+        "realm": settings.REALM,
+        "email_verified": user.is_email_verified,
+        "state": state,
+        "message": message,
+        "tasks": [
+            {
+                "operation": t.operation,
+                "label": t.label,
+                "state": t.state,
+                "reason": t.reason,
+                "created_at": t.created_at.isoformat(),
+                "finished_at": t.finished_at.isoformat() if t.finished_at else None,
+            }
+            for t in tasks
+        ],
+    }

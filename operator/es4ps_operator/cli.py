@@ -20,9 +20,10 @@ import sys
 import uuid
 
 import kopf
+from es4ps_contract.environment import SettingError
 
 from . import handlers  # noqa: F401  (registers the kopf handlers)
-from .config import ConfigError, OperatorConfig, operator_version
+from .config import OperatorConfig, operator_version
 from .kube import KubeApi
 from .leader import LeaderElector
 from .observability import LEADER, start_http_server
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         config = OperatorConfig.from_env()
-    except ConfigError as error:
+    except SettingError as error:
         sys.exit(f"es4ps-operator: {error}")
     kopf.configure(
         verbose=args.verbose,

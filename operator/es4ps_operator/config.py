@@ -2,7 +2,8 @@
 
 Everything a Helm value or a `make run-operator` line may change lives here, so
 the builders receive one plain object and never read the environment. The
-variables are listed with their meaning in docs/operator.md ("Running it").
+variables are declared once (`VARIABLES`); docs/operator.md's table is
+generated from them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
+from es4ps_contract.environment import Environment, Variable
+
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Where Kubernetes mounts the service account of a Pod (in-cluster runs only).
 SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-class ConfigError(ValueError):
-    """An environment variable has a value the operator cannot use."""
 
 
 def operator_version() -> str:
@@ -28,14 +27,56 @@ def operator_version() -> str:
     return resources.files("es4ps_operator").joinpath("VERSION").read_text().strip()
 
 
+VARIABLES = (
+    Variable("ES4PS_SAMBA_IMAGE", "the DC and worker image (empty: `es4ps/samba:<VERSION>`)", ""),
+    Variable("ES4PS_PORTAL_IMAGE", "the portal image (empty: `es4ps/portal:<VERSION>`)", ""),
+    Variable(
+        "ES4PS_BROKER_IMAGE",
+        "the RabbitMQ image (`es4ps/rabbitmq:<VERSION>` where images cannot be pulled)",
+        "rabbitmq:3.13-management",
+    ),
+    Variable("ES4PS_IMAGE_PULL_POLICY", "pull policy of the domains' images", "IfNotPresent"),
+    Variable(
+        "ES4PS_ALLOWED_IMAGE_REGISTRIES",
+        "comma-separated registries (or registry/path prefixes) a domain's `spec.*.image` may name (empty:"
+        " domains cannot override the images)",
+        "",
+    ),
+    Variable("ES4PS_NAMESPACES", "comma-separated namespaces to serve (empty: every namespace)", ""),
+    Variable("ES4PS_CLUSTER_DOMAIN", "the cluster's DNS domain", "cluster.local"),
+    Variable("ES4PS_CLUSTER_DNS_IP", "the cluster DNS address (empty: Service `kube-system/kube-dns` at start)", ""),
+    Variable("ES4PS_RESYNC_SECONDS", "a domain with no event at all is checked this often", "3600"),
+    Variable("ES4PS_HTTP_PORT", "port of `/healthz` and `/metrics`", "8080"),
+    Variable("ES4PS_LEADER_ELECTION", "elect a leader with a Lease (several replicas, one active)", "true"),
+    Variable("ES4PS_LEADER_ELECTION_NAMESPACE", "the Lease's namespace (empty: the Pod's, else `default`)", ""),
+    Variable("ES4PS_LEASE_SECONDS", "how long the Lease holds without renewal", "30"),
+    Variable("ES4PS_POD_NAME", "identity in the Lease, plus a random suffix (empty: the host name)", ""),
+    Variable("ES4PS_LOG_FORMAT", "`json` (one object per line, with the object reference) or `plain`", "json"),
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Images:
-    """Default container images of a domain's components (a domain's spec may override each)."""
+    """Default container images of a domain's components (a domain's spec may override each, see below)."""
 
     samba: str
     portal: str
     broker: str
     pull_policy: str = "IfNotPresent"
+    # Registries (or registry/path prefixes) a domain's own image may come from; empty: no overrides.
+    allowed_registries: tuple[str, ...] = ()
+
+    def override_allowed(self, image: str) -> bool:
+        """Whether a domain may name `image` instead of the operator's own."""
+        candidates = {image}
+        if "/" not in image or not any(c in image.split("/")[0] for c in ".:") and image.split("/")[0] != "localhost":
+            # Docker Hub's short forms: "rabbitmq:3" is docker.io/library/rabbitmq:3.
+            candidates.add(("docker.io/library/" if "/" not in image else "docker.io/") + image)
+        return any(
+            candidate.startswith(registry.rstrip("/") + "/")
+            for candidate in candidates
+            for registry in self.allowed_registries
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,57 +97,33 @@ class OperatorConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> OperatorConfig:
-        """Read the configuration; raises ConfigError naming the variable that is wrong."""
+        """Read the configuration; raises SettingError naming the variable that is wrong."""
+        env = Environment(VARIABLES, environ)
         version = operator_version()
-        pull_policy = environ.get("ES4PS_IMAGE_PULL_POLICY", "IfNotPresent")
-        if pull_policy not in PULL_POLICIES:
-            raise ConfigError(f"ES4PS_IMAGE_PULL_POLICY must be one of {', '.join(PULL_POLICIES)}")
         images = Images(
-            samba=environ.get("ES4PS_SAMBA_IMAGE", f"es4ps/samba:{version}"),
-            portal=environ.get("ES4PS_PORTAL_IMAGE", f"es4ps/portal:{version}"),
-            broker=environ.get("ES4PS_BROKER_IMAGE", "rabbitmq:3.13-management"),
-            pull_policy=pull_policy,
+            samba=env.text("ES4PS_SAMBA_IMAGE") or f"es4ps/samba:{version}",
+            portal=env.text("ES4PS_PORTAL_IMAGE") or f"es4ps/portal:{version}",
+            broker=env.text("ES4PS_BROKER_IMAGE"),
+            pull_policy=env.choice("ES4PS_IMAGE_PULL_POLICY", PULL_POLICIES),
+            allowed_registries=_list(env.text("ES4PS_ALLOWED_IMAGE_REGISTRIES")),
         )
-        log_format = environ.get("ES4PS_LOG_FORMAT", "json")
-        if log_format not in ("json", "plain"):
-            raise ConfigError("ES4PS_LOG_FORMAT must be json or plain")
         return cls(
             images=images,
-            cluster_domain=environ.get("ES4PS_CLUSTER_DOMAIN", "cluster.local"),
-            cluster_dns_ip=environ.get("ES4PS_CLUSTER_DNS_IP") or None,
-            namespaces=tuple(n.strip() for n in environ.get("ES4PS_NAMESPACES", "").split(",") if n.strip()),
-            resync_seconds=_number(environ, "ES4PS_RESYNC_SECONDS", 3600.0, minimum=10),
-            http_port=int(_number(environ, "ES4PS_HTTP_PORT", 8080, minimum=1)),
-            leader_election=_flag(environ, "ES4PS_LEADER_ELECTION", True),
-            leader_election_namespace=environ.get("ES4PS_LEADER_ELECTION_NAMESPACE") or _pod_namespace(),
-            lease_seconds=int(_number(environ, "ES4PS_LEASE_SECONDS", 30, minimum=3)),
-            identity=environ.get("ES4PS_POD_NAME") or socket.gethostname(),
-            log_format=log_format,
+            cluster_domain=env.text("ES4PS_CLUSTER_DOMAIN"),
+            cluster_dns_ip=env.text("ES4PS_CLUSTER_DNS_IP") or None,
+            namespaces=_list(env.text("ES4PS_NAMESPACES")),
+            resync_seconds=env.number("ES4PS_RESYNC_SECONDS", minimum=10),
+            http_port=env.integer("ES4PS_HTTP_PORT", minimum=1, maximum=65535),
+            leader_election=env.flag("ES4PS_LEADER_ELECTION"),
+            leader_election_namespace=env.text("ES4PS_LEADER_ELECTION_NAMESPACE") or _pod_namespace(),
+            lease_seconds=env.integer("ES4PS_LEASE_SECONDS", minimum=3),
+            identity=env.text("ES4PS_POD_NAME") or socket.gethostname(),
+            log_format=env.choice("ES4PS_LOG_FORMAT", ("json", "plain")),
         )
 
 
-def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    text = environ.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {text!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}")
-    return value
-
-
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    text = environ.get(name)
-    if text is None:
-        return default
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise ConfigError(f"{name} must be true or false, not {text!r}")
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _pod_namespace() -> str:

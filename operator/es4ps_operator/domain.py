@@ -77,6 +77,9 @@ class Portal:
     staff_user: StaffUser | None
     link_validity_hours: int
     unconfirmed_retention_hours: int  # 0: kept
+    # spec.portal.rateLimits as the API server defaulted it (the portal reads the same shape).
+    rate_limits: dict[str, Any]
+    trusted_proxies: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +176,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             staff_user=_staff_user(portal.get("staffUser")),
             link_validity_hours=registration["linkValidityHours"],
             unconfirmed_retention_hours=registration["unconfirmedRetentionHours"],
+            rate_limits=dict(portal["rateLimits"]),
+            trusted_proxies=ingress["trustedProxies"],
         ),
         directory=Directory(
             replicas=directory["replicas"],

@@ -49,7 +49,7 @@ INDEX_PREFIX = "children_"
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_S
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT_S
     settings.watching.connect_timeout = 30
@@ -64,6 +64,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     for kind in WATCHED_KINDS.values():
         settings.watching.label_selectors[kind.api_version, kind.plural] = naming.MANAGED_BY_SELECTOR
+    if memo.config.namespaces:
+        # Namespaced rights only: no watching of CRDs or namespaces across the cluster, the fixed
+        # list of namespaces is served (discovery of the resources needs no rights).
+        settings.scanning.disabled = True
 
 
 def _domain_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str | None, str | None]:

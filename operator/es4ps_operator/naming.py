@@ -41,6 +41,10 @@ BROKER_PORT = 5671
 PORTAL_BROKER_USER = "portal"
 WORKER_BROKER_USER = "worker"
 PORTAL_HTTP_PORT = 8000
+# The directory account the workers bind as, with rights on the managed OU only (images/samba).
+WORKER_DIRECTORY_ACCOUNT = "es4ps-worker"
+# The OU whose accounts the workers manage, relative to the domain.
+MANAGED_OU = "OU=ES4PS"
 
 
 def labels(domain: Domain, component: str) -> dict[str, str]:
@@ -171,3 +175,8 @@ def django_secret_key_secret(domain: Domain) -> str:
 
 def task_keys_secret(domain: Domain) -> str:
     return child_name(domain, "task-keys")
+
+
+def worker_credentials_secret(domain: Domain) -> str:
+    """The password of the workers' directory account (the DCs create the account with it)."""
+    return child_name(domain, "worker-credentials")

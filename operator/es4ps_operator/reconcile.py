@@ -69,7 +69,8 @@ async def reconcile(
     previous_status = body.get("status") or {}
     result = ReconcileResult()
     applied_generation = None
-    if not domain.paused:
+    result.error = refused_images(domain, config)
+    if not domain.paused and not result.error:
         try:
             await _converge(domain, desired, observed, api, result)
             applied_generation = domain.generation
@@ -117,6 +118,23 @@ async def _converge(
     for child in prunable(observed.values(), desired_keys, domain.uid):
         await api.delete(WATCHED_KINDS[child.kind].api_version, child.kind, child.name, domain.namespace)
         result.pruned.append(f"{child.kind}/{child.name}")
+
+
+def refused_images(domain: Domain, config: OperatorConfig) -> str | None:
+    """Why the domain's own images cannot be used, or None: the operator's configuration allows registries."""
+    overrides = {
+        "spec.directory.image": domain.directory.image,
+        "spec.portal.image": domain.portal.image,
+        "spec.broker.image": domain.broker.image,
+    }
+    refused = [field for field, image in overrides.items() if image and not config.images.override_allowed(image)]
+    if not refused:
+        return None
+    allowed = ", ".join(config.images.allowed_registries) or "none"
+    return (
+        f"{', '.join(refused)}: images from that registry are not allowed by the operator (allowed registries: "
+        f"{allowed}; see the chart's operator.images.allowedRegistries); nothing was applied"
+    )
 
 
 def _differs(status: Mapping[str, Any], previous: Mapping[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE
@@ -23,11 +24,13 @@ from .common import (
     Manifest,
     content_hash,
     env,
+    memory_volume,
     metadata,
     mount,
-    pvc_retention,
+    restricted_security_context,
+    service,
+    statefulset,
     tls_volume,
-    volume_claim_template,
 )
 
 CONFIG_DIR = "/etc/rabbitmq"
@@ -40,29 +43,37 @@ MEMORY_LIMIT = "512Mi"
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
 
 
-def rabbitmq_conf() -> str:
-    """rabbitmq.conf: the TLS listener only, peer certificates required, login from the certificate's CN."""
-    return "\n".join(
-        [
-            "# Written by the es4ps operator. TLS only: no plain AMQP listener.",
-            "listeners.tcp = none",
-            f"listeners.ssl.default = {naming.BROKER_PORT}",
-            f"ssl_options.cacertfile = {TLS_DIR}/ca.crt",
-            f"ssl_options.certfile = {TLS_DIR}/tls.crt",
-            f"ssl_options.keyfile = {TLS_DIR}/tls.key",
-            "ssl_options.verify = verify_peer",
-            "ssl_options.fail_if_no_peer_cert = true",
-            # Clients log in as the common name of their certificate; no passwords exist.
-            "auth_mechanisms.1 = EXTERNAL",
-            "ssl_cert_login_from = common_name",
-            f"load_definitions = {CONFIG_DIR}/definitions.json",
-            f"total_memory_available_override_value = {MEMORY_LIMIT_BYTES}",
-            "log.console = true",
-            "log.console.level = info",
-            "log.file = false",
-            "",
-        ]
-    )
+# Where the Pod's broker logs: the console (kubectl logs), nothing on disk.
+POD_LOGGING = {"log.console": "true", "log.console.level": "info", "log.file": "false"}
+
+
+def rabbitmq_conf(
+    listener: str = str(naming.BROKER_PORT),
+    tls_dir: str = TLS_DIR,
+    definitions_file: str = f"{CONFIG_DIR}/definitions.json",
+    extra: Mapping[str, str] = POD_LOGGING,
+) -> str:
+    """rabbitmq.conf: the TLS listener only, peer certificates required, login from the certificate's CN.
+
+    The tests' broker runs this same configuration with its own port, files and logging.
+    """
+    settings = {
+        "listeners.tcp": "none",
+        "listeners.ssl.default": listener,
+        "ssl_options.cacertfile": f"{tls_dir}/ca.crt",
+        "ssl_options.certfile": f"{tls_dir}/tls.crt",
+        "ssl_options.keyfile": f"{tls_dir}/tls.key",
+        "ssl_options.verify": "verify_peer",
+        "ssl_options.fail_if_no_peer_cert": "true",
+        # Clients log in as the common name of their certificate; no passwords exist.
+        "auth_mechanisms.1": "EXTERNAL",
+        "ssl_cert_login_from": "common_name",
+        "load_definitions": definitions_file,
+        "total_memory_available_override_value": str(MEMORY_LIMIT_BYTES),
+        **extra,
+    }
+    lines = ["# Written by the es4ps operator. TLS only: no plain AMQP listener."]
+    return "\n".join(lines + [f"{name} = {value}" for name, value in settings.items()]) + "\n"
 
 
 ENABLED_PLUGINS = "[rabbitmq_auth_mechanism_ssl].\n"
@@ -141,22 +152,20 @@ def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
         "metadata": metadata(domain, name, naming.BROKER),
         "data": config_data,
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(domain, name, naming.BROKER),
-        "spec": {
+    headless = service(
+        domain,
+        name,
+        naming.BROKER,
+        {
             "clusterIP": "None",
             "selector": naming.selector(domain, naming.BROKER),
             "ports": [{"name": "amqps", "port": naming.BROKER_PORT, "targetPort": "amqps", "protocol": "TCP"}],
         },
-    }
-    return [config_map, service, _statefulset(domain, config, content_hash(config_data))]
+    )
+    return [config_map, headless, _statefulset(domain, config, content_hash(config_data))]
 
 
 def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Manifest:
-    name = naming.broker(domain)
-    labels = naming.labels(domain, naming.BROKER)
     tcp_probe = {"tcpSocket": {"port": "amqps"}}
     container = {
         "name": "rabbitmq",
@@ -173,48 +182,44 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
         "readinessProbe": tcp_probe | {"periodSeconds": 10, "failureThreshold": 3},
         "livenessProbe": tcp_probe | {"initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 5},
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": MEMORY_LIMIT}},
+        # Read-only root: RabbitMQ writes its volume, and scratch files to /tmp and its log directory.
+        "securityContext": restricted_security_context(),
+        "volumeMounts": [
+            mount("config", CONFIG_DIR),
+            mount("tls", TLS_DIR),
+            mount("data", DATA_DIR, read_only=False),
+            mount("tmp", "/tmp", read_only=False),
+            mount("logs", "/var/log/rabbitmq", read_only=False),
+        ],
+    }
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
         "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
+            "runAsUser": RABBITMQ_UID,
+            "runAsGroup": RABBITMQ_UID,
+            "fsGroup": RABBITMQ_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [mount("config", CONFIG_DIR), mount("tls", TLS_DIR), mount("data", DATA_DIR, read_only=False)],
+        "terminationGracePeriodSeconds": 60,
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": naming.broker(domain)}},
+            tls_volume("tls", naming.broker_tls(domain)),
+            memory_volume("tmp"),
+            memory_volume("logs"),
+        ],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(domain, name, naming.BROKER),
-        "spec": {
-            "serviceName": name,
-            "replicas": 1,
-            "selector": {"matchLabels": naming.selector(domain, naming.BROKER)},
-            "persistentVolumeClaimRetentionPolicy": pvc_retention(domain),
-            "template": {
-                "metadata": {"labels": labels, "annotations": {naming.CONFIG_HASH_ANNOTATION: config_hash}},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsUser": RABBITMQ_UID,
-                        "runAsGroup": RABBITMQ_UID,
-                        "fsGroup": RABBITMQ_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "terminationGracePeriodSeconds": 60,
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": name}},
-                        tls_volume("tls", naming.broker_tls(domain)),
-                    ],
-                },
-            },
-            "volumeClaimTemplates": [
-                volume_claim_template(
-                    "data",
-                    domain.broker.storage.size,
-                    domain.broker.storage.storage_class,
-                    naming.selector(domain, naming.BROKER),
-                ),
-            ],
-        },
+    pod_metadata = {
+        "labels": naming.labels(domain, naming.BROKER),
+        "annotations": {naming.CONFIG_HASH_ANNOTATION: config_hash},
     }
+    return statefulset(
+        domain,
+        naming.broker(domain),
+        naming.BROKER,
+        naming.selector(domain, naming.BROKER),
+        replicas=1,
+        pod={"metadata": pod_metadata, "spec": pod_spec},
+        storage=domain.broker.storage,
+    )

@@ -1,4 +1,4 @@
-"""Pieces every builder uses: object metadata, volumes of Secrets, hardened security contexts."""
+"""Pieces every builder uses: object metadata, volumes of Secrets, probes, security contexts, StatefulSets."""
 
 from __future__ import annotations
 
@@ -38,17 +38,32 @@ def desired_hash(manifest: Manifest) -> str:
     return manifest["metadata"]["annotations"][naming.DESIRED_HASH_ANNOTATION]
 
 
-def secret_volume(volume_name: str, secret_name: str, keys: dict[str, str] | None = None) -> dict[str, Any]:
+# Secret files readable by the Pod's fsGroup (owner root): the default for Pods that set one.
+GROUP_READABLE = 0o440
+# For a container of a Pod without fsGroup (the DC's: fsGroup would re-own the directory's volume) that
+# runs as a non-root user: the files are readable by that container's user, and no other user runs there.
+CONTAINER_READABLE = 0o444
+
+
+def secret_volume(
+    volume_name: str, secret_name: str, keys: dict[str, str] | None = None, mode: int = GROUP_READABLE
+) -> dict[str, Any]:
     """A read-only volume of a Secret; `keys` maps Secret keys to file names (default: every key)."""
-    secret: dict[str, Any] = {"secretName": secret_name, "defaultMode": 0o440}
+    secret: dict[str, Any] = {"secretName": secret_name, "defaultMode": mode}
     if keys:
         secret["items"] = [{"key": key, "path": path} for key, path in keys.items()]
     return {"name": volume_name, "secret": secret}
 
 
-def tls_volume(volume_name: str, secret_name: str) -> dict[str, Any]:
+def tls_volume(volume_name: str, secret_name: str, mode: int = GROUP_READABLE) -> dict[str, Any]:
     """The ca.crt, tls.crt and tls.key of a Secret that cert-manager fills."""
-    return secret_volume(volume_name, secret_name, {"ca.crt": "ca.crt", "tls.crt": "tls.crt", "tls.key": "tls.key"})
+    keys = {"ca.crt": "ca.crt", "tls.crt": "tls.crt", "tls.key": "tls.key"}
+    return secret_volume(volume_name, secret_name, keys, mode)
+
+
+def memory_volume(volume_name: str, size: str = "64Mi") -> dict[str, Any]:
+    """A small writable scratch directory in memory (e.g. /tmp under a read-only root file system)."""
+    return {"name": volume_name, "emptyDir": {"medium": "Memory", "sizeLimit": size}}
 
 
 def mount(volume_name: str, path: str, read_only: bool = True) -> dict[str, Any]:
@@ -67,8 +82,26 @@ def env_from_field(name: str, field_path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
 
 
+def exec_probe(command: list[str], period_s: int, failures: int, timeout_s: int) -> dict[str, Any]:
+    return {
+        "exec": {"command": command},
+        "periodSeconds": period_s,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout_s,
+    }
+
+
+def http_probe(path: str, port: str, period_s: int, failures: int = 3, timeout_s: int = 5) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period_s,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout_s,
+    }
+
+
 def restricted_security_context(run_as_user: int | None = None) -> dict[str, Any]:
-    """A container that needs no privilege at all (the Kubernetes "restricted" profile)."""
+    """A container that needs no privilege at all (the Kubernetes "restricted" profile, read-only root)."""
     context: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -99,5 +132,32 @@ def pvc_retention(domain: Domain) -> dict[str, str]:
     return {"whenDeleted": "Delete" if domain.delete_data else "Retain", "whenScaled": "Retain"}
 
 
-def image_of(override: str | None, default: str) -> str:
-    return override or default
+def statefulset(
+    domain: Domain,
+    name: str,
+    component: str,
+    selector: dict[str, str],
+    replicas: int,
+    pod: dict[str, Any],
+    storage: Any,
+    **spec: Any,
+) -> Manifest:
+    """A StatefulSet of `component` whose Pods run `pod` (template metadata and spec) with one volume "data"."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(domain, name, component),
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "persistentVolumeClaimRetentionPolicy": pvc_retention(domain),
+            **spec,
+            "template": pod,
+            "volumeClaimTemplates": [volume_claim_template("data", storage.size, storage.storage_class, selector)],
+        },
+    }
+
+
+def service(domain: Domain, name: str, component: str, spec: dict[str, Any]) -> Manifest:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(domain, name, component), "spec": spec}

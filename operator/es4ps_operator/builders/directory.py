@@ -7,9 +7,13 @@ own. dc0 provisions the domain; the others join it. A Pod runs two
 containers from images/samba: `dc` (es4ps-samba-dc) and `worker`
 (es4ps-worker), which talks to the DC beside it over ldap://127.0.0.1.
 
-Least privilege (see ../shared/FACTS.md): no privileged mode, no SYS_ADMIN;
-the DC keeps NT ACLs in user.* xattrs and needs only CHOWN, DAC_OVERRIDE,
-FOWNER, SETUID, SETGID and NET_BIND_SERVICE. The worker needs none.
+Least privilege: no privileged mode, no SYS_ADMIN; the DC keeps NT ACLs in
+user.* xattrs and needs only CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID and
+NET_BIND_SERVICE. The worker runs as an unprivileged user without any
+capability, on a read-only root file system, and never sees the
+Administrator password: it binds as its own directory account, which the DC
+creates with rights delegated on the managed OU only. Its record of applied
+tasks lives in a directory of the DC's volume that the DC hands to it.
 
 Services:
     <domain>-dc<i>        headless, that DC's own address (joins, and the StatefulSet's DNS)
@@ -25,22 +29,31 @@ from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import (
+    CONTAINER_READABLE,
     Manifest,
     env,
     env_from_field,
-    metadata,
+    exec_probe,
+    memory_volume,
     mount,
-    pvc_retention,
+    restricted_security_context,
     secret_volume,
+    service,
+    statefulset,
     tls_volume,
-    volume_claim_template,
 )
 
 DATA_DIR = "/var/lib/samba"
 ADMIN_DIR = "/etc/es4ps/admin"
+WORKER_CREDENTIALS_DIR = "/etc/es4ps/worker-credentials"
 LDAPS_TLS_DIR = "/etc/es4ps/ldaps-tls"
 BROKER_TLS_DIR = "/etc/es4ps/broker-tls"
 KEYS_DIR = "/etc/es4ps/keys"
+# The worker's record of applied tasks: this subdirectory of the DC's volume, owned by the worker's user.
+WORKER_STATE_SUBPATH = "es4ps-worker"
+WORKER_STATE_DIR = "/var/lib/es4ps-worker"
+# The unprivileged user of images/samba (the worker runs as it).
+WORKER_UID = 10001
 DC_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "NET_BIND_SERVICE"]
 
 # (name, port, protocol) of everything an AD DC serves, except dynamic RPC ports.
@@ -84,37 +97,26 @@ def _service_port(name: str, port: int, protocol: str) -> dict[str, Any]:
 
 
 def _directory_service(domain: Domain) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(domain, naming.directory_service(domain), naming.DIRECTORY),
-        "spec": {
-            "selector": naming.selector(domain, naming.DIRECTORY),
-            "ports": [_service_port("ldap", 389, "TCP"), _service_port("ldaps", 636, "TCP")],
-        },
+    spec = {
+        "selector": naming.selector(domain, naming.DIRECTORY),
+        "ports": [_service_port("ldap", 389, "TCP"), _service_port("ldaps", 636, "TCP")],
     }
+    return service(domain, naming.directory_service(domain), naming.DIRECTORY, spec)
 
 
 def _dc_headless_service(domain: Domain, index: int) -> Manifest:
     # Resolves straight to the DC's Pod address (its node's in HostNetwork mode), every port included.
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(domain, naming.dc(domain, index), naming.DIRECTORY),
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": dc_selector(domain, index),
-            "ports": [_service_port("ldap", 389, "TCP")],
-        },
+    spec = {
+        "clusterIP": "None",
+        "publishNotReadyAddresses": True,
+        "selector": dc_selector(domain, index),
+        "ports": [_service_port("ldap", 389, "TCP")],
     }
+    return service(domain, naming.dc(domain, index), naming.DIRECTORY, spec)
 
 
 def _dc_external_service(domain: Domain, index: int) -> Manifest:
     directory = domain.directory
-    meta = metadata(domain, naming.dc_external_service(domain, index), naming.DIRECTORY)
-    if directory.service_annotations:
-        meta["annotations"] = dict(directory.service_annotations)
     spec: dict[str, Any] = {
         "type": directory.service_type,
         "selector": dc_selector(domain, index),
@@ -123,7 +125,10 @@ def _dc_external_service(domain: Domain, index: int) -> Manifest:
     if directory.service_type != "ClusterIP":
         # Keep the clients' addresses (Samba logs and policies see who connects).
         spec["externalTrafficPolicy"] = "Local"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+    manifest = service(domain, naming.dc_external_service(domain, index), naming.DIRECTORY, spec)
+    if directory.service_annotations:
+        manifest["metadata"]["annotations"] = dict(directory.service_annotations)
+    return manifest
 
 
 def _advertised_ip_env(domain: Domain, index: int) -> dict[str, Any]:
@@ -137,18 +142,23 @@ def _dns_forwarder(domain: Domain, config: OperatorConfig) -> str | None:
     return domain.directory.dns_forwarder or config.cluster_dns_ip
 
 
-def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manifest:
-    name = naming.dc(domain, index)
-    image = domain.directory.image or config.images.samba
-    forwarder = _dns_forwarder(domain, config)
-    common_env = [
+def _domain_env(domain: Domain) -> list[dict[str, Any]]:
+    """What both containers of a DC's Pod share: the domain, and the worker's account and OU."""
+    return [
         env("ES4PS_REALM", domain.realm),
         env("ES4PS_NETBIOS_NAME", domain.netbios_name),
-        env("ES4PS_ADMIN_PASSWORD_FILE", f"{ADMIN_DIR}/password"),
+        env("ES4PS_USERS_OU", naming.MANAGED_OU),
+        env("ES4PS_WORKER_ACCOUNT", naming.WORKER_DIRECTORY_ACCOUNT),
+        env("ES4PS_WORKER_PASSWORD_FILE", f"{WORKER_CREDENTIALS_DIR}/password"),
     ]
 
+
+def _dc_container(domain: Domain, config: OperatorConfig, index: int) -> dict[str, Any]:
+    forwarder = _dns_forwarder(domain, config)
     dc_env = [
-        *common_env,
+        *_domain_env(domain),
+        env("ES4PS_ADMIN_PASSWORD_FILE", f"{ADMIN_DIR}/password"),
+        env("ES4PS_WORKER_UID", WORKER_UID),
         env("ES4PS_DC_HOSTNAME", naming.dc_hostname(index)),
         _advertised_ip_env(domain, index),
         env("ES4PS_DATA_DIR", DATA_DIR),
@@ -163,35 +173,18 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manif
         )
     if forwarder:
         dc_env.append(env("ES4PS_DNS_FORWARDER", forwarder))
-
-    dc_container = {
+    live = ["es4ps-samba-dc", "live"]
+    return {
         "name": "dc",
-        "image": image,
+        "image": domain.directory.image or config.images.samba,
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-samba-dc", "run"],
         "env": dc_env,
-        "ports": [
-            {"name": port_name, "containerPort": port, "protocol": protocol} for port_name, port, protocol in DC_PORTS
-        ],
+        "ports": [{"name": name, "containerPort": port, "protocol": protocol} for name, port, protocol in DC_PORTS],
         # Provisioning or joining takes a while on first start; liveness waits for it.
-        "startupProbe": {
-            "exec": {"command": ["es4ps-samba-dc", "live"]},
-            "periodSeconds": 5,
-            "failureThreshold": 120,
-            "timeoutSeconds": 10,
-        },
-        "livenessProbe": {
-            "exec": {"command": ["es4ps-samba-dc", "live"]},
-            "periodSeconds": 30,
-            "failureThreshold": 4,
-            "timeoutSeconds": 10,
-        },
-        "readinessProbe": {
-            "exec": {"command": ["es4ps-samba-dc", "ready"]},
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-            "timeoutSeconds": 10,
-        },
+        "startupProbe": exec_probe(live, period_s=5, failures=120, timeout_s=10),
+        "livenessProbe": exec_probe(live, period_s=30, failures=4, timeout_s=10),
+        "readinessProbe": exec_probe(["es4ps-samba-dc", "ready"], period_s=10, failures=3, timeout_s=10),
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": {
             # Samba runs as root and switches users itself; it gets only the capabilities it needs.
@@ -202,16 +195,20 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manif
         "volumeMounts": [
             mount("data", DATA_DIR, read_only=False),
             mount("admin", ADMIN_DIR),
+            mount("worker-credentials", WORKER_CREDENTIALS_DIR),
             mount("ldaps-tls", LDAPS_TLS_DIR),
         ],
     }
-    worker_container = {
+
+
+def _worker_container(domain: Domain, config: OperatorConfig, index: int) -> dict[str, Any]:
+    return {
         "name": "worker",
-        "image": image,
+        "image": domain.directory.image or config.images.samba,
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-worker"],
         "env": [
-            *common_env,
+            *_domain_env(domain),
             env("ES4PS_BROKER_URL", naming.broker_url(domain, config.cluster_domain)),
             env("ES4PS_BROKER_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
             env("ES4PS_BROKER_CERT_FILE", f"{BROKER_TLS_DIR}/tls.crt"),
@@ -219,24 +216,39 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manif
             env("ES4PS_SEALING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/sealing-private.key"),
             env("ES4PS_SIGNING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/signing-public.key"),
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
-            env("ES4PS_WORKER_NAME", name),
+            env("ES4PS_WORKER_STATE_DIR", WORKER_STATE_DIR),
+            env("ES4PS_WORKER_NAME", naming.dc(domain, index)),
         ],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        "securityContext": {
-            # Root only to read its root-owned 0440 secret files (no fsGroup: it would re-own the
-            # directory's volume); with no capability at all it can do nothing else a user could not.
-            "runAsUser": 0,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-        },
+        "securityContext": restricted_security_context(WORKER_UID),
         "volumeMounts": [
-            mount("admin", ADMIN_DIR),
+            mount("worker-credentials", WORKER_CREDENTIALS_DIR),
             mount("broker-tls", BROKER_TLS_DIR),
             mount("worker-keys", KEYS_DIR),
             mount("tmp", "/tmp", read_only=False),
+            {"name": "data", "mountPath": WORKER_STATE_DIR, "subPath": WORKER_STATE_SUBPATH, "readOnly": False},
         ],
     }
+
+
+def _dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
+    worker_keys = {"sealing-private.key": "sealing-private.key", "signing-public.key": "signing-public.key"}
+    return [
+        secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"}),
+        secret_volume(
+            "worker-credentials",
+            naming.worker_credentials_secret(domain),
+            {"password": "password"},
+            mode=CONTAINER_READABLE,
+        ),
+        tls_volume("ldaps-tls", naming.dc_ldaps_tls(domain, index)),
+        tls_volume("broker-tls", naming.worker_tls(domain, index), mode=CONTAINER_READABLE),
+        secret_volume("worker-keys", naming.task_keys_secret(domain), worker_keys, mode=CONTAINER_READABLE),
+        memory_volume("tmp"),
+    ]
+
+
+def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int) -> dict[str, Any]:
     nameservers = ["127.0.0.1"] + ([config.cluster_dns_ip] if config.cluster_dns_ip else [])
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
@@ -252,46 +264,25 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manif
                 domain.dns_domain,
             ],
         },
+        # No fsGroup: it would re-own the directory's volume, whose owners Samba relies on.
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 60,
-        "containers": [dc_container, worker_container],
-        "volumes": [
-            secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"}),
-            tls_volume("ldaps-tls", naming.dc_ldaps_tls(domain, index)),
-            tls_volume("broker-tls", naming.worker_tls(domain, index)),
-            secret_volume(
-                "worker-keys",
-                naming.task_keys_secret(domain),
-                {
-                    "sealing-private.key": "sealing-private.key",
-                    "signing-public.key": "signing-public.key",
-                },
-            ),
-            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-        ],
+        "containers": [_dc_container(domain, config, index), _worker_container(domain, config, index)],
+        "volumes": _dc_volumes(domain, index),
     }
     if domain.directory.node_selector:
         pod_spec["nodeSelector"] = dict(domain.directory.node_selector)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(domain, name, naming.DIRECTORY),
-        "spec": {
-            "serviceName": naming.dc(domain, index),
-            "replicas": 1,
-            "selector": {"matchLabels": dc_selector(domain, index)},
-            "persistentVolumeClaimRetentionPolicy": pvc_retention(domain),
-            "template": {
-                "metadata": {"labels": naming.labels(domain, naming.DIRECTORY) | {naming.DC_INDEX_LABEL: str(index)}},
-                "spec": pod_spec,
-            },
-            "volumeClaimTemplates": [
-                volume_claim_template(
-                    "data",
-                    domain.directory.storage.size,
-                    domain.directory.storage.storage_class,
-                    dc_selector(domain, index),
-                ),
-            ],
-        },
-    }
+    return pod_spec
+
+
+def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manifest:
+    labels = naming.labels(domain, naming.DIRECTORY) | {naming.DC_INDEX_LABEL: str(index)}
+    return statefulset(
+        domain,
+        naming.dc(domain, index),
+        naming.DIRECTORY,
+        dc_selector(domain, index),
+        replicas=1,
+        pod={"metadata": {"labels": labels}, "spec": _dc_pod_spec(domain, config, index)},
+        storage=domain.directory.storage,
+    )

@@ -8,6 +8,7 @@ not a Deployment, because the default database is SQLite on the Pod's volume.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .. import naming
@@ -17,12 +18,15 @@ from .common import (
     Manifest,
     env,
     env_from_secret,
+    http_probe,
+    memory_volume,
     metadata,
     mount,
-    pvc_retention,
+    restricted_security_context,
     secret_volume,
+    service,
+    statefulset,
     tls_volume,
-    volume_claim_template,
 )
 
 DATA_DIR = "/var/lib/es4ps-portal"
@@ -68,6 +72,8 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
     variables += [
         env("ES4PS_TOKEN_TTL_HOURS", portal.link_validity_hours),
         env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
+        env("ES4PS_RATE_LIMITS", json.dumps(portal.rate_limits, sort_keys=True, separators=(",", ":"))),
+        env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
     ]
     if portal.database_url:
         variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))
@@ -123,16 +129,12 @@ def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 
 def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
-    name = naming.portal(domain)
     image = domain.portal.image or config.images.portal
     environment = portal_environment(domain, config)
     volumes, mounts = _volumes(domain)
-    mounts.append(mount("data", DATA_DIR, read_only=False))
-    security = {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "runAsNonRoot": True,
-    }
+    # A read-only root file system: the portal writes only to its volume and to /tmp (gunicorn's heartbeats).
+    volumes.append(memory_volume("tmp"))
+    mounts += [mount("data", DATA_DIR, read_only=False), mount("tmp", "/tmp", read_only=False)]
     portal_container = {
         "name": "portal",
         "image": image,
@@ -140,17 +142,12 @@ def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
         "command": ["es4ps-portal", "serve"],
         "env": environment,
         "ports": [{"name": "http", "containerPort": naming.PORTAL_HTTP_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
-            "periodSeconds": 20,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
+        "readinessProbe": http_probe("/readyz", "http", period_s=10),
+        "livenessProbe": http_probe("/healthz", "http", period_s=20),
         # Migrations run before gunicorn listens.
-        "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 60},
+        "startupProbe": http_probe("/healthz", "http", period_s=5, failures=60, timeout_s=1),
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "768Mi"}},
-        "securityContext": security,
+        "securityContext": restricted_security_context(),
         "volumeMounts": mounts,
     }
     consumer_container = {
@@ -160,58 +157,41 @@ def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
         "command": ["es4ps-portal", "consume"],
         "env": environment,
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        "securityContext": security,
+        "securityContext": restricted_security_context(),
         "volumeMounts": mounts,
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(domain, name, naming.PORTAL),
-        "spec": {
-            "serviceName": name,
-            "replicas": domain.portal.replicas,
-            "selector": {"matchLabels": naming.selector(domain, naming.PORTAL)},
-            # Pods are interchangeable (the database is shared when there are several): start them together.
-            "podManagementPolicy": "Parallel",
-            "persistentVolumeClaimRetentionPolicy": pvc_retention(domain),
-            "template": {
-                "metadata": {"labels": naming.labels(domain, naming.PORTAL)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsUser": PORTAL_UID,
-                        "runAsGroup": PORTAL_UID,
-                        "fsGroup": PORTAL_UID,
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [portal_container, consumer_container],
-                    "volumes": volumes,
-                },
-            },
-            "volumeClaimTemplates": [
-                volume_claim_template(
-                    "data",
-                    domain.portal.storage.size,
-                    domain.portal.storage.storage_class,
-                    naming.selector(domain, naming.PORTAL),
-                ),
-            ],
+    pod_spec = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsUser": PORTAL_UID,
+            "runAsGroup": PORTAL_UID,
+            "fsGroup": PORTAL_UID,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
+        "containers": [portal_container, consumer_container],
+        "volumes": volumes,
     }
+    return statefulset(
+        domain,
+        naming.portal(domain),
+        naming.PORTAL,
+        naming.selector(domain, naming.PORTAL),
+        replicas=domain.portal.replicas,
+        pod={"metadata": {"labels": naming.labels(domain, naming.PORTAL)}, "spec": pod_spec},
+        storage=domain.portal.storage,
+        # Pods are interchangeable (the database is shared when there are several): start them together.
+        podManagementPolicy="Parallel",
+    )
 
 
 def _service(domain: Domain) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(domain, naming.portal(domain), naming.PORTAL),
-        "spec": {
-            "selector": naming.selector(domain, naming.PORTAL),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
+    spec = {
+        "selector": naming.selector(domain, naming.PORTAL),
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
     }
+    return service(domain, naming.portal(domain), naming.PORTAL, spec)
 
 
 def _ingress(domain: Domain) -> Manifest:

@@ -4,6 +4,7 @@
     <domain>-portal-secret-key  secret-key           Django's SECRET_KEY
     <domain>-task-keys          sealing-public.key, sealing-private.key   X25519 (es4ps_contract.keys)
                                 signing-public.key, signing-private.key   Ed25519
+    <domain>-worker-credentials password             the workers' own directory account (not Administrator)
 
 The builder is pure: it returns each Secret's metadata and a function that
 makes fresh values, called only when the Secret does not exist yet. The values
@@ -31,7 +32,7 @@ from .. import naming
 from ..domain import Domain
 from .common import Manifest, metadata
 
-ADMIN_PASSWORD_LENGTH = 32
+DIRECTORY_PASSWORD_LENGTH = 32
 # Symbols that need no quoting in a shell, an smb.conf or a URL.
 PASSWORD_SYMBOLS = "-_.+=,:@%"  # noqa: S105 (an alphabet, not a password)
 
@@ -51,13 +52,21 @@ class GeneratedSecret:
         return self.manifest | {"stringData": data}
 
 
-def generate_admin_password() -> dict[str, str]:
-    """A random password that meets the domain's complexity rules."""
+def _directory_password(account: str) -> dict[str, str]:
+    """A random password for a directory account that meets the domain's complexity rules."""
     alphabet = string.ascii_letters + string.digits + PASSWORD_SYMBOLS
     while True:
-        password = "".join(secrets.choice(alphabet) for _ in range(ADMIN_PASSWORD_LENGTH))
-        if not password_problems(password, "Administrator"):
+        password = "".join(secrets.choice(alphabet) for _ in range(DIRECTORY_PASSWORD_LENGTH))
+        if not password_problems(password, account):
             return {"password": password}
+
+
+def generate_admin_password() -> dict[str, str]:
+    return _directory_password("Administrator")
+
+
+def generate_worker_password() -> dict[str, str]:
+    return _directory_password(naming.WORKER_DIRECTORY_ACCOUNT)
 
 
 def generate_django_secret_key() -> dict[str, str]:
@@ -90,4 +99,5 @@ def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
         GeneratedSecret(secret(naming.admin_password_secret(domain)), generate_admin_password),
         GeneratedSecret(secret(naming.django_secret_key_secret(domain)), generate_django_secret_key),
         GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
+        GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password),
     ]

@@ -16,6 +16,7 @@ from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.broker import broker_definitions, rabbitmq_conf
 from es4ps_operator.builders.directory import DC_CAPABILITIES
 from es4ps_operator.builders.secrets import generate_admin_password, generate_task_keys
+from es4ps_operator.config import Images
 from es4ps_operator.domain import Domain
 from operator_samples import ROOT, domain_body, make_domain
 
@@ -342,23 +343,80 @@ def test_images_come_from_the_configuration_unless_the_spec_overrides_them(minim
     assert dc["dc"]["imagePullPolicy"] == "IfNotPresent"
 
 
-# --- interfaces ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("image", "allowed"),
+    [
+        ("registry.acme.example/es4ps/samba:1", True),
+        ("registry.acme.example:5000/samba:1", False),
+        ("registry.acme.example.evil/samba:1", False),
+        ("evil.example/registry.acme.example/samba:1", False),
+        ("samba:1", True),  # docker.io/library/samba
+        ("quay.io/rabbitmq:3.13", False),
+        ("mine/rabbitmq:3", False),  # docker.io/mine/rabbitmq: another path
+    ],
+)
+def test_a_domain_may_name_only_images_of_the_registries_the_operator_allows(image, allowed):
+    images = Images(
+        samba="s",
+        portal="p",
+        broker="b",
+        allowed_registries=("registry.acme.example", "docker.io/library"),
+    )
+    assert images.override_allowed(image) is allowed
+    assert not Images(samba="s", portal="p", broker="b").override_allowed(image)  # default: no overrides
 
 
-def documented_variables():
-    """Every variable name docs/interfaces.md mentions (the contract between operator and images)."""
-    text = (ROOT / "docs" / "interfaces.md").read_text()
-    names = set(re.findall(r"`((?:ES4PS|DJANGO)_[A-Z0-9_]+)`", text))
-    # "ES4PS_BROKER_*" and "ES4PS_TLS_CERT_FILE, ..." rows name families.
-    return names
+# --- security of the Pods --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sts_name", ["acme-dc0", "acme-portal"])
-def test_every_variable_the_operator_sets_is_documented_in_interfaces(acme, config, sts_name):
-    documented = documented_variables()
-    for container in containers(statefulset(build_desired_state(acme, config), sts_name)).values():
-        for name in env_of(container):
-            assert name in documented or name.startswith("ES4PS_BROKER_"), f"{name} is not in docs/interfaces.md"
+def test_the_worker_runs_unprivileged_without_the_administrator_password(acme, config):
+    dc_pod = statefulset(build_desired_state(acme, config), "acme-dc0")["spec"]["template"]["spec"]
+    worker = containers({"spec": {"template": {"spec": dc_pod}}})["worker"]
+    assert worker["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+    }
+    mounted = {mount["name"] for mount in worker["volumeMounts"]}
+    assert "admin" not in mounted and "ADMIN" not in str(env_of(worker))
+    assert env_of(worker)["ES4PS_WORKER_ACCOUNT"] == "es4ps-worker"
+    # Its record of applied tasks: a subdirectory of the DC's volume, nothing else of it.
+    [state] = [mount for mount in worker["volumeMounts"] if mount["name"] == "data"]
+    assert (state["subPath"], state["readOnly"]) == ("es4ps-worker", False)
+    volumes = {volume["name"]: volume for volume in dc_pod["volumes"]}
+    assert volumes["worker-credentials"]["secret"]["secretName"] == "acme-worker-credentials"
+
+
+@pytest.mark.parametrize(
+    ("sts_name", "container"), [("acme-portal", "portal"), ("acme-portal", "consumer"), ("acme-broker", "rabbitmq")]
+)
+def test_portal_and_broker_run_on_a_read_only_root_with_a_writable_tmp(acme, config, sts_name, container):
+    sts = statefulset(build_desired_state(acme, config), sts_name)
+    spec = containers(sts)[container]
+    assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    tmp = next(m for m in spec["volumeMounts"] if m["mountPath"] == "/tmp")
+    volumes = {volume["name"]: volume for volume in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes[tmp["name"]]
+
+
+def test_the_portal_gets_the_domains_rate_limits_and_trusted_proxies(config):
+    domain = make_domain(
+        portal={
+            "host": "accounts.acme.example",
+            "ingress": {"trustedProxies": 2},
+            "rateLimits": {"register": {"perAddress": {"requests": 900}}},
+        }
+    )
+    variables = env_of(containers(statefulset(build_desired_state(domain, config), "acme-portal"))["portal"])
+    assert variables["ES4PS_TRUSTED_PROXY_COUNT"] == "2"
+    limits = json.loads(variables["ES4PS_RATE_LIMITS"])
+    assert limits["register"]["perAddress"] == {"requests": 900, "windowSeconds": 3600}  # the CRD's default window
+    assert limits["reset"]["perAccount"] == {"requests": 3, "windowSeconds": 3600}
 
 
 # --- network policies ---------------------------------------------------------------------------
@@ -387,9 +445,30 @@ def test_only_portal_and_dcs_reach_the_broker(config):
 def test_host_network_dcs_reach_the_broker_from_node_ranges_or_anywhere_with_mtls(config):
     open_rule = policies(make_domain(), config)["acme-broker"]["ingress"]
     assert open_rule == [{"ports": [{"protocol": "TCP", "port": 5671}]}]
-    ranged = make_domain(directory={"nodeCIDRs": ["192.0.2.0/24"]})
-    [rule] = policies(ranged, config)["acme-broker"]["ingress"]
-    assert {"ipBlock": {"cidr": "192.0.2.0/24"}} in rule["from"]
+    ranged = make_domain(directory={"nodeCIDRs": ["192.0.2.0/24", "198.51.100.7/32"]})
+    # Exactly these peers: one more (say 0.0.0.0/0) would open the broker to everyone.
+    assert policies(ranged, config)["acme-broker"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "podSelector": {
+                        "matchLabels": {"app.kubernetes.io/instance": "acme", "app.kubernetes.io/component": "portal"}
+                    }
+                },
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/instance": "acme",
+                            "app.kubernetes.io/component": "directory",
+                        }
+                    }
+                },
+                {"ipBlock": {"cidr": "192.0.2.0/24"}},
+                {"ipBlock": {"cidr": "198.51.100.7/32"}},
+            ],
+            "ports": [{"protocol": "TCP", "port": 5671}],
+        }
+    ]
 
 
 def test_only_the_ingress_controller_reaches_the_portal(acme, config):
@@ -418,7 +497,7 @@ def test_generated_secrets_and_volumes_are_kept_unless_deletion_policy_is_delete
 
 def test_generated_secret_names(minimal, config):
     names = [s.name for s in build_desired_state(minimal, config).generated_secrets]
-    assert names == ["acme-samba-admin", "acme-portal-secret-key", "acme-task-keys"]
+    assert names == ["acme-samba-admin", "acme-portal-secret-key", "acme-task-keys", "acme-worker-credentials"]
 
 
 def test_admin_password_meets_the_domain_rules_and_differs_each_time():
@@ -437,12 +516,12 @@ def test_task_keys_are_matching_pairs_in_the_contract_format(tmp_path):
     private = load_sealing_private_key(tmp_path / "sealing-private.key")
     sealed = seal_password(public, "jdoe", "Secret-123")
     assert unseal_password(private, sealed, "jdoe") == "Secret-123"
-    task = EnableUser(username="jdoe")
+    task = EnableUser("jdoe", registration="0b7c5e6e-3f4a-4c1e-9d2b-8a6f5e4d3c2b", email="jdoe@acme.example")
     envelope = sign_task(load_signing_key(tmp_path / "signing-private.key"), task, "task-1")
     opened = open_task(
         load_verify_key(tmp_path / "signing-public.key"), envelope, operation=task.operation, task_id="task-1"
     )
-    assert opened == task
+    assert opened.task == task
     assert generate_task_keys() != keys
 
 

@@ -1,7 +1,8 @@
 """Reading an ES4PSDomain: the CRD's defaults and the values derived from them."""
 
 import pytest
-from es4ps_operator.config import ConfigError, OperatorConfig, operator_version
+from es4ps_contract.environment import SettingError
+from es4ps_operator.config import OperatorConfig, operator_version
 from es4ps_operator.domain import Domain, SpecError
 from operator_samples import MINIMAL_SPEC, ROOT, domain_body, make_domain
 
@@ -56,11 +57,11 @@ def test_config_defaults_come_from_the_version_file():
 
 
 def test_config_refuses_bad_values_naming_the_variable():
-    with pytest.raises(ConfigError, match="ES4PS_IMAGE_PULL_POLICY"):
+    with pytest.raises(SettingError, match="ES4PS_IMAGE_PULL_POLICY"):
         OperatorConfig.from_env({"ES4PS_IMAGE_PULL_POLICY": "Sometimes"})
-    with pytest.raises(ConfigError, match="ES4PS_RESYNC_SECONDS"):
+    with pytest.raises(SettingError, match="ES4PS_RESYNC_SECONDS"):
         OperatorConfig.from_env({"ES4PS_RESYNC_SECONDS": "soon"})
-    with pytest.raises(ConfigError, match="ES4PS_LEADER_ELECTION"):
+    with pytest.raises(SettingError, match="ES4PS_LEADER_ELECTION"):
         OperatorConfig.from_env({"ES4PS_LEADER_ELECTION": "maybe"})
 
 

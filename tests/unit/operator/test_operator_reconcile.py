@@ -57,7 +57,12 @@ def test_first_reconciliation_creates_everything_and_reports_it(config):
     result = run(domain_body(MINIMAL_SPEC), [], api, config)
     assert result.error is None
     assert len(api.objects) == 19 and len(result.created) == 19
-    assert sorted(api.created_secrets) == ["acme-portal-secret-key", "acme-samba-admin", "acme-task-keys"]
+    assert sorted(api.created_secrets) == [
+        "acme-portal-secret-key",
+        "acme-samba-admin",
+        "acme-task-keys",
+        "acme-worker-credentials",
+    ]
     assert result.generated_secrets == sorted(api.created_secrets, key=list(api.created_secrets).index)
     assert [status["phase"] for status in api.statuses] == ["Progressing"]
     assert {reason for _, reason, _ in result.events} == {"SecretsGenerated", "Created"}
@@ -131,4 +136,17 @@ def test_generated_secrets_follow_the_deletion_policy(config):
         "acme-samba-admin",
         "acme-portal-secret-key",
         "acme-task-keys",
+        "acme-worker-credentials",
     }
+
+
+def test_a_domain_naming_an_image_the_operator_does_not_allow_gets_nothing_and_says_why(config):
+    api = RecordingApi()
+    body = domain_body(MINIMAL_SPEC | {"directory": {"image": "evil.example/samba:1"}})
+    result = run(body, [], api, config)
+
+    assert api.objects == {} and api.created_secrets == {}
+    assert "spec.directory.image" in result.error and "not allowed" in result.error
+    [status] = api.statuses
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (status["phase"], ready["status"], ready["reason"]) == ("Failed", "False", "ApplyFailed")

@@ -1,0 +1,137 @@
+"""The environment between the operator and the images is one fact: what the builders write, the images read.
+
+The operator's builders give each container of the example domain its
+variables; each image declares the variables it reads (es4ps_contract's
+`Variable`). A variable renamed on one side fails here: every variable written
+must be declared by the image, every required one must be written, and the DC's
+and the worker's own readers must accept the values (with the mounted files
+stood in by temporary ones). docs/interfaces.md's tables are rendered from the
+same declarations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from es4ps_contract.environment import Variable, generated_sources, render_document
+from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
+from es4ps_operator.builders import build_desired_state
+from es4ps_portal import environment as portal_environment
+from es4ps_samba import worker
+from es4ps_samba.dc import config as dc_config
+from es4ps_samba.dc.config import DCConfig
+from es4ps_samba.worker import WorkerConfig
+from operator_samples import make_domain
+
+ROOT = Path(__file__).resolve().parents[3]
+INTERFACES = ROOT / "docs" / "interfaces.md"
+
+# The image and declaration behind each container the operator writes (the broker is stock RabbitMQ).
+DECLARATIONS: dict[str, tuple[Variable, ...]] = {
+    "dc": dc_config.VARIABLES,
+    "worker": worker.VARIABLES,
+    "portal": portal_environment.VARIABLES,
+    "consumer": portal_environment.VARIABLES,
+}
+
+
+def written_containers(domain, config):
+    """(StatefulSet, container) -> container, for every container the builders write."""
+    found = {}
+    for manifest in build_desired_state(domain, config).manifests():
+        if manifest["kind"] == "StatefulSet":
+            for container in manifest["spec"]["template"]["spec"]["containers"]:
+                found[(manifest["metadata"]["name"], container["name"])] = container
+    return found
+
+
+@pytest.fixture
+def example_containers(acme, config):
+    containers = written_containers(acme, config)
+    assert {name for _sts, name in containers} == {*DECLARATIONS, "rabbitmq"}
+    return containers
+
+
+def test_every_variable_written_is_read_and_every_required_one_is_written(example_containers):
+    for (statefulset, name), container in example_containers.items():
+        if name == "rabbitmq":
+            continue
+        written = {variable["name"] for variable in container["env"]}
+        declared = {variable.name for variable in DECLARATIONS[name]}
+        required = {variable.name for variable in DECLARATIONS[name] if variable.required}
+        assert written <= declared, f"{statefulset}/{name} is given variables its image never reads"
+        assert required <= written, f"{statefulset}/{name} lacks variables its image needs"
+
+
+def resolved_environment(container, tmp_path: Path) -> dict[str, str]:
+    """The container's variables as its process would see them: fields filled in, mounted files made."""
+    mounts = {mount["mountPath"]: tmp_path / mount["name"] for mount in container["volumeMounts"]}
+    environ = {}
+    for variable in container["env"]:
+        value = variable.get("value", "")
+        if "valueFrom" in variable:
+            value = "192.0.2.10"  # status.podIP / status.hostIP
+        mount_path = next((path for path in mounts if value.startswith(path + "/")), None)
+        if mount_path is not None:
+            value = str(mounts[mount_path] / value[len(mount_path) + 1 :])
+        environ[variable["name"]] = value
+    return environ
+
+
+def write_secret_files(tmp_path: Path) -> None:
+    """Stand-ins for the Secrets the operator mounts (keys in the contract's format, passwords)."""
+    sealing_private, _ = generate_sealing_keypair()
+    _, signing_public = generate_signing_keypair()
+    files = {
+        "worker-keys/sealing-private.key": sealing_private,
+        "worker-keys/signing-public.key": signing_public,
+        "worker-credentials/password": "W0rker-pass",
+        "admin/password": "Adm1n-pass",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+
+def test_the_dc_and_the_worker_read_what_the_operator_writes(example_containers, config, tmp_path):
+    write_secret_files(tmp_path)
+    dc = DCConfig.from_env(resolved_environment(example_containers[("acme-dc0", "dc")], tmp_path))
+    assert (dc.realm, dc.hostname, dc.role, dc.users_ou, dc.worker_account) == (
+        "AD.ACME.EXAMPLE",
+        "dc0",
+        "provision",
+        "OU=ES4PS",
+        "es4ps-worker",
+    )
+    assert dc.worker_password() == "W0rker-pass"
+    second_dc = written_containers(make_domain(directory={"replicas": 2}), config)[("acme-dc1", "dc")]
+    joined = DCConfig.from_env(resolved_environment(second_dc, tmp_path))
+    assert (joined.role, joined.join_server) == ("join", "acme-dc0.acme.svc.cluster.local")
+
+    worker_config = WorkerConfig.from_env(resolved_environment(example_containers[("acme-dc0", "worker")], tmp_path))
+    assert (worker_config.account, worker_config.password, worker_config.users_ou) == (
+        dc.worker_account,
+        dc.worker_password(),
+        dc.users_ou,
+    )
+
+
+def test_the_portal_reads_the_rate_limits_the_operator_writes(example_containers):
+    environ = {
+        variable["name"]: variable.get("value") for variable in example_containers[("acme-portal", "portal")]["env"]
+    }
+    limits = portal_environment.parse_rate_limits(environ["ES4PS_RATE_LIMITS"])
+    assert limits["register"]["ip"] == (600, 3600)
+
+
+def test_the_interface_document_is_rendered_from_the_declarations():
+    text = INTERFACES.read_text()
+    assert set(generated_sources(text)) >= {
+        "es4ps_samba.dc.config:VARIABLES",
+        "es4ps_samba.worker:VARIABLES",
+        "es4ps_portal.environment:VARIABLES",
+    }
+    assert render_document(text) == text, (
+        "docs/interfaces.md is out of date: run `.venv/bin/python -m es4ps_contract.environment docs/interfaces.md`"
+    )

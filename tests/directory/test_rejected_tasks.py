@@ -13,7 +13,7 @@ from es4ps_contract.keys import generate_signing_keypair
 from es4ps_contract.signing import sign_envelope
 from es4ps_contract.tasks import CreateUser, Operation, SetPassword, UpdateAttributes
 from nacl.signing import SigningKey
-from support.accounts import PASSWORD, create_task, run
+from support.accounts import PASSWORD, binding, create_task, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 
@@ -39,8 +39,8 @@ def create_payload(task_client, username: str) -> dict:
         "username": username,
         "given_name": "Ana",
         "surname": "Example",
-        "email": "ana@acme.example",
         "sealed_password": task_client.seal(username, PASSWORD),
+        **binding(username),
     }
 
 
@@ -115,7 +115,10 @@ def test_a_corrupt_sealed_password_is_rejected(task_client, username):
     sealed = task_client.seal(username, PASSWORD)
     corrupt = sealed[:-8] + ("A" if sealed[-8] != "A" else "B") + sealed[-7:]
 
-    event = run(task_client, CreateUser(username, "Ana", "Example", "ana@acme.example", corrupt))
+    event = run(
+        task_client,
+        CreateUser(username, given_name="Ana", surname="Example", sealed_password=corrupt, **binding(username)),
+    )
 
     assert (event.outcome, event.reason) == (Outcome.REJECTED, "the sealed password cannot be opened")
 
@@ -124,7 +127,12 @@ def test_a_corrupt_sealed_password_is_rejected(task_client, username):
 def test_a_password_sealed_for_another_account_is_rejected(task_client, username):
     sealed_for_someone_else = task_client.seal("someone-else", PASSWORD)
 
-    event = run(task_client, CreateUser(username, "Ana", "Example", "ana@acme.example", sealed_for_someone_else))
+    event = run(
+        task_client,
+        CreateUser(
+            username, given_name="Ana", surname="Example", sealed_password=sealed_for_someone_else, **binding(username)
+        ),
+    )
 
     assert (event.outcome, event.reason) == (Outcome.REJECTED, "the sealed password was sealed for another account")
 
@@ -165,7 +173,9 @@ def test_a_signed_task_with_an_invalid_field_is_rejected(task_client, changes, r
 )
 def test_an_update_outside_the_allow_list_is_rejected(task_client, samba_dc, attributes):
     event = publish_signed(
-        task_client, Operation.UPDATE_ATTRIBUTES, {"username": "valid-name", "attributes": attributes}
+        task_client,
+        Operation.UPDATE_ATTRIBUTES,
+        {"username": "valid-name", "attributes": attributes, **binding("valid-name")},
     )
 
     assert event.outcome is Outcome.REJECTED
@@ -174,7 +184,9 @@ def test_an_update_outside_the_allow_list_is_rejected(task_client, samba_dc, att
 
 def test_the_portal_cannot_even_build_an_invalid_task(task_client):
     with pytest.raises(ValueError, match="may only change"):
-        task_client.envelope(UpdateAttributes("valid-name", {"memberOf": "x"}), str(uuid.uuid4()))
+        task_client.envelope(
+            UpdateAttributes("valid-name", attributes={"memberOf": "x"}, **binding("valid-name")), str(uuid.uuid4())
+        )
 
 
 def test_no_password_reaches_the_worker_log_or_an_event(task_client, directory_worker, username):
@@ -182,8 +194,8 @@ def test_no_password_reaches_the_worker_log_or_an_event(task_client, directory_w
     events = [
         run(task_client, create_task(task_client, username, password=weak)),
         run(task_client, create_task(task_client, username, password=good)),
-        run(task_client, CreateUser(username, "Ana", "Example", "ana@acme.example", task_client.seal("x1", other))),
-        run(task_client, SetPassword(username, task_client.seal(username, other))),
+        run(task_client, create_task(task_client, username, sealed_password=task_client.seal("x1", other))),
+        run(task_client, SetPassword(username, sealed_password=task_client.seal(username, other), **binding(username))),
     ]
 
     assert [e.outcome for e in events] == [Outcome.FAILED, Outcome.SUCCEEDED, Outcome.REJECTED, Outcome.SUCCEEDED]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
-from support.accounts import PASSWORD, create_task, find_account, password_authenticates, run
+from support.accounts import PASSWORD, binding, create_task, find_account, password_authenticates, run
 
 pytestmark = pytest.mark.services
 
@@ -27,7 +27,7 @@ def test_a_worker_killed_mid_task_completes_the_task_after_restart(task_client, 
     directory_worker.start()
 
     assert task_client.wait_for(task_id).outcome is Outcome.SUCCEEDED
-    assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
     assert password_authenticates(samba_dc, username, PASSWORD)
 
 
@@ -68,7 +68,9 @@ def test_the_worker_reconnects_when_the_dc_restarts(task_client, samba_dc, direc
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
 
     samba_dc.stop()
-    enable_id = task_client.submit(EnableUser(username))  # fails to reach the DC: retried with backoff
+    enable_id = task_client.submit(
+        EnableUser(username, **binding(username))
+    )  # fails to reach the DC: retried with backoff
     directory_worker.wait_for_log(f"task {enable_id} (enable_user {username}): the directory is unavailable")
     samba_dc.start()
 

@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
-from es4ps_samba.dc import MARKER_NAME
-from support.accounts import PASSWORD, create_task, run
+from es4ps_samba.dc.config import MARKER_NAME
+from support.accounts import PASSWORD, binding, create_task, run
 from support.services import VENV_BIN, SambaDC, ServiceError, wait_until
 
 pytestmark = pytest.mark.services
@@ -105,6 +105,7 @@ def test_a_provision_cut_short_is_done_again(tmp_path, test_ca):
     dc.tls = test_ca.issue("partial-dc", "dc1.es4ps.test", server_names=("dc1.es4ps.test",))
     dc.admin_password_file.parent.mkdir(parents=True)
     dc.admin_password_file.write_text(dc.admin_password)
+    dc.worker_password_file.write_text(dc.worker_password)
     # What a provision killed half-way leaves: some files, no marker.
     (dc.data_dir / "private").mkdir(parents=True)
     (dc.data_dir / "private" / "sam.ldb").write_bytes(b"half a database")
@@ -117,7 +118,7 @@ def test_a_provision_cut_short_is_done_again(tmp_path, test_ca):
     smb_conf = (dc.data_dir / "etc" / "smb.conf").read_text()
     assert "tls certfile = " in smb_conf and "es4ps-cert.pem" in smb_conf
     assert oct((dc.data_dir / "private" / "tls" / "es4ps-key.pem").stat().st_mode & 0o777) == "0o600"
-    assert dc.admin_password not in smb_conf
+    assert dc.admin_password not in smb_conf and dc.worker_password not in smb_conf
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_an_additional_dc_joins_with_the_domain_data(
     tmp_path, test_ca, samba_dc, task_client, directory_worker, username
 ):
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
-    assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
     second = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc)
     try:
         second.start(timeout_s=180)

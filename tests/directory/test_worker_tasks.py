@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.passwords import COMPLEXITY_REASON
@@ -14,7 +16,7 @@ from es4ps_contract.tasks import (
     UpdateAttributes,
 )
 from samba.dsdb import UF_ACCOUNTDISABLE
-from support.accounts import PASSWORD, create_task, find_account, password_authenticates, run
+from support.accounts import PASSWORD, binding, create_task, find_account, password_authenticates, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 
@@ -39,7 +41,7 @@ def test_a_created_account_is_disabled_and_its_password_does_not_authenticate(ta
 def test_after_enable_the_chosen_password_authenticates_and_a_wrong_one_does_not(task_client, samba_dc, username):
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
 
-    event = run(task_client, EnableUser(username))
+    event = run(task_client, EnableUser(username, **binding(username)))
 
     assert event.outcome is Outcome.SUCCEEDED
     assert not int(find_account(samba_dc, username)["userAccountControl"][0]) & UF_ACCOUNTDISABLE
@@ -49,20 +51,25 @@ def test_after_enable_the_chosen_password_authenticates_and_a_wrong_one_does_not
 
 def test_disable_stops_the_password_from_authenticating(task_client, samba_dc, username):
     run(task_client, create_task(task_client, username))
-    run(task_client, EnableUser(username))
+    run(task_client, EnableUser(username, **binding(username)))
 
-    assert run(task_client, DisableUser(username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, DisableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
 
     assert not password_authenticates(samba_dc, username, PASSWORD)
-    assert run(task_client, DisableUser(username)).outcome is Outcome.SUCCEEDED  # already disabled: fine
+    assert (
+        run(task_client, DisableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
+    )  # already disabled: fine
 
 
 def test_set_password_changes_what_authenticates(task_client, samba_dc, username):
     run(task_client, create_task(task_client, username))
-    run(task_client, EnableUser(username))
+    run(task_client, EnableUser(username, **binding(username)))
     new_password = "An0ther-Secret+phrase"
 
-    event = run(task_client, SetPassword(username, task_client.seal(username, new_password)))
+    event = run(
+        task_client,
+        SetPassword(username, sealed_password=task_client.seal(username, new_password), **binding(username)),
+    )
 
     assert event.outcome is Outcome.SUCCEEDED
     assert password_authenticates(samba_dc, username, new_password)
@@ -83,7 +90,7 @@ def test_updated_attributes_are_visible_in_the_directory(task_client, samba_dc, 
     run(task_client, create_task(task_client, username))
     attributes = {"given_name": "Zoë", "surname": "Ünal-Ñúñez", "display_name": "Zoë Ünal-Ñúñez (Physics)"}
 
-    event = run(task_client, UpdateAttributes(username, attributes))
+    event = run(task_client, UpdateAttributes(username, attributes=attributes, **binding(username)))
 
     assert event.outcome is Outcome.SUCCEEDED
     account = find_account(samba_dc, username)
@@ -95,16 +102,16 @@ def test_updated_attributes_are_visible_in_the_directory(task_client, samba_dc, 
 def test_delete_removes_the_account_and_a_second_delete_succeeds(task_client, samba_dc, username):
     run(task_client, create_task(task_client, username))
 
-    assert run(task_client, DeleteUser(username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, DeleteUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
     assert find_account(samba_dc, username) is None
-    assert run(task_client, DeleteUser(username)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, DeleteUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
 
 
 def test_a_redelivered_task_is_harmless(task_client, samba_dc, username):
     task = create_task(task_client, username)
     task_id = task_client.submit(task)
     assert task_client.wait_for(task_id).outcome is Outcome.SUCCEEDED
-    run(task_client, EnableUser(username))
+    run(task_client, EnableUser(username, **binding(username)))
 
     # The very same message (same envelope, same task id) arrives again, as after a lost ack.
     task_client.results.pop(task_id)
@@ -115,15 +122,16 @@ def test_a_redelivered_task_is_harmless(task_client, samba_dc, username):
     account = find_account(samba_dc, username)
     assert not int(account["userAccountControl"][0]) & UF_ACCOUNTDISABLE  # still enabled: create changed nothing
     assert password_authenticates(samba_dc, username, PASSWORD)
-    assert run(task_client, EnableUser(username)).outcome is Outcome.SUCCEEDED  # enable of an enabled account
+    assert (
+        run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
+    )  # enable of an enabled account
 
 
 def test_create_of_a_name_taken_by_another_person_fails_and_leaves_that_account_alone(task_client, samba_dc, username):
     run(task_client, create_task(task_client, username))
 
-    event = run(
-        task_client, create_task(task_client, username, password="0ther-Pers0n!pass", email="someone@else.example")
-    )
+    another_registration = binding(username, registration=str(uuid.uuid4())) | {"email": "someone@else.example"}
+    event = run(task_client, create_task(task_client, username, password="0ther-Pers0n!pass", **another_registration))
 
     assert event.outcome is Outcome.FAILED
     assert event.reason == "the username is already taken"
@@ -135,7 +143,7 @@ def test_accounts_outside_the_managed_container_are_never_touched(task_client, s
     samba_dc.samdb().newuser(username, "Staff-Passw0rd!", setpassword=True)
     samba_dc.samdb().disable_account(f"(sAMAccountName={username})")
 
-    enable = run(task_client, EnableUser(username), timeout_s=120)
+    enable = run(task_client, EnableUser(username, **binding(username)), timeout_s=120)
     create_event = run(task_client, create_task(task_client, username))
 
     assert create_event.outcome is Outcome.FAILED and create_event.reason == "the username is already taken"
@@ -145,7 +153,7 @@ def test_accounts_outside_the_managed_container_are_never_touched(task_client, s
 
 def test_enable_before_the_account_exists_is_retried_until_it_does(task_client, samba_dc, directory_worker, username):
     # As when the account has not replicated to this DC yet: the enable waits for it.
-    enable_id = task_client.submit(EnableUser(username))
+    enable_id = task_client.submit(EnableUser(username, **binding(username)))
     directory_worker.wait_for_log(f"{enable_id}", timeout_s=30)
     directory_worker.wait_for_log("retry 1", timeout_s=30)
     assert task_client.wait_for(task_client.submit(create_task(task_client, username))).outcome is Outcome.SUCCEEDED

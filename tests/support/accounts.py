@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import uuid
 
 import ldap3
 import ldb
@@ -27,21 +28,31 @@ def password_authenticates(dc: SambaDC, username: str, password: str, address: s
         connection.unbind()
 
 
-def find_account(dc: SambaDC, username: str) -> ldb.Message | None:
+ACCOUNT_ATTRIBUTES = ["userAccountControl", "givenName", "sn", "displayName", "mail", "userPrincipalName"]
+
+
+def find_account(dc: SambaDC, username: str, attrs: list[str] = ACCOUNT_ATTRIBUTES) -> ldb.Message | None:
     """The account named `username` anywhere in the domain, or None."""
     result = dc.samdb().search(
         base=dc.base_dn,
         scope=ldb.SCOPE_SUBTREE,
         expression=f"(sAMAccountName={ldb.binary_encode(username)})",
-        attrs=["userAccountControl", "givenName", "sn", "displayName", "mail", "userPrincipalName"],
+        attrs=attrs,
     )
     return result[0] if len(result) else None
 
 
+def binding(username: str, registration: str | None = None) -> dict[str, str]:
+    """The registration fields of a test account's tasks: one registration per username unless told otherwise."""
+    registration = registration or str(uuid.uuid5(uuid.NAMESPACE_URL, f"es4ps-test:{username}"))
+    return {"registration": registration, "email": f"{username}@acme.example"}
+
+
 def create_task(client: TaskClient, username: str, password: str = PASSWORD, **fields: str) -> CreateUser:
-    """A create task for `username` with the password sealed; `fields` override the names and e-mail."""
-    values = {"given_name": "Ana", "surname": "Example", "email": f"{username}@acme.example", **fields}
-    return CreateUser(username, sealed_password=client.seal(username, password), **values)
+    """A create task for `username` with the password sealed; `fields` override names, address and registration."""
+    values = {"given_name": "Ana", "surname": "Example", **binding(username), **fields}
+    values.setdefault("sealed_password", client.seal(username, password))
+    return CreateUser(username, **values)
 
 
 def run(client: TaskClient, task: Task, timeout_s: float = 60) -> ResultEvent:

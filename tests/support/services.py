@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
 from es4ps_contract.tasks import RESULTS_QUEUE
-from es4ps_operator.builders.broker import broker_definitions  # the topology, as the operator writes it
+from es4ps_operator.builders.broker import broker_definitions, rabbitmq_conf  # as the operator writes them
 from es4ps_operator.naming import BROKER_VHOST
 from es4ps_operator.naming import PORTAL_BROKER_USER as PORTAL_USER
 from es4ps_operator.naming import WORKER_BROKER_USER as WORKER_USER
@@ -259,25 +259,18 @@ class RabbitMQ:
         (d / "definitions.json").write_text(json.dumps(broker_definitions(), indent=1))
         (d / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
         (d / "rabbitmq-env.conf").write_text("")
+        # The operator's configuration, with this node's port, files and logging.
         (d / "rabbitmq.conf").write_text(
-            "\n".join(
-                [
-                    "listeners.tcp = none",
-                    f"listeners.ssl.default = {self.host}:{self.port}",
-                    f"ssl_options.cacertfile = {self.server_cert.ca_file}",
-                    f"ssl_options.certfile = {self.server_cert.cert_file}",
-                    f"ssl_options.keyfile = {self.server_cert.key_file}",
-                    "ssl_options.verify = verify_peer",
-                    "ssl_options.fail_if_no_peer_cert = true",
-                    "auth_mechanisms.1 = EXTERNAL",
-                    "ssl_cert_login_from = common_name",
-                    f"load_definitions = {d / 'definitions.json'}",
-                    "log.console = false",
-                    "log.file.level = info",
+            rabbitmq_conf(
+                listener=f"{self.host}:{self.port}",
+                tls_dir=str(self.server_cert.directory),
+                definitions_file=str(d / "definitions.json"),
+                extra={
+                    "log.console": "false",
+                    "log.file.level": "info",
                     # The test machine's disk may be fuller than RabbitMQ's default alarm allows.
-                    "disk_free_limit.absolute = 50MB",
-                    "",
-                ]
+                    "disk_free_limit.absolute": "50MB",
+                },
             )
         )
 
@@ -409,6 +402,8 @@ class SambaDC:
         self.join = join
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
+        self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
+        self.worker_password_file = directory / "worker-password"
         self.data_dir = directory / "data"
         self.log = directory / "samba.log"
         self.address = ""
@@ -449,6 +444,8 @@ class SambaDC:
             "ES4PS_INTERFACES": f"{self.address}/8",
             "ES4PS_DATA_DIR": str(self.data_dir),
             "ES4PS_ADMIN_PASSWORD_FILE": str(self.admin_password_file),
+            "ES4PS_WORKER_PASSWORD_FILE": str(self.worker_password_file),
+            "ES4PS_WORKER_UID": str(os.getuid()),
             "ES4PS_TLS_CERT_FILE": str(self.tls.cert_file),
             "ES4PS_TLS_KEY_FILE": str(self.tls.key_file),
             "ES4PS_TLS_CA_FILE": str(self.tls.ca_file),
@@ -460,12 +457,13 @@ class SambaDC:
 
     @property
     def worker_env(self) -> dict[str, str]:
-        """The directory variables of a worker beside this DC."""
+        """The directory variables of a worker beside this DC: its own account, its state on the DC's volume."""
         return {
             "ES4PS_LDAP_URL": self.ldap_url,
             "ES4PS_REALM": self.realm,
             "ES4PS_NETBIOS_NAME": self.netbios_name,
-            "ES4PS_ADMIN_PASSWORD_FILE": str(self.admin_password_file),
+            "ES4PS_WORKER_PASSWORD_FILE": str(self.worker_password_file),
+            "ES4PS_WORKER_STATE_DIR": str(self.data_dir / "es4ps-worker"),
         }
 
     @property
@@ -480,9 +478,13 @@ class SambaDC:
             self.address, self._lock = claim_loopback_address()
             fqdn = f"{self.hostname}.{self.dns_domain}"
             self.tls = self.ca.issue(f"samba-{self.hostname}-{self.address}", fqdn, server_names=(fqdn, self.address))
-            descriptor = os.open(self.admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                out.write(self.admin_password + "\n")
+            for path, password in (
+                (self.admin_password_file, self.admin_password),
+                (self.worker_password_file, self.worker_password),
+            ):
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w") as out:
+                    out.write(password + "\n")
         env = {**os.environ, **self.dc_env}
         self._process = start_process([str(VENV_BIN / "es4ps-samba-dc"), "run"], self.log, env)
         try:
@@ -531,8 +533,8 @@ class SambaDC:
             os.close(self._lock)
             self._lock = None
 
-    def samdb(self):
-        """An administrator's SamDB connection to this DC (for checks in tests)."""
+    def samdb(self, username: str = "Administrator", password: str | None = None):
+        """A SamDB connection to this DC, as the Administrator unless told otherwise (for checks in tests)."""
         from samba.credentials import Credentials
         from samba.param import LoadParm
         from samba.samdb import SamDB
@@ -542,8 +544,8 @@ class SambaDC:
         credentials = Credentials()
         credentials.guess(lp)
         credentials.set_domain(self.netbios_name)
-        credentials.set_username("Administrator")
-        credentials.set_password(self.admin_password)
+        credentials.set_username(username)
+        credentials.set_password(self.admin_password if password is None else password)
         return SamDB(url=self.ldap_url, lp=lp, credentials=credentials)
 
 

@@ -69,7 +69,7 @@ from nacl.signing import VerifyKey
 
 from .applied import AppliedTasks
 from .dc.config import DEFAULT_USERS_OU, DEFAULT_WORKER_ACCOUNT
-from .directory import Directory, DirectoryRefused, DirectoryUnavailable, NotFoundYet
+from .directory import SUPERSEDED, Directory, DirectoryRefused, DirectoryUnavailable, NotFoundYet
 
 logger = logging.getLogger("es4ps.worker")
 
@@ -202,7 +202,8 @@ class ProvisioningWorker:
             self._finish(task_id, operation, task.username, Outcome.FAILED, exc.reason)
             return
         logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, done)
-        self._finish(task_id, operation, task.username, Outcome.SUCCEEDED)
+        # Nothing to say for the person, unless a newer change made this one moot.
+        self._finish(task_id, operation, task.username, Outcome.SUCCEEDED, done if done == SUPERSEDED else "")
 
     def _password(self, task: object) -> str | None:
         sealed = getattr(task, "sealed_password", None)

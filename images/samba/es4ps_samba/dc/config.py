@@ -96,7 +96,7 @@ class DCConfig:
             tls_check_seconds=env.number("ES4PS_TLS_CHECK_SECONDS", minimum=0.001, maximum=86400),
             users_ou=env.text("ES4PS_USERS_OU"),
             worker_account=env.text("ES4PS_WORKER_ACCOUNT"),
-            worker_uid=env.integer("ES4PS_WORKER_UID", minimum=1),
+            worker_uid=env.integer("ES4PS_WORKER_UID", minimum=0),
         )
         config.check()
         return config

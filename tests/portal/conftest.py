@@ -90,7 +90,7 @@ def broker(settings, rabbitmq: RabbitMQ, contract_keys: ContractKeys) -> Iterato
     The tasks a test published are taken off the queue afterwards, so no worker
     later acts on (and reports) tasks of a database that is gone.
     """
-    from es4ps_portal.accounts.models import ProvisioningTask
+    from es4ps_portal.provisioning.models import ProvisioningTask
 
     settings.BROKER_ENVIRON = rabbitmq.portal_env
     settings.SEALING_PUBLIC_KEY_FILE = contract_keys.portal_env["ES4PS_SEALING_PUBLIC_KEY_FILE"]

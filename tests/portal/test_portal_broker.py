@@ -8,7 +8,8 @@ from es4ps_contract.keys import load_sealing_private_key, load_verify_key
 from es4ps_contract.sealing import SealingError, unseal_password
 from es4ps_contract.signing import open_task
 from es4ps_contract.tasks import Operation
-from es4ps_portal.accounts.models import ProvisioningTask
+from es4ps_portal.accounts.models import User
+from es4ps_portal.provisioning.models import ProvisioningTask
 from nacl.public import PrivateKey
 from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD, read_task_queue
 from support.mail import MailCatcher
@@ -54,12 +55,14 @@ def test_tasks_reach_the_queue_signed_with_the_password_sealed(
     assert create["name"] == Operation.CREATE_USER.task_name
     assert GOOD_PASSWORD not in create["body"]
     verify_key = load_verify_key(contract_keys.worker_env["ES4PS_SIGNING_PUBLIC_KEY_FILE"])
-    task = open_task(verify_key, create["args"][0], operation=Operation.CREATE_USER, task_id=create["id"])
-    assert (task.username, task.given_name, task.surname, task.email) == (
+    task = open_task(verify_key, create["args"][0], operation=Operation.CREATE_USER, task_id=create["id"]).task
+    registration_id = str(User.objects.get(username=username).registration_id)
+    assert (task.username, task.given_name, task.surname, task.email, task.registration) == (
         username,
         "Ada",
         "Lovelace",
         f"{username}@{ALLOWED_DOMAIN}",
+        registration_id,
     )
     with pytest.raises(SealingError):
         unseal_password(PrivateKey.generate(), task.sealed_password, username)
@@ -68,6 +71,5 @@ def test_tasks_reach_the_queue_signed_with_the_password_sealed(
 
     enable = taken[recorded[Operation.ENABLE_USER]]
     assert enable["name"] == Operation.ENABLE_USER.task_name
-    assert open_task(verify_key, enable["args"][0], operation=Operation.ENABLE_USER, task_id=enable["id"]).username == (
-        username
-    )
+    enabled = open_task(verify_key, enable["args"][0], operation=Operation.ENABLE_USER, task_id=enable["id"]).task
+    assert (enabled.username, enabled.registration) == (username, registration_id)

@@ -46,3 +46,15 @@ def test_an_unreachable_dc_is_reported_as_such(settings, samba_dc, enabled_accou
     settings.LDAP_CA_FILE = str(samba_dc.ca_file)
     with pytest.raises(directory.DirectoryUnavailable):
         directory.check_password(enabled_account, PASSWORD)
+
+
+@pytest.mark.django_db
+def test_a_staff_name_never_signs_in_through_the_directory(dc_settings, enabled_account):
+    """Even when the directory holds an account of that name and the password is right."""
+    from django.contrib.auth import authenticate
+    from django.utils import timezone
+    from es4ps_portal.accounts.models import User
+
+    User.objects.create(username=enabled_account, is_staff=True, email_verified_at=timezone.now())
+    assert directory.check_password(enabled_account, PASSWORD)
+    assert authenticate(None, username=enabled_account, password=PASSWORD) is None

@@ -20,16 +20,24 @@ def test_without_a_command_it_prints_its_usage():
 @pytest.mark.parametrize(
     ("command", "change", "message"),
     [
-        ("serve", {"ES4PS_REALM": None}, "ES4PS_REALM must be set (see docs/interfaces.md)"),
+        (
+            "serve",
+            {"ES4PS_REALM": None},
+            "ES4PS_REALM is not set (the realm: logins bind as `<username>@<realm>`) (see docs/interfaces.md)",
+        ),
         ("serve", {"ES4PS_ALLOWED_EMAIL_DOMAINS": "acme..example"}, "'acme..example' is not a valid domain name"),
-        ("serve", {"ES4PS_PORTAL_WORKERS": "0"}, "ES4PS_PORTAL_WORKERS must be at least 1"),
+        ("serve", {"ES4PS_PORTAL_WORKERS": "0"}, "ES4PS_PORTAL_WORKERS must be at least 1 (see docs/interfaces.md)"),
         (
             "serve",
             {"ES4PS_UNVERIFIED_RETENTION_HOURS": "12"},
             "ES4PS_UNVERIFIED_RETENTION_HOURS must be 0 (keep) or at least ES4PS_TOKEN_TTL_HOURS: "
             "a registration must outlive its verification mail",
         ),
-        ("consume", {"ES4PS_BROKER_URL": None}, "ES4PS_BROKER_URL is not set"),
+        (
+            "consume",
+            {"ES4PS_BROKER_URL": None},
+            "ES4PS_BROKER_URL is not set (`amqps://<host>:5671/<vhost>`, no credentials: the certificate logs in)",
+        ),
     ],
 )
 def test_a_missing_or_wrong_setting_is_named(tmp_path, command, change, message):
@@ -93,3 +101,24 @@ def test_consume_waits_for_the_schema_that_serve_applies(tmp_path, broker_only_e
         portal.start()
     finally:
         portal.stop()
+
+
+def test_naming_a_registered_person_as_staff_fails_the_start(tmp_path, broker_only_env):
+    """Staff and end users stay apart: a person's account is never promoted to staff."""
+    portal = LivePortal(tmp_path, broker_only_env)
+    env = {**portal.env, "ES4PS_SUPERUSER_USERNAME": "ada"}
+    (tmp_path / "data").mkdir(exist_ok=True)
+    subprocess.run([PORTAL, "manage", "migrate"], env=env, capture_output=True, timeout=120, check=True)
+    person = (
+        "from es4ps_portal.accounts.models import User; "
+        "User.objects.create(username='ada', email='ada@acme.example', directory_state='enabled')"
+    )
+    subprocess.run([PORTAL, "manage", "shell", "-c", person], env=env, capture_output=True, timeout=120, check=True)
+
+    result = subprocess.run([PORTAL, "serve"], env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert "ES4PS_SUPERUSER_USERNAME 'ada' is a person's registered account, not staff" in result.stderr
+    check = "from es4ps_portal.accounts.models import User; print(User.objects.get(username='ada').is_staff)"
+    shown = subprocess.run([PORTAL, "manage", "shell", "-c", check], env=env, capture_output=True, text=True)
+    assert shown.stdout.strip().splitlines()[-1] == "False"

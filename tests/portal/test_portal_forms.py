@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from es4ps_portal.accounts.forms import CodeForm, RegistrationForm, ResetPasswordForm
-from es4ps_portal.accounts.models import ProvisioningTask, User
+from es4ps_portal.accounts.models import User
+from es4ps_portal.provisioning.models import ProvisioningTask
 from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -219,7 +219,7 @@ def test_staff_see_users_and_tasks_in_the_admin(live_portal, mail_catcher, usern
     assert response.url.endswith("/admin/")
     users = staff.get("/admin/accounts/user/", params={"q": username, "verified": "no"})
     assert username in users.text and email in users.text
-    tasks = staff.get("/admin/accounts/provisioningtask/", params={"q": username})
+    tasks = staff.get("/admin/provisioning/provisioningtask/", params={"q": username})
     assert "create_user" in tasks.text or "create the account" in tasks.text
     # An end user cannot use the admin, even with the right directory password.
     end_user = live_portal.client(unique_client_ip())

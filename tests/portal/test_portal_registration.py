@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 from es4ps_contract.tasks import Operation
-from es4ps_portal.accounts.models import EmailToken, ProvisioningTask, User
+from es4ps_portal.accounts.models import EmailToken, User
+from es4ps_portal.provisioning.models import ProvisioningTask
 from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD
 from support.mail import CaughtMail, MailCatcher
 
@@ -193,3 +194,135 @@ def test_sending_the_form_twice_leads_to_the_same_status_page(client, broker, sm
     assert operations(User.objects.get(username=username)) == [Operation.CREATE_USER]
     # Another browser trying the same name is told it is taken.
     assert "This username is taken" in register(Client(), username).content.decode()
+
+
+# --- hardening ---------------------------------------------------------------------------------------
+
+
+def test_verifying_a_registration_whose_account_could_not_be_created_enables_nothing(registered):
+    """The name was taken in the directory (by someone else): confirming the address must not enable that account."""
+    user, mail = registered
+    User.objects.filter(pk=user.pk).update(directory_state=User.DirectoryState.FAILED)
+    assert Client().post("/verify/", {"token": token_of(mail)}).status_code == 302
+    user.refresh_from_db()
+    assert user.is_email_verified
+    assert operations(user) == [Operation.CREATE_USER]
+
+
+def test_a_password_reset_is_offered_only_to_enabled_accounts(client, broker, smtp, username, settings):
+    assert register(client, username).status_code == 302
+    user = User.objects.get(username=username)
+    User.objects.filter(pk=user.pk).update(email_verified_at=timezone.now(), directory_state=User.DirectoryState.FAILED)
+    Client().post("/password/reset/", {"email": user.email})
+    assert len(smtp.mails_to(user.email)) == 1  # the verification mail only: no reset link
+    assert operations(user) == [Operation.CREATE_USER]
+
+
+def test_codes_are_limited_per_registration_across_new_mails(registered, client, smtp, username, settings):
+    user, mail = registered
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "verify": {"ip": (1000, 900), "account": (1000, 900)}}
+    guesses = 0
+    for round_ in range(settings.VERIFICATION_MAILS_MAX):
+        code = code_of(verification_mail(smtp, username, count=round_ + 1))
+        for _ in range(5):
+            client.post("/verify/code/", {"code": f"{(int(code) + 1) % 10**6:06d}"})
+            guesses += 1
+        EmailToken.objects.filter(user=user).update(created_at=timezone.now() - timedelta(hours=1))
+        client.post("/verify/resend/")
+    user.refresh_from_db()
+    assert user.verification_code_failures == settings.CODE_MAX_ATTEMPTS < guesses
+    assert user.verification_mails == settings.VERIFICATION_MAILS_MAX
+    # No sixth mail, and the newest code no longer works either: only the link does.
+    assert len(smtp.mails_to(user.email)) == settings.VERIFICATION_MAILS_MAX
+    newest = verification_mail(smtp, username, count=settings.VERIFICATION_MAILS_MAX)
+    response = client.post("/verify/code/", {"code": code_of(newest)}, follow=True)
+    assert "Too many wrong codes" in response.content.decode()
+    assert Client().post("/verify/", {"token": token_of(newest)}).status_code == 302
+
+
+def test_a_verification_link_never_outlives_its_registration(client, broker, smtp, username, settings):
+    settings.UNVERIFIED_RETENTION_HOURS = 48
+    assert register(client, username).status_code == 302
+    user = User.objects.get(username=username)
+    User.objects.filter(pk=user.pk).update(date_joined=timezone.now() - timedelta(hours=47))
+    EmailToken.objects.filter(user=user).update(created_at=timezone.now() - timedelta(hours=1))
+    client.post("/verify/resend/")
+    newest = EmailToken.objects.get(user=user, used_at=None)
+    assert newest.expires_at <= timezone.now() + timedelta(hours=1, seconds=5)
+
+
+def test_the_shipped_limits_refuse_a_sixth_registration_of_one_address(client, broker, smtp):
+    """At the defaults (no settings changed): what a person retrying one address meets."""
+    one_address = {"email": f"same@{ALLOWED_DOMAIN}", "new_password1": "x", "new_password2": "x"}
+    answers = [register(client, f"s{attempt}", **one_address).status_code for attempt in range(6)]
+    assert answers == [200] * 5 + [429]
+
+
+def test_the_shipped_limits_refuse_a_fourth_reset_of_one_address(client, broker, smtp):
+    answers = [client.post("/password/reset/", {"email": f"reset@{ALLOWED_DOMAIN}"}).status_code for _ in range(4)]
+    assert answers == [200] * 3 + [429]
+
+
+def test_the_shipped_limits_refuse_a_sixth_wrong_code(registered, client):
+    user, mail = registered
+    wrong = f"{(int(code_of(mail)) + 1) % 10**6:06d}"
+    for _ in range(5):
+        client.post("/verify/code/", {"code": wrong})
+    response = client.post("/verify/code/", {"code": code_of(mail)}, follow=True)
+    assert "Too many attempts" in response.content.decode()
+    assert not User.objects.get(pk=user.pk).is_email_verified
+
+
+def test_a_class_behind_one_address_is_not_refused_by_the_shipped_limits(client, broker, smtp):
+    """300 people registering from one NAT address within the hour, each with an address of their own."""
+    refused = 0
+    for person in range(300):
+        data = {"email": f"pupil{person}@{ALLOWED_DOMAIN}", "new_password1": "x", "new_password2": "x"}
+        refused += register(client, f"pupil{person}", **data).status_code == 429
+    assert refused == 0
+
+
+def test_the_staff_users_name_is_reserved_at_registration(client, broker, smtp, settings):
+    settings.SUPERUSER_USERNAME = "it-admin"
+    response = register(client, "it-admin")
+    assert response.status_code == 200 and "This username is taken" in response.content.decode()
+    User.objects.create_user("helpdesk", "helpdesk@example.org", "Staff-Passw0rd!", is_staff=True)
+    assert "This username is taken" in register(client, "HelpDesk").content.decode()
+
+
+def test_a_password_change_ends_the_persons_other_sessions(broker, username):
+    from es4ps_portal.provisioning import publishing
+
+    user = User.objects.create(
+        username=username,
+        email=f"{username}@{ALLOWED_DOMAIN}",
+        email_verified_at=timezone.now(),
+        directory_state=User.DirectoryState.ENABLED,
+    )
+    elsewhere = Client()
+    elsewhere.force_login(user, backend="es4ps_portal.accounts.backends.DirectoryBackend")
+    assert elsewhere.get("/account/").status_code == 200
+
+    publishing.change_password(User.objects.get(pk=user.pk), GOOD_PASSWORD)
+
+    signed_out = elsewhere.get("/account/")
+    assert signed_out.status_code == 302 and "/login/" in signed_out["Location"]
+    assert operations(user) == [Operation.SET_PASSWORD]
+
+
+def test_the_probes_answer_the_kubelet_and_not_the_internet(client, db):
+    assert Client(HTTP_HOST="10.244.0.7:8000").get("/healthz").status_code == 200
+    assert Client(HTTP_HOST="[fd00::7]:8000").get("/healthz").status_code == 200
+    public = Client(HTTP_HOST="testserver")  # the public host name here, as the Ingress sends it
+    assert public.get("/healthz").status_code == 404
+    assert public.get("/readyz").status_code == 404
+
+
+def test_the_admin_offers_no_delete_for_people_with_a_directory_account(client, db, username):
+    person = User.objects.create(username=username, email=f"{username}@{ALLOWED_DOMAIN}", directory_state="enabled")
+    staff = User.objects.create_superuser("root-staff", "staff@example.org", "Staff-Passw0rd!")
+    client.force_login(staff, backend="es4ps_portal.accounts.backends.StaffBackend")
+    assert client.get(f"/admin/accounts/user/{person.pk}/delete/").status_code == 403
+    listing = client.get("/admin/accounts/user/").content.decode()
+    assert "delete_selected" not in listing
+    assert User.objects.filter(pk=person.pk).exists()

@@ -7,9 +7,11 @@ import uuid
 import pytest
 from es4ps_contract.events import Outcome, ResultEvent
 from es4ps_contract.tasks import Operation
-from es4ps_portal.accounts.models import ProvisioningTask, User
-from es4ps_portal.accounts.provisioning import account_status, record_result_event
-from es4ps_portal.broker import record_result
+from es4ps_portal.accounts.models import User
+from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_portal.provisioning.results import record_result_event
+from es4ps_portal.provisioning.status import account_status
+from es4ps_portal.provisioning.tasks import record_result
 
 pytestmark = pytest.mark.django_db
 

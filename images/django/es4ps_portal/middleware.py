@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import split_domain_port
 
 from es4ps_portal import broker
 
@@ -25,8 +26,8 @@ def _database_error() -> str | None:
 
 def _addressed_to_the_pod(request: HttpRequest) -> bool:
     """The kubelet probes the Pod by its IP; a request through the Ingress names the public host."""
-    host = request.META.get("HTTP_HOST", "").rsplit(":", 1)[0].strip("[]").lower()
-    return host != settings.PORTAL_HOST
+    domain, _port = split_domain_port(request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", ""))
+    return domain != settings.PORTAL_HOST
 
 
 class HealthCheckMiddleware:

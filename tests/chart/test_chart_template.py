@@ -110,3 +110,43 @@ def test_domain_from_values_is_rendered_as_given():
         "allowedEmailDomains": ["acme.example"],
         "portal": {"host": "accounts.acme.example"},
     }
+
+
+def test_with_watch_namespaces_the_operator_holds_no_cluster_wide_right():
+    objects = render("watchNamespaces={acme,acme-test}")
+    kinds = {(o["kind"], o["metadata"].get("namespace")) for o in objects if o["kind"].endswith(("Role", "Binding"))}
+    assert not {kind for kind, _ in kinds} & {"ClusterRole", "ClusterRoleBinding"}
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "Role"}
+    assert set(roles) == {
+        ("acme", "es4ps"),
+        ("acme-test", "es4ps"),
+        ("kube-system", "es4ps-cluster-dns"),
+        ("es4ps", "es4ps-leader-election"),
+    }
+    granted = [rule for rule in roles[("acme", "es4ps")]["rules"] for _ in rule["resources"]]
+    assert any("secrets" in rule["resources"] for rule in granted)
+    assert not any({"customresourcedefinitions", "namespaces"} & set(rule["resources"]) for rule in granted)
+    assert roles[("kube-system", "es4ps-cluster-dns")]["rules"] == [
+        {"apiGroups": [""], "resources": ["services"], "resourceNames": ["kube-dns"], "verbs": ["get"]}
+    ]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ES4PS_NAMESPACES"] == "acme,acme-test"
+
+
+def test_a_given_cluster_dns_address_needs_no_right_in_kube_system():
+    objects = render("watchNamespaces={acme}", "operator.clusterDNSIP=10.96.0.10")
+    assert not [o for o in objects if o["metadata"].get("namespace") == "kube-system"]
+
+
+def test_domains_may_name_images_only_from_the_registries_the_values_allow():
+    [deployment] = [
+        o
+        for o in render("operator.images.allowedRegistries={registry.acme.example/es4ps}")
+        if o["kind"] == "Deployment"
+    ]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ES4PS_ALLOWED_IMAGE_REGISTRIES"] == "registry.acme.example/es4ps"
+    [default] = [o for o in render() if o["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in default["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ES4PS_ALLOWED_IMAGE_REGISTRIES"] == ""

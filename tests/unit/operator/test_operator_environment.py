@@ -25,7 +25,6 @@ from es4ps_samba.worker import WorkerConfig
 from operator_samples import make_domain
 
 ROOT = Path(__file__).resolve().parents[3]
-INTERFACES = ROOT / "docs" / "interfaces.md"
 
 # The image and declaration behind each container the operator writes (the broker is stock RabbitMQ).
 DECLARATIONS: dict[str, tuple[Variable, ...]] = {
@@ -125,13 +124,19 @@ def test_the_portal_reads_the_rate_limits_the_operator_writes(example_containers
     assert limits["register"]["ip"] == (600, 3600)
 
 
-def test_the_interface_document_is_rendered_from_the_declarations():
-    text = INTERFACES.read_text()
-    assert set(generated_sources(text)) >= {
-        "es4ps_samba.dc.config:VARIABLES",
-        "es4ps_samba.worker:VARIABLES",
-        "es4ps_portal.environment:VARIABLES",
-    }
+@pytest.mark.parametrize(
+    ("document", "sources"),
+    [
+        (
+            "interfaces.md",
+            {"es4ps_samba.dc.config:VARIABLES", "es4ps_samba.worker:VARIABLES", "es4ps_portal.environment:VARIABLES"},
+        ),
+        ("operator.md", {"es4ps_operator.config:VARIABLES"}),
+    ],
+)
+def test_the_documents_tables_are_rendered_from_the_declarations(document, sources):
+    text = (ROOT / "docs" / document).read_text()
+    assert set(generated_sources(text)) >= sources
     assert render_document(text) == text, (
-        "docs/interfaces.md is out of date: run `.venv/bin/python -m es4ps_contract.environment docs/interfaces.md`"
+        f"docs/{document} is out of date: run `.venv/bin/python -m es4ps_contract.environment docs/{document}`"
     )

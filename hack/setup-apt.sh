@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # directory: Samba AD DC, its Python bindings and client tools
   samba-ad-dc samba-ad-provision python3-samba krb5-user ldb-tools smbclient winbind attr
+  # backups: encryption (age), as in the samba image
+  age
   # broker
   rabbitmq-server
   # containers and the real node

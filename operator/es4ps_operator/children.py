@@ -40,6 +40,7 @@ WATCHED_KINDS = {
     "NetworkPolicy": WatchedKind("networking.k8s.io/v1", "networkpolicies"),
     "Issuer": WatchedKind("cert-manager.io/v1", "issuers"),
     "Certificate": WatchedKind("cert-manager.io/v1", "certificates"),
+    "Job": WatchedKind("batch/v1", "jobs"),
 }
 
 
@@ -53,11 +54,15 @@ class ChildSummary:
     changed_by_others: bool
     owner_uids: tuple[str, ...]
     deleting: bool
-    # Certificates and Issuers: their Ready condition; StatefulSets: Pods ready and up to date.
+    # Certificates and Issuers: their Ready condition; StatefulSets: Pods ready and up to date; Jobs: succeeded.
     ready: bool
     message: str = ""
     ready_replicas: int = 0
     replicas: int = 0
+    # StatefulSets: the images of their Pods' containers (a rolling upgrade follows them).
+    images: tuple[str, ...] = ()
+    # Jobs: failed for good (message says why).
+    failed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -69,6 +74,9 @@ def summarize(body: Mapping[str, Any]) -> ChildSummary:
     metadata = body.get("metadata", {})
     kind = body.get("kind", "")
     ready, message, ready_replicas, replicas = _readiness(kind, body)
+    failed = kind == "Job" and _job_condition(body, "Failed") is not None
+    if failed:
+        message = _job_condition(body, "Failed").get("message", "") or "the Job failed"
     return ChildSummary(
         kind=kind,
         name=metadata.get("name", ""),
@@ -80,7 +88,23 @@ def summarize(body: Mapping[str, Any]) -> ChildSummary:
         message=message,
         ready_replicas=ready_replicas,
         replicas=replicas,
+        images=_images(kind, body),
+        failed=failed,
     )
+
+
+def _images(kind: str, body: Mapping[str, Any]) -> tuple[str, ...]:
+    if kind != "StatefulSet":
+        return ()
+    pod = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return tuple(container.get("image", "") for container in pod.get("containers") or [])
+
+
+def _job_condition(body: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return condition
+    return None
 
 
 def _changed_by_others(managed_fields: Iterable[Mapping[str, Any]]) -> bool:
@@ -105,6 +129,8 @@ def _readiness(kind: str, body: Mapping[str, Any]) -> tuple[bool, str, int, int]
             and status.get("updatedReplicas", 0) >= replicas
         )
         return current and ready_replicas >= replicas, "", ready_replicas, replicas
+    if kind == "Job":
+        return _job_condition(body, "Complete") is not None, "", 0, 0
     return True, "", 0, 0
 
 
@@ -119,9 +145,15 @@ def differs(manifest: Manifest, observed: ChildSummary) -> bool:
 
 
 def needs_apply(manifest: Manifest, observed: ChildSummary | None) -> bool:
-    """Whether the child must be applied: missing, outdated or changed by someone else."""
+    """Whether the child must be applied: missing, outdated or changed by someone else.
+
+    A Job is written once: its Pod template cannot change, and a Job that ran
+    is a record of what was done (the operator deletes it when its step is over).
+    """
     if observed is None or observed.deleting:
         return True
+    if manifest["kind"] == "Job":
+        return False
     return differs(manifest, observed) or observed.changed_by_others
 
 
@@ -132,6 +164,8 @@ def prunable(
 
     Only objects carrying the operator's hash annotation and owned by this
     domain qualify: generated Secrets and cert-manager's Secrets never do.
+    Jobs neither: they are wanted once, and deleted when their step is over
+    (es4ps_operator.directory_plan, recovery).
     """
     return [
         child
@@ -140,4 +174,5 @@ def prunable(
         and owner_uid in child.owner_uids
         and child.key not in desired_keys
         and not child.deleting
+        and child.kind != "Job"
     ]

@@ -17,6 +17,8 @@ VERSION = "v1alpha1"
 KIND = "ES4PSDomain"
 PLURAL = "es4psdomains"
 API_VERSION = f"{GROUP}/{VERSION}"
+BACKUP_KIND = "ES4PSBackup"
+BACKUP_PLURAL = "es4psbackups"
 
 
 class SpecError(ValueError):
@@ -83,6 +85,29 @@ class Portal:
 
 
 @dataclasses.dataclass(frozen=True)
+class S3Destination:
+    endpoint: str
+    bucket: str
+    prefix: str
+    region: str
+    credentials_secret: str
+    access_key_id_key: str
+    secret_access_key_key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Backup:
+    """spec.directory.backup: when, how many, where, and with which key."""
+
+    schedule: str | None
+    keep: int
+    volume: Storage | None
+    s3: S3Destination | None
+    # A Secret the user names; None: the one the operator generates (naming.backup_key_secret).
+    encryption_secret: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     replicas: int
     image: str | None
@@ -94,6 +119,9 @@ class Directory:
     node_selector: dict[str, str]
     dns_forwarder: str | None
     storage: Storage
+    backup: Backup | None
+    # spec.directory.bootstrap.recovery.backup: the ES4PSBackup this domain is created from.
+    recovery_backup: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +218,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             node_selector=dict(directory.get("nodeSelector") or {}),
             dns_forwarder=directory.get("dnsForwarder"),
             storage=_storage(directory["storage"]),
+            backup=_backup(directory.get("backup")),
+            recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),
         ),
         broker=Broker(image=broker.get("image"), storage=_storage(broker["storage"])),
         delete_data=spec["deletionPolicy"] == "Delete",
@@ -199,6 +229,31 @@ def _read(body: Mapping[str, Any]) -> Domain:
 
 def _storage(storage: Mapping[str, Any]) -> Storage:
     return Storage(size=storage["size"], storage_class=storage.get("storageClassName"))
+
+
+def _backup(backup: Mapping[str, Any] | None) -> Backup | None:
+    if not backup:
+        return None
+    destination = backup["destination"]
+    volume, s3 = destination.get("volume"), destination.get("s3")
+    credentials = s3["credentialsSecretRef"] if s3 else {}
+    return Backup(
+        schedule=backup.get("schedule"),
+        keep=backup["keep"],
+        volume=_storage(volume) if volume is not None else None,
+        s3=S3Destination(
+            endpoint=s3["endpoint"].rstrip("/"),
+            bucket=s3["bucket"],
+            prefix=s3.get("prefix", ""),
+            region=s3["region"],
+            credentials_secret=credentials["name"],
+            access_key_id_key=credentials["accessKeyIDKey"],
+            secret_access_key_key=credentials["secretAccessKeyKey"],
+        )
+        if s3
+        else None,
+        encryption_secret=(backup.get("encryptionKeySecretRef") or {}).get("name"),
+    )
 
 
 def _secret_key_ref(ref: Mapping[str, Any] | None) -> SecretKeyRef | None:

@@ -11,12 +11,19 @@ How a domain is kept converged:
   that domain's loop, so status follows the children at once and a deleted
   or edited child is put back;
 - on deletion, the children go with the domain (owner references) and the
-  volumes stay unless deletionPolicy is Delete (`on_domain_deleted`).
+  volumes stay unless deletionPolicy is Delete (`on_domain_deleted`);
+- a timer per domain asks its DCs for their replication health and creates
+  the backup of a schedule slot when it is due (`watch_domain`);
+- each ES4PSBackup gets a daemon (`run_backup`) that runs its Job and writes
+  what came of it into its status, then ends; ES4PSBackups are indexed, and
+  a change of one wakes its domain (its LAST BACKUP, BackupsHealthy, a
+  recovery waiting for it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections.abc import Mapping
@@ -24,9 +31,15 @@ from typing import Any
 
 import kopf
 
+from . import backups as backup_rules
 from . import naming
+from .backups import BackupSummary, summarize_backup
+from .builders.jobs import backup_job
 from .children import WATCHED_KINDS, ChildSummary, summarize
-from .domain import GROUP, PLURAL, VERSION, Domain
+from .cron import CronError
+from .domain import BACKUP_KIND, BACKUP_PLURAL, GROUP, PLURAL, VERSION, Domain, SpecError
+from .health import poll_replication
+from .kube import KubeError
 from .observability import (
     CHILDREN_WRITTEN,
     DOMAINS,
@@ -46,6 +59,11 @@ SETTLE_S = 0.2
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 300.0
 FINALIZER = f"{GROUP}/operator"
 INDEX_PREFIX = "children_"
+BACKUPS_INDEX = "es4ps_backups"
+# How often a domain's DCs are asked for their replication health, and its backup schedule looked at.
+WATCH_INTERVAL_S = 60.0
+# How often a running backup's Job is looked at.
+BACKUP_POLL_S = 5.0
 
 
 @kopf.on.startup()
@@ -104,9 +122,27 @@ def observed_children(indices: Mapping[str, Any], namespace: str, name: str) -> 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def wake_on_domain(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    _wake(memo, namespace, name)
+
+
+def _wake(memo: kopf.Memo, namespace: str | None, name: str | None) -> None:
     wakeup = memo.wakeups.get((namespace, name))
     if wakeup is not None:
         wakeup.set()
+
+
+@kopf.index(GROUP, VERSION, BACKUP_PLURAL, id=BACKUPS_INDEX)
+def index_backup(namespace: str, body: kopf.Body, **_: Any) -> dict:
+    return {namespace: summarize_backup(body)}
+
+
+@kopf.on.event(GROUP, VERSION, BACKUP_PLURAL)
+def wake_on_backup(namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    _wake(memo, namespace, spec.get("domain"))
+
+
+def all_backups(indices: Mapping[str, Any]) -> list[BackupSummary]:
+    return [backup for summaries in indices.get(BACKUPS_INDEX, {}).values() for backup in summaries]
 
 
 # Cancelled at once on deletion or shutdown (every step is idempotent), then given 5 s to finish.
@@ -121,7 +157,8 @@ async def run_domain(
     try:
         while True:
             wakeup.clear()
-            failed = await _reconcile_once(body, observed_children(kwargs, namespace, name), memo, logger)
+            children = observed_children(kwargs, namespace, name)
+            failed = await _reconcile_once(body, children, all_backups(kwargs), memo, logger)
             delay = retry_s if failed else memo.config.resync_seconds
             retry_s = min(retry_s * 2, RETRY_MAX_S) if failed else RETRY_FIRST_S
             try:
@@ -136,12 +173,17 @@ async def run_domain(
 
 
 async def _reconcile_once(
-    body: kopf.Body, children: list[ChildSummary], memo: kopf.Memo, logger: logging.Logger
+    body: kopf.Body,
+    children: list[ChildSummary],
+    backups: list[BackupSummary],
+    memo: kopf.Memo,
+    logger: logging.Logger,
 ) -> bool:
     """One reconciliation with its Events, logs and metrics; True when it failed."""
     started = time.monotonic()
+    replication = memo.replication.get((body["metadata"]["namespace"], body["metadata"]["name"]))
     try:
-        result = await reconcile(body, children, memo.api, memo.config)
+        result = await reconcile(body, children, memo.api, memo.config, backups, replication)
     except Exception as error:  # a bug or an unexpected API answer: report it, retry later
         RECONCILES.labels(result="error").inc()
         logger.exception("reconciliation failed")
@@ -168,3 +210,133 @@ async def on_domain_deleted(body: kopf.Body, memo: kopf.Memo, logger: logging.Lo
         logger.info("deletionPolicy Delete: removed the domain's certificates and secrets; its volumes follow")
     else:
         logger.info("deletionPolicy Retain: the volumes and the secrets that unlock them are kept")
+
+
+# --- a timer per domain: replication health, scheduled backups ------------------------------------
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=WATCH_INTERVAL_S, initial_delay=10.0)
+async def watch_domain(
+    body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
+) -> None:
+    """Ask the DCs how replication goes, and create the backup of a due schedule slot."""
+    try:
+        domain = Domain.from_body(body)
+    except SpecError:
+        return
+    replication = await poll_replication(domain, memo.config)
+    if memo.replication.get((namespace, name)) != replication:
+        memo.replication[(namespace, name)] = replication
+        _wake(memo, namespace, name)
+    backup = domain.directory.backup
+    if backup is None or not backup.schedule or domain.paused:
+        return
+    created = datetime.datetime.fromisoformat(body["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    try:
+        slot = backup_rules.due_slot(backup.schedule, datetime.datetime.now(datetime.UTC), created)
+    except CronError:
+        return  # BackupsHealthy says why
+    if slot is None:
+        return
+    backup_name = backup_rules.scheduled_backup_name(domain, slot)
+    known = {b.name for b in all_backups(kwargs) if b.namespace == namespace}
+    if backup_name not in known and await memo.api.create_backup(namespace, backup_name, domain):
+        logger.info(f"the scheduled backup {backup_name} of {slot:%Y-%m-%d %H:%M} UTC is due: created")
+
+
+# --- each ES4PSBackup: its Job, and what came of it --------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _backup_owner(body: kopf.Body) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": BACKUP_KIND,
+        "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+@kopf.daemon(GROUP, VERSION, BACKUP_PLURAL, cancellation_timeout=5.0)
+async def run_backup(
+    body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
+) -> None:
+    """Run one backup to its end (Completed or Failed), then stop: a finished backup needs nothing more."""
+    status = dict(body.get("status") or {})
+    if status.get("phase") in (backup_rules.COMPLETED, backup_rules.FAILED):
+        return
+    api = memo.api
+
+    async def fail(reason: str) -> None:
+        await api.patch_backup_status(
+            namespace, name, {"phase": backup_rules.FAILED, "reason": reason, "completedAt": _now()}
+        )
+        kopf.warn(body, reason="BackupFailed", message=reason)
+        logger.warning(f"backup {name} failed: {reason}")
+
+    domain_name = body["spec"]["domain"]
+    domain_body = await api.get_domain(namespace, domain_name)
+    if domain_body is None:
+        await fail(f"spec.domain: no ES4PSDomain {domain_name} in this namespace")
+        return
+    domain = Domain.from_body(domain_body)
+    if domain.directory.backup is None:
+        await fail(f"the ES4PSDomain {domain_name} has no spec.directory.backup (where to store it)")
+        return
+    if not status.get("phase"):
+        await api.patch_backup_status(namespace, name, {"phase": backup_rules.PENDING})
+    if await api.get_job(namespace, name) is None:
+        siblings = backup_rules.of_domain(all_backups(kwargs), domain)
+        # The archives that fall out of `keep` once this one is stored: its Job deletes them after storing.
+        outgoing = backup_rules.beyond_keep(siblings, domain.directory.backup.keep, adding=1)
+        job = backup_job(domain, memo.config, name, _backup_owner(body), [b.location for b in outgoing if b.location])
+        await api.apply(job)
+        await api.patch_backup_status(
+            namespace,
+            name,
+            {
+                "phase": backup_rules.RUNNING,
+                "startedAt": _now(),
+                "encryptionKeySecret": naming.backup_key_secret(domain),
+            },
+        )
+        logger.info(f"backup {name} of {domain_name} started")
+    while True:
+        job = await api.get_job(namespace, name)
+        conditions = {c.get("type"): c for c in ((job or {}).get("status") or {}).get("conditions") or []}
+        if job is None:
+            await fail("its Job was deleted before it finished")
+            return
+        if conditions.get("Complete", {}).get("status") == "True":
+            result = backup_rules.parse_result(next(iter(await api.termination_messages(namespace, name)), None))
+            if "location" not in result:
+                await fail("the Job ended without saying where the archive is")
+                return
+            await api.patch_backup_status(
+                namespace, name, {"phase": backup_rules.COMPLETED, "completedAt": _now(), **result}
+            )
+            kopf.info(body, reason="BackupCompleted", message=f"{result['location']}, {result.get('sizeBytes')} bytes")
+            await _apply_retention(domain, name, all_backups(kwargs), api, logger)
+            return
+        if conditions.get("Failed", {}).get("status") == "True":
+            messages = await api.termination_messages(namespace, name)
+            await fail(backup_rules.failure_reason(messages, conditions["Failed"].get("message") or "the Job failed"))
+            return
+        await asyncio.sleep(BACKUP_POLL_S)
+
+
+async def _apply_retention(domain: Domain, completed: str, backups: list[BackupSummary], api, logger) -> None:
+    """Delete the objects of the completed backups beyond `keep` (their Job deleted the archives)."""
+    siblings = [b for b in backup_rules.of_domain(backups, domain) if b.name != completed]
+    for outgoing in backup_rules.beyond_keep(siblings, domain.directory.backup.keep, adding=1):
+        try:
+            await api.delete_backup(domain.namespace, outgoing.name)
+        except KubeError as error:
+            logger.warning(f"retention could not delete the backup {outgoing.name}: {error}")
+            continue
+        logger.info(f"retention: deleted the backup {outgoing.name} (keep {domain.directory.backup.keep})")

@@ -16,16 +16,17 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.core_v1 import Secret, Service
+from lightkube.resources.core_v1 import Pod, Secret, Service
 from lightkube.types import PatchType
 
 from . import naming
 from .builders.common import Manifest
-from .domain import GROUP, KIND, PLURAL, VERSION, Domain
+from .domain import BACKUP_KIND, BACKUP_PLURAL, GROUP, KIND, PLURAL, VERSION, Domain
 
 logger = logging.getLogger(__name__)
 
 ES4PSDomain = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+ES4PSBackup = create_namespaced_resource(GROUP, VERSION, BACKUP_KIND, BACKUP_PLURAL)
 Certificate = create_namespaced_resource("cert-manager.io", "v1", "Certificate", "certificates")
 Issuer = create_namespaced_resource("cert-manager.io", "v1", "Issuer", "issuers")
 
@@ -70,16 +71,19 @@ class KubeApi:
         except ApiError as error:
             raise KubeError(f"applying {kind} {name} failed: {_describe(error)}") from None
 
-    async def create_secret(self, manifest: Manifest) -> bool:
-        """Create a generated Secret; False when it exists already (its values are then kept)."""
-        name = manifest["metadata"]["name"]
+    async def create_once(self, manifest: Manifest) -> bool:
+        """Create an object that is never applied over (a generated Secret, a volume); False when it exists.
+
+        Its content is then kept as it is: a Secret's values, a claim's data.
+        """
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
         try:
             await self.client.create(from_dict(manifest))
         except ApiError as error:
             if error.status.code == 409:
                 return False
             # Never the error's body: it could quote the object.
-            raise KubeError(f"creating Secret {name} failed: {error.status.code} {error.status.reason or ''}") from None
+            raise KubeError(f"creating {kind} {name} failed: {error.status.code} {error.status.reason or ''}") from None
         return True
 
     async def set_owner_references(self, name: str, namespace: str, owner_references: list[dict] | None) -> None:
@@ -110,6 +114,74 @@ class KubeApi:
         except ApiError as error:
             if error.status.code != 404:  # the domain was deleted meanwhile
                 raise KubeError(f"writing the status of ES4PSDomain {name} failed: {_describe(error)}") from None
+
+    # --- backups ---------------------------------------------------------------------------------
+
+    async def create_backup(self, namespace: str, name: str, domain: Domain) -> bool:
+        """Create the ES4PSBackup of a schedule slot; False when it exists already (the slot was taken)."""
+        backup = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": BACKUP_KIND,
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {naming.BACKUP_DOMAIN_LABEL: domain.name, naming.PART_OF_LABEL: naming.PART_OF},
+            },
+            "spec": {"domain": domain.name},
+        }
+        try:
+            await self.client.create(from_dict(backup))
+        except ApiError as error:
+            if error.status.code == 409:
+                return False
+            raise KubeError(f"creating ES4PSBackup {name} failed: {_describe(error)}") from None
+        return True
+
+    async def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            await self.client.patch(
+                ES4PSBackup.Status, name, {"status": dict(status)}, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        except ApiError as error:
+            if error.status.code != 404:
+                raise KubeError(f"writing the status of ES4PSBackup {name} failed: {_describe(error)}") from None
+
+    async def delete_backup(self, namespace: str, name: str) -> None:
+        await self._delete(ES4PSBackup, name, namespace)
+
+    async def get_domain(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            domain = await self.client.get(ES4PSDomain, name, namespace=namespace)
+        except ApiError as error:
+            if error.status.code == 404:
+                return None
+            raise KubeError(f"reading ES4PSDomain {name} failed: {_describe(error)}") from None
+        return domain.to_dict()
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            job = await self.client.get(resource_registry.load("batch/v1", "Job"), name, namespace=namespace)
+        except ApiError as error:
+            if error.status.code == 404:
+                return None
+            raise KubeError(f"reading Job {name} failed: {_describe(error)}") from None
+        return job.to_dict()
+
+    async def termination_messages(self, namespace: str, job: str) -> list[str]:
+        """What the containers of a Job's Pods wrote when they ended (newest Pod first)."""
+        messages = []
+        try:
+            pods = [pod async for pod in self.client.list(Pod, namespace=namespace, labels={"job-name": job})]
+        except ApiError as error:
+            raise KubeError(f"listing the Pods of Job {job} failed: {_describe(error)}") from None
+        pods.sort(key=lambda pod: pod.metadata.creationTimestamp, reverse=True)
+        for pod in pods:
+            statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])]
+            for container in statuses:
+                terminated = container.state.terminated if container.state else None
+                if terminated is not None and terminated.message:
+                    messages.append(terminated.message)
+        return messages
 
     async def delete_leftovers(self, domain: Domain) -> None:
         """Under deletionPolicy Delete: remove what garbage collection would leave behind.

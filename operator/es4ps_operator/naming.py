@@ -21,6 +21,11 @@ PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGED_BY_SELECTOR = f"{MANAGED_BY_LABEL}={FIELD_MANAGER}"
 # On the DC StatefulSets and Pods: which DC (0, 1, ...) they run.
 DC_INDEX_LABEL = "es4ps.io/dc-index"
+# On ES4PSBackups and their Jobs: the domain they belong to, and (Jobs) the backup.
+BACKUP_DOMAIN_LABEL = "es4ps.io/domain"
+BACKUP_LABEL = "es4ps.io/backup"
+# The DC's health endpoint (replication, metrics), served by its entrypoint.
+DC_HEALTH_PORT = 9931
 
 # Hash of the manifest the operator last applied to a child (see children.needs_apply).
 DESIRED_HASH_ANNOTATION = "es4ps.io/desired-hash"
@@ -34,6 +39,9 @@ DIRECTORY = "directory"
 PORTAL = "portal"
 NETWORK = "network"
 SECRETS = "secrets"
+BACKUP = "backup"
+# Jobs acting on the DCs (a DC leaving, a database check): never "directory", whose Pods the Services select.
+MAINTENANCE = "maintenance"
 
 # The broker's virtual host and the RabbitMQ users, which are the client certificates' common names.
 BROKER_VHOST = "es4ps"
@@ -117,9 +125,13 @@ def dc(domain: Domain, index: int) -> str:
     return child_name(domain, f"dc{index}")
 
 
-def dc_hostname(index: int) -> str:
-    """The DC's computer name in the domain (at most 15 characters)."""
-    return f"dc{index}"
+def dc_hostname(domain: Domain, index: int) -> str:
+    """The DC's computer name in the domain (at most 15 characters).
+
+    A domain restored from a backup gets new DC names (dc0-1a2b): a restore must
+    not reuse the name of a DC the backup knows.
+    """
+    return f"dc{index}-{domain.uid[:4]}" if domain.directory.recovery_backup else f"dc{index}"
 
 
 def dc_ldaps_tls(domain: Domain, index: int) -> str:
@@ -175,6 +187,35 @@ def django_secret_key_secret(domain: Domain) -> str:
 
 def task_keys_secret(domain: Domain) -> str:
     return child_name(domain, "task-keys")
+
+
+def backup_key_secret(domain: Domain) -> str:
+    """The Secret with the age key pair the backups are encrypted with (never deleted with the domain)."""
+    backup = domain.directory.backup
+    return (backup.encryption_secret if backup else None) or child_name(domain, "backup-key")
+
+
+def backups_volume(domain: Domain) -> str:
+    """The PersistentVolumeClaim backups go to with destination `volume` (kept when the domain is deleted)."""
+    return child_name(domain, "backups")
+
+
+def dc_volume(domain: Domain, index: int) -> str:
+    """The claim the StatefulSet of DC `index` makes for its volume (StatefulSet naming)."""
+    return f"data-{dc(domain, index)}-0"
+
+
+def portal_volume(domain: Domain) -> str:
+    return f"data-{portal(domain)}-0"
+
+
+def dc_job(domain: Domain, index: int, step: str) -> str:
+    """A Job acting on DC `index`: leave (hand over its roles and changes), remove (from the domain)."""
+    return child_name(domain, f"dc{index}-{step}")
+
+
+def restore_job(domain: Domain) -> str:
+    return child_name(domain, "restore")
 
 
 def worker_credentials_secret(domain: Domain) -> str:

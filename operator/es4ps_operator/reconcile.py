@@ -1,9 +1,10 @@
 """One reconciliation of one domain: desired state in, API requests and a status out.
 
-    read the domain -> build the desired children -> create missing generated
-    Secrets -> apply the children that need it -> prune the ones no longer
-    wanted -> derive the status from the observed children -> write it if it
-    changed
+    read the domain -> plan the DCs (leaving, rolling) and a recovery from
+    what is observed -> build the desired children -> create missing generated
+    Secrets and volumes -> apply the children that need it -> prune the ones no
+    longer wanted, delete Jobs whose step is over -> derive the status from
+    the observed children -> write it if it changed
 
 Every step is idempotent: a reconciliation killed half-way is finished by the
 next one. What it did comes back as `ReconcileResult` so the caller can post
@@ -17,14 +18,19 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import backups as backup_rules
 from . import naming
+from .backups import BackupSummary
 from .builders import DesiredState, build_desired_state
-from .builders.common import desired_hash
+from .builders.common import Manifest, desired_hash, volume_claim
 from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable
 from .config import OperatorConfig
+from .cron import Cron, CronError
+from .directory_plan import plan_directory
 from .domain import Domain
 from .kube import KubeApi, KubeError
-from .status import READY, compute_status, name_list
+from .recovery import plan_recovery
+from .status import READY, Check, Findings, compute_status, name_list
 
 # Kubernetes Event types.
 NORMAL, WARNING = "Normal", "Warning"
@@ -60,23 +66,51 @@ async def reconcile(
     observed_children: Iterable[ChildSummary],
     api: KubeApi,
     config: OperatorConfig,
+    backups: Iterable[BackupSummary] = (),
+    replication: Check | None = None,
 ) -> ReconcileResult:
-    """Bring one domain's children to their desired state and write its status."""
+    """Bring one domain's children to their desired state and write its status.
+
+    `backups`: every ES4PSBackup the operator sees (a recovery looks its backup
+    up); `replication`: the domain's last replication check (es4ps_operator.health).
+    """
     domain = Domain.from_body(body)
-    desired = build_desired_state(domain, config)
     children = [child for child in observed_children]
     observed = {child.key: child for child in children}
+    backups = list(backups)
     previous_status = body.get("status") or {}
     result = ReconcileResult()
     applied_generation = None
     result.error = refused_images(domain, config)
-    if not domain.paused and not result.error:
+    recovery = plan_recovery(domain, config, previous_status, backups, observed)
+    dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
+    desired = build_desired_state(domain, config, dcs.images, [*dcs.jobs, *recovery.jobs], workloads=recovery.workloads)
+    if not domain.paused and not result.error and recovery.proceed:
         try:
             await _converge(domain, desired, observed, api, result)
+            for volume in [*recovery.volumes, *_backup_volumes(domain)]:
+                if await api.create_once(volume):
+                    result.created.append(f"PersistentVolumeClaim/{volume['metadata']['name']}")
+            for job in [*dcs.finished_jobs, *recovery.finished_jobs]:
+                await api.delete("batch/v1", "Job", job, domain.namespace)
+                result.pruned.append(f"Job/{job}")
             applied_generation = domain.generation
         except KubeError as error:
             result.error = str(error)
-    result.status = compute_status(domain, desired, children, previous_status, applied_generation, result.error, _now())
+    domain_backups = backup_rules.of_domain(backups, domain)
+    last = backup_rules.last_completed(domain_backups)
+    stalled = Check(False, "StepFailed", dcs.stalled) if dcs.stalled else None
+    findings = Findings(
+        replication=replication,
+        backups=backups_check(domain, domain_backups),
+        directory=recovery.check or stalled,
+        directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
+        last_backup=last.completed_at if last else None,
+        directory_state={"restored": True} if recovery.restored and domain.directory.recovery_backup else {},
+    )
+    result.status = compute_status(
+        domain, desired, children, previous_status, applied_generation, result.error, _now(), findings
+    )
     if _differs(result.status, previous_status):
         await api.patch_domain_status(domain.namespace, domain.name, result.status)
         result.status_written = True
@@ -94,9 +128,9 @@ async def _converge(
     for secret in desired.generated_secrets:
         existing = observed.get(("Secret", secret.name))
         if existing is None or existing.deleting:
-            if await api.create_secret(secret.with_data(secret.generate())):
+            if await api.create_once(secret.with_data(secret.generate())):
                 result.generated_secrets.append(secret.name)
-        elif (domain.uid in existing.owner_uids) != domain.delete_data:
+        elif secret.follows_deletion_policy and (domain.uid in existing.owner_uids) != domain.delete_data:
             # deletionPolicy changed: the Secret follows it (owned only under Delete).
             await api.set_owner_references(
                 secret.name, domain.namespace, [naming.owner_reference(domain)] if domain.delete_data else None
@@ -118,6 +152,32 @@ async def _converge(
     for child in prunable(observed.values(), desired_keys, domain.uid):
         await api.delete(WATCHED_KINDS[child.kind].api_version, child.kind, child.name, domain.namespace)
         result.pruned.append(f"{child.kind}/{child.name}")
+
+
+def _backup_volumes(domain: Domain) -> list[Manifest]:
+    """The volume backups go to (destination `volume`): made once, never owned, never deleted by the operator."""
+    backup = domain.directory.backup
+    if backup is None or backup.volume is None:
+        return []
+    return [volume_claim(domain, naming.backups_volume(domain), backup.volume, naming.BACKUP)]
+
+
+def backups_check(domain: Domain, backups: list[BackupSummary]) -> Check | None:
+    """BackupsHealthy: how the newest finished backup went (None: backups are not configured)."""
+    backup = domain.directory.backup
+    if backup is None:
+        return None
+    if backup.schedule:
+        try:
+            Cron(backup.schedule)
+        except CronError as error:
+            return Check(False, "InvalidSchedule", f"spec.directory.backup.schedule: {error}")
+    newest = backup_rules.newest_finished(backups)
+    if newest is None:
+        return Check(None, "NoBackupYet", "no backup of this domain has finished yet")
+    if newest.phase == backup_rules.FAILED:
+        return Check(False, "BackupFailed", f"the backup {newest.name} failed: {newest.reason}")
+    return Check(True, "Completed", f"the backup {newest.name} completed at {newest.completed_at}")
 
 
 def refused_images(domain: Domain, config: OperatorConfig) -> str | None:

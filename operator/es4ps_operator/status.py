@@ -22,7 +22,11 @@ CERTIFICATES_READY = "CertificatesReady"
 BROKER_READY = "BrokerReady"
 DIRECTORY_READY = "DirectoryReady"
 PORTAL_READY = "PortalReady"
-CONDITION_TYPES = (READY, CERTIFICATES_READY, BROKER_READY, DIRECTORY_READY, PORTAL_READY)
+# Not part of Ready (a domain serves people while they are False), but what an on-call engineer watches.
+REPLICATION_HEALTHY = "ReplicationHealthy"
+BACKUPS_HEALTHY = "BackupsHealthy"
+COMPONENTS = (CERTIFICATES_READY, BROKER_READY, DIRECTORY_READY, PORTAL_READY)
+CONDITION_TYPES = (READY, *COMPONENTS, REPLICATION_HEALTHY, BACKUPS_HEALTHY)
 
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
@@ -34,11 +38,27 @@ MESSAGE_NAMES = 3
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """The outcome of one condition before it is dated."""
+    """The outcome of one condition before it is dated (ready None: Unknown)."""
 
-    ready: bool
+    ready: bool | None
     reason: str
     message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Findings:
+    """What the status says beyond the children's readiness (each None when there is nothing to say)."""
+
+    # ReplicationHealthy and BackupsHealthy.
+    replication: Check | None = None
+    backups: Check | None = None
+    # Overrides DirectoryReady: a restore that cannot start or is running, a DC step that failed.
+    directory: Check | None = None
+    # Added to DirectoryReady's message: a DC leaving, an image roll-out.
+    directory_notes: tuple[str, ...] = ()
+    last_backup: str | None = None
+    # Carried in status.directory (e.g. restored: the domain was created from its backup).
+    directory_state: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def name_list(names: list[str], limit: int = MESSAGE_NAMES) -> str:
@@ -113,15 +133,19 @@ def compute_status(
     applied_generation: int | None,
     apply_error: str | None,
     now: str,
+    findings: Findings = Findings(),
 ) -> dict[str, Any]:
     """The whole status of `domain` from what is observed; `now` dates conditions that change."""
     observed = Observed(desired, observed_children)
     certificate_names = [m["metadata"]["name"] for m in desired.applied["certificates"] if m["kind"] == "Certificate"]
     dc_names = [naming.dc(domain, index) for index in range(domain.directory.replicas)]
+    directory = findings.directory or check_statefulsets("domain controllers", dc_names, observed)
+    if findings.directory_notes:
+        directory = dataclasses.replace(directory, message=" ".join([directory.message, *findings.directory_notes]))
     checks = {
         CERTIFICATES_READY: check_certificates(certificate_names, observed),
         BROKER_READY: check_statefulsets("broker StatefulSets", [naming.broker(domain)], observed),
-        DIRECTORY_READY: check_statefulsets("domain controllers", dc_names, observed),
+        DIRECTORY_READY: directory,
         PORTAL_READY: check_statefulsets("portal StatefulSets", [naming.portal(domain)], observed),
     }
     not_ready = [kind for kind, check in checks.items() if not check.ready]
@@ -143,6 +167,9 @@ def compute_status(
     else:
         phase = PHASE_PROGRESSING
 
+    checks[REPLICATION_HEALTHY] = findings.replication or Check(None, "NotReported", "not reported yet")
+    checks[BACKUPS_HEALTHY] = findings.backups or Check(None, "NotConfigured", "spec.directory.backup is not set")
+
     previous = previous or {}
     previous_conditions = {c.get("type"): c for c in previous.get("conditions") or []}
     generation = applied_generation if applied_generation is not None else previous.get("observedGeneration")
@@ -156,13 +183,18 @@ def compute_status(
     }
     if generation is not None:
         status["observedGeneration"] = generation
+    if findings.last_backup:
+        status["lastBackup"] = findings.last_backup
+    directory_state = {**(previous.get("directory") or {}), **findings.directory_state}
+    if directory_state:
+        status["directory"] = directory_state
     return status
 
 
 def _condition(
     kind: str, check: Check, previous: Mapping[str, Any] | None, generation: int | None, now: str
 ) -> dict[str, Any]:
-    status = "True" if check.ready else "False"
+    status = {True: "True", False: "False", None: "Unknown"}[check.ready]
     unchanged = previous is not None and previous.get("status") == status
     condition: dict[str, Any] = {
         "type": kind,

@@ -44,8 +44,14 @@ EXPECTED_CHILDREN = {
     ("Secret", "acme-samba-admin"),
     ("Secret", "acme-portal-secret-key"),
     ("Secret", "acme-task-keys"),
+    ("Secret", "acme-worker-credentials"),
 }
-GENERATED_SECRETS = {("Secret", "acme-samba-admin"), ("Secret", "acme-portal-secret-key"), ("Secret", "acme-task-keys")}
+GENERATED_SECRETS = {
+    ("Secret", "acme-samba-admin"),
+    ("Secret", "acme-portal-secret-key"),
+    ("Secret", "acme-task-keys"),
+    ("Secret", "acme-worker-credentials"),
+}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from support.operator_harness import example_domain
 
 pytestmark = pytest.mark.cluster
 
-GENERATED_SECRETS = ("acme-samba-admin", "acme-portal-secret-key", "acme-task-keys")
+GENERATED_SECRETS = ("acme-samba-admin", "acme-portal-secret-key", "acme-task-keys", "acme-worker-credentials")
 
 
 def service_mode_domain(namespace: str, **spec_changes) -> dict:

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "csp",
     "es4ps_portal.accounts",
     "es4ps_portal.provisioning",
+    "es4ps_portal.database",
 ]
 
 MIDDLEWARE = [

@@ -9,18 +9,23 @@ data. One module per component:
     portal        the portal: StatefulSet, Service, Ingress
     network       NetworkPolicies
     secrets       Secrets generated once (created, never applied over)
+    jobs          Jobs acting on the DCs and the backups (a DC leaving, dbcheck, backup, restore)
+
+Which DCs exist and which image each runs is decided beforehand from what is
+observed (es4ps_operator.directory_plan); the builders take that as plain data.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 
 from ..config import OperatorConfig
 from ..domain import Domain
 from .broker import build_broker
 from .certificates import build_certificates
 from .common import Manifest, with_content_hash
-from .directory import build_directory
+from .directory import build_directory, samba_image
 from .network import build_network_policies
 from .portal import build_portal
 from .secrets import GeneratedSecret, build_generated_secrets
@@ -41,14 +46,28 @@ class DesiredState:
         return [manifest for group in self.applied.values() for manifest in group]
 
 
-def build_desired_state(domain: Domain, config: OperatorConfig) -> DesiredState:
-    """The children of `domain`, grouped by component."""
+def build_desired_state(
+    domain: Domain,
+    config: OperatorConfig,
+    dcs: Mapping[int, str] | None = None,
+    jobs: Sequence[Manifest] = (),
+    workloads: bool = True,
+) -> DesiredState:
+    """The children of `domain`, grouped by component.
+
+    `dcs`: the DCs (index -> image) to run; default every one of `replicas` with the
+    domain's image. `jobs`: Jobs to run now. `workloads`: False while a restore
+    prepares the volumes (no DC or portal StatefulSet yet).
+    """
+    if dcs is None:
+        dcs = {index: samba_image(domain, config) for index in range(domain.directory.replicas)}
     applied = {
-        "certificates": build_certificates(domain, config),
+        "certificates": build_certificates(domain, config, sorted(dcs)),
         "network": build_network_policies(domain, config),
         "broker": build_broker(domain, config),
-        "directory": build_directory(domain, config),
-        "portal": build_portal(domain, config),
+        "directory": build_directory(domain, config, dcs if workloads else {}),
+        "portal": build_portal(domain, config) if workloads else [],
+        "jobs": list(jobs),
     }
     return DesiredState(
         applied={group: [with_content_hash(m) for m in manifests] for group, manifests in applied.items()},

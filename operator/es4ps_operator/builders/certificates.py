@@ -75,7 +75,7 @@ def service_dns_names(service: str, namespace: str, cluster_domain: str) -> list
     ]
 
 
-def build_certificates(domain: Domain, config: OperatorConfig) -> list[Manifest]:
+def build_certificates(domain: Domain, config: OperatorConfig, dc_indexes: list[int]) -> list[Manifest]:
     """The CA chain and every certificate of the domain, in the order they depend on each other."""
     ns, cluster_domain = domain.namespace, config.cluster_domain
     manifests: list[Manifest] = [
@@ -116,7 +116,7 @@ def build_certificates(domain: Domain, config: OperatorConfig) -> list[Manifest]
     manifests.append(
         _leaf(domain, naming.portal_broker_tls(domain), CLIENT_USAGES, commonName=naming.PORTAL_BROKER_USER)
     )
-    for index in range(domain.directory.replicas):
+    for index in dc_indexes:
         manifests.append(
             _leaf(domain, naming.worker_tls(domain, index), CLIENT_USAGES, commonName=naming.WORKER_BROKER_USER)
         )
@@ -127,11 +127,14 @@ def build_certificates(domain: Domain, config: OperatorConfig) -> list[Manifest]
 
 def _dc_ldaps_certificate(domain: Domain, config: OperatorConfig, index: int) -> Manifest:
     ns, cluster_domain = domain.namespace, config.cluster_domain
-    dns_names = [f"{naming.dc_hostname(index)}.{domain.dns_domain}", domain.dns_domain]
+    dns_names = [f"{naming.dc_hostname(domain, index)}.{domain.dns_domain}", domain.dns_domain]
     dns_names += service_dns_names(naming.directory_service(domain), ns, cluster_domain)
     if not domain.directory.host_network:
         dns_names += service_dns_names(naming.dc_external_service(domain, index), ns, cluster_domain)
-    names: dict[str, Any] = {"commonName": f"{naming.dc_hostname(index)}.{domain.dns_domain}", "dnsNames": dns_names}
+    names: dict[str, Any] = {
+        "commonName": f"{naming.dc_hostname(domain, index)}.{domain.dns_domain}",
+        "dnsNames": dns_names,
+    }
     if index < len(domain.directory.advertised_addresses):
         names["ipAddresses"] = [domain.directory.advertised_addresses[index]]
     return _leaf(domain, naming.dc_ldaps_tls(domain, index), SERVER_USAGES, **names)

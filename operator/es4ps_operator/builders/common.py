@@ -127,6 +127,20 @@ def volume_claim_template(name: str, size: str, storage_class: str | None, label
     }
 
 
+def volume_claim(domain: Domain, name: str, storage: Any, component: str, dc_index: int | None = None) -> Manifest:
+    """A claim created once, before its StatefulSet (a restore fills it; the StatefulSet adopts it by name).
+
+    Never owned by the domain: like the claims a StatefulSet makes, it follows
+    the StatefulSet's retention policy, not the domain's deletion.
+    """
+    labels = naming.selector(domain, component)
+    if dc_index is not None:
+        labels[naming.DC_INDEX_LABEL] = str(dc_index)
+    claim = volume_claim_template(name, storage.size, storage.storage_class, labels)
+    claim["metadata"]["namespace"] = domain.namespace
+    return claim
+
+
 def pvc_retention(domain: Domain) -> dict[str, str]:
     """What happens to a StatefulSet's volumes: kept unless the domain says deletionPolicy: Delete."""
     return {"whenDeleted": "Delete" if domain.delete_data else "Retain", "whenScaled": "Retain"}

@@ -23,6 +23,7 @@ Services:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .. import naming
@@ -77,14 +78,14 @@ DC_PORTS = [
 ]
 
 
-def build_directory(domain: Domain, config: OperatorConfig) -> list[Manifest]:
-    """Services and one StatefulSet per domain controller."""
+def build_directory(domain: Domain, config: OperatorConfig, dcs: Mapping[int, str]) -> list[Manifest]:
+    """Services and one StatefulSet per domain controller (`dcs`: index -> image)."""
     manifests: list[Manifest] = [_directory_service(domain)]
-    for index in range(domain.directory.replicas):
+    for index, image in sorted(dcs.items()):
         manifests.append(_dc_headless_service(domain, index))
         if not domain.directory.host_network:
             manifests.append(_dc_external_service(domain, index))
-        manifests.append(_dc_statefulset(domain, config, index))
+        manifests.append(_dc_statefulset(domain, config, index, image))
     return manifests
 
 
@@ -142,6 +143,16 @@ def _dns_forwarder(domain: Domain, config: OperatorConfig) -> str | None:
     return domain.directory.dns_forwarder or config.cluster_dns_ip
 
 
+def samba_image(domain: Domain, config: OperatorConfig) -> str:
+    """The image the DCs (and the Jobs acting on them) run: the domain's, if the operator allows it."""
+    return domain.directory.image or config.images.samba
+
+
+def dc_join_server(domain: Domain, config: OperatorConfig) -> str:
+    """dc0's address (its headless Service): the DC others join, and Jobs act through."""
+    return f"{naming.dc(domain, 0)}.{domain.namespace}.svc.{config.cluster_domain}"
+
+
 def _domain_env(domain: Domain) -> list[dict[str, Any]]:
     """What both containers of a DC's Pod share: the domain, and the worker's account and OU."""
     return [
@@ -153,13 +164,13 @@ def _domain_env(domain: Domain) -> list[dict[str, Any]]:
     ]
 
 
-def _dc_container(domain: Domain, config: OperatorConfig, index: int) -> dict[str, Any]:
+def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
     forwarder = _dns_forwarder(domain, config)
     dc_env = [
         *_domain_env(domain),
         env("ES4PS_ADMIN_PASSWORD_FILE", f"{ADMIN_DIR}/password"),
         env("ES4PS_WORKER_UID", WORKER_UID),
-        env("ES4PS_DC_HOSTNAME", naming.dc_hostname(index)),
+        env("ES4PS_DC_HOSTNAME", naming.dc_hostname(domain, index)),
         _advertised_ip_env(domain, index),
         env("ES4PS_DATA_DIR", DATA_DIR),
         env("ES4PS_TLS_CERT_FILE", f"{LDAPS_TLS_DIR}/tls.crt"),
@@ -168,15 +179,13 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int) -> dict[st
         env("ES4PS_DC_ROLE", "provision" if index == 0 else "join"),
     ]
     if index > 0:
-        dc_env.append(
-            env("ES4PS_JOIN_SERVER", f"{naming.dc(domain, 0)}.{domain.namespace}.svc.{config.cluster_domain}")
-        )
+        dc_env.append(env("ES4PS_JOIN_SERVER", dc_join_server(domain, config)))
     if forwarder:
         dc_env.append(env("ES4PS_DNS_FORWARDER", forwarder))
     live = ["es4ps-samba-dc", "live"]
     return {
         "name": "dc",
-        "image": domain.directory.image or config.images.samba,
+        "image": image,
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-samba-dc", "run"],
         "env": dc_env,
@@ -201,10 +210,10 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int) -> dict[st
     }
 
 
-def _worker_container(domain: Domain, config: OperatorConfig, index: int) -> dict[str, Any]:
+def _worker_container(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
     return {
         "name": "worker",
-        "image": domain.directory.image or config.images.samba,
+        "image": image,
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-worker"],
         "env": [
@@ -248,8 +257,11 @@ def _dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
     ]
 
 
-def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int) -> dict[str, Any]:
-    nameservers = ["127.0.0.1"] + ([config.cluster_dns_ip] if config.cluster_dns_ip else [])
+def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
+    # Its own DNS first (samba_dnsupdate needs it), then the forwarder: while the DC is not serving yet
+    # (a first start joining dc0), names like dc0's Service resolve there.
+    forwarder = _dns_forwarder(domain, config)
+    nameservers = ["127.0.0.1"] + ([forwarder] if forwarder else [])
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -267,7 +279,10 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int) -> dict[str
         # No fsGroup: it would re-own the directory's volume, whose owners Samba relies on.
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 60,
-        "containers": [_dc_container(domain, config, index), _worker_container(domain, config, index)],
+        "containers": [
+            _dc_container(domain, config, index, image),
+            _worker_container(domain, config, index, image),
+        ],
         "volumes": _dc_volumes(domain, index),
     }
     if domain.directory.node_selector:
@@ -275,7 +290,7 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int) -> dict[str
     return pod_spec
 
 
-def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manifest:
+def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int, image: str) -> Manifest:
     labels = naming.labels(domain, naming.DIRECTORY) | {naming.DC_INDEX_LABEL: str(index)}
     return statefulset(
         domain,
@@ -283,6 +298,6 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int) -> Manif
         naming.DIRECTORY,
         dc_selector(domain, index),
         replicas=1,
-        pod={"metadata": {"labels": labels}, "spec": _dc_pod_spec(domain, config, index)},
+        pod={"metadata": {"labels": labels}, "spec": _dc_pod_spec(domain, config, index, image)},
         storage=domain.directory.storage,
     )

@@ -5,6 +5,8 @@
     <domain>-task-keys          sealing-public.key, sealing-private.key   X25519 (es4ps_contract.keys)
                                 signing-public.key, signing-private.key   Ed25519
     <domain>-worker-credentials password             the workers' own directory account (not Administrator)
+    <domain>-backup-key         recipient, identity  the age key pair backups are encrypted with (with a backup
+                                                     destination, unless spec.directory.backup names a Secret)
 
 The builder is pure: it returns each Secret's metadata and a function that
 makes fresh values, called only when the Secret does not exist yet. The values
@@ -15,7 +17,9 @@ These Secrets belong with the data (the directory was provisioned with that
 password, queued tasks are sealed and signed with those keys, the portal's
 tokens with that SECRET_KEY): under deletionPolicy Retain they carry no owner
 reference, so deleting the domain keeps them beside the volumes they unlock,
-and a domain created again with the same name takes them up.
+and a domain created again with the same name takes them up. The backup key
+is never owned, whatever the policy: backups outlive their domain, and are
+useless without it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable
 
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
 from es4ps_contract.passwords import password_problems
+from nacl.public import PrivateKey
 
 from .. import naming
 from ..domain import Domain
@@ -43,6 +48,8 @@ class GeneratedSecret:
 
     manifest: Manifest
     generate: Callable[[], dict[str, str]]
+    # Owned by the domain under deletionPolicy Delete (False: never, it outlives the domain).
+    follows_deletion_policy: bool = True
 
     @property
     def name(self) -> str:
@@ -84,20 +91,65 @@ def generate_task_keys() -> dict[str, str]:
     }
 
 
-def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
-    """The domain's generated Secrets, owned by it only under deletionPolicy Delete."""
+# bech32 (BIP 173), the encoding of age's keys.
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
-    def secret(name: str) -> Manifest:
+
+def _bech32_polymod(values: list[int]) -> int:
+    generator = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    checksum = 1
+    for value in values:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
+        for bit in range(5):
+            checksum ^= generator[bit] if (top >> bit) & 1 else 0
+    return checksum
+
+
+def bech32_encode(hrp: str, data: bytes) -> str:
+    """`data` in bech32 under the human-readable part `hrp` (lower case)."""
+    words, accumulator, bits = [], 0, 0
+    for byte in data:
+        accumulator, bits = (accumulator << 8) | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            words.append((accumulator >> bits) & 31)
+    if bits:
+        words.append((accumulator << (5 - bits)) & 31)
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    polymod = _bech32_polymod(expanded + words + [0] * 6) ^ 1
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32_CHARSET[w] for w in words + checksum)
+
+
+def generate_backup_key() -> dict[str, str]:
+    """An age X25519 key pair: `recipient` (age1...) encrypts, `identity` (AGE-SECRET-KEY-1...) decrypts."""
+    key = PrivateKey.generate()
+    return {
+        "recipient": bech32_encode("age", bytes(key.public_key)),
+        "identity": bech32_encode("age-secret-key-", bytes(key)).upper(),
+    }
+
+
+def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
+    """The domain's generated Secrets, owned by it only under deletionPolicy Delete (the backup key never)."""
+
+    def secret(name: str, owned: bool = domain.delete_data) -> Manifest:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
-            "metadata": metadata(domain, name, naming.SECRETS, owned=domain.delete_data),
+            "metadata": metadata(domain, name, naming.SECRETS, owned=owned),
         }
 
-    return [
+    secrets_ = [
         GeneratedSecret(secret(naming.admin_password_secret(domain)), generate_admin_password),
         GeneratedSecret(secret(naming.django_secret_key_secret(domain)), generate_django_secret_key),
         GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
         GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password),
     ]
+    backup = domain.directory.backup
+    if backup is not None and backup.encryption_secret is None:
+        key = secret(naming.backup_key_secret(domain), owned=False)
+        secrets_.append(GeneratedSecret(key, generate_backup_key, follows_deletion_policy=False))
+    return secrets_

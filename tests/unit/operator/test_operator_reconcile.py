@@ -25,7 +25,7 @@ class RecordingApi:
             raise KubeError(f"applying {manifest['kind']} {manifest['metadata']['name']} failed: 403 Forbidden")
         self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
 
-    async def create_secret(self, manifest):
+    async def create_once(self, manifest):
         name = manifest["metadata"]["name"]
         if name in self.created_secrets:
             return False
@@ -102,14 +102,59 @@ def test_a_changed_spec_is_applied_to_the_children_it_touches(config):
     assert api.statuses[-1]["observedGeneration"] == 4
 
 
-def test_scaling_the_directory_down_prunes_the_extra_dc(config):
+def finish_job(api, name, outcome="Complete"):
+    """The Job controller's word on a Job: it succeeded (Complete) or failed."""
+    job = api.objects[("Job", name)]
+    job["status"] = {"conditions": [{"type": outcome, "status": "True", "message": "samba-tool said no"}]}
+
+
+def test_a_dc_leaves_the_domain_handing_over_first_then_removed_then_its_jobs_go(config):
     api = RecordingApi()
-    spec = MINIMAL_SPEC | {"directory": {"replicas": 2}}
-    run(domain_body(spec), [], api, config)
+    run(domain_body(MINIMAL_SPEC | {"directory": {"replicas": 2}}), [], api, config)
+    scaled_down = domain_body(MINIMAL_SPEC)
+
+    # 1. While dc1 still runs, it hands its roles and its last changes over to dc0.
+    result = run(scaled_down, api.observed(), api, config)
+    assert "Job/acme-dc1-leave" in result.created and api.deleted == []
+    leave = api.objects[("Job", "acme-dc1-leave")]["spec"]["template"]["spec"]["containers"][0]
+    assert leave["command"] == ["es4ps-samba-dc", "leave"]
+    assert (
+        "dc1 hands its roles"
+        in next(c for c in result.status["conditions"] if c["type"] == "DirectoryReady")["message"]
+    )
+    assert run(scaled_down, api.observed(), api, config).created == []  # waiting: nothing twice
+
+    # 2. Handed over: its StatefulSet (and its Services, certificates) go.
+    finish_job(api, "acme-dc1-leave")
+    result = run(scaled_down, api.observed(), api, config)
+    assert ("StatefulSet", "acme-dc1") in api.deleted and ("Certificate", "acme-dc1-worker-tls") in api.deleted
+    for gone in api.deleted:
+        api.objects.pop(gone, None)
+
+    # 3. Gone: the domain forgets it.
+    result = run(scaled_down, api.observed(), api, config)
+    assert "Job/acme-dc1-remove" in result.created
+    remove = api.objects[("Job", "acme-dc1-remove")]["spec"]["template"]["spec"]
+    assert remove["containers"][0]["command"] == ["es4ps-samba-dc", "remove"]
+    # Under Retain its volume stays, and is marked so a DC started on it joins afresh.
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-acme-dc1-0"}} in remove["volumes"]
+
+    # 4. Done: both Jobs go, and nothing more happens.
+    finish_job(api, "acme-dc1-remove")
+    result = run(scaled_down, api.observed(), api, config)
+    assert {"Job/acme-dc1-leave", "Job/acme-dc1-remove"} <= set(result.pruned)
+
+
+def test_a_failed_hand_over_keeps_the_dc_and_says_why(config):
+    api = RecordingApi()
+    run(domain_body(MINIMAL_SPEC | {"directory": {"replicas": 2}}), [], api, config)
+    run(domain_body(MINIMAL_SPEC), api.observed(), api, config)
+    finish_job(api, "acme-dc1-leave", "Failed")
     result = run(domain_body(MINIMAL_SPEC), api.observed(), api, config)
-    assert ("StatefulSet", "acme-dc1") in api.deleted
-    assert ("Certificate", "acme-dc1-worker-tls") in api.deleted
-    assert "StatefulSet/acme-dc1" in result.pruned
+    assert ("StatefulSet", "acme-dc1") not in api.deleted
+    directory = next(c for c in result.status["conditions"] if c["type"] == "DirectoryReady")
+    assert (directory["status"], directory["reason"]) == ("False", "StepFailed")
+    assert "dc1 could not hand its roles and changes over: samba-tool said no" in directory["message"]
 
 
 def test_a_paused_domain_is_not_touched_but_its_status_is_kept(config):

@@ -1,4 +1,4 @@
-"""The Samba AD DC entrypoint: `es4ps-samba-dc run | prepare | ready | live`.
+"""The Samba AD DC entrypoint: `es4ps-samba-dc run | prepare | ready | live | leave | remove`.
 
 `run` provisions the domain (or joins an existing one) the first time, brings
 what it owns up to date on every start (smb.conf options, the LDAPS files, the
@@ -13,6 +13,8 @@ restarted Pod finds its domain again.
     domain      provision or join once, then converge on every start
     access      the managed OU, the worker's account and its delegated rights
     probes      readiness and liveness
+    health      the health endpoint: replication as this DC sees it, metrics
     supervisor  samba as a child process: signals, certificate renewal, orphans
+    lifecycle   a DC leaving the domain (the operator's Jobs): hand over, then be removed
     cli         the command line
 """

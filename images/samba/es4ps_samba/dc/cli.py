@@ -1,4 +1,8 @@
-"""The command line of the DC container: `es4ps-samba-dc run | prepare | ready | live`."""
+"""The command line of the DC's image: `es4ps-samba-dc run | prepare | ready | live | leave | remove | dbcheck`.
+
+run, prepare, ready and live are the DC container's (its command and probes);
+leave, remove and dbcheck are steps the operator's Jobs run (see `lifecycle`).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,33 @@ import sys
 
 from es4ps_contract.environment import SettingError
 
-from . import __doc__ as PACKAGE_DOC
 from .config import DCConfig
 from .domain import prepare
+from .lifecycle import LeaveConfig, dbcheck, leave, remove
 from .probes import ldap_answers, ready
 from .supervisor import serve
 
+JOB_STEPS = {"leave": leave, "remove": remove, "dbcheck": dbcheck}
+
+
+def _lifecycle(step) -> int:
+    try:
+        step(LeaveConfig.from_env(os.environ))
+    except SettingError as exc:
+        print(f"es4ps-samba-dc: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # a samba-tool step failed; its message says which
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="es4ps-samba-dc", description=PACKAGE_DOC.splitlines()[0])
-    parser.add_argument("command", choices=["run", "prepare", "ready", "live"])
+    parser = argparse.ArgumentParser(prog="es4ps-samba-dc", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run", "prepare", "ready", "live", *JOB_STEPS])
     args = parser.parse_args(argv)
+    if args.command in JOB_STEPS:
+        return _lifecycle(JOB_STEPS[args.command])
     try:
         config = DCConfig.from_env(os.environ)
     except SettingError as exc:

@@ -43,6 +43,10 @@ VARIABLES = (
     Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", DEFAULT_WORKER_ACCOUNT),
     Variable("ES4PS_WORKER_PASSWORD_FILE", "its password (the DC creates the account with it)", secret_file=True),
     Variable("ES4PS_WORKER_UID", "the worker's user id: owner of its state directory on the volume", "10001"),
+    Variable(
+        "ES4PS_HEALTH_PORT", "port of the health endpoint (replication, metrics) on the DC's address; 0: off", "9931"
+    ),
+    Variable("ES4PS_HEALTH_INTERVAL_SECONDS", "how often the health endpoint's numbers are renewed", "60"),
 )
 
 
@@ -71,6 +75,8 @@ class DCConfig:
     users_ou: str = DEFAULT_USERS_OU
     worker_account: str = DEFAULT_WORKER_ACCOUNT
     worker_uid: int = DEFAULT_WORKER_UID
+    health_port: int = 9931
+    health_interval_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DCConfig:
@@ -97,6 +103,8 @@ class DCConfig:
             users_ou=env.text("ES4PS_USERS_OU"),
             worker_account=env.text("ES4PS_WORKER_ACCOUNT"),
             worker_uid=env.integer("ES4PS_WORKER_UID", minimum=0),
+            health_port=env.integer("ES4PS_HEALTH_PORT", minimum=0, maximum=65535),
+            health_interval_seconds=env.number("ES4PS_HEALTH_INTERVAL_SECONDS", minimum=1, maximum=86400),
         )
         config.check()
         return config
@@ -139,6 +147,11 @@ class DCConfig:
     @property
     def marker(self) -> Path:
         return self.data_dir / MARKER_NAME
+
+    @property
+    def samba_version_marker(self) -> Path:
+        """The Samba version that last ran on this volume (a new one checks the database first)."""
+        return self.data_dir / ".es4ps-samba-version"
 
     @property
     def worker_state_dir(self) -> Path:

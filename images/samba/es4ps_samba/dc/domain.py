@@ -8,7 +8,10 @@ process, never on a command line that `ps` could show.
 
 from __future__ import annotations
 
+import logging
 import shutil
+
+from es4ps_contract.environment import SettingError
 
 from .access import ensure_worker_access
 from .config import DCConfig
@@ -60,8 +63,58 @@ def provision(config: DCConfig) -> None:
     samba_tool(*args)
 
 
+def admin_samdb(config: DCConfig, server: str):
+    """The Administrator's connection to another DC of the domain (no local files needed).
+
+    `config` needs only realm, netbios_name and admin_password() (lifecycle's LeaveConfig has them too).
+    """
+    from samba.credentials import Credentials
+    from samba.param import LoadParm
+    from samba.samdb import SamDB
+
+    lp = LoadParm()
+    lp.set("realm", config.realm)
+    lp.set("workgroup", config.netbios_name)
+    credentials = Credentials()
+    credentials.guess(lp)
+    credentials.set_domain(config.netbios_name)
+    credentials.set_username("Administrator")
+    credentials.set_password(config.admin_password())
+    return SamDB(url=f"ldap://{server}", lp=lp, credentials=credentials)
+
+
+def remove_dc(config: DCConfig, server: str, dc_name: str) -> bool:
+    """Remove DC `dc_name` from the domain, through `server`; False when the domain does not name it (done before).
+
+    What `samba-tool domain demote --remove-other-dead-server` does: its NTDS
+    settings, connections, server and computer objects, DNS records and
+    sysvol references go, and FSMO roles it still held are seized.
+    """
+    import ldb
+    from samba import remove_dc as samba_remove_dc
+
+    samdb = admin_samdb(config, server)
+    found = samdb.search(
+        base=samdb.get_config_basedn(),
+        scope=ldb.SCOPE_SUBTREE,
+        expression=f"(&(objectClass=server)(cn={ldb.binary_encode(dc_name)}))",
+        attrs=[],
+    )
+    if not found:
+        return False
+    samba_remove_dc.remove_dc(samdb, logging.getLogger("es4ps.dc"), dc_name)
+    return True
+
+
 def join(config: DCConfig) -> None:
-    """Join the existing domain served by ES4PS_JOIN_SERVER as an additional DC (replicates its data)."""
+    """Join the existing domain served by ES4PS_JOIN_SERVER as an additional DC (replicates its data).
+
+    A DC of this name that the domain still knows is a former self whose volume
+    is gone (its StatefulSet runs one Pod at a time, and this volume holds no
+    domain): it is removed from the domain first, so the name can join again.
+    """
+    if remove_dc(config, config.join_server, config.hostname):
+        print(f"es4ps-samba-dc: removed the domain's stale DC {config.hostname} before joining again", flush=True)
     samba_tool(
         "domain",
         "join",
@@ -102,5 +155,30 @@ def prepare(config: DCConfig) -> str:
     (config.data_dir / "log").mkdir(exist_ok=True)
     installed = install_tls_files(config)
     set_global_options(config.smb_conf, managed_options(config))
+    check_after_upgrade(config)
     ensure_worker_access(config)
     return installed
+
+
+def check_after_upgrade(config: DCConfig) -> None:
+    """On the first start of another Samba version on this volume, check the database before serving it.
+
+    `samba-tool dbcheck` (read-only) must find nothing; otherwise this start
+    fails and the DC stays down (so an image roll-out stops at it) until an
+    administrator has looked (`samba-tool dbcheck --fix` in the Pod).
+    """
+    import samba
+
+    version = samba.version
+    marker = config.samba_version_marker
+    previous = marker.read_text().strip() if marker.exists() else None
+    if previous not in (None, version):
+        print(f"es4ps-samba-dc: Samba {previous} -> {version}: checking the database first", flush=True)
+        try:
+            samba_tool("dbcheck", "--cross-ncs", f"--configfile={config.smb_conf}", f"-H{config.sam_ldb}")
+        except SystemExit:
+            raise SettingError(
+                f"samba-tool dbcheck found errors after the upgrade from Samba {previous} to {version}; "
+                "not serving this database until it is repaired (samba-tool dbcheck --fix)"
+            ) from None
+    marker.write_text(version + "\n")

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from .config import DCConfig
+from .health import HealthMonitor
 from .tls import install_tls_files, mounted_tls_digest
 
 
@@ -60,6 +61,8 @@ def serve(config: DCConfig, installed_digest: str) -> int:
     """
     samba = _start_samba(config)
     stopping = False
+    if config.health_port:
+        HealthMonitor(config).start()
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping

@@ -1,0 +1,183 @@
+"""Steps the operator runs as Jobs on a domain's DCs: `es4ps-samba-dc leave | remove | dbcheck`.
+
+When `directory.replicas` goes down, the operator takes the highest DCs out
+of the domain in three steps, so the domain never keeps a dead DC in its
+topology and nothing written on the leaving DC is lost:
+
+1. `leave` (the leaving DC still runs): the FSMO roles it holds move to the
+   remaining DC (`ES4PS_JOIN_SERVER`, dc0), and that DC pulls the leaving
+   one's last changes of every naming context;
+2. the operator deletes the leaving DC's StatefulSet;
+3. `remove` (run once the leaving DC no longer answers): the remaining DC
+   forgets it (`samba-tool domain demote --remove-other-dead-server`: NTDS
+   settings, connections, server and computer objects, DNS records), and the
+   leaving DC's volume, when mounted, is marked as no longer holding a DC of
+   the domain, so that a DC started on it again joins afresh.
+
+Both steps are idempotent: run again after a crash, they finish what is left.
+
+Before the DCs get another image, `dbcheck` checks dc0's database (online,
+with the image they run now); each DC checks its own again when it first
+starts with the new Samba (es4ps_samba.dc.domain.check_after_upgrade).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from es4ps_contract.environment import Environment, SettingError, Variable
+
+from .config import MARKER_NAME
+from .domain import admin_samdb, remove_dc, samba_tool
+
+# The marker a DC's volume gets when the domain no longer has that DC.
+RETIRED_MARKER_NAME = ".es4ps-domain-removed"
+FSMO_ROLES = ("rid", "pdc", "infrastructure", "schema", "naming", "domaindns", "forestdns")
+LDAP_PORT = 389
+
+VARIABLES = (
+    Variable("ES4PS_REALM", "the realm"),
+    Variable("ES4PS_NETBIOS_NAME", "the domain's NetBIOS name (empty: the realm's first label)", ""),
+    Variable("ES4PS_ADMIN_PASSWORD_FILE", "the domain Administrator's password", secret_file=True),
+    Variable("ES4PS_JOIN_SERVER", "the DC that stays (it takes the roles and the last changes)"),
+    Variable("ES4PS_LEAVING_DC", "the leaving DC's name, e.g. dc2 (leave, remove)", ""),
+    Variable("ES4PS_LEAVING_SERVER", "the leaving DC's address (remove)", ""),
+    Variable("ES4PS_DATA_DIR", "the leaving DC's volume, when mounted (remove marks it)", ""),
+    Variable("ES4PS_GONE_TIMEOUT_SECONDS", "how long remove waits for the leaving DC to stop answering", "600"),
+)
+
+
+@dataclass(frozen=True)
+class LeaveConfig:
+    realm: str
+    netbios_name: str
+    admin_password_file: Path
+    join_server: str
+    leaving_dc: str
+    leaving_server: str
+    data_dir: Path | None
+    gone_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LeaveConfig:
+        env = Environment(VARIABLES, environ)
+        realm = env.text("ES4PS_REALM").upper()
+        data_dir = env.text("ES4PS_DATA_DIR")
+        return cls(
+            realm=realm,
+            netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
+            admin_password_file=Path(env.text("ES4PS_ADMIN_PASSWORD_FILE")),
+            join_server=env.text("ES4PS_JOIN_SERVER"),
+            leaving_dc=env.text("ES4PS_LEAVING_DC").lower(),
+            leaving_server=env.text("ES4PS_LEAVING_SERVER"),
+            data_dir=Path(data_dir) if data_dir else None,
+            gone_timeout_seconds=env.number("ES4PS_GONE_TIMEOUT_SECONDS", minimum=1),
+        )
+
+    def admin_password(self) -> str:
+        try:
+            password = self.admin_password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise SettingError(f"cannot read ES4PS_ADMIN_PASSWORD_FILE: {exc.strerror}") from None
+        if not password:
+            raise SettingError("ES4PS_ADMIN_PASSWORD_FILE is empty")
+        return password
+
+
+def _log(message: str) -> None:
+    print(f"es4ps-samba-dc: {message}", flush=True)
+
+
+def _credentials(config: LeaveConfig) -> list[str]:
+    return [f"--username={config.netbios_name}\\Administrator", f"--password={config.admin_password()}"]
+
+
+def roles_held_by(samdb, dc_name: str) -> list[str]:
+    """The FSMO roles (samba-tool's names) whose owner is DC `dc_name`."""
+    import ldb
+
+    held = []
+    partitions = {
+        "rid": f"CN=RID Manager$,CN=System,{samdb.domain_dn()}",
+        "pdc": str(samdb.domain_dn()),
+        "infrastructure": f"CN=Infrastructure,{samdb.domain_dn()}",
+        "schema": str(samdb.get_schema_basedn()),
+        "naming": f"CN=Partitions,{samdb.get_config_basedn()}",
+        "domaindns": f"CN=Infrastructure,DC=DomainDnsZones,{samdb.domain_dn()}",
+        "forestdns": f"CN=Infrastructure,DC=ForestDnsZones,{samdb.get_root_basedn()}",
+    }
+    for role in FSMO_ROLES:
+        try:
+            found = samdb.search(base=partitions[role], scope=ldb.SCOPE_BASE, attrs=["fSMORoleOwner"])
+        except ldb.LdbError:
+            continue
+        owner = str(found[0].get("fSMORoleOwner", idx=0) or "")
+        # The owner is the NTDS settings object of a server: CN=NTDS Settings,CN=<DC>,CN=Servers,...
+        if owner.upper().startswith(f"CN=NTDS SETTINGS,CN={dc_name.upper()},"):
+            held.append(role)
+    return held
+
+
+def _naming_contexts(samdb) -> list[str]:
+    import ldb
+
+    root = samdb.search(base="", scope=ldb.SCOPE_BASE, attrs=["namingContexts"])
+    return [str(nc) for nc in root[0]["namingContexts"]]
+
+
+def _require_leaving(config: LeaveConfig) -> None:
+    if not config.leaving_dc or not config.leaving_server:
+        raise SettingError("ES4PS_LEAVING_DC and ES4PS_LEAVING_SERVER name the leaving DC")
+
+
+def dbcheck(config: LeaveConfig) -> None:
+    """The remaining DC's database, checked online: errors fail the Job (and stop an image roll-out)."""
+    samba_tool("dbcheck", "--cross-ncs", f"-H=ldap://{config.join_server}", *_credentials(config))
+    _log(f"dbcheck of {config.join_server}: no error")
+
+
+def leave(config: LeaveConfig) -> None:
+    """Step 1: move the leaving DC's roles to the remaining DC and pull its last changes there."""
+    _require_leaving(config)
+    remaining = admin_samdb(config, config.join_server)
+    for role in roles_held_by(remaining, config.leaving_dc):
+        _log(f"transferring the {role} role from {config.leaving_dc} to {config.join_server}")
+        samba_tool("fsmo", "transfer", f"--role={role}", f"-H=ldap://{config.join_server}", *_credentials(config))
+    for nc in _naming_contexts(remaining):
+        _log(f"replicating {nc} from {config.leaving_dc} to {config.join_server}")
+        # The remaining DC pulls from the leaving one (named as the domain knows it).
+        samba_tool(
+            "drs", "replicate", config.join_server, config.leaving_dc, nc, "--sync-forced", *_credentials(config)
+        )
+    _log(f"{config.leaving_dc} holds no role and its changes are on {config.join_server}: it may stop")
+
+
+def answers(address: str, timeout_s: float = 3) -> bool:
+    try:
+        with socket.create_connection((address, LDAP_PORT), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def remove(config: LeaveConfig) -> None:
+    """Step 3: once the leaving DC is down, the domain forgets it, and its volume no longer counts as a DC."""
+    _require_leaving(config)
+    deadline = time.monotonic() + config.gone_timeout_seconds
+    while answers(config.leaving_server):
+        if time.monotonic() > deadline:
+            raise SettingError(f"{config.leaving_dc} still answers at {config.leaving_server}: not removing a live DC")
+        time.sleep(2)
+    if remove_dc(config, config.join_server, config.leaving_dc):
+        _log(f"removed {config.leaving_dc} from the domain")
+    else:
+        _log(f"the domain no longer names {config.leaving_dc}")
+    if config.data_dir is not None:
+        marker = config.data_dir / MARKER_NAME
+        if marker.exists():
+            marker.rename(config.data_dir / RETIRED_MARKER_NAME)
+            _log(f"{config.data_dir} no longer holds a DC of the domain: a DC started on it joins afresh")

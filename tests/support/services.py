@@ -367,12 +367,13 @@ def claim_loopback_address() -> tuple[str, int]:
     raise ServiceError("no free loopback address for a Samba DC")
 
 
-# Test DCs serve LDAP, Kerberos and DNS only. Services that use host-wide names are off, so
-# two sessions' DCs cannot meet: winbindd's socket is always /run/samba/winbindd (and smbd needs
-# winbindd), NetBIOS binds the loopback broadcast address, and dnsupdate would call nsupdate.
+# Services that use host-wide names are off, so two sessions' DCs cannot meet: NetBIOS binds the
+# loopback broadcast address, and dnsupdate would call nsupdate. smbd (sysvol, which an online
+# backup copies) needs winbindd, whose socket is always /run/samba/winbindd for its clients: each
+# test DC runs in its own mount namespace with a private /run/samba, as in its Pod.
 TEST_DC_OPTIONS = "\n".join(
     [
-        "server services = -s3fs -winbindd -nbt -dnsupdate",
+        "server services = -nbt -dnsupdate",
         "disable netbios = yes",
         "prefork children = 2",
     ]
@@ -451,7 +452,12 @@ class SambaDC:
             "ES4PS_TLS_CA_FILE": str(self.tls.ca_file),
             "ES4PS_DC_ROLE": "join" if self.join else "provision",
             "ES4PS_JOIN_SERVER": self.join.address if self.join else "",
-            "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
+            "ES4PS_SAMBA_OPTIONS": "\n".join(
+                filter(
+                    None,
+                    [TEST_DC_OPTIONS, self.extra_options],
+                )
+            ),
             "ES4PS_TLS_CHECK_SECONDS": "1",
         }
 
@@ -486,7 +492,13 @@ class SambaDC:
                 with os.fdopen(descriptor, "w") as out:
                     out.write(password + "\n")
         env = {**os.environ, **self.dc_env}
-        self._process = start_process([str(VENV_BIN / "es4ps-samba-dc"), "run"], self.log, env)
+        private_run = ["sh", "-c", 'mkdir -p "$0" /run/samba && mount --bind "$0" /run/samba && exec "$@"']
+        self._process = start_process(
+            ["unshare", "--mount", "--propagation", "private", *private_run, str(self.directory / "run-samba"),
+             str(VENV_BIN / "es4ps-samba-dc"), "run"],
+            self.log,
+            env,
+        )
         try:
             wait_until(self.is_ready, timeout_s, f"Samba DC on {self.address}", self.log, self._process)
         except ServiceError:

@@ -147,7 +147,11 @@ def _destination(domain: Domain) -> tuple[list[dict], list[dict], list[dict]]:
     assert backup is not None
     if backup.volume is not None:
         volume = {"name": "backups", "persistentVolumeClaim": {"claimName": naming.backups_volume(domain)}}
-        return [env("ES4PS_BACKUP_VOLUME_DIR", BACKUPS_DIR)], [mount("backups", BACKUPS_DIR, read_only=False)], [volume]
+        variables = [
+            env("ES4PS_BACKUP_VOLUME_DIR", BACKUPS_DIR),
+            env("ES4PS_BACKUP_VOLUME_CLAIM", naming.backups_volume(domain)),
+        ]
+        return variables, [mount("backups", BACKUPS_DIR, read_only=False)], [volume]
     s3 = backup.s3
     assert s3 is not None
     variables = [
@@ -303,13 +307,8 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
             env("ES4PS_BACKUP_WORK_DIR", WORK_DIR),
             env("ES4PS_DC_HOSTNAME", naming.dc_hostname(domain, 0)),
             env("ES4PS_DATA_DIR", DATA_DIR),
-            env("ES4PS_WORKER_PASSWORD_FILE", "/etc/es4ps/worker-credentials/password"),
         ],
-        [
-            mount("work", WORK_DIR, read_only=False),
-            mount("data", DATA_DIR, read_only=False),
-            mount("worker-credentials", "/etc/es4ps/worker-credentials"),
-        ],
+        [mount("work", WORK_DIR, read_only=False), mount("data", DATA_DIR, read_only=False)],
     )
     directory["securityContext"]["runAsUser"] = 0  # writes the DC's volume as Samba does
     portal = _portal_step(
@@ -324,7 +323,6 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
     volumes = [
         _admin_volume(domain),
         secret_volume("backup-key", key_secret, {"identity": "identity"}),
-        secret_volume("worker-credentials", naming.worker_credentials_secret(domain), {"password": "password"}),
         {"name": "data", "persistentVolumeClaim": {"claimName": naming.dc_volume(domain, 0)}},
         *_work_volumes(domain),
         *db_volumes,

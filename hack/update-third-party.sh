@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the third-party manifests the local cluster applies, from the
-# modules pinned under tools/ (so the versions live in one place, the go.mod):
+# modules pinned under localcluster/tools/ (so the versions live in one place, the go.mod):
 #   crds/third_party/cert-manager.crds.yaml  cert-manager's deploy/crds, with the
 #                                            Helm markers of the labels replaced
 #   hack/kwok-stages.yaml                    KWOK's "fast" stages (kustomize/stage/fast)
@@ -9,8 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 module_dir() { # tool module path -> its folder in the module cache
   local version
-  version=$(awk -v m="$2" '$1 == "require" && $2 == m {print $3}' "$root/tools/$1/go.mod")
-  (cd "$root/tools/$1" && go mod download -json "$2@$version" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  version=$(awk -v m="$2" '$1 == "require" && $2 == m {print $3}' "$root/localcluster/tools/$1/go.mod")
+  (cd "$root/localcluster/tools/$1" && go mod download -json "$2@$version" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
 }
 
 dir=$(module_dir cert-manager github.com/cert-manager/cert-manager)

@@ -35,12 +35,12 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hack")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 import yaml  # noqa: E402
+from es4ps_localcluster import Cluster  # noqa: E402
 from lightkube import Client, KubeConfig  # noqa: E402
 from lightkube.generic_resource import create_namespaced_resource  # noqa: E402
-from local_cluster import Cluster  # noqa: E402
 from support.cluster import KubeCluster  # noqa: E402
 from support.operator_harness import (  # noqa: E402
     CRD,

@@ -1,6 +1,6 @@
 """The product deployed as a platform team would, for the end-to-end tests.
 
-The same steps as `make demo` (hack/demo.py): images on the node, the
+The same steps as `make demo` (es4ps_localcluster.demo): images on the node, the
 es4ps-crds and es4ps charts with the example domain from values, wait for
 Ready, the portal behind a local HTTPS entry with its cert-manager
 certificate. The test's own SMTP server catches the portal's mail.
@@ -23,13 +23,11 @@ from pathlib import Path
 
 import ldap3
 import pytest
+from es4ps_localcluster import demo
 from platforms import Kind, LocalNode
-from support.cluster import ROOT, KubeCluster
+from support.cluster import KubeCluster
 from support.mail import MailCatcher
 from support.portal_client import PortalClient
-
-sys.path.insert(0, str(ROOT / "hack"))
-import demo  # noqa: E402
 
 
 @dataclass

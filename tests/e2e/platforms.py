@@ -12,15 +12,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 
+from es4ps_localcluster import Cluster, demo
+from es4ps_localcluster import images as local_images
+from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
 from support.cluster import ROOT, KubeCluster
-
-sys.path.insert(0, str(ROOT / "hack"))
-import demo  # noqa: E402
-import local_images  # noqa: E402
-from real_node import DNS_ADDRESS, host_ip  # noqa: E402
 
 IMAGES = ["operator", "portal", "samba", "rabbitmq"]
 
@@ -35,8 +32,6 @@ class LocalNode:
         self.node_ip = host_ip()
 
     def load_images(self) -> None:
-        from local_cluster import Cluster
-
         host = local_images.docker_host()
         local_images.build(IMAGES, host)
         local_images.load(Cluster().node.containerd_socket, IMAGES, host)

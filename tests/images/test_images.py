@@ -1,6 +1,6 @@
 """The container images build here and run their processes for real (issue: container images built and run here).
 
-The images are built once per session by hack/local_images.py (the same code as
+The images are built once per session by es4ps_localcluster.images (the same code as
 `make images`), with a project-owned dockerd when no engine answers. Containers
 use the host's network, like the DC's pods (hostNetwork), so they reach the
 session's real RabbitMQ and Samba DC on loopback.
@@ -20,13 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 from es4ps_contract.tasks import CreateUser
-from support.cluster import ROOT
+from es4ps_localcluster import images as local_images
 from support.provisioning import TaskClient
 from support.service_fixtures import started
 from support.services import RabbitMQ, SambaDC, claim_loopback_address, free_port
-
-sys.path.insert(0, str(ROOT / "hack"))
-import local_images  # noqa: E402
 
 pytestmark = pytest.mark.images
 

@@ -3,7 +3,7 @@
 `cluster` gives the fast KWOK cluster, `real_cluster` the one with a real node
 (containerd + kubelet on this machine). Each reuses a running cluster of its
 mode (`make cluster [NODE=real]`); otherwise it starts one with
-hack/local_cluster.py, the same code, switching modes if needed (the root
+es4ps_localcluster, the same code, switching modes if needed (the root
 conftest runs real-node tests last, so one switch suffices), and stops what
 it started at the end of the session. If a cluster cannot start, every test
 that needs it fails with the reason.
@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "hack"))
-from local_cluster import BIN, Cluster, ClusterError  # noqa: E402
+from es4ps_localcluster import Cluster, ClusterError
+from es4ps_localcluster.paths import BIN, ROOT  # noqa: F401 - ROOT: for the tests that import it from here
 
 
 @dataclass

@@ -6,7 +6,7 @@
   operator/deploy/rbac.yaml and a kubeconfig with its token, so every test
   checks that those rules suffice.
 
-Volumes come from the local cluster's default StorageClass (hack/volume_provisioner.py).
+Volumes come from the local cluster's default StorageClass (es4ps_localcluster.components.volume_provisioner).
 """
 
 from __future__ import annotations

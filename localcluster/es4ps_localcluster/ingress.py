@@ -1,14 +1,14 @@
-#!/usr/bin/env python3
 """A stand-in for an ingress controller on the local cluster: TLS in front of the portal's Service.
 
 No ingress controller image can be pulled here, so `make demo` and the e2e
-test put this process where the Ingress would be: it terminates HTTPS with the
-portal's certificate (issued by cert-manager, read from the portal's Secret)
-and forwards each request to the portal Service with the headers an ingress
-adds (X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host), as the portal
-expects behind one trusted proxy.
+test (both through `demo.start_ingress`) put this process where the Ingress
+would be: it terminates HTTPS with the portal's certificate (issued by
+cert-manager, read from the portal's Secret) and forwards each request to the
+portal Service with the headers an ingress adds (X-Forwarded-For,
+X-Forwarded-Proto, X-Forwarded-Host), as the portal expects behind one
+trusted proxy.
 
-    local_ingress.py --listen 127.0.0.1:443 --cert tls.crt --key tls.key --backend http://10.96.12.34:80
+    python -m es4ps_localcluster.ingress --listen 127.0.0.1:443 --cert tls.crt --key tls.key --backend URL
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Container images without a registry.
 
-    local_images.py build [NAME...]        build the project's images (operator, portal, samba by default)
-    local_images.py load SOCKET [NAME...]  import built images into a containerd (namespace k8s.io)
-    local_images.py down                   stop the dockerd this checkout started
-    local_images.py env                    print the DOCKER_HOST to use
-    local_images.py list                   list the built images with their sizes
+    python -m es4ps_localcluster images build [NAME...]   the project's images (default: operator, portal, samba)
+    python -m es4ps_localcluster images load SOCKET [NAME...]   import built images into a containerd (k8s.io)
+    python -m es4ps_localcluster images down    stop the dockerd this checkout started
+    python -m es4ps_localcluster images env     print the DOCKER_HOST to use
+    python -m es4ps_localcluster images list    list the built images with their sizes
 
 Uses a reachable Docker engine (DOCKER_HOST or the default socket) or starts a
 project-owned dockerd whose state lives under the cache directory, so built
@@ -27,11 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("ES4PS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "es4ps")
+from .paths import BIN, CACHE, LOCAL, ROOT, VERSION
+from .processes import Supervisor
+
 DOCKER_STATE = CACHE / "docker"
 OWN_SOCKET = DOCKER_STATE / "docker.sock"
-PIDFILE = ROOT / ".local" / "docker" / "dockerd.pid"
+# The dockerd this checkout started: .local/docker/dockerd.pid and dockerd.log.
+DOCKERD = Supervisor(LOCAL / "docker", LOCAL / "docker")
+
 LOCAL_BASE_IMAGE = "es4ps/debian:bookworm"
 # ES4PS_BASE_IMAGE=debian:bookworm-slim (say) on a machine that can pull; else the debootstrapped one.
 BASE_IMAGE = os.environ.get("ES4PS_BASE_IMAGE") or LOCAL_BASE_IMAGE
@@ -50,7 +52,6 @@ SLIM_APT_CONFIG = """DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /v
 APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
 Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
 """
-VERSION = (ROOT / "VERSION").read_text().strip()
 
 
 @dataclass(frozen=True)
@@ -121,46 +122,24 @@ def _start_dockerd() -> None:
     if not shutil.which("dockerd"):
         raise ImageError("dockerd is not installed (run `make setup`)")
     DOCKER_STATE.mkdir(parents=True, exist_ok=True)
-    PIDFILE.parent.mkdir(parents=True, exist_ok=True)
     OWN_SOCKET.unlink(missing_ok=True)
-    log_path = PIDFILE.parent / "dockerd.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                "dockerd",
-                f"--data-root={DOCKER_STATE / 'data'}",
-                f"--exec-root={DOCKER_STATE / 'exec'}",
-                f"--host=unix://{OWN_SOCKET}",
-                f"--pidfile={DOCKER_STATE / 'dockerd.pid'}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    PIDFILE.write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + 60
-    while not _engine_answers(f"unix://{OWN_SOCKET}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise ImageError(f"dockerd did not start; see {log_path}")
-        time.sleep(0.5)
-    log(f"started dockerd (pid {proc.pid}), DOCKER_HOST=unix://{OWN_SOCKET}")
+    DOCKERD.start(
+        "dockerd",
+        [
+            "dockerd",
+            f"--data-root={DOCKER_STATE / 'data'}",
+            f"--exec-root={DOCKER_STATE / 'exec'}",
+            f"--host=unix://{OWN_SOCKET}",
+            f"--pidfile={DOCKER_STATE / 'dockerd.pid'}",
+        ],
+    )
+    DOCKERD.wait("dockerd", lambda: _engine_answers(f"unix://{OWN_SOCKET}"), 60, error=ImageError)
+    log(f"started dockerd (pid {DOCKERD.pid('dockerd')}), DOCKER_HOST=unix://{OWN_SOCKET}")
 
 
 def stop_dockerd() -> None:
     """Stop the dockerd this checkout started (recorded pid, checked to still be dockerd)."""
-    try:
-        pid = int(PIDFILE.read_text().split()[0])
-        is_ours = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"dockerd")
-    except (OSError, ValueError, IndexError):
-        PIDFILE.unlink(missing_ok=True)
-        return
-    if is_ours:
-        os.kill(pid, 15)
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-    PIDFILE.unlink(missing_ok=True)
+    DOCKERD.stop("dockerd", timeout_s=30)
 
 
 def docker(*args: str, input: bytes | None = None, capture: bool = False, host: str) -> subprocess.CompletedProcess:
@@ -279,7 +258,7 @@ def extra_ca_certs() -> str:
 
 
 def _build_pause(image: Image, host: str) -> None:
-    binary = ROOT / ".local" / "bin" / "pause"
+    binary = BIN / "pause"
     if not binary.exists():
         raise ImageError("the pause binary is missing (run `make setup`)")
     with tempfile.TemporaryDirectory() as ctx:
@@ -334,7 +313,11 @@ def load(socket: Path, names: list[str], host: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m es4ps_localcluster images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build")
     b.add_argument("names", nargs="*", help=f"of {', '.join(IMAGES)} (default: {' '.join(PRODUCT_IMAGES)})")
@@ -373,7 +356,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"images: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """A small dynamic volume provisioner for the local cluster (what kind's local-path provisioner does).
 
 The local cluster has no storage system, yet the operator's StatefulSets claim
-volumes. This process, started by hack/local_cluster.py, serves the default
+volumes. This process, started by the cluster with the admin kubeconfig, serves the default
 StorageClass `local`: each pending claim of that class gets a hostPath
 PersistentVolume in a folder under the cluster's state (world-writable, since
 hostPath volumes ignore fsGroup and the product's containers run as their own
@@ -10,7 +9,7 @@ users); a volume whose claim is gone (reclaim policy Delete) is deleted with
 its folder. On KWOK nodes nothing mounts the folders; on the real node the
 kubelet does.
 
-    volume_provisioner.py KUBECONFIG VOLUMES_DIR
+    python -m es4ps_localcluster.components.volume_provisioner KUBECONFIG VOLUMES_DIR
 """
 
 from __future__ import annotations
@@ -22,12 +21,18 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.models.core_v1 import ObjectReference, PersistentVolumeSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
 from lightkube.resources.storage_v1 import StorageClass
+
+from . import Component
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
 
 PROVISIONER = "es4ps.io/local-path"
 STORAGE_CLASS = "local"
@@ -113,6 +118,23 @@ def main(argv: list[str]) -> int:
             log.warning("round failed: %s", error)
         time.sleep(INTERVAL_S)
     return 0
+
+
+def command(cluster: Cluster) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "es4ps_localcluster.components.volume_provisioner",
+        str(cluster.kubeconfig),
+        str(cluster.state / "volumes"),
+    ]
+
+
+def ready(cluster: Cluster) -> bool:
+    return cluster.query("get", "storageclass", STORAGE_CLASS) is not None
+
+
+VOLUME_PROVISIONER = Component("volume-provisioner", command, ready, start_timeout_s=60)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
-#!/usr/bin/env python3
 """`make demo`: the whole product on a real local Kubernetes node, as a platform team would run it.
 
-    demo.py up     cluster with a real node, images, the Helm chart with the example domain, a mail
-                   catcher and a local HTTPS entry for the portal; prints where to go next
-    demo.py mail   print the newest mail the portal sent (the verification link and code)
-    demo.py down   stop everything `up` started (the cluster too)
+    python -m es4ps_localcluster demo up     cluster with a real node, images, the Helm chart with the
+                                             example domain, a mail catcher and a local HTTPS entry for
+                                             the portal; prints where to go next
+    python -m es4ps_localcluster demo mail   print the newest mail the portal sent (verification link and code)
+    python -m es4ps_localcluster demo down   stop everything `up` started (the cluster too)
 
-The same steps back the end-to-end test (tests/e2e): `local_domain_values`,
-`install`, `wait_ready` and `portal_tls_files` are shared.
+The same steps back the end-to-end test (tests/e2e, es4ps_testkit.e2e):
+`local_domain_values`, `install`, `wait_ready`, `portal_tls_files` and
+`start_ingress` are shared.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ import email.policy
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import local_images as images
 import yaml
-from local_cluster import BIN, ROOT, Cluster, ClusterError
-from real_node import DNS_ADDRESS, host_ip
+
+from . import images
+from .cluster import Cluster, ClusterError
+from .components.node import DNS_ADDRESS, host_ip
+from .paths import BIN, LOCAL, ROOT
+from .processes import Supervisor, port_open, start_process, wait_until
 
 RELEASE = "es4ps"
 CRD_RELEASE = "es4ps-crds"
@@ -43,7 +45,9 @@ PORTAL_HOST = "accounts.acme.localhost"
 EXAMPLE = ROOT / "examples" / "acme.yaml"
 CHART = ROOT / "charts" / "es4ps"
 CRD_CHART = ROOT / "charts" / "es4ps-crds"
-STATE = ROOT / ".local" / "demo"
+STATE = LOCAL / "demo"
+# The demo's own background processes (mail catcher, HTTPS entry): STATE/<name>.pid and .log.
+BACKGROUND = Supervisor(STATE, STATE)
 SMTP_PORT = 2525
 STAFF_SECRET = "acme-staff"  # noqa: S105 - the Secret's name
 
@@ -147,23 +151,24 @@ def install(values: dict, *extra: str) -> None:
 
 def wait_ready(timeout_s: float = 900, progress=None) -> dict:
     """Wait until the domain's Ready condition is True; returns the domain. `progress(domain)` sees each poll."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    seen: list[dict] = [{}]
+
+    def ready() -> dict | None:
         domain = json.loads(run("kubectl", "get", "es4psdomain", DOMAIN, "-n", DOMAIN_NAMESPACE, "-o", "json"))
+        seen[0] = domain
         conditions = {c["type"]: c for c in domain.get("status", {}).get("conditions", [])}
         if progress:
             progress(domain)
-        if (
-            conditions.get("Ready", {}).get("status") == "True"
-            and domain["status"].get("observedGeneration") == domain["metadata"]["generation"]
-        ):
-            return domain
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"the domain did not become Ready in {timeout_s:.0f} s: "
-                f"{json.dumps(domain.get('status', {}), indent=1)}"
-            )
-        time.sleep(3)
+        current = domain.get("status", {}).get("observedGeneration") == domain["metadata"]["generation"]
+        return domain if current and conditions.get("Ready", {}).get("status") == "True" else None
+
+    return wait_until(
+        ready,
+        timeout_s,
+        lambda: f"the domain to become Ready (status: {json.dumps(seen[0].get('status', {}), indent=1)})",
+        interval_s=3,
+        error=RuntimeError,
+    )
 
 
 def certificate_secret(dns_name: str) -> dict:
@@ -213,41 +218,19 @@ def portal_backend() -> str:
 
 
 def start_ingress(listen: str, cert: Path, key: Path, log_path: Path) -> subprocess.Popen:
-    """hack/local_ingress.py in front of the portal's Service; returns once it accepts connections."""
+    """es4ps_localcluster.ingress in front of the portal's Service; returns once it accepts connections."""
     host, port = listen.rsplit(":", 1)
-    with open(log_path, "ab") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "hack" / "local_ingress.py"),
-                "--listen",
-                listen,
-                "--cert",
-                str(cert),
-                "--key",
-                str(key),
-                "--backend",
-                portal_backend(),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex((host, int(port))) == 0:
-                return process
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the local ingress did not start; see {log_path}")
-        time.sleep(0.2)
+    argv = [sys.executable, "-m", "es4ps_localcluster.ingress", "--listen", listen, "--cert", str(cert)]
+    process = start_process([*argv, "--key", str(key), "--backend", portal_backend()], log_path)
+    wait_until(lambda: port_open(host, int(port)), 30, "the local ingress", log_path, process, error=RuntimeError)
+    return process
 
 
 # --------------------------------------------------------------------------- the demo's own background processes
 
 
 def _start_mail_catcher(listen: str) -> None:
-    """aiosmtpd keeping every mail in a Maildir (`demo.py mail` reads it)."""
+    """aiosmtpd keeping every mail in a Maildir (`demo mail` reads it)."""
     argv = [
         sys.executable,
         "-m",
@@ -260,22 +243,8 @@ def _start_mail_catcher(listen: str) -> None:
         str(STATE / "mailbox"),
     ]
     STATE.mkdir(parents=True, exist_ok=True)
-    _stop_background("mail")
-    with open(STATE / "mail.log", "ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    (STATE / "mail.pid").write_text(f"{process.pid}\n{argv[0]}\n")
-
-
-def _stop_background(name: str) -> None:
-    pidfile = STATE / f"{name}.pid"
-    try:
-        pid_text, binary = pidfile.read_text().split("\n")[:2]
-        pid = int(pid_text)
-        if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode() == binary:
-            os.killpg(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        pass
-    pidfile.unlink(missing_ok=True)
+    BACKGROUND.stop("mail")
+    BACKGROUND.start("mail", argv)
 
 
 def up() -> int:
@@ -317,13 +286,11 @@ def up() -> int:
     domain = wait_ready(progress=progress)
     cert, key, ca = portal_tls_files(STATE / "portal-tls")
     port = 443
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", 443)) == 0:
-            port = 8443
+    if port_open("127.0.0.1", 443):
+        port = 8443
     log(f"local HTTPS entry for the portal on 127.0.0.1:{port} (what an ingress controller would be)")
-    _stop_background("ingress")
-    ingress = start_ingress(f"127.0.0.1:{port}", cert, key, STATE / "ingress.log")
-    (STATE / "ingress.pid").write_text(f"{ingress.pid}\n{sys.executable}\n")
+    BACKGROUND.stop("ingress")
+    BACKGROUND.record("ingress", start_ingress(f"127.0.0.1:{port}", cert, key, STATE / "ingress.log"))
     url = f"https://{PORTAL_HOST}" + ("" if port == 443 else f":{port}") + "/"
     print(f"""
 The ES4PS demo is up ({time.monotonic() - start:.0f} s). KUBECONFIG={cluster.kubeconfig}
@@ -351,7 +318,7 @@ Stop everything: make demo-down
 
 def down() -> int:
     for name in ("ingress", "mail"):
-        _stop_background(name)
+        BACKGROUND.stop(name)
     Cluster().down()
     images.stop_dockerd()
     print("demo stopped")
@@ -373,7 +340,11 @@ def show_mail() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m es4ps_localcluster demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=("up", "down", "mail"))
     args = parser.parse_args(argv)
     try:
@@ -381,7 +352,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ClusterError, images.ImageError, RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 from es4ps_localcluster import demo
-from support.portal_client import GOOD_PASSWORD
+from es4ps_testkit.registration import GOOD_PASSWORD
 
 pytestmark = pytest.mark.e2e
 WRONG_PASSWORD = "Wrong-Horse-42"  # noqa: S105 - a test password

@@ -21,9 +21,11 @@ import pytest
 import requests
 from es4ps_contract.tasks import CreateUser
 from es4ps_localcluster import images as local_images
-from support.provisioning import TaskClient
-from support.service_fixtures import started
-from support.services import RabbitMQ, SambaDC, claim_loopback_address, free_port
+from es4ps_localcluster.processes import free_port, wait_until
+from es4ps_testkit.plugins.services import started
+from es4ps_testkit.rabbitmq import RabbitMQ
+from es4ps_testkit.samba import SambaDC, claim_loopback_address
+from es4ps_testkit.tasks import TaskClient
 
 pytestmark = pytest.mark.images
 
@@ -155,11 +157,16 @@ def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
         except requests.ConnectionError:
             return None
 
-    deadline = time.monotonic() + 120
-    while answers("/healthz") != 200:
-        if time.monotonic() > deadline or not docker.inspect(name)["State"]["Running"]:
+    def serving() -> bool:
+        if answers("/healthz") == 200:
+            return True
+        if not docker.inspect(name)["State"]["Running"]:
             pytest.fail(f"the portal container did not serve /healthz:\n{docker.logs(name)[-3000:]}")
-        time.sleep(1)
+        return False
+
+    wait_until(
+        serving, 120, lambda: f"the portal container serving /healthz\n{docker.logs(name)[-3000:]}", interval_s=1
+    )
     assert answers("/readyz") == 200, docker.logs(name)[-3000:]
     assert (data / "portal.sqlite3").exists()
 
@@ -196,11 +203,15 @@ def dc_container(docker, tmp_path, test_ca):
 
 def start_dc(docker: Docker, run_args: list[str], timeout: float = 120) -> str:
     name = docker.start(*run_args)
-    deadline = time.monotonic() + timeout
-    while docker.run("exec", name, "es4ps-samba-dc", "ready", check=False).returncode != 0:
-        if time.monotonic() > deadline or not docker.inspect(name)["State"]["Running"]:
+
+    def ready() -> bool:
+        if docker.run("exec", name, "es4ps-samba-dc", "ready", check=False).returncode == 0:
+            return True
+        if not docker.inspect(name)["State"]["Running"]:
             pytest.fail(f"the DC container did not become ready:\n{docker.logs(name)[-4000:]}")
-        time.sleep(1)
+        return False
+
+    wait_until(ready, timeout, lambda: f"the DC container ready\n{docker.logs(name)[-4000:]}", interval_s=1)
     return name
 
 

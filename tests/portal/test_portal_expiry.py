@@ -12,7 +12,7 @@ from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import EmailToken, ProvisioningTask, User
 from es4ps_portal.accounts.provisioning import expire_unverified_registrations, record_result_event
 from es4ps_portal.broker import PublishError
-from portal_live import ALLOWED_DOMAIN, unique_username
+from es4ps_testkit.registration import ALLOWED_DOMAIN, unique_username
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,10 @@
 """Fixtures of the operator's integration tests: the CRD, the operator's identity, the operator itself.
 
+- `es4ps_crd`: the KWOK cluster with the ES4PSDomain CRD installed as a user would
+- `operator_account`: the operator's ServiceAccount, bound to operator/deploy/rbac.yaml and nothing else
+- `domain_namespace`: a fresh namespace whose claims get volumes
+- `start_operator(**env)`: an operator replica serving that namespace (es4ps_testkit.operator_harness)
+
 Each test gets a fresh namespace and its own operator process serving only
 that namespace (other test sessions may share the cluster and run their own
 operators; a cluster-wide one would reconcile their domains too).
@@ -10,13 +15,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from support.operator_harness import (
-    CRD,
-    delete_identity,
-    fresh_namespace,
-    operator_identity,
-    operator_replicas,
-)
+
+from ..domains import CRD
+from ..operator_harness import delete_identity, fresh_namespace, operator_identity, operator_replicas
 
 
 @pytest.fixture(scope="session")

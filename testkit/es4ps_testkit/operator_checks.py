@@ -1,4 +1,4 @@
-"""Helpers of the operator's integration tests: reading a domain and its children as kubectl shows them."""
+"""Reading a domain and its children as kubectl shows them (the operator's integration tests, the benchmark)."""
 
 from __future__ import annotations
 

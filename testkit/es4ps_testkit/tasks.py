@@ -2,7 +2,8 @@
 
 It uses the contract exactly as the portal does (sign, seal, publish to the
 provisioning queue with the portal's certificate) and reads the results queue
-directly, so tests see each event as the portal's consumer would.
+directly, so tests see each event as the portal's consumer would. `create_task`
+and `run` are the shorthands of the directory tests.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from es4ps_contract.events import ResultEvent
 from es4ps_contract.keys import load_sealing_public_key, load_signing_key
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
-from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, Operation, Task
+from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, CreateUser, Operation, Task
 from es4ps_contract.transport import broker_queue, celery_settings
+from es4ps_localcluster.processes import wait_until
 from kombu import Consumer
+
+# A password the domain accepts (complexity on, not containing the test names).
+PASSWORD = "Corr3ct-Horse!battery"  # noqa: S105 - a test account's password
 
 
 class TaskClient:
@@ -89,14 +94,20 @@ class TaskClient:
         return self.wait_for_all([task_id], timeout_s)[task_id]
 
     def wait_for_all(self, task_ids: Iterable[str], timeout_s: float = 60) -> dict[str, ResultEvent]:
+        """The result events of `task_ids`; raises TimeoutError if some did not come in time."""
         wanted = set(task_ids)
-        deadline = time.monotonic() + timeout_s
+
+        def all_received() -> bool:
+            if not wanted <= self.results.keys():
+                self._drain(timeout_s=0.5)  # waits for the next event itself
+            return wanted <= self.results.keys()
+
+        def missing() -> str:
+            left = sorted(wanted - self.results.keys())
+            return f"result events of {len(left)} task(s), e.g. {left[0]}"
+
         try:
-            while not wanted <= self.results.keys():
-                if time.monotonic() > deadline:
-                    missing = sorted(wanted - self.results.keys())
-                    raise TimeoutError(f"no result event for {len(missing)} task(s), e.g. {missing[0]}")
-                self._drain(timeout_s=0.5)
+            wait_until(all_received, timeout_s, missing, interval_s=0)
         finally:
             self._stop_consuming()
         return {task_id: self.results[task_id] for task_id in wanted}
@@ -112,3 +123,14 @@ class TaskClient:
     def close(self) -> None:
         self._stop_consuming()
         self._connection.release()
+
+
+def create_task(client: TaskClient, username: str, password: str = PASSWORD, **fields: str) -> CreateUser:
+    """A create task for `username` with the password sealed; `fields` override the names and e-mail."""
+    values = {"given_name": "Ana", "surname": "Example", "email": f"{username}@acme.example", **fields}
+    return CreateUser(username, sealed_password=client.seal(username, password), **values)
+
+
+def run(client: TaskClient, task: Task, timeout_s: float = 60) -> ResultEvent:
+    """Publish `task` and return its result event."""
+    return client.wait_for(client.submit(task), timeout_s)

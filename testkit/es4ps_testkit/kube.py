@@ -1,12 +1,7 @@
-"""The local Kubernetes cluster for tests: session fixtures and helpers to act on it as a user would.
+"""A Kubernetes cluster driven through kubectl and helm, as a user would: the local one, a kind one, any kubeconfig.
 
-`cluster` gives the fast KWOK cluster, `real_cluster` the one with a real node
-(containerd + kubelet on this machine). Each reuses a running cluster of its
-mode (`make cluster [NODE=real]`); otherwise it starts one with
-es4ps_localcluster, the same code, switching modes if needed (the root
-conftest runs real-node tests last, so one switch suffices), and stops what
-it started at the end of the session. If a cluster cannot start, every test
-that needs it fails with the reason.
+The fixtures `cluster` and `real_cluster` (es4ps_testkit.plugins.cluster) give
+the local cluster; benchmarks make one from a kubeconfig.
 """
 
 from __future__ import annotations
@@ -14,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from es4ps_localcluster import Cluster, ClusterError
-from es4ps_localcluster.paths import BIN, ROOT  # noqa: F401 - ROOT: for the tests that import it from here
+from es4ps_localcluster.paths import BIN
+from es4ps_localcluster.processes import wait_until
 
 
 @dataclass
@@ -76,10 +69,9 @@ class KubeCluster:
         ns = ["-n", namespace] if namespace else []
         deadline = time.monotonic() + timeout
         # kubectl wait fails at once on an object that does not exist yet
-        while not self.get(kind, name, namespace, check=False):
-            if time.monotonic() > deadline:
-                pytest.fail(f"{kind}/{name} did not appear within {timeout:.0f} s")
-            time.sleep(0.5)
+        self.eventually(
+            lambda: self.get(kind, name, namespace, check=False), timeout, message=f"{kind}/{name} to appear"
+        )
         remaining = max(1, int(deadline - time.monotonic()))
         self.kubectl(
             "wait", f"--for=condition={condition}", f"--timeout={remaining}s", kind, name, *ns, timeout=remaining + 10
@@ -87,71 +79,5 @@ class KubeCluster:
         return self.get(kind, name, namespace)
 
     def eventually(self, probe, timeout: float = 60, interval: float = 0.5, message: str = "condition"):
-        """Call probe() until it returns a truthy value; fail the test after timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"{message} not reached within {timeout:.0f} s")
-            time.sleep(interval)
-
-
-class _ClusterSession:
-    """Starts or switches the local cluster on demand; stops it at the end if this session started it."""
-
-    def __init__(self) -> None:
-        self.local = Cluster()
-        self.started = False
-
-    def ensure(self, mode: str) -> KubeCluster:
-        if not (self.local.healthy() and self.local.mode == mode):
-            try:
-                if self.local.running():
-                    print(f"\nswitching the local cluster from NODE={self.local.mode} to NODE={mode}", file=sys.stderr)
-                    self.local.down()
-                self.local.up(node=mode)
-            except ClusterError as exc:
-                pytest.fail(f"the local cluster (NODE={mode}) could not start: {exc}", pytrace=False)
-            self.started = True
-        return KubeCluster(self.local.kubeconfig)
-
-
-@pytest.fixture(scope="session")
-def _cluster_session():
-    session = _ClusterSession()
-    yield session
-    if session.started and os.environ.get("ES4PS_KEEP_CLUSTER") != "1":
-        session.local.down()
-
-
-@pytest.fixture(scope="session")
-def cluster(_cluster_session) -> KubeCluster:
-    """The local cluster with KWOK nodes and cert-manager."""
-    return _cluster_session.ensure("kwok")
-
-
-@pytest.fixture(scope="session")
-def real_cluster(_cluster_session) -> KubeCluster:
-    """The local cluster with a real node: Pods run the locally built images in containerd."""
-    return _cluster_session.ensure("real")
-
-
-def _fresh_namespace(kube: KubeCluster):
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
-def namespace(cluster: KubeCluster) -> str:
-    """A fresh namespace on the KWOK cluster for one test, deleted afterwards (without waiting)."""
-    yield from _fresh_namespace(cluster)
-
-
-@pytest.fixture
-def real_namespace(real_cluster: KubeCluster) -> str:
-    """A fresh namespace on the real-node cluster for one test."""
-    yield from _fresh_namespace(real_cluster)
+        """Call probe() until it returns a truthy value, and return that; fail the test after timeout."""
+        return wait_until(probe, timeout, message, interval_s=interval, error=AssertionError)

@@ -10,15 +10,15 @@ like `curl --resolve`.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
+from es4ps_localcluster.processes import wait_until
 from requests.adapters import HTTPAdapter
 
-# Meets the domain's complexity rules and contains no test username or name.
-GOOD_PASSWORD = "Correct-Horse-42"  # noqa: S105 - a test password
+from .registration import GOOD_PASSWORD, form
+
 _CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -94,18 +94,8 @@ class PortalClient:
         )
 
     def register(self, username: str, email: str, password: str = GOOD_PASSWORD, **names: str) -> requests.Response:
-        """Fill in and send the registration form (first and last name default to Ada Lovelace)."""
-        return self.post(
-            "/register/",
-            {
-                "username": username,
-                "email": email,
-                "first_name": names.get("first_name", "Ada"),
-                "last_name": names.get("last_name", "Lovelace"),
-                "new_password1": password,
-                "new_password2": password,
-            },
-        )
+        """Fill in and send the registration form (es4ps_testkit.registration; `names`: first_name, last_name)."""
+        return self.post("/register/", form(username, email, password, **names))
 
     def confirm_link(self, link: str) -> requests.Response:
         """Open the link from the mail and press its button."""
@@ -131,11 +121,12 @@ class PortalClient:
 
     def wait_for_status(self, condition: Callable[[dict], bool], timeout_s: float = 60) -> dict:
         """Poll the status endpoint as the page does until `condition` holds; AssertionError with the last status."""
-        deadline = time.monotonic() + timeout_s
-        status = self.status()
-        while not condition(status):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"status did not reach the expected state in {timeout_s:.0f} s: {status}")
-            time.sleep(0.3)
-            status = self.status()
-        return status
+        seen: list[dict] = [{}]
+
+        def reached() -> dict | None:
+            seen[0] = self.status()
+            return seen[0] if condition(seen[0]) else None
+
+        return wait_until(
+            reached, timeout_s, lambda: f"the expected status (last: {seen[0]})", interval_s=0.3, error=AssertionError
+        )

@@ -1,81 +1,31 @@
-"""The portal as real processes (`es4ps-portal serve` and `consume`), and a client that uses it as a person would.
+"""The portal as real processes (`es4ps-portal serve` and `consume`), and a look into the tasks it published.
 
 Plain classes without pytest, so bench/portal.py starts the portal the same way.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import os
 import secrets
 import sqlite3
-import ssl
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import ldap3
-import ldb
 import requests
 from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_contract.transport import celery_settings
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import free_port, start_process, stop_process_group, wait_until
 from kombu import Connection
-from samba.dsdb import UF_ACCOUNTDISABLE
-from support.portal_client import GOOD_PASSWORD, PortalClient  # noqa: F401 - re-exported for the portal tests
-from support.services import (
-    VENV_BIN,
-    RabbitMQ,
-    SambaDC,
-    free_port,
-    start_process,
-    stop_process_group,
-    wait_until,
-)
 
-ALLOWED_DOMAIN = "acme.example"
-ORGANIZATION_NAME = "Acme Corp"
+from . import ServiceError
+from .portal_client import PortalClient
+from .rabbitmq import RabbitMQ
+from .registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
+
 STAFF_USERNAME = "staff"
-_serial = itertools.count()
-
-
-def unique_username(prefix: str = "p") -> str:
-    """A username no other test of any session uses (at most 20 characters, as AD wants)."""
-    return f"{prefix}{os.getpid() % 100000}x{next(_serial)}"
-
-
-def unique_client_ip() -> str:
-    """A documentation-range address per call, so per-address rate limits of one test do not hit the next."""
-    serial = next(_serial)
-    return f"198.18.{serial // 250 % 250}.{serial % 250 + 1}"
-
-
-def password_authenticates(dc: SambaDC, username: str, password: str) -> bool:
-    """Whether a simple bind as the user over LDAPS succeeds: the directory's own answer, not the portal's."""
-    tls = ldap3.Tls(ca_certs_file=str(dc.ca_file), validate=ssl.CERT_REQUIRED)
-    server = ldap3.Server(dc.ldaps_url, tls=tls, connect_timeout=5)
-    connection = ldap3.Connection(server, user=f"{username}@{dc.dns_domain}", password=password)
-    try:
-        return connection.bind()
-    finally:
-        connection.unbind()
-
-
-def directory_account(dc: SambaDC, username: str) -> dict[str, str] | None:
-    """The account's attributes in the DC (as the Administrator reads them), or None."""
-    samdb = dc.samdb()
-    found = samdb.search(
-        base=samdb.domain_dn(),
-        expression=f"(sAMAccountName={ldb.binary_encode(username)})",
-        attrs=["userAccountControl", "mail", "givenName", "sn", "displayName"],
-    )
-    if not len(found):
-        return None
-    return {str(name): str(found[0][name][0]) for name in found[0] if name != "dn"}
-
-
-def account_is_enabled(account: dict[str, str]) -> bool:
-    return not int(account["userAccountControl"]) & UF_ACCOUNTDISABLE
 
 
 def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: float = 10) -> list[dict]:
@@ -90,19 +40,19 @@ def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: flo
     ssl_options = celery_settings(rabbitmq.worker_env)["broker_use_ssl"]
     with Connection(rabbitmq.url, login_method="EXTERNAL", ssl=ssl_options) as connection:
         channel = connection.channel()
-        deadline = time.monotonic() + timeout_s
-        while True:
-            message = channel.basic_get(PROVISIONING_QUEUE)
-            if message is None:
-                if not wanted - {m["id"] for m in read} or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-                continue
-            body = message.body if isinstance(message.body, str) else message.body.decode()
-            task_id = message.headers.get("id")
-            read.append({"id": task_id, "name": message.headers.get("task"), "body": body, "args": json.loads(body)[0]})
-            if task_id in wanted:
-                channel.basic_ack(message.delivery_tag)
+
+        def drained_with_all_taken() -> bool:
+            while (message := channel.basic_get(PROVISIONING_QUEUE)) is not None:
+                body = message.body if isinstance(message.body, str) else message.body.decode()
+                task_id = message.headers.get("id")
+                task = {"id": task_id, "name": message.headers.get("task"), "body": body, "args": json.loads(body)[0]}
+                read.append(task)
+                if task_id in wanted:
+                    channel.basic_ack(message.delivery_tag)
+            return not wanted - {m["id"] for m in read}
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(drained_with_all_taken, timeout_s, "the tasks to take", interval_s=0.1)
         channel.close()
     return read
 
@@ -146,7 +96,7 @@ class LivePortal:
     def start(self, timeout_s: float = 60) -> None:
         """Start both processes; return when /readyz answers 200 and the consumer is consuming."""
         self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
-        wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve)
+        wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve, error=ServiceError)
         offset = self.consume_log.stat().st_size if self.consume_log.exists() else 0
         self._consume = start_process([str(VENV_BIN / "es4ps-portal"), "consume"], self.consume_log, self.env)
 
@@ -155,7 +105,7 @@ class LivePortal:
                 log.seek(offset)
                 return b" ready." in log.read()
 
-        wait_until(consuming, timeout_s, "es4ps-portal consume", self.consume_log, self._consume)
+        wait_until(consuming, timeout_s, "es4ps-portal consume", self.consume_log, self._consume, error=ServiceError)
 
     def is_ready(self) -> bool:
         try:

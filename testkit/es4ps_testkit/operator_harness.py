@@ -6,7 +6,8 @@
   operator/deploy/rbac.yaml and a kubeconfig with its token, so every test
   checks that those rules suffice.
 
-Volumes come from the local cluster's default StorageClass (es4ps_localcluster.components.volume_provisioner).
+Volumes come from the local cluster's default StorageClass
+(es4ps_localcluster.components.volume_provisioner).
 """
 
 from __future__ import annotations
@@ -15,26 +16,17 @@ import contextlib
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import yaml
+from es4ps_localcluster.paths import ROOT
+from es4ps_localcluster.processes import free_port, start_process, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "operator" / "deploy" / "rbac.yaml"
-CRD = ROOT / "crds" / "es4ps.io_es4psdomains.yaml"
-EXAMPLE = ROOT / "examples" / "acme.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OperatorProcess:
@@ -63,14 +55,7 @@ class OperatorProcess:
             "ES4PS_BROKER_IMAGE": "es4ps/broker:test",
             **(extra_env or {}),
         }
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "es4ps_operator"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = start_process([sys.executable, "-m", "es4ps_operator"], log_path, env)
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -91,13 +76,8 @@ class OperatorProcess:
         return self.metric("es4ps_operator_leader") == 1.0
 
     def wait_until(self, probe, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not probe():
-            if self.process.poll() is not None:
-                raise AssertionError(f"the operator exited ({self.process.returncode}) before {what}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the operator did not reach {what} within {timeout:.0f} s:\n{self.log()}")
-            time.sleep(0.2)
+        """wait_until(probe) for this replica: AssertionError with its log if it exits or times out first."""
+        wait_until(probe, timeout, f"the operator, {what}", self.log_path, self.process, error=AssertionError)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
@@ -110,7 +90,6 @@ class OperatorProcess:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._log.close()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -118,14 +97,6 @@ class OperatorProcess:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
-
-
-def example_domain(namespace: str, **spec_changes) -> dict:
-    """examples/acme.yaml placed in `namespace`, with top-level spec fields replaced."""
-    domain = yaml.safe_load(EXAMPLE.read_text())
-    domain["metadata"]["namespace"] = namespace
-    domain["spec"].update(spec_changes)
-    return domain
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,23 +1,37 @@
-"""Where the end-to-end test runs: the local cluster's real node (CI here) or a kind cluster (`make e2e-kind`).
+"""The product deployed as a platform team would, for the end-to-end tests (fixture `deployment`, plugins.e2e).
 
-A platform answers the few questions that differ between the two: how images
-reach the node, which address the node's pods use to reach this machine (the
-test's SMTP server), where the DC answers LDAP, and how this machine reaches
-the portal's Service. Everything else, the test itself included, is shared.
+The same steps as `make demo` (es4ps_localcluster.demo): images on the node,
+the es4ps-crds and es4ps charts with the example domain from values, wait for
+Ready, the portal behind a local HTTPS entry with its cert-manager
+certificate. The test's own SMTP server catches the portal's mail.
+
+Where it runs: the local cluster's real node (CI here) or a kind cluster
+(`make e2e-kind`, ES4PS_E2E_PLATFORM=kind). A platform answers the few
+questions that differ between the two: how images reach the node, which
+address the node's pods use to reach this machine (the test's SMTP server),
+where the DC answers LDAP, and how this machine reaches the portal's Service.
+Everything else, the test itself included, is shared.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
+import ssl
 import subprocess
-import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import ldap3
 from es4ps_localcluster import Cluster, demo
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
-from support.cluster import ROOT, KubeCluster
+from es4ps_localcluster.paths import BIN
+from es4ps_localcluster.processes import free_port, port_open, wait_until
+
+from .kube import KubeCluster
+from .mail import MailCatcher
+from .portal_client import PortalClient
 
 IMAGES = ["operator", "portal", "samba", "rabbitmq"]
 
@@ -78,7 +92,7 @@ class Kind:
         for name in IMAGES:
             subprocess.run(
                 [
-                    str(ROOT / ".local" / "bin" / "kind"),
+                    str(BIN / "kind"),
                     "load",
                     "docker-image",
                     "--name",
@@ -103,9 +117,7 @@ class Kind:
 
     def portal_backend(self) -> str:
         """kind's ClusterIPs are not routed from this machine: a port-forward to the portal's Service."""
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         service = demo.portal_service()
         self._port_forward = subprocess.Popen(
             [
@@ -120,9 +132,57 @@ class Kind:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(3)
+        wait_until(lambda: port_open("127.0.0.1", port), 30, "kubectl port-forward", process=self._port_forward)
         return f"http://127.0.0.1:{port}"
 
     def close(self) -> None:
         if self._port_forward:
             self._port_forward.terminate()
+
+
+def platform(real_cluster_factory) -> tuple[KubeCluster, LocalNode | Kind]:
+    """The cluster and platform to deploy on: kind with ES4PS_E2E_PLATFORM=kind, else the local real node."""
+    if os.environ.get("ES4PS_E2E_PLATFORM") == "kind":
+        kube = KubeCluster(Path(os.environ["KUBECONFIG"]))
+        return kube, Kind(kube, os.environ.get("ES4PS_KIND_CLUSTER", "es4ps-e2e"))
+    kube = real_cluster_factory()
+    return kube, LocalNode(kube)
+
+
+@dataclass
+class Deployment:
+    """The deployed domain, as a person and an operator of the platform reach it."""
+
+    kube: KubeCluster
+    platform: LocalNode | Kind
+    mail: MailCatcher
+    portal_url: str
+    ingress_address: str
+    portal_ca: Path
+    realm: str
+    directory_ca: Path
+    directory_name: str
+
+    def person(self) -> PortalClient:
+        """A new browser session at the portal's public address, through the HTTPS entry."""
+        return PortalClient(self.portal_url, connect_to=self.ingress_address, ca_file=str(self.portal_ca))
+
+    def password_authenticates(self, username: str, password: str) -> bool:
+        """A simple LDAP bind as the user over LDAPS to the DC in its pod: the directory's own answer."""
+        tls = ldap3.Tls(
+            ca_certs_file=str(self.directory_ca), validate=ssl.CERT_REQUIRED, valid_names=[self.directory_name]
+        )
+        server = ldap3.Server(f"ldaps://{self.platform.dc_address}:636", tls=tls, connect_timeout=10)
+        connection = ldap3.Connection(server, user=f"{username}@{self.realm.lower()}", password=password)
+        try:
+            return connection.bind()
+        finally:
+            connection.unbind()
+
+    def install(self, **spec_changes) -> None:
+        """helm upgrade --install with the local values (plus `spec_changes`, dotted paths)."""
+        demo.install(
+            demo.local_domain_values(
+                self.platform.smtp_host, self.mail.port, **{**self.platform.spec_changes(), **spec_changes}
+            )
+        )

@@ -1,19 +1,18 @@
-"""Sample domains for the operator's unit tests, as the API server would return them.
+"""ES4PSDomain samples: as the API server returns them (unit tests), and examples/acme.yaml to apply (cluster tests).
 
 The defaults come from the CRD itself (applied the way the API server applies
-structural defaults), so these tests exercise the same defaults users get.
+structural defaults), so the unit tests exercise the same defaults users get.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import yaml
+from es4ps_localcluster.paths import ROOT
 from es4ps_operator.domain import Domain
 
-ROOT = Path(__file__).resolve().parents[3]
 CRD = ROOT / "crds" / "es4ps.io_es4psdomains.yaml"
 EXAMPLE = ROOT / "examples" / "acme.yaml"
 
@@ -57,3 +56,11 @@ MINIMAL_SPEC = {
 def make_domain(**spec_changes: Any) -> Domain:
     """A minimal domain with some top-level spec fields replaced."""
     return Domain.from_body(domain_body(MINIMAL_SPEC | spec_changes))
+
+
+def example_domain(namespace: str, **spec_changes) -> dict:
+    """examples/acme.yaml placed in `namespace`, with top-level spec fields replaced."""
+    domain = yaml.safe_load(EXAMPLE.read_text())
+    domain["metadata"]["namespace"] = namespace
+    domain["spec"].update(spec_changes)
+    return domain

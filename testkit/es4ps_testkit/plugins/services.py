@@ -1,4 +1,4 @@
-"""Session fixtures that start the real services (`from support.service_fixtures import *` in tests/conftest.py).
+"""Session fixtures that start the real services of the directory side (classes in es4ps_testkit's modules).
 
 - `test_ca`: a throwaway CA; `test_ca.issue(name, cn, server_names=..., client=...)` writes ca.crt, tls.crt, tls.key
 - `rabbitmq`: RabbitMQ with only a TLS listener, client certificates required, EXTERNAL login;
@@ -8,6 +8,8 @@
 - `contract_keys`: sealing and signing key pairs as files; `.portal_env` / `.worker_env`
 - `portal_env`, `worker_env`: everything each side needs, merged (add them to a subprocess environment)
 - `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
+- `task_client`: a portal stand-in that publishes signed tasks and collects their result events
+- `username`: a username no other test of any session uses
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -18,22 +20,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from .services import ContractKeys, DirectoryWorker, RabbitMQ, SambaDC, ServiceError, ThrowawayCA
-
-__all__ = [
-    "contract_keys",
-    "directory_worker",
-    "portal_env",
-    "rabbitmq",
-    "samba_dc",
-    "test_ca",
-    "worker_env",
-]
-
-
-@pytest.fixture(scope="session")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
-    return ThrowawayCA(tmp_path_factory.mktemp("ca"))
+from .. import ServiceError
+from ..ca import ThrowawayCA
+from ..rabbitmq import RabbitMQ
+from ..registration import unique_username
+from ..samba import SambaDC
+from ..tasks import TaskClient
+from ..worker import ContractKeys, DirectoryWorker
 
 
 def started(service):
@@ -44,6 +37,11 @@ def started(service):
         (getattr(service, "close", None) or service.stop)()  # close() also gives a DC's address back
         pytest.fail(str(exc), pytrace=False)
     return service
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return ThrowawayCA(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +80,16 @@ def directory_worker(tmp_path_factory: pytest.TempPathFactory, worker_env: dict[
     worker = started(DirectoryWorker(tmp_path_factory.mktemp("worker"), worker_env))
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session")
+def task_client(portal_env: dict[str, str]) -> Iterator[TaskClient]:
+    client = TaskClient(portal_env)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def username() -> str:
+    """A username no other test of any session uses."""
+    return unique_username("t")

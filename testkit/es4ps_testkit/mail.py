@@ -2,7 +2,7 @@
 
 The portal talks to it through Django's SMTP backend exactly as it would to
 the organisation's mail server; tests read the caught mails and follow their
-links. Plain class `MailCatcher` for benchmarks, fixture `mail_catcher` for tests.
+links. The fixture `mail_catcher` (es4ps_testkit.plugins.mail) gives one per test session.
 
     def test_x(mail_catcher):
         env = {**mail_catcher.portal_env, ...}            # ES4PS_SMTP_* for the portal
@@ -15,19 +15,15 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
-
-__all__ = ["CaughtMail", "MailCatcher", "mail_catcher"]
+from es4ps_localcluster.processes import free_port
 
 _URL_RE = re.compile(r"https?://[^\s<>\"']+")
 
@@ -86,9 +82,7 @@ class MailCatcher:
 
     def __init__(self, tls_context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
-        with socket.socket() as probe:
-            probe.bind((self.host, 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port(host)
         self.starttls = tls_context is not None
         kwargs = {"tls_context": tls_context, "require_starttls": True} if tls_context else {}
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
@@ -132,15 +126,3 @@ class MailCatcher:
                     raise AssertionError(f"no mail #{count} to {recipient} within {timeout_s:.0f} s")
                 self._changed.wait(remaining)
             return self.mails_to(recipient)[-1]
-
-
-@pytest.fixture(scope="session")
-def mail_catcher() -> Iterator[MailCatcher]:
-    """A real SMTP server for the session (plain SMTP on 127.0.0.1)."""
-    catcher = MailCatcher()
-    try:
-        catcher.start()
-    except Exception as exc:  # noqa: BLE001 - report whatever stopped the server from starting
-        pytest.fail(f"the SMTP server did not start: {exc}", pytrace=False)
-    yield catcher
-    catcher.stop()

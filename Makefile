@@ -10,6 +10,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 PYTHON := $(CURDIR)/.venv/bin/python
+LOCALCLUSTER := $(PYTHON) -m es4ps_localcluster
 NODE ?= kwok
 PYTEST_ARGS ?=
 
@@ -25,15 +26,15 @@ setup: ## install Debian packages, the venv and the Go-built tools (idempotent, 
 
 .PHONY: cluster
 cluster: setup ## start the local cluster in the background (NODE=kwok)
-	@$(PYTHON) hack/local_cluster.py up --node $(NODE)
+	@$(LOCALCLUSTER) up --node $(NODE)
 
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster (only the processes it recorded) and wipe its data
-	@$(PYTHON) hack/local_cluster.py down
+	@$(LOCALCLUSTER) down
 
 .PHONY: cluster-status
 cluster-status: ## say whether the local cluster runs
-	@$(PYTHON) hack/local_cluster.py status
+	@$(LOCALCLUSTER) status
 
 .PHONY: test
 test: setup ## run every test (unit and integration) with pytest
@@ -63,21 +64,21 @@ third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned
 
 .PHONY: images
 images: setup ## build the container images (operator, portal, samba) with a project-owned dockerd if needed
-	@$(PYTHON) hack/local_images.py build operator portal samba rabbitmq pause
-	@$(PYTHON) hack/local_images.py list
+	@$(LOCALCLUSTER) images build operator portal samba rabbitmq pause
+	@$(LOCALCLUSTER) images list
 
 .PHONY: images-down
 images-down: ## stop the dockerd that `make images` started
-	@$(PYTHON) hack/local_images.py down
+	@$(LOCALCLUSTER) images down
 
 .PHONY: demo
 demo: setup ## the main job: the whole product on a real local node; prints where to register
-	@$(PYTHON) hack/demo.py up
+	@$(LOCALCLUSTER) demo up
 
 .PHONY: demo-mail
 demo-mail: ## print the newest mail the demo's portal sent (verification link and code)
-	@$(PYTHON) hack/demo.py mail
+	@$(LOCALCLUSTER) demo mail
 
 .PHONY: demo-down
 demo-down: ## stop everything `make demo` started
-	@$(PYTHON) hack/demo.py down
+	@$(LOCALCLUSTER) demo down

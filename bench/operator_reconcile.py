@@ -27,34 +27,30 @@ import contextlib
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hack")]
-
-import yaml  # noqa: E402
-from lightkube import Client, KubeConfig  # noqa: E402
-from lightkube.generic_resource import create_namespaced_resource  # noqa: E402
-from local_cluster import Cluster  # noqa: E402
-from support.cluster import KubeCluster  # noqa: E402
-from support.operator_harness import (  # noqa: E402
-    CRD,
+import yaml
+from es4ps_localcluster import Cluster
+from es4ps_localcluster.processes import wait_until
+from es4ps_testkit.domains import CRD, example_domain
+from es4ps_testkit.kube import KubeCluster
+from es4ps_testkit.operator_checks import children
+from es4ps_testkit.operator_harness import (
     OperatorProcess,
     delete_identity,
     delete_namespace_without_operator,
-    example_domain,
     operator_identity,
 )
+from lightkube import Client, KubeConfig
+from lightkube.generic_resource import create_namespaced_resource
 
 ES4PSDomain = create_namespaced_resource("es4ps.io", "v1alpha1", "ES4PSDomain", "es4psdomains")
 # The children of one domain in Service mode: 19 applied + the DC's external Service + 3 generated Secrets.
 CHILDREN_PER_DOMAIN = 23
-CHILD_KINDS = "statefulsets,services,configmaps,secrets,ingresses,networkpolicies,certificates,issuers"
 
 
 def bench_domain(namespace: str, name: str) -> dict:
@@ -110,16 +106,8 @@ class DomainWatch:
 
 def wait_children(cluster: KubeCluster, namespace: str, expected: int, timeout: float) -> float:
     """Poll (lightly) until `expected` managed children exist; the time they did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = cluster.get(CHILD_KINDS, namespace=namespace)["items"]
-        managed = [
-            i for i in items if i["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "es4ps-operator"
-        ]
-        if len(managed) >= expected:
-            return time.monotonic()
-        time.sleep(0.05)
-    raise TimeoutError(f"fewer than {expected} children after {timeout:.0f} s")
+    wait_until(lambda: len(children(cluster, namespace)) >= expected, timeout, f"{expected} children", interval_s=0.05)
+    return time.monotonic()
 
 
 def dispatched_requests(cluster: KubeCluster, flow_schema: str) -> float:

@@ -25,20 +25,20 @@ import itertools
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path[:0] = [str(TESTS), str(TESTS / "portal")]
-
-from es4ps_contract.tasks import PROVISIONING_QUEUE  # noqa: E402
-from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD, LivePortal, PortalClient  # noqa: E402
-from support.mail import MailCatcher  # noqa: E402
-from support.services import ContractKeys, RabbitMQ, ThrowawayCA  # noqa: E402
+from es4ps_contract.tasks import PROVISIONING_QUEUE
+from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.live_portal import LivePortal
+from es4ps_testkit.mail import MailCatcher
+from es4ps_testkit.portal_client import PortalClient
+from es4ps_testkit.rabbitmq import RabbitMQ
+from es4ps_testkit.registration import form
+from es4ps_testkit.worker import ContractKeys
 
 _serial = itertools.count()
 _serial_lock = threading.Lock()
@@ -55,16 +55,7 @@ def register_once(portal_url: str) -> float:
     """One person's registration; returns the POST's latency in seconds (raises if it was not accepted)."""
     username, address = next_identity()
     client = PortalClient(portal_url, client_ip=address)
-    token = client.csrf_token("/register/")
-    data = {
-        "csrfmiddlewaretoken": token,
-        "username": username,
-        "email": f"{username}@{ALLOWED_DOMAIN}",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "new_password1": GOOD_PASSWORD,
-        "new_password2": GOOD_PASSWORD,
-    }
+    data = {**form(username), "csrfmiddlewaretoken": client.csrf_token("/register/")}
     start = time.perf_counter()
     response = client.http.post(f"{portal_url}/register/", data=data, allow_redirects=False, timeout=60)
     latency = time.perf_counter() - start

@@ -31,15 +31,16 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import ldb  # noqa: E402
-from es4ps_contract.events import Outcome  # noqa: E402
-from es4ps_contract.tasks import CreateUser  # noqa: E402
-from es4ps_samba.directory import encode_password  # noqa: E402
-from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT  # noqa: E402
-from support.provisioning import TaskClient  # noqa: E402
-from support.services import ContractKeys, DirectoryWorker, RabbitMQ, SambaDC, ThrowawayCA  # noqa: E402
+import ldb
+from es4ps_contract.events import Outcome
+from es4ps_contract.tasks import CreateUser
+from es4ps_samba.directory import encode_password
+from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.rabbitmq import RabbitMQ
+from es4ps_testkit.samba import SambaDC
+from es4ps_testkit.tasks import TaskClient
+from es4ps_testkit.worker import ContractKeys, DirectoryWorker
+from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
 PASSWORD = "Bench-Passw0rd!"  # noqa: S105 - a benchmark account's password
 

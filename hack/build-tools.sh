@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Go tools of the local cluster from the modules pinned under tools/,
+# Builds the Go tools of the local cluster from the modules pinned under localcluster/tools/,
 # caches each build under $ES4PS_CACHE/bin/<tool>-<version>-<hash>/ and links the
 # binaries into .local/bin/. A build is reused while its inputs (go.mod, go.sum,
 # sources, Go version, flags) are unchanged, so a second clone does not rebuild.
@@ -9,13 +9,14 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+tools_dir=$root/localcluster/tools
 cache=${ES4PS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/es4ps}
 bindir=$root/.local/bin
 mkdir -p "$cache/bin" "$bindir"
 export GOFLAGS=-trimpath GOTOOLCHAIN=local
 
 # module version required by a tool's go.mod, e.g. "v1.34.4"
-required_version() { awk -v m="$2" '$1 == "require" && $2 == m {print $3} $1 == m {print $2}' "$root/tools/$1/go.mod" | head -n1; }
+required_version() { awk -v m="$2" '$1 == "require" && $2 == m {print $3} $1 == m {print $2}' "$tools_dir/$1/go.mod" | head -n1; }
 
 # tool -> "binary=package" pairs and ldflags
 plan() {
@@ -40,7 +41,7 @@ plan() {
     helm)
       helm=$(required_version helm helm.sh/helm/v3); version=$helm
       # helm's own Makefile stamps the version and the Kubernetes minor it was built for
-      k8s=$(cd "$root/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)
+      k8s=$(cd "$tools_dir/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)
       local minor=${k8s#v0.}; minor=${minor%%.*}
       ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm"
       for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
@@ -70,7 +71,7 @@ plan() {
 build_tool() {
   local tool=$1 ldflags targets version cgo=
   plan "$tool"
-  local src=$root/tools/$tool
+  local src=$tools_dir/$tool
   local key
   key=$( { go version; echo "$ldflags $targets${cgo:+ cgo=$cgo}"; cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
   local dest=$cache/bin/$tool-$version-$key
@@ -91,6 +92,6 @@ build_tool() {
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router)
 for tool in "${tools[@]}"; do
-  [ -d "$root/tools/$tool" ] || continue
+  [ -d "$tools_dir/$tool" ] || continue
   build_tool "$tool"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make e2e-kind`: the end-to-end tests (tests/e2e) on a kind cluster, for machines with
 # Docker and registry access (kindest/node and cert-manager's images are pulled; this
-# project's CI cannot). kind is built from the module pinned in tools/kind.
+# project's CI cannot). kind is built from the module pinned in localcluster/tools/kind.
 #   ES4PS_KIND_CLUSTER   cluster name (default es4ps-e2e)
 #   ES4PS_KEEP_CLUSTER=1 keep the cluster afterwards
 #   ES4PS_BASE_IMAGE     base of the images (default: debian:bookworm-slim, pulled)
@@ -18,7 +18,7 @@ if ! kind get clusters | grep -qx "$name"; then
   kind create cluster --name "$name" --kubeconfig "$KUBECONFIG" --wait 120s
 fi
 # cert-manager: the release of the version pinned for the local cluster
-version=$(awk '$1 == "require" && $2 == "github.com/cert-manager/cert-manager" {print $3}' tools/cert-manager/go.mod)
+version=$(awk '$1 == "require" && $2 == "github.com/cert-manager/cert-manager" {print $3}' localcluster/tools/cert-manager/go.mod)
 kubectl apply -f "https://github.com/cert-manager/cert-manager/releases/download/$version/cert-manager.yaml"
 kubectl -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
 

@@ -1,15 +1,14 @@
-"""Fixtures shared by every test folder.
+"""The test harness is the es4ps_testkit package (testkit/): its fixtures come in as pytest plugins.
 
-tests/ is on sys.path (it has no __init__.py), so `support.*` modules import
-directly. Each fixture that needs a service starts it and fails the test
-loudly when it cannot; nothing is skipped.
+Each fixture that needs a service starts it and fails the test loudly when it
+cannot; nothing is skipped. See es4ps_testkit.plugins for what each plugin gives.
 """
 
-from support.cluster import _cluster_session, cluster, namespace, real_cluster, real_namespace  # noqa: F401
-from support.mail import *  # noqa: F403 - the mail_catcher fixture, by name
-from support.service_fixtures import *  # noqa: F403 - test CA, RabbitMQ, Samba DC, keys, worker
-
-
-def pytest_collection_modifyitems(items):
-    """Run the tests on the real node (marked e2e) last: switching the cluster's node mode happens once."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+pytest_plugins = [
+    "es4ps_testkit.plugins.services",
+    "es4ps_testkit.plugins.mail",
+    "es4ps_testkit.plugins.cluster",
+    "es4ps_testkit.plugins.operator",
+    "es4ps_testkit.plugins.portal",
+    "es4ps_testkit.plugins.e2e",
+]

@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 import yaml
-from support.cluster import ROOT
-from support.operator_harness import OperatorProcess, drop_finalizers, service_account_kubeconfig
+from es4ps_localcluster.paths import ROOT
+from es4ps_testkit.operator_harness import OperatorProcess, drop_finalizers, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from cryptography import x509
-from support.cluster import Cluster
+from es4ps_localcluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -119,14 +119,12 @@ def test_helm_templates_a_trivial_chart(cluster, tmp_path):
 def test_down_stops_only_the_processes_it_recorded(tmp_path):
     """`cluster-down` semantics with real processes: recorded ones stop, others are left alone."""
     local = Cluster(state_dir=tmp_path / "state", kubeconfig=tmp_path / "kubeconfig")
-    local.pids.mkdir(parents=True)
-    local.logs.mkdir(parents=True)
-    local._start("etcd", ["/bin/sleep", "300"])
-    local._start("kwok", ["/bin/sleep", "301"])
+    local.processes.start("etcd", ["/bin/sleep", "300"])
+    local.processes.start("kwok", ["/bin/sleep", "301"])
     bystander = subprocess.Popen(["/bin/sleep", "302"])
     try:
         # a stale record naming a pid that now runs something else must not be killed
-        (local.pids / "kube-apiserver.pid").write_text(f"{bystander.pid}\n/usr/bin/not-the-apiserver\n")
+        (local.processes.pids / "kube-apiserver.pid").write_text(f"{bystander.pid}\n/usr/bin/not-the-apiserver\n")
         assert set(local.running()) == {"etcd", "kwok"}
         local.down()
         assert local.running() == {}

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 
 import pytest
-from support.cluster import ROOT
-
-sys.path.insert(0, str(ROOT / "hack"))
-import local_images  # noqa: E402
+from es4ps_localcluster import images as local_images
+from es4ps_localcluster.paths import ROOT
 
 pytestmark = pytest.mark.e2e
 

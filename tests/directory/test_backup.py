@@ -19,8 +19,9 @@ import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_operator.builders.secrets import generate_backup_key
-from support.accounts import PASSWORD, binding, create_task, password_authenticates, run
-from support.services import SambaDC, ServiceError
+from es4ps_testkit import ServiceError
+from es4ps_testkit.samba import SambaDC, password_authenticates
+from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 BACKUP = [str(Path(sys.executable).parent / "es4ps-backup")]

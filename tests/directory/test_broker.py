@@ -8,8 +8,8 @@ import amqp.exceptions
 import pytest
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE
 from es4ps_contract.transport import celery_settings
+from es4ps_testkit.ca import ThrowawayCA
 from kombu import Connection
-from support.services import ThrowawayCA
 
 pytestmark = pytest.mark.services
 

@@ -14,9 +14,10 @@ import ldb
 import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import DeleteUser, DisableUser, EnableUser, SetPassword, UpdateAttributes
+from es4ps_testkit.samba import find_account, password_authenticates
+from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
+from es4ps_testkit.worker import DirectoryWorker
 from samba.dsdb import UF_ACCOUNTDISABLE
-from support.accounts import PASSWORD, binding, create_task, find_account, password_authenticates, run
-from support.services import DirectoryWorker
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 

@@ -12,8 +12,8 @@ from es4ps_contract.events import Outcome
 from es4ps_contract.keys import generate_signing_keypair
 from es4ps_contract.signing import sign_envelope
 from es4ps_contract.tasks import CreateUser, Operation, SetPassword, UpdateAttributes
+from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 from nacl.signing import SigningKey
-from support.accounts import PASSWORD, binding, create_task, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 

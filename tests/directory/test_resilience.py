@@ -10,7 +10,8 @@ import subprocess
 import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
-from support.accounts import PASSWORD, binding, create_task, find_account, password_authenticates, run
+from es4ps_testkit.samba import find_account, password_authenticates
+from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
 pytestmark = pytest.mark.services
 

@@ -15,9 +15,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.config import MARKER_NAME
-from support.accounts import PASSWORD, binding, create_task, run
-from support.services import VENV_BIN, SambaDC, ServiceError, wait_until
+from es4ps_testkit import ServiceError
+from es4ps_testkit.samba import SambaDC
+from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
 pytestmark = pytest.mark.services
 

@@ -15,8 +15,9 @@ from es4ps_contract.tasks import (
     SetPassword,
     UpdateAttributes,
 )
+from es4ps_testkit.samba import find_account, password_authenticates
+from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 from samba.dsdb import UF_ACCOUNTDISABLE
-from support.accounts import PASSWORD, binding, create_task, find_account, password_authenticates, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 

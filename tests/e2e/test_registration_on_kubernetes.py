@@ -8,15 +8,11 @@ broker restarts with a registration queued, the domain changes by
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 
 import pytest
-from support.cluster import ROOT
-from support.portal_client import GOOD_PASSWORD
-
-sys.path.insert(0, str(ROOT / "hack"))
-import demo  # noqa: E402
+from es4ps_localcluster import demo
+from es4ps_testkit.registration import GOOD_PASSWORD
 
 pytestmark = pytest.mark.e2e
 WRONG_PASSWORD = "Wrong-Horse-42"  # noqa: S105 - a test password

@@ -1,6 +1,6 @@
 """The container images build here and run their processes for real (issue: container images built and run here).
 
-The images are built once per session by hack/local_images.py (the same code as
+The images are built once per session by es4ps_localcluster.images (the same code as
 `make images`), with a project-owned dockerd when no engine answers. Containers
 use the host's network, like the DC's pods (hostNetwork), so they reach the
 session's real RabbitMQ and Samba DC on loopback.
@@ -20,13 +20,12 @@ from pathlib import Path
 import pytest
 import requests
 from es4ps_contract.tasks import CreateUser
-from support.cluster import ROOT
-from support.provisioning import TaskClient
-from support.service_fixtures import started
-from support.services import RabbitMQ, SambaDC, claim_loopback_address, free_port
-
-sys.path.insert(0, str(ROOT / "hack"))
-import local_images  # noqa: E402
+from es4ps_localcluster import images as local_images
+from es4ps_localcluster.processes import free_port, wait_until
+from es4ps_testkit.plugins.services import started
+from es4ps_testkit.rabbitmq import RabbitMQ
+from es4ps_testkit.samba import SambaDC, claim_loopback_address
+from es4ps_testkit.tasks import TaskClient
 
 pytestmark = pytest.mark.images
 
@@ -158,11 +157,16 @@ def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
         except requests.ConnectionError:
             return None
 
-    deadline = time.monotonic() + 120
-    while answers("/healthz") != 200:
-        if time.monotonic() > deadline or not docker.inspect(name)["State"]["Running"]:
+    def serving() -> bool:
+        if answers("/healthz") == 200:
+            return True
+        if not docker.inspect(name)["State"]["Running"]:
             pytest.fail(f"the portal container did not serve /healthz:\n{docker.logs(name)[-3000:]}")
-        time.sleep(1)
+        return False
+
+    wait_until(
+        serving, 120, lambda: f"the portal container serving /healthz\n{docker.logs(name)[-3000:]}", interval_s=1
+    )
     assert answers("/readyz") == 200, docker.logs(name)[-3000:]
     assert (data / "portal.sqlite3").exists()
 
@@ -199,11 +203,15 @@ def dc_container(docker, tmp_path, test_ca):
 
 def start_dc(docker: Docker, run_args: list[str], timeout: float = 120) -> str:
     name = docker.start(*run_args)
-    deadline = time.monotonic() + timeout
-    while docker.run("exec", name, "es4ps-samba-dc", "ready", check=False).returncode != 0:
-        if time.monotonic() > deadline or not docker.inspect(name)["State"]["Running"]:
+
+    def ready() -> bool:
+        if docker.run("exec", name, "es4ps-samba-dc", "ready", check=False).returncode == 0:
+            return True
+        if not docker.inspect(name)["State"]["Running"]:
             pytest.fail(f"the DC container did not become ready:\n{docker.logs(name)[-4000:]}")
-        time.sleep(1)
+        return False
+
+    wait_until(ready, timeout, lambda: f"the DC container ready\n{docker.logs(name)[-4000:]}", interval_s=1)
     return name
 
 

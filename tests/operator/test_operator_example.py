@@ -7,7 +7,8 @@ import json
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
-from operator_checks import (
+from es4ps_testkit.domains import example_domain
+from es4ps_testkit.operator_checks import (
     apply_domain,
     certificate_of,
     children,
@@ -17,7 +18,7 @@ from operator_checks import (
     secret_data,
     wait_ready,
 )
-from support.operator_harness import example_domain, fresh_namespace, operator_replicas
+from es4ps_testkit.operator_harness import fresh_namespace, operator_replicas
 
 pytestmark = pytest.mark.cluster
 

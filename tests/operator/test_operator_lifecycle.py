@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from operator_checks import (
+from es4ps_testkit.domains import example_domain
+from es4ps_testkit.operator_checks import (
     apply_domain,
     children,
     condition,
@@ -14,7 +15,6 @@ from operator_checks import (
     secret_data,
     wait_ready,
 )
-from support.operator_harness import example_domain
 
 pytestmark = pytest.mark.cluster
 

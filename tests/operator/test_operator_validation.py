@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from support.operator_harness import EXAMPLE, example_domain
+from es4ps_testkit.domains import EXAMPLE, example_domain
 
 pytestmark = pytest.mark.cluster
 

@@ -1,118 +1,17 @@
-"""Fixtures of the portal tests.
+"""Every portal test here may render templates in-process: they need the static files' manifest.
 
-The portal runs two ways here:
-
-- in this process, through pytest-django's test client and test database, for
-  forms, views, tokens and rate limits (with the real broker and SMTP server
-  where a test needs them);
-- as the real processes the image runs (`es4ps-portal serve` and `consume`,
-  see `portal_live.py`), beside the real worker, Samba DC, RabbitMQ and SMTP
-  server, for the whole flow and the browser tests.
-
-Django is configured at import with its real settings module, from variables
-given only for that import: nothing leaks into the environment of other
-tests' subprocesses.
+The portal's fixtures (smtp, broker, live_portal) and Django's configuration
+live in es4ps_testkit.plugins.portal.
 """
 
-from __future__ import annotations
-
-import os
-import secrets
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
-import django
 import pytest
-from portal_live import ALLOWED_DOMAIN, LivePortal, read_task_queue, unique_username
-from support import mail as mail_support
-from support.services import ContractKeys, RabbitMQ, ServiceError
-
-IN_PROCESS_DIR = Path(tempfile.mkdtemp(prefix="es4ps-portal-tests-"))
 
 
-def _configure_django() -> None:
-    secret_key = IN_PROCESS_DIR / "secret-key"
-    secret_key.write_text(secrets.token_urlsafe(50))
-    variables = {
-        "DJANGO_SETTINGS_MODULE": "es4ps_portal.settings",
-        "DJANGO_SECRET_KEY_FILE": str(secret_key),
-        "ES4PS_PORTAL_HOST": "testserver",
-        "ES4PS_ORGANIZATION_NAME": "Acme Corp",
-        "ES4PS_REALM": "ES4PS.TEST",
-        "ES4PS_ALLOWED_EMAIL_DOMAINS": f"{ALLOWED_DOMAIN},bücher.example",
-        "ES4PS_DATA_DIR": str(IN_PROCESS_DIR / "data"),
-        "ES4PS_TRUSTED_PROXY_COUNT": "1",
-    }
-    saved = dict(os.environ)
-    os.environ.update(variables)
-    try:
-        django.setup()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+@pytest.fixture(autouse=True)
+def _static_files(portal_static_files) -> None:
+    """Collected once per session, before the first portal test."""
 
 
-_configure_django()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _in_process_static_files() -> Iterator[None]:
-    """The manifest of static files the templates refer to (as `serve` collects them)."""
-    from django.core.management import call_command
-
-    call_command("collectstatic", interactive=False, verbosity=0)
-    yield
-    shutil.rmtree(IN_PROCESS_DIR, ignore_errors=True)
-
-
-@pytest.fixture
-def username() -> str:
-    """A username no other test of any session uses."""
-    return unique_username()
-
-
-@pytest.fixture
-def smtp(settings, mail_catcher: mail_support.MailCatcher) -> mail_support.MailCatcher:
-    """In-process mails go to the real SMTP server (pytest-django would catch them in memory)."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = mail_catcher.host
-    settings.EMAIL_PORT = mail_catcher.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    return mail_catcher
-
-
-@pytest.fixture
-def broker(settings, rabbitmq: RabbitMQ, contract_keys: ContractKeys) -> Iterator[RabbitMQ]:
-    """In-process publishing goes to the real RabbitMQ, as the portal's certificate, with the session's keys.
-
-    The tasks a test published are taken off the queue afterwards, so no worker
-    later acts on (and reports) tasks of a database that is gone.
-    """
-    from es4ps_portal.provisioning.models import ProvisioningTask
-
-    settings.BROKER_ENVIRON = rabbitmq.portal_env
-    settings.SEALING_PUBLIC_KEY_FILE = contract_keys.portal_env["ES4PS_SEALING_PUBLIC_KEY_FILE"]
-    settings.SIGNING_PRIVATE_KEY_FILE = contract_keys.portal_env["ES4PS_SIGNING_PRIVATE_KEY_FILE"]
-    yield rabbitmq
-    published = [str(task_id) for task_id in ProvisioningTask.objects.values_list("task_id", flat=True)]
-    read_task_queue(rabbitmq, take=published, timeout_s=2)
-
-
-@pytest.fixture(scope="session")
-def live_portal(
-    tmp_path_factory: pytest.TempPathFactory,
-    portal_env: dict[str, str],
-    mail_catcher: mail_support.MailCatcher,
-    directory_worker,
-) -> Iterator[LivePortal]:
-    """`es4ps-portal serve` and `consume` as processes, with the real worker, DC, broker and SMTP server."""
-    portal = LivePortal(tmp_path_factory.mktemp("portal"), {**portal_env, **mail_catcher.portal_env})
-    try:
-        portal.start()
-    except ServiceError as exc:
-        portal.stop()
-        pytest.fail(str(exc), pytrace=False)
-    yield portal
-    portal.stop()
+@pytest.fixture(autouse=True)
+def _static_files(portal_static_files) -> None:
+    """Collected once per session, before the first portal test."""

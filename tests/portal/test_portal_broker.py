@@ -10,23 +10,16 @@ from es4ps_contract.signing import open_task
 from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_testkit.live_portal import read_task_queue
+from es4ps_testkit.mail import MailCatcher
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
 from nacl.public import PrivateKey
-from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD, read_task_queue
-from support.mail import MailCatcher
 
 pytestmark = pytest.mark.django_db
 
 
 def registration(username: str, **changes) -> dict[str, str]:
-    data = {
-        "username": username,
-        "email": f"{username}@{ALLOWED_DOMAIN}",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "new_password1": GOOD_PASSWORD,
-        "new_password2": GOOD_PASSWORD,
-    }
-    return {**data, **changes}
+    return form(username, **changes)
 
 
 def test_tasks_reach_the_queue_signed_with_the_password_sealed(

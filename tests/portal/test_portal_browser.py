@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By

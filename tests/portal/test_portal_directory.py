@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from es4ps_portal.accounts import directory
-from support.services import ThrowawayCA
+from es4ps_testkit.ca import ThrowawayCA
 
 PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from portal_live import LivePortal, unique_client_ip
-from support.services import VENV_BIN
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_testkit.live_portal import LivePortal
+from es4ps_testkit.registration import unique_client_ip
 
 PORTAL = str(VENV_BIN / "es4ps-portal")
 

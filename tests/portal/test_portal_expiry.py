@@ -14,7 +14,7 @@ from es4ps_portal.broker import PublishError
 from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 from es4ps_portal.provisioning.models import ProvisioningTask
 from es4ps_portal.provisioning.results import record_result_event
-from portal_live import ALLOWED_DOMAIN, unique_username
+from es4ps_testkit.registration import ALLOWED_DOMAIN, unique_username
 
 pytestmark = pytest.mark.django_db
 

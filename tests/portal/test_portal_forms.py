@@ -11,22 +11,13 @@ from django.test import Client
 from es4ps_portal.accounts.forms import CodeForm, RegistrationForm, ResetPasswordForm
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
-from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
 
 pytestmark = pytest.mark.django_db
 
 
 def registration(**changes) -> dict[str, str]:
-    data = {
-        "username": "ada.lovelace",
-        "email": f"ada@{ALLOWED_DOMAIN}",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "new_password1": GOOD_PASSWORD,
-        "new_password2": GOOD_PASSWORD,
-    }
-    data.update(changes)
-    return data
+    return {**form("ada.lovelace", f"ada@{ALLOWED_DOMAIN}"), **changes}
 
 
 def errors_of(**changes) -> dict[str, list[str]]:

@@ -10,16 +10,10 @@ import sqlite3
 import subprocess
 
 import pytest
-from portal_live import (
-    ALLOWED_DOMAIN,
-    GOOD_PASSWORD,
-    VENV_BIN,
-    account_is_enabled,
-    directory_account,
-    password_authenticates,
-    unique_client_ip,
-)
-from support.services import wait_until
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import wait_until
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, unique_client_ip
+from es4ps_testkit.samba import account_is_enabled, directory_account, password_authenticates
 
 
 def task_states(status: dict) -> dict[str, str]:

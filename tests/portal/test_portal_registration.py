@@ -10,23 +10,14 @@ from django.utils import timezone
 from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import EmailToken, User
 from es4ps_portal.provisioning.models import ProvisioningTask
-from portal_live import ALLOWED_DOMAIN, GOOD_PASSWORD
-from support.mail import CaughtMail, MailCatcher
+from es4ps_testkit.mail import CaughtMail, MailCatcher
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
 
 pytestmark = pytest.mark.django_db
 
 
 def register(client: Client, username: str, **changes):
-    data = {
-        "username": username,
-        "email": f"{username}@{ALLOWED_DOMAIN}",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "new_password1": GOOD_PASSWORD,
-        "new_password2": GOOD_PASSWORD,
-    }
-    data.update(changes)
-    return client.post("/register/", data)
+    return client.post("/register/", form(username, **changes))
 
 
 def operations(user: User) -> list[str]:

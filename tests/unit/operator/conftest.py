@@ -1,4 +1,4 @@
-"""Fixtures of the operator's unit tests (see operator_samples for how domains are made)."""
+"""Fixtures of the operator's unit tests (see es4ps_testkit.domains for how domains are made)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import yaml
 from es4ps_operator.config import Images, OperatorConfig
 from es4ps_operator.domain import Domain
-from operator_samples import EXAMPLE, MINIMAL_SPEC, domain_body
+from es4ps_testkit.domains import EXAMPLE, MINIMAL_SPEC, domain_body
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from es4ps_contract.passwords import password_problems
 from es4ps_contract.sealing import seal_password, unseal_password
 from es4ps_contract.signing import open_task, sign_task
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, EnableUser
+from es4ps_localcluster.paths import ROOT
 from es4ps_operator import naming
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.broker import broker_definitions, rabbitmq_conf
@@ -18,7 +19,7 @@ from es4ps_operator.builders.directory import DC_CAPABILITIES
 from es4ps_operator.builders.secrets import generate_admin_password, generate_task_keys
 from es4ps_operator.config import Images
 from es4ps_operator.domain import Domain
-from operator_samples import ROOT, domain_body, make_domain
+from es4ps_testkit.domains import domain_body, make_domain
 
 
 def by_kind_name(desired):

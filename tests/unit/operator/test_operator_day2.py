@@ -21,7 +21,7 @@ from es4ps_operator.children import summarize
 from es4ps_operator.cron import Cron, CronError
 from es4ps_operator.directory_plan import dbcheck_job_name, plan_directory
 from es4ps_operator.recovery import plan_recovery
-from operator_samples import make_domain
+from es4ps_testkit.domains import make_domain
 
 UTC = datetime.UTC
 VOLUME_BACKUP = {"destination": {"volume": {"size": "2Gi"}}, "schedule": "0 2 * * *", "keep": 2}

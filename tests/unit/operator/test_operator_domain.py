@@ -2,9 +2,10 @@
 
 import pytest
 from es4ps_contract.environment import SettingError
+from es4ps_localcluster.paths import ROOT
 from es4ps_operator.config import OperatorConfig, operator_version
 from es4ps_operator.domain import Domain, SpecError
-from operator_samples import MINIMAL_SPEC, ROOT, domain_body, make_domain
+from es4ps_testkit.domains import MINIMAL_SPEC, domain_body, make_domain
 
 
 def test_minimal_spec_gets_every_default(minimal):

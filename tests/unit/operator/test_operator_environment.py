@@ -22,7 +22,7 @@ from es4ps_samba import worker
 from es4ps_samba.dc import config as dc_config
 from es4ps_samba.dc.config import DCConfig
 from es4ps_samba.worker import WorkerConfig
-from operator_samples import make_domain
+from es4ps_testkit.domains import make_domain
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -6,7 +6,7 @@ import json
 from es4ps_operator.children import summarize
 from es4ps_operator.kube import KubeError
 from es4ps_operator.reconcile import reconcile
-from operator_samples import MINIMAL_SPEC, domain_body
+from es4ps_testkit.domains import MINIMAL_SPEC, domain_body
 
 
 class RecordingApi:

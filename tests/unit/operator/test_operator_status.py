@@ -7,7 +7,7 @@ from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.common import desired_hash, with_content_hash
 from es4ps_operator.children import ChildSummary, needs_apply, prunable, summarize
 from es4ps_operator.status import compute_status
-from operator_samples import make_domain
+from es4ps_testkit.domains import make_domain
 
 NOW = "2026-11-26T12:00:00Z"
 EARLIER = "2026-11-26T11:00:00Z"

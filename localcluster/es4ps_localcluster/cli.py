@@ -1,0 +1,66 @@
+"""The local cluster from the command line (what `make cluster`, `make images` and `make demo` run).
+
+    python -m es4ps_localcluster up [--node kwok|real]   start it in the background, return when it is ready
+    python -m es4ps_localcluster down                    stop the processes it recorded and wipe its data
+    python -m es4ps_localcluster status                  exit 0 when it answers
+    python -m es4ps_localcluster images ...              container images without a registry (see `images -h`)
+    python -m es4ps_localcluster demo up|mail|down       the whole product on the real node (`make demo`)
+
+State, logs, pids and ports live under .local/cluster/; the admin kubeconfig is .local/kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .cluster import NODE_MODES, Cluster, ClusterError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # images and demo have command lines of their own
+    if argv and argv[0] == "images":
+        from . import images
+
+        return images.main(argv[1:])
+    if argv and argv[0] == "demo":
+        from . import demo
+
+        return demo.main(argv[1:])
+
+    parser = argparse.ArgumentParser(
+        prog="python -m es4ps_localcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the cluster and wait until it is ready")
+    up.add_argument(
+        "--node",
+        default=os.environ.get("NODE", "kwok"),
+        choices=NODE_MODES,
+        help="kwok: simulated nodes (fast); real: containerd + kubelet on this machine (one per machine)",
+    )
+    sub.add_parser("down", help="stop the cluster and wipe its data")
+    sub.add_parser("status", help="exit 0 when the cluster answers")
+    sub.add_parser("images", help="container images without a registry: images -h")
+    sub.add_parser("demo", help="the whole product on the real node: demo -h")
+    args = parser.parse_args(argv)
+    cluster = Cluster()
+    if args.command == "up":
+        start = time.monotonic()
+        try:
+            cluster.up(node=args.node)
+        except ClusterError as exc:
+            print(f"cluster: {exc}", file=sys.stderr)
+            return 1
+        print(f"cluster ready in {time.monotonic() - start:.1f} s; kubeconfig: {cluster.kubeconfig}")
+        return 0
+    if args.command == "down":
+        cluster.down()
+        print("cluster stopped")
+        return 0
+    healthy = cluster.healthy()
+    print("running: " + ", ".join(f"{n} ({p})" for n, p in cluster.running().items()) if healthy else "not running")
+    return 0 if healthy else 1

@@ -1,0 +1,341 @@
+"""A local Kubernetes cluster made of real components, for development and tests: the orchestration.
+
+    cluster = Cluster()            # state in .local/cluster/, admin kubeconfig .local/kubeconfig
+    cluster.up(node="kwok")        # start what is not running; return when the cluster is usable
+    cluster.healthy(), cluster.running(), cluster.mode, cluster.kubeconfig
+    cluster.down()                 # stop the processes it recorded (nothing else), wipe its data
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the
+cert-manager controller with its CRDs and a volume provisioner, all built
+from the modules pinned under localcluster/tools/ (hack/build-tools.sh), each
+described in its own module of `components`. Nodes are KWOK's simulated ones
+(`node="kwok"`), or this machine as a real node (`node="real"`: containerd,
+kubelet, kube-proxy, CoreDNS and kube-router; then the API server listens on
+the host's address so Pods reach it).
+
+The control plane's ports are picked free at the first start and recorded in
+`<state>/ports.json` (or set with ES4PS_<NAME>_PORT, e.g. ES4PS_API_PORT), so
+checkouts can each run a KWOK cluster at once. The real node is this machine's
+network: one per machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import images
+from .components import Component, cert_manager, coredns, kube_proxy, kube_router, kubelet, kwok
+from .components.apiserver import APISERVER, SERVICE_CIDR, SERVICE_IP, SERVICE_NAMES
+from .components.cert_manager import CERT_MANAGER
+from .components.controller_manager import CONTROLLER_MANAGER
+from .components.etcd import ETCD
+from .components.kwok import KWOK
+from .components.node import Node, clean_host, host_ip, prepare_host
+from .components.scheduler import SCHEDULER
+from .components.volume_provisioner import VOLUME_PROVISIONER
+from .paths import BIN, CACHE, LOCAL
+from .pki import ClusterPKI, Identity
+from .processes import Supervisor, free_ports, http_ok
+
+DEFAULT_STATE = LOCAL / "cluster"
+DEFAULT_KUBECONFIG = LOCAL / "kubeconfig"
+NODE_MODES = ("kwok", "real")
+CONTROL_PLANE = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, CERT_MANAGER, KWOK, VOLUME_PROVISIONER)
+REAL_NODE = (kubelet.CONTAINERD, kubelet.KUBELET, kube_proxy.KUBE_PROXY, coredns.COREDNS, kube_router.KUBE_ROUTER)
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "cert-manager-controller")
+# Who is who: the certificates of the control plane (the real node adds its own, node.Node.identities).
+CONTROL_PLANE_IDENTITIES = [
+    Identity("admin", "kubernetes-admin", ("system:masters",)),
+    Identity("controller-manager", "system:kube-controller-manager"),
+    Identity("scheduler", "system:kube-scheduler"),
+    Identity("kwok", "kwok-controller", ("system:masters",)),
+    Identity("cert-manager", "cert-manager", ("system:masters",)),
+    Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+]
+# The components that talk to the API with a kubeconfig of their own certificate.
+CONTROL_PLANE_USERS = ("admin", "controller-manager", "scheduler", "kwok", "cert-manager")
+REAL_NODE_USERS = ("kubelet", "kube-proxy", "coredns", "kube-router")
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started; the message says which part and where its log is."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The control plane's ports on 127.0.0.1 (the API server's on every address with a real node)."""
+
+    api: int
+    etcd: int
+    etcd_peer: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+    cert_manager_metrics: int
+
+    @classmethod
+    def pick(cls) -> Ports:
+        """ES4PS_<FIELD>_PORT where set (ES4PS_API_PORT, ES4PS_ETCD_PORT, ...), else a port free right now."""
+        fields = dataclasses.fields(cls)
+        free = free_ports(len(fields))
+        return cls(
+            **{f.name: int(os.environ.get(f"ES4PS_{f.name.upper()}_PORT") or free[i]) for i, f in enumerate(fields)}
+        )
+
+
+class Cluster:
+    """The local cluster: start, check and stop it; its components' settings live in `components`."""
+
+    def __init__(self, state_dir: Path = DEFAULT_STATE, kubeconfig: Path = DEFAULT_KUBECONFIG) -> None:
+        self.state = state_dir
+        self.kubeconfig = kubeconfig
+        self.bin = BIN
+        self.pki = ClusterPKI(state_dir / "pki")
+        self.processes = Supervisor(state_dir / "pids", state_dir / "logs")
+        self.mode_file = state_dir / "node-mode"
+        self.ports_file = state_dir / "ports.json"
+        self.dockerd_marker = state_dir / "started-dockerd"
+        self._node: Node | None = None
+
+    # ---- what the components read
+
+    @property
+    def mode(self) -> str | None:
+        """The node mode of the running (or last started) cluster."""
+        try:
+            return self.mode_file.read_text().strip()
+        except OSError:
+            return None
+
+    @property
+    def ports(self) -> Ports:
+        """The ports of the running (or last started) cluster."""
+        return Ports(**json.loads(self.ports_file.read_text()))
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports.api}"
+
+    @property
+    def node(self) -> Node:
+        """The real node's identity and folders (nothing starts here)."""
+        if self._node is None:
+            self._node = Node(
+                self.state / "node",
+                self.bin,
+                self.pki,
+                self.kubeconfig_for,
+                containerd_root=CACHE / "containerd",
+                sandbox_image=images.IMAGES["pause"].ref,
+                service_cidr=SERVICE_CIDR,
+            )
+        return self._node
+
+    def kubeconfig_for(self, user: str) -> Path:
+        """The kubeconfig of a component that logs in with its own certificate."""
+        return self.state / "kubeconfigs" / f"{user}.kubeconfig"
+
+    # ---- public API
+
+    def up(self, node: str = "kwok") -> None:
+        """Start every component not already running and wait until the cluster is usable."""
+        if node not in NODE_MODES:
+            raise ClusterError(f"unknown node mode {node!r} (supported: {', '.join(NODE_MODES)})")
+        if self.running() and self.mode not in (None, node):
+            raise ClusterError(f"a cluster with NODE={self.mode} is running; stop it first (make cluster-down)")
+        self._check_binaries()
+        self._prepare(node)
+
+        self._start(ETCD)
+        self._wait(ETCD)
+        self._start(APISERVER)
+        self._wait(APISERVER)
+        self._start(CONTROLLER_MANAGER)
+        self._start(SCHEDULER)
+        if node == "kwok":
+            self._start(KWOK)
+        # the default StorageClass "local": hostPath volumes under the cluster's state
+        self._start(VOLUME_PROVISIONER)
+        cert_manager.install_crds(self)
+        self.apply(*self._bootstrap_objects(node))
+        self._start(CERT_MANAGER)
+        self._wait(SCHEDULER)
+        self._wait(CONTROLLER_MANAGER)
+        if node == "kwok":
+            self._wait(KWOK)
+        else:
+            self._start_real_node()
+        self._wait(CERT_MANAGER)
+        self._wait(VOLUME_PROVISIONER)
+
+    def down(self) -> None:
+        """Stop every process this cluster recorded (and nothing else), then wipe its data."""
+        if self.mode == "real":
+            self.processes.stop(kubelet.KUBELET.name)
+            kubelet.remove_workloads(self.node)
+            for component in (kube_router.KUBE_ROUTER, coredns.COREDNS, kube_proxy.KUBE_PROXY, kubelet.CONTAINERD):
+                self.processes.stop(component.name)
+            kubelet.kill_shims(self.node)
+            clean_host(self.node)
+            shutil.rmtree(self.node.state, ignore_errors=True)
+        for component in reversed(CONTROL_PLANE):
+            self.processes.stop(component.name)
+        if self.dockerd_marker.exists():  # the real node started it (for the pause image)
+            images.stop_dockerd()
+            self.dockerd_marker.unlink()
+        for data in ("etcd", "volumes"):
+            shutil.rmtree(self.state / data, ignore_errors=True)
+        self.kubeconfig.unlink(missing_ok=True)
+        self.mode_file.unlink(missing_ok=True)
+        self.ports_file.unlink(missing_ok=True)
+
+    def healthy(self) -> bool:
+        """True when the API server answers /readyz with this cluster's credentials."""
+        return self.kubeconfig.exists() and self.ports_file.exists() and self.http_ok(f"{self.server}/readyz")
+
+    def running(self) -> dict[str, int]:
+        """Recorded components whose process is still alive, name -> pid."""
+        return self.processes.running()
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        """Run kubectl as the cluster admin; its output, or ClusterError with its stderr."""
+        proc = subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def query(self, *args: str, input: str | None = None) -> str | None:
+        """kubectl's output, or None when it fails (for readiness checks: "not yet")."""
+        try:
+            return self.kubectl(*args, input=input)
+        except (ClusterError, subprocess.TimeoutExpired):
+            return None
+
+    def condition_true(self, kind: str, name: str, condition: str = "Ready") -> bool:
+        """Whether the object's `condition` has status True."""
+        jsonpath = f'jsonpath={{.status.conditions[?(@.type=="{condition}")].status}}'
+        return self.query("get", kind, name, "-o", jsonpath) == "True"
+
+    def apply(self, *objects: dict) -> None:
+        """Server-side apply of the objects as the admin."""
+        if not objects:
+            return
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}),
+        )
+
+    def http_ok(self, url: str, verify: bool = True) -> bool:
+        """A readiness probe as the cluster admin (client certificate), trusting the cluster CA unless not `verify`."""
+        try:
+            context = self.pki.client_context("admin", verify)
+        except (OSError, ValueError):
+            return False
+        return http_ok(url, context)
+
+    # ---- start-up
+
+    def _prepare(self, mode: str) -> None:
+        """Ports, mode, certificates and kubeconfigs (the same as last time while the cluster runs)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        if not self.running() or not self.ports_file.exists():
+            if self.running():
+                raise ClusterError(
+                    "a cluster without a record of its ports is running; stop it first (make cluster-down)"
+                )
+            self.ports_file.write_text(json.dumps(dataclasses.asdict(Ports.pick()), indent=1) + "\n")
+        self.mode_file.write_text(mode + "\n")
+        identities = [
+            *CONTROL_PLANE_IDENTITIES,
+            Identity("apiserver", "kube-apiserver", server_names=self._apiserver_names()),
+        ]
+        users = list(CONTROL_PLANE_USERS)
+        if mode == "real":
+            identities += self.node.identities()
+            users += REAL_NODE_USERS
+        self.pki.ensure(identities)
+        for user in users:
+            self._write_kubeconfig(self.kubeconfig_for(user), user)
+        self._write_kubeconfig(self.kubeconfig, "admin")
+
+    def _apiserver_names(self) -> tuple[str, ...]:
+        return ("127.0.0.1", host_ip(), "localhost", SERVICE_IP, *SERVICE_NAMES)
+
+    def _bootstrap_objects(self, mode: str) -> list[dict]:
+        if mode == "real":
+            return [*coredns.rbac_objects(), *kube_router.rbac_objects()]
+        return kwok.nodes()
+
+    def _start_real_node(self) -> None:
+        real = self.node
+        kubelet.write_config(real)
+        kube_proxy.write_config(real)
+        coredns.write_config(real)
+        prepare_host()
+        host, started = images.ensure_engine()
+        if started:
+            self.dockerd_marker.touch()
+        images.build(["pause"], host)
+        self._start(kubelet.CONTAINERD)
+        self._wait(kubelet.CONTAINERD)
+        images.load(real.containerd_socket, ["pause"], host)
+        for component in (kubelet.KUBELET, kube_proxy.KUBE_PROXY, coredns.COREDNS):
+            self._start(component)
+        self._wait(kubelet.KUBELET)
+        self._wait(coredns.COREDNS)
+        self._wait(kube_proxy.KUBE_PROXY)
+        self._start(kube_router.KUBE_ROUTER)  # it looks up its Node object at start
+        self._wait(kube_router.KUBE_ROUTER)
+
+    def _start(self, component: Component) -> None:
+        self.processes.start(component.name, component.command(self), cwd=self.state)
+
+    def _wait(self, component: Component) -> None:
+        self.processes.wait(
+            component.name, lambda: component.ready(self), component.start_timeout_s, error=ClusterError
+        )
+
+    def _check_binaries(self) -> None:
+        missing = [b for b in BINARIES if not (self.bin / b).exists()]
+        if missing:
+            raise ClusterError(f"missing binaries in {self.bin}: {', '.join(missing)} (run `make setup`)")
+        if not shutil.which("kubectl"):
+            raise ClusterError("kubectl is not on PATH")
+
+    def _write_kubeconfig(self, path: Path, user: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "es4ps-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.pki.cert("ca"))},
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {"client-certificate": str(self.pki.cert(user)), "client-key": str(self.pki.key(user))},
+                }
+            ],
+            "contexts": [{"name": "es4ps-local", "context": {"cluster": "es4ps-local", "user": user}}],
+            "current-context": "es4ps-local",
+        }
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)

@@ -1,0 +1,67 @@
+"""ES4PSDomain samples: as the API server returns them (unit tests), and examples/acme.yaml to apply (cluster tests).
+
+The defaults come from the CRD itself (applied the way the API server applies
+structural defaults), so the unit tests exercise the same defaults users get.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from es4ps_localcluster.paths import ROOT
+from es4ps_operator.domain import Domain
+
+CRD = ROOT / "crds" / "es4ps.io_es4psdomains.yaml"
+CRDS = (CRD, ROOT / "crds" / "es4ps.io_es4psbackups.yaml")
+EXAMPLE = ROOT / "examples" / "acme.yaml"
+
+
+def crd_schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD.read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def apply_defaults(value: Any, schema: dict[str, Any]) -> Any:
+    """Fill in the schema's defaults like the API server does: recursively, also inside defaulted objects."""
+    if isinstance(value, dict) and "properties" in schema:
+        for key, sub in schema["properties"].items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                value[key] = apply_defaults(value[key], sub)
+    elif isinstance(value, list) and "items" in schema:
+        return [apply_defaults(item, schema["items"]) for item in value]
+    return value
+
+
+def domain_body(spec: dict[str, Any], name: str = "acme", namespace: str = "acme") -> dict[str, Any]:
+    """An ES4PSDomain as read from the API server: defaulted, with uid and generation."""
+    body = {
+        "apiVersion": "es4ps.io/v1alpha1",
+        "kind": "ES4PSDomain",
+        "metadata": {"name": name, "namespace": namespace, "uid": "0000-uid", "generation": 3},
+        "spec": copy.deepcopy(spec),
+    }
+    return apply_defaults(body, crd_schema())
+
+
+MINIMAL_SPEC = {
+    "realm": "ad.acme.example",
+    "allowedEmailDomains": ["acme.example"],
+    "portal": {"host": "accounts.acme.example"},
+}
+
+
+def make_domain(**spec_changes: Any) -> Domain:
+    """A minimal domain with some top-level spec fields replaced."""
+    return Domain.from_body(domain_body(MINIMAL_SPEC | spec_changes))
+
+
+def example_domain(namespace: str, **spec_changes) -> dict:
+    """examples/acme.yaml placed in `namespace`, with top-level spec fields replaced."""
+    domain = yaml.safe_load(EXAMPLE.read_text())
+    domain["metadata"]["namespace"] = namespace
+    domain["spec"].update(spec_changes)
+    return domain

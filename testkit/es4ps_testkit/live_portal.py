@@ -1,0 +1,131 @@
+"""The portal as real processes (`es4ps-portal serve` and `consume`), and a look into the tasks it published.
+
+Plain classes without pytest, so bench/portal.py starts the portal the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import requests
+from es4ps_contract.tasks import PROVISIONING_QUEUE
+from es4ps_contract.transport import celery_settings
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import free_port, start_process, stop_process_group, wait_until
+from kombu import Connection
+
+from . import ServiceError
+from .portal_client import PortalClient
+from .rabbitmq import RabbitMQ
+from .registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
+
+STAFF_USERNAME = "staff"
+
+
+def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: float = 10) -> list[dict]:
+    """Read every task waiting in the provisioning queue (with a worker's certificate), taking those in `take`.
+
+    Returns one dict per message read: {"id", "name", "body" (the raw message text), "args"}. Waits
+    up to `timeout_s` for every id in `take` to arrive. Messages not taken go back to the queue
+    untouched (unacknowledged, they return when the channel closes).
+    """
+    wanted = set(take)
+    read: list[dict] = []
+    ssl_options = celery_settings(rabbitmq.worker_env)["broker_use_ssl"]
+    with Connection(rabbitmq.url, login_method="EXTERNAL", ssl=ssl_options) as connection:
+        channel = connection.channel()
+
+        def drained_with_all_taken() -> bool:
+            while (message := channel.basic_get(PROVISIONING_QUEUE)) is not None:
+                body = message.body if isinstance(message.body, str) else message.body.decode()
+                task_id = message.headers.get("id")
+                task = {"id": task_id, "name": message.headers.get("task"), "body": body, "args": json.loads(body)[0]}
+                read.append(task)
+                if task_id in wanted:
+                    channel.basic_ack(message.delivery_tag)
+            return not wanted - {m["id"] for m in read}
+
+        with contextlib.suppress(TimeoutError):
+            wait_until(drained_with_all_taken, timeout_s, "the tasks to take", interval_s=0.1)
+        channel.close()
+    return read
+
+
+class LivePortal:
+    """`es4ps-portal serve` (gunicorn) and `es4ps-portal consume` with their own data directory and port."""
+
+    def __init__(self, directory: Path, env: Mapping[str, str], workers: int = 2) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.staff_password = "Staff-" + secrets.token_urlsafe(12)
+        secret_key = directory / "secret-key"
+        secret_key.write_text(secrets.token_urlsafe(50))
+        staff_password_file = directory / "staff-password"
+        staff_password_file.write_text(self.staff_password)
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(directory),
+            **env,
+            "DJANGO_SECRET_KEY_FILE": str(secret_key),
+            "ES4PS_PORTAL_HOST": f"127.0.0.1:{self.port}",
+            "ES4PS_PORTAL_SCHEME": "http",
+            "ES4PS_PORTAL_PORT": str(self.port),
+            "ES4PS_PORTAL_WORKERS": str(workers),
+            "ES4PS_ORGANIZATION_NAME": ORGANIZATION_NAME,
+            "ES4PS_ALLOWED_EMAIL_DOMAINS": ALLOWED_DOMAIN,
+            "ES4PS_DATA_DIR": str(directory / "data"),
+            "ES4PS_TRUSTED_PROXY_COUNT": "1",
+            "ES4PS_SUPERUSER_USERNAME": STAFF_USERNAME,
+            "ES4PS_SUPERUSER_EMAIL": f"{STAFF_USERNAME}@{ALLOWED_DOMAIN}",
+            "ES4PS_SUPERUSER_PASSWORD_FILE": str(staff_password_file),
+        }
+        self.serve_log = directory / "serve.log"
+        self.consume_log = directory / "consume.log"
+        self._serve = None
+        self._consume = None
+
+    def start(self, timeout_s: float = 60) -> None:
+        """Start both processes; return when /readyz answers 200 and the consumer is consuming."""
+        self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
+        wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve, error=ServiceError)
+        offset = self.consume_log.stat().st_size if self.consume_log.exists() else 0
+        self._consume = start_process([str(VENV_BIN / "es4ps-portal"), "consume"], self.consume_log, self.env)
+
+        def consuming() -> bool:
+            with self.consume_log.open("rb") as log:
+                log.seek(offset)
+                return b" ready." in log.read()
+
+        wait_until(consuming, timeout_s, "es4ps-portal consume", self.consume_log, self._consume, error=ServiceError)
+
+    def is_ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        stop_process_group(self._consume)
+        stop_process_group(self._serve)
+        self._serve = self._consume = None
+
+    def client(self, client_ip: str | None = None) -> PortalClient:
+        return PortalClient(self.url, client_ip)
+
+    def database(self) -> sqlite3.Connection:
+        """A read-only connection to the portal's database, to check what it kept."""
+        path = self.directory / "data" / "portal.sqlite3"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def logs(self) -> str:
+        """Both logs, for assertions that nothing secret was written."""
+        return "\n".join(p.read_text(errors="replace") for p in (self.serve_log, self.consume_log) if p.exists())

@@ -1,0 +1,71 @@
+"""Reading a domain and its children as kubectl shows them (the operator's integration tests, the benchmark)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import yaml
+from cryptography import x509
+
+CHILD_KINDS = "statefulsets,services,configmaps,secrets,ingresses,networkpolicies,certificates,issuers"
+MANAGED = "app.kubernetes.io/managed-by=es4ps-operator"
+
+
+def apply_domain(cluster, domain: dict) -> None:
+    cluster.apply(yaml.safe_dump(domain))
+
+
+def get_domain(cluster, namespace: str, name: str = "acme") -> dict:
+    return cluster.get("es4psdomain", name, namespace, check=False)
+
+
+def condition(domain: dict, kind: str = "Ready") -> dict:
+    return next((c for c in (domain.get("status") or {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def wait_ready(cluster, namespace: str, name: str = "acme", timeout: float = 180) -> dict:
+    """Wait until the domain's Ready condition is True and reflects its current generation."""
+
+    def ready():
+        domain = get_domain(cluster, namespace, name)
+        current = domain and domain.get("status", {}).get("observedGeneration") == domain["metadata"]["generation"]
+        return domain if current and condition(domain).get("status") == "True" else None
+
+    return cluster.eventually(ready, timeout=timeout, interval=1, message=f"ES4PSDomain {name} Ready")
+
+
+def children(cluster, namespace: str) -> dict[tuple[str, str], dict]:
+    """Everything the operator manages in `namespace`, by (kind, name)."""
+    items = cluster.get(CHILD_KINDS, namespace=namespace)["items"]
+    return {
+        (item["kind"], item["metadata"]["name"]): item
+        for item in items
+        if item["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "es4ps-operator"
+    }
+
+
+def secret_data(cluster, namespace: str, name: str) -> dict[str, str]:
+    secret = cluster.get("secret", name, namespace)
+    return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+
+def certificate_of(cluster, namespace: str, secret_name: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(secret_data(cluster, namespace, secret_name)["tls.crt"].encode())
+
+
+def events(cluster, namespace: str, name: str = "acme") -> list[dict]:
+    listing = cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "-o",
+        "json",
+        f"--field-selector=involvedObject.kind=ES4PSDomain,involvedObject.name={name}",
+    ).stdout
+    return json.loads(listing)["items"]
+
+
+def event_reasons(cluster, namespace: str, name: str = "acme") -> set[str]:
+    return {event["reason"] for event in events(cluster, namespace, name)}

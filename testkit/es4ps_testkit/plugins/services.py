@@ -1,0 +1,95 @@
+"""Session fixtures that start the real services of the directory side (classes in es4ps_testkit's modules).
+
+- `test_ca`: a throwaway CA; `test_ca.issue(name, cn, server_names=..., client=...)` writes ca.crt, tls.crt, tls.key
+- `rabbitmq`: RabbitMQ with only a TLS listener, client certificates required, EXTERNAL login;
+  `rabbitmq.portal_env` / `rabbitmq.worker_env` are the ES4PS_BROKER_* variables of each side
+- `samba_dc`: a Samba AD DC provisioned by `es4ps-samba-dc run` on its own loopback address;
+  `samba_dc.worker_env` / `samba_dc.portal_env`, `.realm`, `.ldap_url`, `.ldaps_url`, `.ca_file`, `.admin_password`
+- `contract_keys`: sealing and signing key pairs as files; `.portal_env` / `.worker_env`
+- `portal_env`, `worker_env`: everything each side needs, merged (add them to a subprocess environment)
+- `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
+- `task_client`: a portal stand-in that publishes signed tasks and collects their result events
+- `username`: a username no other test of any session uses
+
+A service that does not come up fails the test with the tail of its log; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .. import ServiceError
+from ..ca import ThrowawayCA
+from ..rabbitmq import RabbitMQ
+from ..registration import unique_username
+from ..samba import SambaDC
+from ..tasks import TaskClient
+from ..worker import ContractKeys, DirectoryWorker
+
+
+def started(service):
+    """Start a service or fail the test with the reason (its log tail): a missing service is never skipped."""
+    try:
+        service.start()
+    except ServiceError as exc:
+        (getattr(service, "close", None) or service.stop)()  # close() also gives a DC's address back
+        pytest.fail(str(exc), pytrace=False)
+    return service
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return ThrowawayCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[RabbitMQ]:
+    broker = started(RabbitMQ(tmp_path_factory.mktemp("rabbitmq"), test_ca))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[SambaDC]:
+    dc = started(SambaDC(tmp_path_factory.mktemp("samba"), test_ca))
+    yield dc
+    dc.close()
+
+
+@pytest.fixture(scope="session")
+def contract_keys(tmp_path_factory: pytest.TempPathFactory) -> ContractKeys:
+    return ContractKeys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def portal_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKeys) -> dict[str, str]:
+    """The broker, directory and key variables of the portal."""
+    return {**rabbitmq.portal_env, **samba_dc.portal_env, **contract_keys.portal_env}
+
+
+@pytest.fixture(scope="session")
+def worker_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKeys) -> dict[str, str]:
+    """The broker, directory and key variables of a directory worker."""
+    return {**rabbitmq.worker_env, **samba_dc.worker_env, **contract_keys.worker_env}
+
+
+@pytest.fixture(scope="session")
+def directory_worker(tmp_path_factory: pytest.TempPathFactory, worker_env: dict[str, str]) -> Iterator[DirectoryWorker]:
+    worker = started(DirectoryWorker(tmp_path_factory.mktemp("worker"), worker_env))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def task_client(portal_env: dict[str, str]) -> Iterator[TaskClient]:
+    client = TaskClient(portal_env)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def username() -> str:
+    """A username no other test of any session uses."""
+    return unique_username("t")

@@ -1,0 +1,160 @@
+"""Debian's RabbitMQ as a private node for one test session or benchmark: TLS only, client certificates, EXTERNAL login.
+
+Its topology is the operator's own (`broker_definitions`), so tests run against
+the queues and permissions a deployed broker has. It listens on a port picked
+per session, with its own epmd, so two sessions can run at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from es4ps_contract.tasks import RESULTS_QUEUE
+from es4ps_localcluster.processes import free_port, start_process, stop_process_group, wait_until
+from es4ps_operator.builders.broker import broker_definitions, rabbitmq_conf  # as the operator writes them
+from es4ps_operator.naming import BROKER_VHOST
+from es4ps_operator.naming import PORTAL_BROKER_USER as PORTAL_USER
+from es4ps_operator.naming import WORKER_BROKER_USER as WORKER_USER
+
+from . import ServiceError
+from .ca import ThrowawayCA
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+EPMD = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+
+
+class RabbitMQ:
+    """Debian's RabbitMQ as a private node: one TLS listener, client certificates required, EXTERNAL login."""
+
+    def __init__(self, directory: Path, ca: ThrowawayCA) -> None:
+        self.directory = directory
+        self.ca = ca
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.node_name = f"es4ps-test-{os.getpid()}-{secrets.token_hex(3)}@localhost"
+        self.log = directory / "rabbitmq.log"
+        self.server_cert = ca.issue("rabbitmq-server", "rabbitmq", server_names=("localhost", "127.0.0.1"))
+        self.client_certs = {user: ca.issue(f"broker-{user}", user, client=True) for user in (PORTAL_USER, WORKER_USER)}
+        self._server: subprocess.Popen | None = None
+        self._epmd: subprocess.Popen | None = None
+        self._env: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return f"amqps://{self.host}:{self.port}/{BROKER_VHOST}"
+
+    def env_for(self, user: str) -> dict[str, str]:
+        """The ES4PS_BROKER_* variables of a component logging in as `user`."""
+        certs = self.client_certs[user]
+        return {
+            "ES4PS_BROKER_URL": self.url,
+            "ES4PS_BROKER_CA_FILE": str(certs.ca_file),
+            "ES4PS_BROKER_CERT_FILE": str(certs.cert_file),
+            "ES4PS_BROKER_KEY_FILE": str(certs.key_file),
+            "ES4PS_BROKER_SERVER_NAME": "localhost",
+        }
+
+    @property
+    def portal_env(self) -> dict[str, str]:
+        return self.env_for(PORTAL_USER)
+
+    @property
+    def worker_env(self) -> dict[str, str]:
+        return self.env_for(WORKER_USER)
+
+    def _write_config(self) -> None:
+        d = self.directory
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "definitions.json").write_text(json.dumps(broker_definitions(), indent=1))
+        (d / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
+        (d / "rabbitmq-env.conf").write_text("")
+        # The operator's configuration, with this node's port, files and logging.
+        (d / "rabbitmq.conf").write_text(
+            rabbitmq_conf(
+                listener=f"{self.host}:{self.port}",
+                tls_dir=str(self.server_cert.directory),
+                definitions_file=str(d / "definitions.json"),
+                extra={
+                    "log.console": "false",
+                    "log.file.level": "info",
+                    # The test machine's disk may be fuller than RabbitMQ's default alarm allows.
+                    "disk_free_limit.absolute": "50MB",
+                },
+            )
+        )
+
+    def start(self, timeout_s: float = 60) -> None:
+        """Start the node (or restart it on its old port, keeping its queues) and wait until a client logs in."""
+        first_start = not self.port
+        if first_start:
+            self.port = free_port()
+            epmd_port = free_port()
+            dist_port = free_port()
+            self._write_config()
+            d = self.directory
+            self._env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(d),
+                "LANG": "C.UTF-8",
+                "ERL_EPMD_PORT": str(epmd_port),
+                "RABBITMQ_NODENAME": self.node_name,
+                "RABBITMQ_DIST_PORT": str(dist_port),
+                "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+                "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
+                "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+                "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(d / "log"),
+                "RABBITMQ_LOGS": str(d / "log" / "node.log"),
+                "RABBITMQ_PID_FILE": str(d / "rabbitmq.pid"),
+            }
+        # Our own epmd in the foreground, so stopping the broker stops it too (a daemonised one would linger).
+        self._epmd = start_process([EPMD, "-port", self._env["ERL_EPMD_PORT"]], self.directory / "epmd.log", self._env)
+        self._server = start_process([RABBITMQ_SERVER], self.log, self._env, cwd=self.directory)
+        try:
+            wait_until(
+                self._client_logs_in,
+                timeout_s,
+                "RabbitMQ",
+                self.directory / "log" / "node.log",
+                self._server,
+                error=ServiceError,
+            )
+        except ServiceError:
+            self.stop()
+            raise
+
+    def _client_logs_in(self) -> bool:
+        from es4ps_contract.transport import celery_settings
+        from kombu import Connection
+
+        settings = celery_settings(self.portal_env)
+        connection = Connection(self.url, login_method="EXTERNAL", ssl=settings["broker_use_ssl"], connect_timeout=2)
+        try:
+            connection.connect()
+            return True
+        except Exception:  # anything short of a login means "not yet"
+            return False
+        finally:
+            connection.release()
+
+    def stop(self) -> None:
+        """Stop the node and its epmd; its data stays, so `start` brings the same queues back."""
+        stop_process_group(self._server, timeout_s=30)
+        stop_process_group(self._epmd)
+        self._server = self._epmd = None
+
+    def queue_depth(self, queue: str) -> int:
+        """Messages ready in `queue` (a passive declare as the portal or worker)."""
+        from es4ps_contract.transport import celery_settings
+        from kombu import Connection
+
+        user = PORTAL_USER if queue == RESULTS_QUEUE else WORKER_USER
+        settings = celery_settings(self.env_for(user))
+        with Connection(self.url, login_method="EXTERNAL", ssl=settings["broker_use_ssl"]) as connection:
+            return connection.default_channel.queue_declare(queue, passive=True).message_count

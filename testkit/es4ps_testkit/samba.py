@@ -1,0 +1,288 @@
+"""A Samba AD DC for one test session or benchmark, provisioned by the real entrypoint (`es4ps-samba-dc run`).
+
+Each DC takes a loopback address of its own (127.0.0.X, held with a lock file),
+since a DC needs port 389 to itself; checks read the directory's own answers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import ldap3
+import ldb
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
+
+from . import ServiceError
+from .ca import CertFiles, ThrowawayCA
+
+# Loopback addresses Samba test DCs may take, one per running session (a DC needs port 389 to itself).
+_LOOPBACK_RANGE = range(10, 250)
+_LOCK_DIR = Path("/tmp")
+
+
+def claim_loopback_address() -> tuple[str, int]:
+    """Pick 127.0.0.X that no other session holds; return it and the open lock file (keep it open)."""
+    start = os.getpid() % len(_LOOPBACK_RANGE)
+    for offset in range(len(_LOOPBACK_RANGE)):
+        address = f"127.0.0.{_LOOPBACK_RANGE[(start + offset) % len(_LOOPBACK_RANGE)]}"
+        descriptor = os.open(_LOCK_DIR / f"es4ps-loopback-{address}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, 389))
+            except OSError:
+                os.close(descriptor)
+                continue
+        return address, descriptor
+    raise ServiceError("no free loopback address for a Samba DC")
+
+
+# Services that use host-wide names are off, so two sessions' DCs cannot meet: NetBIOS binds the
+# loopback broadcast address, and dnsupdate would call nsupdate. smbd (sysvol, which an online
+# backup copies) needs winbindd, whose socket is always /run/samba/winbindd for its clients: each
+# test DC runs in its own mount namespace with a private /run/samba, as in its Pod.
+TEST_DC_OPTIONS = "\n".join(
+    [
+        "server services = -nbt -dnsupdate",
+        "disable netbios = yes",
+        "prefork children = 2",
+    ]
+)
+
+
+class SambaDC:
+    """A Samba AD DC provisioned by the real entrypoint (`es4ps-samba-dc run`) into its own directory."""
+
+    def __init__(
+        self,
+        directory: Path,
+        ca: ThrowawayCA,
+        realm: str = "ES4PS.TEST",
+        netbios_name: str = "ES4PS",
+        hostname: str = "dc1",
+        extra_options: str = "",
+        join: SambaDC | None = None,
+    ) -> None:
+        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned)."""
+        self.directory = directory
+        self.ca = ca
+        self.realm = realm
+        self.netbios_name = netbios_name
+        self.hostname = hostname
+        self.extra_options = extra_options
+        self.join = join
+        self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
+        self.admin_password_file = directory / "admin-password"
+        self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
+        self.worker_password_file = directory / "worker-password"
+        self.data_dir = directory / "data"
+        self.log = directory / "samba.log"
+        self.address = ""
+        self._lock: int | None = None
+        self._process: subprocess.Popen | None = None
+        self.tls: CertFiles | None = None
+
+    @property
+    def dns_domain(self) -> str:
+        return self.realm.lower()
+
+    @property
+    def base_dn(self) -> str:
+        return ",".join(f"DC={label}" for label in self.dns_domain.split("."))
+
+    @property
+    def ldap_url(self) -> str:
+        return f"ldap://{self.address}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://{self.address}:636"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.ca.ca_file
+
+    @property
+    def dc_env(self) -> dict[str, str]:
+        """The variables `es4ps-samba-dc` runs with (docs/interfaces.md)."""
+        assert self.tls is not None
+        return {
+            "ES4PS_REALM": self.realm,
+            "ES4PS_NETBIOS_NAME": self.netbios_name,
+            "ES4PS_DC_HOSTNAME": self.hostname,
+            "ES4PS_HOST_IP": self.address,
+            # "/8": Samba only accepts a loopback alias address together with its netmask.
+            "ES4PS_INTERFACES": f"{self.address}/8",
+            "ES4PS_DATA_DIR": str(self.data_dir),
+            "ES4PS_ADMIN_PASSWORD_FILE": str(self.admin_password_file),
+            "ES4PS_WORKER_PASSWORD_FILE": str(self.worker_password_file),
+            "ES4PS_WORKER_UID": str(os.getuid()),
+            "ES4PS_TLS_CERT_FILE": str(self.tls.cert_file),
+            "ES4PS_TLS_KEY_FILE": str(self.tls.key_file),
+            "ES4PS_TLS_CA_FILE": str(self.tls.ca_file),
+            "ES4PS_DC_ROLE": "join" if self.join else "provision",
+            "ES4PS_JOIN_SERVER": self.join.address if self.join else "",
+            "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
+            "ES4PS_TLS_CHECK_SECONDS": "1",
+        }
+
+    @property
+    def worker_env(self) -> dict[str, str]:
+        """The directory variables of a worker beside this DC: its own account, its state on the DC's volume."""
+        return {
+            "ES4PS_LDAP_URL": self.ldap_url,
+            "ES4PS_REALM": self.realm,
+            "ES4PS_NETBIOS_NAME": self.netbios_name,
+            "ES4PS_WORKER_PASSWORD_FILE": str(self.worker_password_file),
+            "ES4PS_WORKER_STATE_DIR": str(self.data_dir / "es4ps-worker"),
+        }
+
+    @property
+    def portal_env(self) -> dict[str, str]:
+        """The directory variables of the portal (login checks over LDAPS)."""
+        return {"ES4PS_LDAP_URL": self.ldaps_url, "ES4PS_LDAP_CA_FILE": str(self.ca_file), "ES4PS_REALM": self.realm}
+
+    def start(self, timeout_s: float = 90) -> None:
+        """Provision on the first start, then run samba and wait until LDAP answers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.address:
+            self.address, self._lock = claim_loopback_address()
+            fqdn = f"{self.hostname}.{self.dns_domain}"
+            self.tls = self.ca.issue(f"samba-{self.hostname}-{self.address}", fqdn, server_names=(fqdn, self.address))
+            for path, password in (
+                (self.admin_password_file, self.admin_password),
+                (self.worker_password_file, self.worker_password),
+            ):
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "w") as out:
+                    out.write(password + "\n")
+        env = {**os.environ, **self.dc_env}
+        private_run = ["sh", "-c", 'mkdir -p "$0" /run/samba && mount --bind "$0" /run/samba && exec "$@"']
+        command = [str(VENV_BIN / "es4ps-samba-dc"), "run"]
+        self._process = start_process(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                *private_run,
+                str(self.directory / "run-samba"),
+                *command,
+            ],
+            self.log,
+            env,
+        )
+        try:
+            wait_until(
+                self.is_ready, timeout_s, f"Samba DC on {self.address}", self.log, self._process, error=ServiceError
+            )
+        except ServiceError:
+            self.stop()
+            raise
+
+    def is_ready(self) -> bool:
+        result = subprocess.run(
+            [str(VENV_BIN / "es4ps-samba-dc"), "ready"],
+            env={**os.environ, **self.dc_env},
+            capture_output=True,
+            timeout=30,
+        )
+        return result.returncode == 0
+
+    @property
+    def running(self) -> bool:
+        """The entrypoint process started by `start` is still there."""
+        return self._process is not None and self._process.poll() is None
+
+    def _samba_groups(self) -> list[int]:
+        """The entrypoint's process group and samba's own (samba leads one; its pid file names it)."""
+        assert self._process is not None
+        return [self._process.pid, int((self.data_dir / "run" / "samba.pid").read_text().split()[0])]
+
+    def pause(self) -> None:
+        """Freeze every samba process (SIGSTOP): requests hang as on an overloaded DC."""
+        for group in self._samba_groups():
+            os.killpg(group, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for group in self._samba_groups():
+            os.killpg(group, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop samba (its data stays: `start` runs the same domain again)."""
+        stop_process_group(self._process)
+        self._process = None
+
+    def close(self) -> None:
+        """Stop and give the loopback address back."""
+        self.stop()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def samdb(self, username: str = "Administrator", password: str | None = None):
+        """A SamDB connection to this DC, as the Administrator unless told otherwise (for checks in tests)."""
+        from samba.credentials import Credentials
+        from samba.param import LoadParm
+        from samba.samdb import SamDB
+
+        lp = LoadParm()
+        lp.load(str(self.data_dir / "etc" / "smb.conf"))
+        credentials = Credentials()
+        credentials.guess(lp)
+        credentials.set_domain(self.netbios_name)
+        credentials.set_username(username)
+        credentials.set_password(self.admin_password if password is None else password)
+        return SamDB(url=self.ldap_url, lp=lp, credentials=credentials)
+
+
+def password_authenticates(dc: SambaDC, username: str, password: str, address: str | None = None) -> bool:
+    """True when a simple bind as the user over LDAPS (the certificate checked against the test CA) succeeds:
+    the directory's own answer. `address`: another DC's, e.g. a joined one."""
+    tls = ldap3.Tls(ca_certs_file=str(dc.ca_file), validate=ssl.CERT_REQUIRED)
+    server = ldap3.Server(address or dc.address, port=636, use_ssl=True, tls=tls, connect_timeout=5)
+    connection = ldap3.Connection(server, user=f"{username}@{dc.dns_domain}", password=password)
+    try:
+        return connection.bind()
+    finally:
+        connection.unbind()
+
+
+ACCOUNT_ATTRIBUTES = ["userAccountControl", "givenName", "sn", "displayName", "mail", "userPrincipalName"]
+
+
+def find_account(dc: SambaDC, username: str, attrs: list[str] = ACCOUNT_ATTRIBUTES) -> ldb.Message | None:
+    """The account named `username` anywhere in the domain, or None."""
+    result = dc.samdb().search(
+        base=dc.base_dn,
+        scope=ldb.SCOPE_SUBTREE,
+        expression=f"(sAMAccountName={ldb.binary_encode(username)})",
+        attrs=attrs,
+    )
+    return result[0] if len(result) else None
+
+
+def directory_account(dc: SambaDC, username: str) -> dict[str, str] | None:
+    """The account's attributes in the DC (as the Administrator reads them) as text, or None."""
+    account = find_account(dc, username)
+    if account is None:
+        return None
+    return {str(name): str(account[name][0]) for name in account if name != "dn"}
+
+
+def account_is_enabled(account: dict[str, str]) -> bool:
+    from samba.dsdb import UF_ACCOUNTDISABLE
+
+    return not int(account["userAccountControl"]) & UF_ACCOUNTDISABLE

@@ -1,0 +1,99 @@
+"""The directory side's other half: the contract's key pairs as files (`ContractKeys`) and the real worker process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
+
+from . import ServiceError
+
+
+class ContractKeys:
+    """A fresh sealing and signing key pair per session, as the operator's Secrets would hold them."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        sealing_private, sealing_public = generate_sealing_keypair()
+        signing_private, signing_public = generate_signing_keypair()
+        self.files = {}
+        for name, text in (
+            ("sealing-private.key", sealing_private),
+            ("sealing-public.key", sealing_public),
+            ("signing-private.key", signing_private),
+            ("signing-public.key", signing_public),
+        ):
+            path = directory / name
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(text + "\n")
+            self.files[name] = path
+
+    @property
+    def portal_env(self) -> dict[str, str]:
+        return {
+            "ES4PS_SEALING_PUBLIC_KEY_FILE": str(self.files["sealing-public.key"]),
+            "ES4PS_SIGNING_PRIVATE_KEY_FILE": str(self.files["signing-private.key"]),
+        }
+
+    @property
+    def worker_env(self) -> dict[str, str]:
+        return {
+            "ES4PS_SEALING_PRIVATE_KEY_FILE": str(self.files["sealing-private.key"]),
+            "ES4PS_SIGNING_PUBLIC_KEY_FILE": str(self.files["signing-public.key"]),
+        }
+
+
+class DirectoryWorker:
+    """The real worker process (`es4ps-worker`, the image's command) with the given environment."""
+
+    READY_LINE = "ready."
+
+    def __init__(self, directory: Path, env: Mapping[str, str], name: str = "test-worker") -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        # Few retries (1+2+4+8 s): a test waiting for "failed" should not wait ten minutes.
+        self.env = {**os.environ, "ES4PS_WORKER_MAX_RETRIES": "4", **env, "ES4PS_WORKER_NAME": name}
+        self.log = directory / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60) -> None:
+        """Start the worker and wait until Celery reports it is consuming."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+
+        def consuming() -> bool:
+            with self.log.open("rb") as log:
+                log.seek(offset)
+                return self.READY_LINE.encode() in log.read()
+
+        self.process = start_process([str(VENV_BIN / "es4ps-worker")], self.log, self.env)
+        try:
+            wait_until(consuming, timeout_s, "es4ps-worker", self.log, self.process, error=ServiceError)
+        except ServiceError:
+            self.stop()
+            raise
+
+    def wait_for_log(self, text: str, timeout_s: float = 30) -> None:
+        """Wait until the worker's log contains `text`."""
+        wait_until(
+            lambda: text in self.log.read_text(errors="replace"), timeout_s, f"worker log line {text!r}", self.log
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (pool children too), as a crashed pod would end."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        stop_process_group(self.process, timeout_s=20)
+        self.process = None

@@ -64,6 +64,14 @@ plan() {
       version=$(required_version kube-router github.com/cloudnativelabs/kube-router/v2)
       ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$version"
       targets="kube-router=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"; cgo=0 ;;
+    promtool)
+      # checks and unit-tests the operator's alerting rules
+      version=$(required_version promtool github.com/prometheus/prometheus); ldflags="-s -w"
+      targets="promtool=github.com/prometheus/prometheus/cmd/promtool" ;;
+    seaweedfs)
+      # the S3-compatible server of the backup tests
+      version=$(required_version seaweedfs github.com/seaweedfs/seaweedfs); ldflags="-s -w"
+      targets="weed=github.com/seaweedfs/seaweedfs/weed" ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
   esac
 }
@@ -90,7 +98,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router promtool seaweedfs)
 for tool in "${tools[@]}"; do
   [ -d "$tools_dir/$tool" ] || continue
   build_tool "$tool"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from es4ps_portal.accounts import directory
 from es4ps_testkit.ca import ThrowawayCA
@@ -10,11 +12,13 @@ PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
 
 
 @pytest.fixture(scope="module")
-def enabled_account(samba_dc) -> str:
+def enabled_account(samba_dc) -> Iterator[str]:
     """An enabled account made directly in the DC (as the worker would leave it)."""
     username = "dircheck"
     samba_dc.samdb().newuser(username, PASSWORD)
-    return username
+    yield username
+    # pytest may set a module's fixture up again when other modules' tests run in between.
+    samba_dc.samdb().deleteuser(username)
 
 
 @pytest.fixture(params=["ldaps", "starttls"])

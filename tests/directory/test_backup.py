@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_operator.builders.secrets import generate_backup_key
 from es4ps_testkit import ServiceError
+from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import SambaDC, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
@@ -27,12 +29,13 @@ pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
 BACKUP = [str(Path(sys.executable).parent / "es4ps-backup")]
 
 
-@pytest.fixture
-def backup_key(tmp_path) -> dict[str, Path]:
+@pytest.fixture(scope="module")
+def backup_key(tmp_path_factory) -> dict[str, Path]:
     keys = generate_backup_key()
+    directory = tmp_path_factory.mktemp("backup-key")
     files = {}
     for name, text in keys.items():
-        files[name] = tmp_path / f"{name}.txt"
+        files[name] = directory / f"{name}.txt"
         files[name].write_text(text + "\n")
     return files
 
@@ -52,25 +55,36 @@ def portal_database(path: Path) -> None:
     database.close()
 
 
-@pytest.fixture
-def stored(tmp_path, samba_dc, task_client, backup_key, username) -> dict:
-    """An enabled account, then a backup of the directory (and a portal database) stored on a volume."""
+@pytest.fixture(scope="module")
+def dumped(tmp_path_factory, samba_dc, task_client) -> dict:
+    """An enabled account, then an online dump of the directory (and a portal database): once per module."""
+    username = unique_username("bk")
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
     assert run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
-    work, volume = tmp_path / "work", tmp_path / "backups"
-    work.mkdir()
-    volume.mkdir()
-    common = {
+    work = tmp_path_factory.mktemp("dump")
+    directory = {
         "ES4PS_REALM": samba_dc.realm,
         "ES4PS_NETBIOS_NAME": samba_dc.netbios_name,
         "ES4PS_ADMIN_PASSWORD_FILE": str(samba_dc.admin_password_file),
+    }
+    step("dump-directory", {**directory, "ES4PS_BACKUP_WORK_DIR": str(work), "ES4PS_BACKUP_SERVER": samba_dc.address})
+    portal_database(work / "portal.db")
+    return {"work": work, "directory": directory, "username": username}
+
+
+@pytest.fixture
+def stored(tmp_path, dumped, backup_key) -> dict:
+    """That dump stored (encrypted) on a volume of this test's own."""
+    work, volume = tmp_path / "work", tmp_path / "backups"
+    shutil.copytree(dumped["work"], work)
+    volume.mkdir()
+    common = {
+        **dumped["directory"],
         "ES4PS_BACKUP_WORK_DIR": str(work),
         "ES4PS_BACKUP_VOLUME_DIR": str(volume),
         "ES4PS_BACKUP_VOLUME_CLAIM": "acme-backups",
         "ES4PS_TERMINATION_LOG": str(tmp_path / "termination-log"),
     }
-    step("dump-directory", {**common, "ES4PS_BACKUP_SERVER": samba_dc.address})
-    portal_database(work / "portal.db")
     result = step(
         "store",
         {
@@ -82,7 +96,7 @@ def stored(tmp_path, samba_dc, task_client, backup_key, username) -> dict:
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert json.loads((tmp_path / "termination-log").read_text()) == report
-    return {"report": report, "common": common, "volume": volume, "username": username}
+    return {"report": report, "common": common, "volume": volume, "username": dumped["username"]}
 
 
 def test_a_stored_backup_is_encrypted_and_says_where_it_is(stored, samba_dc):
@@ -189,3 +203,58 @@ def test_store_deletes_only_the_archives_retention_lets_go(tmp_path, stored, bac
         "acme-20261128-0200.tar.age",
         "acme-kept.tar.age",
     ]
+
+
+def test_a_backup_goes_to_s3_and_comes_back(tmp_path, stored, s3_server, backup_key):
+    """The same archive through a real S3 API: stored under the prefix, fetched, deleted by retention."""
+    s3 = s3_server.backup_env(tmp_path / "s3-keys")
+    common = {k: v for k, v in stored["common"].items() if not k.startswith("ES4PS_BACKUP_VOLUME")}
+    store = {
+        **common,
+        **s3,
+        "ES4PS_BACKUP_NAME": "acme-20261127-0300",
+        "ES4PS_BACKUP_DOMAIN": "acme",
+        "ES4PS_BACKUP_RECIPIENT_FILE": str(backup_key["recipient"]),
+    }
+    report = json.loads(step("store", store).stdout.strip().splitlines()[-1])
+    assert report["location"] == f"s3://{s3_server.bucket}/acme/acme/acme-20261127-0300.tar.age"
+    assert s3_server.keys("acme/") == ["acme/acme/acme-20261127-0300.tar.age"]
+    body = s3_server.client().get_object(Bucket=s3_server.bucket, Key="acme/acme/acme-20261127-0300.tar.age")
+    assert body["Body"].read(21) == b"age-encryption.org/v1"
+
+    fetched = tmp_path / "fetched"
+    fetch = {
+        **common,
+        **s3,
+        "ES4PS_BACKUP_WORK_DIR": str(fetched),
+        "ES4PS_BACKUP_LOCATION": report["location"],
+        "ES4PS_BACKUP_SHA256": report["sha256"],
+        "ES4PS_BACKUP_IDENTITY_FILE": str(backup_key["identity"]),
+    }
+    assert json.loads(step("fetch", fetch).stdout.splitlines()[-1])["backup"] == "acme-20261127-0300"
+    assert (fetched / "directory.tar.bz2").stat().st_size > 100_000
+
+    step("store", {**store, "ES4PS_BACKUP_NAME": "acme-20261128-0300", "ES4PS_BACKUP_DELETE": report["location"]})
+    assert s3_server.keys("acme/") == ["acme/acme/acme-20261128-0300.tar.age"]
+
+
+def test_s3_credentials_that_do_not_work_fail_the_backup_with_the_reason(tmp_path, stored, s3_server, backup_key):
+    s3 = s3_server.backup_env(tmp_path / "s3-keys", secret_access_key="not-the-secret")
+    common = {k: v for k, v in stored["common"].items() if not k.startswith("ES4PS_BACKUP_VOLUME")}
+    failed = step(
+        "store",
+        {
+            **common,
+            **s3,
+            "ES4PS_BACKUP_NAME": "acme-20261127-0400",
+            "ES4PS_BACKUP_DOMAIN": "acme",
+            "ES4PS_BACKUP_RECIPIENT_FILE": str(backup_key["recipient"]),
+        },
+        check=False,
+    )
+    assert failed.returncode == 1
+    assert "SignatureDoesNotMatch" in failed.stderr or "InvalidAccessKeyId" in failed.stderr, failed.stderr
+    assert "not-the-secret" not in failed.stderr + failed.stdout
+    termination = json.loads((tmp_path / "termination-log").read_text())
+    assert "not-the-secret" not in json.dumps(termination)
+    assert s3_server.keys("acme/") == [] or all("0400" not in key for key in s3_server.keys("acme/"))

@@ -10,6 +10,7 @@
 - `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
 - `task_client`: a portal stand-in that publishes signed tasks and collects their result events
 - `username`: a username no other test of any session uses
+- `s3_server`: SeaweedFS's S3 gateway with one bucket and one identity allowed only on it
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -24,6 +25,7 @@ from .. import ServiceError
 from ..ca import ThrowawayCA
 from ..rabbitmq import RabbitMQ
 from ..registration import unique_username
+from ..s3 import SeaweedS3
 from ..samba import SambaDC
 from ..tasks import TaskClient
 from ..worker import ContractKeys, DirectoryWorker
@@ -56,6 +58,13 @@ def samba_dc(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> 
     dc = started(SambaDC(tmp_path_factory.mktemp("samba"), test_ca))
     yield dc
     dc.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = started(SeaweedS3(tmp_path_factory.mktemp("s3")))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

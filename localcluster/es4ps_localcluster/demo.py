@@ -171,19 +171,19 @@ def wait_ready(timeout_s: float = 900, progress=None) -> dict:
     )
 
 
-def certificate_secret(dns_name: str) -> dict:
+def certificate_secret(dns_name: str, namespace: str = DOMAIN_NAMESPACE) -> dict:
     """The Secret of the domain's cert-manager Certificate for `dns_name`."""
-    certificates = json.loads(run("kubectl", "get", "certificates", "-n", DOMAIN_NAMESPACE, "-o", "json"))["items"]
+    certificates = json.loads(run("kubectl", "get", "certificates", "-n", namespace, "-o", "json"))["items"]
     certificate = next(c for c in certificates if dns_name in c["spec"].get("dnsNames", []))
-    return json.loads(
-        run("kubectl", "get", "secret", certificate["spec"]["secretName"], "-n", DOMAIN_NAMESPACE, "-o", "json")
-    )
+    return json.loads(run("kubectl", "get", "secret", certificate["spec"]["secretName"], "-n", namespace, "-o", "json"))
 
 
-def portal_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+def portal_tls_files(
+    directory: Path, host: str = PORTAL_HOST, namespace: str = DOMAIN_NAMESPACE
+) -> tuple[Path, Path, Path]:
     """The portal's HTTPS certificate, key and CA (from cert-manager's Secret) as files."""
     directory.mkdir(parents=True, exist_ok=True)
-    secret = certificate_secret(PORTAL_HOST)
+    secret = certificate_secret(host, namespace)
     paths = []
     for key in ("tls.crt", "tls.key", "ca.crt"):
         path = directory / key
@@ -193,7 +193,7 @@ def portal_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     return paths[0], paths[1], paths[2]
 
 
-def portal_service() -> dict:
+def portal_service(domain: str = DOMAIN, namespace: str = DOMAIN_NAMESPACE) -> dict:
     """The portal's Service (found by the operator's labels)."""
     services = json.loads(
         run(
@@ -201,9 +201,9 @@ def portal_service() -> dict:
             "get",
             "services",
             "-n",
-            DOMAIN_NAMESPACE,
+            namespace,
             "-l",
-            f"app.kubernetes.io/instance={DOMAIN},app.kubernetes.io/component=portal",
+            f"app.kubernetes.io/instance={domain},app.kubernetes.io/component=portal",
             "-o",
             "json",
         )
@@ -211,17 +211,17 @@ def portal_service() -> dict:
     return next(s for s in services if s["spec"].get("clusterIP") not in (None, "None"))
 
 
-def portal_backend() -> str:
+def portal_backend(domain: str = DOMAIN, namespace: str = DOMAIN_NAMESPACE) -> str:
     """http://<ClusterIP>:<port> of the portal's Service (kube-proxy routes it from the host too)."""
-    service = portal_service()
+    service = portal_service(domain, namespace)
     return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
 
 
-def start_ingress(listen: str, cert: Path, key: Path, log_path: Path) -> subprocess.Popen:
+def start_ingress(listen: str, cert: Path, key: Path, log_path: Path, backend: str | None = None) -> subprocess.Popen:
     """es4ps_localcluster.ingress in front of the portal's Service; returns once it accepts connections."""
     host, port = listen.rsplit(":", 1)
     argv = [sys.executable, "-m", "es4ps_localcluster.ingress", "--listen", listen, "--cert", str(cert)]
-    process = start_process([*argv, "--key", str(key), "--backend", portal_backend()], log_path)
+    process = start_process([*argv, "--key", str(key), "--backend", backend or portal_backend()], log_path)
     wait_until(lambda: port_open(host, int(port)), 30, "the local ingress", log_path, process, error=RuntimeError)
     return process
 

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import ldap3
 from es4ps_localcluster import Cluster, demo
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
 from es4ps_localcluster.paths import BIN
 from es4ps_localcluster.processes import free_port, port_open, wait_until
 
+from .directory_checks import ldap_bind
 from .kube import KubeCluster
 from .mail import MailCatcher
 from .portal_client import PortalClient
@@ -64,6 +63,13 @@ class LocalNode:
 
     def portal_backend(self) -> str:
         return demo.portal_backend()  # kube-proxy routes ClusterIPs from this machine too
+
+    def tag_image(self, source: str, target: str) -> None:
+        """The node's image `source` also under the name `target` (a "new" image without a registry)."""
+        socket = str(Cluster().node.containerd_socket)
+        subprocess.run(
+            ["ctr", "--address", socket, "-n", "k8s.io", "images", "tag", "--force", source, target], check=True
+        )
 
     def close(self) -> None:
         pass
@@ -135,6 +141,12 @@ class Kind:
         wait_until(lambda: port_open("127.0.0.1", port), 30, "kubectl port-forward", process=self._port_forward)
         return f"http://127.0.0.1:{port}"
 
+    def tag_image(self, source: str, target: str) -> None:
+        node = f"{self.cluster_name}-control-plane"
+        subprocess.run(
+            ["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "tag", "--force", source, target], check=True
+        )
+
     def close(self) -> None:
         if self._port_forward:
             self._port_forward.terminate()
@@ -169,15 +181,8 @@ class Deployment:
 
     def password_authenticates(self, username: str, password: str) -> bool:
         """A simple LDAP bind as the user over LDAPS to the DC in its pod: the directory's own answer."""
-        tls = ldap3.Tls(
-            ca_certs_file=str(self.directory_ca), validate=ssl.CERT_REQUIRED, valid_names=[self.directory_name]
-        )
-        server = ldap3.Server(f"ldaps://{self.platform.dc_address}:636", tls=tls, connect_timeout=10)
-        connection = ldap3.Connection(server, user=f"{username}@{self.realm.lower()}", password=password)
-        try:
-            return connection.bind()
-        finally:
-            connection.unbind()
+        user = f"{username}@{self.realm.lower()}"
+        return ldap_bind(self.platform.dc_address, self.directory_ca, self.directory_name, user, password)
 
     def install(self, **spec_changes) -> None:
         """helm upgrade --install with the local values (plus `spec_changes`, dotted paths)."""

@@ -1,0 +1,360 @@
+"""Directory day 2 on the real node: two DCs that replicate, lose a Pod or a volume, roll, leave, and a restore.
+
+A second domain, `beta`, applied as YAML beside the chart's `acme`: two DCs in
+`networkMode: Service` (each its own Pod address, both on this one node),
+backups to a volume, `deletionPolicy: Delete`. The tests run in this order and
+share it; the last one deletes it and brings it back from its backup.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from es4ps_localcluster import demo
+from es4ps_localcluster.components.node import DNS_ADDRESS
+from es4ps_localcluster.paths import ROOT
+from es4ps_localcluster.processes import free_port
+from es4ps_testkit.directory_checks import admin_connection, kerberos_login, ldap_bind
+from es4ps_testkit.portal_client import PortalClient
+from es4ps_testkit.registration import GOOD_PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+NAME = NAMESPACE = "beta"
+HOST = "accounts.beta.localhost"
+REALM = "AD.BETA.EXAMPLE"
+MAIL_DOMAIN = "beta.example"
+
+
+def beta_domain(deployment, **directory_changes) -> dict:
+    """examples/acme.yaml made into `beta`: two DCs in Service mode, backups to a volume, data deleted with it."""
+    spec = copy.deepcopy(yaml.safe_load((ROOT / "examples" / "acme.yaml").read_text())["spec"])
+    spec.update(realm=REALM, netbiosName="BETA", organizationName="Beta College", allowedEmailDomains=[MAIL_DOMAIN])
+    spec["portal"]["host"] = HOST
+    spec["portal"]["smtp"] = {
+        "host": deployment.platform.smtp_host,
+        "port": deployment.mail.port,
+        "security": "none",
+        "from": f"accounts@{MAIL_DOMAIN}",
+    }
+    spec["portal"]["staffUser"] = {
+        "username": "it-admin",
+        "email": f"it@{MAIL_DOMAIN}",
+        "passwordSecretRef": {"name": "beta-staff"},
+    }
+    spec["directory"] = {
+        "replicas": 2,
+        "networkMode": "Service",
+        "dnsForwarder": DNS_ADDRESS,
+        "storage": {"size": "1Gi"},
+        "backup": {"keep": 2, "destination": {"volume": {"size": "1Gi"}}},
+        **directory_changes,
+    }
+    spec["deletionPolicy"] = "Delete"
+    return {
+        "apiVersion": "es4ps.io/v1alpha1",
+        "kind": "ES4PSDomain",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+
+
+@dataclass
+class Beta:
+    """The `beta` domain as its people and its directory administrator reach it."""
+
+    deployment: object
+    directory: Path
+    portal_url: str = ""
+    portal_ca: Path | None = None
+    ingress: object = None
+    accounts: list[str] = field(default_factory=list)
+
+    @property
+    def kube(self):
+        return self.deployment.kube
+
+    def get(self) -> dict:
+        return self.kube.get("es4psdomain", NAME, NAMESPACE)
+
+    def condition(self, kind: str) -> dict:
+        conditions = self.get().get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == kind), {})
+
+    def wait_ready(self, timeout: float = 900) -> dict:
+        def ready():
+            domain = self.get()
+            current = domain.get("status", {}).get("observedGeneration") == domain["metadata"]["generation"]
+            conditions = {c["type"]: c["status"] for c in domain.get("status", {}).get("conditions", [])}
+            return domain if current and conditions.get("Ready") == "True" else None
+
+        return self.kube.eventually(ready, timeout=timeout, interval=3, message="the beta domain Ready")
+
+    def open_portal(self) -> None:
+        """The portal behind a local HTTPS entry with its cert-manager certificate (as for acme)."""
+        if self.ingress:
+            self.ingress.terminate()
+        cert, key, ca = demo.portal_tls_files(self.directory / "portal-tls", HOST, NAMESPACE)
+        port = free_port()
+        self.ingress = demo.start_ingress(
+            f"127.0.0.1:{port}", cert, key, self.directory / "ingress.log", demo.portal_backend(NAME, NAMESPACE)
+        )
+        self.portal_url, self.portal_ca = f"https://{HOST}:{port}", ca
+
+    def person(self) -> PortalClient:
+        return PortalClient(self.portal_url, connect_to="127.0.0.1", ca_file=str(self.portal_ca))
+
+    def register(self, prefix: str) -> str:
+        """A person registers and confirms; returns the username once the portal says ready."""
+        username = f"{prefix}{uuid.uuid4().hex[:5]}"
+        person = self.person()
+        email = f"{username}@{MAIL_DOMAIN}"
+        registered = person.register(username, email)
+        assert registered.status_code == 200 and "/status/" in registered.url, registered.text[:500]
+        person.confirm_link(self.deployment.mail.wait_for(email, timeout_s=120).link("/verify/"))
+        status = person.wait_for_status(lambda s: s["state"] in ("ready", "failed"), timeout_s=300)
+        assert status["state"] == "ready", status
+        self.accounts.append(username)
+        return username
+
+    # --- the DCs, each in its own Pod
+
+    def dc_pods(self) -> dict[int, dict]:
+        pods = self.kube.get("pods", namespace=NAMESPACE)["items"]
+        found = {}
+        for pod in pods:
+            labels = pod["metadata"].get("labels", {})
+            if labels.get("app.kubernetes.io/component") == "directory" and pod["metadata"]["name"].endswith("-0"):
+                found[int(pod["metadata"]["name"].split("-dc")[1].split("-")[0])] = pod
+        return found
+
+    def dc(self, index: int) -> tuple[str, str, Path]:
+        """(Pod address, TLS name, CA file) of DC `index`."""
+        pod = self.dc_pods()[index]
+        hostname = pod["spec"]["hostname"]
+        tls_name = f"{hostname}.{REALM.lower()}"
+        ca = self.directory / f"dc{index}-ca.crt"
+        ca.write_bytes(base64.b64decode(demo.certificate_secret(tls_name, NAMESPACE)["data"]["ca.crt"]))
+        return pod["status"]["podIP"], tls_name, ca
+
+    def authenticates(self, index: int, username: str, password: str = GOOD_PASSWORD) -> bool:
+        """LDAP bind and Kerberos login against DC `index` alone."""
+        address, tls_name, ca = self.dc(index)
+        return ldap_bind(address, ca, tls_name, f"{username}@{REALM.lower()}", password) and kerberos_login(
+            address, REALM, username, password
+        )
+
+    def admin_password(self) -> str:
+        secret = self.kube.get("secret", f"{NAME}-samba-admin", NAMESPACE)
+        return base64.b64decode(secret["data"]["password"]).decode()
+
+    def directory_names(self, index: int) -> dict[str, set[str]]:
+        """What DC `index` says the topology holds: servers, DC computer accounts, DNS names of the zone."""
+        address, tls_name, ca = self.dc(index)
+        base = ",".join(f"DC={part}" for part in REALM.lower().split("."))
+        with admin_connection(address, ca, tls_name, REALM, self.admin_password()) as ldap:
+            ldap.search(f"CN=Sites,CN=Configuration,{base}", "(objectClass=server)", attributes=["cn"])
+            servers = {str(e.cn).lower() for e in ldap.entries}
+            ldap.search(f"OU=Domain Controllers,{base}", "(objectClass=computer)", attributes=["cn"])
+            computers = {str(e.cn).lower() for e in ldap.entries}
+            ldap.search(f"DC={REALM.lower()},CN=MicrosoftDNS,DC=DomainDnsZones,{base}", "(objectClass=dnsNode)")
+            dns = {e.entry_dn.split(",")[0][3:].lower() for e in ldap.entries}
+        return {"servers": servers, "computers": computers, "dns": dns}
+
+
+@pytest.fixture(scope="module")
+def beta(deployment, tmp_path_factory):
+    kube = deployment.kube
+    staff = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "beta-staff", "namespace": NAMESPACE},
+        "stringData": {"password": "Staff-" + uuid.uuid4().hex},
+    }
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    kube.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, staff]}))
+    started = time.monotonic()
+    kube.apply(json.dumps(beta_domain(deployment)))
+    domain = Beta(deployment, tmp_path_factory.mktemp("beta"))
+    domain.wait_ready()
+    print(f"\nbeta (2 DCs, Service mode) Ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    domain.open_portal()
+    yield domain
+    if domain.ingress:
+        domain.ingress.terminate()
+    kube.kubectl("delete", "es4psdomain", NAME, "-n", NAMESPACE, "--wait=true", "--timeout=300s", check=False)
+    kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 180) -> float:
+    """Seconds until `username` authenticates on every DC of `indexes`."""
+    start = time.monotonic()
+    for index in indexes:
+        beta.kube.eventually(
+            lambda index=index: beta.authenticates(index, username),
+            timeout=timeout,
+            interval=2,
+            message=f"{username} authenticating on dc{index}",
+        )
+    return time.monotonic() - start
+
+
+def test_two_dcs_in_service_mode_replicate_both_ways(beta):
+    assert set(beta.dc_pods()) == {0, 1}
+    assert beta.condition("ReplicationHealthy").get("status") == "True", beta.condition("ReplicationHealthy")
+    username = beta.register("rep")
+    seconds = wait_authenticates(beta, (0, 1), username)
+    print(f"\nan account ready in the portal authenticated on both DCs {seconds:.1f} s later", file=sys.stderr)
+    assert not beta.authenticates(1, username, GOOD_PASSWORD + "x")
+    # Both DCs name both in the topology: they replicate with each other.
+    for index in (0, 1):
+        assert {"dc0", "dc1"} <= beta.directory_names(index)["servers"]
+
+
+def test_registrations_complete_through_dc1_while_dc0_is_away(beta):
+    kube = beta.kube
+    kube.merge_patch("es4psdomain", NAME, {"spec": {"paused": True}}, NAMESPACE)
+    kube.kubectl("scale", "statefulset", f"{NAME}-dc0", "-n", NAMESPACE, "--replicas=0")
+    kube.eventually(lambda: 0 not in beta.dc_pods(), timeout=120, message="dc0's Pod gone")
+
+    username = beta.register("away")  # only dc1's worker is there to create and enable it
+    assert beta.authenticates(1, username)
+
+    kube.merge_patch("es4psdomain", NAME, {"spec": {"paused": False}}, NAMESPACE)
+    beta.wait_ready(timeout=600)
+    # dc0 is back and catches up: both DCs hold every account.
+    for account in beta.accounts:
+        wait_authenticates(beta, (0, 1), account)
+
+
+def test_a_dc_whose_volume_is_lost_joins_again_under_its_name(beta):
+    kube = beta.kube
+    kube.merge_patch("es4psdomain", NAME, {"spec": {"paused": True}}, NAMESPACE)
+    kube.kubectl("scale", "statefulset", f"{NAME}-dc1", "-n", NAMESPACE, "--replicas=0")
+    kube.eventually(lambda: 1 not in beta.dc_pods(), timeout=120, message="dc1's Pod gone")
+    lost = kube.get("pvc", f"data-{NAME}-dc1-0", NAMESPACE)["metadata"]["uid"]
+    kube.kubectl("delete", "pvc", f"data-{NAME}-dc1-0", "-n", NAMESPACE, "--wait=true")
+
+    kube.merge_patch("es4psdomain", NAME, {"spec": {"paused": False}}, NAMESPACE)
+    beta.wait_ready(timeout=900)
+    assert kube.get("pvc", f"data-{NAME}-dc1-0", NAMESPACE)["metadata"]["uid"] != lost
+    for account in beta.accounts:
+        wait_authenticates(beta, (1,), account)
+    assert beta.directory_names(0)["servers"] >= {"dc0", "dc1"}
+    kube.eventually(
+        lambda: beta.condition("ReplicationHealthy").get("status") == "True",
+        timeout=300,
+        interval=5,
+        message="ReplicationHealthy after the re-join",
+    )
+
+
+def test_a_new_samba_image_rolls_one_dc_at_a_time(beta):
+    kube = beta.kube
+    current = kube.get("statefulset", f"{NAME}-dc0", NAMESPACE)["spec"]["template"]["spec"]["containers"][0]["image"]
+    rolled = f"{current.rsplit(':', 1)[0]}:rolled"
+    beta.deployment.platform.tag_image(current, rolled)
+
+    kube.merge_patch("es4psdomain", NAME, {"spec": {"directory": {"image": rolled}}}, NAMESPACE)
+    order: list[int] = []
+
+    def rolled_out() -> bool:
+        for index, pod in beta.dc_pods().items():
+            images = {c["image"] for c in pod["spec"]["containers"]}
+            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+            if rolled in images and ready and index not in order:
+                order.append(index)
+        return len(order) == 2
+
+    kube.eventually(rolled_out, timeout=1200, interval=3, message="both DCs on the new image")
+    assert order == [1, 0], f"the DCs rolled in the order {order} (the highest index goes first)"
+    jobs = {j["metadata"]["name"] for j in kube.get("jobs", namespace=NAMESPACE)["items"]}
+    assert any(name.startswith(f"{NAME}-dbcheck-") for name in jobs) or beta.condition("Ready")["status"] == "True"
+    beta.wait_ready(timeout=600)
+    for account in beta.accounts:
+        assert beta.authenticates(0, account) and beta.authenticates(1, account)
+
+
+def test_lowering_replicas_demotes_the_leaving_dc(beta):
+    kube = beta.kube
+    assert "dc1" in beta.directory_names(0)["computers"]
+    kube.merge_patch("es4psdomain", NAME, {"spec": {"directory": {"replicas": 1}}}, NAMESPACE)
+    kube.eventually(
+        lambda: not kube.get("statefulset", f"{NAME}-dc1", NAMESPACE, check=False),
+        timeout=600,
+        interval=3,
+        message="dc1's StatefulSet removed after it left",
+    )
+    beta.wait_ready(timeout=600)
+    names = beta.directory_names(0)
+    assert "dc1" not in names["servers"], names
+    assert "dc1" not in names["computers"], names
+    assert "dc1" not in names["dns"], names
+    # deletionPolicy Delete: the leaving DC's volume goes too
+    kube.eventually(
+        lambda: not kube.get("pvc", f"data-{NAME}-dc1-0", NAMESPACE, check=False),
+        timeout=120,
+        message="dc1's volume deleted",
+    )
+    for account in beta.accounts:
+        assert beta.authenticates(0, account)
+
+
+def test_a_deleted_domain_comes_back_from_its_backup(beta, deployment):
+    kube = beta.kube
+    backup = {
+        "apiVersion": "es4ps.io/v1alpha1",
+        "kind": "ES4PSBackup",
+        "metadata": {"name": "beta-before-delete", "namespace": NAMESPACE},
+        "spec": {"domain": NAME},
+    }
+    started = time.monotonic()
+    kube.apply(json.dumps(backup))
+    done = kube.eventually(
+        lambda: (
+            kube.get("es4psbackup", "beta-before-delete", NAMESPACE).get("status", {}).get("phase")
+            in ("Completed", "Failed")
+        ),
+        timeout=600,
+        interval=3,
+        message="the backup finishing",
+    )
+    assert done
+    status = kube.get("es4psbackup", "beta-before-delete", NAMESPACE)["status"]
+    assert status["phase"] == "Completed", status
+    print(f"\nbackup Completed in {time.monotonic() - started:.0f} s, {status['sizeBytes']} bytes", file=sys.stderr)
+    assert status["location"].startswith(f"volume:{NAME}-backups/")
+    kube.eventually(lambda: beta.get()["status"].get("lastBackup"), timeout=120, message="status.lastBackup")
+    listed = kube.kubectl("get", "es4psdomains", "-n", NAMESPACE).stdout
+    assert "LAST BACKUP" in listed, listed
+
+    person_password_checks = list(beta.accounts)
+    kube.kubectl("delete", "es4psdomain", NAME, "-n", NAMESPACE, "--wait=true", "--timeout=300s")
+    kube.eventually(
+        lambda: not [c for c in kube.get("pvc", namespace=NAMESPACE)["items"] if "-dc" in c["metadata"]["name"]],
+        timeout=300,
+        message="the DCs' volumes deleted with the domain",
+    )
+    assert kube.get("pvc", f"{NAME}-backups", NAMESPACE), "the backups' volume went with the domain"
+
+    started = time.monotonic()
+    restored = beta_domain(deployment, replicas=2)
+    restored["spec"]["directory"]["bootstrap"] = {"recovery": {"backup": "beta-before-delete"}}
+    kube.apply(json.dumps(restored))
+    domain = beta.wait_ready(timeout=1200)
+    print(f"\nbeta restored from its backup, Ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    assert domain["status"].get("directory", {}).get("restored") is True, domain["status"]
+    beta.open_portal()  # a new portal certificate (its Secret went with the domain)
+    for account in person_password_checks:
+        wait_authenticates(beta, (0, 1), account, timeout=300)
+        signed_in = beta.person().login(account, GOOD_PASSWORD)
+        assert signed_in.status_code == 200 and "/login/" not in signed_in.url, signed_in.text[:300]

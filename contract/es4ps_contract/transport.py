@@ -17,16 +17,22 @@ from kombu import Exchange, Queue
 from .environment import Environment, SettingError, Variable
 from .tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME, RESULTS_QUEUE, TASK_NAME_PREFIX
 
+QUEUE_TYPES = ("classic", "quorum")
 
-def broker_queue(name: str) -> Queue:
+
+def broker_queue(name: str, queue_type: str = "classic") -> Queue:
     """One of the two queues, bound to a direct exchange of the same name.
 
     The broker's definitions create both (see docs/interfaces.md); clients
     never declare them (`no_declare`), so neither side needs RabbitMQ's
     configure permission, nor the read permission on the other side's queue
-    that binding a queue would take.
+    that binding a queue would take. The queue type (quorum on a clustered
+    broker) is only stated so that Celery consumes a quorum queue with
+    per-consumer prefetch, which is all such a queue supports.
     """
-    return Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True, no_declare=True)
+    arguments = {"x-queue-type": queue_type} if queue_type == "quorum" else None
+    exchange = Exchange(name, type="direct", durable=True)
+    return Queue(name, exchange, routing_key=name, durable=True, no_declare=True, queue_arguments=arguments)
 
 
 def _route(queue: str) -> dict[str, str]:
@@ -39,6 +45,9 @@ VARIABLES = (
     Variable("ES4PS_BROKER_CERT_FILE", "this component's client certificate (`tls.crt`); its CN is the user"),
     Variable("ES4PS_BROKER_KEY_FILE", "its key (`tls.key`)"),
     Variable("ES4PS_BROKER_SERVER_NAME", "the name checked in the broker's certificate (empty: the URL's host)", ""),
+    Variable(
+        "ES4PS_BROKER_QUEUE_TYPE", "`classic`, or `quorum` for a clustered broker (as its definitions say)", "classic"
+    ),
 )
 
 
@@ -49,6 +58,7 @@ def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     ca_file = env.text("ES4PS_BROKER_CA_FILE")
     cert_file = env.text("ES4PS_BROKER_CERT_FILE")
     key_file = env.text("ES4PS_BROKER_KEY_FILE")
+    queue_type = env.choice("ES4PS_BROKER_QUEUE_TYPE", QUEUE_TYPES)
     parts = urlsplit(url)
     if parts.scheme != "amqps" or not parts.hostname:
         raise SettingError("ES4PS_BROKER_URL must be an amqps:// URL with a host")
@@ -71,7 +81,7 @@ def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_backend": None,
         "task_ignore_result": True,
-        "task_queues": (broker_queue(PROVISIONING_QUEUE), broker_queue(RESULTS_QUEUE)),
+        "task_queues": (broker_queue(PROVISIONING_QUEUE, queue_type), broker_queue(RESULTS_QUEUE, queue_type)),
         "task_create_missing_queues": False,
         "task_default_queue": PROVISIONING_QUEUE,
         # Every task goes through the exchange named after its queue. Naming the exchange also keeps

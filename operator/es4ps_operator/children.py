@@ -41,6 +41,7 @@ WATCHED_KINDS = {
     "Issuer": WatchedKind("cert-manager.io/v1", "issuers"),
     "Certificate": WatchedKind("cert-manager.io/v1", "certificates"),
     "Job": WatchedKind("batch/v1", "jobs"),
+    "PodDisruptionBudget": WatchedKind("policy/v1", "poddisruptionbudgets"),
 }
 
 

@@ -62,6 +62,26 @@ class StaffUser:
 
 
 @dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a component's Pods run and how they yield (priorityClassName, topologySpreadConstraints)."""
+
+    priority_class: str | None
+    # None: the operator's default spread (over nodes and zones, as far as the cluster allows).
+    topology_spread: tuple[dict[str, Any], ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitoring:
+    """spec.monitoring: PodMonitors and a PrometheusRule for the Prometheus Operator."""
+
+    enabled: bool
+    labels: dict[str, str]
+    interval: str
+    # Who may scrape the metrics ports (NetworkPolicy): labels of Prometheus's namespace.
+    namespace_labels: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
 class Portal:
     host: str
     replicas: int
@@ -82,6 +102,7 @@ class Portal:
     # spec.portal.rateLimits as the API server defaulted it (the portal reads the same shape).
     rate_limits: dict[str, Any]
     trusted_proxies: int
+    placement: Placement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,16 +143,26 @@ class Directory:
     backup: Backup | None
     # spec.directory.bootstrap.recovery.backup: the ES4PSBackup this domain is created from.
     recovery_backup: str | None
+    placement: Placement
 
 
 @dataclasses.dataclass(frozen=True)
 class Broker:
     image: str | None
     storage: Storage
+    # 1, or an odd number of nodes clustered with quorum queues.
+    replicas: int
+    placement: Placement
+
+    @property
+    def clustered(self) -> bool:
+        return self.replicas > 1
 
 
 # Without an explicit allowFrom, the portal admits the usual ingress-nginx namespace.
 DEFAULT_INGRESS_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "ingress-nginx"}
+# ... and its metrics ports the usual monitoring namespace.
+DEFAULT_MONITORING_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "monitoring"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +180,7 @@ class Domain:
     portal: Portal
     directory: Directory
     broker: Broker
+    monitoring: Monitoring
     delete_data: bool  # deletionPolicy: Delete
     paused: bool
 
@@ -206,6 +238,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             unconfirmed_retention_hours=registration["unconfirmedRetentionHours"],
             rate_limits=dict(portal["rateLimits"]),
             trusted_proxies=ingress["trustedProxies"],
+            placement=_placement(portal),
         ),
         directory=Directory(
             replicas=directory["replicas"],
@@ -220,10 +253,36 @@ def _read(body: Mapping[str, Any]) -> Domain:
             storage=_storage(directory["storage"]),
             backup=_backup(directory.get("backup")),
             recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),
+            placement=_placement(directory),
         ),
-        broker=Broker(image=broker.get("image"), storage=_storage(broker["storage"])),
+        broker=Broker(
+            image=broker.get("image"),
+            storage=_storage(broker["storage"]),
+            replicas=broker["replicas"],
+            placement=_placement(broker),
+        ),
+        monitoring=_monitoring(spec["monitoring"]),
         delete_data=spec["deletionPolicy"] == "Delete",
         paused=bool(spec["paused"]),
+    )
+
+
+def _placement(component: Mapping[str, Any]) -> Placement:
+    spread = component.get("topologySpreadConstraints")
+    return Placement(
+        priority_class=component.get("priorityClassName"),
+        topology_spread=tuple(dict(c) for c in spread) if spread is not None else None,
+    )
+
+
+def _monitoring(monitoring: Mapping[str, Any]) -> Monitoring:
+    return Monitoring(
+        enabled=monitoring["enabled"],
+        labels=dict(monitoring.get("labels") or {}),
+        interval=monitoring["interval"],
+        namespace_labels=dict(
+            (monitoring.get("allowFrom") or {}).get("namespaceLabels") or DEFAULT_MONITORING_NAMESPACE_LABELS
+        ),
     )
 
 

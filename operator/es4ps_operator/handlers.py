@@ -23,6 +23,7 @@ How a domain is kept converged:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import time
@@ -43,6 +44,7 @@ from .kube import KubeError
 from .observability import (
     CHILDREN_WRITTEN,
     DOMAINS,
+    LAST_BACKUP,
     RECONCILE_SECONDS,
     RECONCILES,
     SECRETS_GENERATED,
@@ -195,10 +197,25 @@ async def _reconcile_once(
     for action in ("created", "updated", "restored", "pruned"):
         CHILDREN_WRITTEN.labels(action=action).inc(len(getattr(result, action)))
     SECRETS_GENERATED.inc(len(result.generated_secrets))
+    _record_last_backup(body, result.status)
     for event_type, reason, message in result.events:
         kopf.event(body, type=event_type, reason=reason, message=message)
         (logger.warning if event_type == "Warning" else logger.info)(f"{reason}: {message}")
     return result.error is not None
+
+
+def _record_last_backup(body: kopf.Body, status: Mapping[str, Any]) -> None:
+    """es4ps_operator_last_backup_timestamp_seconds of a domain with a backup schedule (else no series)."""
+    metadata = body["metadata"]
+    labels = {"es4ps_namespace": metadata["namespace"], "es4ps_domain": metadata["name"]}
+    schedule = ((body.get("spec") or {}).get("directory") or {}).get("backup", {}).get("schedule")
+    if not schedule:
+        with contextlib.suppress(KeyError):
+            LAST_BACKUP.remove(*labels.values())
+        return
+    since = status.get("lastBackup") or metadata.get("creationTimestamp")
+    if since:
+        LAST_BACKUP.labels(**labels).set(datetime.datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp())
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -29,6 +29,11 @@ ES4PSDomain = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 ES4PSBackup = create_namespaced_resource(GROUP, VERSION, BACKUP_KIND, BACKUP_PLURAL)
 Certificate = create_namespaced_resource("cert-manager.io", "v1", "Certificate", "certificates")
 Issuer = create_namespaced_resource("cert-manager.io", "v1", "Issuer", "issuers")
+# The Prometheus Operator's kinds: written only where the cluster serves them (spec.monitoring).
+MONITORING_KINDS = (
+    create_namespaced_resource("monitoring.coreos.com", "v1", "PodMonitor", "podmonitors"),
+    create_namespaced_resource("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules"),
+)
 
 
 class KubeError(RuntimeError):
@@ -104,6 +109,20 @@ class KubeApi:
         except ApiError as error:
             if error.status.code != 404:
                 raise KubeError(f"deleting {resource.__name__} {name} failed: {_describe(error)}") from None
+
+    async def list_monitoring(self, domain: Domain) -> list[dict[str, Any]] | None:
+        """The domain's PodMonitors and PrometheusRules, or None when the cluster does not serve those kinds."""
+        selector = {naming.INSTANCE_LABEL: domain.name, naming.MANAGED_BY_LABEL: naming.FIELD_MANAGER}
+        found: list[dict[str, Any]] = []
+        for resource in MONITORING_KINDS:
+            try:
+                async for item in self.client.list(resource, namespace=domain.namespace, labels=selector):
+                    found.append({**item.to_dict(), "kind": resource._api_info.resource.kind})
+            except ApiError as error:
+                if error.status.code == 404:
+                    return None
+                raise KubeError(f"listing {resource.__name__}s failed: {_describe(error)}") from None
+        return found
 
     async def patch_domain_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Write the status subresource (a merge patch: conditions are replaced as a whole)."""

@@ -40,6 +40,7 @@ PORTAL = "portal"
 NETWORK = "network"
 SECRETS = "secrets"
 BACKUP = "backup"
+MONITORING = "monitoring"
 # Jobs acting on the DCs (a DC leaving, a database check): never "directory", whose Pods the Services select.
 MAINTENANCE = "maintenance"
 
@@ -105,6 +106,11 @@ def ca_issuer(domain: Domain) -> str:
 def broker(domain: Domain) -> str:
     """The broker's StatefulSet, headless Service and ConfigMap."""
     return child_name(domain, "broker")
+
+
+def broker_nodes(domain: Domain) -> str:
+    """The headless Service of a clustered broker's nodes (their DNS names, also before they are ready)."""
+    return child_name(domain, "broker-nodes")
 
 
 def broker_tls(domain: Domain) -> str:
@@ -181,6 +187,11 @@ def admin_password_secret(domain: Domain) -> str:
     return child_name(domain, "samba-admin")
 
 
+def broker_cookie_secret(domain: Domain) -> str:
+    """The Erlang cookie the nodes of a clustered broker share."""
+    return child_name(domain, "broker-erlang-cookie")
+
+
 def django_secret_key_secret(domain: Domain) -> str:
     return child_name(domain, "portal-secret-key")
 
@@ -221,3 +232,13 @@ def restore_job(domain: Domain) -> str:
 def worker_credentials_secret(domain: Domain) -> str:
     """The password of the workers' directory account (the DCs create the account with it)."""
     return child_name(domain, "worker-credentials")
+
+
+def disruption_budget(domain: Domain, component: str) -> str:
+    """The PodDisruptionBudget over a component's Pods."""
+    return child_name(domain, component)
+
+
+def monitor(domain: Domain, what: str) -> str:
+    """A PodMonitor (what: portal, worker, dc, broker) or, for "alerts", the PrometheusRule."""
+    return child_name(domain, what)

@@ -26,6 +26,13 @@ CHILDREN_WRITTEN = Counter(
 SECRETS_GENERATED = Counter("es4ps_operator_secrets_generated_total", "Secrets generated for domains")
 DOMAINS = Gauge("es4ps_operator_domains", "Domains this replica reconciles")
 LEADER = Gauge("es4ps_operator_leader", "1 while this replica is the active one, else 0")
+# Per domain with a backup schedule (the ES4PSBackupsStale alert): namespace and name as labels of their own,
+# since the series comes from the operator's Pod, whose `namespace` label is the operator's.
+LAST_BACKUP = Gauge(
+    "es4ps_operator_last_backup_timestamp_seconds",
+    "When the newest completed backup of a domain with a schedule finished (its creation before the first)",
+    ["es4ps_namespace", "es4ps_domain"],
+)
 
 
 async def _healthz(_: web.Request) -> web.Response:

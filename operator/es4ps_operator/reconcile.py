@@ -22,15 +22,17 @@ from . import backups as backup_rules
 from . import naming
 from .backups import BackupSummary
 from .builders import DesiredState, build_desired_state
-from .builders.common import Manifest, desired_hash, volume_claim
-from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable
+from .builders.common import Manifest, desired_hash, volume_claim, with_content_hash
+from .builders.monitoring import API_VERSION as MONITORING_API_VERSION
+from .builders.monitoring import build_monitoring
+from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable, summarize
 from .config import OperatorConfig
 from .cron import Cron, CronError
 from .directory_plan import plan_directory
 from .domain import Domain
 from .kube import KubeApi, KubeError
 from .recovery import plan_recovery
-from .status import READY, Check, Findings, compute_status, name_list
+from .status import MONITORING_NOT_CONFIGURED, MONITORING_READY, READY, Check, Findings, compute_status, name_list
 
 # Kubernetes Event types.
 NORMAL, WARNING = "Normal", "Warning"
@@ -82,6 +84,7 @@ async def reconcile(
     result = ReconcileResult()
     applied_generation = None
     result.error = refused_images(domain, config)
+    monitoring: Check | None = None
     recovery = plan_recovery(domain, config, previous_status, backups, observed)
     dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
     desired = build_desired_state(domain, config, dcs.images, [*dcs.jobs, *recovery.jobs], workloads=recovery.workloads)
@@ -94,6 +97,7 @@ async def reconcile(
             for job in [*dcs.finished_jobs, *recovery.finished_jobs]:
                 await api.delete("batch/v1", "Job", job, domain.namespace)
                 result.pruned.append(f"Job/{job}")
+            monitoring = await _converge_monitoring(domain, api, result, previous_status)
             applied_generation = domain.generation
         except KubeError as error:
             result.error = str(error)
@@ -107,6 +111,7 @@ async def reconcile(
         directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
         last_backup=last.completed_at if last else None,
         directory_state={"restored": True} if recovery.restored and domain.directory.recovery_backup else {},
+        monitoring=monitoring if monitoring is not None else _previous_check(previous_status, MONITORING_READY),
     )
     result.status = compute_status(
         domain, desired, children, previous_status, applied_generation, result.error, _now(), findings
@@ -152,6 +157,55 @@ async def _converge(
     for child in prunable(observed.values(), desired_keys, domain.uid):
         await api.delete(WATCHED_KINDS[child.kind].api_version, child.kind, child.name, domain.namespace)
         result.pruned.append(f"{child.kind}/{child.name}")
+
+
+async def _converge_monitoring(
+    domain: Domain, api: KubeApi, result: ReconcileResult, previous_status: Mapping[str, Any]
+) -> Check | None:
+    """Apply the PodMonitors and the PrometheusRule where the cluster serves them; remove them when disabled.
+
+    Returns MonitoringReady's check.
+
+    Not watched like the other children (the kinds may not exist): listed at each
+    reconciliation while monitoring is on, or was on, to converge and prune.
+    """
+    wanted = [with_content_hash(manifest) for manifest in build_monitoring(domain)]
+    was_on = _previous_check(previous_status, MONITORING_READY) is not None
+    not_configured = Check(None, MONITORING_NOT_CONFIGURED, "spec.monitoring.enabled is false")
+    if not wanted and not was_on:
+        return not_configured
+    listed = await api.list_monitoring(domain)
+    if listed is None:
+        if not wanted:
+            return not_configured
+        return Check(
+            False,
+            "PrometheusOperatorMissing",
+            "spec.monitoring.enabled, but the cluster does not serve the Prometheus Operator's PodMonitor and "
+            "PrometheusRule (monitoring.coreos.com/v1): install it, or disable monitoring",
+        )
+    observed = {summary.key: summary for summary in map(summarize, listed)}
+    for manifest in wanted:
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        if needs_apply(manifest, observed.get(key)):
+            await api.apply(manifest)
+            (result.created if key not in observed else result.updated).append("/".join(key))
+    wanted_keys = {(m["kind"], m["metadata"]["name"]) for m in wanted}
+    for child in prunable(observed.values(), wanted_keys, domain.uid):
+        await api.delete(MONITORING_API_VERSION, child.kind, child.name, domain.namespace)
+        result.pruned.append(f"{child.kind}/{child.name}")
+    if not wanted:
+        return not_configured
+    return Check(True, "Written", "PodMonitors and PrometheusRule " + _names([m["metadata"]["name"] for m in wanted]))
+
+
+def _previous_check(previous_status: Mapping[str, Any], kind: str) -> Check | None:
+    """A condition of the last status, unless it said the feature is not configured."""
+    for condition in previous_status.get("conditions") or []:
+        if condition.get("type") == kind and condition.get("reason") != MONITORING_NOT_CONFIGURED:
+            ready = {"True": True, "False": False}.get(condition.get("status"))
+            return Check(ready, condition.get("reason", ""), condition.get("message", ""))
+    return None
 
 
 def _backup_volumes(domain: Domain) -> list[Manifest]:

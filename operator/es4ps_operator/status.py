@@ -25,8 +25,10 @@ PORTAL_READY = "PortalReady"
 # Not part of Ready (a domain serves people while they are False), but what an on-call engineer watches.
 REPLICATION_HEALTHY = "ReplicationHealthy"
 BACKUPS_HEALTHY = "BackupsHealthy"
+MONITORING_READY = "MonitoringReady"
 COMPONENTS = (CERTIFICATES_READY, BROKER_READY, DIRECTORY_READY, PORTAL_READY)
-CONDITION_TYPES = (READY, *COMPONENTS, REPLICATION_HEALTHY, BACKUPS_HEALTHY)
+CONDITION_TYPES = (READY, *COMPONENTS, REPLICATION_HEALTHY, BACKUPS_HEALTHY, MONITORING_READY)
+MONITORING_NOT_CONFIGURED = "NotConfigured"
 
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
@@ -49,9 +51,10 @@ class Check:
 class Findings:
     """What the status says beyond the children's readiness (each None when there is nothing to say)."""
 
-    # ReplicationHealthy and BackupsHealthy.
+    # ReplicationHealthy, BackupsHealthy and MonitoringReady.
     replication: Check | None = None
     backups: Check | None = None
+    monitoring: Check | None = None
     # Overrides DirectoryReady: a restore that cannot start or is running, a DC step that failed.
     directory: Check | None = None
     # Added to DirectoryReady's message: a DC leaving, an image roll-out.
@@ -169,6 +172,7 @@ def compute_status(
 
     checks[REPLICATION_HEALTHY] = findings.replication or Check(None, "NotReported", "not reported yet")
     checks[BACKUPS_HEALTHY] = findings.backups or Check(None, "NotConfigured", "spec.directory.backup is not set")
+    checks[MONITORING_READY] = findings.monitoring or Check(None, "NotReported", "not checked yet")
 
     previous = previous or {}
     previous_conditions = {c.get("type"): c for c in previous.get("conditions") or []}

@@ -16,7 +16,11 @@ from pathlib import Path
 
 from es4ps_contract.tasks import RESULTS_QUEUE
 from es4ps_localcluster.processes import free_port, start_process, stop_process_group, wait_until
-from es4ps_operator.builders.broker import broker_definitions, rabbitmq_conf  # as the operator writes them
+from es4ps_operator.builders.broker import (  # as the operator writes them
+    ENABLED_PLUGINS,
+    broker_definitions,
+    rabbitmq_conf,
+)
 from es4ps_operator.naming import BROKER_VHOST
 from es4ps_operator.naming import PORTAL_BROKER_USER as PORTAL_USER
 from es4ps_operator.naming import WORKER_BROKER_USER as WORKER_USER
@@ -36,6 +40,7 @@ class RabbitMQ:
         self.ca = ca
         self.host = "127.0.0.1"
         self.port = 0
+        self.metrics_port = 0
         self.node_name = f"es4ps-test-{os.getpid()}-{secrets.token_hex(3)}@localhost"
         self.log = directory / "rabbitmq.log"
         self.server_cert = ca.issue("rabbitmq-server", "rabbitmq", server_names=("localhost", "127.0.0.1"))
@@ -47,6 +52,11 @@ class RabbitMQ:
     @property
     def url(self) -> str:
         return f"amqps://{self.host}:{self.port}/{BROKER_VHOST}"
+
+    @property
+    def metrics_url(self) -> str:
+        """rabbitmq_prometheus's per-object metrics, as the domain's PodMonitor scrapes them."""
+        return f"http://{self.host}:{self.metrics_port}/metrics"
 
     def env_for(self, user: str) -> dict[str, str]:
         """The ES4PS_BROKER_* variables of a component logging in as `user`."""
@@ -71,7 +81,7 @@ class RabbitMQ:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
         (d / "definitions.json").write_text(json.dumps(broker_definitions(), indent=1))
-        (d / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
+        (d / "enabled_plugins").write_text(ENABLED_PLUGINS)
         (d / "rabbitmq-env.conf").write_text("")
         # The operator's configuration, with this node's port, files and logging.
         (d / "rabbitmq.conf").write_text(
@@ -84,6 +94,9 @@ class RabbitMQ:
                     "log.file.level": "info",
                     # The test machine's disk may be fuller than RabbitMQ's default alarm allows.
                     "disk_free_limit.absolute": "50MB",
+                    # rabbitmq_prometheus on a port of this node's own (its default, 15692, is host-wide).
+                    "prometheus.tcp.port": str(self.metrics_port),
+                    "prometheus.tcp.ip": self.host,
                 },
             )
         )
@@ -93,6 +106,7 @@ class RabbitMQ:
         first_start = not self.port
         if first_start:
             self.port = free_port()
+            self.metrics_port = free_port()
             epmd_port = free_port()
             dist_port = free_port()
             self._write_config()

@@ -20,7 +20,7 @@ from es4ps_contract.keys import load_sealing_public_key, load_signing_key
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, CreateUser, Operation, Task
-from es4ps_contract.transport import broker_queue, celery_settings
+from es4ps_contract.transport import celery_settings
 from es4ps_localcluster.processes import wait_until
 from kombu import Consumer
 
@@ -76,7 +76,7 @@ class TaskClient:
                 self._connection.connect()
                 self._consumer = Consumer(
                     self._connection.channel(),
-                    queues=[broker_queue(RESULTS_QUEUE)],
+                    queues=[self.app.amqp.queues[RESULTS_QUEUE]],
                     callbacks=[self._on_result],
                     accept=["json"],
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -74,12 +75,15 @@ def test_rbac_is_the_operators_tested_rules_without_wildcards():
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
 
-def test_crd_chart_is_the_repository_crd_kept_on_uninstall():
-    rendered = [d for d in yaml.safe_load_all(helm("template", "crds", str(CRD_CHART)).stdout) if d]
-    assert [d["kind"] for d in rendered] == ["CustomResourceDefinition"]
-    source = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
-    assert rendered[0]["spec"] == source["spec"]
-    assert rendered[0]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+def test_crd_chart_is_the_repository_crds_kept_on_uninstall():
+    by_name = lambda crds: sorted(crds, key=lambda crd: crd["metadata"]["name"])  # noqa: E731
+    rendered = by_name(d for d in yaml.safe_load_all(helm("template", "crds", str(CRD_CHART)).stdout) if d)
+    sources = by_name(yaml.safe_load(path.read_text()) for path in (ROOT / "crds").glob("es4ps.io_*.yaml"))
+    assert [d["metadata"]["name"] for d in rendered] == [s["metadata"]["name"] for s in sources]
+    for crd, source in zip(rendered, sources, strict=True):
+        assert crd["kind"] == "CustomResourceDefinition"
+        assert crd["spec"] == source["spec"]
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert not any(d["kind"] == "CustomResourceDefinition" for d in render())
 
 
@@ -150,3 +154,14 @@ def test_domains_may_name_images_only_from_the_registries_the_values_allow():
     [default] = [o for o in render() if o["kind"] == "Deployment"]
     env = {e["name"]: e.get("value") for e in default["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ES4PS_ALLOWED_IMAGE_REGISTRIES"] == ""
+
+
+def test_the_grafana_dashboard_is_a_configmap_for_the_sidecar_with_the_data_path():
+    assert not [d for d in render() if d["kind"] == "ConfigMap"]
+    (dashboard,) = [d for d in render("metrics.grafanaDashboard.enabled=true") if d["kind"] == "ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    content = json.loads(dashboard["data"]["es4ps-data-path.json"])
+    expressions = [t["expr"] for panel in content["panels"] for t in panel["targets"]]
+    assert any('queue="es4ps.provisioning"' in e for e in expressions)
+    assert any("es4ps_worker_tasks_total" in e for e in expressions)
+    assert any("es4ps_dc_replication_healthy" in e for e in expressions)

@@ -15,6 +15,8 @@ def without_netbios(spec):
     spec.pop("netbiosName")
 
 
+S3 = {"endpoint": "https://s3.example", "bucket": "backups", "credentialsSecretRef": {"name": "s3"}}
+
 # (what is wrong, how to break the example's spec, the field the refusal must name)
 INVALID = [
     ("realm with one label", lambda s: s.update(realm="localhost"), "spec.realm"),
@@ -66,6 +68,37 @@ INVALID = [
         "spec.portal.registration.linkValidityHours",
     ),
     ("unknown SMTP security", lambda s: s["portal"]["smtp"].update(security="ssl"), "spec.portal.smtp.security"),
+    ("no domain controller", lambda s: s["directory"].update(replicas=0), "spec.directory.replicas"),
+    (
+        "backups to a volume and to S3 at once",
+        lambda s: s["directory"].update(backup={"destination": {"volume": {}, "s3": S3}}),
+        "spec.directory.backup.destination",
+    ),
+    (
+        "backups to nowhere",
+        lambda s: s["directory"].update(backup={"destination": {}}),
+        "spec.directory.backup.destination",
+    ),
+    (
+        "a schedule that is no cron expression",
+        lambda s: s["directory"].update(backup={"schedule": "daily", "destination": {"volume": {}}}),
+        "spec.directory.backup.schedule",
+    ),
+    (
+        "keeping no backup",
+        lambda s: s["directory"].update(backup={"keep": 0, "destination": {"volume": {}}}),
+        "spec.directory.backup.keep",
+    ),
+    (
+        "an S3 endpoint that is no URL",
+        lambda s: s["directory"].update(backup={"destination": {"s3": {**S3, "endpoint": "minio:9000"}}}),
+        "spec.directory.backup.destination.s3.endpoint",
+    ),
+    (
+        "a recovery naming no backup",
+        lambda s: s["directory"].update(bootstrap={"recovery": {}}),
+        "spec.directory.bootstrap.recovery.backup",
+    ),
     ("SMTP port out of range", lambda s: s["portal"]["smtp"].update(port=70000), "spec.portal.smtp.port"),
 ]
 
@@ -110,16 +143,67 @@ IMMUTABLE = [
         "spec.portal.storage",
         "portal.storage is immutable",
     ),
+    (
+        "recovery added later",
+        lambda s: s["directory"].update(bootstrap={"recovery": {"backup": "acme-1"}}),
+        "spec.directory.bootstrap",
+        "never added or removed later",
+    ),
+]
+RECOVERED = [
+    (
+        "recovery backup",
+        lambda s: s["directory"]["bootstrap"]["recovery"].update(backup="acme-2"),
+        "spec.directory.bootstrap",
+        "directory.bootstrap is immutable",
+    ),
+    (
+        "recovery removed",
+        lambda s: s["directory"].pop("bootstrap"),
+        "spec.directory.bootstrap",
+        "never added or removed later",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("what", "change", "field", "message"), IMMUTABLE, ids=[case[0] for case in IMMUTABLE])
+@pytest.mark.parametrize(
+    ("what", "change", "field", "message"), IMMUTABLE + RECOVERED, ids=[case[0] for case in IMMUTABLE + RECOVERED]
+)
 def test_immutable_fields_cannot_change(es4ps_crd, domain_namespace, what, change, field, message):
     # No operator serves this namespace: the object is only stored.
     domain = example_domain(domain_namespace)
+    if (what, change, field, message) in RECOVERED:
+        domain["spec"]["directory"]["bootstrap"] = {"recovery": {"backup": "acme-1"}}
     es4ps_crd.apply(yaml.safe_dump(domain))
     changed = copy.deepcopy(domain)
     change(changed["spec"])
     refused = es4ps_crd.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(changed), check=False)
     assert refused.returncode != 0, f"changing the {what} was accepted"
     assert field in refused.stderr and message in refused.stderr, refused.stderr
+
+
+def backup(namespace: str, **spec) -> dict:
+    return {
+        "apiVersion": "es4ps.io/v1alpha1",
+        "kind": "ES4PSBackup",
+        "metadata": {"name": "acme-manual", "namespace": namespace},
+        "spec": {"domain": "acme", **spec},
+    }
+
+
+def test_an_es4psbackup_names_a_domain_and_never_changes(es4ps_crd, domain_namespace):
+    refused = es4ps_crd.kubectl(
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=yaml.safe_dump(backup(domain_namespace, domain="Acme!")),
+        check=False,
+    )
+    assert refused.returncode != 0 and "spec.domain" in refused.stderr, refused.stderr
+
+    es4ps_crd.apply(yaml.safe_dump(backup(domain_namespace)))
+    changed = es4ps_crd.kubectl(
+        "apply", "--server-side", "-f", "-", input=yaml.safe_dump(backup(domain_namespace, domain="beta")), check=False
+    )
+    assert changed.returncode != 0 and "an ES4PSBackup's spec is immutable" in changed.stderr, changed.stderr

@@ -1,4 +1,4 @@
-"""The RabbitMQ broker of a domain: ConfigMap, headless Service and a one-Pod StatefulSet.
+"""The RabbitMQ broker of a domain: ConfigMap, headless Service and a StatefulSet of 1 or 3 (5, 7) nodes.
 
 The broker listens only on 5671 with TLS, requires a client certificate signed
 by the domain's CA and logs the client in as the user named by the
@@ -6,6 +6,12 @@ certificate's common name (EXTERNAL), so no component holds a broker password.
 Users, permissions and the two queues come from definitions loaded at boot.
 The configuration is written for RabbitMQ 3.10 (Debian 12) and later: new-style
 rabbitmq.conf, an enabled_plugins file, `load_definitions`.
+
+A clustered broker (spec.broker.replicas 3, 5 or 7) finds its peers by their
+StatefulSet names (classic_config: stable DNS names need no API access, so the
+Pods keep running without a ServiceAccount token), talks Erlang distribution
+over TLS with the broker's own certificate, keeps the two queues as quorum
+queues replicated on every node, and pauses a minority side of a partition.
 """
 
 from __future__ import annotations
@@ -23,15 +29,20 @@ from ..domain import Domain
 from .common import (
     Manifest,
     content_hash,
+    disruption_budget,
     env,
+    env_from_field,
     memory_volume,
     metadata,
     mount,
+    placed,
     restricted_security_context,
+    secret_volume,
     service,
     statefulset,
     tls_volume,
 )
+from .monitoring import BROKER_METRICS_PORT, BROKER_METRICS_PORT_NUMBER
 
 CONFIG_DIR = "/etc/rabbitmq"
 TLS_DIR = "/etc/es4ps/broker-tls"
@@ -70,13 +81,15 @@ def rabbitmq_conf(
         "ssl_cert_login_from": "common_name",
         "load_definitions": definitions_file,
         "total_memory_available_override_value": str(MEMORY_LIMIT_BYTES),
+        # rabbitmq_prometheus: per-queue series (two queues), so alerts can name the provisioning queue.
+        "prometheus.return_per_object_metrics": "true",
         **extra,
     }
     lines = ["# Written by the es4ps operator. TLS only: no plain AMQP listener."]
     return "\n".join(lines + [f"{name} = {value}" for name, value in settings.items()]) + "\n"
 
 
-ENABLED_PLUGINS = "[rabbitmq_auth_mechanism_ssl].\n"
+ENABLED_PLUGINS = "[rabbitmq_auth_mechanism_ssl,rabbitmq_prometheus].\n"
 
 
 def _exactly(*names: str) -> str:
@@ -84,7 +97,7 @@ def _exactly(*names: str) -> str:
     return "^(" + "|".join(re.escape(name) for name in names) + ")$"
 
 
-def broker_definitions() -> dict[str, Any]:
+def broker_definitions(queue_type: str = "classic", nodes: int = 1) -> dict[str, Any]:
     """The vhost, the password-less users, their least privileges and the queues the broker starts with.
 
     The topology (queues, their same-named direct exchanges, the bindings) is
@@ -94,6 +107,7 @@ def broker_definitions() -> dict[str, Any]:
     and republishes the tasks it retries.
     """
     vhost, queues = naming.BROKER_VHOST, (PROVISIONING_QUEUE, RESULTS_QUEUE)
+    queue_arguments = {"x-queue-type": "quorum", "x-quorum-initial-group-size": nodes} if queue_type == "quorum" else {}
 
     def permissions(user: str, writes: tuple[str, ...], reads: str) -> dict[str, str]:
         return {"user": user, "vhost": vhost, "configure": "^$", "write": _exactly(*writes), "read": _exactly(reads)}
@@ -110,7 +124,8 @@ def broker_definitions() -> dict[str, Any]:
             permissions(naming.WORKER_BROKER_USER, queues, PROVISIONING_QUEUE),
         ],
         "queues": [
-            {"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}} for queue in queues
+            {"name": queue, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": queue_arguments}
+            for queue in queues
         ],
         "exchanges": [
             {
@@ -138,14 +153,50 @@ def broker_definitions() -> dict[str, Any]:
     }
 
 
-def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
-    """ConfigMap, headless Service and StatefulSet of the domain's broker."""
-    name = naming.broker(domain)
-    config_data = {
-        "rabbitmq.conf": rabbitmq_conf(),
-        "enabled_plugins": ENABLED_PLUGINS,
-        "definitions.json": json.dumps(broker_definitions(), indent=2, sort_keys=True) + "\n",
+def node_host(domain: Domain, cluster_domain: str, index: int) -> str:
+    """The stable DNS name of node `index` of a clustered broker (its Pod behind the nodes' Service)."""
+    return f"{naming.broker(domain)}-{index}.{naming.broker_nodes(domain)}.{domain.namespace}.svc.{cluster_domain}"
+
+
+def cluster_settings(domain: Domain, cluster_domain: str) -> dict[str, str]:
+    """rabbitmq.conf settings of a clustered broker: its peers by name, and what a partition does."""
+    settings = {
+        "cluster_formation.peer_discovery_backend": "classic_config",
+        # A minority side of a partition stops serving until it sees the majority again (no split brain).
+        "cluster_partition_handling": "pause_minority",
+        "queue_leader_locator": "balanced",
     }
+    for index in range(domain.broker.replicas):
+        settings[f"cluster_formation.classic_config.nodes.{index + 1}"] = (
+            f"rabbit@{node_host(domain, cluster_domain, index)}"
+        )
+    return settings
+
+
+def inter_node_tls_config(tls_dir: str = TLS_DIR) -> str:
+    """Erlang's ssl_dist_optfile: nodes of a cluster talk TLS both ways, each showing the broker certificate."""
+    files = f'{{cacertfile, "{tls_dir}/ca.crt"}}, {{certfile, "{tls_dir}/tls.crt"}}, {{keyfile, "{tls_dir}/tls.key"}}'
+    server = f"{files}, {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}, {{secure_renegotiate, true}}"
+    client = f"{files}, {{verify, verify_peer}}, {{secure_renegotiate, true}}"
+    return f"[\n  {{server, [{server}]}},\n  {{client, [{client}]}}\n].\n"
+
+
+def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
+    """ConfigMap, headless Service, StatefulSet and PodDisruptionBudget of the domain's broker."""
+    name = naming.broker(domain)
+    clustered = domain.broker.clustered
+    queue_type = "quorum" if clustered else "classic"
+    conf = rabbitmq_conf(
+        extra={**POD_LOGGING, **(cluster_settings(domain, config.cluster_domain) if clustered else {})}
+    )
+    config_data = {
+        "rabbitmq.conf": conf,
+        "enabled_plugins": ENABLED_PLUGINS,
+        "definitions.json": json.dumps(broker_definitions(queue_type, domain.broker.replicas), indent=2, sort_keys=True)
+        + "\n",
+    }
+    if clustered:
+        config_data["inter_node_tls.config"] = inter_node_tls_config()
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -162,23 +213,94 @@ def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
             "ports": [{"name": "amqps", "port": naming.BROKER_PORT, "targetPort": "amqps", "protocol": "TCP"}],
         },
     )
-    return [config_map, headless, _statefulset(domain, config, content_hash(config_data))]
+    manifests = [config_map, headless]
+    if clustered:
+        # The nodes' own names, published before they are ready: a node must reach its peers to boot.
+        manifests.append(
+            service(
+                domain,
+                naming.broker_nodes(domain),
+                naming.BROKER,
+                {
+                    "clusterIP": "None",
+                    "publishNotReadyAddresses": True,
+                    "selector": naming.selector(domain, naming.BROKER),
+                    "ports": [
+                        {"name": "epmd", "port": 4369, "targetPort": 4369, "protocol": "TCP"},
+                        {"name": "cluster", "port": 25672, "targetPort": 25672, "protocol": "TCP"},
+                    ],
+                },
+            )
+        )
+    # A cluster keeps a majority through drains; one node can only go.
+    budget = {"minAvailable": domain.broker.replicas // 2 + 1} if clustered else {"maxUnavailable": 1}
+    return [
+        *manifests,
+        _statefulset(domain, config, content_hash(config_data)),
+        disruption_budget(domain, naming.BROKER, **budget),
+    ]
+
+
+COOKIE_DIR = "/etc/es4ps/erlang-cookie"
+
+
+def _node_env(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
+    """The node's name, and for a cluster its Erlang distribution over TLS (also for rabbitmqctl in the Pod)."""
+    if not domain.broker.clustered:
+        # A fixed node name keeps the data directory valid whatever the Pod's host name is.
+        return [env("RABBITMQ_NODENAME", "rabbit@localhost")]
+    nodes = f"{naming.broker_nodes(domain)}.{domain.namespace}.svc.{config.cluster_domain}"
+    tls_dist = f"-proto_dist inet_tls -ssl_dist_optfile {CONFIG_DIR}/inter_node_tls.config"
+    return [
+        env_from_field("POD_NAME", "metadata.name"),
+        env("RABBITMQ_USE_LONGNAME", "true"),
+        env("RABBITMQ_NODENAME", f"rabbit@$(POD_NAME).{nodes}"),
+        env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", tls_dist),
+        env("RABBITMQ_CTL_ERL_ARGS", tls_dist),
+    ]
+
+
+def _cookie_init_container(image: str, pull_policy: str) -> dict[str, Any]:
+    """Copies the cluster's Erlang cookie into the volume: Erlang wants it owned by the node's user, mode 0400."""
+    cookie = f"{DATA_DIR}/.erlang.cookie"
+    return {
+        "name": "erlang-cookie",
+        "image": image,
+        "imagePullPolicy": pull_policy,
+        "command": [
+            "sh",
+            "-c",
+            f'install -m 0400 "{COOKIE_DIR}/cookie" "{cookie}.new" && mv -f "{cookie}.new" "{cookie}"',
+        ],
+        "securityContext": restricted_security_context(),
+        "volumeMounts": [mount("erlang-cookie", COOKIE_DIR), mount("data", DATA_DIR, read_only=False)],
+    }
 
 
 def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Manifest:
     tcp_probe = {"tcpSocket": {"port": "amqps"}}
+    image = domain.broker.image or config.images.broker
+    clustered = domain.broker.clustered
+    ports = [
+        {"name": "amqps", "containerPort": naming.BROKER_PORT, "protocol": "TCP"},
+        {"name": BROKER_METRICS_PORT, "containerPort": BROKER_METRICS_PORT_NUMBER, "protocol": "TCP"},
+    ]
+    if clustered:
+        ports += [
+            {"name": "epmd", "containerPort": 4369, "protocol": "TCP"},
+            {"name": "cluster", "containerPort": 25672, "protocol": "TCP"},
+        ]
     container = {
         "name": "rabbitmq",
-        "image": domain.broker.image or config.images.broker,
+        "image": image,
         "imagePullPolicy": config.images.pull_policy,
         "env": [
-            # A fixed node name keeps the data directory valid whatever the Pod's host name is.
-            env("RABBITMQ_NODENAME", "rabbit@localhost"),
+            *_node_env(domain, config),
             env("RABBITMQ_CONFIG_FILE", f"{CONFIG_DIR}/rabbitmq.conf"),
             env("RABBITMQ_ENABLED_PLUGINS_FILE", f"{CONFIG_DIR}/enabled_plugins"),
             env("HOME", DATA_DIR),
         ],
-        "ports": [{"name": "amqps", "containerPort": naming.BROKER_PORT, "protocol": "TCP"}],
+        "ports": ports,
         "readinessProbe": tcp_probe | {"periodSeconds": 10, "failureThreshold": 3},
         "livenessProbe": tcp_probe | {"initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 5},
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": MEMORY_LIMIT}},
@@ -192,7 +314,13 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
             mount("logs", "/var/log/rabbitmq", read_only=False),
         ],
     }
-    pod_spec = {
+    volumes = [
+        {"name": "config", "configMap": {"name": naming.broker(domain)}},
+        tls_volume("tls", naming.broker_tls(domain)),
+        memory_volume("tmp"),
+        memory_volume("logs"),
+    ]
+    pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {
@@ -203,23 +331,26 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
         },
         "terminationGracePeriodSeconds": 60,
         "containers": [container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": naming.broker(domain)}},
-            tls_volume("tls", naming.broker_tls(domain)),
-            memory_volume("tmp"),
-            memory_volume("logs"),
-        ],
+        "volumes": volumes,
     }
+    spec: dict[str, Any] = {}
+    if clustered:
+        pod_spec["initContainers"] = [_cookie_init_container(image, config.images.pull_policy)]
+        volumes.append(secret_volume("erlang-cookie", naming.broker_cookie_secret(domain), {"cookie": "cookie"}))
+        # Nodes boot together (each waits for its peers); a rolling update still goes one Pod at a time.
+        spec = {"serviceName": naming.broker_nodes(domain), "podManagementPolicy": "Parallel"}
     pod_metadata = {
         "labels": naming.labels(domain, naming.BROKER),
         "annotations": {naming.CONFIG_HASH_ANNOTATION: config_hash},
     }
+    selector = naming.selector(domain, naming.BROKER)
     return statefulset(
         domain,
         naming.broker(domain),
         naming.BROKER,
-        naming.selector(domain, naming.BROKER),
-        replicas=1,
-        pod={"metadata": pod_metadata, "spec": pod_spec},
+        selector,
+        replicas=domain.broker.replicas,
+        pod={"metadata": pod_metadata, "spec": placed(pod_spec, domain.broker.placement, selector)},
         storage=domain.broker.storage,
+        **spec,
     )

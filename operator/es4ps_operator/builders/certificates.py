@@ -21,6 +21,7 @@ from typing import Any
 from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
+from .broker import node_host
 from .common import Manifest, metadata
 
 API_VERSION = "cert-manager.io/v1"
@@ -105,14 +106,13 @@ def build_certificates(domain: Domain, config: OperatorConfig, dc_indexes: list[
         },
     ]
     broker = naming.broker(domain)
-    manifests.append(
-        _leaf(
-            domain,
-            naming.broker_tls(domain),
-            SERVER_USAGES,
-            dnsNames=service_dns_names(broker, ns, cluster_domain) + [f"{broker}-0.{broker}.{ns}.svc.{cluster_domain}"],
-        )
-    )
+    broker_names = service_dns_names(broker, ns, cluster_domain) + [f"{broker}-0.{broker}.{ns}.svc.{cluster_domain}"]
+    broker_usages = SERVER_USAGES
+    if domain.broker.clustered:
+        # Each node shows this certificate to its peers too (Erlang distribution over TLS, both ways).
+        broker_names += [node_host(domain, cluster_domain, index) for index in range(domain.broker.replicas)]
+        broker_usages = [*SERVER_USAGES, "client auth"]
+    manifests.append(_leaf(domain, naming.broker_tls(domain), broker_usages, dnsNames=broker_names))
     manifests.append(
         _leaf(domain, naming.portal_broker_tls(domain), CLIENT_USAGES, commonName=naming.PORTAL_BROKER_USER)
     )

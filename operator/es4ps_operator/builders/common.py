@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from .. import naming
-from ..domain import Domain
+from ..domain import Domain, Placement
 
 Manifest = dict[str, Any]
 
@@ -175,3 +175,51 @@ def statefulset(
 
 def service(domain: Domain, name: str, component: str, spec: dict[str, Any]) -> Manifest:
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(domain, name, component), "spec": spec}
+
+
+def spread_constraints(placement: Placement, selector: dict[str, str]) -> list[dict[str, Any]]:
+    """The Pods' topology spread: the domain's own constraints, or over nodes and then zones, as far as possible.
+
+    ScheduleAnyway by default: a one-node cluster still runs every Pod; the scheduler spreads where it can.
+    A constraint without labelSelector counts this component's Pods of the domain.
+    """
+    if placement.topology_spread is not None:
+        return [{"labelSelector": {"matchLabels": selector}} | dict(c) for c in placement.topology_spread]
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+    ]
+
+
+def placed(pod_spec: dict[str, Any], placement: Placement, selector: dict[str, str]) -> dict[str, Any]:
+    """`pod_spec` with the component's spread and priority class."""
+    placed_spec = {**pod_spec, "topologySpreadConstraints": spread_constraints(placement, selector)}
+    if placement.priority_class:
+        placed_spec["priorityClassName"] = placement.priority_class
+    return placed_spec
+
+
+def disruption_budget(domain: Domain, component: str, **budget: int) -> Manifest:
+    """A PodDisruptionBudget over the component's Pods (`budget`: minAvailable or maxUnavailable)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(domain, naming.disruption_budget(domain, component), component),
+        "spec": {"selector": {"matchLabels": naming.selector(domain, component)}, **budget},
+    }
+
+
+def broker_client_env(domain: Domain, cluster_domain: str, tls_dir: str) -> list[dict[str, Any]]:
+    """How the portal and the workers reach the broker: its URL, their client certificate, the queues' type."""
+    return [
+        env("ES4PS_BROKER_URL", naming.broker_url(domain, cluster_domain)),
+        env("ES4PS_BROKER_CA_FILE", f"{tls_dir}/ca.crt"),
+        env("ES4PS_BROKER_CERT_FILE", f"{tls_dir}/tls.crt"),
+        env("ES4PS_BROKER_KEY_FILE", f"{tls_dir}/tls.key"),
+        env("ES4PS_BROKER_QUEUE_TYPE", "quorum" if domain.broker.clustered else "classic"),
+    ]

@@ -32,17 +32,21 @@ from ..domain import Domain
 from .common import (
     CONTAINER_READABLE,
     Manifest,
+    broker_client_env,
+    disruption_budget,
     env,
     env_from_field,
     exec_probe,
     memory_volume,
     mount,
+    placed,
     restricted_security_context,
     secret_volume,
     service,
     statefulset,
     tls_volume,
 )
+from .monitoring import DC_HEALTH_PORT_NAME
 
 DATA_DIR = "/var/lib/samba"
 ADMIN_DIR = "/etc/es4ps/admin"
@@ -80,7 +84,11 @@ DC_PORTS = [
 
 def build_directory(domain: Domain, config: OperatorConfig, dcs: Mapping[int, str]) -> list[Manifest]:
     """Services and one StatefulSet per domain controller (`dcs`: index -> image)."""
-    manifests: list[Manifest] = [_directory_service(domain)]
+    # A drain takes one DC at a time: the others keep serving logins and provisioning.
+    manifests: list[Manifest] = [
+        _directory_service(domain),
+        disruption_budget(domain, naming.DIRECTORY, maxUnavailable=1),
+    ]
     for index, image in sorted(dcs.items()):
         manifests.append(_dc_headless_service(domain, index))
         if not domain.directory.host_network:
@@ -189,7 +197,10 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-samba-dc", "run"],
         "env": dc_env,
-        "ports": [{"name": name, "containerPort": port, "protocol": protocol} for name, port, protocol in DC_PORTS],
+        "ports": [
+            *({"name": name, "containerPort": port, "protocol": protocol} for name, port, protocol in DC_PORTS),
+            {"name": DC_HEALTH_PORT_NAME, "containerPort": naming.DC_HEALTH_PORT, "protocol": "TCP"},
+        ],
         # Provisioning or joining takes a while on first start; liveness waits for it.
         "startupProbe": exec_probe(live, period_s=5, failures=120, timeout_s=10),
         "livenessProbe": exec_probe(live, period_s=30, failures=4, timeout_s=10),
@@ -218,10 +229,7 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
         "command": ["es4ps-worker"],
         "env": [
             *_domain_env(domain),
-            env("ES4PS_BROKER_URL", naming.broker_url(domain, config.cluster_domain)),
-            env("ES4PS_BROKER_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
-            env("ES4PS_BROKER_CERT_FILE", f"{BROKER_TLS_DIR}/tls.crt"),
-            env("ES4PS_BROKER_KEY_FILE", f"{BROKER_TLS_DIR}/tls.key"),
+            *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
             env("ES4PS_SEALING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/sealing-private.key"),
             env("ES4PS_SIGNING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/signing-public.key"),
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
@@ -287,7 +295,17 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str)
     }
     if domain.directory.node_selector:
         pod_spec["nodeSelector"] = dict(domain.directory.node_selector)
-    return pod_spec
+    every_dc = naming.selector(domain, naming.DIRECTORY)
+    if domain.directory.host_network:
+        # DCs on the host network bind the node's ports: one per node, whatever else is asked.
+        pod_spec["affinity"] = {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": every_dc}, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            }
+        }
+    return placed(pod_spec, domain.directory.placement, every_dc)
 
 
 def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int, image: str) -> Manifest:

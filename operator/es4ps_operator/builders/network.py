@@ -1,7 +1,8 @@
 """NetworkPolicies of a domain: who may reach the broker and the portal.
 
-    <domain>-broker  only the portal's and the DCs' Pods reach 5671
+    <domain>-broker  only the portal's and the DCs' Pods reach 5671 (a cluster's nodes: 4369, 25672)
     <domain>-portal  only the ingress controller's Pods reach 8000
+    with spec.monitoring.enabled, Prometheus's namespace reaches both metrics ports
 
 A DC in HostNetwork mode talks from its node's address, which no Pod
 selector matches: the broker then admits 5671 from spec.directory.nodeCIDRs,
@@ -17,6 +18,7 @@ from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import Manifest, metadata
+from .monitoring import BROKER_METRICS_PORT, PORTAL_METRICS_PORT
 
 
 def _policy(domain: Domain, name: str, pod_component: str, ingress: list[dict[str, Any]]) -> Manifest:
@@ -46,10 +48,23 @@ def build_network_policies(domain: Domain, config: OperatorConfig) -> list[Manif
         else:
             broker_rules = [{"ports": broker_port}]
 
+    if domain.broker.clustered:
+        # The nodes of a clustered broker talk among themselves (epmd, Erlang distribution over TLS).
+        cluster_ports = [{"protocol": "TCP", "port": port} for port in (4369, 25672)]
+        broker_rules.append(
+            {"from": [{"podSelector": {"matchLabels": naming.selector(domain, naming.BROKER)}}], "ports": cluster_ports}
+        )
+
     ingress_peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": dict(domain.portal.ingress_namespace_labels)}}
     if domain.portal.ingress_pod_labels:
         ingress_peer["podSelector"] = {"matchLabels": dict(domain.portal.ingress_pod_labels)}
     portal_rules = [{"from": [ingress_peer], "ports": [{"protocol": "TCP", "port": naming.PORTAL_HTTP_PORT}]}]
+
+    if domain.monitoring.enabled:
+        # Prometheus scrapes the metrics ports (by name: each Pod declares its own).
+        scraper = [{"namespaceSelector": {"matchLabels": dict(domain.monitoring.namespace_labels)}}]
+        broker_rules.append({"from": scraper, "ports": [{"protocol": "TCP", "port": BROKER_METRICS_PORT}]})
+        portal_rules.append({"from": scraper, "ports": [{"protocol": "TCP", "port": PORTAL_METRICS_PORT}]})
 
     return [
         _policy(domain, naming.broker_network_policy(domain), naming.BROKER, broker_rules),

@@ -16,12 +16,15 @@ from ..config import OperatorConfig
 from ..domain import Domain
 from .common import (
     Manifest,
+    broker_client_env,
+    disruption_budget,
     env,
     env_from_secret,
     http_probe,
     memory_volume,
     metadata,
     mount,
+    placed,
     restricted_security_context,
     secret_volume,
     service,
@@ -41,7 +44,12 @@ PORTAL_UID = 10001
 
 def build_portal(domain: Domain, config: OperatorConfig) -> list[Manifest]:
     """StatefulSet and Service of the portal, and its Ingress unless spec.portal.ingress.enabled is false."""
-    manifests = [_statefulset(domain, config), _service(domain)]
+    # A drain takes one portal Pod at a time (with one replica, registrations pause while it moves).
+    manifests = [
+        _statefulset(domain, config),
+        _service(domain),
+        disruption_budget(domain, naming.PORTAL, maxUnavailable=1),
+    ]
     if domain.portal.ingress_enabled:
         manifests.append(_ingress(domain))
     return manifests
@@ -62,10 +70,7 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_LDAP_URL", f"ldaps://{naming.directory_host(domain, config.cluster_domain)}:636"),
         # The DCs' LDAPS certificates come from the domain's CA, the same CA as the broker's.
         env("ES4PS_LDAP_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
-        env("ES4PS_BROKER_URL", naming.broker_url(domain, config.cluster_domain)),
-        env("ES4PS_BROKER_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
-        env("ES4PS_BROKER_CERT_FILE", f"{BROKER_TLS_DIR}/tls.crt"),
-        env("ES4PS_BROKER_KEY_FILE", f"{BROKER_TLS_DIR}/tls.key"),
+        *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
         env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
         env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
     ]
@@ -173,13 +178,17 @@ def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
         "containers": [portal_container, consumer_container],
         "volumes": volumes,
     }
+    selector = naming.selector(domain, naming.PORTAL)
     return statefulset(
         domain,
         naming.portal(domain),
         naming.PORTAL,
-        naming.selector(domain, naming.PORTAL),
+        selector,
         replicas=domain.portal.replicas,
-        pod={"metadata": {"labels": naming.labels(domain, naming.PORTAL)}, "spec": pod_spec},
+        pod={
+            "metadata": {"labels": naming.labels(domain, naming.PORTAL)},
+            "spec": placed(pod_spec, domain.portal.placement, selector),
+        },
         storage=domain.portal.storage,
         # Pods are interchangeable (the database is shared when there are several): start them together.
         podManagementPolicy="Parallel",

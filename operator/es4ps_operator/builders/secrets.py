@@ -122,6 +122,11 @@ def bech32_encode(hrp: str, data: bytes) -> str:
     return hrp + "1" + "".join(_BECH32_CHARSET[w] for w in words + checksum)
 
 
+def generate_erlang_cookie() -> dict[str, str]:
+    """The shared secret of a clustered broker's nodes (Erlang wants letters and digits)."""
+    return {"cookie": "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(48))}
+
+
 def generate_backup_key() -> dict[str, str]:
     """An age X25519 key pair: `recipient` (age1...) encrypts, `identity` (AGE-SECRET-KEY-1...) decrypts."""
     key = PrivateKey.generate()
@@ -148,6 +153,8 @@ def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
         GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
         GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password),
     ]
+    if domain.broker.clustered:
+        secrets_.append(GeneratedSecret(secret(naming.broker_cookie_secret(domain)), generate_erlang_cookie))
     backup = domain.directory.backup
     if backup is not None and backup.encryption_secret is None:
         key = secret(naming.backup_key_secret(domain), owned=False)

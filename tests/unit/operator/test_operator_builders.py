@@ -43,8 +43,8 @@ def env_of(container):
 
 def test_every_child_has_namespace_labels_and_owner(acme, config):
     desired = build_desired_state(acme, config)
-    # 8 cert-manager objects, 2 NetworkPolicies, 3 broker, 3 directory and 3 portal objects.
-    assert len(desired.manifests()) == 19
+    # 8 cert-manager objects, 2 NetworkPolicies, 4 broker, 4 directory and 4 portal objects.
+    assert len(desired.manifests()) == 22
     for manifest in desired.manifests():
         meta = manifest["metadata"]
         assert re.fullmatch(r"[0-9a-f]{16}", meta["annotations"][naming.DESIRED_HASH_ANNOTATION])
@@ -195,7 +195,7 @@ def test_broker_pods_restart_when_their_configuration_changes(acme, config):
     desired = build_desired_state(acme, config)
     config_map = by_kind_name(desired)[("ConfigMap", "acme-broker")]
     assert json.loads(config_map["data"]["definitions.json"]) == broker_definitions()
-    assert config_map["data"]["enabled_plugins"] == "[rabbitmq_auth_mechanism_ssl].\n"
+    assert config_map["data"]["enabled_plugins"] == "[rabbitmq_auth_mechanism_ssl,rabbitmq_prometheus].\n"
     annotations = statefulset(desired, "acme-broker")["spec"]["template"]["metadata"]["annotations"]
     assert re.fullmatch(r"[0-9a-f]{16}", annotations[naming.CONFIG_HASH_ANNOTATION])
 

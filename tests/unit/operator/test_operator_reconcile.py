@@ -3,7 +3,7 @@
 import asyncio
 import json
 
-from es4ps_operator.children import summarize
+from es4ps_operator.children import WATCHED_KINDS, summarize
 from es4ps_operator.kube import KubeError
 from es4ps_operator.reconcile import reconcile
 from es4ps_testkit.domains import MINIMAL_SPEC, domain_body
@@ -12,7 +12,8 @@ from es4ps_testkit.domains import MINIMAL_SPEC, domain_body
 class RecordingApi:
     """Remembers what was written, like an API server would, and can fail on one kind."""
 
-    def __init__(self, fail_kind=None):
+    def __init__(self, fail_kind=None, monitoring_served=True):
+        self.monitoring_served = monitoring_served
         self.objects = {}
         self.created_secrets = {}
         self.deleted = []
@@ -41,9 +42,15 @@ class RecordingApi:
     async def patch_domain_status(self, namespace, name, status):
         self.statuses.append(status)
 
+    async def list_monitoring(self, domain):
+        if not self.monitoring_served:
+            return None
+        kinds = ("PodMonitor", "PrometheusRule")
+        return [m for (kind, _), m in self.objects.items() if kind in kinds and (kind, _) not in self.deleted]
+
     def observed(self):
-        """Summaries of everything written, as the operator's watches would report them."""
-        children = [summarize(m) for m in self.objects.values()]
+        """Summaries of everything written, as the operator's watches would report them (watched kinds only)."""
+        children = [summarize(m) for m in self.objects.values() if m["kind"] in WATCHED_KINDS]
         children += [summarize(m) for m in self.created_secrets.values()]
         return children
 
@@ -56,7 +63,7 @@ def test_first_reconciliation_creates_everything_and_reports_it(config):
     api = RecordingApi()
     result = run(domain_body(MINIMAL_SPEC), [], api, config)
     assert result.error is None
-    assert len(api.objects) == 19 and len(result.created) == 19
+    assert len(api.objects) == 22 and len(result.created) == 22
     assert sorted(api.created_secrets) == [
         "acme-portal-secret-key",
         "acme-samba-admin",

@@ -136,9 +136,10 @@ def test_status_is_ready_when_every_component_is(config):
         "BrokerReady": "True",
         "DirectoryReady": "True",
         "PortalReady": "True",
-        # Not reported by anything here: neither counts towards Ready.
+        # Not reported by anything here: none counts towards Ready.
         "ReplicationHealthy": "Unknown",
         "BackupsHealthy": "Unknown",
+        "MonitoringReady": "Unknown",
     }
     for condition in status["conditions"]:
         assert condition["lastTransitionTime"] == NOW

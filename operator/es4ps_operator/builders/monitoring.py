@@ -1,0 +1,167 @@
+"""Monitoring of a domain for the Prometheus Operator: PodMonitors and a PrometheusRule (spec.monitoring).
+
+    <domain>-portal   the portal Pods' `metrics` port (registrations, logins, resets, publishing, latency)
+    <domain>-worker   the DC Pods' `worker-metrics` port (tasks by operation and outcome, durations)
+    <domain>-dc       the DC Pods' `health` port, /metrics (replication health, managed accounts)
+    <domain>-broker   the broker Pods' `prometheus` port (rabbitmq_prometheus, per queue)
+    <domain>-alerts   the alerts of the data path
+
+Written only when the cluster serves the Prometheus Operator's CRDs; the
+status says so otherwise (MonitoringReady). The alert expressions select the
+domain by namespace and Pod name, which the Prometheus Operator's relabelling
+puts on every series (`namespace`, `pod`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from es4ps_contract.tasks import PROVISIONING_QUEUE
+
+from .. import naming
+from ..domain import Domain
+from .common import Manifest, metadata
+
+API_VERSION = "monitoring.coreos.com/v1"
+# Port names of the metrics endpoints (the Pod builders declare them).
+PORTAL_METRICS_PORT = "metrics"
+WORKER_METRICS_PORT = "worker-metrics"
+DC_HEALTH_PORT_NAME = "health"
+BROKER_METRICS_PORT = "prometheus"
+BROKER_METRICS_PORT_NUMBER = 15692
+
+# How long a condition must hold before its alert fires, and the thresholds (docs/operations.md explains them).
+QUEUE_BACKLOG_MESSAGES = 100
+CERTIFICATE_WARNING_DAYS = 14
+
+
+def _pod_monitor(domain: Domain, what: str, component: str, port: str, path: str = "/metrics") -> Manifest:
+    endpoint: dict[str, Any] = {"port": port, "path": path, "interval": domain.monitoring.interval}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PodMonitor",
+        "metadata": metadata(domain, naming.monitor(domain, what), component, labels=_labels(domain, component)),
+        "spec": {
+            "selector": {"matchLabels": naming.selector(domain, component)},
+            "podMetricsEndpoints": [endpoint],
+            "namespaceSelector": {"matchNames": [domain.namespace]},
+        },
+    }
+
+
+def _labels(domain: Domain, component: str) -> dict[str, str]:
+    return {**domain.monitoring.labels, **naming.labels(domain, component)}
+
+
+def alert_rules(domain: Domain) -> list[dict[str, Any]]:
+    """The domain's alerts (a PrometheusRule group); each names the domain and says what to look at."""
+    ns = domain.namespace
+    pods = {
+        "portal": f'namespace="{ns}",pod=~"{naming.portal(domain)}-[0-9]+"',
+        "dc": f'namespace="{ns}",pod=~"{domain.name}-dc[0-9]+-0"',
+        "broker": f'namespace="{ns}",pod=~"{naming.broker(domain)}-[0-9]+"',
+    }
+    queue = f'{pods["broker"]},queue="{PROVISIONING_QUEUE}"'
+    labels = {"severity": "warning", "es4ps_domain": domain.name}
+    critical = {**labels, "severity": "critical"}
+
+    def alert(name: str, expr: str, for_: str, rule_labels: dict[str, str], summary: str, description: str):
+        return {
+            "alert": name,
+            "expr": expr,
+            "for": for_,
+            "labels": rule_labels,
+            "annotations": {"summary": summary, "description": description},
+        }
+
+    return [
+        alert(
+            "ES4PSProvisioningQueueBacklog",
+            f"max(rabbitmq_queue_messages_ready{{{queue}}}) > {QUEUE_BACKLOG_MESSAGES}",
+            "10m",
+            labels,
+            f"Registrations of {ns}/{domain.name} wait in the provisioning queue",
+            f"More than {QUEUE_BACKLOG_MESSAGES} tasks have waited for 10 minutes: the workers are slow or stuck "
+            "(look at the DCs and their worker containers).",
+        ),
+        alert(
+            "ES4PSProvisioningQueueNoConsumer",
+            f"max(rabbitmq_queue_consumers{{{queue}}}) == 0",
+            "5m",
+            critical,
+            f"No worker of {ns}/{domain.name} consumes the provisioning queue",
+            "No DC's worker is connected: registrations are accepted but no account is created.",
+        ),
+        alert(
+            "ES4PSTasksFailing",
+            f'sum(rate(es4ps_worker_tasks_total{{{pods["dc"]},outcome!="succeeded"}}[15m])) > 0',
+            "15m",
+            labels,
+            f"Provisioning tasks of {ns}/{domain.name} fail",
+            "Workers report failed or rejected tasks for 15 minutes: see the worker logs and the status pages.",
+        ),
+        alert(
+            "ES4PSDomainControllerDown",
+            f'up{{{pods["dc"]},endpoint="{DC_HEALTH_PORT_NAME}"}} == 0',
+            "5m",
+            critical,
+            f"A domain controller of {ns}/{domain.name} does not answer",
+            "The DC's health endpoint has not answered for 5 minutes ({{ $labels.pod }}).",
+        ),
+        alert(
+            "ES4PSReplicationFailing",
+            f"min(es4ps_dc_replication_healthy{{{pods['dc']}}}) by (pod) == 0",
+            "15m",
+            critical,
+            f"Replication between the DCs of {ns}/{domain.name} fails",
+            "A replication link of {{ $labels.pod }} fails (kubectl get es4psdomain shows ReplicationHealthy "
+            "with the link).",
+        ),
+        alert(
+            "ES4PSCertificateExpiring",
+            f'(certmanager_certificate_expiration_timestamp_seconds{{namespace="{ns}",name=~"{domain.name}-.*"}}'
+            f" - time()) < {CERTIFICATE_WARNING_DAYS} * 86400",
+            "1h",
+            labels,
+            f"A certificate of {ns}/{domain.name} expires within {CERTIFICATE_WARNING_DAYS} days",
+            "cert-manager renews 30 days ahead: {{ $labels.name }} was not renewed (kubectl describe certificate).",
+        ),
+        alert(
+            "ES4PSBackupsStale",
+            f'time() - es4ps_operator_last_backup_timestamp_seconds{{es4ps_namespace="{ns}",'
+            f'es4ps_domain="{domain.name}"}} > 2 * 86400',
+            "1h",
+            labels,
+            f"{ns}/{domain.name} has no completed backup for two days",
+            "The newest completed ES4PSBackup is older than two days (kubectl get es4psbackups; BackupsHealthy).",
+        ),
+        alert(
+            "ES4PSPortalDown",
+            f'up{{{pods["portal"]},endpoint="{PORTAL_METRICS_PORT}"}} == 0',
+            "5m",
+            critical,
+            f"The portal of {ns}/{domain.name} does not answer",
+            "{{ $labels.pod }} has not answered its metrics scrape for 5 minutes.",
+        ),
+    ]
+
+
+def build_monitoring(domain: Domain) -> list[Manifest]:
+    """The PodMonitors and the PrometheusRule (nothing unless spec.monitoring.enabled)."""
+    if not domain.monitoring.enabled:
+        return []
+    rule = {
+        "apiVersion": API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": metadata(
+            domain, naming.monitor(domain, "alerts"), naming.MONITORING, labels=_labels(domain, naming.MONITORING)
+        ),
+        "spec": {"groups": [{"name": f"es4ps-{domain.namespace}-{domain.name}", "rules": alert_rules(domain)}]},
+    }
+    return [
+        _pod_monitor(domain, "portal", naming.PORTAL, PORTAL_METRICS_PORT),
+        _pod_monitor(domain, "worker", naming.DIRECTORY, WORKER_METRICS_PORT),
+        _pod_monitor(domain, "dc", naming.DIRECTORY, DC_HEALTH_PORT_NAME),
+        _pod_monitor(domain, "broker", naming.BROKER, BROKER_METRICS_PORT),
+        rule,
+    ]

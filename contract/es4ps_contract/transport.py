@@ -35,6 +35,25 @@ def broker_queue(name: str, queue_type: str = "classic") -> Queue:
     return Queue(name, exchange, routing_key=name, durable=True, no_declare=True, queue_arguments=arguments)
 
 
+def _least_privilege_consumer() -> type:
+    """Celery's task consumer without its native delayed delivery step.
+
+    That step (taken when the queues are quorum queues) declares exchanges and
+    binds the queues to them, which needs the configure right no client has
+    here; a retry's countdown waits in the worker instead, as with classic queues.
+    """
+    from celery.worker.consumer import Consumer
+
+    class LeastPrivilegeConsumer(Consumer):
+        class Blueprint(Consumer.Blueprint):
+            default_steps = [step for step in Consumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")]
+
+    return LeastPrivilegeConsumer
+
+
+LeastPrivilegeConsumer = _least_privilege_consumer()
+
+
 def _route(queue: str) -> dict[str, str]:
     return {"queue": queue, "exchange": queue, "routing_key": queue}
 
@@ -91,6 +110,7 @@ def celery_settings(environ: Mapping[str, str]) -> dict[str, Any]:
             RESULT_TASK_NAME: _route(RESULTS_QUEUE),
             f"{TASK_NAME_PREFIX}*": _route(PROVISIONING_QUEUE),
         },
+        "worker_consumer": f"{__name__}:LeastPrivilegeConsumer",
         # Least privilege on the broker: no pidbox or event exchanges to declare.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,

@@ -29,14 +29,17 @@ from . import ServiceError
 from .ca import ThrowawayCA
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 EPMD = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
 
 
 class RabbitMQ:
     """Debian's RabbitMQ as a private node: one TLS listener, client certificates required, EXTERNAL login."""
 
-    def __init__(self, directory: Path, ca: ThrowawayCA) -> None:
+    def __init__(self, directory: Path, ca: ThrowawayCA, queue_type: str = "classic") -> None:
+        """`queue_type`: quorum makes the two queues quorum queues, as on a clustered broker."""
         self.directory = directory
+        self.queue_type = queue_type
         self.ca = ca
         self.host = "127.0.0.1"
         self.port = 0
@@ -53,6 +56,15 @@ class RabbitMQ:
     def url(self) -> str:
         return f"amqps://{self.host}:{self.port}/{BROKER_VHOST}"
 
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl against this node (its own epmd and cookie); the output."""
+        result = subprocess.run(
+            [RABBITMQCTL, "-n", self.node_name, *args], env=self._env, capture_output=True, text=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"rabbitmqctl {' '.join(args)}: {result.stderr.strip()[-500:]}")
+        return result.stdout
+
     @property
     def metrics_url(self) -> str:
         """rabbitmq_prometheus's per-object metrics, as the domain's PodMonitor scrapes them."""
@@ -67,6 +79,7 @@ class RabbitMQ:
             "ES4PS_BROKER_CERT_FILE": str(certs.cert_file),
             "ES4PS_BROKER_KEY_FILE": str(certs.key_file),
             "ES4PS_BROKER_SERVER_NAME": "localhost",
+            "ES4PS_BROKER_QUEUE_TYPE": self.queue_type,
         }
 
     @property
@@ -80,7 +93,7 @@ class RabbitMQ:
     def _write_config(self) -> None:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
-        (d / "definitions.json").write_text(json.dumps(broker_definitions(), indent=1))
+        (d / "definitions.json").write_text(json.dumps(broker_definitions(self.queue_type), indent=1))
         (d / "enabled_plugins").write_text(ENABLED_PLUGINS)
         (d / "rabbitmq-env.conf").write_text("")
         # The operator's configuration, with this node's port, files and logging.

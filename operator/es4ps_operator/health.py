@@ -43,9 +43,13 @@ def replication_check(domain: Domain, reports: Mapping[str, dict[str, Any] | Non
             )
     if failing:
         return Check(False, "ReplicationFailing", "failing links: " + name_list(failing))
-    unknown = [dc for dc, report in reports.items() if not report or report.get("healthy") is None]
+    unknown = [
+        f"{dc} ({(report or {}).get('error') or ('no answer' if not report else 'not checked yet')})"
+        for dc, report in reports.items()
+        if not report or report.get("healthy") is None
+    ]
     if unknown:
-        return Check(None, "NotReported", f"no replication report yet from {name_list(unknown)}")
+        return Check(None, "NotReported", f"no replication report from {name_list(unknown)}")
     return Check(True, "Replicating", f"all {len(reports)} domain controllers replicate without failures")
 
 

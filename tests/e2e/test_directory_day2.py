@@ -27,7 +27,8 @@ from es4ps_testkit.directory_checks import admin_connection, kerberos_login, lda
 from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.registration import GOOD_PASSWORD
 
-pytestmark = pytest.mark.e2e
+# Each test may wait for DCs to provision, join, roll or restore; the first also waits for both domains.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 NAME = NAMESPACE = "beta"
 HOST = "accounts.beta.localhost"
@@ -210,7 +211,13 @@ def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 180)
 
 def test_two_dcs_in_service_mode_replicate_both_ways(beta):
     assert set(beta.dc_pods()) == {0, 1}
-    assert beta.condition("ReplicationHealthy").get("status") == "True", beta.condition("ReplicationHealthy")
+    # The DCs check their links every minute and the operator asks them every minute.
+    beta.kube.eventually(
+        lambda: beta.condition("ReplicationHealthy").get("status") == "True",
+        timeout=300,
+        interval=5,
+        message="ReplicationHealthy True",
+    )
     username = beta.register("rep")
     seconds = wait_authenticates(beta, (0, 1), username)
     print(f"\nan account ready in the portal authenticated on both DCs {seconds:.1f} s later", file=sys.stderr)

@@ -124,6 +124,62 @@ def test_network_policies_admit_only_the_intended_clients(deployment):
     assert elsewhere == {"dc": "open", "portal": "blocked", "broker": "blocked"}
 
 
+# Run in the worker container with its own directory account: what may it do outside its OU?
+WORKER_PROBE = """
+import json, pathlib, ldb
+from samba.credentials import Credentials
+from samba.param import LoadParm
+from samba.samdb import SamDB
+import os
+lp = LoadParm()  # the worker's container has no smb.conf, as for the worker itself
+lp.set("realm", os.environ["ES4PS_REALM"])
+lp.set("workgroup", os.environ["ES4PS_NETBIOS_NAME"])
+creds = Credentials()
+creds.guess(lp)
+creds.set_domain(os.environ["ES4PS_NETBIOS_NAME"])
+creds.set_username("es4ps-worker")
+creds.set_password(pathlib.Path("/etc/es4ps/worker-credentials/password").read_text().strip())
+samdb = SamDB(url="ldap://127.0.0.1", credentials=creds, lp=lp)
+base = str(samdb.domain_dn())
+def attempt(change):
+    try:
+        change()
+        return "allowed"
+    except ldb.LdbError as error:
+        return "refused" if error.args[0] == ldb.ERR_INSUFFICIENT_ACCESS_RIGHTS else f"error {error.args[0]}"
+administrator = f"CN=Administrator,CN=Users,{base}"
+def describe_administrator():
+    message = ldb.Message(ldb.Dn(samdb, administrator))
+    message["description"] = ldb.MessageElement("taken", ldb.FLAG_MOD_REPLACE, "description")
+    samdb.modify(message)
+def join_domain_admins():
+    message = ldb.Message(ldb.Dn(samdb, f"CN=Domain Admins,CN=Users,{base}"))
+    message["member"] = ldb.MessageElement(f"CN=es4ps-worker,CN=Users,{base}", ldb.FLAG_MOD_ADD, "member")
+    samdb.modify(message)
+def add_user_outside():
+    samdb.add({"dn": f"CN=intruder,CN=Users,{base}", "objectClass": "user", "sAMAccountName": "intruder"})
+print(json.dumps({
+    "administrator": attempt(describe_administrator),
+    "domain_admins": attempt(join_domain_admins),
+    "user_outside_ou": attempt(add_user_outside),
+    "admin_password_mounted": pathlib.Path("/etc/es4ps/admin").exists(),
+}))
+"""
+
+
+def test_the_workers_directory_account_is_refused_outside_its_ou(deployment):
+    """In the DC's Pod, with the worker's own credential: nothing outside OU=ES4PS, and no Administrator password."""
+    probed = deployment.kube.kubectl(
+        "exec", "acme-dc0-0", "-n", "acme", "-c", "worker", "--", "python3", "-c", WORKER_PROBE
+    )
+    assert json.loads(probed.stdout.strip().splitlines()[-1]) == {
+        "administrator": "refused",
+        "domain_admins": "refused",
+        "user_outside_ou": "refused",
+        "admin_password_mounted": False,
+    }
+
+
 def test_helm_test_checks_the_operator_and_the_crd(deployment):
     """The chart's own test hook, run in a Pod of the operator image."""
     result = deployment.kube.helm("test", demo.RELEASE, "-n", demo.OPERATOR_NAMESPACE, "--logs")

@@ -49,13 +49,18 @@ def claim_loopback_address() -> tuple[str, int]:
     raise ServiceError("no free loopback address for a Samba DC")
 
 
-# Services that use host-wide names are off, so two sessions' DCs cannot meet: NetBIOS binds the
-# loopback broadcast address, and dnsupdate would call nsupdate. smbd (sysvol, which an online
-# backup copies) needs winbindd, whose socket is always /run/samba/winbindd for its clients: each
-# test DC runs in its own mount namespace with a private /run/samba, as in its Pod.
+# NetBIOS is off: it binds the loopback broadcast address, so two sessions' DCs would meet. Each
+# test DC runs in its own mount namespace, as in its Pod: a private /run/samba (smbd, serving the
+# sysvol an online backup copies, needs winbindd, whose socket is always /run/samba/winbindd) and a
+# resolv.conf naming the domain's first DC, where every DC registers itself (dnsupdate) and finds
+# the others to replicate with.
 TEST_DC_OPTIONS = "\n".join(
     [
-        "server services = -nbt -dnsupdate",
+        "server services = -nbt",
+        # A DC pulls from a newly joined one once its KCC has made the connection and its replication
+        # service comes round (Samba's defaults: every 5 minutes each); tests cannot wait that long.
+        "kccsrv:periodic_interval = 15",
+        "dreplsrv:periodic_interval = 15",
         "disable netbios = yes",
         "prefork children = 2",
     ]
@@ -169,7 +174,10 @@ class SambaDC:
                 with os.fdopen(descriptor, "w") as out:
                     out.write(password + "\n")
         env = {**os.environ, **self.dc_env}
-        private_run = ["sh", "-c", 'mkdir -p "$0" /run/samba && mount --bind "$0" /run/samba && exec "$@"']
+        # The domain's DNS is the first DC's: replication finds its partners by their DNS names there.
+        resolv = self.directory / "resolv.conf"
+        resolv.write_text(f"nameserver {(self.join or self).address}\n")
+        private = 'mkdir -p "$0" /run/samba && mount --bind "$0" /run/samba && mount --bind "$1" /etc/resolv.conf'
         command = [str(VENV_BIN / "es4ps-samba-dc"), "run"]
         self._process = start_process(
             [
@@ -177,8 +185,11 @@ class SambaDC:
                 "--mount",
                 "--propagation",
                 "private",
-                *private_run,
+                "sh",
+                "-c",
+                f'{private} && shift && exec "$@"',
                 str(self.directory / "run-samba"),
+                str(resolv),
                 *command,
             ],
             self.log,
@@ -188,9 +199,44 @@ class SambaDC:
             wait_until(
                 self.is_ready, timeout_s, f"Samba DC on {self.address}", self.log, self._process, error=ServiceError
             )
+            if self.join:
+                self._register_in_domain_dns()
         except ServiceError:
             self.stop()
             raise
+
+    def _register_in_domain_dns(self) -> None:
+        """This DC's name and its replication name (its NTDS GUID under _msdcs) in the first DC's zone.
+
+        A join registers them itself, but only for addresses that are not loopback ones, and test DCs
+        live on 127.0.0.X: these are the records a join writes for a DC in a Pod. Idempotent.
+        """
+        assert self.join is not None
+        guid = str(self.samdb().get_ntds_GUID())
+        records = [
+            (self.dns_domain, self.hostname, "A", self.address),
+            (f"_msdcs.{self.dns_domain}", guid, "CNAME", f"{self.hostname}.{self.dns_domain}"),
+        ]
+        for zone, name, kind, data in records:
+            result = subprocess.run(
+                [
+                    "samba-tool",
+                    "dns",
+                    "add",
+                    self.join.address,
+                    zone,
+                    name,
+                    kind,
+                    data,
+                    f"--username={self.netbios_name}\\Administrator",
+                ],
+                env={**os.environ, "PASSWD": self.admin_password},  # read by samba's credentials, not on argv
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if result.returncode != 0 and "ALREADY_EXISTS" not in result.stderr + result.stdout:
+                raise ServiceError(f"registering {name} in {zone} on {self.join.address}: {result.stderr[-300:]}")
 
     def is_ready(self) -> bool:
         result = subprocess.run(

@@ -19,7 +19,7 @@ from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.config import MARKER_NAME
 from es4ps_testkit import ServiceError
-from es4ps_testkit.samba import SambaDC
+from es4ps_testkit.samba import SambaDC, find_account, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
 pytestmark = pytest.mark.services
@@ -155,8 +155,7 @@ def test_an_additional_dc_joins_with_the_domain_data(
         pytest.fail(str(exc), pytrace=False)
     try:
         # The join replicated the domain, passwords included: the account authenticates on the new DC,
-        # which serves LDAPS with its own certificate. (Later changes replicate on Samba's schedule once
-        # the DCs find each other in DNS; this machine has no DNS for the test domain.)
+        # which serves LDAPS with its own certificate.
         expression = f"(sAMAccountName={ldb.binary_encode(username)})"
         assert len(second.samdb().search(samba_dc.base_dn, expression=expression)) == 1
         assert domain_sid(second) == domain_sid(samba_dc)
@@ -164,5 +163,13 @@ def test_an_additional_dc_joins_with_the_domain_data(
         server = ldap3.Server(second.address, port=636, use_ssl=True, tls=tls)
         assert ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password=PASSWORD).bind()
         assert not ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password="Wr0ng-pass!").bind()
+
+        # Later changes replicate both ways (the DCs find each other in the domain's DNS, on the first DC).
+        later = f"{username}b"
+        assert run(task_client, create_task(task_client, later)).outcome is Outcome.SUCCEEDED
+        assert run(task_client, EnableUser(later, **binding(later))).outcome is Outcome.SUCCEEDED
+        wait_until(lambda: password_authenticates(second, later, PASSWORD), 180, f"{later} replicated to dc2")
+        second.samdb().newuser(f"{username}c", PASSWORD)
+        wait_until(lambda: find_account(samba_dc, f"{username}c"), 180, f"{username}c replicated from dc2")
     finally:
         second.close()

@@ -196,8 +196,12 @@ def beta(deployment, tmp_path_factory):
     kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 
-def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 180) -> float:
-    """Seconds until `username` authenticates on every DC of `indexes`."""
+def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 420) -> float:
+    """Seconds until `username` authenticates on every DC of `indexes`.
+
+    Up to 7 minutes: right after a DC joins, the others start pulling from it when their KCC and
+    replication service come round (Samba: every 5 minutes); after that, changes follow in seconds.
+    """
     start = time.monotonic()
     for index in indexes:
         beta.kube.eventually(

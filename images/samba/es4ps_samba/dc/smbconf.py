@@ -39,6 +39,9 @@ def managed_options(config: DCConfig) -> dict[str, str]:
         # A password changed in the portal replaces the old one at once (Samba's default keeps the old
         # one valid for NTLM and LDAP binds for an hour). ES4PS_SAMBA_OPTIONS may set it back.
         "old password allowed period": "0",
+        # The DC registers its own DNS records (its name, its GUID under _msdcs: how the other DCs find it
+        # to replicate) over RPC: the image has no nsupdate, and RPC needs no Kerberos ticket either.
+        "dns update command": "/usr/sbin/samba_dnsupdate --use-samba-tool",
     }
     if config.dns_forwarder:
         options["dns forwarder"] = config.dns_forwarder

@@ -218,9 +218,9 @@ def test_two_dcs_in_service_mode_replicate_both_ways(beta):
     # The DCs check their links every minute and the operator asks them every minute.
     beta.kube.eventually(
         lambda: beta.condition("ReplicationHealthy").get("status") == "True",
-        timeout=300,
+        timeout=420,
         interval=5,
-        message="ReplicationHealthy True",
+        message=lambda: f"ReplicationHealthy True (it says {beta.condition('ReplicationHealthy')})",
     )
     username = beta.register("rep")
     seconds = wait_authenticates(beta, (0, 1), username)
@@ -263,9 +263,9 @@ def test_a_dc_whose_volume_is_lost_joins_again_under_its_name(beta):
     assert beta.directory_names(0)["servers"] >= {"dc0", "dc1"}
     kube.eventually(
         lambda: beta.condition("ReplicationHealthy").get("status") == "True",
-        timeout=300,
+        timeout=420,
         interval=5,
-        message="ReplicationHealthy after the re-join",
+        message=lambda: f"ReplicationHealthy after the re-join (it says {beta.condition('ReplicationHealthy')})",
     )
 
 

@@ -8,7 +8,9 @@ import json
 import yaml
 from cryptography import x509
 
-CHILD_KINDS = "statefulsets,services,configmaps,secrets,ingresses,networkpolicies,certificates,issuers"
+CHILD_KINDS = (
+    "statefulsets,services,configmaps,secrets,ingresses,networkpolicies,certificates,issuers,jobs,poddisruptionbudgets"
+)
 MANAGED = "app.kubernetes.io/managed-by=es4ps-operator"
 
 

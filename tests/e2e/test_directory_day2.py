@@ -100,6 +100,15 @@ class Beta:
 
         return self.kube.eventually(ready, timeout=timeout, interval=3, message="the beta domain Ready")
 
+    def wait_replication_healthy(self) -> None:
+        """The DCs check their links every minute, the operator asks them every minute."""
+        self.kube.eventually(
+            lambda: self.condition("ReplicationHealthy").get("status") == "True",
+            timeout=420,
+            interval=5,
+            message=lambda: f"ReplicationHealthy True (it says {self.condition('ReplicationHealthy')})",
+        )
+
     def open_portal(self) -> None:
         """The portal behind a local HTTPS entry with its cert-manager certificate (as for acme)."""
         if self.ingress:
@@ -215,13 +224,7 @@ def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 420)
 
 def test_two_dcs_in_service_mode_replicate_both_ways(beta):
     assert set(beta.dc_pods()) == {0, 1}
-    # The DCs check their links every minute and the operator asks them every minute.
-    beta.kube.eventually(
-        lambda: beta.condition("ReplicationHealthy").get("status") == "True",
-        timeout=420,
-        interval=5,
-        message=lambda: f"ReplicationHealthy True (it says {beta.condition('ReplicationHealthy')})",
-    )
+    beta.wait_replication_healthy()
     username = beta.register("rep")
     seconds = wait_authenticates(beta, (0, 1), username)
     print(f"\nan account ready in the portal authenticated on both DCs {seconds:.1f} s later", file=sys.stderr)
@@ -261,12 +264,7 @@ def test_a_dc_whose_volume_is_lost_joins_again_under_its_name(beta):
     for account in beta.accounts:
         wait_authenticates(beta, (1,), account)
     assert beta.directory_names(0)["servers"] >= {"dc0", "dc1"}
-    kube.eventually(
-        lambda: beta.condition("ReplicationHealthy").get("status") == "True",
-        timeout=420,
-        interval=5,
-        message=lambda: f"ReplicationHealthy after the re-join (it says {beta.condition('ReplicationHealthy')})",
-    )
+    beta.wait_replication_healthy()
 
 
 def test_a_new_samba_image_rolls_one_dc_at_a_time(beta):

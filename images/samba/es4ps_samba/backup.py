@@ -246,7 +246,9 @@ def destination_from(env: Environment) -> Destination:
 def _admin_arguments(env: Environment) -> list[str]:
     realm = env.text("ES4PS_REALM").upper()
     netbios = env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0]
-    return [f"--username={netbios}\\Administrator", f"--password={env.file_text('ES4PS_ADMIN_PASSWORD_FILE')}"]
+    from .dc.domain import admin_arguments
+
+    return admin_arguments(netbios, env.file_text("ES4PS_ADMIN_PASSWORD_FILE"))
 
 
 def dump_directory(env: Environment) -> Path:

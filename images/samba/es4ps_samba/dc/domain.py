@@ -34,6 +34,11 @@ def samba_tool(*args: str) -> None:
         raise SystemExit(f"es4ps-samba-dc: samba-tool {args[0]} {args[1]} failed (exit {status})")
 
 
+def admin_arguments(netbios_name: str, password: str) -> list[str]:
+    """samba-tool's options to act as the domain's Administrator (samba_tool runs in-process: not on argv)."""
+    return [f"--username={netbios_name}\\Administrator", f"--password={password}"]
+
+
 def _provision_options(config: DCConfig) -> list[str]:
     """smb.conf options given to samba-tool, so the DC binds and writes only where we want from its first run."""
     wanted = managed_options(config)

@@ -23,7 +23,6 @@ starts with the new Samba (es4ps_samba.dc.domain.check_after_upgrade).
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +31,12 @@ from pathlib import Path
 from es4ps_contract.environment import Environment, SettingError, Variable
 
 from .config import MARKER_NAME
-from .domain import admin_samdb, remove_dc, samba_tool
+from .domain import admin_arguments, admin_samdb, remove_dc, samba_tool
+from .probes import ldap_answers
 
 # The marker a DC's volume gets when the domain no longer has that DC.
 RETIRED_MARKER_NAME = ".es4ps-domain-removed"
 FSMO_ROLES = ("rid", "pdc", "infrastructure", "schema", "naming", "domaindns", "forestdns")
-LDAP_PORT = 389
 
 VARIABLES = (
     Variable("ES4PS_REALM", "the realm"),
@@ -93,7 +92,7 @@ def _log(message: str) -> None:
 
 
 def _credentials(config: LeaveConfig) -> list[str]:
-    return [f"--username={config.netbios_name}\\Administrator", f"--password={config.admin_password()}"]
+    return admin_arguments(config.netbios_name, config.admin_password())
 
 
 def roles_held_by(samdb, dc_name: str) -> list[str]:
@@ -156,19 +155,11 @@ def leave(config: LeaveConfig) -> None:
     _log(f"{config.leaving_dc} holds no role and its changes are on {config.join_server}: it may stop")
 
 
-def answers(address: str, timeout_s: float = 3) -> bool:
-    try:
-        with socket.create_connection((address, LDAP_PORT), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
 def remove(config: LeaveConfig) -> None:
     """Step 3: once the leaving DC is down, the domain forgets it, and its volume no longer counts as a DC."""
     _require_leaving(config)
     deadline = time.monotonic() + config.gone_timeout_seconds
-    while answers(config.leaving_server):
+    while ldap_answers(config.leaving_server, timeout_s=3):
         if time.monotonic() > deadline:
             raise SettingError(f"{config.leaving_dc} still answers at {config.leaving_server}: not removing a live DC")
         time.sleep(2)

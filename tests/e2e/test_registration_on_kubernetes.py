@@ -180,6 +180,55 @@ def test_the_workers_directory_account_is_refused_outside_its_ou(deployment):
     }
 
 
+def portal_shell(deployment, code: str) -> str:
+    """Python in the portal's Django (`es4ps-portal manage shell -c`), as a staff member with kubectl could."""
+    command = ["exec", "acme-portal-0", "-n", "acme", "-c", "portal", "--", "es4ps-portal", "manage", "shell", "-c"]
+    return deployment.kube.kubectl(*command, code).stdout
+
+
+def test_a_username_registered_again_after_its_record_is_lost_cannot_take_the_account(deployment):
+    """The account follows the registration that made it, not its name (the takeover of the hardening issue)."""
+    person = deployment.person()
+    username = f"own{uuid.uuid4().hex[:5]}"
+    assert register_and_verify(deployment, person, username)["state"] == "ready"
+    forget = f"from es4ps_portal.accounts.models import User; User.objects.filter(username='{username}').delete()"
+    portal_shell(deployment, forget)  # a lost portal volume, an admin's mistake in the database
+
+    # Someone else registers the name with an address of their own and confirms it.
+    other = deployment.person()
+    other_password = "Another-Horse-77"  # noqa: S105 - a test password
+    email = f"{username}.x@acme.example"
+    assert other.register(username, email, password=other_password).status_code == 200
+    other.confirm_link(deployment.mail.wait_for(email, timeout_s=120).link("/verify/"))
+    status = other.wait_for_status(lambda s: s["state"] in ("ready", "failed"), timeout_s=180)
+    assert status["state"] == "failed", status
+    assert deployment.password_authenticates(username, GOOD_PASSWORD)
+    assert not deployment.password_authenticates(username, other_password)
+
+    # A third never confirms; when the expiry deletes that registration, the account stays.
+    portal_shell(deployment, forget)
+    third = f"{username}.y@acme.example"
+    assert deployment.person().register(username, third, password=other_password).status_code == 200
+    expire = (
+        "import datetime; from django.utils import timezone; from es4ps_portal.accounts.models import User; "
+        f"User.objects.filter(username='{username}').update(date_joined=timezone.now() - datetime.timedelta(days=30))"
+    )
+    portal_shell(deployment, expire)
+    command = ["exec", "acme-portal-0", "-n", "acme", "-c", "portal", "--", "es4ps-portal", "manage"]
+    assert "1 unverified registrations expired" in deployment.kube.kubectl(*command, "expire_registrations").stdout
+    # The delete task goes through the broker to the worker, which refuses it and says so.
+    deployment.kube.eventually(
+        lambda: (
+            f"(delete_user {username}): "
+            in deployment.kube.kubectl("logs", "acme-dc0-0", "-n", "acme", "-c", "worker").stdout
+        ),
+        timeout=120,
+        interval=2,
+        message=f"the worker's verdict on deleting {username}",
+    )
+    assert deployment.password_authenticates(username, GOOD_PASSWORD)
+
+
 def test_helm_test_checks_the_operator_and_the_crd(deployment):
     """The chart's own test hook, run in a Pod of the operator image."""
     result = deployment.kube.helm("test", demo.RELEASE, "-n", demo.OPERATOR_NAMESPACE, "--logs")

@@ -74,8 +74,10 @@ class SambaDC:
         hostname: str = "dc1",
         extra_options: str = "",
         join: SambaDC | None = None,
+        volume_bytes: int | None = None,
     ) -> None:
-        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned)."""
+        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned).
+        `volume_bytes`: the volume size the operator would announce (sets the database's map size)."""
         self.directory = directory
         self.ca = ca
         self.realm = realm
@@ -83,6 +85,7 @@ class SambaDC:
         self.hostname = hostname
         self.extra_options = extra_options
         self.join = join
+        self.volume_bytes = volume_bytes
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
         self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
@@ -111,6 +114,10 @@ class SambaDC:
         return f"ldaps://{self.address}:636"
 
     @property
+    def sam_ldb(self) -> Path:
+        return self.data_dir / "private" / "sam.ldb"
+
+    @property
     def ca_file(self) -> Path:
         return self.ca.ca_file
 
@@ -136,6 +143,7 @@ class SambaDC:
             "ES4PS_JOIN_SERVER": self.join.address if self.join else "",
             "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
             "ES4PS_TLS_CHECK_SECONDS": "1",
+            "ES4PS_DATA_VOLUME_BYTES": str(self.volume_bytes or ""),
         }
 
     @property

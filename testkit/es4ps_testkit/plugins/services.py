@@ -10,6 +10,7 @@
 - `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
 - `task_client`: a portal stand-in that publishes signed tasks and collects their result events
 - `username`: a username no other test of any session uses
+- `postgres`: a throwaway PostgreSQL server (Debian's); `postgres.create_database(name)` returns its URL
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -22,6 +23,7 @@ import pytest
 
 from .. import ServiceError
 from ..ca import ThrowawayCA
+from ..postgres import PostgreSQL
 from ..rabbitmq import RabbitMQ
 from ..registration import unique_username
 from ..samba import SambaDC
@@ -56,6 +58,13 @@ def samba_dc(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> 
     dc = started(SambaDC(tmp_path_factory.mktemp("samba"), test_ca))
     yield dc
     dc.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgreSQL]:
+    server = started(PostgreSQL(tmp_path_factory.mktemp("postgres")))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -51,17 +51,20 @@ def next_identity() -> tuple[str, str]:
     return f"bench{n}", f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
 
 
-def register_once(portal_url: str) -> float:
-    """One person's registration; returns the POST's latency in seconds (raises if it was not accepted)."""
+def register_once(portal_url: str, keep_client: bool = False):
+    """One person's registration; returns the POST's latency in seconds (raises if it was not accepted),
+    with `keep_client` also the person's browser session (which follows the new account's status)."""
     username, address = next_identity()
     client = PortalClient(portal_url, client_ip=address)
     data = {**form(username), "csrfmiddlewaretoken": client.csrf_token("/register/")}
     start = time.perf_counter()
     response = client.http.post(f"{portal_url}/register/", data=data, allow_redirects=False, timeout=60)
     latency = time.perf_counter() - start
-    client.http.close()
     if response.status_code != 302:
         raise RuntimeError(f"registration of {username} answered {response.status_code}")
+    if keep_client:
+        return latency, client
+    client.http.close()
     return latency
 
 

@@ -24,6 +24,8 @@ def hot_queries() -> dict[str, tuple[object, str]]:
         "address_taken": (User.objects.with_address("Some.Body@Example.org"), "unique_email_address"),
         # The expiry job's round.
         "expiry_round": (expired_registrations(timezone.now()), "user_unverified_joined"),
+        # The admin's user list, newest first (its first page).
+        "admin_list": (User.objects.order_by("-date_joined", "-id")[:100], "user_joined"),
         # The status page: one account's newest tasks.
         "status_tasks": (ProvisioningTask.objects.filter(user_id=1)[:10], "task_user_newest"),
     }

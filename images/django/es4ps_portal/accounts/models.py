@@ -77,6 +77,8 @@ class User(AbstractUser):
         indexes = [
             # Every registration checks that the name and address are free, case-insensitively.
             models.Index(Lower("username"), name="user_username_lower"),
+            # The admin's user list, newest first: a page without sorting every user.
+            models.Index(fields=["date_joined", "id"], name="user_joined"),
             # The expiry job's question: unverified registrations older than the retention (the few, not all).
             models.Index(
                 fields=["date_joined"], condition=models.Q(email_verified_at=None), name="user_unverified_joined"

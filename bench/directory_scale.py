@@ -15,7 +15,9 @@ the domain):
   (`limit_per_s_at_<size>`: one LDAP add per account carrying the password and
   the disabled flag), `--n` accounts each;
 - times `--binds` simple LDAPS binds of one enabled account over one connection
-  (`bind_p50_ms_at_<size>`, `bind_p99_ms_at_<size>`): what the portal's login does.
+  (`bind_p50_ms_at_<size>`, `bind_p99_ms_at_<size>`): what the portal's login does;
+- times as many searches for one account by its name, as the worker makes before
+  every change (`lookup_p50_ms_at_<size>`; es4ps_samba.directory's filter, over LDAP).
 
 Figures are medians over the runs. Goals (issue 17): the pipeline keeps at least
 95 % of the limit at every size (`pipeline_vs_limit_at_<size>`), and the rate at
@@ -37,8 +39,10 @@ import time
 from pathlib import Path
 
 import ldap3
+import ldb
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
+from es4ps_samba.dc.config import DEFAULT_USERS_OU
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, fill_accounts
@@ -75,6 +79,25 @@ def bind_latencies_ms(dc: SambaDC, count: int) -> list[float]:
             latencies.append((time.perf_counter() - start) * 1000)
     finally:
         connection.unbind()
+    return latencies
+
+
+def lookup_latencies_ms(dc: SambaDC, count: int, accounts: int) -> list[float]:
+    """`count` searches for an account by sAMAccountName in the managed OU, the worker's filter."""
+    samdb = dc.samdb()
+    latencies = []
+    for i in range(count):
+        name = f"fill{i * 7919 % accounts}" if accounts else BIND_USER
+        start = time.perf_counter()
+        found = samdb.search(
+            base=f"{DEFAULT_USERS_OU},{dc.base_dn}",
+            scope=ldb.SCOPE_SUBTREE,
+            expression=f"(&(objectClass=user)(sAMAccountName={ldb.binary_encode(name)}))",
+            attrs=["userAccountControl", "info"],
+        )
+        latencies.append((time.perf_counter() - start) * 1000)
+        if len(found) != 1:
+            raise SystemExit(f"the search for {name} found {len(found)} accounts")
     return latencies
 
 
@@ -129,11 +152,13 @@ def main() -> int:
             accounts = statistics.median(r["accounts_per_s"] for r in runs)
             limit = statistics.median(r["limit_per_s"] for r in runs)
             binds = bind_latencies_ms(dc, args.binds)
+            lookups = lookup_latencies_ms(dc, args.binds, filled)
             result[f"accounts_per_s_at_{label}"] = round(accounts, 1)
             result[f"limit_per_s_at_{label}"] = round(limit, 1)
             result[f"pipeline_vs_limit_at_{label}"] = round(accounts / limit, 3)
             result[f"bind_p50_ms_at_{label}"] = round(statistics.median(binds), 2)
             result[f"bind_p99_ms_at_{label}"] = round(percentile(binds, 0.99), 2)
+            result[f"lookup_p50_ms_at_{label}"] = round(statistics.median(lookups), 2)
             result["database_bytes_at_" + label] = sum(
                 p.stat().st_size for p in (dc.data_dir / "private" / "sam.ldb.d").glob("*.ldb")
             )

@@ -17,7 +17,11 @@ the domain):
 - times `--binds` simple LDAPS binds of one enabled account over one connection
   (`bind_p50_ms_at_<size>`, `bind_p99_ms_at_<size>`): what the portal's login does;
 - times as many searches for one account by its name, as the worker makes before
-  every change (`lookup_p50_ms_at_<size>`; es4ps_samba.directory's filter, over LDAP).
+  every change (`lookup_p50_ms_at_<size>`; es4ps_samba.directory's filter, over LDAP);
+- counts the CPU time the DC's processes spend per one-add account
+  (`dc_cpu_ms_per_add_at_<size>`) and the DC and the worker per pipeline account
+  (`pipeline_dc_cpu_ms_at_<size>`, `worker_cpu_ms_at_<size>`), from /proc: unlike the
+  rates, these hardly move with what else the shared machine runs.
 
 Figures are medians over the runs. Goals (issue 17): the pipeline keeps at least
 95 % of the limit at every size (`pipeline_vs_limit_at_<size>`), and the rate at
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import ssl
 import statistics
@@ -101,6 +106,27 @@ def lookup_latencies_ms(dc: SambaDC, count: int, accounts: int) -> list[float]:
     return latencies
 
 
+def cpu_seconds(groups: list[int]) -> float:
+    """CPU time (user + system, with reaped children) of every process in the process groups `groups`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) in groups:  # field 5 of stat, the process group
+            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
+
+
+def with_cpu_ms(groups: dict[str, list[int]], accounts: int, action):
+    """`action()`'s result and, per name in `groups`, the CPU milliseconds its processes spent per account."""
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    value = action()
+    return value, {name: (cpu_seconds(pids) - before[name]) * 1000 / accounts for name, pids in groups.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0,10000,50000", help="accounts in the domain at each point")
@@ -143,10 +169,26 @@ def main() -> int:
                 worker.start()
                 pipeline(client, f"warm{label}x", 3)
             runs = []
+            dc_groups = dc.process_groups()
             for run_index in range(args.runs):
-                accounts, _p50, _p99 = pipeline(client, f"p{label}r{run_index}x", args.n)
+                (accounts, _p50, _p99), pipeline_cpu = with_cpu_ms(
+                    {"dc": dc_groups, "worker": [worker.process.pid]},
+                    args.n,
+                    lambda prefix=f"p{label}r{run_index}x": pipeline(client, prefix, args.n),
+                )
+                limit, limit_cpu = with_cpu_ms(
+                    {"dc": dc_groups},
+                    args.n,
+                    lambda prefix=f"l{label}r{run_index}x": limit_rate(dc, prefix, args.n),
+                )
                 runs.append(
-                    {"accounts_per_s": accounts, "limit_per_s": limit_rate(dc, f"l{label}r{run_index}x", args.n)}
+                    {
+                        "accounts_per_s": accounts,
+                        "limit_per_s": limit,
+                        "dc_cpu_ms_per_add": limit_cpu["dc"],
+                        "pipeline_dc_cpu_ms": pipeline_cpu["dc"],
+                        "worker_cpu_ms": pipeline_cpu["worker"],
+                    }
                 )
             per_size[label] = [{key: round(value, 1) for key, value in r.items()} for r in runs]
             accounts = statistics.median(r["accounts_per_s"] for r in runs)
@@ -156,6 +198,8 @@ def main() -> int:
             result[f"accounts_per_s_at_{label}"] = round(accounts, 1)
             result[f"limit_per_s_at_{label}"] = round(limit, 1)
             result[f"pipeline_vs_limit_at_{label}"] = round(accounts / limit, 3)
+            for key in ("dc_cpu_ms_per_add", "pipeline_dc_cpu_ms", "worker_cpu_ms"):
+                result[f"{key}_at_{label}"] = round(statistics.median(r[key] for r in runs), 1)
             result[f"bind_p50_ms_at_{label}"] = round(statistics.median(binds), 2)
             result[f"bind_p99_ms_at_{label}"] = round(percentile(binds, 0.99), 2)
             result[f"lookup_p50_ms_at_{label}"] = round(statistics.median(lookups), 2)

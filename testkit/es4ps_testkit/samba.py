@@ -215,18 +215,18 @@ class SambaDC:
         """The entrypoint process started by `start` is still there."""
         return self._process is not None and self._process.poll() is None
 
-    def _samba_groups(self) -> list[int]:
+    def process_groups(self) -> list[int]:
         """The entrypoint's process group and samba's own (samba leads one; its pid file names it)."""
         assert self._process is not None
         return [self._process.pid, int((self.data_dir / "run" / "samba.pid").read_text().split()[0])]
 
     def pause(self) -> None:
         """Freeze every samba process (SIGSTOP): requests hang as on an overloaded DC."""
-        for group in self._samba_groups():
+        for group in self.process_groups():
             os.killpg(group, signal.SIGSTOP)
 
     def resume(self) -> None:
-        for group in self._samba_groups():
+        for group in self.process_groups():
             os.killpg(group, signal.SIGCONT)
 
     def stop(self) -> None:

@@ -42,7 +42,7 @@ import uuid
 from pathlib import Path
 
 import yaml
-from es4ps_localcluster import Cluster
+from es4ps_localcluster import Cluster, demo
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.processes import wait_until
 from es4ps_testkit.domains import CRD, example_domain
@@ -235,12 +235,7 @@ def real_domain(namespace: str, node: LocalNode) -> dict:
     domain = example_domain(namespace)
     domain["metadata"]["name"] = "single"
     domain["spec"]["deletionPolicy"] = "Delete"
-    for path, value in node.spec_changes().items():
-        *parents, leaf = path.split(".")
-        parent = domain["spec"]
-        for key in parents:
-            parent = parent.setdefault(key, {})
-        parent[leaf] = value
+    demo.set_paths(domain["spec"], node.spec_changes())
     return domain
 
 

@@ -12,9 +12,10 @@ address raised for the campus case (`spec.portal.rateLimits.register.perAddress`
 2. each one's verification mail is taken from the SMTP server and confirmed by
    its link, at the same rate;
 3. once the portal has every result, its own task records give the latencies:
-   `create_p50_s`, `create_p99_s` (create task published -> its result back in
-   the portal: the account exists, disabled) and `enable_p99_s` (the same for
-   the enable task that the confirmation publishes).
+   `create_p50_s`, `create_p99_s` (create task recorded and published -> the
+   worker's finish time its result event carries: the account exists, disabled;
+   Pods and this process share the node's clock) and `enable_p99_s` (the same
+   for the enable task that the confirmation publishes).
 
 `offered_per_s`: the rate registrations were sent at; `completed_per_s`:
 accounts created per second from the first registration sent to the last

@@ -1,23 +1,31 @@
 """Operator speed on the local cluster: apply -> children -> Ready, and API requests while idle. Prints JSON.
 
 Runs the real operator (`python -m es4ps_operator`, as its ServiceAccount with
-operator/deploy/rbac.yaml) against the local KWOK cluster with cert-manager
-(`make cluster`; started and stopped here if it is not running), serving one
-fresh namespace per run. Domains are examples/acme.yaml in Service network
-mode (20 DCs with host ports cannot share the one KWOK node).
+operator/deploy/rbac.yaml) against the local cluster (started and stopped here
+if none of the mode runs), serving one fresh namespace per run.
+
+On KWOK nodes with cert-manager (`--node kwok`, the default; domains are
+examples/acme.yaml in Service network mode, since DCs with host ports cannot
+share the one KWOK node):
 
 - `children_s_1`: one domain applied -> all its 23 children exist
 - `ready_s_1`: the same domain applied -> Ready (certificates issued, every Pod ready)
-- `ready_s_20`: 20 domains applied at once -> all 20 Ready
-- `idle_requests_per_min`: requests the operator sends while nothing changes (the
-  20 domains Ready), counted by the API server itself: a FlowSchema matches the
+- `ready_s_<N>`: `--domains` N (default 50) domains applied at once -> all Ready
+- `idle_requests_per_min_<N>`: requests the operator sends while nothing changes (the
+  N domains Ready), counted by the API server itself: a FlowSchema matches the
   operator's ServiceAccount and apiserver_flowcontrol_dispatched_requests_total
   counts what it dispatched for it (leader Lease renewals and watch restarts)
+
+On the real node (`--node real`; needs the heavy lock, builds and loads the images):
+
+- `ready_s_1_real`: one domain applied -> Ready with real Pods: the broker, the DC
+  provisioning its domain, the worker, the portal migrating its database
 
 Times come from watch events as the benchmark receives them. Figures are
 medians over the runs; `per_run` keeps each run's numbers.
 
-    .venv/bin/python bench/operator_reconcile.py [--runs 3] [--domains 20] [--idle-seconds 120]
+    .venv/bin/python bench/operator_reconcile.py [--runs 3] [--domains 50] [--idle-seconds 120]
+    flock /tmp/es4ps-heavy.lock .venv/bin/python bench/operator_reconcile.py --node real [--runs 3]
 """
 
 from __future__ import annotations
@@ -34,9 +42,11 @@ import uuid
 from pathlib import Path
 
 import yaml
-from es4ps_localcluster import Cluster
+from es4ps_localcluster import Cluster, demo
+from es4ps_localcluster import images as local_images
 from es4ps_localcluster.processes import wait_until
 from es4ps_testkit.domains import CRD, example_domain
+from es4ps_testkit.e2e import LocalNode
 from es4ps_testkit.kube import KubeCluster
 from es4ps_testkit.operator_checks import children
 from es4ps_testkit.operator_harness import (
@@ -160,14 +170,22 @@ def count_operator_requests(cluster: KubeCluster, identity_namespace: str, name:
     )
 
 
-def one_run(
-    cluster: KubeCluster,
-    identity,
-    flow_schema: str,
-    domains: int,
-    idle_seconds: float,
-    log_dir: Path,
-) -> dict:
+def apply_until_ready(
+    cluster: KubeCluster, watch: DomainWatch, domain: dict, children: int, timeout: float
+) -> tuple[float, float]:
+    """Apply one domain; (seconds until its `children` exist, seconds until it is Ready), then delete it."""
+    namespace, name = domain["metadata"]["namespace"], domain["metadata"]["name"]
+    started = time.monotonic()
+    cluster.apply(yaml.safe_dump(domain))
+    children_s = wait_children(cluster, namespace, children, 120) - started
+    ready_s = watch.wait_ready({name}, timeout) - started
+    cluster.kubectl("delete", "es4psdomain", name, "-n", namespace, "--timeout=300s")
+    return children_s, ready_s
+
+
+@contextlib.contextmanager
+def serving_namespace(cluster: KubeCluster, identity, log_dir: Path, extra_env: dict[str, str] | None = None):
+    """A fresh namespace, a watch on its domains and the operator serving it (the leader); all gone afterwards."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
     watch = DomainWatch(cluster.kubeconfig, namespace)
@@ -176,21 +194,29 @@ def one_run(
         log_dir / f"{namespace}.log",
         [namespace],
         identity.namespace,
-        {"ES4PS_LEASE_SECONDS": "30"},
+        {"ES4PS_LEASE_SECONDS": "30", **(extra_env or {})},
     )
     try:
         operator.wait_until(operator.is_leader, 60, "leadership")
+        yield namespace, watch
+    finally:
+        operator.stop()
+        watch.close()
+        delete_namespace_without_operator(cluster, namespace)
 
-        started = time.monotonic()
-        cluster.apply(yaml.safe_dump(bench_domain(namespace, "single")))
-        children_s = wait_children(cluster, namespace, CHILDREN_PER_DOMAIN, 120) - started
-        ready_s = watch.wait_ready({"single"}, 300) - started
-        cluster.kubectl("delete", "es4psdomain", "single", "-n", namespace, "--timeout=120s")
+
+def kwok_run(
+    cluster: KubeCluster, identity, flow_schema: str, domains: int, idle_seconds: float, log_dir: Path
+) -> dict:
+    with serving_namespace(cluster, identity, log_dir) as (namespace, watch):
+        children_s, ready_s = apply_until_ready(
+            cluster, watch, bench_domain(namespace, "single"), CHILDREN_PER_DOMAIN, 300
+        )
 
         names = {f"d{index}" for index in range(domains)}
         started = time.monotonic()
         cluster.apply(yaml.safe_dump_all([bench_domain(namespace, name) for name in sorted(names)]))
-        ready_s_many = watch.wait_ready(names, 600) - started
+        ready_s_many = watch.wait_ready(names, 900) - started
 
         time.sleep(10)  # let the last status writes and events settle
         before = dispatched_requests(cluster, flow_schema)
@@ -200,25 +226,41 @@ def one_run(
             "children_s_1": round(children_s, 2),
             "ready_s_1": round(ready_s, 2),
             f"ready_s_{domains}": round(ready_s_many, 2),
-            "idle_requests_per_min": round(idle_per_min, 1),
+            f"idle_requests_per_min_{domains}": round(idle_per_min, 1),
         }
-    finally:
-        operator.stop()
-        watch.close()
-        delete_namespace_without_operator(cluster, namespace)
+
+
+def real_domain(namespace: str, node: LocalNode) -> dict:
+    """examples/acme.yaml as the e2e tests deploy it on the real node (host network, the node's DNS)."""
+    domain = example_domain(namespace)
+    domain["metadata"]["name"] = "single"
+    domain["spec"]["deletionPolicy"] = "Delete"
+    demo.set_paths(domain["spec"], node.spec_changes())
+    return domain
+
+
+def real_run(cluster: KubeCluster, identity, node: LocalNode, log_dir: Path) -> dict:
+    images = {f"ES4PS_{name.upper()}_IMAGE": local_images.IMAGES[name].ref for name in ("samba", "portal")}
+    images["ES4PS_BROKER_IMAGE"] = local_images.IMAGES["rabbitmq"].ref
+    with serving_namespace(cluster, identity, log_dir, images) as (namespace, watch):
+        _children_s, ready_s = apply_until_ready(cluster, watch, real_domain(namespace, node), 1, 900)
+        return {"ready_s_1_real": round(ready_s, 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--node", choices=("kwok", "real"), default="kwok")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--domains", type=int, default=20)
+    parser.add_argument("--domains", type=int, default=50)
     parser.add_argument("--idle-seconds", type=float, default=120)
     args = parser.parse_args()
 
     local = Cluster()
-    started_cluster = not local.healthy()
+    started_cluster = not (local.healthy() and local.mode == args.node)
     if started_cluster:
-        local.up(node="kwok")
+        if local.running():
+            local.down()
+        local.up(node=args.node)
     cluster = KubeCluster(local.kubeconfig)
     cluster.apply(CRD)
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/es4psdomains.es4ps.io")
@@ -229,9 +271,15 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             identity = operator_identity(cluster, identity_namespace, Path(tmp))
-            count_operator_requests(cluster, identity_namespace, flow_schema)
-            for _ in range(args.runs):
-                runs.append(one_run(cluster, identity, flow_schema, args.domains, args.idle_seconds, Path(tmp)))
+            if args.node == "real":
+                node = LocalNode(cluster)
+                node.load_images()
+                for _ in range(args.runs):
+                    runs.append(real_run(cluster, identity, node, Path(tmp)))
+            else:
+                count_operator_requests(cluster, identity_namespace, flow_schema)
+                for _ in range(args.runs):
+                    runs.append(kwok_run(cluster, identity, flow_schema, args.domains, args.idle_seconds, Path(tmp)))
     finally:
         cluster.kubectl("delete", "flowschema", flow_schema, "--ignore-not-found", check=False)
         delete_identity(cluster, identity_namespace)
@@ -239,12 +287,10 @@ def main() -> None:
         if started_cluster and os.environ.get("ES4PS_KEEP_CLUSTER") != "1":
             local.down()
     medians = {key: round(statistics.median(run[key] for run in runs), 2) for key in runs[0]}
-    print(
-        json.dumps(
-            {**medians, "runs": args.runs, "domains": args.domains, "idle_seconds": args.idle_seconds, "per_run": runs},
-            indent=2,
-        )
-    )
+    settings = {"node": args.node, "runs": args.runs}
+    if args.node == "kwok":
+        settings |= {"domains": args.domains, "idle_seconds": args.idle_seconds}
+    print(json.dumps({**medians, **settings, "per_run": runs}, indent=2))
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def next_identity(one_address: bool = False) -> tuple[str, str]:
     return f"bench{n}", SHARED_ADDRESS if one_address else f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
 
 
-def register_once(portal_url: str, one_address: bool = False) -> float | None:
-    """One person's registration; its POST's latency in seconds, None when the rate limits refused it.
+def register_once(portal_url: str, one_address: bool = False, keep_client: bool = False):
+    """One person's registration; its POST's latency in seconds, None when the rate limits refused it,
+    with `keep_client` also the person's browser session (which follows the new account's status).
 
     Anything else than accepted or rate-limited raises.
     """
@@ -72,11 +73,14 @@ def register_once(portal_url: str, one_address: bool = False) -> float | None:
     start = time.perf_counter()
     response = client.http.post(f"{portal_url}/register/", data=data, allow_redirects=False, timeout=60)
     latency = time.perf_counter() - start
-    client.http.close()
     if response.status_code == 429:
+        client.http.close()
         return None
     if response.status_code != 302:
         raise RuntimeError(f"registration of {username} answered {response.status_code}")
+    if keep_client:
+        return latency, client
+    client.http.close()
     return latency
 
 

@@ -33,12 +33,11 @@ from pathlib import Path
 
 import ldb
 from es4ps_contract.events import Outcome
-from es4ps_contract.tasks import CreateUser
 from es4ps_samba.directory import encode_password
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC
-from es4ps_testkit.tasks import TaskClient
+from es4ps_testkit.tasks import TaskClient, create_task
 from es4ps_testkit.worker import ContractKeys, DirectoryWorker
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
@@ -90,10 +89,7 @@ def naive_rate(dc: SambaDC, prefix: str, n: int) -> float:
 
 def pipeline(client: TaskClient, prefix: str, n: int) -> tuple[float, float, float]:
     """(accounts per second, p50 ms, p99 ms) of n create tasks published at once."""
-    tasks = [
-        CreateUser(f"{prefix}{i}", "Bench", "Mark", f"{prefix}{i}@bench.example", client.seal(f"{prefix}{i}", PASSWORD))
-        for i in range(n)
-    ]
+    tasks = [create_task(client, f"{prefix}{i}", PASSWORD, given_name="Bench", surname="Mark") for i in range(n)]
     published_at = {}
     start = time.monotonic()
     for task in tasks:

@@ -74,6 +74,16 @@ def run(*argv: str, input: str | None = None, timeout: float = 600) -> str:
     return proc.stdout
 
 
+def set_paths(spec: dict, changes: dict) -> None:
+    """Set values in a domain spec by dotted paths ("directory.dnsForwarder": ...), making parents as needed."""
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        node = spec
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+
+
 def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     """Helm values: the operator from the local images, and examples/acme.yaml adjusted to this machine.
 
@@ -86,12 +96,7 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     spec["portal"]["host"] = PORTAL_HOST
     spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none", "from": "accounts@acme.example"}
     spec["directory"]["dnsForwarder"] = DNS_ADDRESS
-    for path, value in spec_changes.items():
-        *parents, leaf = path.split(".")
-        node = spec
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    set_paths(spec, spec_changes)
     return {
         "image": {
             "repository": images.IMAGES["operator"].repository,

@@ -7,10 +7,13 @@ Plain modules (no pytest fixtures; `bench/` imports them like any library):
 - `samba`: a Samba AD DC from the real entrypoint (`SambaDC`) and checks against it
 - `worker`: the contract's key pairs as files (`ContractKeys`) and the real worker (`DirectoryWorker`)
 - `tasks`: a portal stand-in publishing signed tasks and collecting result events (`TaskClient`)
+- `postgres`: a throwaway PostgreSQL server from Debian's package (`PostgreSQL`)
 - `mail`: an SMTP server that keeps every mail (`MailCatcher`)
 - `registration`: the registration form data of tests and benchmarks (names, `GOOD_PASSWORD`, unique names)
 - `portal_client`: a person using the portal over HTTP (`PortalClient`)
 - `live_portal`: the portal as its real processes (`LivePortal`) and a look into its task queue
+- `portal_fill`: a campus-size portal database written through the models (benchmarks)
+- `portal_queries`: the portal's per-request queries and the index each must use
 - `kube`: a cluster driven through kubectl and helm as a user would (`KubeCluster`)
 - `domains`: ES4PSDomain samples as the API server returns them (CRD defaults applied)
 - `operator_harness`: the operator as a process with exactly its RBAC (`OperatorProcess`, `operator_identity`)

@@ -15,9 +15,12 @@ Everything else, the test itself included, is shared.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +177,7 @@ class Deployment:
     realm: str
     directory_ca: Path
     directory_name: str
+    ingress: subprocess.Popen | None = None
 
     def person(self) -> PortalClient:
         """A new browser session at the portal's public address, through the HTTPS entry."""
@@ -191,3 +195,36 @@ class Deployment:
                 self.platform.smtp_host, self.mail.port, **{**self.platform.spec_changes(), **spec_changes}
             )
         )
+
+    def close(self) -> None:
+        """Stop what `deploy` started on this machine (the HTTPS entry, the SMTP server); the cluster stays."""
+        if self.ingress is not None:
+            self.ingress.terminate()
+        self.mail.stop()
+        self.platform.close()
+
+
+def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_changes) -> Deployment:
+    """Deploy as `make demo` does: images, charts, the example domain (with `spec_changes`, dotted paths)
+    Ready, the portal behind a local HTTPS entry with its cert-manager certificate. `close()` when done."""
+    demo.kubeconfig = kube.kubeconfig
+    start = time.monotonic()
+    where.load_images()
+    mail = MailCatcher(host=where.smtp_host)
+    mail.start()
+    demo.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
+    deployment = Deployment(kube, where, mail, "", "", directory / "portal-ca.crt", "", directory / "dc-ca.crt", "")
+    deployment.install(**spec_changes)
+    domain = demo.wait_ready(timeout_s=900)
+    print(f"\nthe domain was Ready {time.monotonic() - start:.0f} s after the deployment began", file=sys.stderr)
+    cert, key, ca = demo.portal_tls_files(directory / "portal-tls")
+    deployment.portal_ca = ca
+    port = free_port()
+    deployment.ingress = demo.start_ingress(f"127.0.0.1:{port}", cert, key, directory / "ingress.log")
+    deployment.portal_url = f"https://{demo.PORTAL_HOST}:{port}"
+    deployment.ingress_address = "127.0.0.1"
+    deployment.realm = domain["spec"]["realm"]
+    deployment.directory_name = f"dc0.{deployment.realm.lower()}"
+    ldaps = demo.certificate_secret(deployment.directory_name)
+    deployment.directory_ca.write_bytes(base64.b64decode(ldaps["data"]["ca.crt"]))
+    return deployment

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import sqlite3
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -117,6 +118,19 @@ class LivePortal:
         stop_process_group(self._consume)
         stop_process_group(self._serve)
         self._serve = self._consume = None
+
+    def manage(self, *args: str, timeout_s: float = 3600) -> str:
+        """`es4ps-portal manage <args>` in the portal's environment (its settings, its database); its output."""
+        result = subprocess.run(
+            [str(VENV_BIN / "es4ps-portal"), "manage", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"es4ps-portal manage {args[0]} failed: {result.stderr[-2000:]}")
+        return result.stdout
 
     def client(self, client_ip: str | None = None) -> PortalClient:
         return PortalClient(self.url, client_ip)

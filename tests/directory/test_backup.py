@@ -20,6 +20,7 @@ import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_operator.builders.secrets import generate_backup_key
+from es4ps_samba.dc.store import backend_store
 from es4ps_testkit import ServiceError
 from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import SambaDC, password_authenticates
@@ -151,6 +152,7 @@ def test_a_backup_restores_as_a_new_dc_whose_accounts_log_in(
         pytest.fail(str(exc), pytrace=False)
     try:
         username = stored["username"]
+        assert backend_store(restored.sam_ldb) == "mdb"  # backups are taken in LMDB, as new DCs store
         assert password_authenticates(restored, username, PASSWORD)
         assert not password_authenticates(restored, username, PASSWORD + "x")
         # The restored directory's Administrator has the new domain's password (further DCs join with it).

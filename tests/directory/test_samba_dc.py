@@ -18,6 +18,7 @@ from es4ps_contract.tasks import EnableUser
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.config import MARKER_NAME
+from es4ps_samba.dc.store import backend_store, lmdb_map_size, partition_files
 from es4ps_testkit import ServiceError
 from es4ps_testkit.samba import SambaDC, find_account, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
@@ -124,6 +125,82 @@ def test_a_provision_cut_short_is_done_again(tmp_path, test_ca):
     assert dc.admin_password not in smb_conf and dc.worker_password not in smb_conf
 
 
+def offline_dc(directory, test_ca, volume_bytes: int) -> SambaDC:
+    """A DC only prepared (provisioned, converged) by the entrypoint, never run: no address to claim."""
+    dc = SambaDC(directory, test_ca, volume_bytes=volume_bytes)
+    dc.address = "127.0.0.1"
+    dc.tls = test_ca.issue(f"offline-{directory.name}", "dc1.es4ps.test", server_names=("dc1.es4ps.test",))
+    dc.data_dir.mkdir(parents=True)
+    dc.admin_password_file.write_text(dc.admin_password)
+    dc.worker_password_file.write_text(dc.worker_password)
+    return dc
+
+
+def local_samdb(dc: SambaDC):
+    """The DC's own database, opened from its files (the DC is not running)."""
+    from samba.auth import system_session
+    from samba.param import LoadParm
+    from samba.samdb import SamDB
+
+    lp = LoadParm()
+    lp.load(str(dc.data_dir / "etc" / "smb.conf"))
+    return SamDB(url=str(dc.sam_ldb), session_info=system_session(), lp=lp)
+
+
+def map_sizes(dc: SambaDC) -> set[int]:
+    return {lmdb_map_size(path) for path in partition_files(dc.sam_ldb)}
+
+
+def test_a_new_domain_is_stored_in_lmdb_sized_from_its_volume_and_follows_a_larger_one(tmp_path, test_ca):
+    dc = offline_dc(tmp_path / "dc", test_ca, volume_bytes=1 << 30)
+    result = entrypoint("prepare", dc.dc_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert backend_store(dc.sam_ldb) == "mdb"
+    assert len(partition_files(dc.sam_ldb)) == 5  # domain, configuration, schema, two DNS zones
+    assert map_sizes(dc) == {768 << 20}
+
+    dc.volume_bytes = 2 << 30  # the volume was resized
+    result = entrypoint("prepare", dc.dc_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert map_sizes(dc) == {1536 << 20}
+    assert "raised the map size" in result.stdout
+
+    dc.volume_bytes = 1 << 30  # a map never shrinks
+    assert entrypoint("prepare", dc.dc_env).returncode == 0
+    assert map_sizes(dc) == {1536 << 20}
+    # The directory reads fine through the raised maps: the Administrator is still there.
+    assert len(local_samdb(dc).search(expression="(sAMAccountName=Administrator)", attrs=["dn"])) == 1
+
+
+def test_a_domain_provisioned_with_tdb_stays_on_tdb(tmp_path, test_ca):
+    dc = offline_dc(tmp_path / "dc", test_ca, volume_bytes=1 << 30)
+    # A volume from before LMDB: provisioned with Samba's default store, marked as done.
+    provision = subprocess.run(
+        [
+            "samba-tool",
+            "domain",
+            "provision",
+            f"--targetdir={dc.data_dir}",
+            f"--realm={dc.realm}",
+            f"--domain={dc.netbios_name}",
+            "--server-role=dc",
+            "--dns-backend=SAMBA_INTERNAL",
+            f"--adminpass={dc.admin_password}",
+            "--option=acl_xattr:security_acl_name = user.NTACL",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert provision.returncode == 0, provision.stderr[-2000:]
+    (dc.data_dir / MARKER_NAME).write_text(f"provision {dc.realm} {dc.hostname}\n")
+
+    result = entrypoint("prepare", dc.dc_env)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert backend_store(dc.sam_ldb) == "tdb"
+    assert "raised the map size" not in result.stdout
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -133,6 +210,7 @@ def test_a_provision_cut_short_is_done_again(tmp_path, test_ca):
         ({"ES4PS_HOST_IP": "not-an-ip"}, "ES4PS_HOST_IP must be an IP address"),
         ({"ES4PS_TLS_KEY_FILE": ""}, "set all of ES4PS_TLS_CERT_FILE"),
         ({"ES4PS_SAMBA_OPTIONS": "just words"}, "expected 'name = value'"),
+        ({"ES4PS_DATA_VOLUME_BYTES": "5Gi"}, "ES4PS_DATA_VOLUME_BYTES must be a whole number"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(samba_dc, change, message):
@@ -147,7 +225,7 @@ def test_an_additional_dc_joins_with_the_domain_data(
 ):
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
     assert run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
-    second = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc)
+    second = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc, volume_bytes=1 << 30)
     try:
         second.start(timeout_s=180)
     except ServiceError as exc:
@@ -156,6 +234,8 @@ def test_an_additional_dc_joins_with_the_domain_data(
     try:
         # The join replicated the domain, passwords included: the account authenticates on the new DC,
         # which serves LDAPS with its own certificate.
+        assert backend_store(second.sam_ldb) == "mdb"
+        assert map_sizes(second) == {768 << 20}
         expression = f"(sAMAccountName={ldb.binary_encode(username)})"
         assert len(second.samdb().search(samba_dc.base_dn, expression=expression)) == 1
         assert domain_sid(second) == domain_sid(samba_dc)

@@ -263,7 +263,16 @@ def dump_directory(env: Environment) -> Path:
     if not server:
         raise SettingError("ES4PS_BACKUP_SERVER names the DC to copy")
     try:
-        samba_tool("domain", "backup", "online", f"--server={server}", f"--targetdir={staging}", *_admin_arguments(env))
+        # In LMDB, as new DCs keep their directory (es4ps_samba.dc.store): a restored DC runs on it too.
+        samba_tool(
+            "domain",
+            "backup",
+            "online",
+            f"--server={server}",
+            f"--targetdir={staging}",
+            "--backend-store=mdb",
+            *_admin_arguments(env),
+        )
     except SystemExit as exc:
         raise BackupError(f"samba-tool domain backup online from {server} failed: {exc}") from None
     [archive] = staging.glob("samba-backup-*.tar.bz2")

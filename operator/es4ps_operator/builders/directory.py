@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lightkube.utils.quantity import parse_quantity
+
 from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
@@ -147,6 +149,11 @@ def _advertised_ip_env(domain: Domain, index: int) -> dict[str, Any]:
     return env_from_field("ES4PS_HOST_IP", "status.hostIP" if domain.directory.host_network else "status.podIP")
 
 
+def volume_bytes(size: str) -> int:
+    """A volume's size in bytes from its Kubernetes quantity ("5Gi" -> 5368709120)."""
+    return int(parse_quantity(size))
+
+
 def _dns_forwarder(domain: Domain, config: OperatorConfig) -> str | None:
     return domain.directory.dns_forwarder or config.cluster_dns_ip
 
@@ -181,6 +188,8 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         env("ES4PS_DC_HOSTNAME", naming.dc_hostname(domain, index)),
         _advertised_ip_env(domain, index),
         env("ES4PS_DATA_DIR", DATA_DIR),
+        # The DC derives its database's map size from its volume's size (es4ps_samba.dc.store).
+        env("ES4PS_DATA_VOLUME_BYTES", volume_bytes(domain.directory.storage.size)),
         env("ES4PS_TLS_CERT_FILE", f"{LDAPS_TLS_DIR}/tls.crt"),
         env("ES4PS_TLS_KEY_FILE", f"{LDAPS_TLS_DIR}/tls.key"),
         env("ES4PS_TLS_CA_FILE", f"{LDAPS_TLS_DIR}/ca.crt"),

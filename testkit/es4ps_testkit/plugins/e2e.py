@@ -7,45 +7,16 @@ server catching the portal's mail.
 
 from __future__ import annotations
 
-import base64
-import os
-import sys
-import time
 from collections.abc import Iterator
 
 import pytest
-from es4ps_localcluster import demo
-from es4ps_localcluster.processes import free_port
 
-from ..e2e import Deployment, platform
-from ..mail import MailCatcher
+from ..e2e import Deployment, deploy, platform
 
 
 @pytest.fixture(scope="session")
 def deployment(request, tmp_path_factory) -> Iterator[Deployment]:
     kube, where = platform(lambda: request.getfixturevalue("real_cluster"))
-    demo.kubeconfig = kube.kubeconfig
-    start = time.monotonic()
-    where.load_images()
-    mail = MailCatcher(host=where.smtp_host)
-    mail.start()
-    directory = tmp_path_factory.mktemp("e2e")
-    demo.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
-    deployment = Deployment(kube, where, mail, "", "", directory / "portal-ca.crt", "", directory / "dc-ca.crt", "")
-    deployment.install()
-    domain = demo.wait_ready(timeout_s=900)
-    print(f"\nthe domain was Ready {time.monotonic() - start:.0f} s after the e2e began", file=sys.stderr)
-    cert, key, ca = demo.portal_tls_files(directory / "portal-tls")
-    deployment.portal_ca = ca
-    port = free_port()
-    ingress = demo.start_ingress(f"127.0.0.1:{port}", cert, key, directory / "ingress.log")
-    deployment.portal_url = f"https://{demo.PORTAL_HOST}:{port}"
-    deployment.ingress_address = "127.0.0.1"
-    deployment.realm = domain["spec"]["realm"]
-    deployment.directory_name = f"dc0.{deployment.realm.lower()}"
-    ldaps = demo.certificate_secret(deployment.directory_name)
-    deployment.directory_ca.write_bytes(base64.b64decode(ldaps["data"]["ca.crt"]))
-    yield deployment
-    ingress.terminate()
-    mail.stop()
-    where.close()
+    deployed = deploy(kube, where, tmp_path_factory.mktemp("e2e"))
+    yield deployed
+    deployed.close()

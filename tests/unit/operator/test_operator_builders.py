@@ -246,6 +246,14 @@ def test_further_dcs_join_the_first(config):
     assert by_kind_name(desired)[("Service", "acme-dc0")]["spec"]["clusterIP"] == "None"
 
 
+@pytest.mark.parametrize(("size", "expected"), [("5Gi", 5 << 30), ("500Mi", 500 << 20), ("2G", 2 * 10**9)])
+def test_every_dc_learns_its_volume_size_in_bytes(config, size, expected):
+    domain = make_domain(directory={"replicas": 2, "storage": {"size": size}})
+    desired = build_desired_state(domain, config)
+    for name in ("acme-dc0", "acme-dc1"):
+        assert env_of(containers(statefulset(desired, name))["dc"])["ES4PS_DATA_VOLUME_BYTES"] == str(expected)
+
+
 def test_service_mode_exposes_each_dc_and_advertises_the_given_address(config):
     domain = make_domain(
         directory={

@@ -83,6 +83,21 @@ def test_a_bad_certificate_check_interval_is_named(value):
         DCConfig.from_env({**DC_ENV, "ES4PS_TLS_CHECK_SECONDS": value})
 
 
+def test_the_lmdb_map_size_is_three_quarters_of_the_volume_in_whole_mib(tmp_path):
+    config = DCConfig.from_env({**DC_ENV, "ES4PS_DATA_DIR": str(tmp_path), "ES4PS_DATA_VOLUME_BYTES": str(5 << 30)})
+    assert config.map_size == 3840 << 20
+    odd = DCConfig.from_env({**DC_ENV, "ES4PS_DATA_DIR": str(tmp_path), "ES4PS_DATA_VOLUME_BYTES": "1000000000"})
+    assert odd.map_size == 715 << 20  # 750 000 000 bytes, rounded down to whole MiB
+    # Not told, and the data directory is no mount of its own: Samba's default.
+    assert DCConfig.from_env({**DC_ENV, "ES4PS_DATA_DIR": str(tmp_path)}).map_size == 8 << 30
+
+
+@pytest.mark.parametrize("value", ["5Gi", "-1", "1000"])
+def test_a_bad_volume_size_is_named(value):
+    with pytest.raises(SettingError, match="ES4PS_DATA_VOLUME_BYTES"):
+        DCConfig.from_env({**DC_ENV, "ES4PS_DATA_VOLUME_BYTES": value})
+
+
 def test_installed_certificate_files_are_told_from_renewed_ones(tmp_path):
     mounted = {name: tmp_path / "secret" / name for name in ("tls.crt", "tls.key", "ca.crt")}
     mounted["tls.crt"].parent.mkdir()

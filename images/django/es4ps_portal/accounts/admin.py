@@ -44,7 +44,10 @@ class UserAdmin(DjangoUserAdmin):
     )
     list_filter = (EmailVerifiedFilter, "directory_state", "is_staff", "is_active")
     search_fields = ("username", "email", "first_name", "last_name")
-    ordering = ("-date_joined",)
+    # Newest first along the index user_joined (the id breaks ties, as Django would add anyway).
+    ordering = ("-date_joined", "-id")
+    # The filtered count is enough: a second count of every user on each page adds nothing staff need.
+    show_full_result_count = False
     readonly_fields = ("email_verified_at", "directory_state", "last_login", "date_joined")
     inlines = [ProvisioningTaskInline]
     directory_fieldsets = (

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from es4ps_contract.environment import Environment, SettingError, Variable
 
+from .store import MIN_VOLUME_BYTES, map_size_for_volume, volume_size
+
 # Written after a successful provision, join or restore; its absence means "start over".
 MARKER_NAME = ".es4ps-domain-ready"
 # Where the worker keeps what must survive it (the record of applied tasks), inside the DC's volume.
@@ -27,6 +29,13 @@ VARIABLES = (
     Variable("ES4PS_INTERFACES", "what Samba binds (empty: `127.0.0.1/8` and `ES4PS_HOST_IP`, never all of `lo`)", ""),
     Variable("ES4PS_DNS_FORWARDER", "upstream DNS server for names outside the realm", ""),
     Variable("ES4PS_DATA_DIR", "everything the DC writes (the volume)", "/var/lib/samba"),
+    Variable(
+        "ES4PS_DATA_VOLUME_BYTES",
+        "the size asked for that volume, in bytes (from `spec.directory.storage.size`); each directory "
+        "partition's LMDB map size is 3/4 of the volume (this or the mounted file system, the larger), set at "
+        "provision or join and raised when the volume grew (empty and no mount: Samba's default, 8 GiB)",
+        "",
+    ),
     Variable("ES4PS_ADMIN_PASSWORD_FILE", "the domain Administrator's password", secret_file=True),
     Variable("ES4PS_TLS_CERT_FILE", "LDAPS certificate (cert-manager's `tls.crt`)", ""),
     Variable("ES4PS_TLS_KEY_FILE", "its key (`tls.key`)", ""),
@@ -77,6 +86,8 @@ class DCConfig:
     worker_uid: int = DEFAULT_WORKER_UID
     health_port: int = 9931
     health_interval_seconds: float = 60.0
+    # The volume's size (None: not known); the LMDB map size follows from it (store.map_size_for_volume).
+    data_volume_bytes: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DCConfig:
@@ -105,6 +116,11 @@ class DCConfig:
             worker_uid=env.integer("ES4PS_WORKER_UID", minimum=0),
             health_port=env.integer("ES4PS_HEALTH_PORT", minimum=0, maximum=65535),
             health_interval_seconds=env.number("ES4PS_HEALTH_INTERVAL_SECONDS", minimum=1, maximum=86400),
+            data_volume_bytes=(
+                env.integer("ES4PS_DATA_VOLUME_BYTES", minimum=MIN_VOLUME_BYTES)
+                if env.text("ES4PS_DATA_VOLUME_BYTES")
+                else None
+            ),
         )
         config.check()
         return config
@@ -138,6 +154,11 @@ class DCConfig:
     @property
     def sam_ldb(self) -> Path:
         return self.data_dir / "private" / "sam.ldb"
+
+    @property
+    def map_size(self) -> int:
+        """The LMDB map size of each partition, from the volume's size."""
+        return map_size_for_volume(volume_size(self.data_dir, self.data_volume_bytes))
 
     @property
     def run_dir(self) -> Path:

@@ -16,6 +16,7 @@ from es4ps_contract.environment import SettingError
 from .access import ensure_worker_access
 from .config import DCConfig
 from .smbconf import managed_options, set_global_options
+from .store import converge_map_size, volume_size
 from .tls import install_tls_files
 
 # What samba-tool writes under its target directory; cleared when a provision or join was cut short.
@@ -37,6 +38,11 @@ def samba_tool(*args: str) -> None:
 def admin_arguments(netbios_name: str, password: str) -> list[str]:
     """samba-tool's options to act as the domain's Administrator (samba_tool runs in-process: not on argv)."""
     return [f"--username={netbios_name}\\Administrator", f"--password={password}"]
+
+
+def _store_options(config: DCConfig) -> list[str]:
+    """New domains and joins use LMDB, its map size from the volume (store.py says why)."""
+    return ["--backend-store=mdb", f"--backend-store-size={config.map_size}B"]
 
 
 def _provision_options(config: DCConfig) -> list[str]:
@@ -61,6 +67,7 @@ def provision(config: DCConfig) -> None:
         "--dns-backend=SAMBA_INTERNAL",
         "--use-rfc2307",
         f"--adminpass={config.admin_password()}",
+        *_store_options(config),
         *_provision_options(config),
     ]
     if config.host_ip:
@@ -133,6 +140,7 @@ def join(config: DCConfig) -> None:
         "--dns-backend=SAMBA_INTERNAL",
         "--username=Administrator",
         f"--password={config.admin_password()}",
+        *_store_options(config),
         *_provision_options(config),
     )
 
@@ -161,6 +169,9 @@ def prepare(config: DCConfig) -> str:
     installed = install_tls_files(config)
     set_global_options(config.smb_conf, managed_options(config))
     check_after_upgrade(config)
+    if volume_size(config.data_dir, config.data_volume_bytes) is not None:
+        for path in converge_map_size(config.sam_ldb, config.map_size):
+            print(f"es4ps-samba-dc: raised the map size of {path.name} to {config.map_size} bytes", flush=True)
     ensure_worker_access(config)
     return installed
 

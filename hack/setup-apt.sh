@@ -11,6 +11,8 @@ packages=(
   age
   # broker
   rabbitmq-server
+  # the portal's database when not SQLite (tests and benchmarks start their own server)
+  postgresql
   # containers and the real node
   docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat ipset
   # tests: headless browser, TLS tools, venv

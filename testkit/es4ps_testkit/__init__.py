@@ -7,6 +7,7 @@ Plain modules (no pytest fixtures; `bench/` imports them like any library):
 - `samba`: a Samba AD DC from the real entrypoint (`SambaDC`) and checks against it
 - `worker`: the contract's key pairs as files (`ContractKeys`) and the real worker (`DirectoryWorker`)
 - `tasks`: a portal stand-in publishing signed tasks and collecting result events (`TaskClient`)
+- `postgres`: a throwaway PostgreSQL server from Debian's package (`PostgreSQL`)
 - `mail`: an SMTP server that keeps every mail (`MailCatcher`)
 - `registration`: the registration form data of tests and benchmarks (names, `GOOD_PASSWORD`, unique names)
 - `portal_client`: a person using the portal over HTTP (`PortalClient`)

@@ -11,6 +11,7 @@
 - `task_client`: a portal stand-in that publishes signed tasks and collects their result events
 - `username`: a username no other test of any session uses
 - `s3_server`: SeaweedFS's S3 gateway with one bucket and one identity allowed only on it
+- `postgres`: a throwaway PostgreSQL server (Debian's); `postgres.create_database(name)` returns its URL
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -23,6 +24,7 @@ import pytest
 
 from .. import ServiceError
 from ..ca import ThrowawayCA
+from ..postgres import PostgreSQL
 from ..rabbitmq import RabbitMQ
 from ..registration import unique_username
 from ..s3 import SeaweedS3
@@ -65,6 +67,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     server = started(SeaweedS3(tmp_path_factory.mktemp("s3")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgreSQL]:
+    server = started(PostgreSQL(tmp_path_factory.mktemp("postgres")))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

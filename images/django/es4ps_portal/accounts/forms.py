@@ -97,7 +97,7 @@ class RegistrationForm(NewPasswordForm):
         username = _contract(normalize_username, self.cleaned_data["username"])
         # Staff names are reserved, also the configured one before its user exists: a person who took it
         # would otherwise share a name with the admin.
-        if username == settings.SUPERUSER_USERNAME or User.objects.filter(username__iexact=username).exists():
+        if username == settings.SUPERUSER_USERNAME or User.objects.named(username).exists():
             raise ValidationError("This username is taken. Please choose another one.")
         return username
 
@@ -112,7 +112,7 @@ class RegistrationForm(NewPasswordForm):
             raise ValidationError(f"Registration is open to addresses of {allowed_domains_text()} only.")
         # Store exactly the name that was compared, in the form people read.
         email = f"{local}@{display_domain(domain)}"
-        if User.objects.filter(email__iexact=email).exists():
+        if User.objects.with_address(email).exists():
             raise ValidationError("An account with this address exists already. Sign in or reset its password.")
         return email
 
@@ -147,7 +147,7 @@ class RateLimitedLoginMixin:
             ) from None
         except ValidationError:
             limit.hit()
-            user = User.objects.filter(username__iexact=username.strip(), is_staff=False).first()
+            user = User.objects.named(username.strip()).filter(is_staff=False).first()
             if user is not None and not user.is_email_verified:
                 raise ValidationError(
                     "Confirm your e-mail address first: follow the link in the mail we sent you.", code="unverified"

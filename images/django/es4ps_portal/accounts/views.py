@@ -301,12 +301,15 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     form = ResetRequestForm(request.POST)
     if not form.is_valid():
         return render(request, "accounts/password_reset.html", {"form": form})
-    user = User.objects.filter(
-        email__iexact=form.cleaned_data["email"],
-        email_verified_at__isnull=False,
-        directory_state=User.DirectoryState.ENABLED,
-        is_staff=False,
-    ).first()
+    user = (
+        User.objects.with_address(form.cleaned_data["email"])
+        .filter(
+            email_verified_at__isnull=False,
+            directory_state=User.DirectoryState.ENABLED,
+            is_staff=False,
+        )
+        .first()
+    )
     # The same answer whether or not the account exists: the page must not reveal who is registered.
     if user is not None:
         mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.RESET_PASSWORD))

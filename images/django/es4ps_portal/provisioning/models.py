@@ -37,6 +37,10 @@ class ProvisioningTask(models.Model):
     class Meta:
         db_table = "accounts_provisioningtask"
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The status page's question: one account's newest tasks, without sorting all of its tasks.
+            models.Index(fields=["user", "-created_at", "-id"], name="task_user_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.operation} for {self.user.username}: {self.state}"

@@ -12,6 +12,7 @@ Plain modules (no pytest fixtures; `bench/` imports them like any library):
 - `registration`: the registration form data of tests and benchmarks (names, `GOOD_PASSWORD`, unique names)
 - `portal_client`: a person using the portal over HTTP (`PortalClient`)
 - `live_portal`: the portal as its real processes (`LivePortal`) and a look into its task queue
+- `metrics`: scraping a Prometheus endpoint (`scrape`, `Scrape.value`)
 - `kube`: a cluster driven through kubectl and helm as a user would (`KubeCluster`)
 - `domains`: ES4PSDomain samples as the API server returns them (CRD defaults applied)
 - `operator_harness`: the operator as a process with exactly its RBAC (`OperatorProcess`, `operator_identity`)

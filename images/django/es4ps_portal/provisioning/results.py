@@ -14,6 +14,7 @@ from es4ps_contract.tasks import Operation
 
 from es4ps_portal.accounts.models import User
 
+from .metrics import PROVISIONING_DURATION, RESULTS
 from .models import ProvisioningTask
 
 logger = logging.getLogger(__name__)
@@ -96,5 +97,7 @@ def record_result_event(event: ResultEvent) -> bool:
             User.objects.filter(pk=user.pk).update(directory_state=new_state)
         if _expired_registration_deleted(task, event.outcome):
             user.delete()  # with its tasks and tokens: the username and the address are free again
+    RESULTS.labels(event.operation, event.outcome.value).inc()
+    PROVISIONING_DURATION.labels(event.operation).observe(max((finished_at - task.created_at).total_seconds(), 0.0))
     logger.info("task %s (%s for %s): %s", event.task_id, event.operation, event.username, event.outcome.value)
     return True

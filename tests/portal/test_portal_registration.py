@@ -272,6 +272,33 @@ def test_the_shipped_limits_refuse_a_fourth_reset_of_one_address(client, broker,
     assert answers == [200] * 3 + [429]
 
 
+def test_refusals_and_outcomes_are_counted_by_what_happened(client, broker, smtp, registered, username):
+    def counted(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "reset": counted("es4ps_portal_password_resets_total", step="request", outcome="no_account"),
+        "reset_limited": counted("es4ps_portal_password_resets_total", step="request", outcome="rate_limited"),
+        "refusals": counted("es4ps_portal_rate_limit_refusals_total", action="reset"),
+        "login_failed": counted("es4ps_portal_logins_total", outcome="failed"),
+        "wrong_code": counted("es4ps_portal_verifications_total", method="code", outcome="invalid"),
+    }
+    for _ in range(4):
+        client.post("/password/reset/", {"email": f"counted@{ALLOWED_DOMAIN}"})
+    Client().post("/login/", {"username": "nobody", "password": "Wrong-Horse-42"})
+    user, mail = registered
+    client.post("/verify/code/", {"code": f"{(int(code_of(mail)) + 1) % 10**6:06d}"})
+
+    assert counted("es4ps_portal_password_resets_total", step="request", outcome="no_account") - before["reset"] == 3
+    assert (
+        counted("es4ps_portal_password_resets_total", step="request", outcome="rate_limited") - before["reset_limited"]
+        == 1
+    )
+    assert counted("es4ps_portal_rate_limit_refusals_total", action="reset") - before["refusals"] == 1
+    assert counted("es4ps_portal_logins_total", outcome="failed") - before["login_failed"] == 1
+    assert counted("es4ps_portal_verifications_total", method="code", outcome="invalid") - before["wrong_code"] == 1
+
+
 def test_the_shipped_limits_refuse_a_sixth_wrong_code(registered, client):
     user, mail = registered
     wrong = f"{(int(code_of(mail)) + 1) % 10**6:06d}"

@@ -72,8 +72,8 @@ def replicas(tmp_path_factory, postgres, portal_env, domain_broker, domain_worke
             portal.stop()
         pytest.fail(str(exc), pytrace=False)
     yield portals
-    for portal in portals:
-        portal.stop()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(LivePortal.stop, portals))
 
 
 def test_replicas_started_together_migrate_once(replicas, postgres):

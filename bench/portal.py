@@ -1,18 +1,21 @@
-"""Portal speed: registrations the portal accepts (validated, recorded, published, mailed) per second. Prints JSON.
+"""Portal speed: registrations the portal accepts (validated, recorded with their task, mailed) per second. Prints JSON.
 
 Starts the real pieces the registration path touches, as the tests do:
 RabbitMQ with mutual TLS, the SMTP server that catches the mails, and the
 portal itself (`es4ps-portal serve`: gunicorn with `--workers` processes, SQLite
-on its data directory). No directory worker runs: the figure is what the
-portal hands to the broker, not what the DC applies (bench/provisioning.py).
+on its data directory; `es4ps-portal consume`, whose outbox relay publishes the
+tasks). No directory worker runs: the figure is what the portal hands to the
+broker, not what the DC applies (bench/provisioning.py).
 
 Each of `--concurrency` clients repeats what a browser does: load the form
 (for its CSRF token), then send it. `registrations_per_s` counts completed
 registrations over the wall time of a run; `p50_ms`/`p99_ms` are the latency
 of the registration request itself (the POST, answered with the redirect to
-the status page once the task is confirmed by the broker and the mail is
-sent). Every client presents its own address to the portal (X-Forwarded-For,
-as the Ingress would), so rate limits do not interfere. Figures are medians
+the status page once the registration and its task are committed to the
+outbox and the mail is sent; the relay publishes meanwhile, and
+`tasks_published` counts the queue once the outbox is empty). Every client
+presents its own address to the portal (X-Forwarded-For, as the Ingress
+would), so rate limits do not interfere. Figures are medians
 over the runs; `per_run` keeps each run's numbers.
 
 `--one-address` is the campus case instead: every registration comes from one
@@ -38,9 +41,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from es4ps_contract.tasks import PROVISIONING_QUEUE
+from es4ps_localcluster.processes import wait_until
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.mail import MailCatcher
+from es4ps_testkit.metrics import scrape
 from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.registration import form
@@ -127,6 +132,11 @@ def main() -> None:
         portal.start()
         run(portal.url, 20, args.concurrency)  # warm-up: connections, caches (each from its own address)
         per_run = [run(portal.url, args.registrations, args.concurrency, args.one_address) for _ in range(args.runs)]
+        wait_until(
+            lambda: scrape(portal.consumer_metrics_url).value("es4ps_portal_outbox_tasks") == 0,
+            120,
+            "the outbox relay publishing every task",
+        )
         published = broker.queue_depth(PROVISIONING_QUEUE)
     finally:
         if portal is not None:

@@ -50,6 +50,14 @@ BROKER_PORT = 5671
 PORTAL_BROKER_USER = "portal"
 WORKER_BROKER_USER = "worker"
 PORTAL_HTTP_PORT = 8000
+# Prometheus metrics of the portal's web processes and of its consumer (outbox relay, results), and of
+# each DC's worker; the ServiceMonitors/PodMonitors select them by these port names.
+PORTAL_METRICS_PORT = 9933
+PORTAL_METRICS_PORT_NAME = "metrics"
+CONSUMER_METRICS_PORT = 9934
+CONSUMER_METRICS_PORT_NAME = "consumer-metric"  # a port name has at most 15 characters
+WORKER_METRICS_PORT = 9932
+WORKER_METRICS_PORT_NAME = "worker-metrics"
 # The directory account the workers bind as, with rights on the managed OU only (images/samba).
 WORKER_DIRECTORY_ACCOUNT = "es4ps-worker"
 # The OU whose accounts the workers manage, relative to the domain.

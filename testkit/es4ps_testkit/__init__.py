@@ -14,6 +14,7 @@ Plain modules (no pytest fixtures; `bench/` imports them like any library):
 - `live_portal`: the portal as its real processes (`LivePortal`) and a look into its task queue
 - `portal_fill`: a campus-size portal database written through the models (benchmarks)
 - `portal_queries`: the portal's per-request queries and the index each must use
+- `metrics`: scraping a Prometheus endpoint (`scrape`, `Scrape.value`)
 - `kube`: a cluster driven through kubectl and helm as a user would (`KubeCluster`)
 - `domains`: ES4PSDomain samples as the API server returns them (CRD defaults applied)
 - `operator_harness`: the operator as a process with exactly its RBAC (`OperatorProcess`, `operator_identity`)

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from es4ps_contract.tasks import PROVISIONING_QUEUE
@@ -59,16 +60,24 @@ def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: flo
 
 
 class LivePortal:
-    """`es4ps-portal serve` (gunicorn) and `es4ps-portal consume` with their own data directory and port."""
+    """`es4ps-portal serve` (gunicorn) and `es4ps-portal consume` with their own data directory and ports.
 
-    def __init__(self, directory: Path, env: Mapping[str, str], workers: int = 2) -> None:
+    Replicas sharing a database (`ES4PS_DATABASE_URL` in `env`) share their Django `secret_key` too, as the
+    operator's replicas share one Secret.
+    """
+
+    def __init__(
+        self, directory: Path, env: Mapping[str, str], workers: int = 2, secret_key: str | None = None
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
+        self.consumer_metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.staff_password = "Staff-" + secrets.token_urlsafe(12)
-        secret_key = directory / "secret-key"
-        secret_key.write_text(secrets.token_urlsafe(50))
+        secret_key_file = directory / "secret-key"
+        secret_key_file.write_text(secret_key or secrets.token_urlsafe(50))
         staff_password_file = directory / "staff-password"
         staff_password_file.write_text(self.staff_password)
         self.env = {
@@ -76,10 +85,12 @@ class LivePortal:
             "LANG": "C.UTF-8",
             "HOME": str(directory),
             **env,
-            "DJANGO_SECRET_KEY_FILE": str(secret_key),
+            "DJANGO_SECRET_KEY_FILE": str(secret_key_file),
             "ES4PS_PORTAL_HOST": f"127.0.0.1:{self.port}",
             "ES4PS_PORTAL_SCHEME": "http",
             "ES4PS_PORTAL_PORT": str(self.port),
+            "ES4PS_PORTAL_METRICS_PORT": str(urlsplit(self.metrics_url).port),
+            "ES4PS_CONSUMER_METRICS_PORT": str(urlsplit(self.consumer_metrics_url).port),
             "ES4PS_PORTAL_WORKERS": str(workers),
             "ES4PS_ORGANIZATION_NAME": ORGANIZATION_NAME,
             "ES4PS_ALLOWED_EMAIL_DOMAINS": ALLOWED_DOMAIN,
@@ -94,10 +105,10 @@ class LivePortal:
         self._serve = None
         self._consume = None
 
-    def start(self, timeout_s: float = 60) -> None:
-        """Start both processes; return when /readyz answers 200 and the consumer is consuming."""
-        self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
-        wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve, error=ServiceError)
+    def start(self, timeout_s: float = 60, *, wait_for_broker: bool = True) -> None:
+        """Start both processes; return when /readyz answers 200 and the consumer runs: consuming result events,
+        unless `wait_for_broker` is false (the broker is away; the consumer's metrics answer)."""
+        self.start_serve(timeout_s)
         offset = self.consume_log.stat().st_size if self.consume_log.exists() else 0
         self._consume = start_process([str(VENV_BIN / "es4ps-portal"), "consume"], self.consume_log, self.env)
 
@@ -106,13 +117,19 @@ class LivePortal:
                 log.seek(offset)
                 return b" ready." in log.read()
 
-        wait_until(consuming, timeout_s, "es4ps-portal consume", self.consume_log, self._consume, error=ServiceError)
+        def serving_metrics() -> bool:
+            return _answers(self.consumer_metrics_url)
+
+        running = consuming if wait_for_broker else serving_metrics
+        wait_until(running, timeout_s, "es4ps-portal consume", self.consume_log, self._consume, error=ServiceError)
+
+    def start_serve(self, timeout_s: float = 60) -> None:
+        """Start `serve` alone; return when /readyz answers 200."""
+        self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
+        wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve, error=ServiceError)
 
     def is_ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
+        return _answers(f"{self.url}/readyz")
 
     def stop(self) -> None:
         stop_process_group(self._consume)
@@ -136,10 +153,18 @@ class LivePortal:
         return PortalClient(self.url, client_ip)
 
     def database(self) -> sqlite3.Connection:
-        """A read-only connection to the portal's database, to check what it kept."""
+        """A read-only connection to the portal's SQLite database, to check what it kept."""
+        assert "ES4PS_DATABASE_URL" not in self.env, "this portal keeps its data in PostgreSQL"
         path = self.directory / "data" / "portal.sqlite3"
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
     def logs(self) -> str:
         """Both logs, for assertions that nothing secret was written."""
         return "\n".join(p.read_text(errors="replace") for p in (self.serve_log, self.consume_log) if p.exists())
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False

@@ -17,6 +17,7 @@ def hot_queries() -> dict[str, tuple[object, str]]:
     from es4ps_portal.accounts.models import User
     from es4ps_portal.provisioning.expiry import expired_registrations
     from es4ps_portal.provisioning.models import ProvisioningTask
+    from es4ps_portal.provisioning.outbox import outbox_waiting
 
     return {
         # Every registration, and every failed login: is the name or the address taken (any case)?
@@ -28,6 +29,8 @@ def hot_queries() -> dict[str, tuple[object, str]]:
         "admin_list": (User.objects.order_by("-date_joined", "-id")[:100], "user_joined"),
         # The status page: one account's newest tasks.
         "status_tasks": (ProvisioningTask.objects.filter(user_id=1)[:10], "task_user_newest"),
+        # The outbox relay's round, every half second on every replica: the tasks still to publish, in order.
+        "outbox_round": (outbox_waiting()[:100], "task_outbox"),
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
 from es4ps_localcluster.paths import VENV_BIN
-from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
+from es4ps_localcluster.processes import free_port, start_process, stop_process_group, wait_until
 
 from . import ServiceError
 
@@ -59,8 +59,17 @@ class DirectoryWorker:
     def __init__(self, directory: Path, env: Mapping[str, str], name: str = "test-worker") -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        # Few retries (1+2+4+8 s): a test waiting for "failed" should not wait ten minutes.
-        self.env = {**os.environ, "ES4PS_WORKER_MAX_RETRIES": "4", **env, "ES4PS_WORKER_NAME": name}
+        metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.env = {
+            **os.environ,
+            # Few retries (1+2+4+8 s): a test waiting for "failed" should not wait ten minutes.
+            "ES4PS_WORKER_MAX_RETRIES": "4",
+            **env,
+            "ES4PS_WORKER_NAME": name,
+            "ES4PS_WORKER_METRICS_PORT": str(metrics_port),
+            "ES4PS_WORKER_METRICS_ADDRESS": "127.0.0.1",
+        }
         self.log = directory / f"{name}.log"
         self.process: subprocess.Popen | None = None
 

@@ -1,4 +1,7 @@
-"""What the portal puts on the broker: signed tasks on the provisioning queue, the password sealed for the workers."""
+"""What the portal puts on the broker: signed tasks on the provisioning queue, the password sealed for the workers.
+
+The web side writes them to the outbox; the relay (`relay_round`, run here as the consumer runs it) publishes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from es4ps_contract.signing import open_task
 from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_portal.provisioning.outbox import relay_round
 from es4ps_testkit.live_portal import read_task_queue
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
@@ -35,13 +39,25 @@ def test_tasks_reach_the_queue_signed_with_the_password_sealed(
         bad_password = registration(refused, new_password1="password", new_password2="password")
         assert client.post("/register/", bad_password).status_code == 200
         assert client.post("/register/", registration(refused, email=f"{refused}@evil.example")).status_code == 200
-        recorded = {t.operation: str(t.task_id) for t in ProvisioningTask.objects.filter(user__username=username)}
+        tasks = ProvisioningTask.objects.filter(user__username=username)
+        # In the outbox: signed envelopes, the password only sealed, nothing published yet.
+        assert [t.published_at for t in tasks] == [None, None]
+        assert all(t.envelope and GOOD_PASSWORD not in str(t.envelope) for t in tasks)
+        assert relay_round() == (2, False)
+        recorded = {t.operation: str(t.task_id) for t in tasks}
         messages = read_task_queue(broker, take=recorded.values())
     finally:
         directory_worker.start()
 
     taken = {m["id"]: m for m in messages if m["id"] in recorded.values()}
     assert set(taken) == set(recorded.values())
+    # Published: marked so, and the envelope (the sealed password with it) no longer kept.
+    assert all(t.published_at and t.envelope is None for t in ProvisioningTask.objects.filter(user__username=username))
+    # In the order they were written: create before enable.
+    assert [m["id"] for m in messages if m["id"] in recorded.values()] == [
+        recorded[Operation.CREATE_USER],
+        recorded[Operation.ENABLE_USER],
+    ]
     assert not [m for m in messages if refused in m["body"]], "a refused registration published a task"
 
     create = taken[recorded[Operation.CREATE_USER]]

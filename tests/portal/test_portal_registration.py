@@ -10,8 +10,11 @@ from django.utils import timezone
 from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import EmailToken, User
 from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_portal.provisioning.outbox import relay_round
+from es4ps_testkit.live_portal import read_task_queue
 from es4ps_testkit.mail import CaughtMail, MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.django_db
 
@@ -163,19 +166,34 @@ def test_registrations_are_limited_per_address_and_per_client(client, broker, sm
     assert register(other, "b9", new_password1="x", new_password2="x").status_code == 429
 
 
-def test_when_the_broker_is_down_nothing_is_kept_and_the_person_is_told(client, broker, smtp, username):
+def test_while_the_broker_is_away_registrations_are_accepted_and_their_tasks_wait_in_order(
+    client, broker, smtp, username
+):
     broker.stop()
     try:
-        response = register(client, username)
+        registered = register(client, username)
+        user = User.objects.get(username=username)
+        client.post("/verify/code/", {"code": code_of(verification_mail(smtp, username))})
+        status = client.get("/status.json").json()
+        failures = REGISTRY.get_sample_value("es4ps_portal_task_publish_failures_total")
+        assert relay_round() == (0, True)  # the relay tries, the broker is not there: nothing is lost
+        assert REGISTRY.get_sample_value("es4ps_portal_task_publish_failures_total") == failures + 1
     finally:
         broker.start()
-    assert response.status_code == 200
-    assert "Nothing was changed" in response.content.decode()
-    assert not User.objects.filter(username=username).exists()
-    assert not ProvisioningTask.objects.exists()
-    # Once the broker is back, the same registration goes through.
-    assert register(client, username).status_code == 302
-    assert operations(User.objects.get(username=username)) == [Operation.CREATE_USER]
+    assert registered.status_code == 302 and registered["Location"] == "/status/"
+    assert [(t["operation"], t["state"]) for t in status["tasks"]] == [
+        ("create_user", "queued"),
+        ("enable_user", "queued"),
+    ]
+    waiting = list(user.provisioning_tasks.order_by("id"))
+    assert [t.published_at for t in waiting] == [None, None]
+    # Once the broker is back, the relay publishes them, in the order they were written.
+    assert relay_round() == (2, False)
+    taken = read_task_queue(broker, take=[str(t.task_id) for t in waiting])
+    assert [m["name"] for m in taken if m["id"] in {str(t.task_id) for t in waiting}] == [
+        Operation.CREATE_USER.task_name,
+        Operation.ENABLE_USER.task_name,
+    ]
 
 
 def test_sending_the_form_twice_leads_to_the_same_status_page(client, broker, smtp, username):
@@ -252,6 +270,33 @@ def test_the_shipped_limits_refuse_a_sixth_registration_of_one_address(client, b
 def test_the_shipped_limits_refuse_a_fourth_reset_of_one_address(client, broker, smtp):
     answers = [client.post("/password/reset/", {"email": f"reset@{ALLOWED_DOMAIN}"}).status_code for _ in range(4)]
     assert answers == [200] * 3 + [429]
+
+
+def test_refusals_and_outcomes_are_counted_by_what_happened(client, broker, smtp, registered, username):
+    def counted(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "reset": counted("es4ps_portal_password_resets_total", step="request", outcome="no_account"),
+        "reset_limited": counted("es4ps_portal_password_resets_total", step="request", outcome="rate_limited"),
+        "refusals": counted("es4ps_portal_rate_limit_refusals_total", action="reset"),
+        "login_failed": counted("es4ps_portal_logins_total", outcome="failed"),
+        "wrong_code": counted("es4ps_portal_verifications_total", method="code", outcome="invalid"),
+    }
+    for _ in range(4):
+        client.post("/password/reset/", {"email": f"counted@{ALLOWED_DOMAIN}"})
+    Client().post("/login/", {"username": "nobody", "password": "Wrong-Horse-42"})
+    user, mail = registered
+    client.post("/verify/code/", {"code": f"{(int(code_of(mail)) + 1) % 10**6:06d}"})
+
+    assert counted("es4ps_portal_password_resets_total", step="request", outcome="no_account") - before["reset"] == 3
+    assert (
+        counted("es4ps_portal_password_resets_total", step="request", outcome="rate_limited") - before["reset_limited"]
+        == 1
+    )
+    assert counted("es4ps_portal_rate_limit_refusals_total", action="reset") - before["refusals"] == 1
+    assert counted("es4ps_portal_logins_total", outcome="failed") - before["login_failed"] == 1
+    assert counted("es4ps_portal_verifications_total", method="code", outcome="invalid") - before["wrong_code"] == 1
 
 
 def test_the_shipped_limits_refuse_a_sixth_wrong_code(registered, client):

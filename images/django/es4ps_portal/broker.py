@@ -1,7 +1,9 @@
 """The portal's transport: the Celery app that publishes tasks (with confirms) and runs the consumer.
 
 Transport only: what is published and what a result means belong to
-es4ps_portal.provisioning (its `tasks` module holds the consumer's task).
+es4ps_portal.provisioning (its `outbox` relay publishes, its `tasks` module
+holds the consumer's task). Only the consumer talks to the broker; the web
+processes write to the outbox.
 The broker settings (ES4PS_BROKER_* in Django's settings) become Celery
 settings through the task contract (`es4ps_contract.transport`) the first
 time they are needed, so commands that do not talk to the broker (`migrate`,
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 app = Celery("es4ps_portal", set_as_current=False)
 
 _PORTAL_CELERY_SETTINGS = {
-    # A registration is answered only once the broker has taken its task:
+    # The relay marks a task published only once the broker has taken it:
     # with publisher confirms a refused or lost publish raises instead of vanishing.
     "broker_transport_options": {"confirm_publish": True},
     "broker_connection_timeout": 5,
@@ -57,15 +59,3 @@ def publish(task_name: str, envelope: dict[str, Any], task_id: str) -> None:
     except (KombuError, OSError) as exc:
         logger.error("publishing task %s (%s) failed: %s", task_id, task_name, type(exc).__name__)
         raise PublishError("the broker did not take the task") from None
-
-
-def connection_error() -> str | None:
-    """Why the broker cannot be reached right now, or None when a connection opens."""
-    try:
-        with configured_app().connection_for_write() as connection:
-            connection.connect()
-    except SettingError as exc:
-        return f"broker: {exc}"
-    except (KombuError, OSError) as exc:
-        return f"broker: {type(exc).__name__}"
-    return None

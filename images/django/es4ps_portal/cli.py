@@ -2,11 +2,13 @@
 
     es4ps-portal serve      migrate, create the cache table, collect static files,
                             create or update the staff superuser, then exec gunicorn
-    es4ps-portal consume    wait for the schema, then consume result events (and expire
-                            unverified registrations every hour)
+    es4ps-portal consume    wait for the schema, then consume result events, relay the
+                            outbox to the broker and expire unverified registrations every hour
     es4ps-portal manage ... Django's management commands
 
-Every step of `serve` is idempotent, so a restart (or a crash half-way) converges.
+Every step of `serve` is idempotent, so a restart (or a crash half-way) converges;
+replicas sharing a PostgreSQL database take turns for the steps that write
+the schema (an advisory lock), so starting them together is safe.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -63,19 +66,42 @@ def ensure_superuser() -> None:
 
 def prepare() -> None:
     """Bring the database and static files up to date (what `serve` does before gunicorn)."""
+    from django.db import connections
+
+    from es4ps_portal.database.locks import SCHEMA_LOCK, advisory_lock
+
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    call_command("migrate", interactive=False, verbosity=1)
-    call_command("createcachetable", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
-    ensure_superuser()
+    # A session of its own holds the lock, whatever the commands do with theirs.
+    lock_session = connections.create_connection("default")
+    try:
+        with advisory_lock(lock_session, SCHEMA_LOCK, wait=True):
+            call_command("migrate", interactive=False, verbosity=1)
+            call_command("createcachetable", verbosity=0)
+            ensure_superuser()
+    finally:
+        lock_session.close()
+
+
+def metrics_directory() -> str:
+    """A fresh, empty directory for the metrics of gunicorn's workers (prometheus-client's multiprocess mode).
+
+    Every start gets its own (in /tmp, a memory volume in the Pod), so counts of
+    an earlier run are never added in; gunicorn's master removes it on exit.
+    """
+    return tempfile.mkdtemp(prefix="es4ps-portal-metrics-")
 
 
 def serve() -> None:
     prepare()
     port = setting(env.integer, "ES4PS_PORTAL_PORT", minimum=1, maximum=65535)
     workers = setting(env.integer, "ES4PS_PORTAL_WORKERS", minimum=1)
+    setting(env.integer, "ES4PS_PORTAL_METRICS_PORT", minimum=0, maximum=65535)  # checked here, served by the hooks
+    # Before gunicorn's first import of prometheus-client, which picks its storage by this variable.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_directory()
     argv = [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:es4ps_portal.gunicorn_hooks",
         "--bind", f"0.0.0.0:{port}",
         "--workers", str(workers),
         "--timeout", "60",
@@ -127,10 +153,16 @@ def expire_registrations_periodically() -> None:
 
 
 def consume() -> None:
+    from es4ps_portal import metrics
     from es4ps_portal.broker import configured_app
     from es4ps_portal.provisioning import tasks  # noqa: F401 (registers the result task)
+    from es4ps_portal.provisioning.outbox import relay_forever
 
+    metrics_port = setting(env.integer, "ES4PS_CONSUMER_METRICS_PORT", minimum=0, maximum=65535)
     wait_for_schema()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    threading.Thread(target=relay_forever, name="outbox-relay", daemon=True).start()
     threading.Thread(target=expire_registrations_periodically, name="expire-registrations", daemon=True).start()
     configured_app().worker_main(
         [

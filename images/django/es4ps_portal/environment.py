@@ -44,6 +44,17 @@ VARIABLES = (
     Variable("ES4PS_PORTAL_SCHEME", "`https`, or `http` for local runs", "https"),
     Variable("ES4PS_PORTAL_PORT", "gunicorn's port (plain HTTP behind the Ingress)", "8000"),
     Variable("ES4PS_PORTAL_WORKERS", "gunicorn's worker processes", "2"),
+    Variable(
+        "ES4PS_PORTAL_METRICS_PORT",
+        "port of the web processes' Prometheus metrics (all gunicorn workers, served by its master); never the"
+        " public port; 0: off",
+        "9933",
+    ),
+    Variable(
+        "ES4PS_CONSUMER_METRICS_PORT",
+        "port of `es4ps-portal consume`'s Prometheus metrics (outbox relay, result events); 0: off",
+        "9934",
+    ),
     Variable("ES4PS_ORGANIZATION_NAME", "shown on every page and in mails", "ES4PS"),
     Variable("ES4PS_REALM", "the realm: logins bind as `<username>@<realm>`"),
     Variable("ES4PS_ALLOWED_EMAIL_DOMAINS", "comma-separated, e.g. `acme.example,acme.org` (and their subdomains)"),

@@ -9,8 +9,6 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import split_domain_port
 
-from es4ps_portal import broker
-
 logger = logging.getLogger(__name__)
 PROBE_PATHS = ("/healthz", "/readyz")
 
@@ -31,7 +29,10 @@ def _addressed_to_the_pod(request: HttpRequest) -> bool:
 
 
 class HealthCheckMiddleware:
-    """Answers /healthz (the process runs) and /readyz (database and broker reachable).
+    """Answers /healthz (the process runs) and /readyz (the database answers).
+
+    The broker is not part of readiness: changes wait in the outbox while it is
+    away (provisioning.outbox), so the portal keeps taking registrations.
 
     It runs before host validation because the kubelet probes the Pod by its
     IP. Requests for the public host name are not answered here (they get the
@@ -47,8 +48,8 @@ class HealthCheckMiddleware:
             return self.get_response(request)
         if request.path == "/healthz":
             return JsonResponse({"status": "ok"})
-        problems = [p for p in (_database_error(), broker.connection_error()) if p]
-        if problems:
-            logger.warning("not ready: %s", "; ".join(problems))
-            return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+        problem = _database_error()
+        if problem:
+            logger.warning("not ready: %s", problem)
+            return JsonResponse({"status": "unavailable", "problems": [problem]}, status=503)
         return JsonResponse({"status": "ok"})

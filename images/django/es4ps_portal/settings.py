@@ -90,6 +90,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes reach the pod by IP, which ALLOWED_HOSTS would refuse.
     "es4ps_portal.middleware.HealthCheckMiddleware",
+    # Second: the probes are not counted, everything else is (static files and refused hosts too).
+    "es4ps_portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -28,6 +28,9 @@ result event, the other's LDAP add keeps the DC busy.
 
 Passwords exist only as local variables between unsealing and the LDAP
 request; they are never logged and never part of an event or exception.
+
+Every attempt and outcome is counted (`worker_metrics`); the main process
+serves the pool's sums on `ES4PS_WORKER_METRICS_PORT`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import socket
 import sqlite3
 import sys
@@ -67,9 +71,11 @@ from es4ps_contract.validation import InvalidField
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
+from . import worker_metrics
 from .applied import AppliedTasks
 from .dc.config import DEFAULT_USERS_OU, DEFAULT_WORKER_ACCOUNT
 from .directory import SUPERSEDED, Directory, DirectoryRefused, DirectoryUnavailable, NotFoundYet
+from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger("es4ps.worker")
 
@@ -95,6 +101,12 @@ VARIABLES = (
         "ES4PS_WORKER_MAX_RETRIES",
         "retries of a task whose account is not there yet or whose DC is unreachable, 1, 2, 4 ... 60 s apart",
         "15",
+    ),
+    Variable("ES4PS_WORKER_METRICS_PORT", "port of the worker's Prometheus metrics (`/metrics`); 0: off", "9932"),
+    Variable(
+        "ES4PS_WORKER_METRICS_ADDRESS",
+        "the address the metrics port binds (the operator gives the Pod's IP; with host networking the node's)",
+        "0.0.0.0",  # noqa: S104 - every address of a plain container; the operator narrows it
     ),
 )
 
@@ -129,6 +141,8 @@ class WorkerConfig:
     concurrency: int
     sealing_key: PrivateKey
     verify_key: VerifyKey
+    metrics_port: int
+    metrics_address: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerConfig:
@@ -152,19 +166,28 @@ class WorkerConfig:
             concurrency=env.integer("ES4PS_WORKER_CONCURRENCY", minimum=1),
             sealing_key=sealing_key,
             verify_key=verify_key,
+            metrics_port=env.integer("ES4PS_WORKER_METRICS_PORT", minimum=0, maximum=65535),
+            metrics_address=env.text("ES4PS_WORKER_METRICS_ADDRESS"),
         )
 
 
 class ProvisioningWorker:
     """Opens, applies and reports tasks; the Celery tasks delegate to `handle`."""
 
-    def __init__(self, app: Celery, config: WorkerConfig, directory: Directory, applied: AppliedTasks) -> None:
+    def __init__(
+        self, app: Celery, config: WorkerConfig, directory: Directory, applied: AppliedTasks, metrics: WorkerMetrics
+    ) -> None:
         self.app = app
         self.config = config
         self.directory = directory
         self.applied = applied
+        self.metrics = metrics
 
     def handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
+        with self.metrics.duration.labels(operation.value).time():
+            self._handle(celery_task, operation, envelope)
+
+    def _handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
         task_id = str(celery_task.request.id)
         try:
             signed = open_task(self.config.verify_key, envelope, operation=operation, task_id=task_id)
@@ -172,16 +195,20 @@ class ProvisioningWorker:
         except (EnvelopeError, InvalidField, SealingError) as exc:
             # Only the claimed username, for the portal to match the event; the task is not applied.
             self._report(task_id, operation, envelope_username(envelope), Outcome.REJECTED, str(exc))
+            self.metrics.tasks.labels(operation.value, Outcome.REJECTED.value).inc()
             return
         task = signed.task
         earlier = self.applied.get(task_id)
         if earlier is not None:
             logger.info("task %s (%s %s): applied before, not again", task_id, operation.value, task.username)
             self._report(task_id, operation, task.username, earlier.outcome, earlier.reason, earlier.finished_at)
+            self.metrics.tasks.labels(operation.value, "repeated").inc()
             return
         try:
             done = self._apply(signed, password)
         except (NotFoundYet, DirectoryUnavailable) as exc:
+            error = "not_found_yet" if isinstance(exc, NotFoundYet) else "unavailable"
+            self.metrics.directory_errors.labels(operation.value, error).inc()
             retries = celery_task.request.retries
             if retries < self.config.max_retries:
                 countdown = min(RETRY_BASE_S * 2**retries, RETRY_MAX_S)
@@ -194,16 +221,18 @@ class ProvisioningWorker:
                     retries + 1,
                     countdown,
                 )
+                self.metrics.retries.labels(operation.value).inc()
                 raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
             reason = "the account was not found" if isinstance(exc, NotFoundYet) else "the directory is unavailable"
-            self._finish(task_id, operation, task.username, Outcome.FAILED, reason + " (retries exhausted)")
+            self._finish(signed, Outcome.FAILED, reason + " (retries exhausted)")
             return
         except DirectoryRefused as exc:
-            self._finish(task_id, operation, task.username, Outcome.FAILED, exc.reason)
+            self.metrics.directory_errors.labels(operation.value, "refused").inc()
+            self._finish(signed, Outcome.FAILED, exc.reason)
             return
         logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, done)
         # Nothing to say for the person, unless a newer change made this one moot.
-        self._finish(task_id, operation, task.username, Outcome.SUCCEEDED, done if done == SUPERSEDED else "")
+        self._finish(signed, Outcome.SUCCEEDED, done if done == SUPERSEDED else "")
 
     def _password(self, task: object) -> str | None:
         sealed = getattr(task, "sealed_password", None)
@@ -228,10 +257,13 @@ class ProvisioningWorker:
                 return directory.delete_user(signed)
         raise AssertionError(f"no handler for {type(signed.task).__name__}")
 
-    def _finish(self, task_id: str, operation: Operation, username: str, outcome: Outcome, reason: str = "") -> None:
-        """Record the final outcome of an applied task, then report it."""
-        event = self._report(task_id, operation, username, outcome, reason)
-        self.applied.record(task_id, outcome, event.reason, event.finished_at)
+    def _finish(self, signed: SignedTask, outcome: Outcome, reason: str = "") -> None:
+        """Record the final outcome of an applied task, report it and count it."""
+        operation = signed.task.operation
+        event = self._report(signed.task_id, operation, signed.task.username, outcome, reason)
+        self.applied.record(signed.task_id, outcome, event.reason, event.finished_at)
+        self.metrics.tasks.labels(operation.value, outcome.value).inc()
+        self.metrics.publish_to_apply.labels(operation.value).observe(max(event.finished_at - signed.issued_at, 0))
 
     def _report(
         self,
@@ -260,7 +292,7 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
         config.ldap_url, config.realm, config.netbios_name, config.account, config.password, config.users_ou
     )
     applied = AppliedTasks(config.state_dir)
-    worker = ProvisioningWorker(app, config, directory, applied)
+    worker = ProvisioningWorker(app, config, directory, applied, WorkerMetrics())
     for operation in Operation:
         _register_task(app, worker, operation)
     return app
@@ -295,12 +327,26 @@ def main(argv: list[str] | None = None) -> int:
     """Run the worker on the provisioning queue until it is stopped."""
     try:
         config = WorkerConfig.from_env(os.environ)
+    except SettingError as exc:
+        print(f"es4ps-worker: {exc}", file=sys.stderr)
+        return 2
+    metrics_directory = worker_metrics.use_multiprocess_directory()
+    try:
+        return _run(config, argv)
+    finally:
+        shutil.rmtree(metrics_directory, ignore_errors=True)
+
+
+def _run(config: WorkerConfig, argv: list[str] | None) -> int:
+    try:
         app = create_app(config, os.environ)
     except SettingError as exc:
         print(f"es4ps-worker: {exc}", file=sys.stderr)
         return 2
     if not wait_for_state_dir(config):
         return 1
+    if config.metrics_port:
+        worker_metrics.serve(config.metrics_port, config.metrics_address)
     app.worker_main(
         [
             "worker",

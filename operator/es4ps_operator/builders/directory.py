@@ -244,6 +244,12 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
             env("ES4PS_WORKER_STATE_DIR", WORKER_STATE_DIR),
             env("ES4PS_WORKER_NAME", naming.dc(domain, index)),
+            env("ES4PS_WORKER_METRICS_PORT", naming.WORKER_METRICS_PORT),
+            # The Pod's own address (the node's with host networking), not every address of the node.
+            env_from_field("ES4PS_WORKER_METRICS_ADDRESS", "status.podIP"),
+        ],
+        "ports": [
+            {"name": naming.WORKER_METRICS_PORT_NAME, "containerPort": naming.WORKER_METRICS_PORT, "protocol": "TCP"}
         ],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": restricted_security_context(WORKER_UID),

@@ -1,9 +1,11 @@
 """The registration portal of a domain: StatefulSet, Service and Ingress.
 
 A Pod runs two containers from images/django: `portal` (`es4ps-portal serve`:
-migrations, then gunicorn on 8000 behind the Ingress) and `consumer`
-(`es4ps-portal consume`: records the workers' result events). A StatefulSet,
-not a Deployment, because the default database is SQLite on the Pod's volume.
+migrations, then gunicorn on 8000 behind the Ingress, metrics on port
+`metrics`) and `consumer` (`es4ps-portal consume`: relays the outbox to the
+broker and records the workers' result events, metrics on port
+`consumer-metric`). A StatefulSet, not a Deployment, because the default
+database is SQLite on the Pod's volume.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_PORTAL_HOST", portal.host),
         env("ES4PS_PORTAL_SCHEME", "https"),
         env("ES4PS_PORTAL_PORT", naming.PORTAL_HTTP_PORT),
+        env("ES4PS_PORTAL_METRICS_PORT", naming.PORTAL_METRICS_PORT),
+        env("ES4PS_CONSUMER_METRICS_PORT", naming.CONSUMER_METRICS_PORT),
         env("ES4PS_ORGANIZATION_NAME", domain.organization_name),
         env("ES4PS_REALM", domain.realm),
         env("ES4PS_ALLOWED_EMAIL_DOMAINS", ",".join(domain.allowed_email_domains)),
@@ -146,7 +150,10 @@ def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-portal", "serve"],
         "env": environment,
-        "ports": [{"name": "http", "containerPort": naming.PORTAL_HTTP_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": naming.PORTAL_HTTP_PORT, "protocol": "TCP"},
+            {"name": naming.PORTAL_METRICS_PORT_NAME, "containerPort": naming.PORTAL_METRICS_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": http_probe("/readyz", "http", period_s=10),
         "livenessProbe": http_probe("/healthz", "http", period_s=20),
         # Migrations run before gunicorn listens.
@@ -161,6 +168,13 @@ def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-portal", "consume"],
         "env": environment,
+        "ports": [
+            {
+                "name": naming.CONSUMER_METRICS_PORT_NAME,
+                "containerPort": naming.CONSUMER_METRICS_PORT,
+                "protocol": "TCP",
+            }
+        ],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": restricted_security_context(),
         "volumeMounts": mounts,

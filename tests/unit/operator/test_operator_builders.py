@@ -282,6 +282,18 @@ def test_worker_reaches_the_broker_and_its_dc(acme, config):
     assert worker["command"] == ["es4ps-worker"]
 
 
+def ports_of(container):
+    return {p["name"]: (p["containerPort"], p["protocol"]) for p in container.get("ports", [])}
+
+
+def test_worker_serves_its_metrics_on_its_pods_address(acme, config):
+    worker = containers(statefulset(build_desired_state(acme, config), "acme-dc0"))["worker"]
+    assert ports_of(worker) == {"worker-metrics": (9932, "TCP")}
+    variables = env_of(worker)
+    assert variables["ES4PS_WORKER_METRICS_PORT"] == "9932"
+    assert variables["ES4PS_WORKER_METRICS_ADDRESS"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+
+
 def test_worker_gets_only_the_keys_it_needs(acme, config):
     pod = statefulset(build_desired_state(acme, config), "acme-dc0")["spec"]["template"]["spec"]
     keys = next(v for v in pod["volumes"] if v["name"] == "worker-keys")["secret"]
@@ -308,6 +320,19 @@ def test_portal_environment(acme, config):
     assert variables["ES4PS_SUPERUSER_USERNAME"] == "it-admin"
     keys = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "portal-keys")["secret"]
     assert {item["key"] for item in keys["items"]} == {"sealing-public.key", "signing-private.key"}
+
+
+def test_portal_and_consumer_serve_metrics_on_ports_of_their_own_that_the_service_does_not_route(acme, config):
+    desired = build_desired_state(acme, config)
+    sts = statefulset(desired, "acme-portal")
+    portal, consumer = containers(sts)["portal"], containers(sts)["consumer"]
+    assert ports_of(portal) == {"http": (8000, "TCP"), "metrics": (9933, "TCP")}
+    assert ports_of(consumer) == {"consumer-metric": (9934, "TCP")}
+    variables = env_of(portal)
+    assert (variables["ES4PS_PORTAL_METRICS_PORT"], variables["ES4PS_CONSUMER_METRICS_PORT"]) == ("9933", "9934")
+    # The Service (and through it the Ingress) leads to the public port only.
+    service = by_kind_name(desired)[("Service", "acme-portal")]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
 
 def test_portal_without_smtp_logs_mails_and_with_a_database_url_reads_it_from_a_secret(config):

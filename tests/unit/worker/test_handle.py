@@ -17,8 +17,10 @@ from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, En
 from es4ps_samba.applied import AppliedTasks
 from es4ps_samba.directory import DirectoryRefused, DirectoryUnavailable, NotFoundYet
 from es4ps_samba.worker import ProvisioningWorker, WorkerConfig
+from es4ps_samba.worker_metrics import WorkerMetrics
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
+from prometheus_client import CollectorRegistry
 
 PASSWORD = "Corr3ct-Horse!"
 
@@ -84,8 +86,13 @@ def make_worker(keys, tmp_path):
             concurrency=1,
             sealing_key=keys.sealing,
             verify_key=keys.signing.verify_key,
+            metrics_port=0,
+            metrics_address="127.0.0.1",
         )
-        return ProvisioningWorker(FakeApp(), config, directory, AppliedTasks(tmp_path))
+        registry = CollectorRegistry()
+        worker = ProvisioningWorker(FakeApp(), config, directory, AppliedTasks(tmp_path), WorkerMetrics(registry))
+        worker.registry = registry  # for `counted`
+        return worker
 
     return make
 
@@ -98,6 +105,11 @@ def create_envelope(keys, task_id="id-1", username="ana", sealed_for=None):
 
 def enable_envelope(keys, task_id="id-1"):
     return sign_task(keys.signing, EnableUser("ana", **BOUND), task_id)
+
+
+def counted(worker, name: str, **labels: str) -> float:
+    """A sample of the worker's metrics (0 when it was never counted)."""
+    return worker.registry.get_sample_value(name, labels) or 0.0
 
 
 def only_event(worker) -> ResultEvent:
@@ -196,3 +208,36 @@ def test_a_retried_task_is_not_recorded_until_it_is_final(keys, make_worker):
     healthy = FakeDirectory()
     make_worker(healthy).handle(FakeCeleryTask("id-1", retries=1), Operation.ENABLE_USER, enable_envelope(keys))
     assert [call[0] for call in healthy.calls] == ["enable_user"]
+
+
+def test_every_attempt_and_outcome_is_counted(keys, make_worker):
+    worker = make_worker(FakeDirectory())
+    worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
+    worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
+    worker.handle(FakeCeleryTask("id-2"), Operation.CREATE_USER, create_envelope(keys, "id-2", sealed_for="bob"))
+
+    create = {"operation": "create_user"}
+    assert counted(worker, "es4ps_worker_tasks_total", **create, outcome="succeeded") == 1
+    assert counted(worker, "es4ps_worker_tasks_total", **create, outcome="repeated") == 1
+    assert counted(worker, "es4ps_worker_tasks_total", **create, outcome="rejected") == 1
+    assert counted(worker, "es4ps_worker_task_duration_seconds_count", **create) == 3
+    # The time from issue to outcome, only for the task applied (the envelope was signed just now).
+    assert counted(worker, "es4ps_worker_publish_to_apply_seconds_count", **create) == 1
+    assert counted(worker, "es4ps_worker_publish_to_apply_seconds_bucket", **create, le="2.0") == 1
+
+
+def test_directory_errors_and_retries_are_counted(keys, make_worker):
+    waiting = make_worker(FakeDirectory(DirectoryUnavailable("down")), max_retries=1)
+    with pytest.raises(Retry):
+        waiting.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+    waiting.handle(FakeCeleryTask("id-1", retries=1), Operation.ENABLE_USER, enable_envelope(keys))
+    enable = {"operation": "enable_user"}
+    assert counted(waiting, "es4ps_worker_directory_errors_total", **enable, error="unavailable") == 2
+    assert counted(waiting, "es4ps_worker_task_retries_total", **enable) == 1
+    assert counted(waiting, "es4ps_worker_tasks_total", **enable, outcome="failed") == 1
+
+    refused = make_worker(FakeDirectory(DirectoryRefused(COMPLEXITY_REASON)))
+    refused.handle(FakeCeleryTask("id-2"), Operation.CREATE_USER, create_envelope(keys, "id-2"))
+    create = {"operation": "create_user"}
+    assert counted(refused, "es4ps_worker_directory_errors_total", **create, error="refused") == 1
+    assert counted(refused, "es4ps_worker_tasks_total", **create, outcome="failed") == 1

@@ -18,6 +18,8 @@ from es4ps_contract.validation import (
     normalize_username,
 )
 
+from es4ps_portal.metrics import LOGINS
+
 from . import directory, ratelimit
 from .email_domains import InvalidDomain, canonical_domain, display_domain, is_allowed
 from .models import User
@@ -138,10 +140,12 @@ class RateLimitedLoginMixin:
         try:
             limit.check()
         except ratelimit.RateLimited as exc:
+            LOGINS.labels("rate_limited").inc()
             raise ValidationError(exc.message, code=RATE_LIMITED) from None
         try:
-            return super().clean()
+            cleaned = super().clean()
         except directory.DirectoryUnavailable:
+            LOGINS.labels("unavailable").inc()
             raise ValidationError(
                 "The directory cannot be reached right now. Please try again in a minute.", code="unavailable"
             ) from None
@@ -149,10 +153,14 @@ class RateLimitedLoginMixin:
             limit.hit()
             user = User.objects.named(username.strip()).filter(is_staff=False).first()
             if user is not None and not user.is_email_verified:
+                LOGINS.labels("unverified").inc()
                 raise ValidationError(
                     "Confirm your e-mail address first: follow the link in the mail we sent you.", code="unverified"
                 ) from None
+            LOGINS.labels("failed").inc()
             raise
+        LOGINS.labels("succeeded").inc()
+        return cleaned
 
 
 class LoginForm(RateLimitedLoginMixin, AuthenticationForm):

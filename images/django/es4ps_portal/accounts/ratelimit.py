@@ -27,6 +27,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from es4ps_portal.metrics import RATE_LIMIT_REFUSALS
+
 IPV6_CLIENT_PREFIX = 64
 
 
@@ -69,6 +71,7 @@ class Limit:
     """The counters of one action for one request: its client address and, when given, one account."""
 
     def __init__(self, action: str, request: HttpRequest, account: str | None = None) -> None:
+        self.action = action
         now = time.time()
         identities = [("ip", address_key(client_ip(request.META, settings.TRUSTED_PROXY_COUNT)))]
         if account:
@@ -85,6 +88,7 @@ class Limit:
         """Raise RateLimited when the client or the account has used up its attempts."""
         for key, attempts, retry_after in self.counters:
             if cache.get(key, 0) >= attempts:
+                RATE_LIMIT_REFUSALS.labels(self.action).inc()
                 raise RateLimited(retry_after)
 
     def hit(self) -> None:

@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from es4ps_portal.broker import PublishError
+from es4ps_portal.metrics import PASSWORD_RESETS, REGISTRATIONS, VERIFICATIONS
 from es4ps_portal.provisioning import publishing
 from es4ps_portal.provisioning.status import account_status, follow, followed_user
 
@@ -35,7 +36,11 @@ from .forms import (
 from .models import EmailToken, User
 from .ratelimit import RateLimited, rate_limited
 
-UNAVAILABLE = "We cannot reach the directory service right now. Nothing was changed; please try again in a few minutes."
+# Only a portal without its signing key says this: a broker that is away delays the change instead (the outbox).
+NOT_SAVED = (
+    "The portal cannot send changes to the directory: its setup is incomplete. "
+    "Nothing was saved; please tell the staff."
+)
 NOT_PROVISIONED = "Your account is not set up in the directory, so its password cannot be changed here."
 PASSWORD_FIELDS = ("new_password1", "new_password2", "current_password", "password")
 
@@ -71,23 +76,32 @@ def _directory_user_required(view):
 
 
 def _refused_registration(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    REGISTRATIONS.labels("rate_limited").inc()
     # Not validated (that is what the limit saves); what was typed is kept, passwords aside.
     form = RegistrationForm(initial={k: v for k, v in request.POST.items() if k not in PASSWORD_FIELDS})
     return render(request, "accounts/register.html", {"form": form, "rate_limited": exc.message}, status=429)
 
 
 def _refused_reset_request(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    PASSWORD_RESETS.labels("request", "rate_limited").inc()
     context = {"form": ResetRequestForm(initial={"email": request.POST.get("email", "")}), "rate_limited": exc.message}
     return render(request, "accounts/password_reset.html", context, status=429)
 
 
 def _refused_code(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    VERIFICATIONS.labels("code", "rate_limited").inc()
     messages.error(request, exc.message)
     return redirect("provisioning:status")
 
 
-def _refused_page(template: str):
-    return lambda request, exc: render(request, template, {"error": exc.message}, status=429)
+def _refused_page(template: str, counter):
+    """A page saying when to try again; `counter` (a labelled metric) counts the refusal."""
+
+    def refused(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+        counter.inc()
+        return render(request, template, {"error": exc.message}, status=429)
+
+    return refused
 
 
 # --- pages ------------------------------------------------------------------------------------------
@@ -113,16 +127,21 @@ def register(request: HttpRequest) -> HttpResponse:
                 data["username"], data["email"], data["first_name"], data["last_name"], data["new_password1"]
             )
         except PublishError:
-            form.add_error(None, UNAVAILABLE)
+            REGISTRATIONS.labels("failed").inc()
+            form.add_error(None, NOT_SAVED)
         except IntegrityError:
+            REGISTRATIONS.labels("invalid").inc()
             form.add_error(None, "This username or address was taken a moment ago. Please choose another one.")
         else:
+            REGISTRATIONS.labels("accepted").inc()
             follow(request, user)
             if not mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
                 messages.warning(request, "We could not send the mail just now. Use “Send the mail again” below.")
             return redirect("provisioning:status")
     elif _is_repeated_registration(request):
         return redirect("provisioning:status")
+    else:
+        REGISTRATIONS.labels("invalid").inc()
     return render(request, "accounts/register.html", {"form": form})
 
 
@@ -136,8 +155,8 @@ def _is_repeated_registration(request: HttpRequest) -> bool:
     )
 
 
-def _verify(request: HttpRequest, record: EmailToken) -> str | None:
-    """Use a checked verification token: mark the address verified and publish "enable user".
+def _verify(request: HttpRequest, record: EmailToken, method: str) -> str | None:
+    """Use a checked verification token (`method`: link or code): mark the address verified, publish "enable user".
 
     Returns why that failed, or None when it worked.
     """
@@ -146,9 +165,12 @@ def _verify(request: HttpRequest, record: EmailToken) -> str | None:
             tokens.use(record)
             enabling = publishing.mark_email_verified(record.user)
     except tokens.TokenError as exc:
+        VERIFICATIONS.labels(method, "invalid").inc()
         return str(exc)
     except PublishError:
-        return UNAVAILABLE
+        VERIFICATIONS.labels(method, "failed").inc()
+        return NOT_SAVED
+    VERIFICATIONS.labels(method, "verified").inc()
     follow(request, record.user)
     if enabling:
         messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
@@ -166,25 +188,29 @@ def verify_code(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:login")
     form = CodeForm(request.POST)
     if not form.is_valid():
+        VERIFICATIONS.labels("code", "invalid").inc()
         messages.error(request, " ".join(form.errors["code"]))
         return redirect("provisioning:status")
     try:
         record = tokens.check_code(user, form.cleaned_data["code"], EmailToken.Purpose.VERIFY_EMAIL)
     except tokens.TokenError as exc:
+        VERIFICATIONS.labels("code", "invalid").inc()
         request.rate_limit.hit()
         messages.error(request, str(exc))
         return redirect("provisioning:status")
-    if error := _verify(request, record):
+    if error := _verify(request, record, "code"):
         messages.error(request, error)
     return redirect("provisioning:status")
 
 
-def _mailed_token(request: HttpRequest, purpose: EmailToken.Purpose, template: str):
-    """The token of a mailed link and its record, or the page refusing it (unknown, used, expired)."""
+def _mailed_token(request: HttpRequest, purpose: EmailToken.Purpose, template: str, invalid):
+    """The token of a mailed link and its record, or the page refusing it (unknown, used, expired), counted
+    in `invalid` (a labelled metric)."""
     token = _token_param(request)
     try:
         return token, tokens.peek(token, purpose), None
     except tokens.TokenError as exc:
+        invalid.inc()
         request.rate_limit.hit()
         return token, None, render(request, template, {"error": str(exc)}, status=400)
 
@@ -193,18 +219,20 @@ def _mailed_token(request: HttpRequest, purpose: EmailToken.Purpose, template: s
 @require_http_methods(["GET", "POST"])
 @rate_limited(
     "verify",
-    _refused_page("accounts/verify.html"),
+    _refused_page("accounts/verify.html", VERIFICATIONS.labels("link", "rate_limited")),
     count_every_attempt=False,
     methods=("GET", "POST"),
 )
 def verify_link(request: HttpRequest) -> HttpResponse:
     """GET shows a button, POST verifies: mail scanners that fetch links must not use up the token."""
-    token, record, refused = _mailed_token(request, EmailToken.Purpose.VERIFY_EMAIL, "accounts/verify.html")
+    token, record, refused = _mailed_token(
+        request, EmailToken.Purpose.VERIFY_EMAIL, "accounts/verify.html", VERIFICATIONS.labels("link", "invalid")
+    )
     if refused:
         return refused
     if request.method == "GET":
         return render(request, "accounts/verify.html", {"account": record.user, "token": token})
-    if error := _verify(request, record):
+    if error := _verify(request, record, "link"):
         return render(request, "accounts/verify.html", {"error": error}, status=400)
     return redirect("provisioning:status")
 
@@ -264,7 +292,7 @@ def account(request: HttpRequest) -> HttpResponse:
         try:
             publishing.update_names(user, first_name, last_name)
         except PublishError:
-            form.add_error(None, UNAVAILABLE)
+            form.add_error(None, NOT_SAVED)
         else:
             messages.success(request, "Your name is being updated in the directory.")
             return redirect("provisioning:status")
@@ -283,7 +311,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
         except publishing.NotProvisioned:
             form.add_error(None, NOT_PROVISIONED)
         except PublishError:
-            form.add_error(None, UNAVAILABLE)
+            form.add_error(None, NOT_SAVED)
         else:
             update_session_auth_hash(request, request.user)  # this session stays; the others end
             messages.success(request, "Your new password is being set. It works once the task below is done.")
@@ -300,6 +328,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
         return render(request, "accounts/password_reset.html", {"form": ResetRequestForm()})
     form = ResetRequestForm(request.POST)
     if not form.is_valid():
+        PASSWORD_RESETS.labels("request", "invalid").inc()
         return render(request, "accounts/password_reset.html", {"form": form})
     user = (
         User.objects.with_address(form.cleaned_data["email"])
@@ -313,6 +342,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     # The same answer whether or not the account exists: the page must not reveal who is registered.
     if user is not None:
         mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.RESET_PASSWORD))
+    PASSWORD_RESETS.labels("request", "mailed" if user is not None else "no_account").inc()
     return render(request, "accounts/password_reset_sent.html", {"email": form.cleaned_data["email"]})
 
 
@@ -321,13 +351,16 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @rate_limited(
     "reset",
-    _refused_page("accounts/password_reset_confirm.html"),
+    _refused_page("accounts/password_reset_confirm.html", PASSWORD_RESETS.labels("confirm", "rate_limited")),
     count_every_attempt=False,
     methods=("GET", "POST"),
 )
 def password_reset_confirm(request: HttpRequest) -> HttpResponse:
     token, record, refused = _mailed_token(
-        request, EmailToken.Purpose.RESET_PASSWORD, "accounts/password_reset_confirm.html"
+        request,
+        EmailToken.Purpose.RESET_PASSWORD,
+        "accounts/password_reset_confirm.html",
+        PASSWORD_RESETS.labels("confirm", "invalid"),
     )
     if refused:
         return refused
@@ -338,12 +371,16 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
                 tokens.use(record)
                 publishing.change_password(record.user, form.cleaned_data["new_password1"])
         except tokens.TokenError as exc:
+            PASSWORD_RESETS.labels("confirm", "invalid").inc()
             return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)
         except publishing.NotProvisioned:
+            PASSWORD_RESETS.labels("confirm", "failed").inc()
             form.add_error(None, NOT_PROVISIONED)
         except PublishError:
-            form.add_error(None, UNAVAILABLE)
+            PASSWORD_RESETS.labels("confirm", "failed").inc()
+            form.add_error(None, NOT_SAVED)
         else:
+            PASSWORD_RESETS.labels("confirm", "accepted").inc()
             follow(request, record.user)
             messages.success(request, "Your new password is being set. It works once the task below is done.")
             return redirect("provisioning:status")

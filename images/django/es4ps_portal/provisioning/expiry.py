@@ -13,6 +13,7 @@ from es4ps_contract.tasks import Operation
 
 from es4ps_portal.accounts.models import EmailToken, User
 
+from .metrics import REGISTRATIONS_EXPIRED
 from .models import ProvisioningTask
 from .publishing import delete_account
 
@@ -34,7 +35,7 @@ def expired_registrations(cutoff: datetime) -> QuerySet[User]:
 
 
 def expire_unverified_registrations() -> int:
-    """Publish "delete user" for registrations left unverified too long; return how many.
+    """Queue "delete user" for registrations left unverified too long; return how many.
 
     Expired: not staff, no verified address, registered more than
     UNVERIFIED_RETENTION_HOURS ago (new mails do not extend it, so resending
@@ -55,6 +56,7 @@ def expire_unverified_registrations() -> int:
                 EmailToken.objects.filter(user=user, purpose=EmailToken.Purpose.VERIFY_EMAIL).delete()
                 delete_account(user)
         count += len(batch)
+        REGISTRATIONS_EXPIRED.inc(len(batch))
     if count:
         logger.info("expired %d unverified registrations (older than %d h)", count, settings.UNVERIFIED_RETENTION_HOURS)
     return count

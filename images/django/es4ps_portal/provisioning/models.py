@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from es4ps_contract.events import REASON_MAX_LENGTH
 from es4ps_contract.tasks import Operation
 
@@ -18,7 +19,7 @@ OPERATION_LABELS = {
 
 
 class ProvisioningTask(models.Model):
-    """One task published to the directory workers, and what became of it."""
+    """One task for the directory workers: in the outbox until the relay publishes it, then what became of it."""
 
     class State(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -33,6 +34,10 @@ class ProvisioningTask(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The outbox: the signed envelope (any password in it sealed for the workers) waits here until the
+    # relay has the broker's confirmation; then published_at is set and the envelope dropped.
+    envelope = models.JSONField(null=True, blank=True, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "accounts_provisioningtask"
@@ -40,6 +45,8 @@ class ProvisioningTask(models.Model):
         indexes = [
             # The status page's question: one account's newest tasks, without sorting all of its tasks.
             models.Index(fields=["user", "-created_at", "-id"], name="task_user_newest"),
+            # The relay's question: the tasks still to publish, in the order they were written.
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="task_outbox"),
         ]
 
     def __str__(self) -> str:

@@ -1,9 +1,11 @@
-"""Directory changes for an account: each one signed, its password sealed, published with the change.
+"""Directory changes for an account: each one signed, its password sealed, written with the change.
 
-Every change that needs the directory is written to the database and
-published in one transaction: if the broker does not confirm the task, the
-change rolls back and the person can simply try again. Every task names the
-account's registration (its id and address), which the directory account
+Every change that needs the directory writes its task to the outbox (the
+`ProvisioningTask` row with its signed envelope) in the same database
+transaction as the change itself: both are kept or neither. The consumer's
+relay (`outbox`) hands the tasks to the broker afterwards, so a broker that
+is away delays provisioning instead of refusing the change. Every task names
+the account's registration (its id and address), which the directory account
 carries, so a task can only ever act on the account its registration created.
 """
 
@@ -22,9 +24,9 @@ from es4ps_contract.tasks import CreateUser, DeleteUser, EnableUser, SetPassword
 from nacl.public import PublicKey
 from nacl.signing import SigningKey
 
-from es4ps_portal import broker
 from es4ps_portal.accounts.models import User
 from es4ps_portal.broker import PublishError
+from es4ps_portal.metrics import TASKS_QUEUED
 
 from .models import ProvisioningTask
 
@@ -49,18 +51,21 @@ def binding(user: User) -> dict[str, str]:
 
 
 def publish(user: User, task: Task) -> ProvisioningTask:
-    """Sign `task`, record it for `user` and publish it; raises PublishError.
+    """Sign `task` and write it to the outbox for `user`; the relay publishes it once committed.
 
-    Call inside transaction.atomic() with the change the task belongs to, so a
-    refused publish rolls the change back with it.
+    Call inside transaction.atomic() with the change the task belongs to, so
+    the change and its task are committed together. Raises PublishError only
+    when the task cannot be signed (a key file is missing): the broker is not
+    asked here.
     """
     task_id = uuid.uuid4()
     try:
         envelope = sign_task(_signing_key(), task, str(task_id))
     except KeyFileError as exc:
         raise PublishError(f"the signing key is not available: {exc}") from None
-    record = ProvisioningTask.objects.create(task_id=task_id, user=user, operation=task.operation.value)
-    broker.publish(task.operation.task_name, envelope, str(task_id))
+    operation = task.operation.value
+    record = ProvisioningTask.objects.create(task_id=task_id, user=user, operation=operation, envelope=envelope)
+    transaction.on_commit(TASKS_QUEUED.labels(operation).inc)
     return record
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -14,12 +13,10 @@ from es4ps_contract.tasks import Operation
 
 from es4ps_portal.accounts.models import User
 
+from .metrics import PROVISIONING_DURATION, RESULTS
 from .models import ProvisioningTask
 
 logger = logging.getLogger(__name__)
-
-# A result can overtake the commit of its task's row by a moment; wait this long before dropping it.
-_UNKNOWN_TASK_WAIT_S = 2.0
 
 _STATE_AFTER_SUCCESS = {
     Operation.CREATE_USER: User.DirectoryState.CREATED,
@@ -30,16 +27,12 @@ _STATE_AFTER_SUCCESS = {
 
 
 def _find_task(task_id: str) -> ProvisioningTask | None:
+    # The row is committed before the relay publishes its task, so a result never finds it missing in passing.
     try:
         uuid.UUID(task_id)
     except ValueError:
         return None
-    deadline = time.monotonic() + _UNKNOWN_TASK_WAIT_S
-    while True:
-        task = ProvisioningTask.objects.select_related("user").filter(task_id=task_id).first()
-        if task is not None or time.monotonic() >= deadline:
-            return task
-        time.sleep(0.2)
+    return ProvisioningTask.objects.select_related("user").filter(task_id=task_id).first()
 
 
 def directory_state(current: str, operation: Operation, outcome: Outcome) -> str:
@@ -96,5 +89,7 @@ def record_result_event(event: ResultEvent) -> bool:
             User.objects.filter(pk=user.pk).update(directory_state=new_state)
         if _expired_registration_deleted(task, event.outcome):
             user.delete()  # with its tasks and tokens: the username and the address are free again
+    RESULTS.labels(event.operation, event.outcome.value).inc()
+    PROVISIONING_DURATION.labels(event.operation).observe(max((finished_at - task.created_at).total_seconds(), 0.0))
     logger.info("task %s (%s for %s): %s", event.task_id, event.operation, event.username, event.outcome.value)
     return True

@@ -15,5 +15,5 @@ class Command(BaseCommand):
         try:
             count = expire_unverified_registrations()
         except PublishError as exc:
-            raise CommandError(f"the broker did not take a task, nothing more was changed: {exc}") from None
+            raise CommandError(f"a task could not be written, nothing more was changed: {exc}") from None
         self.stdout.write(f"{count} unverified registrations expired (their directory accounts are being deleted)")

@@ -1,0 +1,114 @@
+"""The outbox relay: hands the tasks the portal wrote to the broker, in the order they were written.
+
+`publishing` writes each task (its signed envelope) in the transaction of
+the change it belongs to; the relay, a thread of the consumer (`es4ps-portal
+consume`), publishes them. A round takes the oldest unpublished tasks (by id,
+the order they were written), publishes them one by one with publisher
+confirms and marks each published once the broker has confirmed it, dropping
+its envelope (and with it the sealed password). A publish that fails ends the
+round: that task and every later one wait for the next round (after a
+backoff), so the tasks of one account always reach the broker in the order
+they were written, however long the broker is away.
+
+Duplicates are harmless: a relay that dies between the broker's confirmation
+and the mark publishes that task again, and the workers apply a task id once
+(es4ps_samba.applied).
+
+Several replicas share one PostgreSQL database and each runs a relay: a
+round runs only under an advisory lock (`database.locks`), so one relay
+publishes at a time and the others wait for their turn. Rows taken with
+`FOR UPDATE SKIP LOCKED` by two relays at once would not do: each would
+publish a part of one account's tasks, in parallel, in either order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.db import connection
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
+from es4ps_contract.tasks import Operation
+
+from es4ps_portal.broker import PublishError, publish
+from es4ps_portal.database.locks import OUTBOX_RELAY_LOCK, advisory_lock
+
+from .metrics import OUTBOX_OLDEST_AGE, OUTBOX_TASKS, PUBLISH_FAILURES, TASKS_PUBLISHED
+from .models import ProvisioningTask
+
+logger = logging.getLogger(__name__)
+
+# Tasks per round; a full round is followed by the next at once.
+BATCH = 100
+# An empty outbox is looked at this often: the delay between a registration and its publish.
+IDLE_POLL_S = 0.5
+# After a failed publish, wait 1, 2, 4 ... up to this long before the next round.
+BACKOFF_MAX_S = 10.0
+
+
+def outbox_waiting() -> QuerySet[ProvisioningTask]:
+    """The tasks still to publish, in the order they were written (the partial index task_outbox)."""
+    return ProvisioningTask.objects.filter(published_at=None).order_by("id")
+
+
+def relay_round(limit: int = BATCH) -> tuple[int, bool]:
+    """Publish up to `limit` waiting tasks in order; returns (how many were published, whether a publish failed).
+
+    Does nothing (0, False) while another replica's relay holds the turn.
+    """
+    published = 0
+    with advisory_lock(connection, OUTBOX_RELAY_LOCK, wait=False) as my_turn:
+        if not my_turn:
+            return 0, False
+        waiting = outbox_waiting().values_list("pk", "task_id", "operation", "envelope")[:limit]
+        for pk, task_id, operation, envelope in waiting:
+            try:
+                publish(Operation(operation).task_name, envelope, str(task_id))
+            except PublishError:
+                PUBLISH_FAILURES.inc()
+                return published, True
+            ProvisioningTask.objects.filter(pk=pk).update(published_at=timezone.now(), envelope=None)
+            TASKS_PUBLISHED.labels(operation).inc()
+            published += 1
+    return published, False
+
+
+def measure_outbox() -> tuple[int, timedelta]:
+    """How many tasks wait, and how long the oldest has waited (set as the consumer's gauges)."""
+    waiting = outbox_waiting().aggregate(count=Count("id"), oldest=Min("created_at"))
+    age = timezone.now() - waiting["oldest"] if waiting["oldest"] else timedelta(0)
+    OUTBOX_TASKS.set(waiting["count"])
+    OUTBOX_OLDEST_AGE.set(max(age.total_seconds(), 0.0))
+    return waiting["count"], age
+
+
+def relay_forever() -> None:
+    """Run rounds until the process ends: at once after a full round, every IDLE_POLL_S when idle, backing off
+    while the broker (or the database) is away."""
+    backoff = 0.0
+    while True:
+        try:
+            published, failed = relay_round()
+            waiting, oldest = measure_outbox()
+        except Exception:  # the relay must outlive anything a round meets; the next round retries
+            logger.exception("the outbox relay's round failed")
+            connection.close()  # a broken connection is opened afresh next round
+            published, failed, waiting, oldest = 0, True, -1, timedelta(0)
+        if failed:
+            backoff = min(max(backoff * 2, 1.0), BACKOFF_MAX_S)
+            if waiting > 0:
+                logger.warning(
+                    "%d tasks wait in the outbox (oldest %d s); next try in %.0f s",
+                    waiting,
+                    oldest.total_seconds(),
+                    backoff,
+                )
+            time.sleep(backoff)
+            continue
+        if backoff and published:
+            logger.info("the broker takes tasks again: %d published, %d waiting", published, waiting)
+        backoff = 0.0
+        if published < BATCH:
+            time.sleep(IDLE_POLL_S)

@@ -1,0 +1,41 @@
+"""Reading a Prometheus endpoint as Prometheus would: prometheus-client's own parser of the text format.
+
+before = scrape(url)
+...
+after = scrape(url)
+assert after.value("es4ps_worker_tasks_total", operation="create_user") - before.value(...) == 1
+"""
+
+from __future__ import annotations
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+
+class Scrape:
+    """The samples of one scrape: (name, labels) -> value."""
+
+    def __init__(self, text: str) -> None:
+        self.samples = [
+            (sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        ]
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` whose labels include `labels` (0 when there are none)."""
+        return sum(
+            value
+            for sample_name, sample_labels, value in self.samples
+            if sample_name == name and labels.items() <= sample_labels.items()
+        )
+
+    def names(self) -> set[str]:
+        return {name for name, _labels, _value in self.samples}
+
+
+def scrape(url: str) -> Scrape:
+    """GET a metrics endpoint; raises for anything but 200."""
+    response = requests.get(url, timeout=10)
+    response.raise_for_status()
+    return Scrape(response.text)

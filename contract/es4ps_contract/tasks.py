@@ -191,16 +191,23 @@ class UpdateAttributes(Task):
 class ApplyPolicy(Task):
     """Move the account to another policy's OU and groups (staff do this after a policy changed).
 
-    Its groups inside the managed OU become exactly `groups`; its Unix
-    attributes stay (a uid that changes would orphan the person's files).
+    Its groups inside the managed OU become exactly `groups`. `unix` gives Unix
+    attributes to an account that has none (made before they were turned on);
+    existing ones never change (a uid that changes would orphan the person's files).
     """
 
     operation: ClassVar[Operation] = Operation.APPLY_POLICY
     ou: str
     groups: tuple[str, ...]
+    unix: dict[str, Any] | None = None
 
     def _validated(self) -> dict[str, Any]:
-        return {**super()._validated(), "ou": normalize_ou(self.ou), "groups": normalize_groups(self.groups)}
+        return {
+            **super()._validated(),
+            "ou": normalize_ou(self.ou),
+            "groups": normalize_groups(self.groups),
+            "unix": _unix(self.unix),
+        }
 
 
 TASK_TYPES: dict[Operation, type[Task]] = {

@@ -2,8 +2,8 @@
 
     es4ps-portal serve      migrate, create the cache table, collect static files,
                             create or update the staff superuser, then exec gunicorn
-    es4ps-portal consume    wait for the schema, then consume result events (and expire
-                            unverified registrations every hour)
+    es4ps-portal consume    wait for the schema, then consume result events (and, every hour,
+                            expire unverified registrations and prune the audit trail)
     es4ps-portal manage ... Django's management commands
 
 Every step of `serve` is idempotent, so a restart (or a crash half-way) converges.
@@ -110,19 +110,26 @@ def wait_for_schema() -> None:
         time.sleep(2)
 
 
-def expire_registrations_periodically() -> None:
-    """Every EXPIRY_INTERVAL_S, expire unverified registrations; a failure waits for the next round."""
+def housekeeping_periodically() -> None:
+    """Every EXPIRY_INTERVAL_S, expire unverified registrations and prune the audit trail past its retention;
+    a failure waits for the next round."""
     from django.db import connection
 
+    from es4ps_portal.audit.models import AuditRecord
     from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
+    rounds = [
+        ("expiring unverified registrations", expire_unverified_registrations),
+        ("pruning the audit trail", AuditRecord.objects.prune),
+    ]
     while True:
-        try:
-            expire_unverified_registrations()
-        except Exception as exc:  # the broker or the database may be away for a while; the next round retries
-            logger.warning("expiring unverified registrations failed (%s); next try in %d s", exc, EXPIRY_INTERVAL_S)
-        finally:
-            connection.close()  # this thread's own connection: no idle one held for an hour
+        for what, run in rounds:
+            try:
+                run()
+            except Exception as exc:  # the broker or the database may be away for a while; the next round retries
+                logger.warning("%s failed (%s); next try in %d s", what, exc, EXPIRY_INTERVAL_S)
+            finally:
+                connection.close()  # this thread's own connection: no idle one held for an hour
         time.sleep(EXPIRY_INTERVAL_S)
 
 
@@ -131,7 +138,7 @@ def consume() -> None:
     from es4ps_portal.provisioning import tasks  # noqa: F401 (registers the result task)
 
     wait_for_schema()
-    threading.Thread(target=expire_registrations_periodically, name="expire-registrations", daemon=True).start()
+    threading.Thread(target=housekeeping_periodically, name="housekeeping", daemon=True).start()
     configured_app().worker_main(
         [
             "worker",

@@ -56,7 +56,8 @@ _CONNECTION_ERRORS = frozenset(
     {ldb.ERR_OPERATIONS_ERROR, ldb.ERR_UNAVAILABLE, ldb.ERR_BUSY, ldb.ERR_TIME_LIMIT_EXCEEDED}
 )
 _SEARCH_ATTRIBUTES = [
-    "userAccountControl", "mail", "givenName", "sn", "displayName", "info", "memberOf", "objectSid", "uidNumber",
+    "userAccountControl", "mail", "givenName", "sn", "displayName", "info", "memberOf", "objectSid",
+    "uidNumber", "gidNumber", "loginShell", "unixHomeDirectory",
 ]  # fmt: skip
 # Adding a member that is one already, or removing one that is not: a redelivery or another process did it.
 _MEMBERSHIP_ALREADY_SO = frozenset(
@@ -234,12 +235,6 @@ class Directory:
                 "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
                 "unicodePwd": encode_password(password),
             }
-            if unix is not None:
-                record |= {
-                    "gidNumber": str(unix.gid_number),
-                    "loginShell": unix.login_shell,
-                    "unixHomeDirectory": unix.home_directory,
-                }
             done = "created"
             try:
                 samdb.add(record)
@@ -259,7 +254,7 @@ class Directory:
                 except DirectoryRefused:
                     raise DirectoryRefused("the username is already taken") from None
             if unix is not None:
-                self._ensure_uid(samdb, account, unix)
+                self._ensure_unix(samdb, account, unix, delete_if_no_room=True)
             self._set_groups(samdb, account, groups, exclusive=False)
             return done
 
@@ -370,27 +365,40 @@ class Directory:
                     raise _refusal(exc, "change the account's groups") from None
         return bool(changes)
 
-    def _ensure_uid(self, samdb: SamDB, account: ldb.Message, unix: UnixAttributes) -> None:
-        """Give the account its uidNumber, the range's start plus its RID, unless it has one.
+    def _ensure_unix(self, samdb: SamDB, account: ldb.Message, unix: UnixAttributes, delete_if_no_room: bool) -> None:
+        """Give the account the Unix attributes it lacks; never change one it has.
 
-        An account whose RID does not fit in the range (the range is too small
-        for the domain) is deleted again, disabled and unused as it is, and the
-        create fails with the reason: an account without a uid would be a
-        Linux login that does not work.
+        Its uidNumber is the range's start plus its RID (known only once the
+        account exists). An account whose RID does not fit (the range is too
+        small for the domain) gets none and the task fails with the reason; a
+        new account (`delete_if_no_room`, disabled and unused) is deleted
+        again, since a Linux login without a uid would not work.
         """
-        if account.get("uidNumber") is not None:
-            return
-        sid = ndr_unpack(security.dom_sid, account["objectSid"][0])
-        rid = int(str(sid).rsplit("-", 1)[1])
-        uid = unix.uid_number(rid)
-        if uid is None:
-            samdb.delete(account.dn)
-            raise DirectoryRefused(
-                f"no uidNumber left: the range {unix.uid_range_start}-{unix.uid_range_end} has no room for RID {rid}"
+        missing = {
+            attribute: value
+            for attribute, value in (
+                ("gidNumber", str(unix.gid_number)),
+                ("loginShell", unix.login_shell),
+                ("unixHomeDirectory", unix.home_directory),
             )
+            if account.get(attribute) is None
+        }
+        if account.get("uidNumber") is None:
+            sid = ndr_unpack(security.dom_sid, account["objectSid"][0])
+            rid = int(str(sid).rsplit("-", 1)[1])
+            uid = unix.uid_number(rid)
+            if uid is None:
+                if delete_if_no_room:
+                    samdb.delete(account.dn)
+                span = f"{unix.uid_range_start}-{unix.uid_range_end}"
+                raise DirectoryRefused(f"no uidNumber left: the range {span} has no room for RID {rid}")
+            missing["uidNumber"] = str(uid)
+        if not missing:
+            return
         message = ldb.Message(account.dn)
-        message["uidNumber"] = ldb.MessageElement(str(uid), ldb.FLAG_MOD_REPLACE, "uidNumber")
-        self._modify(samdb, message, "set the uidNumber")
+        for attribute, value in missing.items():
+            message[attribute] = ldb.MessageElement(value, ldb.FLAG_MOD_REPLACE, attribute)
+        self._modify(samdb, message, "set the Unix attributes")
 
     def _change(self, signed: SignedTask, kind: str, what: str, changes: Callable[[ldb.Message], dict]) -> str:
         """Apply `changes(account)` (attribute -> MessageElement) with the binding's mark of `kind`, in one modify.
@@ -485,6 +493,8 @@ class Directory:
                 if account is None:
                     raise NotFoundYet("the account vanished while it was moved")
             regrouped = self._set_groups(samdb, account, groups, exclusive=True)
+            if task.unix:
+                self._ensure_unix(samdb, account, UnixAttributes.parse(task.unix), delete_if_no_room=False)
             # The mark last: a crash before it leaves the task to be applied again (every step converges).
             self._modify(samdb, _marked(account, binding, POLICY, signed), "record the policy")
             if not (moved or regrouped):

@@ -13,10 +13,12 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from es4ps_portal.audit.records import Actor
 from es4ps_portal.broker import PublishError
 from es4ps_portal.provisioning import publishing
 from es4ps_portal.provisioning.status import account_status, follow, followed_user
@@ -110,7 +112,12 @@ def register(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             user = publishing.register(
-                data["username"], data["email"], data["first_name"], data["last_name"], data["new_password1"]
+                data["username"],
+                data["email"],
+                data["first_name"],
+                data["last_name"],
+                data["new_password1"],
+                actor=Actor.of(request, data["username"]),
             )
         except PublishError:
             form.add_error(None, UNAVAILABLE)
@@ -144,14 +151,19 @@ def _verify(request: HttpRequest, record: EmailToken) -> str | None:
     try:
         with transaction.atomic():
             tokens.use(record)
-            enabling = publishing.mark_email_verified(record.user)
+            verified = publishing.mark_email_verified(record.user, actor=Actor.of(request, record.user.username))
     except tokens.TokenError as exc:
         return str(exc)
     except PublishError:
         return UNAVAILABLE
     follow(request, record.user)
-    if enabling:
+    if verified is publishing.Verified.ENABLING:
         messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
+    elif verified is publishing.Verified.WAITING_FOR_APPROVAL:
+        messages.info(
+            request,
+            _("Thank you, your e-mail address is confirmed. Staff approve new accounts; we will mail you."),
+        )
     else:
         messages.info(request, "Thank you, your e-mail address is confirmed.")
     return None
@@ -262,7 +274,7 @@ def account(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Nothing changed.")
             return redirect("accounts:account")
         try:
-            publishing.update_names(user, first_name, last_name)
+            publishing.update_names(user, first_name, last_name, actor=Actor.of(request))
         except PublishError:
             form.add_error(None, UNAVAILABLE)
         else:
@@ -279,7 +291,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            publishing.change_password(request.user, form.cleaned_data["new_password1"])
+            publishing.change_password(request.user, form.cleaned_data["new_password1"], actor=Actor.of(request))
         except publishing.NotProvisioned:
             form.add_error(None, NOT_PROVISIONED)
         except PublishError:
@@ -333,7 +345,12 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 tokens.use(record)
-                publishing.change_password(record.user, form.cleaned_data["new_password1"])
+                publishing.change_password(
+                    record.user,
+                    form.cleaned_data["new_password1"],
+                    actor=Actor.of(request, record.user.username),
+                    reset=True,
+                )
         except tokens.TokenError as exc:
             return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)
         except publishing.NotProvisioned:

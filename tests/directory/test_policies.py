@@ -195,3 +195,23 @@ def test_a_worker_that_does_not_create_containers_waits_for_them(
     )
     assert find_account(samba_dc, username) is None
     assert not samba_dc.samdb().search(samba_dc.base_dn, expression=f"(ou={ou})")
+
+
+def test_moving_an_account_made_before_unix_attributes_gives_it_some_and_never_changes_them(
+    task_client, samba_dc, username
+):
+    run(task_client, create_task(task_client, username))  # no Unix attributes yet
+    assert account_of(samba_dc, username).get("uidNumber") is None
+
+    moved = run(task_client, ApplyPolicy(username, ou="", groups=(), unix=unix_for(username), **binding(username)))
+
+    assert moved.outcome is Outcome.SUCCEEDED
+    account = account_of(samba_dc, username)
+    uid = int(account["uidNumber"][0])
+    assert uid == UNIX["uid_range_start"] + rid(account)
+    assert str(account["unixHomeDirectory"][0]) == f"/home/{username}"
+    # Another range later: the uid a person's files belong to stays.
+    other = {**unix_for(username), "uid_range_start": 5000000, "uid_range_end": 5999999, "login_shell": "/bin/sh"}
+    run(task_client, ApplyPolicy(username, ou="", groups=(), unix=other, **binding(username)))
+    account = account_of(samba_dc, username)
+    assert (int(account["uidNumber"][0]), str(account["loginShell"][0])) == (uid, "/bin/bash")

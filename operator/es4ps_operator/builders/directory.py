@@ -227,6 +227,9 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
             env("ES4PS_WORKER_STATE_DIR", WORKER_STATE_DIR),
             env("ES4PS_WORKER_NAME", naming.dc(domain, index)),
+            # Only dc0's worker creates policies' OUs and groups: two DCs creating the same group at once
+            # would leave two of one name once they replicate. The others wait for them to replicate.
+            env("ES4PS_WORKER_CREATES_CONTAINERS", "1" if index == 0 else "0"),
         ],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": restricted_security_context(WORKER_UID),

@@ -7,6 +7,7 @@ names carry the test's username, since the session's tests share one domain.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import ldb
@@ -148,6 +149,7 @@ def test_staff_move_an_account_to_another_policy(task_client, samba_dc, username
     older = ApplyPolicy(username, ou=students_ou, groups=(students,), **binding(username))
     older_id = str(uuid.uuid4())
     captured = task_client.envelope(older, older_id)
+    time.sleep(1.1)  # issue times are whole seconds
 
     move = ApplyPolicy(username, ou=staff_ou, groups=(staff, wifi), **binding(username))
     moved = run(task_client, move)

@@ -244,6 +244,8 @@ class Directory:
                         raise
                     raise _refusal(exc, "create the account") from None
                 done = "already existed"
+            if done == "created" and unix is None and not groups:
+                return done  # the plain registration: one add, nothing to look up
             account = self._find(samdb, task.username)
             if account is None:
                 # The name is taken outside the managed OU (or by another kind of object).

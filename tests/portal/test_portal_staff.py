@@ -281,3 +281,19 @@ def test_a_registration_gets_its_policy_and_staff_move_accounts_when_it_changes(
     assert (student.directory_ou, student.directory_groups) == ("Pupils", ["wifi"])
     again = act(staff, "apply_policy", student)
     assert "is in its policy's OU and groups already" in admin_messages(again)
+
+
+def test_with_the_broker_down_a_staff_action_changes_nothing_and_says_so(broker, boss):
+    enabled = person()
+    staff = staff_client(boss)
+    broker.stop()
+    try:
+        page = act(staff, "disable", enabled)
+    finally:
+        broker.start()
+
+    assert "the broker did not take the task; nothing was changed" in admin_messages(page)
+    assert newest_task(enabled) is None
+    enabled.refresh_from_db()
+    assert enabled.directory_state == User.DirectoryState.ENABLED
+    assert records(enabled) == [("disable_account", "staff", "failed")]  # the attempt itself is recorded

@@ -34,7 +34,7 @@ from .models import User
 _SKIPPED_SHOWN = 10
 
 
-def _run_for_selection(modeladmin, request, queryset, name: str, act: Callable[[User, Actor], str]) -> None:
+def _run_for_selection(modeladmin, request, queryset, name: str, act: Callable[[User, Actor], None]) -> None:
     """Run a staff action for each selected account and say what happened, account by account when it did not."""
     actor = Actor.of(request)
     done, skipped = [], []
@@ -67,7 +67,7 @@ def _run_for_selection(modeladmin, request, queryset, name: str, act: Callable[[
         )
 
 
-def _staff_action(act: Callable[[User, Actor], str], description, permission: str):
+def _staff_action(act: Callable[[User, Actor], None], description, permission: str):
     @admin.action(description=description, permissions=[permission])
     def action(modeladmin, request, queryset):
         _run_for_selection(modeladmin, request, queryset, str(description), act)

@@ -30,9 +30,9 @@ class NotApplicable(Exception):
     """The action does not apply to this account, or failed; the message says why, for the staff member."""
 
 
-def _directory(action: str, change: Callable, user: User, actor: Actor) -> str:
+def _directory(action: str, change: Callable, user: User, actor: Actor) -> None:
     try:
-        task = change(user, actor=actor)
+        change(user, actor=actor)
     except publishing.NotProvisioned as exc:
         raise NotApplicable(str(exc)) from None
     except PublishError:
@@ -40,34 +40,33 @@ def _directory(action: str, change: Callable, user: User, actor: Actor) -> str:
         reason = _("the broker did not take the task; nothing was changed")
         record(action, actor, subject=user, outcome=Outcome.FAILED, detail=reason)
         raise NotApplicable(reason) from None
-    return _("task published") if task is not None else _("done, no directory change needed")
 
 
-def disable(user: User, actor: Actor) -> str:
-    return _directory(Action.DISABLE_ACCOUNT, publishing.disable_account, user, actor)
+def disable(user: User, actor: Actor) -> None:
+    _directory(Action.DISABLE_ACCOUNT, publishing.disable_account, user, actor)
 
 
-def enable(user: User, actor: Actor) -> str:
-    return _directory(Action.ENABLE_ACCOUNT, publishing.enable_account, user, actor)
+def enable(user: User, actor: Actor) -> None:
+    _directory(Action.ENABLE_ACCOUNT, publishing.enable_account, user, actor)
 
 
-def delete(user: User, actor: Actor) -> str:
-    return _directory(Action.DELETE_ACCOUNT, publishing.staff_delete_account, user, actor)
+def delete(user: User, actor: Actor) -> None:
+    _directory(Action.DELETE_ACCOUNT, publishing.staff_delete_account, user, actor)
 
 
-def approve(user: User, actor: Actor) -> str:
-    return _directory(Action.APPROVE_REGISTRATION, publishing.approve_registration, user, actor)
+def approve(user: User, actor: Actor) -> None:
+    _directory(Action.APPROVE_REGISTRATION, publishing.approve_registration, user, actor)
 
 
-def refuse(user: User, actor: Actor) -> str:
-    return _directory(Action.REFUSE_REGISTRATION, publishing.refuse_registration, user, actor)
+def refuse(user: User, actor: Actor) -> None:
+    _directory(Action.REFUSE_REGISTRATION, publishing.refuse_registration, user, actor)
 
 
-def apply_policy(user: User, actor: Actor) -> str:
-    return _directory(Action.APPLY_POLICY, publishing.apply_policy, user, actor)
+def apply_policy(user: User, actor: Actor) -> None:
+    _directory(Action.APPLY_POLICY, publishing.apply_policy, user, actor)
 
 
-def _mail(action: str, user: User, actor: Actor, purpose: EmailToken.Purpose) -> str:
+def _mail(action: str, user: User, actor: Actor, purpose: EmailToken.Purpose) -> None:
     try:
         issued = tokens.issue(user, purpose)
     except tokens.TokenError as exc:
@@ -78,20 +77,19 @@ def _mail(action: str, user: User, actor: Actor, purpose: EmailToken.Purpose) ->
         record(action, actor, subject=user, outcome=Outcome.FAILED, detail=reason)
         raise NotApplicable(reason)
     record(action, actor, subject=user, detail=_("mail sent to the registered address"))
-    return _("mail sent")
 
 
-def resend_verification_mail(user: User, actor: Actor) -> str:
+def resend_verification_mail(user: User, actor: Actor) -> None:
     """A new verification mail (the registration's limit of mails holds for staff too: it bounds code guessing)."""
     if user.is_staff or not user.directory_state:
         raise NotApplicable(_("not a person's registration"))
     if user.is_email_verified:
         raise NotApplicable(_("the address is confirmed already"))
-    return _mail(Action.RESEND_VERIFICATION_MAIL, user, actor, EmailToken.Purpose.VERIFY_EMAIL)
+    _mail(Action.RESEND_VERIFICATION_MAIL, user, actor, EmailToken.Purpose.VERIFY_EMAIL)
 
 
-def send_password_reset_mail(user: User, actor: Actor) -> str:
+def send_password_reset_mail(user: User, actor: Actor) -> None:
     """A reset link to the person's registered address; the person chooses the new password."""
     if user.is_staff or user.directory_state != User.DirectoryState.ENABLED or not user.is_email_verified:
         raise NotApplicable(_("the account is not enabled"))
-    return _mail(Action.SEND_PASSWORD_RESET_MAIL, user, actor, EmailToken.Purpose.RESET_PASSWORD)
+    _mail(Action.SEND_PASSWORD_RESET_MAIL, user, actor, EmailToken.Purpose.RESET_PASSWORD)

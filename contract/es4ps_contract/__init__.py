@@ -2,6 +2,7 @@
 
 - `tasks`: operations, task names, queues, argument schemas and their validation
 - `validation`: field rules (usernames, names, e-mail addresses)
+- `policies`: what a policy may give an account (OU, groups, Unix attributes) and the privileged groups it may not
 - `passwords`: the domain's password complexity rules
 - `keys`, `sealing`, `signing`: key material, sealed passwords, signed envelopes
 - `events`: the result events workers send back

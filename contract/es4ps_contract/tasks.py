@@ -12,14 +12,20 @@ binding from its creation on, and the worker refuses to touch an account
 bound to another registration: a username registered again after the
 portal lost its record can never enable, reset or delete someone else's
 account.
+
+A create task may also say where the account goes and what it gets (its
+policy: an OU under the managed OU, groups, Unix attributes, see `policies`);
+those fields are left out of the payload when empty, so a task without a
+policy reads as it always did.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from .policies import UnixAttributes, normalize_groups, normalize_ou
 from .validation import (
     DISPLAY_NAME_MAX_LENGTH,
     InvalidField,
@@ -50,6 +56,7 @@ class Operation(enum.StrEnum):
     UPDATE_ATTRIBUTES = "update_attributes"
     SET_PASSWORD = "set_password"  # noqa: S105 - an operation name, not a password
     DELETE_USER = "delete_user"
+    APPLY_POLICY = "apply_policy"
 
     @property
     def task_name(self) -> str:
@@ -86,8 +93,12 @@ class Task:
     email: str
 
     def payload(self) -> dict[str, Any]:
-        """The JSON-ready fields of this task (what the envelope carries)."""
-        return asdict(self)
+        """The JSON-ready fields of this task (what the envelope carries); optional fields left empty are left out."""
+        values = asdict(self)
+        for field in fields(self):
+            if field.default is not MISSING and values[field.name] == field.default:
+                del values[field.name]
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
     def _validated(self) -> dict[str, Any]:
         return {
@@ -97,14 +108,26 @@ class Task:
         }
 
 
+def _unix(value: object) -> dict[str, Any] | None:
+    return None if value is None else UnixAttributes.parse(value).as_dict()
+
+
 @dataclass(frozen=True)
 class CreateUser(Task):
-    """Create the account, disabled, with the sealed password already set."""
+    """Create the account, disabled, with the sealed password already set.
+
+    `ou` (a name under the managed OU; "" is the managed OU itself), `groups`
+    (inside the managed OU) and `unix` (UnixAttributes' fields, or None) come
+    from the registration's policy.
+    """
 
     operation: ClassVar[Operation] = Operation.CREATE_USER
     given_name: str
     surname: str
     sealed_password: str
+    ou: str = ""
+    groups: tuple[str, ...] = ()
+    unix: dict[str, Any] | None = None
 
     def _validated(self) -> dict[str, Any]:
         return {
@@ -112,6 +135,9 @@ class CreateUser(Task):
             "given_name": normalize_name(self.given_name, "given_name"),
             "surname": normalize_name(self.surname, "surname"),
             "sealed_password": _sealed(self.sealed_password),
+            "ou": normalize_ou(self.ou),
+            "groups": normalize_groups(self.groups),
+            "unix": _unix(self.unix),
         }
 
 
@@ -161,8 +187,32 @@ class UpdateAttributes(Task):
         }
 
 
+@dataclass(frozen=True)
+class ApplyPolicy(Task):
+    """Move the account to another policy's OU and groups (staff do this after a policy changed).
+
+    Its groups inside the managed OU become exactly `groups`. `unix` gives Unix
+    attributes to an account that has none (made before they were turned on);
+    existing ones never change (a uid that changes would orphan the person's files).
+    """
+
+    operation: ClassVar[Operation] = Operation.APPLY_POLICY
+    ou: str
+    groups: tuple[str, ...]
+    unix: dict[str, Any] | None = None
+
+    def _validated(self) -> dict[str, Any]:
+        return {
+            **super()._validated(),
+            "ou": normalize_ou(self.ou),
+            "groups": normalize_groups(self.groups),
+            "unix": _unix(self.unix),
+        }
+
+
 TASK_TYPES: dict[Operation, type[Task]] = {
-    cls.operation: cls for cls in (CreateUser, EnableUser, DisableUser, UpdateAttributes, SetPassword, DeleteUser)
+    cls.operation: cls
+    for cls in (CreateUser, EnableUser, DisableUser, UpdateAttributes, SetPassword, DeleteUser, ApplyPolicy)
 }
 
 
@@ -174,7 +224,7 @@ def validated(task: Task) -> Task:
 def parse_payload(operation: Operation | str, payload: object) -> Task:
     """Build and validate the task of `operation` from an envelope's payload.
 
-    Refuses unknown operations, missing or extra fields and invalid values.
+    Refuses unknown operations, missing or extra fields and invalid values; optional fields may be absent.
     """
     try:
         operation = Operation(operation)
@@ -184,7 +234,8 @@ def parse_payload(operation: Operation | str, payload: object) -> Task:
         raise InvalidField("payload", "must be a mapping")
     cls = TASK_TYPES[operation]
     expected = {f.name for f in fields(cls)}
-    missing = sorted(expected - set(payload))
+    required = {f.name for f in fields(cls) if f.default is MISSING}
+    missing = sorted(required - set(payload))
     extra = sorted(set(payload) - expected, key=str)
     if missing:
         raise InvalidField(missing[0], "is required")

@@ -103,6 +103,8 @@ class Portal:
     rate_limits: dict[str, Any]
     trusted_proxies: int
     placement: Placement
+    approval: str  # Automatic | Manual
+    audit_retention_days: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +131,45 @@ class Backup:
 
 
 @dataclasses.dataclass(frozen=True)
+class Policy:
+    """One entry of spec.policies: an e-mail domain's OU, groups and optional uid range."""
+
+    email_domain: str
+    ou: str
+    groups: tuple[str, ...]
+    uid_range: tuple[int, int] | None
+
+    def as_spec(self) -> dict[str, Any]:
+        """The entry in the CRD's shape (what the portal reads from ES4PS_POLICIES)."""
+        entry: dict[str, Any] = {"emailDomain": self.email_domain, "ou": self.ou, "groups": list(self.groups)}
+        if self.uid_range:
+            entry["uidRange"] = {"start": self.uid_range[0], "end": self.uid_range[1]}
+        return entry
+
+
+@dataclasses.dataclass(frozen=True)
+class Unix:
+    """spec.directory.unix when enabled."""
+
+    login_shell: str
+    home_directory_template: str
+    uid_range: tuple[int, int]
+    gid_number: int | None  # None: the portal derives it (uidRange.start + Domain Users' RID)
+
+    def as_spec(self) -> dict[str, Any]:
+        """In the CRD's shape (what the portal reads from ES4PS_UNIX_ATTRIBUTES)."""
+        unix: dict[str, Any] = {
+            "enabled": True,
+            "loginShell": self.login_shell,
+            "homeDirectoryTemplate": self.home_directory_template,
+            "uidRange": {"start": self.uid_range[0], "end": self.uid_range[1]},
+        }
+        if self.gid_number is not None:
+            unix["gidNumber"] = self.gid_number
+        return unix
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     replicas: int
     image: str | None
@@ -144,6 +185,7 @@ class Directory:
     # spec.directory.bootstrap.recovery.backup: the ES4PSBackup this domain is created from.
     recovery_backup: str | None
     placement: Placement
+    unix: Unix | None  # None: no Unix attributes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +219,7 @@ class Domain:
     netbios_name: str  # upper case
     organization_name: str
     allowed_email_domains: tuple[str, ...]
+    policies: tuple[Policy, ...]
     portal: Portal
     directory: Directory
     broker: Broker
@@ -220,6 +263,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
         netbios_name=netbios_name,
         organization_name=spec.get("organizationName") or netbios_name,
         allowed_email_domains=tuple(spec["allowedEmailDomains"]),
+        policies=tuple(_policy(entry) for entry in spec.get("policies") or ()),
         portal=Portal(
             host=portal["host"],
             replicas=portal["replicas"],
@@ -239,6 +283,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             rate_limits=dict(portal["rateLimits"]),
             trusted_proxies=ingress["trustedProxies"],
             placement=_placement(portal),
+            approval=registration["approval"],
+            audit_retention_days=portal["auditRetentionDays"],
         ),
         directory=Directory(
             replicas=directory["replicas"],
@@ -254,6 +300,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             backup=_backup(directory.get("backup")),
             recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),
             placement=_placement(directory),
+            unix=_unix(directory["unix"]),
         ),
         broker=Broker(
             image=broker.get("image"),
@@ -283,6 +330,28 @@ def _monitoring(monitoring: Mapping[str, Any]) -> Monitoring:
         namespace_labels=dict(
             (monitoring.get("allowFrom") or {}).get("namespaceLabels") or DEFAULT_MONITORING_NAMESPACE_LABELS
         ),
+def _uid_range(uid_range: Mapping[str, Any]) -> tuple[int, int]:
+    return uid_range["start"], uid_range["end"]
+
+
+def _policy(entry: Mapping[str, Any]) -> Policy:
+    uid_range = entry.get("uidRange")
+    return Policy(
+        email_domain=entry["emailDomain"],
+        ou=entry.get("ou", ""),
+        groups=tuple(entry.get("groups") or ()),
+        uid_range=_uid_range(uid_range) if uid_range else None,
+    )
+
+
+def _unix(unix: Mapping[str, Any]) -> Unix | None:
+    if not unix["enabled"]:
+        return None
+    return Unix(
+        login_shell=unix["loginShell"],
+        home_directory_template=unix["homeDirectoryTemplate"],
+        uid_range=_uid_range(unix["uidRange"]),
+        gid_number=unix.get("gidNumber"),
     )
 
 

@@ -153,11 +153,17 @@ def test_accounts_outside_the_managed_container_are_never_touched(task_client, s
 
 
 def test_enable_before_the_account_exists_is_retried_until_it_does(task_client, samba_dc, directory_worker, username):
-    # As when the account has not replicated to this DC yet: the enable waits for it.
+    # As when the account has not replicated to this DC yet: the enable (issued after the create, as the
+    # portal does) reaches the worker first and waits for it. Signed in that order: an enable issued
+    # before its create would rightly be superseded by the create's marks.
+    create = create_task(task_client, username)
+    create_id = str(uuid.uuid4())
+    create_envelope = task_client.envelope(create, create_id)
     enable_id = task_client.submit(EnableUser(username, **binding(username)))
     directory_worker.wait_for_log(f"{enable_id}", timeout_s=30)
     directory_worker.wait_for_log("retry 1", timeout_s=30)
-    assert task_client.wait_for(task_client.submit(create_task(task_client, username))).outcome is Outcome.SUCCEEDED
+    task_client.publish(create.operation, create_envelope, create_id)
+    assert task_client.wait_for(create_id).outcome is Outcome.SUCCEEDED
 
     assert task_client.wait_for(enable_id, 60).outcome is Outcome.SUCCEEDED
     assert password_authenticates(samba_dc, username, PASSWORD)

@@ -100,6 +100,74 @@ INVALID = [
         "spec.directory.bootstrap.recovery.backup",
     ),
     ("SMTP port out of range", lambda s: s["portal"]["smtp"].update(port=70000), "spec.portal.smtp.port"),
+    (
+        "unknown approval",
+        lambda s: s["portal"]["registration"].update(approval="Maybe"),
+        "spec.portal.registration.approval",
+    ),
+    ("audit kept no day", lambda s: s["portal"].update(auditRetentionDays=0), "spec.portal.auditRetentionDays"),
+    (
+        "policy for a domain that may not register",
+        lambda s: s["policies"].append({"emailDomain": "evil.example", "ou": "Evil"}),
+        "spec.policies",
+    ),
+    (
+        "policy for a look-alike of an allowed domain",
+        lambda s: s["policies"].append({"emailDomain": "xacme.org"}),
+        "spec.policies",
+    ),
+    (
+        "policy naming a privileged group",
+        lambda s: s["policies"][0].update(groups=["students", "Domain Admins"]),
+        "spec.policies[0].groups[1]",
+    ),
+    (
+        "policy naming Enterprise Admins in another case",
+        lambda s: s["policies"][1].update(groups=["enterprise ADMINS"]),
+        "spec.policies[1].groups[0]",
+    ),
+    ("OU name with DN syntax", lambda s: s["policies"][0].update(ou="OU=Evil,DC=x"), "spec.policies[0].ou"),
+    (
+        "two policies of one domain",
+        lambda s: s["policies"].append({"emailDomain": "students.acme.example"}),
+        "spec.policies[2]",
+    ),
+    (
+        "overlapping uid ranges of two policies",
+        lambda s: s["policies"][1].update(uidRange={"start": 1500000, "end": 2500000}),
+        "spec.policies",
+    ),
+    (
+        "a policy's uid range overlapping the directory's",
+        lambda s: s["policies"][0].update(uidRange={"start": 900000, "end": 1100000}),
+        "spec.policies",
+    ),
+    (
+        "a policy's uid range without Unix attributes",
+        lambda s: s["directory"]["unix"].update(enabled=False),
+        "spec.policies",
+    ),
+    (
+        "uid range ending before it starts",
+        lambda s: s["directory"]["unix"].update(uidRange={"start": 50000, "end": 40000}),
+        "spec.directory.unix.uidRange",
+    ),
+    (
+        "uids of the clients' system accounts",
+        lambda s: s["directory"]["unix"].update(uidRange={"start": 0, "end": 40000}),
+        "spec.directory.unix.uidRange.start",
+    ),
+    (
+        "relative login shell",
+        lambda s: s["directory"]["unix"].update(loginShell="bash"),
+        "spec.directory.unix.loginShell",
+    ),
+    (
+        "home directory climbing out",
+        lambda s: s["directory"]["unix"].update(homeDirectoryTemplate="/home/../etc/{username}"),
+        "spec.directory.unix.homeDirectoryTemplate",
+    ),
+    ("gid of root", lambda s: s["directory"]["unix"].update(gidNumber=0), "spec.directory.unix.gidNumber"),
 ]
 
 

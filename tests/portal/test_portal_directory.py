@@ -7,18 +7,22 @@ from collections.abc import Iterator
 import pytest
 from es4ps_portal.accounts import directory
 from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.samba import find_account
 
 PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
 
 
 @pytest.fixture(scope="module")
-def enabled_account(samba_dc) -> Iterator[str]:
-    """An enabled account made directly in the DC (as the worker would leave it)."""
+def enabled_account(samba_dc) -> str:
+    """An enabled account made directly in the DC (as the worker would leave it).
+
+    Made once per DC: pytest-django runs this module's database test before the
+    others, so the module (and this fixture) may be set up twice in one session.
+    """
     username = "dircheck"
-    samba_dc.samdb().newuser(username, PASSWORD)
-    yield username
-    # pytest may set a module's fixture up again when other modules' tests run in between.
-    samba_dc.samdb().deleteuser(username)
+    if find_account(samba_dc, username) is None:
+        samba_dc.samdb().newuser(username, PASSWORD)
+    return username
 
 
 @pytest.fixture(params=["ldaps", "starttls"])

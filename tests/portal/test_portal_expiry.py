@@ -82,13 +82,18 @@ def test_the_portal_user_goes_once_the_directory_account_is_deleted(broker, sett
     assert not ProvisioningTask.objects.filter(user_id=expired.pk).exists()
 
 
-def test_a_delete_result_never_removes_a_verified_user(settings):
+def test_a_deleted_account_takes_its_registration_along_verified_or_not_but_never_staff(settings):
+    """Deletes are published to end a registration (expiry, a refusal, staff): once done, the portal forgets it."""
     person = registration(age_hours=1, email_verified_at=timezone.now())
-    task = ProvisioningTask.objects.create(
-        task_id="6f1c1d9e-4a36-4f41-9a55-2f8d8f2c1a10", user=person, operation=Operation.DELETE_USER.value
-    )
-    assert record_result_event(result(task, Outcome.SUCCEEDED))
-    assert User.objects.filter(pk=person.pk).exists()
+    staff = registration(age_hours=1, is_staff=True)
+    for user, task_id in (
+        (person, "6f1c1d9e-4a36-4f41-9a55-2f8d8f2c1a10"),
+        (staff, "7f1c1d9e-4a36-4f41-9a55-2f8d8f2c1a10"),
+    ):
+        task = ProvisioningTask.objects.create(task_id=task_id, user=user, operation=Operation.DELETE_USER.value)
+        assert record_result_event(result(task, Outcome.SUCCEEDED))
+    assert not User.objects.filter(pk=person.pk).exists()
+    assert User.objects.filter(pk=staff.pk).exists()
 
 
 def test_retention_zero_keeps_every_registration(settings):

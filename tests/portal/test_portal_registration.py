@@ -327,6 +327,7 @@ def test_the_staff_users_name_is_reserved_at_registration(client, broker, smtp, 
 
 
 def test_a_password_change_ends_the_persons_other_sessions(broker, username):
+    from es4ps_portal.audit.records import Actor
     from es4ps_portal.provisioning import publishing
 
     user = User.objects.create(
@@ -339,7 +340,7 @@ def test_a_password_change_ends_the_persons_other_sessions(broker, username):
     elsewhere.force_login(user, backend="es4ps_portal.accounts.backends.DirectoryBackend")
     assert elsewhere.get("/account/").status_code == 200
 
-    publishing.change_password(User.objects.get(pk=user.pk), GOOD_PASSWORD)
+    publishing.change_password(User.objects.get(pk=user.pk), GOOD_PASSWORD, actor=Actor(username, "person"))
 
     signed_out = elsewhere.get("/account/")
     assert signed_out.status_code == 302 and "/login/" in signed_out["Location"]

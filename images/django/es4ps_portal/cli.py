@@ -3,7 +3,8 @@
     es4ps-portal serve      migrate, create the cache table, collect static files,
                             create or update the staff superuser, then exec gunicorn
     es4ps-portal consume    wait for the schema, then consume result events, relay the
-                            outbox to the broker and expire unverified registrations every hour
+                            outbox to the broker and, every hour, expire unverified
+                            registrations and prune the audit trail
     es4ps-portal manage ... Django's management commands
 
 Every step of `serve` is idempotent, so a restart (or a crash half-way) converges;
@@ -136,19 +137,26 @@ def wait_for_schema() -> None:
         time.sleep(2)
 
 
-def expire_registrations_periodically() -> None:
-    """Every EXPIRY_INTERVAL_S, expire unverified registrations; a failure waits for the next round."""
+def housekeeping_periodically() -> None:
+    """Every EXPIRY_INTERVAL_S, expire unverified registrations and prune the audit trail past its retention;
+    a failure waits for the next round."""
     from django.db import connection
 
+    from es4ps_portal.audit.models import AuditRecord
     from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
+    rounds = [
+        ("expiring unverified registrations", expire_unverified_registrations),
+        ("pruning the audit trail", AuditRecord.objects.prune),
+    ]
     while True:
-        try:
-            expire_unverified_registrations()
-        except Exception as exc:  # the broker or the database may be away for a while; the next round retries
-            logger.warning("expiring unverified registrations failed (%s); next try in %d s", exc, EXPIRY_INTERVAL_S)
-        finally:
-            connection.close()  # this thread's own connection: no idle one held for an hour
+        for what, run in rounds:
+            try:
+                run()
+            except Exception as exc:  # the broker or the database may be away for a while; the next round retries
+                logger.warning("%s failed (%s); next try in %d s", what, exc, EXPIRY_INTERVAL_S)
+            finally:
+                connection.close()  # this thread's own connection: no idle one held for an hour
         time.sleep(EXPIRY_INTERVAL_S)
 
 
@@ -163,7 +171,7 @@ def consume() -> None:
     if metrics_port:
         metrics.serve(metrics_port)
     threading.Thread(target=relay_forever, name="outbox-relay", daemon=True).start()
-    threading.Thread(target=expire_registrations_periodically, name="expire-registrations", daemon=True).start()
+    threading.Thread(target=housekeeping_periodically, name="housekeeping", daemon=True).start()
     configured_app().worker_main(
         [
             "worker",

@@ -91,6 +91,18 @@ VARIABLES = (
         "168",
     ),
     Variable("ES4PS_RATE_LIMITS", "JSON as `spec.portal.rateLimits` (empty: the CRD's defaults)", ""),
+    Variable(
+        "ES4PS_REGISTRATION_APPROVAL",
+        "`Automatic`, or `Manual`: a confirmed registration waits for staff to approve it",
+        "Automatic",
+    ),
+    Variable(
+        "ES4PS_POLICIES",
+        "JSON as `spec.policies`: OU and groups by e-mail domain (empty: the managed OU, no groups)",
+        "",
+    ),
+    Variable("ES4PS_UNIX_ATTRIBUTES", "JSON as `spec.directory.unix` (empty, or `enabled` false: none)", ""),
+    Variable("ES4PS_AUDIT_RETENTION_DAYS", "audit records older than this are deleted (hourly)", "365"),
 )
 
 env = Environment(VARIABLES, os.environ)

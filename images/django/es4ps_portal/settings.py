@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from es4ps_portal.accounts.email_domains import InvalidDomain, parse_allowed_domains
 from es4ps_portal.environment import env, parse_rate_limits, setting
+from es4ps_portal.provisioning.policies import InvalidPolicies, parse_policies, parse_unix
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(setting(env.text, "ES4PS_DATA_DIR"))
@@ -41,6 +42,16 @@ try:
     ALLOWED_EMAIL_DOMAINS = parse_allowed_domains(setting(env.text, "ES4PS_ALLOWED_EMAIL_DOMAINS"))
 except InvalidDomain as exc:
     raise ImproperlyConfigured(f"ES4PS_ALLOWED_EMAIL_DOMAINS: {exc}") from None
+# Where new accounts go and what they get, by e-mail domain (provisioning.policies).
+try:
+    UNIX_ATTRIBUTES = parse_unix(setting(env.raw, "ES4PS_UNIX_ATTRIBUTES"))
+    POLICIES = parse_policies(setting(env.raw, "ES4PS_POLICIES"), ALLOWED_EMAIL_DOMAINS, UNIX_ATTRIBUTES)
+except InvalidPolicies as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# Manual: a confirmed registration waits for a staff member with the approve_registration permission.
+REGISTRATION_APPROVAL = setting(env.choice, "ES4PS_REGISTRATION_APPROVAL", ("Automatic", "Manual"))
+# The audit trail keeps this many days (the results consumer prunes it every hour).
+AUDIT_RETENTION_DAYS = setting(env.integer, "ES4PS_AUDIT_RETENTION_DAYS", minimum=1, maximum=36500)
 
 # --- security -------------------------------------------------------------------------
 SECURE = PORTAL_SCHEME == "https"
@@ -84,6 +95,7 @@ INSTALLED_APPS = [
     "csp",
     "es4ps_portal.accounts",
     "es4ps_portal.provisioning",
+    "es4ps_portal.audit",
     "es4ps_portal.database",
 ]
 

@@ -3,7 +3,7 @@
 The worker writes one line into the account's `info` attribute when it creates
 the account, and updates it with every change, in the same LDAP modify:
 
-    es4ps registration=<uuid> state=<issued at>/<task id> password=... attributes=...
+    es4ps registration=<uuid> state=<issued at>/<task id> password=... attributes=... policy=...
 
 - `registration` binds the account to one registration: tasks of any other
   registration are refused before anything is written.
@@ -23,9 +23,9 @@ import dataclasses
 import re
 
 PREFIX = "es4ps"
-# The kinds of change that are ordered, each with its own mark.
-STATE, PASSWORD, ATTRIBUTES = "state", "password", "attributes"
-KINDS = (STATE, PASSWORD, ATTRIBUTES)
+# The kinds of change that are ordered, each with its own mark (policy: the account's OU and groups).
+STATE, PASSWORD, ATTRIBUTES, POLICY = "state", "password", "attributes", "policy"
+KINDS = (STATE, PASSWORD, ATTRIBUTES, POLICY)
 _FIELD = re.compile(r"(\w+)=(\S+)")
 
 

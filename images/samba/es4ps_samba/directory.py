@@ -11,6 +11,15 @@ Inside the OU, every account belongs to one registration (`binding`): a task
 of another registration is refused before anything is written, and an older
 task never overwrites what a newer one set.
 
+A policy puts an account into an OU below the managed OU and into groups,
+which the worker creates there when they are missing (only the workers
+allowed to, `creates_containers`: with several DCs, one, so two DCs never
+create the same group; the others wait for replication), and never into a
+group outside it. Unix attributes come with the create task; the uidNumber is
+the range's start plus the account's RID, which the domain already keeps
+unique across DCs (each DC draws RIDs from its own pool, handed out by the
+RID master), so workers on several DCs never need to agree on a counter.
+
 Each operation converges: asking for a state the account is already in
 succeeds without writing. Errors are sorted into three kinds the worker acts
 on: `NotFoundYet` and `DirectoryUnavailable` are retried, `DirectoryRefused`
@@ -25,13 +34,16 @@ from typing import TypeVar
 
 import ldb
 from es4ps_contract.passwords import COMPLEXITY_REASON
+from es4ps_contract.policies import PRIVILEGED_GROUPS, UnixAttributes
 from es4ps_contract.signing import SignedTask
 from samba.credentials import Credentials
+from samba.dcerpc import security
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
+from samba.ndr import ndr_unpack
 from samba.param import LoadParm
 from samba.samdb import SamDB
 
-from .binding import ATTRIBUTES, PASSWORD, STATE, Binding, Mark
+from .binding import ATTRIBUTES, PASSWORD, POLICY, STATE, Binding, Mark
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +55,14 @@ DEFAULT_USERS_OU = "OU=ES4PS"
 _CONNECTION_ERRORS = frozenset(
     {ldb.ERR_OPERATIONS_ERROR, ldb.ERR_UNAVAILABLE, ldb.ERR_BUSY, ldb.ERR_TIME_LIMIT_EXCEEDED}
 )
-_SEARCH_ATTRIBUTES = ["userAccountControl", "mail", "givenName", "sn", "displayName", "info"]
+_SEARCH_ATTRIBUTES = [
+    "userAccountControl", "mail", "givenName", "sn", "displayName", "info", "memberOf", "objectSid",
+    "uidNumber", "gidNumber", "loginShell", "unixHomeDirectory",
+]  # fmt: skip
+# Adding a member that is one already, or removing one that is not: a redelivery or another process did it.
+_MEMBERSHIP_ALREADY_SO = frozenset(
+    {ldb.ERR_ENTRY_ALREADY_EXISTS, ldb.ERR_ATTRIBUTE_OR_VALUE_EXISTS, ldb.ERR_NO_SUCH_ATTRIBUTE}
+)
 NOT_OURS = "the account belongs to another registration"
 SUPERSEDED = "superseded by a newer change"
 ALREADY_APPLIED = "already applied"
@@ -52,7 +71,14 @@ T = TypeVar("T")
 
 
 class NotFoundYet(LookupError):
-    """The account is not (yet) on this DC: it may still be replicating. Retried, then reported as failed."""
+    """The account (or a policy's OU or group) is not (yet) on this DC: it may still be replicating.
+
+    Retried, then reported as failed with `reason`.
+    """
+
+    def __init__(self, message: str, reason: str = "the account was not found") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DirectoryUnavailable(ConnectionError):
@@ -92,12 +118,14 @@ class Directory:
         account: str,
         password: str,
         users_ou: str = DEFAULT_USERS_OU,
+        creates_containers: bool = True,
     ) -> None:
         self.url = url
         self.realm = realm.upper()
         self.netbios_name = netbios_name.upper()
         self.account = account
         self.users_ou = users_ou
+        self.creates_containers = creates_containers
         self._password = password
         self._samdb: SamDB | None = None
         self._container: ldb.Dn | None = None
@@ -182,46 +210,197 @@ class Directory:
         One add carries everything (the fastest way and atomic: the account
         never exists without its password). If the name is taken, the existing
         account is looked at: one of this very registration is this task
-        delivered again (success); anything else is refused.
+        delivered again (success); anything else is refused. Then, both ways,
+        what the policy gives: the uidNumber (it needs the RID, which exists
+        only after the add) and the groups, so a redelivery finishes what a
+        crash cut short.
         """
         task = signed.task
+        unix = UnixAttributes.parse(task.unix) if task.unix else None
 
         def create(samdb: SamDB) -> str:
-            dn = ldb.Dn(samdb, str(self._container))
-            dn.add_child(ldb.Dn(samdb, f"CN={task.username}"))
+            # The policy's OU and groups first: a group the worker may not use refuses the task before any write.
+            dn = self._child(samdb, self._policy_container(samdb, task.ou), "CN", task.username)
+            groups = self._groups(samdb, task.groups)
+            record = {
+                "dn": dn,
+                "objectClass": "user",
+                "sAMAccountName": task.username,
+                "userPrincipalName": f"{task.username}@{self.realm.lower()}",
+                "givenName": task.given_name,
+                "sn": task.surname,
+                "displayName": f"{task.given_name} {task.surname}",
+                "mail": task.email,
+                "info": str(Binding.new(task.registration, signed.issued_at, signed.task_id)),
+                "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
+                "unicodePwd": encode_password(password),
+            }
+            done = "created"
             try:
-                samdb.add(
-                    {
-                        "dn": dn,
-                        "objectClass": "user",
-                        "sAMAccountName": task.username,
-                        "userPrincipalName": f"{task.username}@{self.realm.lower()}",
-                        "givenName": task.given_name,
-                        "sn": task.surname,
-                        "displayName": f"{task.given_name} {task.surname}",
-                        "mail": task.email,
-                        "info": str(Binding.new(task.registration, signed.issued_at, signed.task_id)),
-                        "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
-                        "unicodePwd": encode_password(password),
-                    }
-                )
-                return "created"
+                samdb.add(record)
             except ldb.LdbError as exc:
                 if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
                     if exc.args[0] in _CONNECTION_ERRORS:
                         raise
                     raise _refusal(exc, "create the account") from None
-            existing = self._find(samdb, task.username)
-            if existing is None:
+                done = "already existed"
+            if done == "created" and unix is None and not groups:
+                return done  # the plain registration: one add, nothing to look up
+            account = self._find(samdb, task.username)
+            if account is None:
                 # The name is taken outside the managed OU (or by another kind of object).
                 raise DirectoryRefused("the username is already taken")
-            try:
-                _binding_of(existing, task.registration, task.email)
-            except DirectoryRefused:
-                raise DirectoryRefused("the username is already taken") from None
-            return "already existed"
+            if done != "created":
+                try:
+                    _binding_of(account, task.registration, task.email)
+                except DirectoryRefused:
+                    raise DirectoryRefused("the username is already taken") from None
+            if unix is not None:
+                self._ensure_unix(samdb, account, unix, delete_if_no_room=True)
+            self._set_groups(samdb, account, groups, exclusive=False)
+            return done
 
         return self._run(create)
+
+    # -- policies: OUs, groups, Unix ids -------------------------------------------------------
+
+    @staticmethod
+    def _child(samdb: SamDB, parent: ldb.Dn, kind: str, name: str) -> ldb.Dn:
+        # Names are validated by the contract (no DN syntax in them); ldb escapes the value anyway.
+        dn = ldb.Dn(samdb, str(parent))
+        dn.add_child(ldb.Dn(samdb, f"{kind}=x"))
+        dn.set_component(0, kind, name)
+        return dn
+
+    def _policy_container(self, samdb: SamDB, ou: str) -> ldb.Dn:
+        """Where accounts of the OU named `ou` live (the managed OU for ""), created if missing and allowed."""
+        if not ou:
+            return self._container
+        dn = self._child(samdb, self._container, "OU", ou)
+        try:
+            samdb.search(base=dn, scope=ldb.SCOPE_BASE, attrs=["ou"])
+            return dn
+        except ldb.LdbError as exc:
+            if exc.args[0] != ldb.ERR_NO_SUCH_OBJECT:
+                raise
+        if not self.creates_containers:
+            raise NotFoundYet(f"the OU {ou} is not on this DC yet", reason=f"the OU {ou} was not found")
+        try:
+            samdb.add({"dn": dn, "objectClass": "organizationalUnit", "description": "An ES4PS policy's accounts"})
+        except ldb.LdbError as exc:
+            if exc.args[0] in _CONNECTION_ERRORS:
+                raise
+            if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:  # another process made it a moment ago: fine
+                raise _refusal(exc, f"create the OU {ou}") from None
+        logger.info("created the OU %s", dn)
+        return dn
+
+    def _find_group(self, samdb: SamDB, name: str) -> ldb.Message | None:
+        found = samdb.search(
+            base=self._container,
+            scope=ldb.SCOPE_SUBTREE,
+            expression=f"(&(objectClass=group)(sAMAccountName={ldb.binary_encode(name)}))",
+            attrs=["adminCount", "isCriticalSystemObject"],
+        )
+        return found[0] if len(found) else None
+
+    def _group(self, samdb: SamDB, name: str) -> ldb.Dn:
+        """The managed group `name` (inside the managed OU), created there if missing and allowed.
+
+        A group of that name outside the managed OU is never used, and a
+        privileged one never even looked up: the worker's rights would not let
+        it add members there anyway, and the refusal says why.
+        """
+        if name.lower() in PRIVILEGED_GROUPS:
+            raise DirectoryRefused(f"the group {name} is a privileged group of the domain")
+        group = self._find_group(samdb, name)
+        if group is None:
+            if not self.creates_containers:
+                raise NotFoundYet(f"the group {name} is not on this DC yet", reason=f"the group {name} was not found")
+            dn = self._child(samdb, self._container, "CN", name)
+            try:
+                samdb.add(
+                    {"dn": dn, "objectClass": "group", "sAMAccountName": name, "description": "An ES4PS policy's group"}
+                )
+                logger.info("created the group %s", dn)
+            except ldb.LdbError as exc:
+                if exc.args[0] in _CONNECTION_ERRORS:
+                    raise
+                if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
+                    raise _refusal(exc, f"create the group {name}") from None
+            # Made just now, here or by another process; or the name belongs to something outside the OU.
+            group = self._find_group(samdb, name)
+            if group is None:
+                raise DirectoryRefused(f"the group name {name} is taken by another object of the domain")
+        protected = str(group.get("adminCount", idx=0) or "0") != "0"
+        if protected or str(group.get("isCriticalSystemObject", idx=0)) == "TRUE":
+            raise DirectoryRefused(f"the group {name} is a privileged group of the domain")
+        return group.dn
+
+    def _groups(self, samdb: SamDB, names: tuple[str, ...]) -> list[ldb.Dn]:
+        return [self._group(samdb, name) for name in names]
+
+    def _set_groups(self, samdb: SamDB, account: ldb.Message, groups: list[ldb.Dn], exclusive: bool) -> bool:
+        """Make the account a member of `groups`; `exclusive`: and of no other group inside the managed OU.
+
+        Groups outside the managed OU are never touched. Returns whether anything changed.
+        """
+        wanted = {dn.get_casefold(): dn for dn in groups}
+        current = {}
+        for value in account.get("memberOf") or ():
+            dn = ldb.Dn(samdb, str(value))
+            if dn.is_child_of(self._container):
+                current[dn.get_casefold()] = dn
+        changes = [(dn, ldb.FLAG_MOD_ADD) for key, dn in wanted.items() if key not in current]
+        if exclusive:
+            changes += [(dn, ldb.FLAG_MOD_DELETE) for key, dn in current.items() if key not in wanted]
+        for group_dn, flag in changes:
+            message = ldb.Message(group_dn)
+            message["member"] = ldb.MessageElement(str(account.dn), flag, "member")
+            try:
+                samdb.modify(message)
+            except ldb.LdbError as exc:
+                code = exc.args[0]
+                if code in _CONNECTION_ERRORS:
+                    raise
+                if code not in _MEMBERSHIP_ALREADY_SO:
+                    raise _refusal(exc, "change the account's groups") from None
+        return bool(changes)
+
+    def _ensure_unix(self, samdb: SamDB, account: ldb.Message, unix: UnixAttributes, delete_if_no_room: bool) -> None:
+        """Give the account the Unix attributes it lacks; never change one it has.
+
+        Its uidNumber is the range's start plus its RID (known only once the
+        account exists). An account whose RID does not fit (the range is too
+        small for the domain) gets none and the task fails with the reason; a
+        new account (`delete_if_no_room`, disabled and unused) is deleted
+        again, since a Linux login without a uid would not work.
+        """
+        missing = {
+            attribute: value
+            for attribute, value in (
+                ("gidNumber", str(unix.gid_number)),
+                ("loginShell", unix.login_shell),
+                ("unixHomeDirectory", unix.home_directory),
+            )
+            if account.get(attribute) is None
+        }
+        if account.get("uidNumber") is None:
+            sid = ndr_unpack(security.dom_sid, account["objectSid"][0])
+            rid = int(str(sid).rsplit("-", 1)[1])
+            uid = unix.uid_number(rid)
+            if uid is None:
+                if delete_if_no_room:
+                    samdb.delete(account.dn)
+                span = f"{unix.uid_range_start}-{unix.uid_range_end}"
+                raise DirectoryRefused(f"no uidNumber left: the range {span} has no room for RID {rid}")
+            missing["uidNumber"] = str(uid)
+        if not missing:
+            return
+        message = ldb.Message(account.dn)
+        for attribute, value in missing.items():
+            message[attribute] = ldb.MessageElement(value, ldb.FLAG_MOD_REPLACE, attribute)
+        self._modify(samdb, message, "set the Unix attributes")
 
     def _change(self, signed: SignedTask, kind: str, what: str, changes: Callable[[ldb.Message], dict]) -> str:
         """Apply `changes(account)` (attribute -> MessageElement) with the binding's mark of `kind`, in one modify.
@@ -239,16 +418,9 @@ class Directory:
             elements = changes(account)
             if not elements:
                 return "already up to date"
-            message = ldb.Message(account.dn)
+            message = _marked(account, binding, kind, signed)
             for key, element in elements.items():
                 message[key] = element
-            new_info = str(binding.marked(kind, signed.issued_at, signed.task_id)).encode()
-            old_info = account.get("info", idx=0)
-            # Delete the old value and add the new one in one modify: it fails rather than overwrite
-            # if someone changed the account since we read it (then we are retried).
-            if old_info is not None:
-                message["info-old"] = ldb.MessageElement(bytes(old_info), ldb.FLAG_MOD_DELETE, "info")
-            message["info-new"] = ldb.MessageElement(new_info, ldb.FLAG_MOD_ADD, "info")
             self._modify(samdb, message, what)
             return "done"
 
@@ -298,6 +470,41 @@ class Directory:
         done = self._change(signed, ATTRIBUTES, "update the account", differing)
         return "updated " + ", ".join(changed) if done == "done" else done
 
+    def apply_policy(self, signed: SignedTask) -> str:
+        """Move the account to the policy's OU and make its groups inside the managed OU exactly the policy's."""
+        task = signed.task
+
+        def apply(samdb: SamDB) -> str:
+            account, binding = self._owned(samdb, signed)
+            if binding.marks.get(POLICY) == Mark(signed.issued_at, signed.task_id):
+                return ALREADY_APPLIED
+            if not binding.applies(POLICY, signed.issued_at, signed.task_id):
+                return SUPERSEDED
+            container = self._policy_container(samdb, task.ou)
+            groups = self._groups(samdb, task.groups)
+            moved = account.dn.parent().get_casefold() != container.get_casefold()
+            if moved:
+                target = self._child(samdb, container, "CN", account.dn.get_rdn_value())
+                try:
+                    samdb.rename(account.dn, target)
+                except ldb.LdbError as exc:
+                    if exc.args[0] in _CONNECTION_ERRORS:
+                        raise
+                    raise _refusal(exc, "move the account") from None
+                account = self._find(samdb, task.username)
+                if account is None:
+                    raise NotFoundYet("the account vanished while it was moved")
+            regrouped = self._set_groups(samdb, account, groups, exclusive=True)
+            if task.unix:
+                self._ensure_unix(samdb, account, UnixAttributes.parse(task.unix), delete_if_no_room=False)
+            # The mark last: a crash before it leaves the task to be applied again (every step converges).
+            self._modify(samdb, _marked(account, binding, POLICY, signed), "record the policy")
+            if not (moved or regrouped):
+                return "already up to date"
+            return f"moved to {task.ou or 'the managed OU'}" if moved else "groups changed"
+
+        return self._run(apply)
+
     def delete_user(self, signed: SignedTask) -> str:
         """Delete the account of this registration; an account that is already gone counts as deleted."""
 
@@ -332,6 +539,21 @@ class Directory:
                 # Our delete/add pair lost a race with another change: read again and retry.
                 raise DirectoryUnavailable("the account changed while it was being changed") from None
             raise _refusal(exc, what) from None
+
+
+def _marked(account: ldb.Message, binding: Binding, kind: str, signed: SignedTask) -> ldb.Message:
+    """A modify of the account that moves the binding's mark of `kind` to `signed`.
+
+    It deletes the old value and adds the new one: the modify fails rather than
+    overwrite if someone changed the account since we read it (then we are retried).
+    """
+    message = ldb.Message(account.dn)
+    old_info = account.get("info", idx=0)
+    if old_info is not None:
+        message["info-old"] = ldb.MessageElement(bytes(old_info), ldb.FLAG_MOD_DELETE, "info")
+    new_info = str(binding.marked(kind, signed.issued_at, signed.task_id)).encode()
+    message["info-new"] = ldb.MessageElement(new_info, ldb.FLAG_MOD_ADD, "info")
+    return message
 
 
 def _binding_of(account: ldb.Message, registration: str, email: str) -> Binding:

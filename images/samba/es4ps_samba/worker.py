@@ -58,6 +58,7 @@ from es4ps_contract.tasks import (
     PROVISIONING_QUEUE,
     RESULT_TASK_NAME,
     RESULTS_QUEUE,
+    ApplyPolicy,
     CreateUser,
     DeleteUser,
     DisableUser,
@@ -94,6 +95,12 @@ VARIABLES = (
     Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", DEFAULT_WORKER_ACCOUNT),
     Variable("ES4PS_WORKER_PASSWORD_FILE", "its password", secret_file=True),
     Variable("ES4PS_USERS_OU", "the OU of the accounts it manages (it never touches others)", DEFAULT_USERS_OU),
+    Variable(
+        "ES4PS_WORKER_CREATES_CONTAINERS",
+        "`1`: it creates the OUs and groups policies name when missing; `0`: it waits for them to replicate"
+        " (with several DCs only one worker creates them, so two DCs never make the same group)",
+        "1",
+    ),
     Variable("ES4PS_WORKER_STATE_DIR", "where the record of applied tasks lives (on the DC's volume)"),
     Variable("ES4PS_WORKER_NAME", "the name reported in result events (empty: the host name)", ""),
     Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "2"),
@@ -135,6 +142,7 @@ class WorkerConfig:
     account: str
     password: str
     users_ou: str
+    creates_containers: bool
     state_dir: Path
     worker_name: str
     max_retries: int
@@ -160,6 +168,7 @@ class WorkerConfig:
             account=env.text("ES4PS_WORKER_ACCOUNT"),
             password=env.file_text("ES4PS_WORKER_PASSWORD_FILE"),
             users_ou=env.text("ES4PS_USERS_OU"),
+            creates_containers=env.flag("ES4PS_WORKER_CREATES_CONTAINERS"),
             state_dir=Path(env.text("ES4PS_WORKER_STATE_DIR")),
             worker_name=env.text("ES4PS_WORKER_NAME") or socket.gethostname(),
             max_retries=env.integer("ES4PS_WORKER_MAX_RETRIES", minimum=0),
@@ -223,7 +232,7 @@ class ProvisioningWorker:
                 )
                 self.metrics.retries.labels(operation.value).inc()
                 raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
-            reason = "the account was not found" if isinstance(exc, NotFoundYet) else "the directory is unavailable"
+            reason = exc.reason if isinstance(exc, NotFoundYet) else "the directory is unavailable"
             self._finish(signed, Outcome.FAILED, reason + " (retries exhausted)")
             return
         except DirectoryRefused as exc:
@@ -255,6 +264,8 @@ class ProvisioningWorker:
                 return directory.update_attributes(signed)
             case DeleteUser():
                 return directory.delete_user(signed)
+            case ApplyPolicy():
+                return directory.apply_policy(signed)
         raise AssertionError(f"no handler for {type(signed.task).__name__}")
 
     def _finish(self, signed: SignedTask, outcome: Outcome, reason: str = "") -> None:
@@ -289,7 +300,13 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
     app.conf.update(celery_settings(environ))
     app.conf.update(WORKER_CELERY_SETTINGS)
     directory = Directory(
-        config.ldap_url, config.realm, config.netbios_name, config.account, config.password, config.users_ou
+        config.ldap_url,
+        config.realm,
+        config.netbios_name,
+        config.account,
+        config.password,
+        config.users_ou,
+        config.creates_containers,
     )
     applied = AppliedTasks(config.state_dir)
     worker = ProvisioningWorker(app, config, directory, applied, WorkerMetrics())

@@ -244,6 +244,9 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
             env("ES4PS_WORKER_STATE_DIR", WORKER_STATE_DIR),
             env("ES4PS_WORKER_NAME", naming.dc(domain, index)),
+            # Only dc0's worker creates policies' OUs and groups: two DCs creating the same group at once
+            # would leave two of one name once they replicate. The others wait for them to replicate.
+            env("ES4PS_WORKER_CREATES_CONTAINERS", "1" if index == 0 else "0"),
             env("ES4PS_WORKER_METRICS_PORT", naming.WORKER_METRICS_PORT),
             # The Pod's own address (the node's with host networking), not every address of the node.
             env_from_field("ES4PS_WORKER_METRICS_ADDRESS", "status.podIP"),

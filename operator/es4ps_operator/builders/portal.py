@@ -81,9 +81,15 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
     variables += [
         env("ES4PS_TOKEN_TTL_HOURS", portal.link_validity_hours),
         env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
-        env("ES4PS_RATE_LIMITS", json.dumps(portal.rate_limits, sort_keys=True, separators=(",", ":"))),
+        env("ES4PS_RATE_LIMITS", _compact_json(portal.rate_limits)),
         env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
+        env("ES4PS_REGISTRATION_APPROVAL", portal.approval),
+        env("ES4PS_AUDIT_RETENTION_DAYS", portal.audit_retention_days),
     ]
+    if domain.policies:
+        variables.append(env("ES4PS_POLICIES", _compact_json([policy.as_spec() for policy in domain.policies])))
+    if domain.directory.unix:
+        variables.append(env("ES4PS_UNIX_ATTRIBUTES", _compact_json(domain.directory.unix.as_spec())))
     if portal.database_url:
         variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))
     smtp = portal.smtp
@@ -109,6 +115,10 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
             env("ES4PS_SUPERUSER_PASSWORD_FILE", f"{STAFF_DIR}/password"),
         ]
     return variables
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -1,11 +1,14 @@
 """Reading an ES4PSDomain: the CRD's defaults and the values derived from them."""
 
+import re
+
 import pytest
 from es4ps_contract.environment import SettingError
+from es4ps_contract.policies import PRIVILEGED_GROUPS
 from es4ps_localcluster.paths import ROOT
 from es4ps_operator.config import OperatorConfig, operator_version
 from es4ps_operator.domain import Domain, SpecError
-from es4ps_testkit.domains import MINIMAL_SPEC, domain_body, make_domain
+from es4ps_testkit.domains import MINIMAL_SPEC, crd_schema, domain_body, make_domain
 
 
 def test_minimal_spec_gets_every_default(minimal):
@@ -79,3 +82,33 @@ def test_config_overrides():
     assert config.images.pull_policy == "Never"
     assert config.leader_election is False
     assert config.cluster_dns_ip == "10.0.0.10"
+
+
+def test_policies_unix_approval_and_audit_retention_are_read_with_their_defaults(minimal, acme):
+    assert minimal.policies == ()
+    assert minimal.directory.unix is None
+    assert (minimal.portal.approval, minimal.portal.audit_retention_days) == ("Automatic", 365)
+    students, partners = acme.policies
+    assert (students.email_domain, students.ou, students.groups, students.uid_range) == (
+        "students.acme.example",
+        "Students",
+        ("students", "wifi"),
+        (1000000, 1999999),
+    )
+    assert (partners.ou, partners.groups, partners.uid_range) == ("Partners", ("wifi",), None)
+    assert acme.directory.unix.uid_range == (10000, 999999)
+    assert acme.directory.unix.gid_number is None
+    # Turned on with nothing else: the CRD's defaults.
+    unix = make_domain(directory={"unix": {"enabled": True}}).directory.unix
+    assert (unix.login_shell, unix.home_directory_template, unix.uid_range) == (
+        "/bin/bash",
+        "/home/{username}",
+        (10000, 999999),
+    )
+
+
+def test_the_crd_refuses_the_same_privileged_groups_as_the_contract():
+    """One list, kept in two places only because CEL cannot import Python: this test keeps them equal."""
+    items = crd_schema()["properties"]["spec"]["properties"]["policies"]["items"]["properties"]["groups"]["items"]
+    (rule,) = [check["rule"] for check in items["x-kubernetes-validations"] if "lowerAscii" in check["rule"]]
+    assert set(re.findall(r"'([^']+)'", rule)) == PRIVILEGED_GROUPS

@@ -116,6 +116,32 @@ def test_the_dc_and_the_worker_read_what_the_operator_writes(example_containers,
     )
 
 
+def test_the_portal_reads_the_policies_and_unix_attributes_the_operator_writes(example_containers):
+    from es4ps_portal.accounts.email_domains import parse_allowed_domains
+    from es4ps_portal.provisioning.policies import parse_policies, parse_unix, policy_for
+
+    environ = {
+        variable["name"]: variable.get("value") for variable in example_containers[("acme-portal", "portal")]["env"]
+    }
+    unix = parse_unix(environ["ES4PS_UNIX_ATTRIBUTES"])
+    allowed = parse_allowed_domains(environ["ES4PS_ALLOWED_EMAIL_DOMAINS"])
+    policies = parse_policies(environ["ES4PS_POLICIES"], allowed, unix)
+    assert (unix.uid_range, unix.gid_number, unix.login_shell) == ((10000, 999999), 10513, "/bin/bash")
+    students = policy_for("ana@students.acme.example", policies)
+    assert (students.ou, students.groups, students.uid_range) == ("Students", ("students", "wifi"), (1000000, 1999999))
+    assert (environ["ES4PS_REGISTRATION_APPROVAL"], environ["ES4PS_AUDIT_RETENTION_DAYS"]) == ("Automatic", "365")
+
+
+def test_only_dc0s_worker_creates_policies_ous_and_groups(config):
+    containers = written_containers(make_domain(directory={"replicas": 3}), config)
+    creates = {
+        sts: {v["name"]: v.get("value") for v in container["env"]}["ES4PS_WORKER_CREATES_CONTAINERS"]
+        for (sts, name), container in containers.items()
+        if name == "worker"
+    }
+    assert creates == {"acme-dc0": "1", "acme-dc1": "0", "acme-dc2": "0"}
+
+
 def test_the_portal_reads_the_rate_limits_the_operator_writes(example_containers):
     environ = {
         variable["name"]: variable.get("value") for variable in example_containers[("acme-portal", "portal")]["env"]

@@ -12,7 +12,7 @@ def test_a_binding_round_trips_through_the_info_attribute():
 
     assert text == (
         f"es4ps registration={REGISTRATION} state=1800000000/task-1 password=1800000050/task-2"
-        " attributes=1800000000/task-1"
+        " attributes=1800000000/task-1 policy=1800000000/task-1"
     )
     assert Binding.parse(text) == binding
 

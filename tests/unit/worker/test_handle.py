@@ -80,6 +80,7 @@ def make_worker(keys, tmp_path):
             account="es4ps-worker",
             password="x",
             users_ou="OU=ES4PS",
+            creates_containers=True,
             state_dir=tmp_path,
             worker_name="dc0",
             max_retries=max_retries,

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
 
 _SESSION_HASH_SALT = "es4ps_portal.accounts.User.session"
 
@@ -52,7 +53,14 @@ class User(AbstractUser):
         PENDING = "pending", "being created"
         CREATED = "created", "created, disabled"
         ENABLED = "enabled", "enabled"
+        DISABLED = "disabled", _("disabled by staff")
         FAILED = "failed", "failed"
+
+    class Approval(models.TextChoices):
+        NOT_NEEDED = "", _("not needed")
+        WAITING = "waiting", _("waiting for approval")
+        APPROVED = "approved", _("approved")
+        REFUSED = "refused", _("refused")
 
     email = models.EmailField("e-mail address", max_length=254, blank=True)
     email_verified_at = models.DateTimeField("e-mail verified at", null=True, blank=True)
@@ -67,10 +75,20 @@ class User(AbstractUser):
     # The verification of the address, over all the mails sent for it (each mail also has its own limits).
     verification_mails = models.PositiveSmallIntegerField("verification mails sent", default=0)
     verification_code_failures = models.PositiveSmallIntegerField("wrong codes typed", default=0)
+    # With manual approval (settings.REGISTRATION_APPROVAL), a confirmed registration waits for staff.
+    approval = models.CharField(_("approval"), max_length=16, choices=Approval.choices, default="", blank=True)
+    # What the portal last asked the directory to give the account (its policy, see provisioning.policies).
+    directory_ou = models.CharField(_("OU"), max_length=64, blank=True)
+    directory_groups = models.JSONField(_("groups"), default=list, blank=True)
+    directory_unix = models.BooleanField(_("Unix attributes"), default=False)
 
     objects = PortalUserManager()
 
     class Meta:
+        permissions = [
+            ("manage_directory_account", _("Can disable, enable, delete and move directory accounts and mail people")),
+            ("approve_registration", _("Can approve or refuse registrations (and is mailed when one waits)")),
+        ]
         constraints = [
             models.UniqueConstraint(Lower("email"), condition=~models.Q(email=""), name="unique_email_address"),
         ]

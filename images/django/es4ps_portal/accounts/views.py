@@ -13,10 +13,12 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from es4ps_portal.audit.records import Actor
 from es4ps_portal.broker import PublishError
 from es4ps_portal.metrics import PASSWORD_RESETS, REGISTRATIONS, VERIFICATIONS
 from es4ps_portal.provisioning import publishing
@@ -124,7 +126,12 @@ def register(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             user = publishing.register(
-                data["username"], data["email"], data["first_name"], data["last_name"], data["new_password1"]
+                data["username"],
+                data["email"],
+                data["first_name"],
+                data["last_name"],
+                data["new_password1"],
+                actor=Actor.of(request, data["username"]),
             )
         except PublishError:
             REGISTRATIONS.labels("failed").inc()
@@ -163,7 +170,7 @@ def _verify(request: HttpRequest, record: EmailToken, method: str) -> str | None
     try:
         with transaction.atomic():
             tokens.use(record)
-            enabling = publishing.mark_email_verified(record.user)
+            verified = publishing.mark_email_verified(record.user, actor=Actor.of(request, record.user.username))
     except tokens.TokenError as exc:
         VERIFICATIONS.labels(method, "invalid").inc()
         return str(exc)
@@ -172,8 +179,13 @@ def _verify(request: HttpRequest, record: EmailToken, method: str) -> str | None
         return NOT_SAVED
     VERIFICATIONS.labels(method, "verified").inc()
     follow(request, record.user)
-    if enabling:
+    if verified is publishing.Verified.ENABLING:
         messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
+    elif verified is publishing.Verified.WAITING_FOR_APPROVAL:
+        messages.info(
+            request,
+            _("Thank you, your e-mail address is confirmed. Staff approve new accounts; we will mail you."),
+        )
     else:
         messages.info(request, "Thank you, your e-mail address is confirmed.")
     return None
@@ -290,7 +302,7 @@ def account(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Nothing changed.")
             return redirect("accounts:account")
         try:
-            publishing.update_names(user, first_name, last_name)
+            publishing.update_names(user, first_name, last_name, actor=Actor.of(request))
         except PublishError:
             form.add_error(None, NOT_SAVED)
         else:
@@ -307,7 +319,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            publishing.change_password(request.user, form.cleaned_data["new_password1"])
+            publishing.change_password(request.user, form.cleaned_data["new_password1"], actor=Actor.of(request))
         except publishing.NotProvisioned:
             form.add_error(None, NOT_PROVISIONED)
         except PublishError:
@@ -369,7 +381,12 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 tokens.use(record)
-                publishing.change_password(record.user, form.cleaned_data["new_password1"])
+                publishing.change_password(
+                    record.user,
+                    form.cleaned_data["new_password1"],
+                    actor=Actor.of(request, record.user.username),
+                    reset=True,
+                )
         except tokens.TokenError as exc:
             PASSWORD_RESETS.labels("confirm", "invalid").inc()
             return render(request, "accounts/password_reset_confirm.html", {"error": str(exc)}, status=400)

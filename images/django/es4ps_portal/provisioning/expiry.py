@@ -12,6 +12,8 @@ from django.utils import timezone
 from es4ps_contract.tasks import Operation
 
 from es4ps_portal.accounts.models import EmailToken, User
+from es4ps_portal.audit.models import AuditRecord
+from es4ps_portal.audit.records import Actor
 
 from .metrics import REGISTRATIONS_EXPIRED
 from .models import ProvisioningTask
@@ -54,7 +56,7 @@ def expire_unverified_registrations() -> int:
         for user in batch:
             with transaction.atomic():
                 EmailToken.objects.filter(user=user, purpose=EmailToken.Purpose.VERIFY_EMAIL).delete()
-                delete_account(user)
+                delete_account(user, actor=Actor.portal(), action=AuditRecord.Action.EXPIRE_REGISTRATION)
         count += len(batch)
         REGISTRATIONS_EXPIRED.inc(len(batch))
     if count:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from es4ps_contract.events import REASON_MAX_LENGTH
 from es4ps_contract.tasks import Operation
 
@@ -15,6 +16,7 @@ OPERATION_LABELS = {
     Operation.UPDATE_ATTRIBUTES: "update your name",
     Operation.SET_PASSWORD: "set the password",
     Operation.DELETE_USER: "delete the account",
+    Operation.APPLY_POLICY: _("move the account to its OU and groups"),
 }
 
 

@@ -12,6 +12,8 @@ from es4ps_contract.events import Outcome, ResultEvent
 from es4ps_contract.tasks import Operation
 
 from es4ps_portal.accounts.models import User
+from es4ps_portal.audit.models import AuditRecord
+from es4ps_portal.audit.records import Actor, record
 
 from .metrics import PROVISIONING_DURATION, RESULTS
 from .models import ProvisioningTask
@@ -21,9 +23,12 @@ logger = logging.getLogger(__name__)
 _STATE_AFTER_SUCCESS = {
     Operation.CREATE_USER: User.DirectoryState.CREATED,
     Operation.ENABLE_USER: User.DirectoryState.ENABLED,
-    Operation.DISABLE_USER: User.DirectoryState.CREATED,
+    Operation.DISABLE_USER: User.DirectoryState.DISABLED,
     Operation.DELETE_USER: User.DirectoryState.NONE,
 }
+# States a late "created" must not undo (results of two workers can cross), and that a failed
+# enable leaves as they are (staff enabling a disabled account again).
+_SETTLED = (User.DirectoryState.ENABLED, User.DirectoryState.DISABLED)
 
 
 def _find_task(task_id: str) -> ProvisioningTask | None:
@@ -38,25 +43,17 @@ def _find_task(task_id: str) -> ProvisioningTask | None:
 def directory_state(current: str, operation: Operation, outcome: Outcome) -> str:
     """The account's directory state after a task's outcome."""
     if outcome is Outcome.SUCCEEDED:
-        new = _STATE_AFTER_SUCCESS.get(operation, current)
-        # A late "created" must not undo "enabled" (results of two workers can cross).
-        if operation is Operation.CREATE_USER and current == User.DirectoryState.ENABLED:
+        if operation is Operation.CREATE_USER and current in _SETTLED:
             return current
-        return new
-    if operation in (Operation.CREATE_USER, Operation.ENABLE_USER) and current != User.DirectoryState.ENABLED:
+        return _STATE_AFTER_SUCCESS.get(operation, current)
+    if operation in (Operation.CREATE_USER, Operation.ENABLE_USER) and current not in _SETTLED:
         return User.DirectoryState.FAILED
     return current
 
 
-def _expired_registration_deleted(task: ProvisioningTask, outcome: Outcome) -> bool:
-    """The directory account of an unverified registration is gone: the portal user goes too."""
-    user = task.user
-    return (
-        outcome is Outcome.SUCCEEDED
-        and task.operation == Operation.DELETE_USER.value
-        and not user.is_staff
-        and user.email_verified_at is None
-    )
+def _account_deleted(task: ProvisioningTask, outcome: Outcome) -> bool:
+    """The directory account is gone (expired, refused, or deleted by staff): the portal user goes too."""
+    return outcome is Outcome.SUCCEEDED and task.operation == Operation.DELETE_USER.value and not task.user.is_staff
 
 
 def record_result_event(event: ResultEvent) -> bool:
@@ -87,7 +84,15 @@ def record_result_event(event: ResultEvent) -> bool:
         new_state = directory_state(user.directory_state, Operation(task.operation), event.outcome)
         if new_state != user.directory_state:
             User.objects.filter(pk=user.pk).update(directory_state=new_state)
-        if _expired_registration_deleted(task, event.outcome):
+        record(
+            AuditRecord.Action.DIRECTORY_RESULT,
+            Actor.worker(event.worker),
+            subject=user,
+            outcome=event.outcome.value,
+            task_id=task.task_id,
+            detail=f"{task.label}: {event.reason}" if event.reason else str(task.label),
+        )
+        if _account_deleted(task, event.outcome):
             user.delete()  # with its tasks and tokens: the username and the address are free again
     RESULTS.labels(event.operation, event.outcome.value).inc()
     PROVISIONING_DURATION.labels(event.operation).observe(max((finished_at - task.created_at).total_seconds(), 0.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from es4ps_portal.accounts.models import User
 
@@ -27,7 +28,7 @@ def followed_user(request: HttpRequest) -> User | None:
 
 def account_status(user: User) -> dict:
     """What the status page shows: the overall state, a sentence, and the recent tasks."""
-    user.refresh_from_db(fields=["email_verified_at", "directory_state"])
+    user.refresh_from_db(fields=["email_verified_at", "directory_state", "approval"])
     # The ten newest tasks, oldest first (the order they happened in).
     tasks = list(reversed(user.provisioning_tasks.all()[:10]))
     if user.directory_state == User.DirectoryState.FAILED:
@@ -37,6 +38,18 @@ def account_status(user: User) -> dict:
     elif not user.is_email_verified:
         state = "waiting_for_verification"
         message = f"Confirm your e-mail address: follow the link in the mail we sent to {user.email}, or type its code."
+    elif user.approval == User.Approval.REFUSED:
+        state = "refused"
+        message = _("Your registration was not approved. Its account is being deleted.")
+    elif user.approval == User.Approval.WAITING:
+        state = "waiting_for_approval"
+        message = _(
+            "Your e-mail address is confirmed. Your account is waiting for approval by staff:"
+            " we will send you a mail when they have decided."
+        )
+    elif user.directory_state == User.DirectoryState.DISABLED:
+        state = "disabled"
+        message = _("Your account is disabled. Please ask your IT staff.")
     elif user.directory_state == User.DirectoryState.ENABLED:
         state = "ready"
         message = f"Your account is ready. Sign in as {user.username}@{settings.REALM}."

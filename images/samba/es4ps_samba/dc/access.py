@@ -9,9 +9,10 @@ sam.ldb (as root, no network, no password needed):
   password never expires (a worker must not stop after 42 days);
 - ACEs on the OU, inherited below it, that let that account do exactly what
   the tasks need: create and delete users, groups and OUs inside the OU, reset
-  the password of those users, and write userAccountControl and the
-  allow-listed attributes (`WRITABLE_USER_ATTRIBUTES`), and the members of
-  groups inside the OU. Nothing outside the OU: not Domain Admins, not
+  the password of those users, write userAccountControl and the
+  allow-listed attributes (`WRITABLE_USER_ATTRIBUTES`, the Unix ones and the
+  RDN for moves between the OU's sub-OUs included), and the members of
+  groups inside the OU (a policy's groups). Nothing outside the OU: not Domain Admins, not
   Administrator, not accounts staff made elsewhere;
 - the worker's state directory on the volume, owned by the worker's user.
 
@@ -42,6 +43,9 @@ WRITABLE_USER_ATTRIBUTES = (
     "gidNumber",
     "loginShell",
     "unixHomeDirectory",
+    # The RDN: moving an account to another policy's OU renames it (also needs create-child there).
+    "name",
+    "cn",
 )
 # Object classes the worker may create and delete inside the managed OU.
 CREATABLE_CLASSES = ("user", "group", "organizationalUnit")

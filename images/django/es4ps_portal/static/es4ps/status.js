@@ -5,7 +5,7 @@
   if (!box) return;
   const message = document.getElementById("status-message");
   const list = document.getElementById("task-list");
-  const finalStates = new Set(["ready", "failed"]);
+  const finalStates = new Set(["ready", "failed", "disabled"]);
   let delay = 1500;
 
   function renderTasks(tasks) {

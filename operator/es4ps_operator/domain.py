@@ -9,6 +9,7 @@ organisation name) and gives the builders names instead of nested dicts.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,6 +83,9 @@ class Portal:
     # spec.portal.rateLimits as the API server defaulted it (the portal reads the same shape).
     rate_limits: dict[str, Any]
     trusted_proxies: int
+    # spec.portal.defaultLanguage (en, pt-BR, es) and the days before a password expires its owner is reminded.
+    default_language: str
+    password_expiry_reminder_days: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +122,8 @@ class Directory:
     node_cidrs: tuple[str, ...]
     node_selector: dict[str, str]
     dns_forwarder: str | None
+    # spec.directory.passwordPolicy as the API server defaulted it, in JSON: what the DC and the portal read.
+    password_policy: str
     storage: Storage
     backup: Backup | None
     # spec.directory.bootstrap.recovery.backup: the ES4PSBackup this domain is created from.
@@ -206,6 +212,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             unconfirmed_retention_hours=registration["unconfirmedRetentionHours"],
             rate_limits=dict(portal["rateLimits"]),
             trusted_proxies=ingress["trustedProxies"],
+            default_language=portal["defaultLanguage"],
+            password_expiry_reminder_days=tuple(sorted(portal["passwordExpiryReminderDays"], reverse=True)),
         ),
         directory=Directory(
             replicas=directory["replicas"],
@@ -217,6 +225,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             node_cidrs=tuple(directory.get("nodeCIDRs") or ()),
             node_selector=dict(directory.get("nodeSelector") or {}),
             dns_forwarder=directory.get("dnsForwarder"),
+            password_policy=json.dumps(directory["passwordPolicy"], sort_keys=True, separators=(",", ":")),
             storage=_storage(directory["storage"]),
             backup=_backup(directory.get("backup")),
             recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),

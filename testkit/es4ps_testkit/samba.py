@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ldap3
 import ldb
+from es4ps_contract.passwords import PasswordPolicy
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
 
@@ -74,8 +75,13 @@ class SambaDC:
         hostname: str = "dc1",
         extra_options: str = "",
         join: SambaDC | None = None,
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
-        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned)."""
+        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned).
+
+        `password_policy`: what the DC applies to the domain; by default the CRD's default policy for a
+        provisioning DC (as the operator gives dc0) and none for a joining one.
+        """
         self.directory = directory
         self.ca = ca
         self.realm = realm
@@ -83,6 +89,7 @@ class SambaDC:
         self.hostname = hostname
         self.extra_options = extra_options
         self.join = join
+        self.password_policy = password_policy if password_policy or join else PasswordPolicy()
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
         self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
@@ -136,6 +143,7 @@ class SambaDC:
             "ES4PS_JOIN_SERVER": self.join.address if self.join else "",
             "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
             "ES4PS_TLS_CHECK_SECONDS": "1",
+            "ES4PS_PASSWORD_POLICY": self.password_policy.to_json() if self.password_policy else "",
         }
 
     @property
@@ -151,8 +159,13 @@ class SambaDC:
 
     @property
     def portal_env(self) -> dict[str, str]:
-        """The directory variables of the portal (login checks over LDAPS)."""
-        return {"ES4PS_LDAP_URL": self.ldaps_url, "ES4PS_LDAP_CA_FILE": str(self.ca_file), "ES4PS_REALM": self.realm}
+        """The directory variables of the portal (login checks over LDAPS, the password policy its forms follow)."""
+        return {
+            "ES4PS_LDAP_URL": self.ldaps_url,
+            "ES4PS_LDAP_CA_FILE": str(self.ca_file),
+            "ES4PS_REALM": self.realm,
+            "ES4PS_PASSWORD_POLICY": (self.password_policy or PasswordPolicy()).to_json(),
+        }
 
     def start(self, timeout_s: float = 90) -> None:
         """Provision on the first start, then run samba and wait until LDAP answers."""

@@ -2,8 +2,8 @@
 
     es4ps-portal serve      migrate, create the cache table, collect static files,
                             create or update the staff superuser, then exec gunicorn
-    es4ps-portal consume    wait for the schema, then consume result events (and expire
-                            unverified registrations every hour)
+    es4ps-portal consume    wait for the schema, then consume result events (and, every hour,
+                            expire unverified registrations and send password expiry reminders)
     es4ps-portal manage ... Django's management commands
 
 Every step of `serve` is idempotent, so a restart (or a crash half-way) converges.
@@ -28,7 +28,7 @@ from es4ps_contract.tasks import RESULTS_QUEUE
 from es4ps_portal.environment import env, setting
 
 logger = logging.getLogger("es4ps_portal.cli")
-EXPIRY_INTERVAL_S = 3600
+PERIODIC_INTERVAL_S = 3600
 USAGE = "usage: es4ps-portal serve | consume | manage <django command> [args]"
 
 
@@ -110,20 +110,22 @@ def wait_for_schema() -> None:
         time.sleep(2)
 
 
-def expire_registrations_periodically() -> None:
-    """Every EXPIRY_INTERVAL_S, expire unverified registrations; a failure waits for the next round."""
+def run_periodic_jobs() -> None:
+    """Every PERIODIC_INTERVAL_S, expire unverified registrations and send password expiry reminders; a job that
+    fails waits for the next round (the others still run)."""
     from django.db import connection
 
+    from es4ps_portal.accounts.password_expiry import send_password_expiry_reminders
     from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
     while True:
-        try:
-            expire_unverified_registrations()
-        except Exception as exc:  # the broker or the database may be away for a while; the next round retries
-            logger.warning("expiring unverified registrations failed (%s); next try in %d s", exc, EXPIRY_INTERVAL_S)
-        finally:
-            connection.close()  # this thread's own connection: no idle one held for an hour
-        time.sleep(EXPIRY_INTERVAL_S)
+        for job in (expire_unverified_registrations, send_password_expiry_reminders):
+            try:
+                job()
+            except Exception as exc:  # the broker, the mail server or the database may be away for a while
+                logger.warning("%s failed (%s); next try in %d s", job.__name__, exc, PERIODIC_INTERVAL_S)
+        connection.close()  # this thread's own connection: no idle one held for an hour
+        time.sleep(PERIODIC_INTERVAL_S)
 
 
 def consume() -> None:
@@ -131,7 +133,7 @@ def consume() -> None:
     from es4ps_portal.provisioning import tasks  # noqa: F401 (registers the result task)
 
     wait_for_schema()
-    threading.Thread(target=expire_registrations_periodically, name="expire-registrations", daemon=True).start()
+    threading.Thread(target=run_periodic_jobs, name="periodic-jobs", daemon=True).start()
     configured_app().worker_main(
         [
             "worker",

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import ldb
-from es4ps_contract.passwords import COMPLEXITY_REASON
+from es4ps_contract.events import REASON_NOT_OURS, REASON_SUPERSEDED, REASON_USERNAME_TAKEN
+from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.signing import SignedTask
 from samba.credentials import Credentials
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
@@ -44,8 +45,8 @@ _CONNECTION_ERRORS = frozenset(
     {ldb.ERR_OPERATIONS_ERROR, ldb.ERR_UNAVAILABLE, ldb.ERR_BUSY, ldb.ERR_TIME_LIMIT_EXCEEDED}
 )
 _SEARCH_ATTRIBUTES = ["userAccountControl", "mail", "givenName", "sn", "displayName", "info"]
-NOT_OURS = "the account belongs to another registration"
-SUPERSEDED = "superseded by a newer change"
+NOT_OURS = REASON_NOT_OURS
+SUPERSEDED = REASON_SUPERSEDED
 ALREADY_APPLIED = "already applied"
 
 T = TypeVar("T")
@@ -77,7 +78,7 @@ def _refusal(exc: ldb.LdbError, what: str) -> DirectoryRefused:
     # Samba's own text may name attributes and values; it goes to the worker log only, never into an event.
     logger.warning("the directory refused %s: LDAP error %s: %s", what, code, message[:300])
     if code == ldb.ERR_CONSTRAINT_VIOLATION and "password" in message.lower():
-        return DirectoryRefused(COMPLEXITY_REASON)
+        return DirectoryRefused(PASSWORD_REFUSED_REASON)
     return DirectoryRefused(f"the directory refused to {what} (LDAP error {code})")
 
 
@@ -214,11 +215,11 @@ class Directory:
             existing = self._find(samdb, task.username)
             if existing is None:
                 # The name is taken outside the managed OU (or by another kind of object).
-                raise DirectoryRefused("the username is already taken")
+                raise DirectoryRefused(REASON_USERNAME_TAKEN)
             try:
                 _binding_of(existing, task.registration, task.email)
             except DirectoryRefused:
-                raise DirectoryRefused("the username is already taken") from None
+                raise DirectoryRefused(REASON_USERNAME_TAKEN) from None
             return "already existed"
 
         return self._run(create)

@@ -46,7 +46,7 @@ from pathlib import Path
 from celery import Celery, Task
 from es4ps_contract import transport
 from es4ps_contract.environment import Environment, SettingError, Variable
-from es4ps_contract.events import Outcome, ResultEvent, result_event
+from es4ps_contract.events import REASON_NOT_FOUND, REASON_UNAVAILABLE, Outcome, ResultEvent, result_event
 from es4ps_contract.keys import KeyFileError, load_sealing_private_key, load_verify_key
 from es4ps_contract.sealing import SealingError, unseal_password
 from es4ps_contract.signing import EnvelopeError, SignedTask, envelope_username, open_task
@@ -195,8 +195,8 @@ class ProvisioningWorker:
                     countdown,
                 )
                 raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
-            reason = "the account was not found" if isinstance(exc, NotFoundYet) else "the directory is unavailable"
-            self._finish(task_id, operation, task.username, Outcome.FAILED, reason + " (retries exhausted)")
+            reason = REASON_NOT_FOUND if isinstance(exc, NotFoundYet) else REASON_UNAVAILABLE
+            self._finish(task_id, operation, task.username, Outcome.FAILED, reason)
             return
         except DirectoryRefused as exc:
             self._finish(task_id, operation, task.username, Outcome.FAILED, exc.reason)

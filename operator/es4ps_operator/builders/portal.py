@@ -74,6 +74,10 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
         env("ES4PS_RATE_LIMITS", json.dumps(portal.rate_limits, sort_keys=True, separators=(",", ":"))),
         env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
+        # The rules the forms check and explain: the same JSON the first DC applies to the domain.
+        env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy),
+        env("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS", ",".join(map(str, portal.password_expiry_reminder_days))),
+        env("ES4PS_DEFAULT_LANGUAGE", portal.default_language),
     ]
     if portal.database_url:
         variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from es4ps_contract.events import Outcome, ResultEvent
-from es4ps_contract.passwords import COMPLEXITY_REASON
+from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, EnableUser, Operation
@@ -167,11 +167,11 @@ def test_when_retries_run_out_the_task_is_reported_failed(keys, make_worker):
 
 
 def test_a_refusal_is_final_and_carries_its_reason(keys, make_worker):
-    worker = make_worker(FakeDirectory(DirectoryRefused(COMPLEXITY_REASON)))
+    worker = make_worker(FakeDirectory(DirectoryRefused(PASSWORD_REFUSED_REASON)))
 
     worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
 
-    assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.FAILED, COMPLEXITY_REASON)
+    assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.FAILED, PASSWORD_REFUSED_REASON)
 
 
 def test_a_task_applied_before_is_not_applied_again_and_its_outcome_is_reported_again(keys, make_worker):

@@ -71,7 +71,7 @@ def _sealed(username: str, password: str) -> str:
         raise PublishError(f"the sealing key is not available: {exc}") from None
 
 
-def register(username: str, email: str, first_name: str, last_name: str, password: str) -> User:
+def register(username: str, email: str, first_name: str, last_name: str, password: str, language: str = "") -> User:
     """Create the portal user (no usable password) and publish "create user" with the sealed password."""
     with transaction.atomic():
         user = User(
@@ -79,6 +79,7 @@ def register(username: str, email: str, first_name: str, last_name: str, passwor
             email=email,
             first_name=first_name,
             last_name=last_name,
+            language=language,
             directory_state=User.DirectoryState.PENDING,
         )
         user.set_unusable_password()

@@ -1,4 +1,9 @@
-"""The workers' result events: recorded once per task, and the account's directory state that follows."""
+"""The workers' result events: recorded once per task, and the account's directory state that follows.
+
+A password the directory took (a new account's, a change or a reset) is noted
+for the expiry reminders; a change or reset is told to the account's owner by
+mail, so a password changed by somebody else does not go unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
-from es4ps_contract.events import Outcome, ResultEvent
+from es4ps_contract.events import REASON_SUPERSEDED, Outcome, ResultEvent
 from es4ps_contract.tasks import Operation
 
+from es4ps_portal.accounts import mail
 from es4ps_portal.accounts.models import User
 
 from .models import ProvisioningTask
@@ -66,6 +72,15 @@ def _expired_registration_deleted(task: ProvisioningTask, outcome: Outcome) -> b
     )
 
 
+def _password_set(task: ProvisioningTask, event: ResultEvent) -> bool:
+    """This task set the account's password (not superseded by a newer change, whose own result says so)."""
+    return (
+        event.outcome is Outcome.SUCCEEDED
+        and task.operation in (Operation.CREATE_USER.value, Operation.SET_PASSWORD.value)
+        and event.reason != REASON_SUPERSEDED
+    )
+
+
 def record_result_event(event: ResultEvent) -> bool:
     """Record a worker's result for one of our tasks; returns False when it was ignored.
 
@@ -94,6 +109,11 @@ def record_result_event(event: ResultEvent) -> bool:
         new_state = directory_state(user.directory_state, Operation(task.operation), event.outcome)
         if new_state != user.directory_state:
             User.objects.filter(pk=user.pk).update(directory_state=new_state)
+        if _password_set(task, event):
+            user.note_password_set(finished_at)
+            if task.operation == Operation.SET_PASSWORD.value:
+                # Changed or reset: the owner hears of it (a takeover must not go unnoticed), once it is done.
+                transaction.on_commit(lambda: mail.send_password_changed(user, finished_at))
         if _expired_registration_deleted(task, event.outcome):
             user.delete()  # with its tasks and tokens: the username and the address are free again
     logger.info("task %s (%s for %s): %s", event.task_id, event.operation, event.username, event.outcome.value)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from es4ps_contract.environment import Environment, SettingError, Variable
+from es4ps_contract.passwords import InvalidPolicy, PasswordPolicy
 
 # Written after a successful provision, join or restore; its absence means "start over".
 MARKER_NAME = ".es4ps-domain-ready"
@@ -47,6 +48,12 @@ VARIABLES = (
         "ES4PS_HEALTH_PORT", "port of the health endpoint (replication, metrics) on the DC's address; 0: off", "9931"
     ),
     Variable("ES4PS_HEALTH_INTERVAL_SECONDS", "how often the health endpoint's numbers are renewed", "60"),
+    Variable(
+        "ES4PS_PASSWORD_POLICY",
+        "JSON as `spec.directory.passwordPolicy`: applied to the domain on every start, where it differs (the"
+        " operator gives it to dc0 only); empty: the domain's policy is left as it is",
+        "",
+    ),
 )
 
 
@@ -77,6 +84,8 @@ class DCConfig:
     worker_uid: int = DEFAULT_WORKER_UID
     health_port: int = 9931
     health_interval_seconds: float = 60.0
+    # None: this DC leaves the domain's password policy alone (another DC applies it).
+    password_policy: PasswordPolicy | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DCConfig:
@@ -105,6 +114,7 @@ class DCConfig:
             worker_uid=env.integer("ES4PS_WORKER_UID", minimum=0),
             health_port=env.integer("ES4PS_HEALTH_PORT", minimum=0, maximum=65535),
             health_interval_seconds=env.number("ES4PS_HEALTH_INTERVAL_SECONDS", minimum=1, maximum=86400),
+            password_policy=_password_policy(env.raw("ES4PS_PASSWORD_POLICY")),
         )
         config.check()
         return config
@@ -176,6 +186,15 @@ class DCConfig:
 
     def worker_password(self) -> str:
         return _secret(self.worker_password_file, "ES4PS_WORKER_PASSWORD_FILE")
+
+
+def _password_policy(text: str) -> PasswordPolicy | None:
+    if not text.strip():
+        return None
+    try:
+        return PasswordPolicy.from_json(text)
+    except InvalidPolicy as exc:
+        raise SettingError(str(exc)) from None
 
 
 def _secret(path: Path, variable: str) -> str:

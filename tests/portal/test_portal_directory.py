@@ -10,6 +10,7 @@ import pytest
 from es4ps_portal.accounts import directory
 from es4ps_portal.accounts.directory import Outcome
 from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import find_account
 
 PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
@@ -18,7 +19,7 @@ PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
 @pytest.fixture(scope="module")
 def enabled_account(samba_dc) -> str:
     """An enabled account made directly in the DC (as the worker would leave it)."""
-    username = "dircheck"
+    username = unique_username("dir")  # a fresh one, also when pytest sets this fixture up again
     samba_dc.samdb().newuser(username, PASSWORD)
     return username
 

@@ -19,9 +19,10 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## install Debian packages, the venv and the Go-built tools (idempotent, cached)
+setup: ## install Debian packages, the venv, the compiled translations and the Go-built tools (idempotent, cached)
 	@hack/setup-apt.sh
 	@hack/setup-venv.sh
+	@hack/compile-translations.sh
 	@hack/build-tools.sh
 
 .PHONY: cluster

@@ -17,6 +17,8 @@ packages=(
   docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat ipset
   # tests: headless browser, TLS tools, venv
   chromium chromium-driver openssl python3-venv python3-dev ca-certificates curl
+  # the portal's translations: msgfmt compiles them, makemessages extracts them
+  gettext
 )
 
 missing=()

@@ -1,7 +1,9 @@
 """Result events: what a worker reports back to the portal after each task.
 
 An event never carries a secret: the reason is a sentence meant for the person
-who registered (e.g. "password does not meet the domain's complexity rules").
+who registered (e.g. "the username is already taken"). The reasons workers
+give are declared here, marked for translation: the portal shows them in the
+person's language (a reason it has no translation for is shown as it came).
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .texts import gettext_noop
+
 REASON_MAX_LENGTH = 500
+# The reasons a worker gives (besides passwords.PASSWORD_REFUSED_REASON).
+REASON_USERNAME_TAKEN = gettext_noop("the username is already taken")
+REASON_NOT_OURS = gettext_noop("the account belongs to another registration")
+REASON_SUPERSEDED = gettext_noop("superseded by a newer change")
+REASON_NOT_FOUND = gettext_noop("the account was not found (retries exhausted)")
+REASON_UNAVAILABLE = gettext_noop("the directory is unavailable (retries exhausted)")
 # finished_at is Unix seconds; anything outside [0, 2^32) is nonsense (and breaks date conversions).
 LATEST_TIME = 2.0**32
 

@@ -1,26 +1,173 @@
-"""Active Directory's password complexity rules, as the portal shows them and the worker explains them.
+"""The domain's password policy: one definition the DC applies, the portal's forms follow and the worker explains.
 
-Samba enforces the same rules ("password complexity = on", the domain default):
-at least `MIN_LENGTH` characters, characters from three of the four classes,
-and the password must not contain the account name or a part of the person's
-name of three characters or more. Checking them in the portal gives the user
-the reason next to the field instead of a failed task.
+An ES4PSDomain's `spec.directory.passwordPolicy` reaches the first DC and the
+portal as JSON in that shape (`ES4PS_PASSWORD_POLICY`); both read it with
+`PasswordPolicy.from_json`, so the rules the portal checks before a task is
+sent are the ones the DC enforces when it arrives. The defaults here are the
+CRD's (a unit test holds them together); docs/directory.md says why they are
+what a security team signs today (NIST SP 800-63B: length over composition,
+no periodic expiry).
+
+What the DC enforces for a password it is given: `minLength`, and with
+`complexity` Active Directory's rule (characters from three of four groups, and
+neither the account name nor a part of the person's name of three characters
+or more). The portal refuses the account name in any password, complexity or
+not: it is the first word an attacker tries (a "context-specific word" of NIST
+SP 800-63B).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+from dataclasses import dataclass
 
-MIN_LENGTH = 8
+from .texts import Text, gettext_noop, ngettext_noop
+
 # unicodePwd holds at most 256 UTF-16 characters on Windows DCs.
 MAX_LENGTH = 256
-COMPLEXITY_REASON = (
-    "password does not meet the domain's complexity rules: at least "
-    f"{MIN_LENGTH} characters from three of: upper case, lower case, digits, symbols; "
-    "and not containing your username or name"
+# What the workers report when the DC refused a password (the portal translates it).
+PASSWORD_REFUSED_REASON = gettext_noop("the password does not meet the domain's password policy")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One whole-number setting of the policy: its name in the CRD (and the JSON), and its range."""
+
+    name: str
+    attribute: str
+    minimum: int
+    maximum: int
+
+
+# The ranges are samba-tool's (`domain passwordsettings set`), narrowed where a lower value is unsafe:
+# no password shorter than 8 (NIST's floor for any password), no lockout after more than 100
+# failures (NIST's ceiling), no lockout that only an administrator can lift (duration 0).
+SETTINGS = (
+    Setting("minLength", "min_length", 8, 14),
+    Setting("historyLength", "history_length", 0, 24),
+    Setting("maxAgeDays", "max_age_days", 0, 999),
+    Setting("minAgeDays", "min_age_days", 0, 998),
+    Setting("lockoutThreshold", "lockout_threshold", 0, 100),
+    Setting("lockoutDurationMinutes", "lockout_duration_minutes", 1, 99999),
+)
+COMPLEXITY = "complexity"
+
+EXPIRES_AFTER = ngettext_noop(
+    "It expires after %(count)d day; we remind you by mail before.",
+    "It expires after %(count)d days; we remind you by mail before.",
 )
 
 _NAME_TOKEN_SPLIT = re.compile(r"[,.\-_#\s\t]+")
+
+
+class InvalidPolicy(ValueError):
+    """The policy's JSON is malformed or a setting is out of range; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The password policy of a domain (spec.directory.passwordPolicy); the defaults are the CRD's."""
+
+    min_length: int = 14
+    complexity: bool = False
+    history_length: int = 24
+    max_age_days: int = 0  # never expires
+    min_age_days: int = 1
+    lockout_threshold: int = 10  # 0: never locks
+    lockout_duration_minutes: int = 10
+
+    @classmethod
+    def from_json(cls, text: str, name: str = "ES4PS_PASSWORD_POLICY") -> PasswordPolicy:
+        """Read the CRD's shape; settings left out keep their defaults, empty text gives the defaults."""
+        try:
+            given = json.loads(text) if text.strip() else {}
+        except ValueError:
+            raise InvalidPolicy(f"{name} must be JSON") from None
+        if not isinstance(given, dict):
+            raise InvalidPolicy(f"{name} must be a JSON object")
+        known = {setting.name for setting in SETTINGS} | {COMPLEXITY}
+        if unknown := sorted(set(given) - known):
+            raise InvalidPolicy(f"{name}.{unknown[0]} is not a password policy setting")
+        values = {}
+        for setting in SETTINGS:
+            if setting.name not in given:
+                continue
+            value = given[setting.name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidPolicy(f"{name}.{setting.name} must be a whole number")
+            if not setting.minimum <= value <= setting.maximum:
+                raise InvalidPolicy(f"{name}.{setting.name} must be from {setting.minimum} to {setting.maximum}")
+            values[setting.attribute] = value
+        if COMPLEXITY in given:
+            if not isinstance(given[COMPLEXITY], bool):
+                raise InvalidPolicy(f"{name}.{COMPLEXITY} must be true or false")
+            values["complexity"] = given[COMPLEXITY]
+        policy = cls(**values)
+        if policy.max_age_days and policy.min_age_days >= policy.max_age_days:
+            raise InvalidPolicy(f"{name}.minAgeDays must be below maxAgeDays (or maxAgeDays 0: never expires)")
+        return policy
+
+    @classmethod
+    def strictest(cls) -> PasswordPolicy:
+        """The strictest rules any domain may set: a password meeting them meets every domain's."""
+        longest = next(setting.maximum for setting in SETTINGS if setting.name == "minLength")
+        return cls(min_length=longest, complexity=True)
+
+    def to_json(self) -> str:
+        """The CRD's shape, as `from_json` reads it."""
+        document = {setting.name: getattr(self, setting.attribute) for setting in SETTINGS}
+        document[COMPLEXITY] = self.complexity
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+    def replace(self, **changes) -> PasswordPolicy:
+        return dataclasses.replace(self, **changes)
+
+    def problems(self, password: str, username: str = "", full_name: str = "") -> list[Text]:
+        """Why the domain (or the portal) would refuse this password; an empty list: acceptable."""
+        problems = []
+        if len(password) < self.min_length:
+            problems.append(Text(gettext_noop("Use at least %(count)d characters."), {"count": self.min_length}))
+        if len(password) > MAX_LENGTH:
+            problems.append(Text(gettext_noop("Use at most %(count)d characters."), {"count": MAX_LENGTH}))
+        if self.complexity and _character_classes(password) < 3:
+            problems.append(
+                Text(
+                    gettext_noop("Use characters from three of these groups: upper case, lower case, digits, symbols.")
+                )
+            )
+        lowered = password.casefold()
+        if len(username) >= 3 and username.casefold() in lowered:
+            problems.append(Text(gettext_noop("Do not include your username.")))
+        if self.complexity:
+            tokens = [t for t in _NAME_TOKEN_SPLIT.split(full_name) if len(t) >= 3]
+            if any(t.casefold() in lowered for t in tokens):
+                problems.append(Text(gettext_noop("Do not include a part of your name.")))
+        return problems
+
+    def rules(self) -> list[Text]:
+        """The rules as a person reads them next to the password field."""
+        rules = [
+            Text(
+                gettext_noop("At least %(count)d characters: a few words you remember make a good password."),
+                {"count": self.min_length},
+            )
+        ]
+        if self.complexity:
+            rules.append(
+                Text(
+                    gettext_noop(
+                        "Characters from three of these groups: upper case, lower case, digits, symbols. Not your"
+                        " username or a part of your name."
+                    )
+                )
+            )
+        else:
+            rules.append(Text(gettext_noop("Not your username.")))
+        if self.max_age_days:
+            rules.append(Text.counted(EXPIRES_AFTER, self.max_age_days))
+        return rules
 
 
 def _character_classes(password: str) -> int:
@@ -31,21 +178,3 @@ def _character_classes(password: str) -> int:
         any(not c.isalnum() for c in password),
     ]
     return sum(classes)
-
-
-def password_problems(password: str, username: str = "", full_name: str = "") -> list[str]:
-    """Return the reasons this password would be refused by the domain (empty list: acceptable)."""
-    problems = []
-    if len(password) < MIN_LENGTH:
-        problems.append(f"Use at least {MIN_LENGTH} characters.")
-    if len(password) > MAX_LENGTH:
-        problems.append(f"Use at most {MAX_LENGTH} characters.")
-    if _character_classes(password) < 3:
-        problems.append("Use characters from three of these groups: upper case, lower case, digits, symbols.")
-    lowered = password.casefold()
-    if len(username) >= 3 and username.casefold() in lowered:
-        problems.append("Do not include your username.")
-    tokens = [t for t in _NAME_TOKEN_SPLIT.split(full_name) if len(t) >= 3]
-    if any(t.casefold() in lowered for t in tokens):
-        problems.append("Do not include a part of your name.")
-    return problems

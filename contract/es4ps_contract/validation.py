@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Mapping
+
+from .texts import Text, gettext_noop
 
 # sAMAccountName of a user object: at most 20 characters (the pre-Windows 2000
 # logon name). We allow a conservative ASCII subset that every client handles.
@@ -30,17 +33,18 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
 class InvalidField(ValueError):
-    """A field value breaks the contract. `field` names it, `message` says why."""
+    """A field value breaks the contract. `field` names it, `message` says why (in English; `text` translates)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, template: str, values: Mapping[str, object] | None = None) -> None:
         self.field = field
-        self.message = message
+        self.text = Text(template, values or {})
+        self.message = str(self.text)
+        super().__init__(f"{field}: {self.message}")
 
 
 def _require_str(field: str, value: object) -> str:
     if not isinstance(value, str):
-        raise InvalidField(field, "must be a string")
+        raise InvalidField(field, gettext_noop("must be a string"))
     return value
 
 
@@ -48,21 +52,28 @@ def normalize_username(value: object, field: str = "username") -> str:
     """Return the canonical username (stripped, ASCII lower case) or raise InvalidField."""
     text = _require_str(field, value).strip()
     if not text:
-        raise InvalidField(field, "is required")
+        raise InvalidField(field, gettext_noop("is required"))
     if len(text) > USERNAME_MAX_LENGTH:
-        raise InvalidField(field, f"must be at most {USERNAME_MAX_LENGTH} characters (an Active Directory limit)")
+        raise InvalidField(
+            field,
+            gettext_noop("must be at most %(limit)d characters (an Active Directory limit)"),
+            {"limit": USERNAME_MAX_LENGTH},
+        )
     if not text.isascii():
-        raise InvalidField(field, "may contain only the letters a-z, digits, '.', '-' and '_'")
+        raise InvalidField(field, gettext_noop("may contain only the letters a-z, digits, '.', '-' and '_'"))
     text = text.lower()
     if not _USERNAME_RE.fullmatch(text):
         raise InvalidField(
             field,
-            "may contain only the letters a-z, digits, '.', '-' and '_', and must start and end with a letter or digit",
+            gettext_noop(
+                "may contain only the letters a-z, digits, '.', '-' and '_', and must start and end with a letter"
+                " or digit"
+            ),
         )
     if text.isdigit():
-        raise InvalidField(field, "must contain at least one letter")
+        raise InvalidField(field, gettext_noop("must contain at least one letter"))
     if text in RESERVED_USERNAMES:
-        raise InvalidField(field, "is reserved")
+        raise InvalidField(field, gettext_noop("is reserved"))
     return text
 
 
@@ -71,13 +82,17 @@ def normalize_name(value: object, field: str, max_length: int = NAME_MAX_LENGTH,
     text = unicodedata.normalize("NFC", _require_str(field, value)).strip()
     if not text:
         if required:
-            raise InvalidField(field, "is required")
+            raise InvalidField(field, gettext_noop("is required"))
         return text
     if len(text) > max_length:
-        raise InvalidField(field, f"must be at most {max_length} characters")
+        raise InvalidField(field, gettext_noop("must be at most %(limit)d characters"), {"limit": max_length})
     for char in text:
         if unicodedata.category(char) in _REFUSED_CATEGORIES:
-            raise InvalidField(field, f"contains a control or invisible character (U+{ord(char):04X})")
+            raise InvalidField(
+                field,
+                gettext_noop("contains a control or invisible character (U+%(code)04X)"),
+                {"code": ord(char)},
+            )
     return text
 
 
@@ -88,14 +103,14 @@ def normalize_email(value: object, field: str = "email") -> str:
     """
     text = unicodedata.normalize("NFC", _require_str(field, value)).strip()
     if not text:
-        raise InvalidField(field, "is required")
+        raise InvalidField(field, gettext_noop("is required"))
     if len(text) > EMAIL_MAX_LENGTH:
-        raise InvalidField(field, f"must be at most {EMAIL_MAX_LENGTH} characters")
+        raise InvalidField(field, gettext_noop("must be at most %(limit)d characters"), {"limit": EMAIL_MAX_LENGTH})
     local, sep, domain = text.rpartition("@")
     if not sep or not local or not domain or "@" in local or len(local) > 64:
-        raise InvalidField(field, "is not an e-mail address")
+        raise InvalidField(field, gettext_noop("is not an e-mail address"))
     if any(char.isspace() or unicodedata.category(char) in _REFUSED_CATEGORIES for char in text):
-        raise InvalidField(field, "contains a space, control or invisible character")
+        raise InvalidField(field, gettext_noop("contains a space, control or invisible character"))
     return f"{local}@{domain.lower()}"
 
 
@@ -105,4 +120,4 @@ def normalize_registration(value: object, field: str = "registration") -> str:
     try:
         return str(uuid.UUID(text))
     except ValueError:
-        raise InvalidField(field, "must be a UUID") from None
+        raise InvalidField(field, gettext_noop("must be a UUID")) from None

@@ -9,6 +9,7 @@ organisation name) and gives the builders names instead of nested dicts.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,6 +106,9 @@ class Portal:
     placement: Placement
     approval: str  # Automatic | Manual
     audit_retention_days: int
+    # spec.portal.defaultLanguage (en, pt-BR, es) and the days before a password expires its owner is reminded.
+    default_language: str
+    password_expiry_reminder_days: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +184,8 @@ class Directory:
     node_cidrs: tuple[str, ...]
     node_selector: dict[str, str]
     dns_forwarder: str | None
+    # spec.directory.passwordPolicy as the API server defaulted it, in JSON: what the DC and the portal read.
+    password_policy: str
     storage: Storage
     backup: Backup | None
     # spec.directory.bootstrap.recovery.backup: the ES4PSBackup this domain is created from.
@@ -285,6 +291,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             placement=_placement(portal),
             approval=registration["approval"],
             audit_retention_days=portal["auditRetentionDays"],
+            default_language=portal["defaultLanguage"],
+            password_expiry_reminder_days=tuple(sorted(portal["passwordExpiryReminderDays"], reverse=True)),
         ),
         directory=Directory(
             replicas=directory["replicas"],
@@ -296,6 +304,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             node_cidrs=tuple(directory.get("nodeCIDRs") or ()),
             node_selector=dict(directory.get("nodeSelector") or {}),
             dns_forwarder=directory.get("dnsForwarder"),
+            password_policy=json.dumps(directory["passwordPolicy"], sort_keys=True, separators=(",", ":")),
             storage=_storage(directory["storage"]),
             backup=_backup(directory.get("backup")),
             recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),
@@ -330,6 +339,9 @@ def _monitoring(monitoring: Mapping[str, Any]) -> Monitoring:
         namespace_labels=dict(
             (monitoring.get("allowFrom") or {}).get("namespaceLabels") or DEFAULT_MONITORING_NAMESPACE_LABELS
         ),
+    )
+
+
 def _uid_range(uid_range: Mapping[str, Any]) -> tuple[int, int]:
     return uid_range["start"], uid_range["end"]
 

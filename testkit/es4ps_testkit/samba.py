@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ldap3
 import ldb
+from es4ps_contract.passwords import PasswordPolicy
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
 from es4ps_samba.dc.config import DEFAULT_USERS_OU
@@ -81,9 +82,14 @@ class SambaDC:
         extra_options: str = "",
         join: SambaDC | None = None,
         volume_bytes: int | None = None,
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
         """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned).
-        `volume_bytes`: the volume size the operator would announce (sets the database's map size)."""
+
+        `volume_bytes`: the volume size the operator would announce (sets the database's map size).
+        `password_policy`: what the DC applies to the domain; by default the CRD's default policy for a
+        provisioning DC (as the operator gives dc0) and none for a joining one.
+        """
         self.directory = directory
         self.ca = ca
         self.realm = realm
@@ -92,6 +98,7 @@ class SambaDC:
         self.extra_options = extra_options
         self.join = join
         self.volume_bytes = volume_bytes
+        self.password_policy = password_policy if password_policy or join else PasswordPolicy()
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
         self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
@@ -150,6 +157,7 @@ class SambaDC:
             "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
             "ES4PS_TLS_CHECK_SECONDS": "1",
             "ES4PS_DATA_VOLUME_BYTES": str(self.volume_bytes or ""),
+            "ES4PS_PASSWORD_POLICY": self.password_policy.to_json() if self.password_policy else "",
         }
 
     @property
@@ -165,8 +173,13 @@ class SambaDC:
 
     @property
     def portal_env(self) -> dict[str, str]:
-        """The directory variables of the portal (login checks over LDAPS)."""
-        return {"ES4PS_LDAP_URL": self.ldaps_url, "ES4PS_LDAP_CA_FILE": str(self.ca_file), "ES4PS_REALM": self.realm}
+        """The directory variables of the portal (login checks over LDAPS, the password policy its forms follow)."""
+        return {
+            "ES4PS_LDAP_URL": self.ldaps_url,
+            "ES4PS_LDAP_CA_FILE": str(self.ca_file),
+            "ES4PS_REALM": self.realm,
+            "ES4PS_PASSWORD_POLICY": (self.password_policy or PasswordPolicy()).to_json(),
+        }
 
     def start(self, timeout_s: float = 90) -> None:
         """Provision on the first start, then run samba and wait until LDAP answers."""

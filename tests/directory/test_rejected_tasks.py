@@ -190,7 +190,7 @@ def test_the_portal_cannot_even_build_an_invalid_task(task_client):
 
 
 def test_no_password_reaches_the_worker_log_or_an_event(task_client, directory_worker, username):
-    weak, good, other = "alllowercaseletters", "G00d-Passw0rd!one", "An0ther-G00d!pass"
+    weak, good, other = "Sh0rt-but-Ok!", "G00d-Passw0rd!one", "An0ther-G00d!pass"  # weak: below minLength
     events = [
         run(task_client, create_task(task_client, username, password=weak)),
         run(task_client, create_task(task_client, username, password=good)),

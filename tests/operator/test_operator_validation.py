@@ -168,6 +168,36 @@ INVALID = [
         "spec.directory.unix.homeDirectoryTemplate",
     ),
     ("gid of root", lambda s: s["directory"]["unix"].update(gidNumber=0), "spec.directory.unix.gidNumber"),
+    ("unknown language", lambda s: s["portal"].update(defaultLanguage="fr"), "spec.portal.defaultLanguage"),
+    ("language in lower case", lambda s: s["portal"].update(defaultLanguage="pt-br"), "spec.portal.defaultLanguage"),
+    (
+        "passwords shorter than 8",
+        lambda s: s["directory"]["passwordPolicy"].update(minLength=6),
+        "spec.directory.passwordPolicy.minLength",
+    ),
+    (
+        "a minimum length Active Directory cannot hold",
+        lambda s: s["directory"]["passwordPolicy"].update(minLength=20),
+        "spec.directory.passwordPolicy.minLength",
+    ),
+    (
+        "a lockout only an administrator lifts",
+        lambda s: s["directory"]["passwordPolicy"].update(lockoutDurationMinutes=0),
+        "spec.directory.passwordPolicy.lockoutDurationMinutes",
+    ),
+    (
+        "a minimum age not below the maximum",
+        lambda s: s["directory"]["passwordPolicy"].update(maxAgeDays=30, minAgeDays=30),
+        "spec.directory.passwordPolicy.minAgeDays",
+    ),
+    (
+        "a reminder not before the password expires",
+        lambda s: (
+            s["directory"]["passwordPolicy"].update(maxAgeDays=30),
+            s["portal"].update(passwordExpiryReminderDays=[30, 3]),
+        ),
+        "spec.portal.passwordExpiryReminderDays",
+    ),
 ]
 
 

@@ -10,8 +10,3 @@ import pytest
 @pytest.fixture(autouse=True)
 def _static_files(portal_static_files) -> None:
     """Collected once per session, before the first portal test."""
-
-
-@pytest.fixture(autouse=True)
-def _static_files(portal_static_files) -> None:
-    """Collected once per session, before the first portal test."""

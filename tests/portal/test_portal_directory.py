@@ -1,12 +1,16 @@
-"""The login check against the real Samba DC: LDAPS and StartTLS, the DC's certificate verified."""
+"""The login check against the real Samba DC: LDAPS and StartTLS, the DC's certificate verified, and what a
+refused bind says (an expired password, a locked account)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
+import ldb
 import pytest
 from es4ps_portal.accounts import directory
+from es4ps_portal.accounts.directory import Outcome
 from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import find_account
 
 PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
@@ -14,14 +18,9 @@ PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
 
 @pytest.fixture(scope="module")
 def enabled_account(samba_dc) -> str:
-    """An enabled account made directly in the DC (as the worker would leave it).
-
-    Made once per DC: pytest-django runs this module's database test before the
-    others, so the module (and this fixture) may be set up twice in one session.
-    """
-    username = "dircheck"
-    if find_account(samba_dc, username) is None:
-        samba_dc.samdb().newuser(username, PASSWORD)
+    """An enabled account made directly in the DC (as the worker would leave it)."""
+    username = unique_username("dir")  # a fresh one, also when pytest sets this fixture up again
+    samba_dc.samdb().newuser(username, PASSWORD)
     return username
 
 
@@ -33,27 +32,76 @@ def dc_settings(request, settings, samba_dc):
     return settings
 
 
+def outcome(username: str, password: str) -> Outcome:
+    return directory.bind(username, password).outcome
+
+
 def test_the_right_password_binds_and_a_wrong_one_does_not(dc_settings, enabled_account):
-    assert directory.check_password(enabled_account, PASSWORD)
-    assert not directory.check_password(enabled_account, PASSWORD + "x")
-    assert not directory.check_password("nobody-here", PASSWORD)
+    assert outcome(enabled_account, PASSWORD) is Outcome.ACCEPTED
+    assert outcome(enabled_account, PASSWORD + "x") is Outcome.WRONG
+    assert outcome("nobody-here", PASSWORD) is Outcome.WRONG
+
+
+def test_a_bind_reads_when_the_password_was_set(dc_settings, enabled_account):
+    set_at = directory.bind(enabled_account, PASSWORD).password_set_at
+    assert set_at is not None
+    assert datetime.now(UTC) - timedelta(hours=1) < set_at <= datetime.now(UTC)
 
 
 def test_an_empty_password_is_never_an_anonymous_bind(dc_settings, enabled_account):
-    assert not directory.check_password(enabled_account, "")
+    assert outcome(enabled_account, "") is Outcome.WRONG
+
+
+def set_attribute(samba_dc, username: str, attribute: str, value: str) -> None:
+    samdb = samba_dc.samdb()
+    message = ldb.Message(find_account(samba_dc, username, attrs=[]).dn)
+    message[attribute] = ldb.MessageElement(value, ldb.FLAG_MOD_REPLACE, attribute)
+    samdb.modify(message)
+
+
+def test_an_expired_password_is_told_only_to_who_knows_it(dc_settings, samba_dc, username):
+    """pwdLastSet 0 ("must change at the next sign-in") makes the DC answer as for an expired password (data 773;
+    532 after maxAgeDays, which Samba does not allow shorter than a day)."""
+    samba_dc.samdb().newuser(username, PASSWORD)
+    set_attribute(samba_dc, username, "pwdLastSet", "0")
+
+    assert outcome(username, PASSWORD) is Outcome.EXPIRED
+    assert outcome(username, PASSWORD + "x") is Outcome.WRONG
+
+
+def test_a_locked_account_is_told_as_locked(dc_settings, samba_dc, username):
+    """The session DC runs the default policy: locked after 10 wrong passwords in a row."""
+    samba_dc.samdb().newuser(username, PASSWORD)
+    for _attempt in range(10):
+        assert outcome(username, "Wrong-" + PASSWORD) is Outcome.WRONG
+    assert outcome(username, PASSWORD) is Outcome.LOCKED
+
+
+@pytest.mark.parametrize(
+    ("diagnostic", "expected"),
+    [
+        ("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 52e, v1db1", Outcome.WRONG),
+        ("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 532, v1db1", Outcome.EXPIRED),
+        ("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 773, v1db1", Outcome.EXPIRED),
+        ("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 775, v1db1", Outcome.LOCKED),
+        ("", Outcome.WRONG),
+    ],
+)
+def test_refused_binds_are_sorted_by_their_sub_code(diagnostic, expected):
+    assert directory.refusal_outcome(diagnostic) is expected
 
 
 def test_a_dc_certificate_from_another_ca_is_not_trusted(dc_settings, enabled_account, tmp_path):
     dc_settings.LDAP_CA_FILE = str(ThrowawayCA(tmp_path, "some other CA").ca_file)
     with pytest.raises(directory.DirectoryUnavailable):
-        directory.check_password(enabled_account, PASSWORD)
+        directory.bind(enabled_account, PASSWORD)
 
 
 def test_an_unreachable_dc_is_reported_as_such(settings, samba_dc, enabled_account):
     settings.LDAP_URL = "ldaps://127.0.0.1:1"
     settings.LDAP_CA_FILE = str(samba_dc.ca_file)
     with pytest.raises(directory.DirectoryUnavailable):
-        directory.check_password(enabled_account, PASSWORD)
+        directory.bind(enabled_account, PASSWORD)
 
 
 @pytest.mark.django_db
@@ -64,5 +112,5 @@ def test_a_staff_name_never_signs_in_through_the_directory(dc_settings, enabled_
     from es4ps_portal.accounts.models import User
 
     User.objects.create(username=enabled_account, is_staff=True, email_verified_at=timezone.now())
-    assert directory.check_password(enabled_account, PASSWORD)
+    assert outcome(enabled_account, PASSWORD) is Outcome.ACCEPTED
     assert authenticate(None, username=enabled_account, password=PASSWORD) is None

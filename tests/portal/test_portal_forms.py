@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from es4ps_contract.passwords import PasswordPolicy
 from es4ps_portal.accounts.forms import CodeForm, RegistrationForm, ResetPasswordForm
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
@@ -108,17 +109,45 @@ def test_an_address_registered_already_is_refused_whatever_its_case():
 @pytest.mark.parametrize(
     ("password", "reason"),
     [
-        ("Sh0rt!", "at least 8 characters"),
+        ("Sh0rt-but-Ok!", "use at least 14 characters."),
+        ("my-ada.lovelace-words", "do not include your username."),
+    ],
+)
+def test_passwords_follow_the_domain_policy_with_the_reason_at_the_field(password, reason):
+    errors = errors_of(new_password1=password, new_password2=password)
+    assert reason in " ".join(errors["new_password1"]).lower()
+    assert "new_password2" not in errors
+
+
+def test_a_long_password_of_plain_words_is_good_under_the_default_policy():
+    words = "plain lower case words"
+    form = RegistrationForm(registration(new_password1=words, new_password2=words))
+    assert form.is_valid(), form.errors
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("Sh0rt!", "use at least 8 characters."),
         ("alllowercase", "three of these groups"),
         ("ALLUPPER123", "three of these groups"),
         ("X-ada.lovelace-9", "username"),
         ("Lovelace-Rules-1", "part of your name"),
     ],
 )
-def test_passwords_follow_the_domain_complexity_rules_with_the_reason_at_the_field(password, reason):
+def test_a_domain_with_the_complexity_rule_gets_its_reasons(settings, password, reason):
+    settings.PASSWORD_POLICY = PasswordPolicy(min_length=8, complexity=True)
     errors = errors_of(new_password1=password, new_password2=password)
     assert reason in " ".join(errors["new_password1"]).lower()
-    assert "new_password2" not in errors
+
+
+def test_the_help_text_follows_the_policy_in_force(settings):
+    assert RegistrationForm().fields["new_password1"].help_text.startswith("At least 14 characters")
+    settings.PASSWORD_POLICY = PasswordPolicy(min_length=10, complexity=True, max_age_days=90)
+    help_text = RegistrationForm().fields["new_password1"].help_text
+    assert help_text.startswith("At least 10 characters")
+    assert "three of these groups" in help_text
+    assert "expires after 90 days" in help_text
 
 
 def test_two_different_passwords_are_refused_at_the_second_field():
@@ -149,9 +178,13 @@ def test_every_missing_field_is_reported():
     assert set(form.errors) == {"username", "email", "first_name", "last_name", "new_password1", "new_password2"}
 
 
-def test_a_reset_password_is_checked_against_the_accounts_own_name():
+def test_a_reset_password_is_checked_against_the_accounts_own_name(settings):
     user = User(username="grace", first_name="Grace", last_name="Hopper")
-    form = ResetPasswordForm(user, {"new_password1": "Hopper-2024-x", "new_password2": "Hopper-2024-x"})
+    form = ResetPasswordForm(user, {"new_password1": "grace-is-my-name", "new_password2": "grace-is-my-name"})
+    assert not form.is_valid()
+    assert "Do not include your username." in form.errors["new_password1"]
+    settings.PASSWORD_POLICY = PasswordPolicy(complexity=True)
+    form = ResetPasswordForm(user, {"new_password1": "Hopper-2024-xyzw", "new_password2": "Hopper-2024-xyzw"})
     assert not form.is_valid()
     assert "part of your name" in " ".join(form.errors["new_password1"])
 
@@ -175,7 +208,7 @@ def test_a_rejected_registration_shows_every_reason_and_keeps_what_was_typed(cli
     page = response.content.decode()
     assert response.status_code == 200
     assert "Registration is open to addresses of" in page
-    assert "Use at least 8 characters." in page
+    assert "Use at least 14 characters." in page
     assert 'value="ada.lovelace"' in page
     # A password is never sent back to the browser.
     assert "short" not in page and GOOD_PASSWORD not in page

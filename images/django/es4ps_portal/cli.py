@@ -4,7 +4,8 @@
                             create or update the staff superuser, then exec gunicorn
     es4ps-portal consume    wait for the schema, then consume result events, relay the
                             outbox to the broker and, every hour, expire unverified
-                            registrations and prune the audit trail
+                            registrations, send password expiry reminders and prune
+                            the audit trail
     es4ps-portal manage ... Django's management commands
 
 Every step of `serve` is idempotent, so a restart (or a crash half-way) converges;
@@ -32,7 +33,7 @@ from es4ps_contract.tasks import RESULTS_QUEUE
 from es4ps_portal.environment import env, setting
 
 logger = logging.getLogger("es4ps_portal.cli")
-EXPIRY_INTERVAL_S = 3600
+PERIODIC_INTERVAL_S = 3600
 USAGE = "usage: es4ps-portal serve | consume | manage <django command> [args]"
 
 
@@ -137,27 +138,31 @@ def wait_for_schema() -> None:
         time.sleep(2)
 
 
-def housekeeping_periodically() -> None:
-    """Every EXPIRY_INTERVAL_S, expire unverified registrations and prune the audit trail past its retention;
-    a failure waits for the next round."""
+def run_periodic_jobs() -> None:
+    """Every PERIODIC_INTERVAL_S, expire unverified registrations, send password expiry reminders and prune the
+    audit trail past its retention; a job that fails waits for the next round (the others still run)."""
     from django.db import connection
 
+    from es4ps_portal.accounts.password_expiry import send_password_expiry_reminders
     from es4ps_portal.audit.models import AuditRecord
     from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
     rounds = [
         ("expiring unverified registrations", expire_unverified_registrations),
+        ("sending password expiry reminders", send_password_expiry_reminders),
         ("pruning the audit trail", AuditRecord.objects.prune),
     ]
     while True:
         for what, run in rounds:
             try:
                 run()
-            except Exception as exc:  # the broker or the database may be away for a while; the next round retries
-                logger.warning("%s failed (%s); next try in %d s", what, exc, EXPIRY_INTERVAL_S)
+            except (
+                Exception
+            ) as exc:  # the broker, the mail server or the database may be away for a while; the next round retries
+                logger.warning("%s failed (%s); next try in %d s", what, exc, PERIODIC_INTERVAL_S)
             finally:
                 connection.close()  # this thread's own connection: no idle one held for an hour
-        time.sleep(EXPIRY_INTERVAL_S)
+        time.sleep(PERIODIC_INTERVAL_S)
 
 
 def consume() -> None:
@@ -171,7 +176,7 @@ def consume() -> None:
     if metrics_port:
         metrics.serve(metrics_port)
     threading.Thread(target=relay_forever, name="outbox-relay", daemon=True).start()
-    threading.Thread(target=housekeeping_periodically, name="housekeeping", daemon=True).start()
+    threading.Thread(target=run_periodic_jobs, name="periodic-jobs", daemon=True).start()
     configured_app().worker_main(
         [
             "worker",

@@ -103,7 +103,26 @@ VARIABLES = (
     ),
     Variable("ES4PS_UNIX_ATTRIBUTES", "JSON as `spec.directory.unix` (empty, or `enabled` false: none)", ""),
     Variable("ES4PS_AUDIT_RETENTION_DAYS", "audit records older than this are deleted (hourly)", "365"),
+    Variable(
+        "ES4PS_PASSWORD_POLICY",
+        "JSON as `spec.directory.passwordPolicy`: the rules the forms check and explain (empty: the CRD's defaults)",
+        "",
+    ),
+    Variable(
+        "ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS",
+        "comma-separated days before a password expires when its owner gets a reminder mail, e.g. `14,3` (only"
+        " with a maximum age in the policy; empty: no reminders)",
+        "",
+    ),
+    Variable(
+        "ES4PS_DEFAULT_LANGUAGE",
+        "`en`, `pt-BR` or `es`: the language when the browser asks for none the portal has",
+        "en",
+    ),
 )
+
+# spec.portal.defaultLanguage -> Django's language code (and the catalogues shipped: locale/<name>).
+LANGUAGE_CODES = {"en": "en", "pt-BR": "pt-br", "es": "es"}
 
 env = Environment(VARIABLES, os.environ)
 
@@ -114,6 +133,17 @@ def setting(read, *args, **kwargs):
         return read(*args, **kwargs)
     except SettingError as exc:
         raise ImproperlyConfigured(f"{exc} (see docs/interfaces.md)") from None
+
+
+def parse_reminder_days(text: str) -> tuple[int, ...]:
+    """ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS ("14,3") -> (14, 3), the earliest reminder first; "" -> none."""
+    try:
+        days = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise ImproperlyConfigured("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS must be whole numbers, e.g. 14,3") from None
+    if any(not 1 <= day <= 365 for day in days):
+        raise ImproperlyConfigured("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS must be days from 1 to 365")
+    return tuple(sorted(days, reverse=True))
 
 
 def parse_rate_limits(text: str) -> dict[str, dict[str, tuple[int, int]]]:

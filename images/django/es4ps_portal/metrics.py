@@ -40,7 +40,8 @@ VERIFICATIONS = Counter(
 )
 LOGINS = Counter(
     "es4ps_portal_logins",
-    "Sign-ins (people and staff), by outcome: succeeded, failed, unverified, rate_limited, unavailable.",
+    "Sign-ins (people and staff), by outcome: succeeded, failed, unverified, password_expired, locked,"
+    " rate_limited, unavailable.",
     ["outcome"],
 )
 PASSWORD_RESETS = Counter(

@@ -9,11 +9,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+import es4ps_contract
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+from es4ps_contract.passwords import InvalidPolicy, PasswordPolicy
 
 from es4ps_portal.accounts.email_domains import InvalidDomain, parse_allowed_domains
-from es4ps_portal.environment import env, parse_rate_limits, setting
+from es4ps_portal.environment import LANGUAGE_CODES, env, parse_rate_limits, parse_reminder_days, setting
 from es4ps_portal.provisioning.policies import InvalidPolicies, parse_policies, parse_unix
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -107,6 +110,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the one chosen with the switcher (a cookie), else the browser's, else ES4PS_DEFAULT_LANGUAGE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -126,6 +131,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "es4ps_portal.accounts.context_processors.organization",
@@ -155,6 +161,16 @@ SEALING_PUBLIC_KEY_FILE = setting(env.text, "ES4PS_SEALING_PUBLIC_KEY_FILE")
 SIGNING_PRIVATE_KEY_FILE = setting(env.text, "ES4PS_SIGNING_PRIVATE_KEY_FILE")
 # The staff superuser `es4ps-portal serve` creates; its name is reserved for staff.
 SUPERUSER_USERNAME = setting(env.text, "ES4PS_SUPERUSER_USERNAME").lower()
+
+# The domain's password policy (spec.directory.passwordPolicy): the forms check and explain it, the
+# reminders follow its maximum age. The first DC applies the same JSON to the domain.
+try:
+    PASSWORD_POLICY = PasswordPolicy.from_json(setting(env.raw, "ES4PS_PASSWORD_POLICY"))
+except InvalidPolicy as exc:
+    raise ImproperlyConfigured(f"{exc} (see docs/interfaces.md)") from None
+PASSWORD_EXPIRY_REMINDER_DAYS = parse_reminder_days(setting(env.text, "ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS"))
+# How long after a sign-in with an expired (but right) password its owner may choose a new one.
+EXPIRED_PASSWORD_CHANGE_S = 600
 
 # --- tokens, mails and rate limits ------------------------------------------------------
 TOKEN_TTL_HOURS = setting(env.integer, "ES4PS_TOKEN_TTL_HOURS", minimum=1)
@@ -221,7 +237,17 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-LANGUAGE_CODE = "en"
+# --- languages ------------------------------------------------------------------------------
+# Every page and mail in each of these; the portal's texts are in locale/, the contract's (field rules,
+# password policy, the workers' reasons) beside the contract.
+LANGUAGES = [("en", _("English")), ("pt-br", _("Portuguese (Brazil)")), ("es", _("Spanish"))]
+LANGUAGE_CODE = LANGUAGE_CODES[setting(env.choice, "ES4PS_DEFAULT_LANGUAGE", LANGUAGE_CODES)]
+LOCALE_PATHS = [PACKAGE_DIR / "locale", Path(es4ps_contract.__file__).resolve().parent / "locale"]
+LANGUAGE_COOKIE_NAME = "__Host-language" if SECURE else "language"
+LANGUAGE_COOKIE_SECURE = SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -33,7 +33,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import ldb
-from es4ps_contract.passwords import COMPLEXITY_REASON
+from es4ps_contract.events import REASON_NOT_FOUND, REASON_NOT_OURS, REASON_SUPERSEDED, REASON_USERNAME_TAKEN
+from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.policies import PRIVILEGED_GROUPS, UnixAttributes
 from es4ps_contract.signing import SignedTask
 from samba.credentials import Credentials
@@ -63,8 +64,8 @@ _SEARCH_ATTRIBUTES = [
 _MEMBERSHIP_ALREADY_SO = frozenset(
     {ldb.ERR_ENTRY_ALREADY_EXISTS, ldb.ERR_ATTRIBUTE_OR_VALUE_EXISTS, ldb.ERR_NO_SUCH_ATTRIBUTE}
 )
-NOT_OURS = "the account belongs to another registration"
-SUPERSEDED = "superseded by a newer change"
+NOT_OURS = REASON_NOT_OURS
+SUPERSEDED = REASON_SUPERSEDED
 ALREADY_APPLIED = "already applied"
 
 T = TypeVar("T")
@@ -76,7 +77,7 @@ class NotFoundYet(LookupError):
     Retried, then reported as failed with `reason`.
     """
 
-    def __init__(self, message: str, reason: str = "the account was not found") -> None:
+    def __init__(self, message: str, reason: str = REASON_NOT_FOUND) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -103,7 +104,7 @@ def _refusal(exc: ldb.LdbError, what: str) -> DirectoryRefused:
     # Samba's own text may name attributes and values; it goes to the worker log only, never into an event.
     logger.warning("the directory refused %s: LDAP error %s: %s", what, code, message[:300])
     if code == ldb.ERR_CONSTRAINT_VIOLATION and "password" in message.lower():
-        return DirectoryRefused(COMPLEXITY_REASON)
+        return DirectoryRefused(PASSWORD_REFUSED_REASON)
     return DirectoryRefused(f"the directory refused to {what} (LDAP error {code})")
 
 
@@ -249,12 +250,12 @@ class Directory:
             account = self._find(samdb, task.username)
             if account is None:
                 # The name is taken outside the managed OU (or by another kind of object).
-                raise DirectoryRefused("the username is already taken")
+                raise DirectoryRefused(REASON_USERNAME_TAKEN)
             if done != "created":
                 try:
                     _binding_of(account, task.registration, task.email)
                 except DirectoryRefused:
-                    raise DirectoryRefused("the username is already taken") from None
+                    raise DirectoryRefused(REASON_USERNAME_TAKEN) from None
             if unix is not None:
                 self._ensure_unix(samdb, account, unix, delete_if_no_room=True)
             self._set_groups(samdb, account, groups, exclusive=False)
@@ -284,7 +285,9 @@ class Directory:
             if exc.args[0] != ldb.ERR_NO_SUCH_OBJECT:
                 raise
         if not self.creates_containers:
-            raise NotFoundYet(f"the OU {ou} is not on this DC yet", reason=f"the OU {ou} was not found")
+            raise NotFoundYet(
+                f"the OU {ou} is not on this DC yet", reason=f"the OU {ou} was not found (retries exhausted)"
+            )
         try:
             samdb.add({"dn": dn, "objectClass": "organizationalUnit", "description": "An ES4PS policy's accounts"})
         except ldb.LdbError as exc:
@@ -316,7 +319,10 @@ class Directory:
         group = self._find_group(samdb, name)
         if group is None:
             if not self.creates_containers:
-                raise NotFoundYet(f"the group {name} is not on this DC yet", reason=f"the group {name} was not found")
+                raise NotFoundYet(
+                    f"the group {name} is not on this DC yet",
+                    reason=f"the group {name} was not found (retries exhausted)",
+                )
             dn = self._child(samdb, self._container, "CN", name)
             try:
                 samdb.add(

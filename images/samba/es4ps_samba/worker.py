@@ -50,7 +50,7 @@ from pathlib import Path
 from celery import Celery, Task
 from es4ps_contract import transport
 from es4ps_contract.environment import Environment, SettingError, Variable
-from es4ps_contract.events import Outcome, ResultEvent, result_event
+from es4ps_contract.events import REASON_UNAVAILABLE, Outcome, ResultEvent, result_event
 from es4ps_contract.keys import KeyFileError, load_sealing_private_key, load_verify_key
 from es4ps_contract.sealing import SealingError, unseal_password
 from es4ps_contract.signing import EnvelopeError, SignedTask, envelope_username, open_task
@@ -232,8 +232,8 @@ class ProvisioningWorker:
                 )
                 self.metrics.retries.labels(operation.value).inc()
                 raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
-            reason = exc.reason if isinstance(exc, NotFoundYet) else "the directory is unavailable"
-            self._finish(signed, Outcome.FAILED, reason + " (retries exhausted)")
+            reason = exc.reason if isinstance(exc, NotFoundYet) else REASON_UNAVAILABLE
+            self._finish(signed, Outcome.FAILED, reason)
             return
         except DirectoryRefused as exc:
             self.metrics.directory_errors.labels(operation.value, "refused").inc()

@@ -197,6 +197,10 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
     ]
     if index > 0:
         dc_env.append(env("ES4PS_JOIN_SERVER", dc_join_server(domain, config)))
+    else:
+        # One DC writes the domain-wide policy (it replicates to the others); a change restarts only dc0,
+        # while the other DCs keep serving.
+        dc_env.append(env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy))
     if forwarder:
         dc_env.append(env("ES4PS_DNS_FORWARDER", forwarder))
     live = ["es4ps-samba-dc", "live"]

@@ -85,6 +85,10 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
         env("ES4PS_REGISTRATION_APPROVAL", portal.approval),
         env("ES4PS_AUDIT_RETENTION_DAYS", portal.audit_retention_days),
+        # The rules the forms check and explain: the same JSON the first DC applies to the domain.
+        env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy),
+        env("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS", ",".join(map(str, portal.password_expiry_reminder_days))),
+        env("ES4PS_DEFAULT_LANGUAGE", portal.default_language),
     ]
     if domain.policies:
         variables.append(env("ES4PS_POLICIES", _compact_json([policy.as_spec() for policy in domain.policies])))

@@ -30,7 +30,7 @@ import string
 from collections.abc import Callable
 
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
-from es4ps_contract.passwords import password_problems
+from es4ps_contract.passwords import PasswordPolicy
 from nacl.public import PrivateKey
 
 from .. import naming
@@ -60,11 +60,11 @@ class GeneratedSecret:
 
 
 def _directory_password(account: str) -> dict[str, str]:
-    """A random password for a directory account that meets the domain's complexity rules."""
+    """A random password for a directory account that meets any password policy a domain may have."""
     alphabet = string.ascii_letters + string.digits + PASSWORD_SYMBOLS
     while True:
         password = "".join(secrets.choice(alphabet) for _ in range(DIRECTORY_PASSWORD_LENGTH))
-        if not password_problems(password, account):
+        if not PasswordPolicy.strictest().problems(password, account):
             return {"password": password}
 
 

@@ -1,24 +1,92 @@
-"""The domain's complexity rules as the portal explains them."""
+"""The domain's password policy: read from the CRD's JSON, and the rules the portal checks and explains."""
+
+import json
 
 import pytest
-from es4ps_contract.passwords import password_problems
+from es4ps_contract.passwords import MAX_LENGTH, InvalidPolicy, PasswordPolicy
+
+COMPLEX = PasswordPolicy(complexity=True, min_length=8)
 
 
-def test_a_good_password_has_no_problems():
-    assert password_problems("Corr3ct-Horse!", "ana", "Ana Lopez") == []
+def problems(policy: PasswordPolicy, password: str, username: str = "ana", full_name: str = "Ana Lopez") -> list[str]:
+    return [str(problem) for problem in policy.problems(password, username, full_name)]
+
+
+def test_the_defaults_favour_length_over_composition_and_never_expire():
+    policy = PasswordPolicy.from_json("")
+    assert (policy.min_length, policy.complexity, policy.max_age_days) == (14, False, 0)
+    assert (policy.history_length, policy.min_age_days) == (24, 1)
+    assert (policy.lockout_threshold, policy.lockout_duration_minutes) == (10, 10)
+
+
+def test_a_long_password_of_plain_words_is_good_without_complexity():
+    assert problems(PasswordPolicy(), "correct horse battery") == []
+
+
+def test_a_good_password_has_no_problems_with_complexity():
+    assert problems(COMPLEX, "Corr3ct-Horse!") == []
 
 
 @pytest.mark.parametrize(
-    ("password", "problem"),
+    ("policy", "password", "problem"),
     [
-        ("Sh0rt!", "at least"),
-        ("alllowercase", "three of these groups"),
-        ("X-anaLopez-9", "username"),
-        ("Lopez-Rules-9", "part of your name"),
-        ("A1!" + "a" * 300, "at most"),
+        (PasswordPolicy(), "short words", "Use at least 14 characters."),
+        (PasswordPolicy(min_length=8), "Sh0rt!", "Use at least 8 characters."),
+        (COMPLEX, "alllowercase", "three of these groups"),
+        (PasswordPolicy(), "my-analopez-password", "Do not include your username."),
+        (COMPLEX, "X-analopez-9", "Do not include your username."),
+        (COMPLEX, "Lopez-Rules-9", "Do not include a part of your name."),
+        (PasswordPolicy(), "A1!" + "a" * MAX_LENGTH, "Use at most 256 characters."),
     ],
 )
-def test_each_broken_rule_is_named(password, problem):
-    assert any(
-        problem in p for p in password_problems(password, "analopez" if "username" in problem else "ana", "Ana Lopez")
-    )
+def test_each_broken_rule_is_named(policy, password, problem):
+    username = "analopez" if "username" in problem else "ana"
+    assert any(problem in p for p in problems(policy, password, username))
+
+
+def test_name_parts_are_the_complexity_rule_only():
+    assert problems(PasswordPolicy(), "lopez rules the world") == []
+
+
+def test_the_rules_shown_follow_the_policy():
+    plain = [str(rule) for rule in PasswordPolicy().rules()]
+    assert plain[0].startswith("At least 14 characters")
+    assert not any("groups" in rule or "expires" in rule for rule in plain)
+    strict = [str(rule) for rule in PasswordPolicy(min_length=12, complexity=True, max_age_days=90).rules()]
+    assert strict[0].startswith("At least 12 characters")
+    assert any("three of these groups" in rule for rule in strict)
+    assert "It expires after 90 days; we remind you by mail before." in strict
+
+
+def test_the_json_of_the_crd_round_trips():
+    policy = PasswordPolicy(min_length=12, complexity=True, history_length=5, max_age_days=90, min_age_days=2,
+                            lockout_threshold=0, lockout_duration_minutes=30)  # fmt: skip
+    assert PasswordPolicy.from_json(policy.to_json()) == policy
+    assert PasswordPolicy.from_json('{"minLength": 10}') == PasswordPolicy(min_length=10)
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ({"minLength": 7}, "minLength must be from 8 to 14"),
+        ({"minLength": 15}, "minLength must be from 8 to 14"),
+        ({"minLength": "12"}, "minLength must be a whole number"),
+        ({"lockoutThreshold": True}, "lockoutThreshold must be a whole number"),
+        ({"lockoutDurationMinutes": 0}, "lockoutDurationMinutes must be from 1 to 99999"),
+        ({"complexity": "yes"}, "complexity must be true or false"),
+        ({"maxLength": 3}, "maxLength is not a password policy setting"),
+        ({"maxAgeDays": 5, "minAgeDays": 5}, "minAgeDays must be below maxAgeDays"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(document, named):
+    with pytest.raises(InvalidPolicy, match=f"ES4PS_PASSWORD_POLICY.{named}"):
+        PasswordPolicy.from_json(json.dumps(document))
+
+
+def test_not_json_is_refused():
+    with pytest.raises(InvalidPolicy, match="must be JSON"):
+        PasswordPolicy.from_json("{minLength: 12")
+
+
+def test_the_strictest_policy_is_the_longest_with_complexity():
+    assert PasswordPolicy.strictest() == PasswordPolicy(min_length=14, complexity=True)

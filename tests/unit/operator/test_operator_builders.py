@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 from es4ps_contract.keys import load_sealing_private_key, load_sealing_public_key, load_signing_key, load_verify_key
-from es4ps_contract.passwords import password_problems
+from es4ps_contract.passwords import SETTINGS, PasswordPolicy
 from es4ps_contract.sealing import seal_password, unseal_password
 from es4ps_contract.signing import open_task, sign_task
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, EnableUser
@@ -453,6 +453,48 @@ def test_the_portal_gets_the_domains_rate_limits_and_trusted_proxies(config):
     assert limits["reset"]["perAccount"] == {"requests": 3, "windowSeconds": 3600}
 
 
+def test_the_password_policy_goes_to_the_first_dc_and_the_portal_with_the_crds_defaults(config):
+    desired = build_desired_state(make_domain(directory={"replicas": 2}), config)
+    dc0 = env_of(containers(statefulset(desired, "acme-dc0"))["dc"])
+    dc1 = env_of(containers(statefulset(desired, "acme-dc1"))["dc"])
+    portal = env_of(containers(statefulset(desired, "acme-portal"))["portal"])
+    # One DC writes the domain-wide policy; the others get it by replication (and do not restart for it).
+    assert "ES4PS_PASSWORD_POLICY" not in dc1
+    assert dc0["ES4PS_PASSWORD_POLICY"] == portal["ES4PS_PASSWORD_POLICY"]
+    assert PasswordPolicy.from_json(dc0["ES4PS_PASSWORD_POLICY"]) == PasswordPolicy()
+    assert json.loads(dc0["ES4PS_PASSWORD_POLICY"]) == json.loads(PasswordPolicy().to_json())
+
+
+def test_a_domains_password_policy_reaches_the_dc_and_the_portal(config):
+    policy = {"minLength": 12, "complexity": True, "maxAgeDays": 90}
+    desired = build_desired_state(make_domain(directory={"passwordPolicy": policy}), config)
+    dc0 = env_of(containers(statefulset(desired, "acme-dc0"))["dc"])
+    expected = PasswordPolicy(min_length=12, complexity=True, max_age_days=90)
+    assert PasswordPolicy.from_json(dc0["ES4PS_PASSWORD_POLICY"]) == expected
+
+
+def test_the_portal_gets_its_language_and_the_reminder_days(minimal, config):
+    defaults = env_of(containers(statefulset(build_desired_state(minimal, config), "acme-portal"))["portal"])
+    assert (defaults["ES4PS_DEFAULT_LANGUAGE"], defaults["ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS"]) == ("en", "14,3")
+
+    portal = {"host": "accounts.acme.example", "defaultLanguage": "pt-BR", "passwordExpiryReminderDays": [1, 7]}
+    changed = env_of(
+        containers(statefulset(build_desired_state(make_domain(portal=portal), config), "acme-portal"))["portal"]
+    )
+    assert (changed["ES4PS_DEFAULT_LANGUAGE"], changed["ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS"]) == ("pt-BR", "7,1")
+
+
+def test_the_contracts_password_policy_defaults_are_the_crds():
+    """The defaults a DC or portal uses without ES4PS_PASSWORD_POLICY and spec.directory.passwordPolicy's agree,
+    and so do the ranges each refuses."""
+    crd = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    schema = spec["properties"]["directory"]["properties"]["passwordPolicy"]["properties"]
+    assert json.loads(PasswordPolicy().to_json()) == {name: field["default"] for name, field in schema.items()}
+    for setting in SETTINGS:
+        assert (schema[setting.name]["minimum"], schema[setting.name]["maximum"]) == (setting.minimum, setting.maximum)
+
+
 # --- network policies ---------------------------------------------------------------------------
 
 
@@ -539,7 +581,7 @@ def test_admin_password_meets_the_domain_rules_and_differs_each_time():
     assert len(passwords) == 20
     for password in passwords:
         assert len(password) == 32
-        assert password_problems(password, "Administrator") == []
+        assert PasswordPolicy.strictest().problems(password, "Administrator") == []
 
 
 def test_task_keys_are_matching_pairs_in_the_contract_format(tmp_path):

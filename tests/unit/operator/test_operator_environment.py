@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from es4ps_contract.environment import Variable, generated_sources, render_document
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
+from es4ps_contract.passwords import PasswordPolicy
 from es4ps_operator.builders import build_desired_state
 from es4ps_portal import environment as portal_environment
 from es4ps_samba import worker
@@ -104,9 +105,11 @@ def test_the_dc_and_the_worker_read_what_the_operator_writes(example_containers,
         "es4ps-worker",
     )
     assert dc.worker_password() == "W0rker-pass"
+    assert dc.password_policy == PasswordPolicy()  # examples/acme.yaml writes the defaults out
     second_dc = written_containers(make_domain(directory={"replicas": 2}), config)[("acme-dc1", "dc")]
     joined = DCConfig.from_env(resolved_environment(second_dc, tmp_path))
     assert (joined.role, joined.join_server) == ("join", "acme-dc0.acme.svc.cluster.local")
+    assert joined.password_policy is None  # dc0 writes the domain's policy; it replicates
 
     worker_config = WorkerConfig.from_env(resolved_environment(example_containers[("acme-dc0", "worker")], tmp_path))
     assert (worker_config.account, worker_config.password, worker_config.users_ou) == (
@@ -142,12 +145,15 @@ def test_only_dc0s_worker_creates_policies_ous_and_groups(config):
     assert creates == {"acme-dc0": "1", "acme-dc1": "0", "acme-dc2": "0"}
 
 
-def test_the_portal_reads_the_rate_limits_the_operator_writes(example_containers):
+def test_the_portal_reads_the_limits_policy_and_language_the_operator_writes(example_containers):
     environ = {
         variable["name"]: variable.get("value") for variable in example_containers[("acme-portal", "portal")]["env"]
     }
     limits = portal_environment.parse_rate_limits(environ["ES4PS_RATE_LIMITS"])
     assert limits["register"]["ip"] == (600, 3600)
+    assert PasswordPolicy.from_json(environ["ES4PS_PASSWORD_POLICY"]) == PasswordPolicy()
+    assert portal_environment.parse_reminder_days(environ["ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS"]) == (14, 3)
+    assert portal_environment.LANGUAGE_CODES[environ["ES4PS_DEFAULT_LANGUAGE"]] == "en"
 
 
 @pytest.mark.parametrize(

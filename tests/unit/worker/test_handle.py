@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from es4ps_contract.events import Outcome, ResultEvent
-from es4ps_contract.passwords import COMPLEXITY_REASON
+from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, EnableUser, Operation
@@ -180,11 +180,11 @@ def test_when_retries_run_out_the_task_is_reported_failed(keys, make_worker):
 
 
 def test_a_refusal_is_final_and_carries_its_reason(keys, make_worker):
-    worker = make_worker(FakeDirectory(DirectoryRefused(COMPLEXITY_REASON)))
+    worker = make_worker(FakeDirectory(DirectoryRefused(PASSWORD_REFUSED_REASON)))
 
     worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
 
-    assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.FAILED, COMPLEXITY_REASON)
+    assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.FAILED, PASSWORD_REFUSED_REASON)
 
 
 def test_a_task_applied_before_is_not_applied_again_and_its_outcome_is_reported_again(keys, make_worker):
@@ -237,7 +237,7 @@ def test_directory_errors_and_retries_are_counted(keys, make_worker):
     assert counted(waiting, "es4ps_worker_task_retries_total", **enable) == 1
     assert counted(waiting, "es4ps_worker_tasks_total", **enable, outcome="failed") == 1
 
-    refused = make_worker(FakeDirectory(DirectoryRefused(COMPLEXITY_REASON)))
+    refused = make_worker(FakeDirectory(DirectoryRefused(PASSWORD_REFUSED_REASON)))
     refused.handle(FakeCeleryTask("id-2"), Operation.CREATE_USER, create_envelope(keys, "id-2"))
     create = {"operation": "create_user"}
     assert counted(refused, "es4ps_worker_directory_errors_total", **create, error="refused") == 1

@@ -23,7 +23,10 @@ class DirectoryBackend(ModelBackend):
     who signs in with it, whatever the directory holds under that name.
 
     Raises directory.DirectoryUnavailable when the DC cannot answer, so the
-    form can say so instead of claiming the password is wrong.
+    form can say so instead of claiming the password is wrong, and
+    PasswordExpired or AccountLocked when that is the directory's answer. A
+    sign-in notes when the directory says the password was set (it may have
+    been changed on a domain computer): the expiry reminders follow it.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
@@ -36,6 +39,13 @@ class DirectoryBackend(ModelBackend):
         user = User.objects.filter(username=username, is_active=True, is_staff=False).first()
         if user is None or not user.is_email_verified:
             return None
-        if directory.check_password(user.username, password):
-            return user
-        return None
+        result = directory.bind(user.username, password)
+        if result.outcome is directory.Outcome.EXPIRED:
+            raise directory.PasswordExpired(user)
+        if result.outcome is directory.Outcome.LOCKED:
+            raise directory.AccountLocked()
+        if result.outcome is not directory.Outcome.ACCEPTED:
+            return None
+        if result.password_set_at is not None and result.password_set_at != user.password_set_at:
+            user.note_password_set(result.password_set_at)
+        return user

@@ -3,25 +3,69 @@
 The DC is reached with `ldaps://` or with `ldap://` plus StartTLS, its
 certificate checked against the CA file (from cert-manager) and its host
 name. The password travels only inside that TLS connection.
+
+A refused bind says why in its diagnostic message ("... data 52e ..." in
+Active Directory's words): a wrong password, or a right one that has expired
+or must be changed (only told when the password was right), or an account
+locked after too many wrong passwords. A bind that succeeds also reads when
+the password was last set (pwdLastSet), which the expiry reminders follow,
+whatever computer the person changed it on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
+import re
 import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import ldap3
 from django.conf import settings
 from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
 
 logger = logging.getLogger(__name__)
 
 _INVALID_CREDENTIALS = 49
+# Active Directory's sub-codes of a refused bind (its diagnostic message carries "data <hex>").
+_EXPIRED_CODES = {"532", "773"}  # the password expired / must be changed at the next sign-in
+_LOCKED_CODE = "775"
+_SUBCODE = re.compile(r"\bdata ([0-9a-f]+)\b", re.IGNORECASE)
+# pwdLastSet counts 100 ns intervals since 1601-01-01 (UTC).
+_AD_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    WRONG = "wrong"
+    EXPIRED = "expired"  # right, but expired or to be changed: proves the person knows it
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class BindResult:
+    outcome: Outcome
+    # When the password was set, as the directory says (accepted binds only; None when unknown).
+    password_set_at: datetime | None = None
 
 
 class DirectoryUnavailable(Exception):
     """The DC cannot be reached or its certificate is not trusted; says nothing about the password."""
+
+
+class PasswordExpired(Exception):
+    """A sign-in with the right password, which has expired: `user` may choose a new one (raised by the backend)."""
+
+    def __init__(self, user) -> None:
+        super().__init__("the password has expired")
+        self.user = user
+
+
+class AccountLocked(Exception):
+    """The directory locked the account after too many wrong passwords (raised by the backend)."""
 
 
 def _server() -> ldap3.Server:
@@ -29,19 +73,21 @@ def _server() -> ldap3.Server:
         raise DirectoryUnavailable("ES4PS_LDAP_URL and ES4PS_LDAP_CA_FILE must be set")
     try:
         tls = ldap3.Tls(ca_certs_file=settings.LDAP_CA_FILE, validate=ssl.CERT_REQUIRED)
-        return ldap3.Server(settings.LDAP_URL, tls=tls, connect_timeout=settings.LDAP_TIMEOUT_S)
+        # No schema read (ldap3's default): it tripled a sign-in's time (measured 260 -> 81 ms a bind over
+        # LDAPS), and only raw values are read here.
+        return ldap3.Server(settings.LDAP_URL, tls=tls, connect_timeout=settings.LDAP_TIMEOUT_S, get_info=ldap3.NONE)
     except LDAPException as exc:
         raise DirectoryUnavailable(f"the LDAP settings are not usable: {type(exc).__name__}") from None
 
 
-def check_password(username: str, password: str) -> bool:
-    """Whether the directory accepts `password` for `username` (a bind as username@REALM).
+def bind(username: str, password: str) -> BindResult:
+    """Bind as username@REALM with `password`: the directory's answer, and when the password was set.
 
     Raises DirectoryUnavailable when the answer cannot be known.
     """
     # An empty password would be an anonymous bind, which "succeeds" (RFC 4513 5.1.2).
     if not password:
-        return False
+        return BindResult(Outcome.WRONG)
     server = _server()
     connection = ldap3.Connection(
         server,
@@ -56,9 +102,9 @@ def check_password(username: str, password: str) -> bool:
         if not server.ssl and not connection.start_tls():
             raise DirectoryUnavailable("the DC refused StartTLS")
         if connection.bind():
-            return True
+            return BindResult(Outcome.ACCEPTED, _password_set_at(connection, username))
         if connection.result.get("result") == _INVALID_CREDENTIALS:
-            return False
+            return BindResult(refusal_outcome(connection.result.get("message") or ""))
         raise DirectoryUnavailable(f"the DC answered the bind with {connection.result.get('description')}")
     except LDAPException as exc:
         logger.warning("LDAP bind to %s failed: %s", settings.LDAP_URL, type(exc).__name__)
@@ -67,3 +113,44 @@ def check_password(username: str, password: str) -> bool:
         # After a failed TLS handshake the socket is gone; closing must not hide the real error.
         with contextlib.suppress(LDAPException):
             connection.unbind()
+
+
+def refusal_outcome(diagnostic: str) -> Outcome:
+    """What a refused bind's diagnostic message says: expired, locked, or (anything else) a wrong password."""
+    match = _SUBCODE.search(diagnostic)
+    code = match.group(1).lower() if match else ""
+    if code in _EXPIRED_CODES:
+        return Outcome.EXPIRED
+    if code == _LOCKED_CODE:
+        return Outcome.LOCKED
+    return Outcome.WRONG
+
+
+def _base_dn() -> str:
+    return ",".join(f"DC={label}" for label in settings.REALM.lower().split("."))
+
+
+def _password_set_at(connection: ldap3.Connection, username: str) -> datetime | None:
+    """pwdLastSet of the account just bound as (a person may read their own); None when it cannot be read."""
+    try:
+        connection.search(
+            _base_dn(),
+            f"(&(objectClass=user)(sAMAccountName={escape_filter_chars(username)}))",
+            attributes=["pwdLastSet"],
+            size_limit=1,
+        )
+        raw = connection.response[0]["raw_attributes"]["pwdLastSet"][0]
+        ticks = int(raw)
+    except (LDAPException, LookupError, TypeError, ValueError):
+        return None
+    return password_set_time(ticks)
+
+
+def password_set_time(ticks: int) -> datetime | None:
+    """pwdLastSet as a time; None for 0 (to be changed at the next sign-in) and nonsense."""
+    if ticks <= 0:
+        return None
+    try:
+        return _AD_EPOCH + timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        return None

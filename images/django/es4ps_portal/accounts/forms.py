@@ -1,4 +1,5 @@
-"""Forms of the portal. Field rules come from the task contract; only the allowed domains are the portal's own."""
+"""Forms of the portal. Field rules and the password policy come from the task contract (the policy in force is
+settings.PASSWORD_POLICY, the domain's); only the allowed domains are the portal's own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from es4ps_contract import passwords
+from django.utils.translation import gettext, gettext_lazy, ngettext
+from es4ps_contract.passwords import MAX_LENGTH as PASSWORD_MAX_LENGTH
+from es4ps_contract.texts import Text
 from es4ps_contract.validation import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -25,27 +28,45 @@ from .email_domains import InvalidDomain, canonical_domain, display_domain, is_a
 from .models import User
 from .tokens import CODE_DIGITS
 
-PASSWORD_HELP = (
-    f"At least {passwords.MIN_LENGTH} characters, from three of: upper case, lower case, digits, symbols. "
-    "Must not contain your username or a part of your name."
-)
 RATE_LIMITED = "rate_limited"
+# The sign-in failed because the (right) password has expired: the view offers to choose a new one.
+PASSWORD_EXPIRED = "password_expired"  # noqa: S105 (an error code)
+DIRECTORY_AWAY = gettext_lazy("The directory cannot be reached right now. Please try again in a minute.")
+
+
+def translated(text: Text) -> str:
+    """A sentence of the contract in the active language."""
+    return text.translated(gettext, ngettext)
+
+
+def password_help() -> str:
+    """The domain's password rules, as the person reads them next to the field."""
+    return " ".join(translated(rule) for rule in settings.PASSWORD_POLICY.rules())
+
+
+def locked_message() -> str:
+    minutes = settings.PASSWORD_POLICY.lockout_duration_minutes
+    return ngettext(
+        "This account is locked after too many wrong passwords. Please try again in %(minutes)d minute.",
+        "This account is locked after too many wrong passwords. Please try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
 def _contract(normalize, value, *args):
-    """Run a contract rule and turn its InvalidField into a form error."""
+    """Run a contract rule and turn its InvalidField into a form error, in the active language."""
     try:
         return normalize(value, *args)
     except InvalidField as exc:
-        raise ValidationError(exc.message[:1].upper() + exc.message[1:] + ".") from None
+        message = translated(exc.text)
+        raise ValidationError(message[:1].upper() + message[1:] + ".") from None
 
 
-def _password_field(label: str, autocomplete: str = "new-password", help_text: str = "") -> forms.CharField:
+def _password_field(label, autocomplete: str = "new-password") -> forms.CharField:
     return forms.CharField(
         label=label,
         strip=False,
-        max_length=passwords.MAX_LENGTH,
-        help_text=help_text,
+        max_length=PASSWORD_MAX_LENGTH,
         widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
     )
 
@@ -55,52 +76,63 @@ def allowed_domains_text() -> str:
 
 
 class NewPasswordForm(forms.Form):
-    """A new password typed twice, checked against the domain's complexity rules."""
+    """A new password typed twice, checked against the domain's password policy."""
 
-    new_password1 = _password_field("Password", help_text=PASSWORD_HELP)
-    new_password2 = _password_field("Password again")
+    new_password1 = _password_field(gettext_lazy("Password"))
+    new_password2 = _password_field(gettext_lazy("Password again"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = password_help()
 
     def check_new_password(self, username: str, full_name: str) -> None:
-        """Add the complexity and match errors of the new password to its fields."""
+        """Add the policy's and the match's errors of the new password to its fields."""
         password = self.cleaned_data.get("new_password1")
         repeated = self.cleaned_data.get("new_password2")
         if password is None:
             return
-        for problem in passwords.password_problems(password, username, full_name):
-            self.add_error("new_password1", problem)
+        for problem in settings.PASSWORD_POLICY.problems(password, username, full_name):
+            self.add_error("new_password1", translated(problem))
         if repeated is not None and password != repeated:
-            self.add_error("new_password2", "The two passwords differ.")
+            self.add_error("new_password2", gettext("The two passwords differ."))
 
 
 class RegistrationForm(NewPasswordForm):
     username = forms.CharField(
+        label=gettext_lazy("Username"),
         max_length=USERNAME_MAX_LENGTH,
-        help_text="Your sign-in name for domain computers: letters a-z, digits, '.', '-' and '_'.",
+        help_text=gettext_lazy("Your sign-in name for domain computers: letters a-z, digits, '.', '-' and '_'."),
         widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}),
     )
     email = forms.EmailField(
-        label="E-mail address",
+        label=gettext_lazy("E-mail address"),
         max_length=EMAIL_MAX_LENGTH,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     first_name = forms.CharField(
-        label="First name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "given-name"})
+        label=gettext_lazy("First name"),
+        max_length=NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
     )
     last_name = forms.CharField(
-        label="Last name", max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autocomplete": "family-name"})
+        label=gettext_lazy("Last name"),
+        max_length=NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
     )
     field_order = ["username", "email", "first_name", "last_name", "new_password1", "new_password2"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["email"].help_text = f"An address of {allowed_domains_text()} (or a subdomain)."
+        self.fields["email"].help_text = gettext("An address of %(domains)s (or a subdomain).") % {
+            "domains": allowed_domains_text()
+        }
 
     def clean_username(self) -> str:
         username = _contract(normalize_username, self.cleaned_data["username"])
         # Staff names are reserved, also the configured one before its user exists: a person who took it
         # would otherwise share a name with the admin.
         if username == settings.SUPERUSER_USERNAME or User.objects.named(username).exists():
-            raise ValidationError("This username is taken. Please choose another one.")
+            raise ValidationError(gettext("This username is taken. Please choose another one."))
         return username
 
     def clean_email(self) -> str:
@@ -109,13 +141,17 @@ class RegistrationForm(NewPasswordForm):
         try:
             domain = canonical_domain(domain)
         except InvalidDomain:
-            raise ValidationError("The domain of this address is not a valid name.") from None
+            raise ValidationError(gettext("The domain of this address is not a valid name.")) from None
         if not is_allowed(domain, settings.ALLOWED_EMAIL_DOMAINS):
-            raise ValidationError(f"Registration is open to addresses of {allowed_domains_text()} only.")
+            raise ValidationError(
+                gettext("Registration is open to addresses of %(domains)s only.") % {"domains": allowed_domains_text()}
+            )
         # Store exactly the name that was compared, in the form people read.
         email = f"{local}@{display_domain(domain)}"
         if User.objects.with_address(email).exists():
-            raise ValidationError("An account with this address exists already. Sign in or reset its password.")
+            raise ValidationError(
+                gettext("An account with this address exists already. Sign in or reset its password.")
+            )
         return email
 
     def clean_first_name(self) -> str:
@@ -132,7 +168,10 @@ class RegistrationForm(NewPasswordForm):
 
 
 class RateLimitedLoginMixin:
-    """Login with per-address and per-account limits, and clear words when the directory is away."""
+    """Login with per-address and per-account limits, and clear words when the directory says more than "no"."""
+
+    # The account whose right but expired password was given (the view offers to choose a new one).
+    expired_user: User | None = None
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
@@ -146,16 +185,25 @@ class RateLimitedLoginMixin:
             cleaned = super().clean()
         except directory.DirectoryUnavailable:
             LOGINS.labels("unavailable").inc()
+            raise ValidationError(DIRECTORY_AWAY, code="unavailable") from None
+        except directory.PasswordExpired as exc:
+            self.expired_user = exc.user
+            LOGINS.labels("password_expired").inc()
             raise ValidationError(
-                "The directory cannot be reached right now. Please try again in a minute.", code="unavailable"
+                gettext("Your password has expired. Choose a new one to sign in."), code=PASSWORD_EXPIRED
             ) from None
+        except directory.AccountLocked:
+            limit.hit()
+            LOGINS.labels("locked").inc()
+            raise ValidationError(locked_message(), code="locked") from None
         except ValidationError:
             limit.hit()
             user = User.objects.named(username.strip()).filter(is_staff=False).first()
             if user is not None and not user.is_email_verified:
                 LOGINS.labels("unverified").inc()
                 raise ValidationError(
-                    "Confirm your e-mail address first: follow the link in the mail we sent you.", code="unverified"
+                    gettext("Confirm your e-mail address first: follow the link in the mail we sent you."),
+                    code="unverified",
                 ) from None
             LOGINS.labels("failed").inc()
             raise
@@ -166,7 +214,7 @@ class RateLimitedLoginMixin:
 class LoginForm(RateLimitedLoginMixin, AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
-        "invalid_login": "The username or password is not right.",
+        "invalid_login": gettext_lazy("The username or password is not right."),
     }
 
 
@@ -175,8 +223,8 @@ class AdminLoginForm(RateLimitedLoginMixin, AdminAuthenticationForm):
 
 
 class ProfileForm(forms.Form):
-    first_name = forms.CharField(label="First name", max_length=NAME_MAX_LENGTH)
-    last_name = forms.CharField(label="Last name", max_length=NAME_MAX_LENGTH)
+    first_name = forms.CharField(label=gettext_lazy("First name"), max_length=NAME_MAX_LENGTH)
+    last_name = forms.CharField(label=gettext_lazy("Last name"), max_length=NAME_MAX_LENGTH)
 
     def clean_first_name(self) -> str:
         return _contract(normalize_name, self.cleaned_data["first_name"], "first name")
@@ -188,15 +236,15 @@ class ProfileForm(forms.Form):
 class PasswordChangeForm(NewPasswordForm):
     """The current password (checked against the directory) and a new one."""
 
-    current_password = _password_field("Current password", autocomplete="current-password")
+    current_password = _password_field(gettext_lazy("Current password"), autocomplete="current-password")
     field_order = ["current_password", "new_password1", "new_password2"]
 
     def __init__(self, user: User, request, *args, **kwargs) -> None:
         self.user = user
         self.request = request
         super().__init__(*args, **kwargs)
-        self.fields["new_password1"].label = "New password"
-        self.fields["new_password2"].label = "New password again"
+        self.fields["new_password1"].label = gettext("New password")
+        self.fields["new_password2"].label = gettext("New password again")
 
     def clean(self):
         data = super().clean()
@@ -207,18 +255,23 @@ class PasswordChangeForm(NewPasswordForm):
         limit = ratelimit.Limit("login", self.request, self.user.username)
         try:
             limit.check()
-            if not directory.check_password(self.user.username, current):
-                limit.hit()
-                self.add_error("current_password", "This is not your current password.")
+            outcome = directory.bind(self.user.username, current).outcome
         except ratelimit.RateLimited as exc:
             raise ValidationError(exc.message, code=RATE_LIMITED) from None
         except directory.DirectoryUnavailable:
-            raise ValidationError("The directory cannot be reached right now. Please try again in a minute.") from None
+            raise ValidationError(DIRECTORY_AWAY) from None
+        # An expired password is still the person's: it proves who they are as well.
+        if outcome is directory.Outcome.LOCKED:
+            limit.hit()
+            raise ValidationError(locked_message())
+        if outcome is directory.Outcome.WRONG:
+            limit.hit()
+            self.add_error("current_password", gettext("This is not your current password."))
         return data
 
 
 class ResetPasswordForm(NewPasswordForm):
-    """A new password for the account a reset link belongs to."""
+    """A new password for the account a reset link (or a sign-in with an expired password) belongs to."""
 
     def __init__(self, user: User, *args, **kwargs) -> None:
         self.user = user
@@ -232,7 +285,9 @@ class ResetPasswordForm(NewPasswordForm):
 
 class ResetRequestForm(forms.Form):
     email = forms.EmailField(
-        label="E-mail address", max_length=EMAIL_MAX_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=gettext_lazy("E-mail address"),
+        max_length=EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
     def clean_email(self) -> str:
@@ -241,7 +296,7 @@ class ResetRequestForm(forms.Form):
 
 class CodeForm(forms.Form):
     code = forms.CharField(
-        label="Code from the mail",
+        label=gettext_lazy("Code from the mail"),
         min_length=CODE_DIGITS,
         max_length=CODE_DIGITS + 2,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
@@ -250,5 +305,5 @@ class CodeForm(forms.Form):
     def clean_code(self) -> str:
         code = self.cleaned_data["code"].replace(" ", "")
         if not code.isdigit() or len(code) != CODE_DIGITS:
-            raise ValidationError(f"The code has {CODE_DIGITS} digits.")
+            raise ValidationError(gettext("The code has %(digits)d digits.") % {"digits": CODE_DIGITS})
         return code

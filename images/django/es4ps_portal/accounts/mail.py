@@ -1,13 +1,17 @@
 """The mails the portal sends, through Django's e-mail framework (the backend is chosen in settings).
 
-Each mail is three templates under accounts/mail/: `<name>_subject.txt`,
-`<name>.txt` and `<name>.html`.
+Each mail is three templates (subject, text, HTML) under accounts/mail/,
+written in the person's language: the request's when a person's action sends
+it, else the language the person last used the portal in (ES4PS_DEFAULT_LANGUAGE
+when unknown). A mail that cannot be sent is logged and lost, never raised: the
+person can ask again, and a notice is not worth failing what caused it.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import Permission
@@ -15,6 +19,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import urlencode
 
 from .models import EmailToken, User
@@ -28,35 +33,69 @@ _TEMPLATES = {
 }
 
 
-def send_token_mail(user: User, issued: IssuedToken) -> bool:
-    """Mail the link (and code) of `issued` to the user; returns False when the mail server refused it.
+def _url(name: str) -> str:
+    # Links are built from the portal's public address, never from a request's Host header.
+    return f"{settings.PORTAL_BASE_URL}{reverse(name)}"
 
-    A failed mail loses nothing: the person can ask for a new one.
-    """
-    url_name, template = _TEMPLATES[EmailToken.Purpose(issued.record.purpose)]
+
+def _send(
+    user: User,
+    template: str,
+    context: dict,
+    what: str,
+    language: str | None = None,
+    recipients: list[str] | None = None,
+) -> bool:
+    """Render `template` (subject, text, HTML) about `user` and send it (to `user`, or to `recipients`);
+    False when the mail server refused it."""
     context = {
         "user": user,
+        "organization_name": settings.ORGANIZATION_NAME,
+        "realm": settings.REALM,
+        **context,
+    }
+    with translation.override(language or user.language or settings.LANGUAGE_CODE):
+        subject = render_to_string(f"{template}_subject.txt", context).strip()
+        message = EmailMultiAlternatives(
+            subject, render_to_string(f"{template}.txt", context), to=recipients or [user.email]
+        )
+        message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError) as exc:
+        logger.error("sending the %s mail to user %s failed: %s", what, user.pk, type(exc).__name__)
+        return False
+    return True
+
+
+def send_token_mail(user: User, issued: IssuedToken) -> bool:
+    """Mail the link (and code) of `issued` to the user, in the language of the request that asked for it."""
+    url_name, template = _TEMPLATES[EmailToken.Purpose(issued.record.purpose)]
+    context = {
         # The token rides in the query string, which the access log leaves out.
-        "link": f"{settings.PORTAL_BASE_URL}{reverse(url_name)}?{urlencode({'token': issued.token})}",
+        "link": f"{_url(url_name)}?{urlencode({'token': issued.token})}",
         "code": issued.code,
         "hours": settings.TOKEN_TTL_HOURS,
         "retention_days": round(settings.UNVERIFIED_RETENTION_HOURS / 24, 1),
     }
-    return _send(template, [user.email], context, f"the {issued.record.purpose} mail to user {user.pk}")
+    return _send(user, template, context, issued.record.purpose, language=translation.get_language())
 
 
-def _send(template: str, recipients: list[str], context: dict, what: str) -> bool:
-    """Render and send one mail; returns False (and logs why, without the address) when the server refused it."""
-    context = {"organization_name": settings.ORGANIZATION_NAME, "realm": settings.REALM, **context}
-    subject = render_to_string(f"{template}_subject.txt", context).strip()
-    message = EmailMultiAlternatives(subject, render_to_string(f"{template}.txt", context), to=recipients)
-    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
-    try:
-        message.send()
-    except (smtplib.SMTPException, OSError) as exc:
-        logger.error("sending %s failed: %s", what, type(exc).__name__)
-        return False
-    return True
+def send_password_changed(user: User, changed_at: datetime) -> bool:
+    """Tell the person their password was changed or reset (after the directory took it)."""
+    context = {"changed_at": changed_at, "reset_link": _url("accounts:password-reset")}
+    return _send(user, "accounts/mail/password_changed", context, "password changed")
+
+
+def send_password_expiry(user: User, expires_at: datetime, days_left: int) -> bool:
+    """Remind the person their password expires in `days_left` days (0: it has expired)."""
+    context = {
+        "expires_at": expires_at,
+        "days_left": days_left,
+        "change_link": _url("accounts:password-change"),
+        "reset_link": _url("accounts:password-reset"),
+    }
+    return _send(user, "accounts/mail/password_expiry", context, "password expiry")
 
 
 def approvers() -> list[str]:
@@ -68,17 +107,19 @@ def approvers() -> list[str]:
 
 
 def send_approval_request(user: User) -> bool:
-    """Tell the approvers that `user`'s confirmed registration waits for them."""
+    """Tell the approvers (in the portal's default language) that `user`'s confirmed registration waits for them."""
     recipients = approvers()
     if not recipients:
         logger.warning("registration %s waits for approval, but no active staff member may approve it", user.pk)
         return False
-    link = f"{settings.PORTAL_BASE_URL}{reverse('admin:accounts_user_change', args=[user.pk])}"
-    return _send("accounts/mail/approval_request", recipients, {"user": user, "link": link}, "an approval request")
+    context = {"link": f"{settings.PORTAL_BASE_URL}{reverse('admin:accounts_user_change', args=[user.pk])}"}
+    return _send(
+        user, "accounts/mail/approval_request", context, "approval request",
+        language=settings.LANGUAGE_CODE, recipients=recipients,
+    )  # fmt: skip
 
 
 def send_approval_decision(user: User, approved: bool) -> bool:
     """Tell the person whether staff approved their registration."""
     template = "accounts/mail/approved" if approved else "accounts/mail/refused"
-    link = f"{settings.PORTAL_BASE_URL}{reverse('accounts:login')}"
-    return _send(template, [user.email], {"user": user, "link": link}, f"the approval decision to user {user.pk}")
+    return _send(user, template, {"link": _url("accounts:login")}, "approval decision")

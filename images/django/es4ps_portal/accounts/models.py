@@ -81,6 +81,12 @@ class User(AbstractUser):
     directory_ou = models.CharField(_("OU"), max_length=64, blank=True)
     directory_groups = models.JSONField(_("groups"), default=list, blank=True)
     directory_unix = models.BooleanField(_("Unix attributes"), default=False)
+    # The language the person last used the portal in: the mails the portal sends on its own speak it.
+    language = models.CharField("language", max_length=8, blank=True)
+    # When the directory password was last set, as far as the portal knows (a change or reset it made, or
+    # pwdLastSet read at sign-in), and the last expiry reminder sent for it (days before; 0: "expired").
+    password_set_at = models.DateTimeField("password set at", null=True, blank=True)
+    password_reminder_sent = models.PositiveSmallIntegerField("expiry reminder sent", null=True, blank=True)
 
     objects = PortalUserManager()
 
@@ -106,6 +112,11 @@ class User(AbstractUser):
     @property
     def is_email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    def note_password_set(self, when) -> None:
+        """The directory password was set at `when` (as the directory or a worker says): reminders start over."""
+        User.objects.filter(pk=self.pk).update(password_set_at=when, password_reminder_sent=None)
+        self.password_set_at, self.password_reminder_sent = when, None
 
     def _get_session_auth_hash(self, secret=None) -> str:
         """Django derives it from the local password hash, which end users do not have (the directory

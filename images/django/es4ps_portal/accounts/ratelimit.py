@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import ngettext
 
 from es4ps_portal.metrics import RATE_LIMIT_REFUSALS
 
@@ -38,7 +39,11 @@ class RateLimited(Exception):
     def __init__(self, retry_after_s: int) -> None:
         minutes = max(1, math.ceil(retry_after_s / 60))
         self.retry_after_s = retry_after_s
-        self.message = f"Too many attempts. Please try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        self.message = ngettext(
+            "Too many attempts. Please try again in %(minutes)d minute.",
+            "Too many attempts. Please try again in %(minutes)d minutes.",
+            minutes,
+        ) % {"minutes": minutes}
         super().__init__(self.message)
 
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext as _
 
 from .models import EmailToken, User
 
@@ -76,7 +77,7 @@ def issue(user: User, purpose: EmailToken.Purpose) -> IssuedToken:
                 verification_mails=models.F("verification_mails") + 1
             )
             if not counted:
-                raise TokenError("We sent as many mails for this registration as we can. Use the newest one.")
+                raise TokenError(_("We sent as many mails for this registration as we can. Use the newest one."))
         EmailToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).delete()
         record = EmailToken.objects.create(
             user=user,
@@ -90,9 +91,9 @@ def issue(user: User, purpose: EmailToken.Purpose) -> IssuedToken:
 
 def _check_usable(record: EmailToken) -> None:
     if record.used_at is not None:
-        raise TokenError("This link was already used. Each link works once.")
+        raise TokenError(_("This link was already used. Each link works once."))
     if record.expires_at <= timezone.now():
-        raise TokenError("This link has expired. Ask for a new mail.")
+        raise TokenError(_("This link has expired. Ask for a new mail."))
 
 
 def peek(token: str, purpose: EmailToken.Purpose) -> EmailToken:
@@ -101,7 +102,7 @@ def peek(token: str, purpose: EmailToken.Purpose) -> EmailToken:
         EmailToken.objects.select_related("user").filter(token_digest=_token_digest(token), purpose=purpose).first()
     )
     if record is None:
-        raise TokenError("This link is not valid. It may have been replaced by a newer mail.")
+        raise TokenError(_("This link is not valid. It may have been replaced by a newer mail."))
     _check_usable(record)
     return record
 
@@ -112,7 +113,7 @@ def use(record: EmailToken) -> None:
     The conditional update is the single-use guarantee: of two concurrent uses only one changes a row.
     """
     if not EmailToken.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=timezone.now()):
-        raise TokenError("This link was already used. Each link works once.")
+        raise TokenError(_("This link was already used. Each link works once."))
 
 
 def check_code(user: User, code: str, purpose: EmailToken.Purpose) -> EmailToken:
@@ -122,17 +123,17 @@ def check_code(user: User, code: str, purpose: EmailToken.Purpose) -> EmailToken
     """
     record = EmailToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).order_by("-created_at").first()
     if record is None:
-        raise TokenError("There is no code waiting for you. Ask for a new mail.")
+        raise TokenError(_("There is no code waiting for you. Ask for a new mail."))
     _check_usable(record)
     user.refresh_from_db(fields=["verification_code_failures"])
     if user.verification_code_failures >= settings.CODE_MAX_ATTEMPTS:
-        raise TokenError("Too many wrong codes. Use the link in the mail instead.")
+        raise TokenError(_("Too many wrong codes. Use the link in the mail instead."))
     if record.code_attempts >= CODE_ATTEMPTS_PER_MAIL:
-        raise TokenError("Too many wrong codes. Ask for a new mail, or use the link in this one.")
+        raise TokenError(_("Too many wrong codes. Ask for a new mail, or use the link in this one."))
     if not constant_time_compare(record.code_digest, _code_digest(record.token_digest, code.strip())):
         EmailToken.objects.filter(pk=record.pk).update(code_attempts=models.F("code_attempts") + 1)
         User.objects.filter(pk=user.pk).update(verification_code_failures=models.F("verification_code_failures") + 1)
-        raise TokenError("That code is not right. Check the mail and try again.")
+        raise TokenError(_("That code is not right. Check the mail and try again."))
     return record
 
 

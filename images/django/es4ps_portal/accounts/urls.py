@@ -17,4 +17,6 @@ urlpatterns = [
     path("account/password/", views.password_change, name="password-change"),
     path("password/reset/", views.password_reset, name="password-reset"),
     path("password/reset/confirm/", views.password_reset_confirm, name="reset-confirm"),
+    path("password/expired/", views.password_expired, name="password-expired"),
+    path("language/", views.set_language, name="set-language"),
 ]

@@ -13,7 +13,9 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
+from django.views import i18n
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,6 +28,7 @@ from es4ps_portal.provisioning.status import account_status, follow, followed_us
 
 from . import mail, tokens
 from .forms import (
+    PASSWORD_EXPIRED,
     RATE_LIMITED,
     CodeForm,
     LoginForm,
@@ -39,12 +42,18 @@ from .models import EmailToken, User
 from .ratelimit import RateLimited, rate_limited
 
 # Only a portal without its signing key says this: a broker that is away delays the change instead (the outbox).
-NOT_SAVED = (
+NOT_SAVED = gettext_lazy(
     "The portal cannot send changes to the directory: its setup is incomplete. "
     "Nothing was saved; please tell the staff."
 )
-NOT_PROVISIONED = "Your account is not set up in the directory, so its password cannot be changed here."
+UNAVAILABLE = gettext_lazy(
+    "We cannot reach the directory service right now. Nothing was changed; please try again in a few minutes."
+)
+NOT_PROVISIONED = gettext_lazy("Your account is not set up in the directory, so its password cannot be changed here.")
+PASSWORD_BEING_SET = gettext_lazy("Your new password is being set. It works once the task below is done.")
 PASSWORD_FIELDS = ("new_password1", "new_password2", "current_password", "password")
+# Who signed in with a right but expired password, and when (they may choose a new one for a while).
+EXPIRED_PASSWORD_SESSION_KEY = "es4ps.expired_password"  # noqa: S105 (a session key)
 
 
 def _token_param(request: HttpRequest) -> str:
@@ -132,18 +141,19 @@ def register(request: HttpRequest) -> HttpResponse:
                 data["last_name"],
                 data["new_password1"],
                 actor=Actor.of(request, data["username"]),
+                language=get_language(),
             )
         except PublishError:
             REGISTRATIONS.labels("failed").inc()
             form.add_error(None, NOT_SAVED)
         except IntegrityError:
             REGISTRATIONS.labels("invalid").inc()
-            form.add_error(None, "This username or address was taken a moment ago. Please choose another one.")
+            form.add_error(None, _("This username or address was taken a moment ago. Please choose another one."))
         else:
             REGISTRATIONS.labels("accepted").inc()
             follow(request, user)
             if not mail.send_token_mail(user, tokens.issue(user, EmailToken.Purpose.VERIFY_EMAIL)):
-                messages.warning(request, "We could not send the mail just now. Use “Send the mail again” below.")
+                messages.warning(request, _("We could not send the mail just now. Use “Send the mail again” below."))
             return redirect("provisioning:status")
     elif _is_repeated_registration(request):
         return redirect("provisioning:status")
@@ -180,14 +190,14 @@ def _verify(request: HttpRequest, record: EmailToken, method: str) -> str | None
     VERIFICATIONS.labels(method, "verified").inc()
     follow(request, record.user)
     if verified is publishing.Verified.ENABLING:
-        messages.success(request, "Thank you, your e-mail address is confirmed. Your account is being enabled.")
+        messages.success(request, _("Thank you, your e-mail address is confirmed. Your account is being enabled."))
     elif verified is publishing.Verified.WAITING_FOR_APPROVAL:
         messages.info(
             request,
             _("Thank you, your e-mail address is confirmed. Staff approve new accounts; we will mail you."),
         )
     else:
-        messages.info(request, "Thank you, your e-mail address is confirmed.")
+        messages.info(request, _("Thank you, your e-mail address is confirmed."))
     return None
 
 
@@ -256,14 +266,21 @@ def resend(request: HttpRequest) -> HttpResponse:
     if user is None:
         return redirect("accounts:login")
     if user.is_email_verified:
-        messages.info(request, "Your e-mail address is confirmed already.")
+        messages.info(request, _("Your e-mail address is confirmed already."))
         return redirect("provisioning:status")
     sent_at = tokens.latest_sent_at(user, EmailToken.Purpose.VERIFY_EMAIL)
     if sent_at is not None:
         wait = sent_at + timedelta(seconds=settings.RESEND_COOLDOWN_S) - timezone.now()
         if wait.total_seconds() > 0:
+            seconds = int(wait.total_seconds()) + 1
             messages.error(
-                request, f"We sent a mail a moment ago. You can ask again in {int(wait.total_seconds()) + 1} seconds."
+                request,
+                ngettext(
+                    "We sent a mail a moment ago. You can ask again in %(seconds)d second.",
+                    "We sent a mail a moment ago. You can ask again in %(seconds)d seconds.",
+                    seconds,
+                )
+                % {"seconds": seconds},
             )
             return redirect("provisioning:status")
     try:
@@ -272,9 +289,11 @@ def resend(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("provisioning:status")
     if mail.send_token_mail(user, issued):
-        messages.success(request, f"We sent a new mail to {user.email}. Earlier links no longer work.")
+        messages.success(
+            request, _("We sent a new mail to %(email)s. Earlier links no longer work.") % {"email": user.email}
+        )
     else:
-        messages.error(request, "We could not send the mail just now. Please try again in a few minutes.")
+        messages.error(request, _("We could not send the mail just now. Please try again in a few minutes."))
     return redirect("provisioning:status")
 
 
@@ -283,11 +302,73 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        remember_language(self.request.user)
+        return response
+
     def form_invalid(self, form):
+        if form.has_error("__all__", PASSWORD_EXPIRED):
+            self.request.session[EXPIRED_PASSWORD_SESSION_KEY] = {
+                "user": form.expired_user.pk,
+                "at": timezone.now().timestamp(),
+            }
+            return redirect("accounts:password-expired")
         response = super().form_invalid(form)
         if form.has_error("__all__", RATE_LIMITED):
             response.status_code = 429
         return response
+
+
+def remember_language(user: User | None) -> None:
+    """The language of this request becomes the one the person's mails are written in."""
+    if user is not None and user.is_authenticated and user.language != get_language():
+        User.objects.filter(pk=user.pk).update(language=get_language())
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switch (a cookie), also remembered for the mails of the person this browser follows."""
+    response = i18n.set_language(request)
+    language = request.POST.get("language", "")
+    user = followed_user(request)
+    if user is not None and language in dict(settings.LANGUAGES):
+        User.objects.filter(pk=user.pk).update(language=language)
+    return response
+
+
+def _expired_password_user(request: HttpRequest) -> User | None:
+    """The person who just signed in with their right but expired password, while they may choose a new one."""
+    marker = request.session.get(EXPIRED_PASSWORD_SESSION_KEY) or {}
+    if timezone.now().timestamp() - marker.get("at", 0) > settings.EXPIRED_PASSWORD_CHANGE_S:
+        return None
+    return User.objects.filter(pk=marker.get("user"), is_staff=False).first()
+
+
+@never_cache
+@sensitive_post_parameters(*PASSWORD_FIELDS)
+@require_http_methods(["GET", "POST"])
+def password_expired(request: HttpRequest) -> HttpResponse:
+    """A new password for an expired one: the sign-in with the old one proved who this is, minutes ago."""
+    user = _expired_password_user(request)
+    if user is None:
+        request.session.pop(EXPIRED_PASSWORD_SESSION_KEY, None)
+        messages.info(request, _("Please sign in again with your current password."))
+        return redirect("accounts:login")
+    form = ResetPasswordForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            publishing.change_password(user, form.cleaned_data["new_password1"])
+        except publishing.NotProvisioned:
+            form.add_error(None, NOT_PROVISIONED)
+        except PublishError:
+            form.add_error(None, UNAVAILABLE)
+        else:
+            request.session.pop(EXPIRED_PASSWORD_SESSION_KEY, None)
+            follow(request, user)
+            messages.success(request, PASSWORD_BEING_SET)
+            return redirect("provisioning:status")
+    return render(request, "accounts/password_expired.html", {"form": form, "account": user})
 
 
 @never_cache
@@ -299,14 +380,14 @@ def account(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         first_name, last_name = form.cleaned_data["first_name"], form.cleaned_data["last_name"]
         if (first_name, last_name) == (user.first_name, user.last_name):
-            messages.info(request, "Nothing changed.")
+            messages.info(request, _("Nothing changed."))
             return redirect("accounts:account")
         try:
             publishing.update_names(user, first_name, last_name, actor=Actor.of(request))
         except PublishError:
             form.add_error(None, NOT_SAVED)
         else:
-            messages.success(request, "Your name is being updated in the directory.")
+            messages.success(request, _("Your name is being updated in the directory."))
             return redirect("provisioning:status")
     return render(request, "accounts/account.html", {"form": form, "status": account_status(user)})
 
@@ -326,7 +407,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
             form.add_error(None, NOT_SAVED)
         else:
             update_session_auth_hash(request, request.user)  # this session stays; the others end
-            messages.success(request, "Your new password is being set. It works once the task below is done.")
+            messages.success(request, PASSWORD_BEING_SET)
             return redirect("provisioning:status")
     status_code = 429 if form.has_error("__all__", RATE_LIMITED) else 200
     return render(request, "accounts/password_change.html", {"form": form}, status=status_code)
@@ -399,7 +480,7 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
         else:
             PASSWORD_RESETS.labels("confirm", "accepted").inc()
             follow(request, record.user)
-            messages.success(request, "Your new password is being set. It works once the task below is done.")
+            messages.success(request, PASSWORD_BEING_SET)
             return redirect("provisioning:status")
     context = {"form": form, "account": record.user, "token": token}
     return render(request, "accounts/password_reset_confirm.html", context)

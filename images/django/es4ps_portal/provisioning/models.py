@@ -10,12 +10,12 @@ from es4ps_contract.events import REASON_MAX_LENGTH
 from es4ps_contract.tasks import Operation
 
 OPERATION_LABELS = {
-    Operation.CREATE_USER: "create the account",
-    Operation.ENABLE_USER: "enable the account",
-    Operation.DISABLE_USER: "disable the account",
-    Operation.UPDATE_ATTRIBUTES: "update your name",
-    Operation.SET_PASSWORD: "set the password",
-    Operation.DELETE_USER: "delete the account",
+    Operation.CREATE_USER: _("create the account"),
+    Operation.ENABLE_USER: _("enable the account"),
+    Operation.DISABLE_USER: _("disable the account"),
+    Operation.UPDATE_ATTRIBUTES: _("update your name"),
+    Operation.SET_PASSWORD: _("set the password"),
+    Operation.DELETE_USER: _("delete the account"),
     Operation.APPLY_POLICY: _("move the account to its OU and groups"),
 }
 
@@ -24,9 +24,9 @@ class ProvisioningTask(models.Model):
     """One task for the directory workers: in the outbox until the relay publishes it, then what became of it."""
 
     class State(models.TextChoices):
-        QUEUED = "queued", "queued"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
+        QUEUED = "queued", _("queued")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
 
     task_id = models.UUIDField(unique=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provisioning_tasks")

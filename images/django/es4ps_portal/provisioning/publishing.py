@@ -129,7 +129,9 @@ def _placed(user: User, ou: str, groups: tuple[str, ...], unix: bool) -> None:
 # --- what people do -------------------------------------------------------------------------------
 
 
-def register(username: str, email: str, first_name: str, last_name: str, password: str, *, actor: Actor) -> User:
+def register(
+    username: str, email: str, first_name: str, last_name: str, password: str, *, actor: Actor, language: str = ""
+) -> User:
     """Create the portal user (no usable password) and publish "create user" with the sealed password,
     with what the address's policy gives the account."""
     where = placement(username, email)
@@ -139,6 +141,7 @@ def register(username: str, email: str, first_name: str, last_name: str, passwor
             email=email,
             first_name=first_name,
             last_name=last_name,
+            language=language,
             directory_state=User.DirectoryState.PENDING,
         )
         user.set_unusable_password()

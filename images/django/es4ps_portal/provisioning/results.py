@@ -1,4 +1,9 @@
-"""The workers' result events: recorded once per task, and the account's directory state that follows."""
+"""The workers' result events: recorded once per task, and the account's directory state that follows.
+
+A password the directory took (a new account's, a change or a reset) is noted
+for the expiry reminders; a change or reset is told to the account's owner by
+mail, so a password changed by somebody else does not go unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
-from es4ps_contract.events import Outcome, ResultEvent
+from es4ps_contract.events import REASON_SUPERSEDED, Outcome, ResultEvent
 from es4ps_contract.tasks import Operation
 
+from es4ps_portal.accounts import mail
 from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
@@ -56,6 +62,15 @@ def _account_deleted(task: ProvisioningTask, outcome: Outcome) -> bool:
     return outcome is Outcome.SUCCEEDED and task.operation == Operation.DELETE_USER.value and not task.user.is_staff
 
 
+def _password_set(task: ProvisioningTask, event: ResultEvent) -> bool:
+    """This task set the account's password (not superseded by a newer change, whose own result says so)."""
+    return (
+        event.outcome is Outcome.SUCCEEDED
+        and task.operation in (Operation.CREATE_USER.value, Operation.SET_PASSWORD.value)
+        and event.reason != REASON_SUPERSEDED
+    )
+
+
 def record_result_event(event: ResultEvent) -> bool:
     """Record a worker's result for one of our tasks; returns False when it was ignored.
 
@@ -92,6 +107,11 @@ def record_result_event(event: ResultEvent) -> bool:
             task_id=task.task_id,
             detail=f"{task.label}: {event.reason}" if event.reason else str(task.label),
         )
+        if _password_set(task, event):
+            user.note_password_set(finished_at)
+            if task.operation == Operation.SET_PASSWORD.value:
+                # Changed or reset: the owner hears of it (a takeover must not go unnoticed), once it is done.
+                transaction.on_commit(lambda: mail.send_password_changed(user, finished_at))
         if _account_deleted(task, event.outcome):
             user.delete()  # with its tasks and tokens: the username and the address are free again
     RESULTS.labels(event.operation, event.outcome.value).inc()

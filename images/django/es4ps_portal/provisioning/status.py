@@ -34,10 +34,15 @@ def account_status(user: User) -> dict:
     if user.directory_state == User.DirectoryState.FAILED:
         failed = next((t for t in reversed(tasks) if t.state == ProvisioningTask.State.FAILED), None)
         state = "failed"
-        message = "Setting up your account failed" + (f": {failed.reason}" if failed and failed.reason else ".")
+        if failed and failed.reason:
+            message = _("Setting up your account failed: %(reason)s") % {"reason": _(failed.reason)}
+        else:
+            message = _("Setting up your account failed.")
     elif not user.is_email_verified:
         state = "waiting_for_verification"
-        message = f"Confirm your e-mail address: follow the link in the mail we sent to {user.email}, or type its code."
+        message = _(
+            "Confirm your e-mail address: follow the link in the mail we sent to %(email)s, or type its code."
+        ) % {"email": user.email}
     elif user.approval == User.Approval.REFUSED:
         state = "refused"
         message = _("Your registration was not approved. Its account is being deleted.")
@@ -52,10 +57,10 @@ def account_status(user: User) -> dict:
         message = _("Your account is disabled. Please ask your IT staff.")
     elif user.directory_state == User.DirectoryState.ENABLED:
         state = "ready"
-        message = f"Your account is ready. Sign in as {user.username}@{settings.REALM}."
+        message = _("Your account is ready. Sign in as %(name)s.") % {"name": f"{user.username}@{settings.REALM}"}
     else:
         state = "in_progress"
-        message = "Your account is being set up. This page updates by itself."
+        message = _("Your account is being set up. This page updates by itself.")
     return {
         "username": user.username,
         "realm": settings.REALM,
@@ -65,9 +70,11 @@ def account_status(user: User) -> dict:
         "tasks": [
             {
                 "operation": t.operation,
-                "label": t.label,
+                "label": str(t.label),
                 "state": t.state,
-                "reason": t.reason,
+                "state_label": t.get_state_display(),
+                # The workers' reasons are the contract's sentences: shown translated when the catalogue has them.
+                "reason": _(t.reason) if t.reason else "",
                 "created_at": t.created_at.isoformat(),
                 "finished_at": t.finished_at.isoformat() if t.finished_at else None,
             }

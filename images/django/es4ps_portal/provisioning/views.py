@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -18,7 +19,7 @@ from .status import account_status, followed_user
 def status(request: HttpRequest) -> HttpResponse:
     user = followed_user(request)
     if user is None:
-        messages.info(request, "Sign in to see the status of your account.")
+        messages.info(request, _("Sign in to see the status of your account."))
         return redirect("accounts:login")
     context = {"status": account_status(user), "account": user, "code_form": CodeForm()}
     return render(request, "provisioning/status.html", context)
@@ -29,5 +30,5 @@ def status(request: HttpRequest) -> HttpResponse:
 def status_json(request: HttpRequest) -> JsonResponse:
     user = followed_user(request)
     if user is None:
-        return JsonResponse({"error": "no account to show; sign in first"}, status=404)
+        return JsonResponse({"error": _("There is no account to show; please sign in first.")}, status=404)
     return JsonResponse(account_status(user))

@@ -2,7 +2,7 @@
 
 `run` provisions the domain (or joins an existing one) the first time, brings
 what it owns up to date on every start (smb.conf options, the LDAPS files, the
-worker's account and delegated rights), and then runs `samba` in the
+worker's account and delegated rights, the password policy), and then runs `samba` in the
 foreground, restarting it when the mounted LDAPS certificate is renewed.
 Everything the DC writes lives under `ES4PS_DATA_DIR` (the volume), so a
 restarted Pod finds its domain again.
@@ -12,6 +12,7 @@ restarted Pod finds its domain again.
     tls         the LDAPS certificate files
     domain      provision or join once, then converge on every start
     access      the managed OU, the worker's account and its delegated rights
+    password_policy  the domain's password policy as the domain object's attributes (applied by dc0)
     probes      readiness and liveness
     health      the health endpoint: replication as this DC sees it, metrics
     supervisor  samba as a child process: signals, certificate renewal, orphans

@@ -53,7 +53,8 @@ UF_DONT_EXPIRE_PASSWD = 0x10000
 _PASSWORD_DIGEST_NAME = ".es4ps-worker-password"  # noqa: S105 (a file name)
 
 
-def _open_local_samdb(config: DCConfig):
+def open_local_samdb(config: DCConfig):
+    """The local sam.ldb as the system (root, no network): for converging before samba serves."""
     from samba.auth import system_session
     from samba.param import LoadParm
     from samba.samdb import SamDB
@@ -172,7 +173,7 @@ def ensure_worker_access(config: DCConfig) -> None:
     """Converge the managed OU, the worker's account, its delegated rights and its state directory."""
     from samba.sd_utils import SDUtils
 
-    samdb = _open_local_samdb(config)
+    samdb = open_local_samdb(config)
     ou_dn = f"{config.users_ou},{samdb.domain_dn()}"
     samdb.transaction_start()
     try:

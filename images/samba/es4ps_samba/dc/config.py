@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from es4ps_contract.environment import Environment, SettingError, Variable
+from es4ps_contract.passwords import InvalidPolicy, PasswordPolicy
 
 from .store import MIN_VOLUME_BYTES, map_size_for_volume, volume_size
 
@@ -56,6 +57,12 @@ VARIABLES = (
         "ES4PS_HEALTH_PORT", "port of the health endpoint (replication, metrics) on the DC's address; 0: off", "9931"
     ),
     Variable("ES4PS_HEALTH_INTERVAL_SECONDS", "how often the health endpoint's numbers are renewed", "60"),
+    Variable(
+        "ES4PS_PASSWORD_POLICY",
+        "JSON as `spec.directory.passwordPolicy`: applied to the domain on every start, where it differs (the"
+        " operator gives it to dc0 only); empty: the domain's policy is left as it is",
+        "",
+    ),
 )
 
 
@@ -88,6 +95,8 @@ class DCConfig:
     health_interval_seconds: float = 60.0
     # The volume's size (None: not known); the LMDB map size follows from it (store.map_size_for_volume).
     data_volume_bytes: int | None = None
+    # None: this DC leaves the domain's password policy alone (another DC applies it).
+    password_policy: PasswordPolicy | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DCConfig:
@@ -121,6 +130,7 @@ class DCConfig:
                 if env.text("ES4PS_DATA_VOLUME_BYTES")
                 else None
             ),
+            password_policy=_password_policy(env.raw("ES4PS_PASSWORD_POLICY")),
         )
         config.check()
         return config
@@ -197,6 +207,15 @@ class DCConfig:
 
     def worker_password(self) -> str:
         return _secret(self.worker_password_file, "ES4PS_WORKER_PASSWORD_FILE")
+
+
+def _password_policy(text: str) -> PasswordPolicy | None:
+    if not text.strip():
+        return None
+    try:
+        return PasswordPolicy.from_json(text)
+    except InvalidPolicy as exc:
+        raise SettingError(str(exc)) from None
 
 
 def _secret(path: Path, variable: str) -> str:

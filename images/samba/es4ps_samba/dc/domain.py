@@ -13,8 +13,9 @@ import shutil
 
 from es4ps_contract.environment import SettingError
 
-from .access import ensure_worker_access
+from .access import ensure_worker_access, open_local_samdb
 from .config import DCConfig
+from .password_policy import ATTRIBUTES, samba_tool_options
 from .smbconf import managed_options, set_global_options
 from .store import converge_map_size, volume_size
 from .tls import install_tls_files
@@ -173,7 +174,31 @@ def prepare(config: DCConfig) -> str:
         for path in converge_map_size(config.sam_ldb, config.map_size):
             print(f"es4ps-samba-dc: raised the map size of {path.name} to {config.map_size} bytes", flush=True)
     ensure_worker_access(config)
+    converge_password_policy(config)
     return installed
+
+
+def converge_password_policy(config: DCConfig) -> list[str]:
+    """Bring the domain's password policy to ES4PS_PASSWORD_POLICY, writing only what differs; returns the
+    samba-tool options it set (none: already in force, or no policy given to this DC).
+
+    Also after a restore or a re-join: the policy is read from the database this DC serves now.
+    """
+    if config.password_policy is None:
+        return []
+    import ldb
+
+    samdb = open_local_samdb(config)
+    found = samdb.search(base=samdb.domain_dn(), scope=ldb.SCOPE_BASE, attrs=list(ATTRIBUTES))[0]
+    current = {attribute: str(found[attribute][0]) for attribute in ATTRIBUTES if attribute in found}
+    del samdb, found  # samba-tool opens the database itself
+    options = samba_tool_options(config.password_policy, current)
+    if options:
+        samba_tool(
+            "domain", "passwordsettings", "set", f"--configfile={config.smb_conf}", f"-H{config.sam_ldb}", *options
+        )
+        print(f"es4ps-samba-dc: password policy applied: {' '.join(options)}", flush=True)
+    return options
 
 
 def check_after_upgrade(config: DCConfig) -> None:

@@ -17,7 +17,7 @@
       label.textContent = task.label;
       const badge = document.createElement("span");
       badge.className = "badge badge-" + task.state;
-      badge.textContent = task.state;
+      badge.textContent = task.state_label;
       item.append(label, badge);
       if (task.reason) {
         const reason = document.createElement("span");

@@ -74,12 +74,13 @@ def test_rbac_is_the_operators_tested_rules_without_wildcards():
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
 
-def test_crd_chart_is_the_repository_crd_kept_on_uninstall():
+def test_crd_chart_is_the_repository_crds_kept_on_uninstall():
     rendered = [d for d in yaml.safe_load_all(helm("template", "crds", str(CRD_CHART)).stdout) if d]
-    assert [d["kind"] for d in rendered] == ["CustomResourceDefinition"]
-    source = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
-    assert rendered[0]["spec"] == source["spec"]
-    assert rendered[0]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    sources = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "crds").glob("es4ps.io_*.yaml"))]
+    assert {d["kind"] for d in rendered} == {"CustomResourceDefinition"}
+    assert {d["metadata"]["name"]: d["spec"] for d in rendered} == {s["metadata"]["name"]: s["spec"] for s in sources}
+    for crd in rendered:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert not any(d["kind"] == "CustomResourceDefinition" for d in render())
 
 

@@ -64,6 +64,11 @@ plan() {
       version=$(required_version kube-router github.com/cloudnativelabs/kube-router/v2)
       ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$version"
       targets="kube-router=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"; cgo=0 ;;
+    traefik)
+      # the ingress controller, a static binary in a FROM scratch image (es4ps_localcluster.ingress)
+      version=$(required_version traefik github.com/traefik/traefik/v3)
+      ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$version"
+      targets="traefik=github.com/traefik/traefik/v3/cmd/traefik"; cgo=0 ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
   esac
 }
@@ -90,7 +95,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router traefik)
 for tool in "${tools[@]}"; do
   [ -d "$tools_dir/$tool" ] || continue
   build_tool "$tool"

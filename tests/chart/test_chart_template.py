@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from es4ps_localcluster import ingress
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "es4ps"
@@ -151,3 +153,20 @@ def test_domains_may_name_images_only_from_the_registries_the_values_allow():
     [default] = [o for o in render() if o["kind"] == "Deployment"]
     env = {e["name"]: e.get("value") for e in default["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ES4PS_ALLOWED_IMAGE_REGISTRIES"] == ""
+
+
+def test_the_ingress_examples_are_the_settings_the_project_runs_with():
+    """ci/domain-values.yaml is examples/acme.yaml's ingress-nginx; ci/traefik-values.yaml and the Traefik
+    variant in the example's comment are what `make demo` and the e2e tests give their Traefik."""
+    example_text = (ROOT / "examples" / "acme.yaml").read_text()
+    example = yaml.safe_load(example_text)["spec"]["portal"]["ingress"]
+
+    def ingress_of(values: str) -> dict:
+        return yaml.safe_load((CHART / "ci" / values).read_text())["domain"]["spec"]["portal"]["ingress"]
+
+    assert ingress_of("domain-values.yaml") == {key: v for key, v in example.items() if key != "trustedProxies"}
+    assert ingress_of("traefik-values.yaml") == ingress.domain_ingress()
+    commented = re.search(r"^ +#   ingress:\n((?: +#     .*\n)+)", example_text, re.MULTILINE)
+    assert commented, "examples/acme.yaml no longer shows the Traefik variant"
+    lines = [line.split("#     ", 1)[1] for line in commented.group(1).splitlines()]
+    assert yaml.safe_load("\n".join(lines)) == ingress.domain_ingress()

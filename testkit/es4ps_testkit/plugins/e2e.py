@@ -1,8 +1,8 @@
 """Fixture `deployment`: the product deployed on the real node (or kind) for the e2e tests (es4ps_testkit.e2e).
 
-Deployed once per session, as `make demo` does it: images, charts, the example
-domain Ready, the portal behind the local HTTPS entry, the test's own SMTP
-server catching the portal's mail.
+Deployed once per session, as `make demo` does it: images, Traefik as the
+ingress controller, charts, the example domain Ready and its Ingress served,
+the test's own SMTP server catching the portal's mail.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import pytest
 from es4ps_localcluster import demo
-from es4ps_localcluster.processes import free_port
 
 from ..e2e import Deployment, platform
 from ..mail import MailCatcher
@@ -27,6 +26,7 @@ def deployment(request, tmp_path_factory) -> Iterator[Deployment]:
     demo.kubeconfig = kube.kubeconfig
     start = time.monotonic()
     where.load_images()
+    demo.install_ingress_controller()
     mail = MailCatcher(host=where.smtp_host)
     mail.start()
     directory = tmp_path_factory.mktemp("e2e")
@@ -35,17 +35,15 @@ def deployment(request, tmp_path_factory) -> Iterator[Deployment]:
     deployment.install()
     domain = demo.wait_ready(timeout_s=900)
     print(f"\nthe domain was Ready {time.monotonic() - start:.0f} s after the e2e began", file=sys.stderr)
-    cert, key, ca = demo.portal_tls_files(directory / "portal-tls")
-    deployment.portal_ca = ca
-    port = free_port()
-    ingress = demo.start_ingress(f"127.0.0.1:{port}", cert, key, directory / "ingress.log")
-    deployment.portal_url = f"https://{demo.PORTAL_HOST}:{port}"
-    deployment.ingress_address = "127.0.0.1"
+    demo.portal_ca_file(deployment.portal_ca)
+    address, port = where.ingress_entry()
+    demo.wait_ingress_served(address, port, deployment.portal_ca)
+    deployment.portal_url = f"https://{demo.PORTAL_HOST}" + ("" if port == 443 else f":{port}")
+    deployment.ingress_address = address
     deployment.realm = domain["spec"]["realm"]
     deployment.directory_name = f"dc0.{deployment.realm.lower()}"
     ldaps = demo.certificate_secret(deployment.directory_name)
     deployment.directory_ca.write_bytes(base64.b64decode(ldaps["data"]["ca.crt"]))
     yield deployment
-    ingress.terminate()
     mail.stop()
     where.close()

@@ -65,7 +65,7 @@ third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned
 
 .PHONY: images
 images: setup ## build the container images (operator, portal, samba) with a project-owned dockerd if needed
-	@$(LOCALCLUSTER) images build operator portal samba rabbitmq pause
+	@$(LOCALCLUSTER) images build operator portal samba rabbitmq pause traefik
 	@$(LOCALCLUSTER) images list
 
 .PHONY: images-down

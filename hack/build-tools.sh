@@ -72,6 +72,11 @@ plan() {
       # the S3-compatible server of the backup tests
       version=$(required_version seaweedfs github.com/seaweedfs/seaweedfs); ldflags="-s -w"
       targets="weed=github.com/seaweedfs/seaweedfs/weed" ;;
+    traefik)
+      # the ingress controller, a static binary in a FROM scratch image (es4ps_localcluster.ingress)
+      version=$(required_version traefik github.com/traefik/traefik/v3)
+      ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$version"
+      targets="traefik=github.com/traefik/traefik/v3/cmd/traefik"; cgo=0 ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
   esac
 }
@@ -98,7 +103,7 @@ build_tool() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router promtool seaweedfs)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router promtool seaweedfs traefik)
 for tool in "${tools[@]}"; do
   [ -d "$tools_dir/$tool" ] || continue
   build_tool "$tool"

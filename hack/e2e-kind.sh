@@ -8,7 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-hack/build-tools.sh kind helm
+hack/build-tools.sh kind helm traefik
 export PATH=$root/.local/bin:$PATH
 name=${ES4PS_KIND_CLUSTER:-es4ps-e2e}
 export KUBECONFIG=$root/.local/kind-kubeconfig

@@ -1,14 +1,14 @@
 """`make demo`: the whole product on a real local Kubernetes node, as a platform team would run it.
 
-    python -m es4ps_localcluster demo up     cluster with a real node, images, the Helm chart with the
-                                             example domain, a mail catcher and a local HTTPS entry for
-                                             the portal; prints where to go next
+    python -m es4ps_localcluster demo up     cluster with a real node, images, Traefik as the ingress
+                                             controller, the Helm chart with the example domain and a
+                                             mail catcher; prints where to go next
     python -m es4ps_localcluster demo mail   print the newest mail the portal sent (verification link and code)
     python -m es4ps_localcluster demo down   stop everything `up` started (the cluster too)
 
 The same steps back the end-to-end test (tests/e2e, es4ps_testkit.e2e):
-`local_domain_values`, `install`, `wait_ready`, `portal_tls_files` and
-`start_ingress` are shared.
+`install_ingress_controller`, `local_domain_values`, `install`, `wait_ready`,
+`portal_ca_file` and `wait_ingress_served` are shared.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import base64
 import copy
 import email
 import email.policy
+import http.client
 import json
 import os
 import secrets
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -29,11 +32,11 @@ from pathlib import Path
 
 import yaml
 
-from . import images
+from . import images, ingress
 from .cluster import Cluster, ClusterError
 from .components.node import DNS_ADDRESS, host_ip
 from .paths import BIN, LOCAL, ROOT
-from .processes import Supervisor, port_open, start_process, wait_until
+from .processes import Supervisor, wait_until
 
 RELEASE = "es4ps"
 CRD_RELEASE = "es4ps-crds"
@@ -46,7 +49,7 @@ EXAMPLE = ROOT / "examples" / "acme.yaml"
 CHART = ROOT / "charts" / "es4ps"
 CRD_CHART = ROOT / "charts" / "es4ps-crds"
 STATE = LOCAL / "demo"
-# The demo's own background processes (mail catcher, HTTPS entry): STATE/<name>.pid and .log.
+# The demo's own background process (the mail catcher): STATE/<name>.pid and .log.
 BACKGROUND = Supervisor(STATE, STATE)
 SMTP_PORT = 2525
 STAFF_SECRET = "acme-staff"  # noqa: S105 - the Secret's name
@@ -87,13 +90,16 @@ def set_paths(spec: dict, changes: dict) -> None:
 def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     """Helm values: the operator from the local images, and examples/acme.yaml adjusted to this machine.
 
-    The portal gets a *.localhost name and the test's or demo's SMTP server; the
-    DCs forward DNS to the node's cluster DNS address (there is no kube-dns
-    Service); images are the locally built ones, already in the node's containerd.
+    The portal gets a *.localhost name, the local ingress controller (Traefik:
+    its class and annotations, its namespace admitted) and the test's or demo's
+    SMTP server; the DCs forward DNS to the node's cluster DNS address (there is
+    no kube-dns Service); images are the locally built ones, already in the
+    node's containerd.
     """
     example = yaml.safe_load(EXAMPLE.read_text())
     spec = copy.deepcopy(example["spec"])
     spec["portal"]["host"] = PORTAL_HOST
+    spec["portal"]["ingress"] = ingress.domain_ingress()
     spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none", "from": "accounts@acme.example"}
     spec["directory"]["dnsForwarder"] = DNS_ADDRESS
     set_paths(spec, spec_changes)
@@ -109,6 +115,29 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
         },
         "domain": {"enabled": True, "name": DOMAIN, "namespace": DOMAIN_NAMESPACE, "spec": spec},
     }
+
+
+def install_ingress_controller() -> None:
+    """Traefik (es4ps_localcluster.ingress) applied and rolled out; its image must be on the node already."""
+    objects = ingress.manifests(images.IMAGES["traefik"].ref)
+    run(
+        "kubectl",
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+    run(
+        "kubectl",
+        "-n",
+        ingress.NAMESPACE,
+        "rollout",
+        "status",
+        f"deployment/{ingress.NAME}",
+        "--timeout=180s",
+        timeout=200,
+    )
 
 
 def prepare_namespaces(staff_password: str) -> None:
@@ -183,19 +212,61 @@ def certificate_secret(dns_name: str, namespace: str = DOMAIN_NAMESPACE) -> dict
     return json.loads(run("kubectl", "get", "secret", certificate["spec"]["secretName"], "-n", namespace, "-o", "json"))
 
 
-def portal_tls_files(
-    directory: Path, host: str = PORTAL_HOST, namespace: str = DOMAIN_NAMESPACE
-) -> tuple[Path, Path, Path]:
-    """The portal's HTTPS certificate, key and CA (from cert-manager's Secret) as files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    secret = certificate_secret(host, namespace)
-    paths = []
-    for key in ("tls.crt", "tls.key", "ca.crt"):
-        path = directory / key
-        path.write_bytes(base64.b64decode(secret["data"][key]))
-        path.chmod(0o600)
-        paths.append(path)
-    return paths[0], paths[1], paths[2]
+def portal_ca_file(path: Path, host: str = PORTAL_HOST, namespace: str = DOMAIN_NAMESPACE) -> Path:
+    """The CA of the portal's HTTPS certificate (from cert-manager's Secret) written to `path`, for clients."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(certificate_secret(host, namespace)["data"]["ca.crt"]))
+    return path
+
+
+def portal_ingress(domain: str = DOMAIN, namespace: str = DOMAIN_NAMESPACE) -> dict:
+    """The portal's Ingress, as the operator wrote it (and the controller's status on it)."""
+    return json.loads(run("kubectl", "get", "ingress", f"{domain}-portal", "-n", namespace, "-o", "json"))
+
+
+def portal_page_through(address: str, port: int, ca: Path, host: str = PORTAL_HOST) -> int | None:
+    """The status of GET /register/ for the portal's name sent to address:port over HTTPS (None: no answer)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    host_header = host if port == 443 else f"{host}:{port}"
+    try:
+        with (
+            socket.create_connection((address, port), timeout=5) as sock,
+            context.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            connection = http.client.HTTPConnection(host, timeout=10)
+            connection.sock = tls
+            connection.request("GET", "/register/", headers={"Host": host_header})
+            return connection.getresponse().status
+    except OSError:
+        return None
+
+
+def wait_ingress_served(
+    address: str,
+    port: int,
+    ca: Path,
+    timeout_s: float = 120,
+    domain: str = DOMAIN,
+    namespace: str = DOMAIN_NAMESPACE,
+    host: str = PORTAL_HOST,
+) -> None:
+    """Wait until the ingress controller has taken the portal's Ingress and routes it at address:port.
+
+    Traefik writes its address into the Ingress's status when it takes it, and
+    applies the new routes a moment later.
+    """
+
+    def taken() -> bool:
+        addresses = portal_ingress(domain, namespace).get("status", {}).get("loadBalancer", {}).get("ingress") or []
+        return any(a.get("ip") == ingress.HOST_ADDRESS for a in addresses)
+
+    wait_until(taken, timeout_s, "the ingress controller to take the portal's Ingress", error=RuntimeError)
+    wait_until(
+        lambda: portal_page_through(address, port, ca, host) == 200,
+        timeout_s,
+        f"the portal's page through the ingress controller at {address}:{port}",
+        error=RuntimeError,
+    )
 
 
 def portal_service(domain: str = DOMAIN, namespace: str = DOMAIN_NAMESPACE) -> dict:
@@ -220,15 +291,6 @@ def portal_backend(domain: str = DOMAIN, namespace: str = DOMAIN_NAMESPACE) -> s
     """http://<ClusterIP>:<port> of the portal's Service (kube-proxy routes it from the host too)."""
     service = portal_service(domain, namespace)
     return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
-
-
-def start_ingress(listen: str, cert: Path, key: Path, log_path: Path, backend: str | None = None) -> subprocess.Popen:
-    """es4ps_localcluster.ingress in front of the portal's Service; returns once it accepts connections."""
-    host, port = listen.rsplit(":", 1)
-    argv = [sys.executable, "-m", "es4ps_localcluster.ingress", "--listen", listen, "--cert", str(cert)]
-    process = start_process([*argv, "--key", str(key), "--backend", backend or portal_backend()], log_path)
-    wait_until(lambda: port_open(host, int(port)), 30, "the local ingress", log_path, process, error=RuntimeError)
-    return process
 
 
 # --------------------------------------------------------------------------- the demo's own background processes
@@ -259,11 +321,13 @@ def up() -> int:
     if cluster.healthy() and cluster.mode != "real":
         cluster.down()
     cluster.up(node="real")
-    log("container images (built once, then cached): operator, portal, samba, rabbitmq")
+    log("container images (built once, then cached): operator, portal, samba, rabbitmq, traefik")
     host = images.docker_host()
-    names = ["operator", "portal", "samba", "rabbitmq"]
+    names = ["operator", "portal", "samba", "rabbitmq", "traefik"]
     images.build(names, host)
     images.load(cluster.node.containerd_socket, names, host)
+    log(f"Traefik as the ingress controller (namespace {ingress.NAMESPACE}, IngressClass {ingress.INGRESS_CLASS})")
+    install_ingress_controller()
     node_ip = host_ip()
     log(f"mail catcher on {node_ip}:{SMTP_PORT} (the portal's SMTP server; `make demo-mail` shows the newest mail)")
     _start_mail_catcher(f"{node_ip}:{SMTP_PORT}")
@@ -289,21 +353,17 @@ def up() -> int:
                 print(f"    {line}", flush=True)
 
     domain = wait_ready(progress=progress)
-    cert, key, ca = portal_tls_files(STATE / "portal-tls")
-    port = 443
-    if port_open("127.0.0.1", 443):
-        port = 8443
-    log(f"local HTTPS entry for the portal on 127.0.0.1:{port} (what an ingress controller would be)")
-    BACKGROUND.stop("ingress")
-    BACKGROUND.record("ingress", start_ingress(f"127.0.0.1:{port}", cert, key, STATE / "ingress.log"))
-    url = f"https://{PORTAL_HOST}" + ("" if port == 443 else f":{port}") + "/"
+    ca = portal_ca_file(STATE / "portal-ca.crt")
+    wait_ingress_served(ingress.HOST_ADDRESS, ingress.HTTPS_PORT, ca)
+    url = f"https://{PORTAL_HOST}/"
     print(f"""
 The ES4PS demo is up ({time.monotonic() - start:.0f} s). KUBECONFIG={cluster.kubeconfig}
 
   kubectl get es4psdomains -A    ({domain["status"].get("phase", "")}, DCs {domain["status"].get("domainControllers")})
 
 Register an account:
-  1. open {url}  (its certificate comes from the domain's CA: {ca};
+  1. open {url}  (Traefik on 127.0.0.1:{ingress.HTTPS_PORT} serves the portal's Ingress; its
+     certificate comes from the domain's CA: {ca};
      trust it, or accept the browser's warning; curl: --cacert {ca})
   2. register with an address @acme.example, e.g. ada@acme.example, and a password
      like Correct-Horse-42 (8+ characters, 3 of: upper, lower, digit, symbol)
@@ -322,8 +382,7 @@ Stop everything: make demo-down
 
 
 def down() -> int:
-    for name in ("ingress", "mail"):
-        BACKGROUND.stop(name)
+    BACKGROUND.stop("mail")
     Cluster().down()
     images.stop_dockerd()
     print("demo stopped")

@@ -58,7 +58,7 @@ Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
 class Image:
     name: str
     repository: str
-    dockerfile: str | None  # None: built from a generated context (see build_pause)
+    dockerfile: str | None  # None: the static binary of the same name in .local/bin (see _build_from_binary)
 
     @property
     def ref(self) -> str:
@@ -75,6 +75,8 @@ IMAGES = {
         Image("rabbitmq", "es4ps/rabbitmq", "images/rabbitmq/Dockerfile"),
         # The real node's pod sandbox (containerd's sandbox_image).
         Image("pause", "es4ps.local/pause", None),
+        # The local cluster's ingress controller (es4ps_localcluster.ingress).
+        Image("traefik", "es4ps.local/traefik", None),
     )
 }
 PRODUCT_IMAGES = ("operator", "portal", "samba")
@@ -230,7 +232,7 @@ def build(names: list[str], host: str) -> None:
         image = IMAGES[name]
         start = time.monotonic()
         if image.dockerfile is None:
-            _build_pause(image, host)
+            _build_from_binary(image, host)
         else:
             docker(
                 "build",
@@ -257,14 +259,15 @@ def extra_ca_certs() -> str:
     return "".join(p.read_text() for p in sorted(Path("/usr/local/share/ca-certificates").glob("*.crt")))
 
 
-def _build_pause(image: Image, host: str) -> None:
-    binary = BIN / "pause"
+def _build_from_binary(image: Image, host: str) -> None:
+    """A FROM scratch image of the static Go binary named like the image (built by `make setup`)."""
+    binary = BIN / image.name
     if not binary.exists():
-        raise ImageError("the pause binary is missing (run `make setup`)")
+        raise ImageError(f"the {image.name} binary is missing (run `make setup`)")
     with tempfile.TemporaryDirectory() as ctx:
-        shutil.copy(binary, Path(ctx) / "pause")
+        shutil.copy(binary, Path(ctx) / image.name)
         (Path(ctx) / "Dockerfile").write_text(
-            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
+            f'FROM scratch\nCOPY {image.name} /{image.name}\nUSER 65535:65535\nENTRYPOINT ["/{image.name}"]\n'
         )
         docker("build", "-q", "-t", image.ref, ctx, host=host, capture=True)
 

@@ -1,92 +1,165 @@
-"""A stand-in for an ingress controller on the local cluster: TLS in front of the portal's Service.
+"""Traefik, the ingress controller of `make demo` and the e2e tests: its objects, and the domain settings for it.
 
-No ingress controller image can be pulled here, so `make demo` and the e2e
-test (both through `demo.start_ingress`) put this process where the Ingress
-would be: it terminates HTTPS with the portal's certificate (issued by
-cert-manager, read from the portal's Secret) and forwards each request to the
-portal Service with the headers an ingress adds (X-Forwarded-For,
-X-Forwarded-Proto, X-Forwarded-Host), as the portal expects behind one
-trusted proxy.
+Traefik (localcluster/tools/traefik, `github.com/traefik/traefik/v3`) runs as
+a Deployment in its own namespace with its Kubernetes Ingress provider and
+an IngressClass, from a FROM scratch image of the binary `make setup` built
+(`images.IMAGES["traefik"]`). It serves the portal's Ingress as the operator
+writes it: the host rule routes, the certificate is the one in the Secret
+the Ingress names, and it appends the client's address to X-Forwarded-For
+(it drops what a client sent there itself: no address is trusted to set it).
 
-    python -m es4ps_localcluster.ingress --listen 127.0.0.1:443 --cert tls.crt --key tls.key --backend URL
+From this machine it answers on 127.0.0.1:443 (a hostPort of the Pod, so
+`https://accounts.acme.localhost/` works in a browser); Pods reach it through
+the Service `traefik/traefik` on port 443. Its traffic to the portal comes
+from its Pod's address, which the portal's NetworkPolicy has to admit: a
+controller running as a host process would be admitted as the node itself.
 """
 
 from __future__ import annotations
 
-import argparse
-import ssl
-import sys
+from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
-
-# Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, not forwarded.
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-}
+NAMESPACE = "traefik"
+NAME = "traefik"  # of the Deployment, its Service, ServiceAccount and RBAC objects
+INGRESS_CLASS = "traefik"
+CONTROLLER = "traefik.io/ingress-controller"  # what Traefik's provider looks for in an IngressClass
+# Where this machine reaches it (a hostPort on loopback only: other addresses' port 443 stay free).
+HOST_ADDRESS = "127.0.0.1"
+HTTPS_PORT = 443
+CONTAINER_HTTPS_PORT = 8443  # unprivileged inside the Pod
+PING_PORT = 9000
+LABELS = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/part-of": "es4ps-localcluster"}
 
 
-def make_app(backend: str) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
-
-    async def start_client(app: web.Application):
-        app["client"] = ClientSession(timeout=ClientTimeout(total=60), auto_decompress=False)
-        yield
-        await app["client"].close()
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers["Host"] = request.host
-        headers["X-Forwarded-Proto"] = "https"
-        headers["X-Forwarded-Host"] = request.host
-        headers["X-Forwarded-For"] = request.remote or ""
-        async with request.app["client"].request(
-            request.method,
-            backend + request.rel_url.raw_path_qs,
-            headers=headers,
-            data=await request.read(),
-            allow_redirects=False,
-        ) as upstream:
-            body = await upstream.read()
-            response = web.Response(status=upstream.status, body=body)
-            for key, value in upstream.headers.items():
-                if key.lower() not in HOP_BY_HOP:
-                    response.headers.add(key, value)
-            return response
-
-    app.cleanup_ctx.append(start_client)
-    app.router.add_route("*", "/{tail:.*}", forward)
-    return app
+def domain_ingress() -> dict[str, Any]:
+    """The domain's `spec.portal.ingress` for this controller: class, Traefik's annotations, who the portal admits."""
+    return {
+        "className": INGRESS_CLASS,
+        "annotations": {
+            "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+            "traefik.ingress.kubernetes.io/router.tls": "true",
+        },
+        "allowFrom": {"namespaceLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
+    }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--listen", required=True, help="address:port to serve HTTPS on")
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--backend", required=True, help="http://<portal service address>:<port>")
-    args = parser.parse_args(argv)
-    host, port = args.listen.rsplit(":", 1)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.cert, args.key)
-    web.run_app(
-        make_app(args.backend.rstrip("/")),
-        host=host,
-        port=int(port),
-        ssl_context=context,
-        print=lambda message: print(message, flush=True),
-        access_log=None,
-    )
-    return 0
+def arguments() -> list[str]:
+    """Traefik's static configuration: one TLS entry point, the Ingress provider for our class, a ping endpoint."""
+    return [
+        f"--entryPoints.websecure.address=:{CONTAINER_HTTPS_PORT}",
+        "--entryPoints.websecure.asDefault=true",
+        "--entryPoints.websecure.http.tls=true",
+        f"--entryPoints.ping.address=:{PING_PORT}",
+        "--ping.entryPoint=ping",
+        "--providers.kubernetesIngress=true",
+        f"--providers.kubernetesIngress.ingressClass={INGRESS_CLASS}",
+        # the address `kubectl get ingress` shows, written by Traefik into each Ingress it serves
+        f"--providers.kubernetesIngress.ingressEndpoint.ip={HOST_ADDRESS}",
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+        "--log.level=INFO",
+    ]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _meta(name: str, namespaced: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(LABELS)}
+    if namespaced:
+        meta["namespace"] = NAMESPACE
+    return meta
+
+
+def _rbac() -> list[dict[str, Any]]:
+    read = ["get", "list", "watch"]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(NAME, namespaced=False),
+            "rules": [
+                {"apiGroups": [""], "resources": ["services", "secrets", "nodes"], "verbs": read},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": read},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(NAME, namespaced=False),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+        },
+    ]
+
+
+def _deployment(image: str) -> dict[str, Any]:
+    probe = {"httpGet": {"path": "/ping", "port": "ping"}, "periodSeconds": 5}
+    container = {
+        "name": "traefik",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": arguments(),
+        "ports": [
+            {
+                "name": "websecure",
+                "containerPort": CONTAINER_HTTPS_PORT,
+                "hostPort": HTTPS_PORT,
+                "hostIP": HOST_ADDRESS,
+                "protocol": "TCP",
+            },
+            {"name": "ping", "containerPort": PING_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "failureThreshold": 6},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(NAME),
+        "spec": {
+            "replicas": 1,
+            # a hostPort cannot be held by two Pods of one node: the old one goes first
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": dict(LABELS)},
+            "template": {
+                "metadata": {"labels": dict(LABELS)},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    # the image's user is 65535
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def manifests(image: str) -> list[dict[str, Any]]:
+    """Everything Traefik needs, `image` being its locally built image: apply them in this order."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": dict(LABELS)}},
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": _meta(INGRESS_CLASS, namespaced=False),
+            "spec": {"controller": CONTROLLER},
+        },
+        *_rbac(),
+        _deployment(image),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(NAME),
+            "spec": {
+                "selector": dict(LABELS),
+                "ports": [{"name": "websecure", "port": HTTPS_PORT, "targetPort": "websecure", "protocol": "TCP"}],
+            },
+        },
+    ]

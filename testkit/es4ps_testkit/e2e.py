@@ -1,16 +1,16 @@
 """The product deployed as a platform team would, for the end-to-end tests (fixture `deployment`, plugins.e2e).
 
 The same steps as `make demo` (es4ps_localcluster.demo): images on the node,
-the es4ps-crds and es4ps charts with the example domain from values, wait for
-Ready, the portal behind a local HTTPS entry with its cert-manager
-certificate. The test's own SMTP server catches the portal's mail.
+Traefik as the ingress controller, the es4ps-crds and es4ps charts with the
+example domain from values, wait for Ready and for Traefik to serve the
+portal's Ingress. The test's own SMTP server catches the portal's mail.
 
 Where it runs: the local cluster's real node (CI here) or a kind cluster
 (`make e2e-kind`, ES4PS_E2E_PLATFORM=kind). A platform answers the few
 questions that differ between the two: how images reach the node, which
 address the node's pods use to reach this machine (the test's SMTP server),
-where the DC answers LDAP, and how this machine reaches the portal's Service.
-Everything else, the test itself included, is shared.
+where the DC answers LDAP, and how this machine reaches the ingress
+controller. Everything else, the test itself included, is shared.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from es4ps_localcluster import Cluster, demo
+from es4ps_localcluster import Cluster, demo, ingress
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
 from es4ps_localcluster.paths import BIN
@@ -35,7 +36,11 @@ from .kube import KubeCluster
 from .mail import MailCatcher
 from .portal_client import PortalClient
 
-IMAGES = ["operator", "portal", "samba", "rabbitmq"]
+IMAGES = ["operator", "portal", "samba", "rabbitmq", "traefik"]
+# The e2e domain's own setting, kept across its `helm upgrade`s: a small per-address limit of
+# password-reset requests, so a test can show whose address the portal counts behind the controller.
+RESET_REQUESTS_PER_ADDRESS = 3
+SESSION_SPEC_CHANGES = {"portal.rateLimits.reset.perAddress.requests": RESET_REQUESTS_PER_ADDRESS}
 
 
 class LocalNode:
@@ -64,8 +69,8 @@ class LocalNode:
         # no kube-dns Service here: the DCs forward to the node's DNS address
         return {"directory.dnsForwarder": DNS_ADDRESS, "directory.nodeCIDRs": [f"{self.node_ip}/32"]}
 
-    def portal_backend(self) -> str:
-        return demo.portal_backend()  # kube-proxy routes ClusterIPs from this machine too
+    def ingress_entry(self) -> tuple[str, int]:
+        return ingress.HOST_ADDRESS, ingress.HTTPS_PORT  # the Traefik Pod's hostPort
 
     def tag_image(self, source: str, target: str) -> None:
         """The node's image `source` also under the name `target` (a "new" image without a registry)."""
@@ -124,25 +129,24 @@ class Kind:
         # kind has kube-dns: the operator finds it
         return {"directory.nodeCIDRs": [f"{self.node_ip}/32"]}
 
-    def portal_backend(self) -> str:
-        """kind's ClusterIPs are not routed from this machine: a port-forward to the portal's Service."""
+    def ingress_entry(self) -> tuple[str, int]:
+        """The kind node's loopback is not this machine's: a port-forward to Traefik's Service."""
         port = free_port()
-        service = demo.portal_service()
         self._port_forward = subprocess.Popen(
             [
                 "kubectl",
                 "port-forward",
                 "-n",
-                demo.DOMAIN_NAMESPACE,
-                f"service/{service['metadata']['name']}",
-                f"{port}:{service['spec']['ports'][0]['port']}",
+                ingress.NAMESPACE,
+                f"service/{ingress.NAME}",
+                f"{port}:{ingress.HTTPS_PORT}",
             ],
             env=self.kube.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_until(lambda: port_open("127.0.0.1", port), 30, "kubectl port-forward", process=self._port_forward)
-        return f"http://127.0.0.1:{port}"
+        return "127.0.0.1", port
 
     def tag_image(self, source: str, target: str) -> None:
         node = f"{self.cluster_name}-control-plane"
@@ -177,10 +181,9 @@ class Deployment:
     realm: str
     directory_ca: Path
     directory_name: str
-    ingress: subprocess.Popen | None = None
 
     def person(self) -> PortalClient:
-        """A new browser session at the portal's public address, through the HTTPS entry."""
+        """A new browser session at the portal's public address, through the ingress controller."""
         return PortalClient(self.portal_url, connect_to=self.ingress_address, ca_file=str(self.portal_ca))
 
     def password_authenticates(self, username: str, password: str) -> bool:
@@ -188,28 +191,72 @@ class Deployment:
         user = f"{username}@{self.realm.lower()}"
         return ldap_bind(self.platform.dc_address, self.directory_ca, self.directory_name, user, password)
 
-    def install(self, **spec_changes) -> None:
-        """helm upgrade --install with the local values (plus `spec_changes`, dotted paths)."""
-        demo.install(
-            demo.local_domain_values(
-                self.platform.smtp_host, self.mail.port, **{**self.platform.spec_changes(), **spec_changes}
-            )
+    def python_in_pod(self, namespace: str, script: str, argument) -> dict:
+        """Run `python3 -c script json(argument)` in a throwaway Pod in `namespace`; the JSON of its last line.
+
+        The Pod has its own address (a client other than this machine and the
+        controller) and runs the operator image's Python, standard library only.
+        The namespace is made for it unless it exists (the ingress controller's,
+        say), and only what was made here is deleted afterwards.
+        """
+        kube = self.kube
+        made_namespace = not kube.get("namespace", namespace, check=False)
+        if made_namespace:
+            kube.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+        name = f"es4ps-probe-{uuid.uuid4().hex[:6]}"
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "probe",
+                        "image": local_images.IMAGES["operator"].ref,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python3", "-c", script, json.dumps(argument)],
+                    }
+                ],
+            },
+        }
+        kube.apply(json.dumps(pod))
+        kube.eventually(
+            lambda: kube.get("pod", name, namespace)["status"].get("phase") in ("Succeeded", "Failed"),
+            timeout=180,
+            message=f"the probe Pod in {namespace} finishing",
         )
+        logs = kube.kubectl("logs", name, "-n", namespace).stdout
+        if made_namespace:
+            kube.kubectl("delete", "namespace", namespace, "--wait=false")
+        else:
+            kube.kubectl("delete", "pod", name, "-n", namespace, "--wait=false")
+        lines = logs.strip().splitlines()
+        assert lines, f"the probe Pod in {namespace} printed nothing"
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            raise AssertionError(f"the probe Pod in {namespace} failed:\n{logs[-3000:]}") from None
+
+    def install(self, **spec_changes) -> None:
+        """helm upgrade --install with the local values (plus the session's and `spec_changes`, dotted paths)."""
+        changes = {**self.platform.spec_changes(), **SESSION_SPEC_CHANGES, **spec_changes}
+        demo.install(demo.local_domain_values(self.platform.smtp_host, self.mail.port, **changes))
 
     def close(self) -> None:
-        """Stop what `deploy` started on this machine (the HTTPS entry, the SMTP server); the cluster stays."""
-        if self.ingress is not None:
-            self.ingress.terminate()
+        """Stop what `deploy` started on this machine (the SMTP server, a port-forward); the cluster stays."""
         self.mail.stop()
         self.platform.close()
 
 
 def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_changes) -> Deployment:
-    """Deploy as `make demo` does: images, charts, the example domain (with `spec_changes`, dotted paths)
-    Ready, the portal behind a local HTTPS entry with its cert-manager certificate. `close()` when done."""
+    """Deploy as `make demo` does: images, Traefik, charts, the example domain (with `spec_changes`, dotted
+    paths) Ready, and its Ingress served by Traefik with the portal's cert-manager certificate. `close()` when
+    done."""
     demo.kubeconfig = kube.kubeconfig
     start = time.monotonic()
     where.load_images()
+    demo.install_ingress_controller()
     mail = MailCatcher(host=where.smtp_host)
     mail.start()
     demo.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
@@ -217,12 +264,11 @@ def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_c
     deployment.install(**spec_changes)
     domain = demo.wait_ready(timeout_s=900)
     print(f"\nthe domain was Ready {time.monotonic() - start:.0f} s after the deployment began", file=sys.stderr)
-    cert, key, ca = demo.portal_tls_files(directory / "portal-tls")
-    deployment.portal_ca = ca
-    port = free_port()
-    deployment.ingress = demo.start_ingress(f"127.0.0.1:{port}", cert, key, directory / "ingress.log")
-    deployment.portal_url = f"https://{demo.PORTAL_HOST}:{port}"
-    deployment.ingress_address = "127.0.0.1"
+    demo.portal_ca_file(deployment.portal_ca)
+    address, port = where.ingress_entry()
+    demo.wait_ingress_served(address, port, deployment.portal_ca)
+    deployment.portal_url = f"https://{demo.PORTAL_HOST}" + ("" if port == 443 else f":{port}")
+    deployment.ingress_address = address
     deployment.realm = domain["spec"]["realm"]
     deployment.directory_name = f"dc0.{deployment.realm.lower()}"
     ldaps = demo.certificate_secret(deployment.directory_name)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from es4ps_localcluster import ingress
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "es4ps"
@@ -76,13 +78,11 @@ def test_rbac_is_the_operators_tested_rules_without_wildcards():
 
 
 def test_crd_chart_is_the_repository_crds_kept_on_uninstall():
-    by_name = lambda crds: sorted(crds, key=lambda crd: crd["metadata"]["name"])  # noqa: E731
-    rendered = by_name(d for d in yaml.safe_load_all(helm("template", "crds", str(CRD_CHART)).stdout) if d)
-    sources = by_name(yaml.safe_load(path.read_text()) for path in (ROOT / "crds").glob("es4ps.io_*.yaml"))
-    assert [d["metadata"]["name"] for d in rendered] == [s["metadata"]["name"] for s in sources]
-    for crd, source in zip(rendered, sources, strict=True):
-        assert crd["kind"] == "CustomResourceDefinition"
-        assert crd["spec"] == source["spec"]
+    rendered = [d for d in yaml.safe_load_all(helm("template", "crds", str(CRD_CHART)).stdout) if d]
+    sources = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "crds").glob("es4ps.io_*.yaml"))]
+    assert {d["kind"] for d in rendered} == {"CustomResourceDefinition"}
+    assert {d["metadata"]["name"]: d["spec"] for d in rendered} == {s["metadata"]["name"]: s["spec"] for s in sources}
+    for crd in rendered:
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert not any(d["kind"] == "CustomResourceDefinition" for d in render())
 
@@ -165,3 +165,20 @@ def test_the_grafana_dashboard_is_a_configmap_for_the_sidecar_with_the_data_path
     assert any('queue="es4ps.provisioning"' in e for e in expressions)
     assert any("es4ps_worker_tasks_total" in e for e in expressions)
     assert any("es4ps_dc_replication_healthy" in e for e in expressions)
+
+
+def test_the_ingress_examples_are_the_settings_the_project_runs_with():
+    """ci/domain-values.yaml is examples/acme.yaml's ingress-nginx; ci/traefik-values.yaml and the Traefik
+    variant in the example's comment are what `make demo` and the e2e tests give their Traefik."""
+    example_text = (ROOT / "examples" / "acme.yaml").read_text()
+    example = yaml.safe_load(example_text)["spec"]["portal"]["ingress"]
+
+    def ingress_of(values: str) -> dict:
+        return yaml.safe_load((CHART / "ci" / values).read_text())["domain"]["spec"]["portal"]["ingress"]
+
+    assert ingress_of("domain-values.yaml") == {key: v for key, v in example.items() if key != "trustedProxies"}
+    assert ingress_of("traefik-values.yaml") == ingress.domain_ingress()
+    commented = re.search(r"^ +#   ingress:\n((?: +#     .*\n)+)", example_text, re.MULTILINE)
+    assert commented, "examples/acme.yaml no longer shows the Traefik variant"
+    lines = [line.split("#     ", 1)[1] for line in commented.group(1).splitlines()]
+    assert yaml.safe_load("\n".join(lines)) == ingress.domain_ingress()

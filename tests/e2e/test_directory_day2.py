@@ -16,13 +16,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from es4ps_localcluster import demo
+from es4ps_localcluster import demo, ingress
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
-from es4ps_localcluster.processes import free_port
 from es4ps_testkit.directory_checks import admin_connection, kerberos_login, ldap_bind
 from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.registration import GOOD_PASSWORD
@@ -41,6 +41,7 @@ def beta_domain(deployment, **directory_changes) -> dict:
     spec = copy.deepcopy(yaml.safe_load((ROOT / "examples" / "acme.yaml").read_text())["spec"])
     spec.update(realm=REALM, netbiosName="BETA", organizationName="Beta College", allowedEmailDomains=[MAIL_DOMAIN])
     spec["portal"]["host"] = HOST
+    spec["portal"]["ingress"] = ingress.domain_ingress()
     spec["portal"]["smtp"] = {
         "host": deployment.platform.smtp_host,
         "port": deployment.mail.port,
@@ -77,7 +78,6 @@ class Beta:
     directory: Path
     portal_url: str = ""
     portal_ca: Path | None = None
-    ingress: object = None
     accounts: list[str] = field(default_factory=list)
 
     @property
@@ -110,18 +110,14 @@ class Beta:
         )
 
     def open_portal(self) -> None:
-        """The portal behind a local HTTPS entry with its cert-manager certificate (as for acme)."""
-        if self.ingress:
-            self.ingress.terminate()
-        cert, key, ca = demo.portal_tls_files(self.directory / "portal-tls", HOST, NAMESPACE)
-        port = free_port()
-        self.ingress = demo.start_ingress(
-            f"127.0.0.1:{port}", cert, key, self.directory / "ingress.log", demo.portal_backend(NAME, NAMESPACE)
-        )
-        self.portal_url, self.portal_ca = f"https://{HOST}:{port}", ca
+        """The portal through the ingress controller that serves acme's (its Ingress, its certificate)."""
+        ca = demo.portal_ca_file(self.directory / "portal-ca.crt", HOST, NAMESPACE)
+        address, port = self.deployment.ingress_address, urlsplit(self.deployment.portal_url).port or 443
+        demo.wait_ingress_served(address, port, ca, domain=NAME, namespace=NAMESPACE, host=HOST)
+        self.portal_url, self.portal_ca = f"https://{HOST}" + ("" if port == 443 else f":{port}"), ca
 
     def person(self) -> PortalClient:
-        return PortalClient(self.portal_url, connect_to="127.0.0.1", ca_file=str(self.portal_ca))
+        return PortalClient(self.portal_url, connect_to=self.deployment.ingress_address, ca_file=str(self.portal_ca))
 
     def register(self, prefix: str) -> str:
         """A person registers and confirms; returns the username once the portal says ready."""
@@ -199,8 +195,6 @@ def beta(deployment, tmp_path_factory):
     print(f"\nbeta (2 DCs, Service mode) Ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     domain.open_portal()
     yield domain
-    if domain.ingress:
-        domain.ingress.terminate()
     kube.kubectl("delete", "es4psdomain", NAME, "-n", NAMESPACE, "--wait=true", "--timeout=300s", check=False)
     kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 

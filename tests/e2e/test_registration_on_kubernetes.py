@@ -7,11 +7,18 @@ broker restarts with a registration queued, the domain changes by
 
 from __future__ import annotations
 
+import base64
 import json
+import socket
+import ssl
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
-from es4ps_localcluster import demo
+from cryptography import x509
+from es4ps_localcluster import demo, ingress
+from es4ps_testkit.e2e import RESET_REQUESTS_PER_ADDRESS
+from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.registration import GOOD_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -47,63 +54,90 @@ def test_a_person_registers_verifies_and_logs_in_to_the_domain(deployment):
     assert signed_in.status_code == 200 and "/login/" not in signed_in.url
 
 
-# Run in a probe Pod: wait until every target expected open answers (a new Pod's address reaches the
-# policy controller a moment after it starts), then try the others once each.
-PROBE = """
-import json, socket, sys, time
+# Run in a probe Pod (standard library only). Each target is an address, expected open or not, and
+# optionally the HTTP requests to send there (`host`: the Host header, and the SNI name with `ca`,
+# the PEM to verify the server with). A form is sent the way a browser does: its page first, for
+# the CSRF token and cookie. The probe waits until every target expected open answers (a new Pod's
+# address reaches the policy controller a moment after it starts), then tries each target once:
+# "blocked", "open", or the status of each request.
+PROBE = r"""
+import http.client, json, re, socket, ssl, sys, time, urllib.parse
 targets = json.loads(sys.argv[1])
-def answers(host, port):
+
+def connect(target, timeout):
+    sock = socket.create_connection(tuple(target["address"]), timeout=timeout)
+    if target.get("ca"):
+        sock = ssl.create_default_context(cadata=target["ca"]).wrap_socket(sock, server_hostname=target["host"])
+    return sock
+
+def answers(target):
     try:
-        socket.create_connection((host, port), timeout=3).close()
+        connect(target, 3).close()
         return True
     except OSError:
         return False
+
+def request(target, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection(target["host"], timeout=30)
+    connection.sock = connect(target, 30)
+    connection.request(method, path, body=body, headers={"Host": target["host"], **(headers or {})})
+    response = connection.getresponse()
+    cookies = [c.split(";", 1)[0] for c in response.msg.get_all("Set-Cookie") or []]
+    return response.status, cookies, response.read().decode(errors="replace")
+
+def send(target, step):
+    if "get" in step:
+        return request(target, "GET", step["get"], headers=step.get("headers"))[0]
+    path = step["form"]
+    _, cookies, page = request(target, "GET", path)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    scheme = "https" if target.get("ca") else "http"
+    headers = {
+        "Cookie": "; ".join(cookies),
+        "Referer": f"{scheme}://{target['host']}{path}",
+        "Content-Type": "application/x-www-form-urlencoded",
+        **step.get("headers", {}),
+    }
+    body = urllib.parse.urlencode({**step["data"], "csrfmiddlewaretoken": token})
+    return request(target, "POST", path, body, headers)[0]
+
 deadline = time.monotonic() + 60
-while not all(answers(h, p) for n, (h, p, open_) in targets.items() if open_) and time.monotonic() < deadline:
+while not all(answers(t) for t in targets.values() if t["open"]) and time.monotonic() < deadline:
     time.sleep(1)
-print(json.dumps({n: "open" if answers(h, p) else "blocked" for n, (h, p, open_) in targets.items()}))
+results = {}
+for name, target in targets.items():
+    if not answers(target):
+        results[name] = "blocked"
+    else:
+        results[name] = [send(target, step) for step in target["requests"]] if "requests" in target else "open"
+print(json.dumps(results))
 """
 
 
-def probe_from(deployment, namespace: str, targets: dict[str, tuple[str, int, bool]]) -> dict[str, str]:
-    """Connect from a Pod in `namespace` to each (host, port, expected open); "open" or "blocked" per target.
+def probe_from(deployment, namespace: str, targets: dict[str, dict]) -> dict:
+    """PROBE in a Pod in `namespace`: per target "blocked", "open" or its requests' statuses."""
+    return deployment.python_in_pod(namespace, PROBE, targets)
 
-    The namespace is made for the probe unless it exists (a cluster may run a real ingress controller
-    there), and only what the probe made is deleted afterwards.
-    """
-    kube = deployment.kube
-    made_namespace = not kube.get("namespace", namespace, check=False)
-    if made_namespace:
-        kube.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-    name = f"es4ps-probe-{uuid.uuid4().hex[:6]}"
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {
-                    "name": "probe",
-                    "image": demo.images.IMAGES["operator"].ref,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["python3", "-c", PROBE, json.dumps(targets)],
-                }
-            ],
-        },
+
+def tcp(address: str, port: int, expect_open: bool) -> dict:
+    return {"address": [address, port], "open": expect_open}
+
+
+def through_the_ingress(deployment, *requests: dict) -> dict:
+    """HTTPS to the portal's public name through Traefik's Service, as a client inside the cluster."""
+    service = deployment.kube.get("service", ingress.NAME, ingress.NAMESPACE)
+    return {
+        "address": [service["spec"]["clusterIP"], ingress.HTTPS_PORT],
+        "open": True,
+        "host": demo.PORTAL_HOST,
+        "ca": deployment.portal_ca.read_text(),
+        "requests": list(requests),
     }
-    kube.apply(json.dumps(pod))
-    kube.eventually(
-        lambda: kube.get("pod", name, namespace)["status"].get("phase") in ("Succeeded", "Failed"),
-        timeout=180,
-        message=f"the probe Pod in {namespace} finishing",
-    )
-    logs = kube.kubectl("logs", name, "-n", namespace).stdout
-    if made_namespace:
-        kube.kubectl("delete", "namespace", namespace, "--wait=false")
-    else:
-        kube.kubectl("delete", "pod", name, "-n", namespace, "--wait=false")
-    return json.loads(logs.strip().splitlines()[-1])
+
+
+def outsider() -> str:
+    """A namespace of its own, neither the controller's nor the domain's."""
+    return f"outsider-{uuid.uuid4().hex[:5]}"
 
 
 def test_network_policies_admit_only_the_intended_clients(deployment):
@@ -113,13 +147,13 @@ def test_network_policies_admit_only_the_intended_clients(deployment):
     broker = (kube.get("pod", "acme-broker-0", "acme")["status"]["podIP"], 5671)
     dc = (deployment.platform.dc_address, 389)  # no policy: a control that the probe's network works
 
-    # The example domain admits the portal's clients from the ingress controller's namespace.
-    from_ingress = probe_from(deployment, "ingress-nginx", {"portal": (*portal, True), "broker": (*broker, False)})
+    # The domain admits the portal's clients from the ingress controller's namespace (spec.portal.ingress.allowFrom).
+    from_ingress = probe_from(
+        deployment, ingress.NAMESPACE, {"portal": tcp(*portal, True), "broker": tcp(*broker, False)}
+    )
     assert from_ingress == {"portal": "open", "broker": "blocked"}
     elsewhere = probe_from(
-        deployment,
-        f"outsider-{uuid.uuid4().hex[:5]}",
-        {"dc": (*dc, True), "portal": (*portal, False), "broker": (*broker, False)},
+        deployment, outsider(), {"dc": tcp(*dc, True), "portal": tcp(*portal, False), "broker": tcp(*broker, False)}
     )
     assert elsewhere == {"dc": "open", "portal": "blocked", "broker": "blocked"}
 
@@ -227,6 +261,75 @@ def test_a_username_registered_again_after_its_record_is_lost_cannot_take_the_ac
         message=f"the worker's verdict on deleting {username}",
     )
     assert deployment.password_authenticates(username, GOOD_PASSWORD)
+
+
+def test_the_ingress_controller_serves_the_portals_ingress(deployment):
+    """Traefik took the operator's Ingress: its class, its host rule, the certificate of the Secret it names."""
+    found = demo.portal_ingress()
+    assert found["spec"]["ingressClassName"] == ingress.INGRESS_CLASS
+    assert [rule["host"] for rule in found["spec"]["rules"]] == [demo.PORTAL_HOST]
+    secret_name = found["spec"]["tls"][0]["secretName"]
+    secret = deployment.kube.get("secret", secret_name, demo.DOMAIN_NAMESPACE)
+    expected = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+
+    address, port = deployment.ingress_address, urlsplit(deployment.portal_url).port or 443
+    context = ssl.create_default_context(cafile=str(deployment.portal_ca))
+    with (
+        socket.create_connection((address, port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname=demo.PORTAL_HOST) as tls,
+    ):
+        served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    assert served == expected, (
+        f"served {served.subject}, serial {served.serial_number}; the Secret {secret_name} holds another"
+    )
+
+    # Only the portal's name is routed: another name gets Traefik's own 404, not the portal.
+    other = PortalClient(f"https://other.acme.localhost:{port}", connect_to=address)
+    other.http.trust_env = False  # else REQUESTS_CA_BUNDLE would win over verify=False
+    other.http.verify = False  # Traefik answers an unknown name with its default certificate
+    assert other.get("/register/").status_code == 404
+    assert "csrfmiddlewaretoken" in deployment.person().get("/register/").text
+
+
+def test_the_portal_is_reached_through_the_ingress_and_not_around_it(deployment):
+    """From a Pod outside the controller's namespace: the portal's Service refuses, the Ingress answers."""
+    service = demo.portal_service()
+    straight = {
+        "address": [service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]],
+        "open": False,
+        "host": demo.PORTAL_HOST,
+        "requests": [{"get": "/register/"}],
+    }
+    result = probe_from(
+        deployment, outsider(), {"service": straight, "ingress": through_the_ingress(deployment, {"get": "/register/"})}
+    )
+    assert result == {"service": "blocked", "ingress": [200]}
+
+
+def test_rate_limits_count_the_client_behind_the_controller_not_the_controller(deployment):
+    """Traefik appends the address it saw to X-Forwarded-For (a client's own entries it drops); the portal,
+    trusting one proxy (spec.portal.ingress.trustedProxies: 1), counts that address."""
+    limit = RESET_REQUESTS_PER_ADDRESS
+
+    def reset(headers: dict | None = None) -> dict:
+        step = {"form": "/password/reset/", "data": {"email": f"nobody{uuid.uuid4().hex[:8]}@acme.example"}}
+        return {**step, "headers": headers} if headers else step
+
+    # One client uses up its address's attempts; claiming another address does not help it.
+    first = probe_from(
+        deployment,
+        outsider(),
+        {
+            "ingress": through_the_ingress(
+                deployment, *[reset() for _ in range(limit + 1)], reset({"X-Forwarded-For": "192.0.2.7"})
+            )
+        },
+    )["ingress"]
+    assert 429 not in first[:limit], first
+    assert first[limit:] == [429, 429], first
+    # Another client, through the same controller, still has all of its own.
+    second = probe_from(deployment, outsider(), {"ingress": through_the_ingress(deployment, reset())})["ingress"]
+    assert second == [200], second
 
 
 def test_helm_test_checks_the_operator_and_the_crd(deployment):

@@ -1,8 +1,8 @@
 """Fixture `deployment`: the product deployed on the real node (or kind) for the e2e tests (es4ps_testkit.e2e).
 
-Deployed once per session, as `make demo` does it: images, charts, the example
-domain Ready, the portal behind the local HTTPS entry, the test's own SMTP
-server catching the portal's mail.
+Deployed once per session, as `make demo` does it: images, Traefik as the
+ingress controller, charts, the example domain Ready and its Ingress served,
+the test's own SMTP server catching the portal's mail.
 """
 
 from __future__ import annotations

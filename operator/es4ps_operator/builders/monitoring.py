@@ -1,6 +1,7 @@
 """Monitoring of a domain for the Prometheus Operator: PodMonitors and a PrometheusRule (spec.monitoring).
 
-    <domain>-portal   the portal Pods' `metrics` port (registrations, logins, resets, publishing, latency)
+    <domain>-portal   the portal Pods' `metrics` port (registrations, logins, resets, latency) and
+                      `consumer-metric` port (the outbox relay, results, expiry)
     <domain>-worker   the DC Pods' `worker-metrics` port (tasks by operation and outcome, durations)
     <domain>-dc       the DC Pods' `health` port, /metrics (replication health, managed accounts)
     <domain>-broker   the broker Pods' `prometheus` port (rabbitmq_prometheus, per queue)
@@ -24,26 +25,28 @@ from .common import Manifest, metadata
 
 API_VERSION = "monitoring.coreos.com/v1"
 # Port names of the metrics endpoints (the Pod builders declare them).
-PORTAL_METRICS_PORT = "metrics"
-WORKER_METRICS_PORT = "worker-metrics"
+PORTAL_METRICS_PORT = naming.PORTAL_METRICS_PORT_NAME
+CONSUMER_METRICS_PORT = naming.CONSUMER_METRICS_PORT_NAME
+WORKER_METRICS_PORT = naming.WORKER_METRICS_PORT_NAME
 DC_HEALTH_PORT_NAME = "health"
 BROKER_METRICS_PORT = "prometheus"
 BROKER_METRICS_PORT_NUMBER = 15692
 
 # How long a condition must hold before its alert fires, and the thresholds (docs/operations.md explains them).
 QUEUE_BACKLOG_MESSAGES = 100
+OUTBOX_STUCK_SECONDS = 300
 CERTIFICATE_WARNING_DAYS = 14
 
 
-def _pod_monitor(domain: Domain, what: str, component: str, port: str, path: str = "/metrics") -> Manifest:
-    endpoint: dict[str, Any] = {"port": port, "path": path, "interval": domain.monitoring.interval}
+def _pod_monitor(domain: Domain, what: str, component: str, *ports: str) -> Manifest:
+    endpoints = [{"port": port, "path": "/metrics", "interval": domain.monitoring.interval} for port in ports]
     return {
         "apiVersion": API_VERSION,
         "kind": "PodMonitor",
         "metadata": metadata(domain, naming.monitor(domain, what), component, labels=_labels(domain, component)),
         "spec": {
             "selector": {"matchLabels": naming.selector(domain, component)},
-            "podMetricsEndpoints": [endpoint],
+            "podMetricsEndpoints": endpoints,
             "namespaceSelector": {"matchNames": [domain.namespace]},
         },
     }
@@ -83,6 +86,15 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
             f"Registrations of {ns}/{domain.name} wait in the provisioning queue",
             f"More than {QUEUE_BACKLOG_MESSAGES} tasks have waited for 10 minutes: the workers are slow or stuck "
             "(look at the DCs and their worker containers).",
+        ),
+        alert(
+            "ES4PSOutboxStuck",
+            f"max(es4ps_portal_outbox_oldest_task_age_seconds{{{pods['portal']}}}) > {OUTBOX_STUCK_SECONDS}",
+            "5m",
+            labels,
+            f"Directory tasks of {ns}/{domain.name} wait in the portal's outbox",
+            f"A task has waited more than {OUTBOX_STUCK_SECONDS} s to be published: the broker is away or refuses "
+            "the portal (the consumer container's log says which). Registrations are accepted meanwhile.",
         ),
         alert(
             "ES4PSProvisioningQueueNoConsumer",
@@ -159,7 +171,7 @@ def build_monitoring(domain: Domain) -> list[Manifest]:
         "spec": {"groups": [{"name": f"es4ps-{domain.namespace}-{domain.name}", "rules": alert_rules(domain)}]},
     }
     return [
-        _pod_monitor(domain, "portal", naming.PORTAL, PORTAL_METRICS_PORT),
+        _pod_monitor(domain, "portal", naming.PORTAL, PORTAL_METRICS_PORT, CONSUMER_METRICS_PORT),
         _pod_monitor(domain, "worker", naming.DIRECTORY, WORKER_METRICS_PORT),
         _pod_monitor(domain, "dc", naming.DIRECTORY, DC_HEALTH_PORT_NAME),
         _pod_monitor(domain, "broker", naming.BROKER, BROKER_METRICS_PORT),

@@ -2,7 +2,7 @@
 
     <domain>-broker  only the portal's and the DCs' Pods reach 5671 (a cluster's nodes: 4369, 25672)
     <domain>-portal  only the ingress controller's Pods reach 8000
-    with spec.monitoring.enabled, Prometheus's namespace reaches both metrics ports
+    with spec.monitoring.enabled, Prometheus's namespace reaches the metrics ports
 
 A DC in HostNetwork mode talks from its node's address, which no Pod
 selector matches: the broker then admits 5671 from spec.directory.nodeCIDRs,
@@ -18,7 +18,7 @@ from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import Manifest, metadata
-from .monitoring import BROKER_METRICS_PORT, PORTAL_METRICS_PORT
+from .monitoring import BROKER_METRICS_PORT, CONSUMER_METRICS_PORT, PORTAL_METRICS_PORT
 
 
 def _policy(domain: Domain, name: str, pod_component: str, ingress: list[dict[str, Any]]) -> Manifest:
@@ -64,7 +64,8 @@ def build_network_policies(domain: Domain, config: OperatorConfig) -> list[Manif
         # Prometheus scrapes the metrics ports (by name: each Pod declares its own).
         scraper = [{"namespaceSelector": {"matchLabels": dict(domain.monitoring.namespace_labels)}}]
         broker_rules.append({"from": scraper, "ports": [{"protocol": "TCP", "port": BROKER_METRICS_PORT}]})
-        portal_rules.append({"from": scraper, "ports": [{"protocol": "TCP", "port": PORTAL_METRICS_PORT}]})
+        metrics_ports = [{"protocol": "TCP", "port": port} for port in (PORTAL_METRICS_PORT, CONSUMER_METRICS_PORT)]
+        portal_rules.append({"from": scraper, "ports": metrics_ports})
 
     return [
         _policy(domain, naming.broker_network_policy(domain), naming.BROKER, broker_rules),

@@ -170,12 +170,21 @@ def test_monitoring_writes_pod_monitors_and_alerts_and_opens_the_metrics_ports(c
         )
     )
     monitors = {name: m for (kind, name), m in reconciled.objects.items() if kind == "PodMonitor"}
-    assert {name: m["spec"]["podMetricsEndpoints"][0]["port"] for name, m in monitors.items()} == {
-        "acme-portal": "metrics",
-        "acme-worker": "worker-metrics",
-        "acme-dc": "health",
-        "acme-broker": "prometheus",
+    assert {name: [e["port"] for e in m["spec"]["podMetricsEndpoints"]] for name, m in monitors.items()} == {
+        "acme-portal": ["metrics", "consumer-metric"],
+        "acme-worker": ["worker-metrics"],
+        "acme-dc": ["health"],
+        "acme-broker": ["prometheus"],
     }
+    # Each endpoint is a port the Pods declare.
+    declared = {
+        port["name"]
+        for (kind, _), manifest in reconciled.objects.items()
+        if kind == "StatefulSet"
+        for container in manifest["spec"]["template"]["spec"]["containers"]
+        for port in container.get("ports", [])
+    }
+    assert {e["port"] for m in monitors.values() for e in m["spec"]["podMetricsEndpoints"]} <= declared
     assert all(m["metadata"]["labels"]["release"] == "kube-prometheus" for m in monitors.values())
     assert ("PrometheusRule", "acme-alerts") in reconciled.objects
     condition = {c["type"]: c for c in reconciled.statuses[-1]["conditions"]}["MonitoringReady"]
@@ -183,9 +192,8 @@ def test_monitoring_writes_pod_monitors_and_alerts_and_opens_the_metrics_ports(c
 
     found = objects(domain, config)
     scraper = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
-    assert {"from": scraper, "ports": [{"protocol": "TCP", "port": "metrics"}]} in found[
-        ("NetworkPolicy", "acme-portal")
-    ]["spec"]["ingress"]
+    metrics_ports = [{"protocol": "TCP", "port": "metrics"}, {"protocol": "TCP", "port": "consumer-metric"}]
+    assert {"from": scraper, "ports": metrics_ports} in found[("NetworkPolicy", "acme-portal")]["spec"]["ingress"]
     assert {"from": scraper, "ports": [{"protocol": "TCP", "port": "prometheus"}]} in found[
         ("NetworkPolicy", "acme-broker")
     ]["spec"]["ingress"]
@@ -238,11 +246,13 @@ def promtool(*args, cwd):
 def test_the_rules_pass_promtool_check(rules_file):
     checked = promtool("check", "rules", str(rules_file), cwd=rules_file.parent)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert f"SUCCESS: {len(alert_rules(make_domain()))} rules found" in checked.stdout
+    assert len(alert_rules(make_domain())) == 9
 
 
 def test_a_growing_provisioning_queue_fires_the_backlog_alert_and_no_consumer_fires_its_own(rules_file):
     queue = 'namespace="acme",pod="acme-broker-0",queue="es4ps.provisioning"'
+    portal, other_portal = 'namespace="acme",pod="acme-portal-0"', 'namespace="acme",pod="acme-portal-1"'
     tests = {
         "rule_files": [rules_file.name],
         "evaluation_interval": "1m",
@@ -288,6 +298,27 @@ def test_a_growing_provisioning_queue_fires_the_backlog_alert_and_no_consumer_fi
                 "alert_rule_test": [
                     {"eval_time": "15m", "alertname": "ES4PSProvisioningQueueBacklog", "exp_alerts": []},
                     {"eval_time": "15m", "alertname": "ES4PSProvisioningQueueNoConsumer", "exp_alerts": []},
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    # The broker away: the outbox's oldest task ages a minute a minute; a relay that keeps up does not.
+                    {"series": f"es4ps_portal_outbox_oldest_task_age_seconds{{{portal}}}", "values": "0+60x20"},
+                    {"series": f"es4ps_portal_outbox_oldest_task_age_seconds{{{other_portal}}}", "values": "1x20"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "6m", "alertname": "ES4PSOutboxStuck", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "ES4PSOutboxStuck",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "es4ps_domain": "acme"},
+                                "exp_annotations": annotations("ES4PSOutboxStuck"),
+                            }
+                        ],
+                    },
                 ],
             },
         ],

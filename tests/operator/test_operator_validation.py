@@ -58,6 +58,31 @@ INVALID = [
     ),
     ("unknown deletion policy", lambda s: s.update(deletionPolicy="Keep"), "spec.deletionPolicy"),
     (
+        "organisation name with a control character",
+        lambda s: s.update(organizationName="ACME\u0007 College"),
+        "spec.organizationName",
+    ),
+    (
+        "organisation name with an invisible character",
+        lambda s: s.update(organizationName="ACME\u200b College"),
+        "spec.organizationName",
+    ),
+    (
+        "staff username with a space",
+        lambda s: s["portal"]["staffUser"].update(username="it admin"),
+        "spec.portal.staffUser.username",
+    ),
+    (
+        "staff username in upper case",
+        lambda s: s["portal"]["staffUser"].update(username="Admin"),
+        "spec.portal.staffUser.username",
+    ),
+    (
+        "a negative number of trusted proxies",
+        lambda s: s["portal"]["ingress"].update(trustedProxies=-1),
+        "spec.portal.ingress.trustedProxies",
+    ),
+    (
         "registrations kept shorter than their mail works",
         lambda s: s["portal"].update(registration={"linkValidityHours": 48, "unconfirmedRetentionHours": 24}),
         "spec.portal.registration.unconfirmedRetentionHours",

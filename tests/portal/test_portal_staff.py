@@ -19,6 +19,7 @@ from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_portal.provisioning.outbox import relay_round
 from es4ps_portal.provisioning.policies import parse_policies, parse_unix
 from es4ps_portal.provisioning.results import record_result_event
 from es4ps_testkit.live_portal import read_task_queue
@@ -89,6 +90,7 @@ def test_disable_enable_and_delete_are_signed_tasks_whose_results_show(broker, b
     try:
         page = act(staff, "disable", enabled, never_enabled)
         disable = newest_task(enabled)
+        relay_round()  # what the consumer's relay does: the task goes from the outbox to the broker
         messages = read_task_queue(broker, take=[str(disable.task_id)])
     finally:
         directory_worker.start()
@@ -247,6 +249,7 @@ def test_a_registration_gets_its_policy_and_staff_move_accounts_when_it_changes(
         )
         student = User.objects.get(username=username)
         create = newest_task(student)
+        relay_round()
         (message,) = [m for m in read_task_queue(broker, take=[str(create.task_id)]) if m["id"] == str(create.task_id)]
     finally:
         directory_worker.start()

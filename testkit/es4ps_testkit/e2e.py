@@ -16,12 +16,14 @@ controller. Everything else, the test itself included, is shared.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,21 +133,9 @@ class Kind:
 
     def ingress_entry(self) -> tuple[str, int]:
         """The kind node's loopback is not this machine's: a port-forward to Traefik's Service."""
-        port = free_port()
-        self._port_forward = subprocess.Popen(
-            [
-                "kubectl",
-                "port-forward",
-                "-n",
-                ingress.NAMESPACE,
-                f"service/{ingress.NAME}",
-                f"{port}:{ingress.HTTPS_PORT}",
-            ],
-            env=self.kube.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self._port_forward, port = start_port_forward(
+            self.kube, ingress.NAMESPACE, f"service/{ingress.NAME}", ingress.HTTPS_PORT
         )
-        wait_until(lambda: port_open("127.0.0.1", port), 30, "kubectl port-forward", process=self._port_forward)
         return "127.0.0.1", port
 
     def tag_image(self, source: str, target: str) -> None:
@@ -157,6 +147,23 @@ class Kind:
     def close(self) -> None:
         if self._port_forward:
             self._port_forward.terminate()
+
+
+def start_port_forward(kube: KubeCluster, namespace: str, target: str, port: int) -> tuple[subprocess.Popen, int]:
+    """`kubectl port-forward` of a local port to `port` of `target` (pod/x, service/y); the process and the port.
+
+    Through the kubelet into the Pod's network namespace: no NetworkPolicy is in
+    the way, as for a platform engineer looking at one Pod.
+    """
+    local = free_port()
+    process = subprocess.Popen(
+        ["kubectl", "port-forward", "-n", namespace, target, f"{local}:{port}"],
+        env=kube.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: port_open("127.0.0.1", local), 30, f"kubectl port-forward to {target}", process=process)
+    return process, local
 
 
 def platform(real_cluster_factory) -> tuple[KubeCluster, LocalNode | Kind]:
@@ -242,6 +249,16 @@ class Deployment:
         """helm upgrade --install with the local values (plus the session's and `spec_changes`, dotted paths)."""
         changes = {**self.platform.spec_changes(), **SESSION_SPEC_CHANGES, **spec_changes}
         demo.install(demo.local_domain_values(self.platform.smtp_host, self.mail.port, **changes))
+
+    @contextlib.contextmanager
+    def port_forward(self, pod: str, port: int, namespace: str = "acme") -> Iterator[str]:
+        """http://127.0.0.1:<local port> forwarded to `port` of `pod` while the block runs."""
+        process, local = start_port_forward(self.kube, namespace, f"pod/{pod}", port)
+        try:
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
     def close(self) -> None:
         """Stop what `deploy` started on this machine (the SMTP server, a port-forward); the cluster stays."""

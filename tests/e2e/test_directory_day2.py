@@ -2,7 +2,7 @@
 
 A second domain, `beta`, applied as YAML beside the chart's `acme`: two DCs in
 `networkMode: Service` (each its own Pod address, both on this one node),
-backups to a volume, `deletionPolicy: Delete`. The tests run in this order and
+three brokers with quorum queues, backups to a volume, `deletionPolicy: Delete`. The tests run in this order and
 share it; the last one deletes it and brings it back from its backup.
 """
 
@@ -14,12 +14,14 @@ import json
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_localcluster import demo, ingress
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
@@ -37,7 +39,8 @@ MAIL_DOMAIN = "beta.example"
 
 
 def beta_domain(deployment, **directory_changes) -> dict:
-    """examples/acme.yaml made into `beta`: two DCs in Service mode, backups to a volume, data deleted with it."""
+    """examples/acme.yaml made into `beta`: two DCs in Service mode, three brokers, backups to a volume, data
+    deleted with it."""
     spec = copy.deepcopy(yaml.safe_load((ROOT / "examples" / "acme.yaml").read_text())["spec"])
     spec.update(realm=REALM, netbiosName="BETA", organizationName="Beta College", allowedEmailDomains=[MAIL_DOMAIN])
     spec["portal"]["host"] = HOST
@@ -61,6 +64,8 @@ def beta_domain(deployment, **directory_changes) -> dict:
         "backup": {"keep": 2, "destination": {"volume": {"size": "1Gi"}}},
         **directory_changes,
     }
+    # Three brokers with quorum queues (a broker Pod may go while people register).
+    spec["broker"] = {**spec.get("broker", {}), "replicas": 3}
     spec["deletionPolicy"] = "Delete"
     return {
         "apiVersion": "es4ps.io/v1alpha1",
@@ -226,6 +231,33 @@ def test_two_dcs_in_service_mode_replicate_both_ways(beta):
     # Both DCs name both in the topology: they replicate with each other.
     for index in (0, 1):
         assert {"dc0", "dc1"} <= beta.directory_names(index)["servers"]
+
+
+def test_registrations_flow_while_a_broker_pod_is_deleted(beta):
+    """Three brokers, quorum queues: one broker Pod goes while people register; none refused, none lost."""
+    kube = beta.kube
+    queues = kube.kubectl(
+        "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "--",
+        "rabbitmqctl", "-q", "list_queues", "-p", "es4ps", "name", "type", "members", "--formatter", "json",
+    )  # fmt: skip
+    provisioning = next(q for q in json.loads(queues.stdout) if q["name"] == PROVISIONING_QUEUE)
+    assert provisioning["type"] == "quorum" and len(provisioning["members"]) == 3, provisioning
+
+    victim = f"{NAME}-broker-0"
+    before = kube.get("pod", victim, NAMESPACE)["metadata"]["uid"]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        registering = [pool.submit(beta.register, f"q{n}x") for n in range(9)]
+        time.sleep(5)  # tasks are flowing
+        kube.kubectl("delete", "pod", victim, "-n", NAMESPACE, "--wait=false")
+        usernames = [future.result() for future in registering]  # each accepted, created and enabled
+    kube.eventually(
+        lambda: kube.get("pod", victim, NAMESPACE, check=False).get("metadata", {}).get("uid") not in (None, before),
+        timeout=180,
+        message="the deleted broker's Pod back",
+    )
+    beta.wait_ready(timeout=600)
+    for username in usernames:
+        assert beta.authenticates(0, username)
 
 
 def test_registrations_complete_through_dc1_while_dc0_is_away(beta):

@@ -1,8 +1,9 @@
 """End to end on Kubernetes: a person registers through the deployed portal and logs in to the domain.
 
 Then the operations a platform team lives with: the portal Pod dies, the
-broker restarts with a registration queued, the domain changes by
-`helm upgrade`. The tests run in this order and share the one deployment.
+broker restarts with a registration queued, every metrics endpoint moves with
+a registration, the broker is away while twenty people register, the domain
+changes by `helm upgrade`. The tests run in this order and share the one deployment.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ import base64
 import json
 import socket
 import ssl
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
+from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_localcluster import demo, ingress
+from es4ps_operator import naming
+from es4ps_operator.builders.monitoring import BROKER_METRICS_PORT_NUMBER
 from es4ps_testkit.e2e import RESET_REQUESTS_PER_ADDRESS
+from es4ps_testkit.metrics import scrape
 from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.registration import GOOD_PASSWORD
 
@@ -426,6 +433,124 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
     status = person.wait_for_status(lambda s: s["state"] in ("ready", "failed"), timeout_s=300)
     assert status["state"] == "ready", status
     assert deployment.password_authenticates(username, GOOD_PASSWORD)
+
+
+# --- the data path: measured, and a broker away -------------------------------------------------
+
+
+def scrape_all(urls: dict[str, str]) -> dict:
+    return {name: scrape(url) for name, url in urls.items()}
+
+
+def test_the_data_path_is_measured_and_its_numbers_move_with_a_registration(deployment):
+    """Every metrics endpoint the PodMonitors name, scraped as Prometheus would, before and after one person."""
+    dc_address = deployment.platform.dc_address  # HostNetwork DC: the worker and the health server on the node
+    with (
+        deployment.port_forward("acme-portal-0", naming.PORTAL_METRICS_PORT) as portal,
+        deployment.port_forward("acme-portal-0", naming.CONSUMER_METRICS_PORT) as consumer,
+        deployment.port_forward("acme-broker-0", BROKER_METRICS_PORT_NUMBER) as broker,
+    ):
+        urls = {
+            "portal": f"{portal}/metrics",
+            "consumer": f"{consumer}/metrics",
+            "broker": f"{broker}/metrics",
+            "worker": f"http://{dc_address}:{naming.WORKER_METRICS_PORT}/metrics",
+            "dc": f"http://{dc_address}:{naming.DC_HEALTH_PORT}/metrics",
+        }
+        before = scrape_all(urls)
+        username = f"met{uuid.uuid4().hex[:5]}"
+        assert register_and_verify(deployment, deployment.person(), username)["state"] == "ready"
+
+        def moved(after: dict) -> dict[str, float]:
+            def grew(name: str, metric: str, **labels: str) -> float:
+                return after[name].value(metric, **labels) - before[name].value(metric, **labels)
+
+            return {
+                "registrations accepted": grew("portal", "es4ps_portal_registrations_total", outcome="accepted"),
+                "verifications": grew("portal", "es4ps_portal_verifications_total", outcome="verified"),
+                "requests timed": grew("portal", "es4ps_portal_request_duration_seconds_count"),
+                "tasks published": grew("consumer", "es4ps_portal_tasks_published_total"),
+                "results recorded": grew("consumer", "es4ps_portal_task_results_total", outcome="succeeded"),
+                "creates applied": grew(
+                    "worker", "es4ps_worker_tasks_total", operation="create_user", outcome="succeeded"
+                ),
+                "enables applied": grew(
+                    "worker", "es4ps_worker_tasks_total", operation="enable_user", outcome="succeeded"
+                ),
+                "publish to apply observed": grew("worker", "es4ps_worker_publish_to_apply_seconds_count"),
+                "messages into the broker": grew("broker", "rabbitmq_global_messages_received_total"),
+                # The health server counts the managed OU every ES4PS_HEALTH_INTERVAL_SECONDS (60).
+                "accounts in the OU": grew("dc", "es4ps_dc_managed_accounts"),
+            }
+
+        wanted = {
+            "registrations accepted": 1,
+            "verifications": 1,
+            "requests timed": 3,
+            "tasks published": 2,
+            "results recorded": 2,
+            "creates applied": 1,
+            "enables applied": 1,
+            "publish to apply observed": 2,
+            "messages into the broker": 4,  # two tasks, two result events
+            "accounts in the OU": 1,
+        }
+        last: list[dict] = [{}]
+
+        def all_moved() -> bool:
+            last[0] = moved(scrape_all(urls))
+            return all(last[0][key] >= least for key, least in wanted.items())
+
+        deployment.kube.eventually(
+            all_moved, timeout=180, interval=5, message=lambda: f"every number to move (they moved {last[0]})"
+        )
+        after = scrape_all(urls)
+    # The broker's own exporter: the provisioning queue has its consumer (the DC's worker) and is empty again.
+    queue = {"queue": PROVISIONING_QUEUE}
+    assert after["broker"].value("rabbitmq_queue_consumers", **queue) >= 1
+    assert after["broker"].value("rabbitmq_queue_messages_ready", **queue) == 0
+    assert after["dc"].value("es4ps_dc_replication_healthy") == 1
+
+
+def test_with_the_broker_away_people_register_and_their_accounts_follow_when_it_returns(deployment):
+    """The outbox: twenty people register and confirm while the broker is gone for at least 30 s."""
+    kube = deployment.kube
+    kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": True}}, "acme")  # the operator leaves it down
+    kube.kubectl("scale", "statefulset", "acme-broker", "-n", "acme", "--replicas=0")
+    kube.eventually(
+        lambda: not kube.get("pod", "acme-broker-0", "acme", check=False), timeout=120, message="the broker Pod gone"
+    )
+    away_since = time.monotonic()
+    people = [(deployment.person(), f"out{n}x{uuid.uuid4().hex[:4]}") for n in range(20)]
+
+    def register_and_confirm(entry) -> None:
+        person, username = entry
+        email = f"{username}@acme.example"
+        registered = person.register(username, email)
+        assert registered.status_code == 200 and "/status/" in registered.url, registered.text[:300]
+        confirmed = person.confirm_link(deployment.mail.wait_for(email, timeout_s=120).link("/verify/"))
+        assert confirmed.status_code == 200, confirmed.text[:300]
+
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(register_and_confirm, people))
+        # Each person's two tasks wait in the outbox, and the status page says so.
+        tasks = people[0][0].status()["tasks"]
+        assert [(task["operation"], task["state"]) for task in tasks] == [
+            ("create_user", "queued"),
+            ("enable_user", "queued"),
+        ]
+        with deployment.port_forward("acme-portal-0", naming.CONSUMER_METRICS_PORT) as consumer:
+            assert scrape(f"{consumer}/metrics").value("es4ps_portal_outbox_tasks") >= 2 * len(people)
+        time.sleep(max(0.0, 30 - (time.monotonic() - away_since)))
+    finally:
+        kube.kubectl("scale", "statefulset", "acme-broker", "-n", "acme", "--replicas=1")
+        kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": False}}, "acme")
+
+    for person, username in people:
+        status = person.wait_for_status(lambda s: s["state"] in ("ready", "failed"), timeout_s=300)
+        assert status["state"] == "ready", (username, status)
+    assert deployment.password_authenticates(people[-1][1], GOOD_PASSWORD)
 
 
 def test_helm_upgrade_changes_the_domain_and_keeps_its_data(deployment):

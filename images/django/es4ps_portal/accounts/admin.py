@@ -77,11 +77,11 @@ def _staff_action(act: Callable[[User, Actor], None], description, permission: s
 
 
 class EmailVerifiedFilter(admin.SimpleListFilter):
-    title = "e-mail verified"
+    title = _("e-mail verified")
     parameter_name = "verified"
 
     def lookups(self, request, model_admin):
-        return [("yes", "yes"), ("no", "no")]
+        return [("yes", _("yes")), ("no", _("no"))]
 
     def queryset(self, request, queryset):
         if self.value() in ("yes", "no"):
@@ -154,7 +154,7 @@ class UserAdmin(DjangoUserAdmin):
     def has_approve_registration_permission(self, request) -> bool:
         return request.user.has_perm(f"accounts.{APPROVE}")
 
-    @admin.display(boolean=True, description="e-mail verified", ordering="email_verified_at")
+    @admin.display(boolean=True, description=_("e-mail verified"), ordering="email_verified_at")
     def email_verified(self, user: User) -> bool:
         return user.is_email_verified
 

@@ -49,12 +49,12 @@ class User(AbstractUser):
     """
 
     class DirectoryState(models.TextChoices):
-        NONE = "", "not in the directory"
-        PENDING = "pending", "being created"
-        CREATED = "created", "created, disabled"
-        ENABLED = "enabled", "enabled"
+        NONE = "", _("not in the directory")
+        PENDING = "pending", _("being created")
+        CREATED = "created", _("created, disabled")
+        ENABLED = "enabled", _("enabled")
         DISABLED = "disabled", _("disabled by staff")
-        FAILED = "failed", "failed"
+        FAILED = "failed", _("failed")
 
     class Approval(models.TextChoices):
         NOT_NEEDED = "", _("not needed")
@@ -62,10 +62,10 @@ class User(AbstractUser):
         APPROVED = "approved", _("approved")
         REFUSED = "refused", _("refused")
 
-    email = models.EmailField("e-mail address", max_length=254, blank=True)
-    email_verified_at = models.DateTimeField("e-mail verified at", null=True, blank=True)
+    email = models.EmailField(_("e-mail address"), max_length=254, blank=True)
+    email_verified_at = models.DateTimeField(_("e-mail verified at"), null=True, blank=True)
     directory_state = models.CharField(
-        "directory account", max_length=16, choices=DirectoryState.choices, default="", blank=True
+        _("directory account"), max_length=16, choices=DirectoryState.choices, default="", blank=True
     )
     # The registration's id: every task names it and the directory account carries it, so an account
     # only ever follows the registration that created it (the contract's tasks module says why).

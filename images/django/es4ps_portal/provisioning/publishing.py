@@ -22,6 +22,7 @@ import uuid
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from es4ps_contract.keys import KeyFileError, load_sealing_public_key, load_signing_key
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
@@ -222,7 +223,7 @@ def disable_account(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
         current = _locked(user)
         if current.directory_state != User.DirectoryState.ENABLED:
-            raise NotProvisioned("only an enabled account can be disabled")
+            raise NotProvisioned(_("only an enabled account can be disabled"))
         return publish(current, DisableUser(current.username, **binding(current)), Action.DISABLE_ACCOUNT, actor)
 
 
@@ -231,9 +232,9 @@ def enable_account(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
         current = _locked(user)
         if current.directory_state not in (User.DirectoryState.DISABLED, User.DirectoryState.FAILED):
-            raise NotProvisioned("only a disabled account, or one whose setup failed, can be enabled here")
+            raise NotProvisioned(_("only a disabled account, or one whose setup failed, can be enabled here"))
         if not current.is_email_verified or current.approval in (User.Approval.WAITING, User.Approval.REFUSED):
-            raise NotProvisioned("the address is not confirmed, or the registration is not approved")
+            raise NotProvisioned(_("the address is not confirmed, or the registration is not approved"))
         return publish(current, EnableUser(current.username, **binding(current)), Action.ENABLE_ACCOUNT, actor)
 
 
@@ -241,11 +242,11 @@ def staff_delete_account(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
         current = _locked(user)
         if current.is_staff or not current.directory_state:
-            raise NotProvisioned("only a person's directory account can be deleted here")
+            raise NotProvisioned(_("only a person's directory account can be deleted here"))
         if current.provisioning_tasks.filter(
             operation=Operation.DELETE_USER.value, state=ProvisioningTask.State.QUEUED
         ).exists():
-            raise NotProvisioned("its deletion is under way")
+            raise NotProvisioned(_("its deletion is under way"))
         return delete_account(current, actor=actor)
 
 
@@ -254,7 +255,7 @@ def approve_registration(user: User, *, actor: Actor) -> ProvisioningTask | None
     with transaction.atomic():
         current = _locked(user)
         if current.approval != User.Approval.WAITING:
-            raise NotProvisioned("the registration does not wait for approval")
+            raise NotProvisioned(_("the registration does not wait for approval"))
         current.approval = User.Approval.APPROVED
         current.save(update_fields=["approval"])
         transaction.on_commit(lambda: mail.send_approval_decision(current, approved=True))
@@ -269,7 +270,7 @@ def refuse_registration(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
         current = _locked(user)
         if current.approval != User.Approval.WAITING:
-            raise NotProvisioned("the registration does not wait for approval")
+            raise NotProvisioned(_("the registration does not wait for approval"))
         current.approval = User.Approval.REFUSED
         current.save(update_fields=["approval"])
         transaction.on_commit(lambda: mail.send_approval_decision(current, approved=False))
@@ -284,11 +285,11 @@ def apply_policy(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
         current = _locked(user)
         if current.is_staff or current.directory_state not in IN_DIRECTORY:
-            raise NotProvisioned("the account is not in the directory")
+            raise NotProvisioned(_("the account is not in the directory"))
         where = placement(current.username, current.email)
         unix = where.unix if where.unix and not current.directory_unix else None
         if (where.ou, list(where.groups)) == (current.directory_ou, current.directory_groups) and unix is None:
-            raise NotProvisioned("the account is in its policy's OU and groups already")
+            raise NotProvisioned(_("the account is in its policy's OU and groups already"))
         _placed(current, where.ou, where.groups, current.directory_unix or unix is not None)
         task = ApplyPolicy(current.username, ou=where.ou, groups=where.groups, unix=unix, **binding(current))
         return publish(current, task, Action.APPLY_POLICY, actor)

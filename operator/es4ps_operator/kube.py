@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.core.resource_registry import resource_registry
@@ -122,6 +123,11 @@ class KubeApi:
                 if error.status.code == 404:
                     return None
                 raise KubeError(f"listing {resource.__name__}s failed: {_describe(error)}") from None
+            except httpx2.HTTPStatusError as error:
+                # An API group the server does not serve answers a plain-text 404, which lightkube leaves as is.
+                if error.response.status_code == 404:
+                    return None
+                raise KubeError(f"listing {resource.__name__}s failed: HTTP {error.response.status_code}") from None
         return found
 
     async def patch_domain_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:

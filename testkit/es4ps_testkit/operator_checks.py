@@ -14,6 +14,19 @@ CHILD_KINDS = (
 MANAGED = "app.kubernetes.io/managed-by=es4ps-operator"
 
 
+def desired_children(domain: dict) -> set[tuple[str, str]]:
+    """(kind, name) of what the operator's builders make of the domain as the API server holds it (with its
+    defaults): the children a converged reconcile has written (generated Secrets come on top)."""
+    from es4ps_operator.builders import build_desired_state
+    from es4ps_operator.config import Images, OperatorConfig
+    from es4ps_operator.domain import Domain
+
+    config = OperatorConfig(images=Images(samba="samba", portal="portal", broker="broker"), cluster_dns_ip="10.96.0.10")
+    return {
+        (m["kind"], m["metadata"]["name"]) for m in build_desired_state(Domain.from_body(domain), config).manifests()
+    }
+
+
 def apply_domain(cluster, domain: dict) -> None:
     cluster.apply(yaml.safe_dump(domain))
 

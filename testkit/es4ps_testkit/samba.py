@@ -181,6 +181,16 @@ class SambaDC:
             "ES4PS_PASSWORD_POLICY": (self.password_policy or PasswordPolicy()).to_json(),
         }
 
+    def write_password_files(self) -> None:
+        """The Administrator's and the worker's passwords as the DC reads them (mounted Secrets, mode 600)."""
+        for path, password in (
+            (self.admin_password_file, self.admin_password),
+            (self.worker_password_file, self.worker_password),
+        ):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                out.write(password + "\n")
+
     def start(self, timeout_s: float = 90) -> None:
         """Provision on the first start, then run samba and wait until LDAP answers."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -188,13 +198,7 @@ class SambaDC:
             self.address, self._lock = claim_loopback_address()
             fqdn = f"{self.hostname}.{self.dns_domain}"
             self.tls = self.ca.issue(f"samba-{self.hostname}-{self.address}", fqdn, server_names=(fqdn, self.address))
-            for path, password in (
-                (self.admin_password_file, self.admin_password),
-                (self.worker_password_file, self.worker_password),
-            ):
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(descriptor, "w") as out:
-                    out.write(password + "\n")
+            self.write_password_files()
         env = {**os.environ, **self.dc_env}
         # The domain's DNS is the first DC's: replication finds its partners by their DNS names there.
         resolv = self.directory / "resolv.conf"

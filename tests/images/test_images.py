@@ -180,7 +180,7 @@ def dc_container(docker, tmp_path, test_ca):
     spec.address, spec._lock = address, lock
     fqdn = f"{spec.hostname}.{spec.dns_domain}"
     spec.tls = test_ca.issue(f"image-dc-{address}", fqdn, server_names=(fqdn, address))
-    spec.admin_password_file.write_text(spec.admin_password + "\n")
+    spec.write_password_files()
     spec.data_dir.mkdir()
     env, mount_args = mounted_files({**spec.dc_env, "ES4PS_DATA_DIR": "/var/lib/samba"}, tmp_path / "dc-files", 0)
     run_args = [

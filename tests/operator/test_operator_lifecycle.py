@@ -10,6 +10,7 @@ from es4ps_testkit.operator_checks import (
     apply_domain,
     children,
     condition,
+    desired_children,
     event_reasons,
     get_domain,
     secret_data,
@@ -47,7 +48,7 @@ def test_a_changed_spec_reaches_the_children(running_domain):
     cluster.kubectl("-n", namespace, "create", "secret", "generic", "acme-db", "--from-literal=url=postgresql://db/x")
     changes = {
         "portal": {"replicas": 2, "databaseURLSecretRef": {"name": "acme-db"}},
-        "allowedEmailDomains": ["acme.example", "acme.net"],
+        "allowedEmailDomains": ["acme.example", "acme.org", "acme.net"],
     }
     cluster.merge_patch("es4psdomain", "acme", {"spec": changes}, namespace)
     updated = wait_ready(cluster, namespace)
@@ -56,7 +57,7 @@ def test_a_changed_spec_reaches_the_children(running_domain):
     assert portal["spec"]["replicas"] == 2
     assert portal["status"]["readyReplicas"] == 2
     env = {e["name"]: e for e in portal["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["ES4PS_ALLOWED_EMAIL_DOMAINS"]["value"] == "acme.example,acme.net"
+    assert env["ES4PS_ALLOWED_EMAIL_DOMAINS"]["value"] == "acme.example,acme.org,acme.net"
     assert env["ES4PS_DATABASE_URL"]["valueFrom"] == {"secretKeyRef": {"name": "acme-db", "key": "url"}}
     assert "Updated" in event_reasons(cluster, namespace)
 
@@ -137,8 +138,9 @@ def test_an_operator_killed_mid_reconciliation_converges_after_restart(es4ps_crd
 
     second = start_operator()  # waits until the killed replica's Lease expires
     wait_ready(cluster, namespace)
-    # 19 applied children (+ the DC's external Service in Service mode) and 3 generated Secrets.
-    assert len(children(cluster, namespace)) == 23
+    # Every child the builders make of it, and the generated Secrets, none twice.
+    expected = desired_children(get_domain(cluster, namespace)) | {("Secret", name) for name in GENERATED_SECRETS}
+    assert set(children(cluster, namespace)) == expected
     for name, data in secrets_before.items():
         assert secret_data(cluster, namespace, name) == data, f"{name} was generated again"
     assert second.metric("es4ps_operator_reconciles_total", 'result="error"') in (None, 0.0)

@@ -2,13 +2,13 @@
 
 Deploys the product on the local cluster's real node exactly as the e2e tests
 do (es4ps_testkit.e2e.deploy: images, charts, the example domain Ready, the
-portal behind the local HTTPS entry), with the registration limit per client
+portal's Ingress served by Traefik), with the registration limit per client
 address raised for the campus case (`spec.portal.rateLimits.register.perAddress`,
 `--limit` per hour). Then:
 
 1. `--registrations` people register at a steady `--rate` per second (open
-   loop: one starts every 1/rate s whatever the others do), all through the
-   HTTPS entry from this machine's one address, as a campus behind a NAT;
+   loop: one starts every 1/rate s whatever the others do), all through
+   Traefik from this machine's one address, as a campus behind a NAT;
 2. each one's verification mail is taken from the SMTP server and confirmed by
    its link, at the same rate;
 3. once the portal has every result, its own task records give the latencies:

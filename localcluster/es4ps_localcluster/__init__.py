@@ -10,8 +10,8 @@
 Modules: `cluster` (the orchestration, `Cluster`), `components` (one module per
 process: etcd, API server, ..., the real node's kubelet), `pki` (the one
 certificate authority helper), `processes` (the one process supervisor and
-`wait_until`), `images` (container images without a registry), `ingress` (the
-HTTPS entry standing in for an ingress controller), `demo` (`make demo`),
+`wait_until`), `images` (container images without a registry), `ingress`
+(Traefik, the ingress controller of the demo and the e2e tests), `demo` (`make demo`),
 `paths` (where the checkout keeps things), `cli`.
 """
 

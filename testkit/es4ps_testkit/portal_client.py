@@ -1,7 +1,7 @@
 """A person using the portal, made of HTTP requests: cookies, CSRF tokens, redirects, the Referer a browser sends.
 
-Used against the portal as a local process (tests/portal) and behind the local
-HTTPS entry on the real node (tests/e2e). There the public name
+Used against the portal as a local process (tests/portal) and behind the ingress
+controller (Traefik) on the real node (tests/e2e). There the public name
 (`accounts.acme.localhost`) is not in this machine's resolver, so the client
 connects to a given address and still checks the certificate for that name,
 like `curl --resolve`.

@@ -117,9 +117,8 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     }
 
 
-def install_ingress_controller() -> None:
-    """Traefik (es4ps_localcluster.ingress) applied and rolled out; its image must be on the node already."""
-    objects = ingress.manifests(images.IMAGES["traefik"].ref)
+def apply_objects(objects: list[dict]) -> None:
+    """kubectl apply --server-side of `objects` as one List (idempotent)."""
     run(
         "kubectl",
         "apply",
@@ -128,6 +127,11 @@ def install_ingress_controller() -> None:
         "-",
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
     )
+
+
+def install_ingress_controller() -> None:
+    """Traefik (es4ps_localcluster.ingress) applied and rolled out; its image must be on the node already."""
+    apply_objects(ingress.manifests(images.IMAGES["traefik"].ref))
     run(
         "kubectl",
         "-n",
@@ -149,14 +153,7 @@ def prepare_namespaces(staff_password: str) -> None:
         "metadata": {"name": STAFF_SECRET, "namespace": DOMAIN_NAMESPACE},
         "stringData": {"password": staff_password},
     }
-    run(
-        "kubectl",
-        "apply",
-        "--server-side",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, staff]}),
-    )
+    apply_objects([namespace, staff])
 
 
 def install(values: dict, *extra: str) -> None:

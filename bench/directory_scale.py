@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import ssl
 import statistics
@@ -49,11 +48,12 @@ from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_samba.dc.config import DEFAULT_USERS_OU
 from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.cpu import with_cpu_ms
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, fill_accounts
-from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
+from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, pipeline, run
 from es4ps_testkit.worker import ContractKeys, DirectoryWorker
-from provisioning import limit_rate, pipeline  # bench/provisioning.py: the same measurements
+from provisioning import limit_rate  # bench/provisioning.py: the same measurement
 
 VOLUME_BYTES = 5 << 30  # the CRD's default spec.directory.storage.size
 BIND_USER = "scale-bind"
@@ -104,27 +104,6 @@ def lookup_latencies_ms(dc: SambaDC, count: int, accounts: int) -> list[float]:
         if len(found) != 1:
             raise SystemExit(f"the search for {name} found {len(found)} accounts")
     return latencies
-
-
-def cpu_seconds(groups: list[int]) -> float:
-    """CPU time (user + system, with reaped children) of every process in the process groups `groups`."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended meanwhile
-        if int(fields[2]) in groups:  # field 5 of stat, the process group
-            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-    return total / ticks
-
-
-def with_cpu_ms(groups: dict[str, list[int]], accounts: int, action):
-    """`action()`'s result and, per name in `groups`, the CPU milliseconds its processes spent per account."""
-    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
-    value = action()
-    return value, {name: (cpu_seconds(pids) - before[name]) * 1000 / accounts for name, pids in groups.items()}
 
 
 def main() -> int:

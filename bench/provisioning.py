@@ -28,16 +28,14 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import ldb
-from es4ps_contract.events import Outcome
 from es4ps_samba.directory import encode_password
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC
-from es4ps_testkit.tasks import TaskClient, create_task
+from es4ps_testkit.tasks import TaskClient, pipeline
 from es4ps_testkit.worker import ContractKeys, DirectoryWorker
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
@@ -85,25 +83,6 @@ def naive_rate(dc: SambaDC, prefix: str, n: int) -> float:
             samdb.disable_account(expression)
 
     return timed(one, n)
-
-
-def pipeline(client: TaskClient, prefix: str, n: int) -> tuple[float, float, float]:
-    """(accounts per second, p50 ms, p99 ms) of n create tasks published at once."""
-    tasks = [create_task(client, f"{prefix}{i}", PASSWORD, given_name="Bench", surname="Mark") for i in range(n)]
-    published_at = {}
-    start = time.monotonic()
-    for task in tasks:
-        task_id = str(uuid.uuid4())
-        published_at[task_id] = time.monotonic()
-        client.submit(task, task_id)
-    events = client.wait_for_all(published_at, timeout_s=60 + n)
-    failed = [e for e in events.values() if e.outcome is not Outcome.SUCCEEDED]
-    if failed:
-        raise SystemExit(f"{len(failed)} pipeline tasks did not succeed, e.g. {failed[0]}")
-    done = max(client.received_at[t] for t in published_at)
-    latencies = sorted((client.received_at[t] - published_at[t]) * 1000 for t in published_at)
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * len(latencies)) - 1)]
-    return n / (done - start), statistics.median(latencies), p99
 
 
 def main() -> int:

@@ -191,6 +191,16 @@ class SambaDC:
             with os.fdopen(descriptor, "w") as out:
                 out.write(password + "\n")
 
+    @property
+    def backup_env(self) -> dict[str, str]:
+        """The directory variables of the backup Job's steps (es4ps_testkit.backups): dump-directory copies this DC."""
+        return {
+            "ES4PS_REALM": self.realm,
+            "ES4PS_NETBIOS_NAME": self.netbios_name,
+            "ES4PS_ADMIN_PASSWORD_FILE": str(self.admin_password_file),
+            "ES4PS_BACKUP_SERVER": self.address,
+        }
+
     def start(self, timeout_s: float = 90) -> None:
         """Provision on the first start, then run samba and wait until LDAP answers."""
         self.directory.mkdir(parents=True, exist_ok=True)

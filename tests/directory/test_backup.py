@@ -9,11 +9,8 @@ in with their passwords.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,30 +19,18 @@ from es4ps_contract.tasks import EnableUser
 from es4ps_operator.builders.secrets import generate_backup_key
 from es4ps_samba.dc.store import backend_store
 from es4ps_testkit import ServiceError
+from es4ps_testkit.backups import backup_step as step
+from es4ps_testkit.backups import write_backup_key
 from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import SambaDC, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("directory_worker")]
-BACKUP = [str(Path(sys.executable).parent / "es4ps-backup")]
 
 
 @pytest.fixture(scope="module")
 def backup_key(tmp_path_factory) -> dict[str, Path]:
-    keys = generate_backup_key()
-    directory = tmp_path_factory.mktemp("backup-key")
-    files = {}
-    for name, text in keys.items():
-        files[name] = directory / f"{name}.txt"
-        files[name].write_text(text + "\n")
-    return files
-
-
-def step(name: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([*BACKUP, name], env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, f"es4ps-backup {name}: {result.stderr[-2000:]}"
-    return result
+    return write_backup_key(tmp_path_factory.mktemp("backup-key"))
 
 
 def portal_database(path: Path) -> None:
@@ -63,12 +48,8 @@ def dumped(tmp_path_factory, samba_dc, task_client) -> dict:
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
     assert run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
     work = tmp_path_factory.mktemp("dump")
-    directory = {
-        "ES4PS_REALM": samba_dc.realm,
-        "ES4PS_NETBIOS_NAME": samba_dc.netbios_name,
-        "ES4PS_ADMIN_PASSWORD_FILE": str(samba_dc.admin_password_file),
-    }
-    step("dump-directory", {**directory, "ES4PS_BACKUP_WORK_DIR": str(work), "ES4PS_BACKUP_SERVER": samba_dc.address})
+    directory = samba_dc.backup_env
+    step("dump-directory", {**directory, "ES4PS_BACKUP_WORK_DIR": str(work)})
     portal_database(work / "portal.db")
     return {"work": work, "directory": directory, "username": username}
 

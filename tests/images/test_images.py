@@ -123,7 +123,7 @@ def test_operator_image_prints_its_version_and_help(docker):
 
 
 def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
-    """The image's own entrypoint migrates and serves; /readyz proves it reaches the real broker."""
+    """The image's own entrypoint migrates and serves; /readyz proves its database answers."""
     secret_key = tmp_path / "secret-key"
     secret_key.write_text(secrets.token_urlsafe(50))
     data = tmp_path / "data"

@@ -204,11 +204,11 @@ def beta(deployment, tmp_path_factory):
     kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 
-def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 420) -> float:
+def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 300) -> float:
     """Seconds until `username` authenticates on every DC of `indexes`.
 
-    Up to 7 minutes: right after a DC joins, the others start pulling from it when their KCC and
-    replication service come round (Samba: every 5 minutes); after that, changes follow in seconds.
+    Right after a DC joins, the others start pulling from it when their KCC and replication service
+    come round (every minute on the DCs: docs/operations.md); after that, changes follow in seconds.
     """
     start = time.monotonic()
     for index in indexes:

@@ -75,6 +75,9 @@ def test_dc_defaults_follow_the_realm():
     assert config.bind_interfaces == "127.0.0.1/8 192.0.2.10"
     assert str(config.data_dir) == "/var/lib/samba"
     assert managed_options(config)["old password allowed period"] == "0"
+    # A joined, returned or restored DC is pulled from within a minute, not Samba's five.
+    assert managed_options(config)["kccsrv:periodic_interval"] == "60"
+    assert managed_options(config)["dreplsrv:periodic_interval"] == "60"
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "100000"])

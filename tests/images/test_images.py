@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from es4ps_contract.tasks import CreateUser
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.processes import free_port, wait_until
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, claim_loopback_address
-from es4ps_testkit.tasks import TaskClient
+from es4ps_testkit.tasks import TaskClient, create_task
 
 pytestmark = pytest.mark.images
 
@@ -294,8 +293,7 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
     client = TaskClient({**rabbitmq.portal_env, **contract_keys.portal_env})
     try:
         username = f"img{uuid.uuid4().hex[:6]}"
-        sealed = client.seal(username, "Corr3ct-Horse-Battery")
-        task_id = client.submit(CreateUser(username, "Image", "Test", f"{username}@example.test", sealed))
+        task_id = client.submit(create_task(client, username, "Corr3ct-Horse-Battery"))
         event = client.wait_for(task_id, timeout_s=120)
     finally:
         client.close()

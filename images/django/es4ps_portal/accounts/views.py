@@ -358,7 +358,7 @@ def password_expired(request: HttpRequest) -> HttpResponse:
     form = ResetPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            publishing.change_password(user, form.cleaned_data["new_password1"])
+            publishing.change_password(user, form.cleaned_data["new_password1"], actor=Actor.of(request, user.username))
         except publishing.NotProvisioned:
             form.add_error(None, NOT_PROVISIONED)
         except PublishError:

@@ -9,7 +9,7 @@ answers what the last check found:
     GET /replication   {"healthy": true | false | null, "checkedAt": ..., "failing": [...], "error": ...}
     GET /metrics       Prometheus text: es4ps_dc_replication_*, es4ps_dc_managed_accounts, ...
 
-A link fails when it has consecutive failures or never succeeded (what
+A link fails when it has consecutive failures, or is inbound and never pulled (what
 `samba-tool drs showrepl --summary` calls failing); a DC with no replication
 partner (the only DC) is healthy. The operator reads /replication of every DC
 for the domain's ReplicationHealthy condition.
@@ -67,7 +67,8 @@ def replication_links(showrepl: dict[str, Any]) -> tuple[list[Link], list[Link]]
                 str(rep.get("last attempt message", "")),
             )
             links.append(link)
-            if link.failures or rep.get("last success") == NEVER:
+            # An outbound link (repsTo) only says whom this DC notifies: Samba records no success for it.
+            if link.failures or (direction == "inbound" and rep.get("last success") == NEVER):
                 failing.append(link)
     return links, failing
 

@@ -1,0 +1,36 @@
+"""Which replication links of `samba-tool drs showrepl --json` count as failing (the DC's health server)."""
+
+from es4ps_samba.dc.health import NEVER, replication_links
+
+NC = "DC=ad,DC=beta,DC=example"
+
+
+def rep(dsa: str, failures: int = 0, last_success: str = "Fri Nov 27 15:40:00 2026 UTC") -> dict:
+    return {
+        "NC dn": NC,
+        "DSA": dsa,
+        "consecutive failures": failures,
+        "last success": last_success,
+        "last attempt message": "was successful" if not failures else "WERR_BADFILE",
+        "is deleted": False,
+    }
+
+
+def test_an_outbound_link_that_records_no_success_is_not_failing():
+    # repsTo only says whom this DC notifies: Samba leaves its "last success" at NTTIME(0).
+    links, failing = replication_links({"repsFrom": [rep("dc1")], "repsTo": [rep("dc1", last_success=NEVER)]})
+    assert len(links) == 2 and failing == []
+
+
+def test_failures_in_either_direction_and_an_inbound_link_that_never_pulled_are_failing():
+    showrepl = {
+        "repsFrom": [rep("dc1", last_success=NEVER), rep("dc2")],
+        "repsTo": [rep("dc3", failures=2)],
+    }
+    _, failing = replication_links(showrepl)
+    assert [(link.direction, link.failures) for link in failing] == [("inbound", 0), ("outbound", 2)]
+
+
+def test_deleted_links_do_not_count():
+    _, failing = replication_links({"repsFrom": [{**rep("dc1", failures=5), "is deleted": True}], "repsTo": []})
+    assert failing == []

@@ -152,7 +152,8 @@ class Beta:
     def dc(self, index: int) -> tuple[str, str, Path]:
         """(Pod address, TLS name, CA file) of DC `index`."""
         pod = self.dc_pods()[index]
-        hostname = pod["spec"]["hostname"]
+        dc = next(c for c in pod["spec"]["containers"] if c["name"] == "dc")
+        hostname = next(e["value"] for e in dc["env"] if e["name"] == "ES4PS_DC_HOSTNAME")  # dc0, or dc0-1a2b
         tls_name = f"{hostname}.{REALM.lower()}"
         ca = self.directory / f"dc{index}-ca.crt"
         ca.write_bytes(base64.b64decode(demo.certificate_secret(tls_name, NAMESPACE)["data"]["ca.crt"]))
@@ -238,9 +239,16 @@ def test_registrations_flow_while_a_broker_pod_is_deleted(beta):
     """Three brokers, quorum queues: one broker Pod goes while people register; none refused, none lost."""
     kube = beta.kube
     queues = kube.kubectl(
-        "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "--",
+        "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "-c", "rabbitmq", "--",
         "rabbitmqctl", "-q", "list_queues", "-p", "es4ps", "name", "type", "members", "--formatter", "json",
+        check=False, timeout=180,
     )  # fmt: skip
+    if queues.returncode != 0:
+        cluster = kube.kubectl(
+            "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "-c", "rabbitmq", "--", "rabbitmqctl", "cluster_status",
+            check=False, timeout=120,
+        )  # fmt: skip
+        pytest.fail(f"listing the queues failed: {queues.stdout}{queues.stderr}\n{cluster.stdout}{cluster.stderr}")
     provisioning = next(q for q in json.loads(queues.stdout) if q["name"] == PROVISIONING_QUEUE)
     assert provisioning["type"] == "quorum" and len(provisioning["members"]) == 3, provisioning
 
@@ -366,7 +374,9 @@ def test_a_deleted_domain_comes_back_from_its_backup(beta, deployment):
     )
     assert done
     status = kube.get("es4psbackup", "beta-before-delete", NAMESPACE)["status"]
-    assert status["phase"] == "Completed", status
+    if status["phase"] != "Completed":
+        logs = kube.kubectl("logs", "job/beta-before-delete", "-n", NAMESPACE, "--all-containers", check=False)
+        pytest.fail(f"the backup failed: {status}\nits Job's log:\n{(logs.stdout + logs.stderr)[-4000:]}")
     print(f"\nbackup Completed in {time.monotonic() - started:.0f} s, {status['sizeBytes']} bytes", file=sys.stderr)
     assert status["location"].startswith(f"volume:{NAME}-backups/")
     kube.eventually(lambda: beta.get()["status"].get("lastBackup"), timeout=120, message="status.lastBackup")

@@ -181,7 +181,9 @@ def dc_container(docker, tmp_path, test_ca):
     spec.tls = test_ca.issue(f"image-dc-{address}", fqdn, server_names=(fqdn, address))
     spec.write_password_files()
     spec.data_dir.mkdir()
-    env, mount_args = mounted_files({**spec.dc_env, "ES4PS_DATA_DIR": "/var/lib/samba"}, tmp_path / "dc-files", 0)
+    # As in the DC's Pod: the DC prepares the worker's state directory on its volume for the worker's uid.
+    dc_env = {**spec.dc_env, "ES4PS_DATA_DIR": "/var/lib/samba", "ES4PS_WORKER_UID": "10001"}
+    env, mount_args = mounted_files(dc_env, tmp_path / "dc-files", 0)
     run_args = [
         "--network",
         "host",
@@ -285,6 +287,9 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
         "10001:10001",
         "--cap-drop",
         "ALL",
+        # the DC's volume, shared as in the Pod: the worker keeps its record of applied tasks there
+        "-v",
+        f"{spec.data_dir}/es4ps-worker:{env['ES4PS_WORKER_STATE_DIR']}",
         *mount_args,
         *env_args(env),
         local_images.IMAGES["samba"].ref,
@@ -294,7 +299,10 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
     try:
         username = f"img{uuid.uuid4().hex[:6]}"
         task_id = client.submit(create_task(client, username, "Corr3ct-Horse-Battery"))
-        event = client.wait_for(task_id, timeout_s=120)
+        try:
+            event = client.wait_for(task_id, timeout_s=120)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\nthe worker container's log:\n{docker.logs(worker)[-3000:]}") from None
     finally:
         client.close()
     assert event.outcome.value == "succeeded", (event, docker.logs(worker)[-3000:])

@@ -240,7 +240,8 @@ def test_registrations_flow_while_a_broker_pod_is_deleted(beta):
     kube = beta.kube
     queues = kube.kubectl(
         "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "-c", "rabbitmq", "--",
-        "rabbitmqctl", "-q", "list_queues", "-p", "es4ps", "name", "type", "members", "--formatter", "json",
+        "rabbitmqctl", "-q", "--timeout", "150", "list_queues", "-p", "es4ps", "name", "type", "members",
+        "--formatter", "json",
         check=False, timeout=180,
     )  # fmt: skip
     if queues.returncode != 0:

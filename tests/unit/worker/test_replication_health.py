@@ -1,6 +1,8 @@
 """Which replication links of `samba-tool drs showrepl --json` count as failing (the DC's health server)."""
 
-from es4ps_samba.dc.health import NEVER, replication_links
+from es4ps_samba.dc.health import replication_links
+
+NEVER = "NTTIME(0)"  # how showrepl --json writes a success that never happened
 
 NC = "DC=ad,DC=beta,DC=example"
 
@@ -22,13 +24,14 @@ def test_an_outbound_link_that_records_no_success_is_not_failing():
     assert len(links) == 2 and failing == []
 
 
-def test_failures_in_either_direction_and_an_inbound_link_that_never_pulled_are_failing():
+def test_failures_in_either_direction_are_failing_and_a_fresh_inbound_link_is_not():
     showrepl = {
-        "repsFrom": [rep("dc1", last_success=NEVER), rep("dc2")],
+        # A DC that joined again: its attempts succeed before Samba records a success.
+        "repsFrom": [rep("dc1", last_success=NEVER), rep("dc2", failures=3)],
         "repsTo": [rep("dc3", failures=2)],
     }
     _, failing = replication_links(showrepl)
-    assert [(link.direction, link.failures) for link in failing] == [("inbound", 0), ("outbound", 2)]
+    assert [(link.direction, link.failures) for link in failing] == [("inbound", 3), ("outbound", 2)]
 
 
 def test_deleted_links_do_not_count():

@@ -9,8 +9,8 @@ answers what the last check found:
     GET /replication   {"healthy": true | false | null, "checkedAt": ..., "failing": [...], "error": ...}
     GET /metrics       Prometheus text: es4ps_dc_replication_*, es4ps_dc_managed_accounts, ...
 
-A link fails when it has consecutive failures, or is inbound and never pulled (what
-`samba-tool drs showrepl --summary` calls failing); a DC with no replication
+A link fails when it has consecutive failures (what `samba-tool drs showrepl
+--summary` reports); a DC with no replication
 partner (the only DC) is healthy. The operator reads /replication of every DC
 for the domain's ReplicationHealthy condition.
 """
@@ -31,7 +31,6 @@ from .config import DCConfig
 
 logger = logging.getLogger(__name__)
 # showrepl's "last success" of a link that never succeeded.
-NEVER = "NTTIME(0)"
 
 
 @dataclass
@@ -67,8 +66,10 @@ def replication_links(showrepl: dict[str, Any]) -> tuple[list[Link], list[Link]]
                 str(rep.get("last attempt message", "")),
             )
             links.append(link)
-            # An outbound link (repsTo) only says whom this DC notifies: Samba records no success for it.
-            if link.failures or (direction == "inbound" and rep.get("last success") == NEVER):
+            # Only failures count: Samba leaves "last success" unset on outbound links (they say whom this DC
+            # notifies) and, for a while, on the inbound link of a DC that joined again (its attempts succeed);
+            # a link that really never works accumulates consecutive failures.
+            if link.failures:
                 failing.append(link)
     return links, failing
 

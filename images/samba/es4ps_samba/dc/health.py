@@ -30,7 +30,6 @@ from typing import Any
 from .config import DCConfig
 
 logger = logging.getLogger(__name__)
-# showrepl's "last success" of a link that never succeeded.
 
 
 @dataclass

@@ -238,20 +238,16 @@ def test_two_dcs_in_service_mode_replicate_both_ways(beta):
 def test_registrations_flow_while_a_broker_pod_is_deleted(beta):
     """Three brokers, quorum queues: one broker Pod goes while people register; none refused, none lost."""
     kube = beta.kube
-    queues = kube.kubectl(
+    # The provisioning queue is a quorum queue with a member on every broker (raft state of each).
+    members = kube.kubectl(
         "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "-c", "rabbitmq", "--",
-        "rabbitmqctl", "-q", "--timeout", "150", "list_queues", "-p", "es4ps", "name", "type", "members",
-        "--formatter", "json",
-        check=False, timeout=180,
+        "rabbitmq-queues", "-q", "quorum_status", PROVISIONING_QUEUE, "--vhost", "es4ps", "--formatter", "json",
+        timeout=180,
     )  # fmt: skip
-    if queues.returncode != 0:
-        cluster = kube.kubectl(
-            "exec", f"{NAME}-broker-1", "-n", NAMESPACE, "-c", "rabbitmq", "--", "rabbitmqctl", "cluster_status",
-            check=False, timeout=120,
-        )  # fmt: skip
-        pytest.fail(f"listing the queues failed: {queues.stdout}{queues.stderr}\n{cluster.stdout}{cluster.stderr}")
-    provisioning = next(q for q in json.loads(queues.stdout) if q["name"] == PROVISIONING_QUEUE)
-    assert provisioning["type"] == "quorum" and len(provisioning["members"]) == 3, provisioning
+    states = {
+        member["Node Name"].split("@")[1].split(".")[0]: member["Raft State"] for member in json.loads(members.stdout)
+    }
+    assert set(states) == {f"{NAME}-broker-{index}" for index in range(3)}, states
 
     victim = f"{NAME}-broker-0"
     before = kube.get("pod", victim, NAMESPACE)["metadata"]["uid"]

@@ -244,6 +244,18 @@ def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
 COOKIE_DIR = "/etc/es4ps/erlang-cookie"
 
 
+# A quorum queue gets members only on the nodes running when it is declared (the definitions, at the first
+# node's start): each node adds itself to every quorum queue once it runs, so the queues of a cluster that
+# formed one node at a time have a member on every node. Never fails the container: a node that could not
+# join keeps serving, and the next start tries again.
+JOIN_QUORUM_QUEUES = (
+    "for attempt in $(seq 60); do"
+    " rabbitmq-diagnostics -q check_running >/dev/null 2>&1"
+    ' && rabbitmq-queues -q grow "$RABBITMQ_NODENAME" all >/dev/null 2>&1 && exit 0;'
+    " sleep 5; done; exit 0"
+)
+
+
 def _node_env(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
     """The node's name, and for a cluster its Erlang distribution over TLS (also for rabbitmqctl in the Pod)."""
     if not domain.broker.clustered:
@@ -314,6 +326,8 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
             mount("logs", "/var/log/rabbitmq", read_only=False),
         ],
     }
+    if clustered:
+        container["lifecycle"] = {"postStart": {"exec": {"command": ["sh", "-c", JOIN_QUORUM_QUEUES]}}}
     volumes = [
         {"name": "config", "configMap": {"name": naming.broker(domain)}},
         tls_volume("tls", naming.broker_tls(domain)),

@@ -110,7 +110,12 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
             "pullPolicy": "IfNotPresent",
         },
         "operator": {
-            "images": {"broker": images.IMAGES["rabbitmq"].ref, "pullPolicy": "IfNotPresent"},
+            # The local images' prefix: a domain may name one of them (the e2e rolls DCs to a re-tagged image).
+            "images": {
+                "broker": images.IMAGES["rabbitmq"].ref,
+                "pullPolicy": "IfNotPresent",
+                "allowedRegistries": ["es4ps"],
+            },
             "logFormat": "plain",
         },
         "domain": {"enabled": True, "name": DOMAIN, "namespace": DOMAIN_NAMESPACE, "spec": spec},

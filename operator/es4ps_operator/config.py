@@ -55,6 +55,15 @@ VARIABLES = (
 )
 
 
+def full_image_name(image: str) -> str:
+    """An image reference with its registry, as containerd names it: Docker Hub's short forms are
+    "rabbitmq:3" = docker.io/library/rabbitmq:3 and "es4ps/samba:1" = docker.io/es4ps/samba:1."""
+    first = image.split("/", 1)[0]
+    if "/" not in image:
+        return f"docker.io/library/{image}"
+    return image if "." in first or ":" in first or first == "localhost" else f"docker.io/{image}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Images:
     """Default container images of a domain's components (a domain's spec may override each, see below)."""
@@ -68,10 +77,7 @@ class Images:
 
     def override_allowed(self, image: str) -> bool:
         """Whether a domain may name `image` instead of the operator's own."""
-        candidates = {image}
-        if "/" not in image or not any(c in image.split("/")[0] for c in ".:") and image.split("/")[0] != "localhost":
-            # Docker Hub's short forms: "rabbitmq:3" is docker.io/library/rabbitmq:3.
-            candidates.add(("docker.io/library/" if "/" not in image else "docker.io/") + image)
+        candidates = {image, full_image_name(image)}
         return any(
             candidate.startswith(registry.rstrip("/") + "/")
             for candidate in candidates

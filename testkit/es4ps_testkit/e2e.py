@@ -32,6 +32,7 @@ from es4ps_localcluster import images as local_images
 from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
 from es4ps_localcluster.paths import BIN
 from es4ps_localcluster.processes import free_port, port_open, wait_until
+from es4ps_operator.config import full_image_name
 
 from .directory_checks import ldap_bind
 from .kube import KubeCluster
@@ -77,7 +78,7 @@ class LocalNode:
     def tag_image(self, source: str, target: str) -> None:
         """The node's image `source` also under the name `target` (a "new" image without a registry)."""
         socket = str(Cluster().node.containerd_socket)
-        source, target = containerd_name(source), containerd_name(target)
+        source, target = full_image_name(source), full_image_name(target)
         subprocess.run(
             ["ctr", "--address", socket, "-n", "k8s.io", "images", "tag", "--force", source, target], check=True
         )
@@ -141,7 +142,7 @@ class Kind:
 
     def tag_image(self, source: str, target: str) -> None:
         node = f"{self.cluster_name}-control-plane"
-        source, target = containerd_name(source), containerd_name(target)
+        source, target = full_image_name(source), full_image_name(target)
         subprocess.run(
             ["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "tag", "--force", source, target], check=True
         )
@@ -149,14 +150,6 @@ class Kind:
     def close(self) -> None:
         if self._port_forward:
             self._port_forward.terminate()
-
-
-def containerd_name(image: str) -> str:
-    """An image reference as containerd stores it: `es4ps/samba:1` is `docker.io/es4ps/samba:1`."""
-    first = image.split("/", 1)[0]
-    if "/" not in image:
-        return f"docker.io/library/{image}"
-    return image if "." in first or ":" in first or first == "localhost" else f"docker.io/{image}"
 
 
 def start_port_forward(kube: KubeCluster, namespace: str, target: str, port: int) -> tuple[subprocess.Popen, int]:

@@ -22,8 +22,19 @@ from .cron import Cron
 from .domain import Domain
 
 PENDING, RUNNING, COMPLETED, FAILED = "Pending", "Running", "Completed", "Failed"
-# What the store step writes as its termination message (es4ps_samba.backup): one JSON object.
+# What the store step (the backup Job's one container) writes as its termination message
+# (es4ps_samba.backup): one JSON object.
+STORE_STEP = "store"
 RESULT_KEYS = ("location", "sizeBytes", "sha256", "domainController")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepEnd:
+    """How one container of a Job's Pod ended: its name, exit code and termination message."""
+
+    container: str
+    exit_code: int
+    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,10 +120,21 @@ def parse_result(message: str | None) -> dict[str, Any]:
     return {key: result[key] for key in RESULT_KEYS if isinstance(result, dict) and key in result}
 
 
-def failure_reason(messages: Iterable[str | None], fallback: str) -> str:
-    """Why a backup failed, for people: the last line a failed step wrote, else the Job's own reason."""
-    for message in messages:
-        lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+def stored_result(ends: Iterable[StepEnd]) -> dict[str, Any]:
+    """The result of the store step that succeeded; {} when none did (the steps before it say nothing here)."""
+    for end in ends:
+        if end.container == STORE_STEP and end.exit_code == 0:
+            return parse_result(end.message)
+    return {}
+
+
+def failure_reason(ends: Iterable[StepEnd], fallback: str) -> str:
+    """Why a backup failed, for people: the last line a failed step wrote, else the Job's own reason.
+
+    Steps that succeeded wrote their results, not reasons: they are passed over.
+    """
+    for end in ends:
+        lines = [line for line in end.message.strip().splitlines() if line.strip()] if end.exit_code else []
         if lines:
-            return lines[-1][:500]
+            return f"step {end.container}: {lines[-1]}"[:500]
     return fallback

@@ -330,7 +330,7 @@ async def run_backup(
             await fail("its Job was deleted before it finished")
             return
         if conditions.get("Complete", {}).get("status") == "True":
-            result = backup_rules.parse_result(next(iter(await api.termination_messages(namespace, name)), None))
+            result = backup_rules.stored_result(await api.step_ends(namespace, name))
             if "location" not in result:
                 await fail("the Job ended without saying where the archive is")
                 return
@@ -341,8 +341,8 @@ async def run_backup(
             await _apply_retention(domain, name, all_backups(kwargs), api, logger)
             return
         if conditions.get("Failed", {}).get("status") == "True":
-            messages = await api.termination_messages(namespace, name)
-            await fail(backup_rules.failure_reason(messages, conditions["Failed"].get("message") or "the Job failed"))
+            ends = await api.step_ends(namespace, name)
+            await fail(backup_rules.failure_reason(ends, conditions["Failed"].get("message") or "the Job failed"))
             return
         await asyncio.sleep(BACKUP_POLL_S)
 

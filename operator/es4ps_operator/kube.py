@@ -21,6 +21,7 @@ from lightkube.resources.core_v1 import Pod, Secret, Service
 from lightkube.types import PatchType
 
 from . import naming
+from .backups import StepEnd
 from .builders.common import Manifest
 from .domain import BACKUP_KIND, BACKUP_PLURAL, GROUP, KIND, PLURAL, VERSION, Domain
 
@@ -192,9 +193,9 @@ class KubeApi:
             raise KubeError(f"reading Job {name} failed: {_describe(error)}") from None
         return job.to_dict()
 
-    async def termination_messages(self, namespace: str, job: str) -> list[str]:
-        """What the containers of a Job's Pods wrote when they ended (newest Pod first)."""
-        messages = []
+    async def step_ends(self, namespace: str, job: str) -> list[StepEnd]:
+        """How the containers of a Job's Pods ended (newest Pod first, its steps in order)."""
+        ends = []
         try:
             pods = [pod async for pod in self.client.list(Pod, namespace=namespace, labels={"job-name": job})]
         except ApiError as error:
@@ -204,9 +205,9 @@ class KubeApi:
             statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])]
             for container in statuses:
                 terminated = container.state.terminated if container.state else None
-                if terminated is not None and terminated.message:
-                    messages.append(terminated.message)
-        return messages
+                if terminated is not None:
+                    ends.append(StepEnd(container.name, terminated.exitCode, terminated.message or ""))
+        return ends
 
     async def delete_leftovers(self, domain: Domain) -> None:
         """Under deletionPolicy Delete: remove what garbage collection would leave behind.

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import naming
+from ..backups import STORE_STEP
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import (
@@ -254,7 +255,7 @@ def backup_job(
     store = _samba_step(
         domain,
         config,
-        "store",
+        STORE_STEP,
         ["es4ps-backup", "store"],
         [
             env("ES4PS_BACKUP_WORK_DIR", WORK_DIR),

@@ -9,10 +9,13 @@ from es4ps_operator.backups import (
     COMPLETED,
     FAILED,
     BackupSummary,
+    StepEnd,
     beyond_keep,
     due_slot,
+    failure_reason,
     parse_result,
     scheduled_backup_name,
+    stored_result,
 )
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.jobs import backup_job
@@ -207,3 +210,20 @@ def test_the_store_steps_result_is_read_and_junk_ignored():
     message = 'storing...\n{"location": "s3://b/p/x.tar.age", "sizeBytes": 1234, "sha256": "ab", "other": 1}'
     assert parse_result(message) == {"location": "s3://b/p/x.tar.age", "sizeBytes": 1234, "sha256": "ab"}
     assert parse_result("Traceback ...") == {} and parse_result(None) == {}
+
+
+def test_a_backups_result_and_failure_come_from_the_steps_that_wrote_them():
+    dumped = StepEnd("directory", 0, '{"file": "/var/lib/es4ps-job/directory.tar.bz2"}')
+    stored = StepEnd("store", 0, '{"location": "volume:b/acme/x.tar.age", "sizeBytes": 9, "sha256": "ab"}')
+    assert stored_result([dumped, StepEnd("portal", 0, ""), stored]) == {
+        "location": "volume:b/acme/x.tar.age",
+        "sizeBytes": 9,
+        "sha256": "ab",
+    }
+    assert stored_result([dumped, StepEnd("store", 1, '{"location": "x"}')]) == {}
+    # A step that succeeded is no reason; the one that failed is named with its last line.
+    failed = StepEnd("portal", 1, "Traceback ...\nOperationalError: unable to open database file\n")
+    assert failure_reason([dumped, failed], "BackoffLimitExceeded") == (
+        "step portal: OperationalError: unable to open database file"
+    )
+    assert failure_reason([dumped], "BackoffLimitExceeded") == "BackoffLimitExceeded"

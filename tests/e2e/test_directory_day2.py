@@ -25,6 +25,7 @@ from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_localcluster import demo, ingress
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
+from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
 from es4ps_testkit.directory_checks import admin_connection, kerberos_login, ldap_bind
 from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.registration import GOOD_PASSWORD
@@ -108,12 +109,30 @@ class Beta:
 
     def wait_replication_healthy(self) -> None:
         """The DCs check their links every minute, the operator asks them every minute."""
-        self.kube.eventually(
-            lambda: self.condition("ReplicationHealthy").get("status") == "True",
-            timeout=420,
-            interval=5,
-            message=lambda: f"ReplicationHealthy True (it says {self.condition('ReplicationHealthy')})",
-        )
+        try:
+            self.kube.eventually(
+                lambda: self.condition("ReplicationHealthy").get("status") == "True",
+                timeout=420,
+                interval=5,
+                message=lambda: f"ReplicationHealthy True (it says {self.condition('ReplicationHealthy')})",
+            )
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{self.replication_diagnostics()}") from None
+
+    def replication_diagnostics(self) -> str:
+        """What each DC says of its links, and the end of its log: why replication fails, for the test's report."""
+        parts = []
+        for index, pod in sorted(self.dc_pods().items()):
+            name = pod["metadata"]["name"]
+            shown = self.kube.kubectl(
+                "exec", name, "-n", NAMESPACE, "-c", "dc", "--",
+                "samba-tool", "drs", "showrepl", "--machine-pass", f"--configfile={DC_DATA_DIR}/etc/smb.conf",
+                pod["status"].get("podIP", "127.0.0.1"),
+                check=False, timeout=120,
+            )  # fmt: skip
+            log = self.kube.kubectl("logs", name, "-n", NAMESPACE, "-c", "dc", "--tail=60", check=False)
+            parts.append(f"--- dc{index} showrepl:\n{shown.stdout}{shown.stderr}\n--- dc{index} log:\n{log.stdout}")
+        return "\n".join(parts)
 
     def open_portal(self) -> None:
         """The portal through the ingress controller that serves acme's (its Ingress, its certificate)."""

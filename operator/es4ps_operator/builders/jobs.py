@@ -24,6 +24,7 @@ from ..backups import STORE_STEP
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import (
+    CONTAINER_READABLE,
     Manifest,
     env,
     env_from_secret,
@@ -219,11 +220,12 @@ def _portal_step(domain: Domain, config: OperatorConfig, name: str, command: lis
 
 
 def _work_volumes(domain: Domain) -> list[dict]:
-    return [
-        {"name": "work", "emptyDir": {}},
-        memory_volume("tmp"),
-        secret_volume("secret-key", naming.django_secret_key_secret(domain), {"secret-key": "secret-key"}),
-    ]
+    # The Pod has no fsGroup (it would re-own the DC's volume, which a restore's Job mounts): the Secret's files
+    # stay root's, so the portal step, which runs as the portal's user, reads Django's key only if all may.
+    secret_key = secret_volume(
+        "secret-key", naming.django_secret_key_secret(domain), {"secret-key": "secret-key"}, mode=CONTAINER_READABLE
+    )
+    return [{"name": "work", "emptyDir": {}}, memory_volume("tmp"), secret_key]
 
 
 def backup_job(

@@ -10,12 +10,14 @@ import subprocess
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_DUMP_MAGIC = b"PGDMP"
 # Next to a restored SQLite database: the digest of the dump it came from (a second run does nothing).
 RESTORED_MARKER = ".es4ps-restored"
+# In a restored PostgreSQL database, the same: a table of one row (its name is in the SQL below).
+RESTORED_TABLE = "es4ps_restored"
 
 
 class DumpError(RuntimeError):
@@ -98,14 +100,40 @@ def restore(source: Path) -> str:
         return "restored"
     if not header.startswith(PG_DUMP_MAGIC):
         raise DumpError("the dump is not a PostgreSQL dump (an SQLite portal's dump needs SQLite)")
+    digest = _digest(source)
     if not _database_is_empty():
-        return "the database holds a portal already: not restored over it"
+        if _restored_from() == digest:
+            return "already restored"
+        raise DumpError("the database holds a portal already: not restored over it")
+    # One transaction: a restore that fails half-way leaves the database empty, so the Job's retry restores it.
     result = subprocess.run(  # noqa: S603
-        ["pg_restore", "--no-owner", "--no-privileges", f"--dbname={_pg_url()}", str(source)],  # noqa: S607
+        [  # noqa: S607
+            "pg_restore",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            f"--dbname={_pg_url()}",
+            str(source),
+        ],
         env=_pg_env(),
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
         raise DumpError(f"pg_restore failed: {result.stderr.strip()[-300:]}")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A dump of a portal that was restored itself brings the table along, with that restore's digest.
+        cursor.execute("CREATE TABLE IF NOT EXISTS es4ps_restored (dump_sha256 text NOT NULL)")
+        cursor.execute("DELETE FROM es4ps_restored")
+        cursor.execute("INSERT INTO es4ps_restored (dump_sha256) VALUES (%s)", [digest])
     return "restored"
+
+
+def _restored_from() -> str | None:
+    """The digest of the dump this PostgreSQL database was restored from, if it was."""
+    if RESTORED_TABLE not in connection.introspection.table_names():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT dump_sha256 FROM es4ps_restored")
+        row = cursor.fetchone()
+    return row[0] if row else None

@@ -17,7 +17,8 @@ from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
-from es4ps_samba.dc.config import MARKER_NAME
+from es4ps_samba.dc.config import MARKER_NAME, DCConfig
+from es4ps_samba.dc.peers import Directory, PeerCheck
 from es4ps_samba.dc.store import backend_store, lmdb_map_size, partition_files
 from es4ps_testkit import ServiceError
 from es4ps_testkit.samba import SambaDC, find_account, password_authenticates
@@ -251,5 +252,58 @@ def test_an_additional_dc_joins_with_the_domain_data(
         wait_until(lambda: password_authenticates(second, later, PASSWORD), 180, f"{later} replicated to dc2")
         second.samdb().newuser(f"{username}c", PASSWORD)
         wait_until(lambda: find_account(samba_dc, f"{username}c"), 180, f"{username}c replicated from dc2")
+
+        # The operator's Jobs (es4ps_samba.dc.lifecycle): dc2 leaves the domain.
+        steps = {
+            "ES4PS_REALM": samba_dc.realm,
+            "ES4PS_NETBIOS_NAME": samba_dc.netbios_name,
+            "ES4PS_ADMIN_PASSWORD_FILE": str(samba_dc.admin_password_file),
+            "ES4PS_JOIN_SERVER": samba_dc.address,
+            "ES4PS_LEAVING_DC": "dc2",
+            "ES4PS_LEAVING_SERVER": second.address,
+        }
+        second.samdb().newuser(f"{username}d", PASSWORD)  # written on dc2 just before it goes
+        lifecycle_step("leave", steps)
+        assert find_account(samba_dc, f"{username}d"), "leave did not bring dc2's last change to the remaining DC"
+        second.stop()
+        lifecycle_step("remove", steps)
+        config_dn = samba_dc.samdb().get_config_basedn()
+        servers = {
+            str(m["cn"][0]).lower() for m in samba_dc.samdb().search(config_dn, expression="(objectClass=server)")
+        }
+        assert servers == {samba_dc.hostname}, servers
+        lifecycle_step("remove", steps)  # again, as after a crash: nothing left to do, still a success
     finally:
         second.close()
+
+
+def lifecycle_step(step: str, env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "es4ps-samba-dc"), step], env={**os.environ, **env}, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"es4ps-samba-dc {step} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+
+
+def test_a_dc_writes_its_current_address_where_the_zone_kept_an_old_one(samba_dc):
+    """What a DC Pod created again at another address needs (es4ps_samba.dc.peers): its A record follows it."""
+    import dns.resolver
+
+    config = DCConfig.from_env(samba_dc.dc_env)
+    directory = Directory(config)
+    dns_name = f"{samba_dc.hostname}.{samba_dc.dns_domain}"
+
+    def served() -> list[str]:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [samba_dc.address]
+        return sorted(str(answer) for answer in resolver.resolve(dns_name, "A"))
+
+    assert served() == [samba_dc.address]
+    directory.set_address(samba_dc.hostname, "192.0.2.77")  # the zone as a moved DC finds it
+    try:
+        assert served() == ["192.0.2.77"]
+        assert PeerCheck(config).check(failing_partners=set()) is None
+        assert served() == [samba_dc.address]
+        [dc] = [dc for dc in directory.domain_controllers() if dc.name == samba_dc.hostname]
+        assert dc.addresses == (samba_dc.address,)
+    finally:
+        directory.set_address(samba_dc.hostname, samba_dc.address)

@@ -163,9 +163,14 @@ def samba_image(domain: Domain, config: OperatorConfig) -> str:
     return domain.directory.image or config.images.samba
 
 
+def dc_address_template(domain: Domain, config: OperatorConfig) -> str:
+    """The DNS name of DC number {index}'s headless Service: its current address, whatever the zone says."""
+    return f"{naming.child_name(domain, 'dc{index}')}.{domain.namespace}.svc.{config.cluster_domain}"
+
+
 def dc_join_server(domain: Domain, config: OperatorConfig) -> str:
     """dc0's address (its headless Service): the DC others join, and Jobs act through."""
-    return f"{naming.dc(domain, 0)}.{domain.namespace}.svc.{config.cluster_domain}"
+    return dc_address_template(domain, config).format(index=0)
 
 
 def _domain_env(domain: Domain) -> list[dict[str, Any]]:
@@ -194,6 +199,8 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         env("ES4PS_TLS_KEY_FILE", f"{LDAPS_TLS_DIR}/tls.key"),
         env("ES4PS_TLS_CA_FILE", f"{LDAPS_TLS_DIR}/ca.crt"),
         env("ES4PS_DC_ROLE", "provision" if index == 0 else "join"),
+        # A DC whose Pod moved is written into the zone at its new address by every DC (es4ps_samba.dc.peers).
+        env("ES4PS_PEER_ADDRESS_TEMPLATE", dc_address_template(domain, config)),
     ]
     if index > 0:
         dc_env.append(env("ES4PS_JOIN_SERVER", dc_join_server(domain, config)))

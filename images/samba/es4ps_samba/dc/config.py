@@ -45,6 +45,13 @@ VARIABLES = (
     Variable("ES4PS_DC_ROLE", "`provision` (the first DC) or `join` (another DC of the domain)", "provision"),
     Variable("ES4PS_JOIN_SERVER", "for `join`: the address of a running DC of the domain", ""),
     Variable(
+        "ES4PS_PEER_ADDRESS_TEMPLATE",
+        "the DNS name of DC number {index}'s own address outside the domain's zone (its Service), e.g. "
+        "`acme-dc{index}.ns.svc.cluster.local`: a DC that moved is written into the zone at its new address "
+        "(es4ps_samba.dc.peers); empty: only this DC's own record is kept current",
+        "",
+    ),
+    Variable(
         "ES4PS_SAMBA_OPTIONS",
         "extra smb.conf `[global]` options, one `name = value` per line, applied on every start (they win)",
         "",
@@ -84,6 +91,7 @@ class DCConfig:
     tls_ca_file: str = ""
     role: str = "provision"
     join_server: str = ""
+    peer_address_template: str = ""
     # Extra smb.conf [global] options ("name = value" per line), applied on every start.
     extra_options: str = ""
     # How often `run` looks for a renewed certificate in the mounted files.
@@ -118,6 +126,7 @@ class DCConfig:
             tls_ca_file=env.text("ES4PS_TLS_CA_FILE"),
             role=env.choice("ES4PS_DC_ROLE", ("provision", "join")),
             join_server=env.text("ES4PS_JOIN_SERVER"),
+            peer_address_template=env.text("ES4PS_PEER_ADDRESS_TEMPLATE"),
             extra_options=env.raw("ES4PS_SAMBA_OPTIONS"),
             tls_check_seconds=env.number("ES4PS_TLS_CHECK_SECONDS", minimum=0.001, maximum=86400),
             users_ou=env.text("ES4PS_USERS_OU"),
@@ -145,6 +154,8 @@ class DCConfig:
             raise SettingError("ES4PS_DC_HOSTNAME must be at most 15 characters (it is the DC's NetBIOS name)")
         if self.role == "join" and not self.join_server:
             raise SettingError("ES4PS_JOIN_SERVER is required when ES4PS_DC_ROLE is 'join'")
+        if self.peer_address_template and "{index}" not in self.peer_address_template:
+            raise SettingError("ES4PS_PEER_ADDRESS_TEMPLATE must hold {index}, e.g. acme-dc{index}.ns.svc")
         if self.host_ip:
             try:
                 ipaddress.ip_address(self.host_ip)

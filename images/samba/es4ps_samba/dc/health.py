@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .config import DCConfig
+from .peers import PeerCheck
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 class Link:
     direction: str  # inbound (repsFrom) or outbound (repsTo)
     partner: str  # the other DC, e.g. Default-First-Site-Name\DC1
+    partner_guid: str  # its NTDS Settings object's GUID
     naming_context: str
     failures: int
     message: str
@@ -60,6 +62,7 @@ def replication_links(showrepl: dict[str, Any]) -> tuple[list[Link], list[Link]]
             link = Link(
                 direction,
                 rep.get("DSA") or rep.get("NTDS DN", "?"),
+                str(rep.get("DSA objectGUID", "")),
                 rep.get("NC dn", "?"),
                 int(rep.get("consecutive failures", 0)),
                 str(rep.get("last attempt message", "")),
@@ -172,8 +175,16 @@ class HealthMonitor:
     def __init__(self, config: DCConfig) -> None:
         self.config = config
         self.report = HealthReport()
+        self.peers = PeerCheck(config)
+        # Why samba must restart (es4ps_samba.dc.peers), for the supervisor; None: it need not.
+        self.restart_reason: str | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+
+    def samba_started(self) -> None:
+        with self._lock:
+            self.restart_reason = None
+            self.peers.samba_started()
 
     def check_once(self) -> HealthReport:
         report = HealthReport(checked_at=time.time())
@@ -182,6 +193,12 @@ class HealthMonitor:
             report.healthy = not report.failing
         except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
             report.error = f"replication status unknown: {exc}"
+        failing_partners = {link.partner_guid for link in report.failing if link.direction == "inbound"}
+        try:
+            with self._lock:
+                self.restart_reason = self.peers.check(failing_partners) or self.restart_reason
+        except Exception as exc:  # the DC may be starting; the next check tries again
+            logger.warning("checking the other DCs' addresses and identities failed: %s", exc)
         try:
             report.managed_accounts = count_managed_accounts(self.config)
         except Exception as exc:  # the count is a nicety; the DC may be starting

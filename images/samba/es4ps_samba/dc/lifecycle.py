@@ -134,8 +134,12 @@ def _require_leaving(config: LeaveConfig) -> None:
 
 
 def dbcheck(config: LeaveConfig) -> None:
-    """The remaining DC's database, checked online: errors fail the Job (and stop an image roll-out)."""
-    samba_tool("dbcheck", "--cross-ncs", f"-H=ldap://{config.join_server}", *_credentials(config))
+    """The remaining DC's database, checked online: errors fail the Job (and stop an image roll-out).
+
+    Known not to work with Samba 4.17 (Debian 12): over LDAP, samba-tool dbcheck still opens a local
+    sam.ldb for the schema and reads @SAMBA_DSDB, which LDAP does not serve (docs/operations.md).
+    """
+    samba_tool("dbcheck", "--cross-ncs", f"--URL=ldap://{config.join_server}", *_credentials(config))
     _log(f"dbcheck of {config.join_server}: no error")
 
 
@@ -145,7 +149,7 @@ def leave(config: LeaveConfig) -> None:
     remaining = admin_samdb(config, config.join_server)
     for role in roles_held_by(remaining, config.leaving_dc):
         _log(f"transferring the {role} role from {config.leaving_dc} to {config.join_server}")
-        samba_tool("fsmo", "transfer", f"--role={role}", f"-H=ldap://{config.join_server}", *_credentials(config))
+        samba_tool("fsmo", "transfer", f"--role={role}", f"--URL=ldap://{config.join_server}", *_credentials(config))
     for nc in _naming_contexts(remaining):
         _log(f"replicating {nc} from {config.leaving_dc} to {config.join_server}")
         # The remaining DC pulls from the leaving one (named as the domain knows it).

@@ -1,4 +1,5 @@
-"""Samba as a child of the entrypoint: signals passed on, restarts for renewed certificates, orphans reaped."""
+"""Samba as a child of the entrypoint: signals passed on, restarts (a renewed certificate, a DC that joined
+again: es4ps_samba.dc.peers), orphans reaped."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def _reap_orphans(keep: int) -> None:
 
 
 def serve(config: DCConfig, installed_digest: str) -> int:
-    """Run samba until it exits or this process is told to stop; restart it on a renewed certificate.
+    """Run samba until it exits or this process is told to stop; restart it on a renewed certificate
+    (and when the health check asks, es4ps_samba.dc.peers).
 
     cert-manager renews the LDAPS certificate before it expires and the kubelet
     swaps the files of the mounted Secret, but Samba reads them only at start:
@@ -61,8 +63,9 @@ def serve(config: DCConfig, installed_digest: str) -> int:
     """
     samba = _start_samba(config)
     stopping = False
-    if config.health_port:
-        HealthMonitor(config).start()
+    monitor = HealthMonitor(config) if config.health_port else None
+    if monitor is not None:
+        monitor.start()
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -80,13 +83,19 @@ def serve(config: DCConfig, installed_digest: str) -> int:
                 _stop_samba(samba)
                 return 0
             mounted = mounted_tls_digest(config) if config.tls_cert_file else None
-            if mounted is not None and mounted != installed_digest:
-                log("the mounted LDAPS certificate changed: restarting samba to serve it")
+            renewed = mounted is not None and mounted != installed_digest
+            reason = "the mounted LDAPS certificate changed: restarting samba to serve it" if renewed else None
+            if reason is None and monitor is not None:
+                reason = monitor.restart_reason
+            if reason:
+                log(reason)
                 _stop_samba(samba)
                 if stopping:  # told to stop while samba was going down: stay down
                     return 0
                 installed_digest = install_tls_files(config)
                 samba = _start_samba(config)
+                if monitor is not None:
+                    monitor.samba_started()
             continue
         if stopping:
             _stop_samba(samba)  # also waits for the rest of its process group

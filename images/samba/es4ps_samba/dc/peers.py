@@ -1,0 +1,163 @@
+"""What a running DC keeps true about the DCs of its domain, checked with its health check every interval.
+
+**Their addresses.** A DC Pod that is created again gets a new address
+(`networkMode: Service`; in HostNetwork mode, when it lands on another node).
+DCs find each other through the domain's DNS zone, which they replicate: the
+zone keeps the old A record of the moved DC until that DC writes its new one,
+and the others learn of it only by replicating from the moved DC, at the old
+address. Samba's own `samba_dnsupdate` writes the DC's own record at start,
+but samba gives it 20 s (not enough on a loaded node) and then waits ten
+minutes to try again. So each DC writes, in its own copy of the zone, the
+current address of itself (`ES4PS_HOST_IP`) and of every other DC (what the
+DC's Service resolves to, `ES4PS_PEER_ADDRESS_TEMPLATE`) where the zone
+differs; the change then replicates like any other.
+
+**Their identity.** A DC that joined again under its name (its volume was
+lost) has a new machine key. Samba keeps the Kerberos tickets it got for the
+old key until they expire, 10 hours later, and every pull from that DC fails
+meanwhile (`WERR_GEN_FAILURE`: its RPC bind is refused). When another DC's
+NTDS Settings object is not the one it was when samba started, that DC is up,
+and pulling from it fails, samba is restarted once to drop those tickets.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .config import DCConfig
+
+# The DCs' names (es4ps_operator.naming.dc_hostname): dc<index>, or dc<index>-<suffix> in a restored domain.
+DC_NAME = re.compile(r"^dc(\d+)(?:-[0-9a-z]+)?$")
+
+
+@dataclass(frozen=True)
+class DomainController:
+    name: str  # dc1, lower case
+    guid: str  # its NTDS Settings object's GUID (a DC that joined again has a new one)
+    addresses: tuple[str, ...]  # its A records in this DC's copy of the zone
+
+
+def address_template_for(name: str, template: str) -> str | None:
+    """The DNS name of DC `name`'s Service (`template` with {index}), or None for a name not ours."""
+    match = DC_NAME.match(name)
+    return template.format(index=int(match.group(1))) if match and template else None
+
+
+def stale_addresses(controllers: Iterable[DomainController], current: Mapping[str, str]) -> dict[str, str]:
+    """{name: address} for the DCs whose A records are not just their current address."""
+    return {
+        dc.name: current[dc.name] for dc in controllers if current.get(dc.name) and dc.addresses != (current[dc.name],)
+    }
+
+
+def rejoined(at_start: Mapping[str, str], controllers: Iterable[DomainController]) -> list[str]:
+    """The DCs whose NTDS Settings object is not the one this DC's samba knew when it started."""
+    return sorted(dc.name for dc in controllers if at_start.get(dc.name, dc.guid) != dc.guid)
+
+
+def resolve(dns_name: str) -> str | None:
+    try:
+        return socket.getaddrinfo(dns_name, None, family=socket.AF_INET, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError):
+        return None
+
+
+class Directory:
+    """This DC's own database (read and written beside the running samba, as samba-tool does)."""
+
+    def __init__(self, config: DCConfig) -> None:
+        from samba.auth import system_session
+        from samba.param import LoadParm
+        from samba.samdb import SamDB
+
+        self.config = config
+        lp = LoadParm()
+        lp.load(str(config.smb_conf))
+        self.samdb = SamDB(url=str(config.sam_ldb), session_info=system_session(), lp=lp)
+        self.dns_domain = config.realm.lower()
+
+    def domain_controllers(self) -> list[DomainController]:
+        import ldb
+        from samba.dcerpc import dnsp, misc
+        from samba.ndr import ndr_unpack
+
+        found = []
+        for message in self.samdb.search(
+            base=self.samdb.get_config_basedn(),
+            scope=ldb.SCOPE_SUBTREE,
+            expression="(objectClass=nTDSDSA)",
+            attrs=["objectGUID"],
+        ):
+            name = str(message.dn.parent().get_rdn_value()).lower()
+            guid = str(ndr_unpack(misc.GUID, message["objectGUID"][0]))
+            try:
+                _dn, records = self.samdb.dns_lookup(f"{name}.{self.dns_domain}")
+            except ldb.LdbError:
+                records = []
+            addresses = tuple(sorted(str(r.data) for r in records if r.wType == dnsp.DNS_TYPE_A))
+            found.append(DomainController(name, guid, addresses))
+        return found
+
+    def set_address(self, name: str, address: str) -> None:
+        """`name`'s A records become `address`; its other records stay."""
+        import ldb
+        from samba.dcerpc import dnsp
+        from samba.provision.sambadns import ARecord
+
+        dns_name = f"{name}.{self.dns_domain}"
+        try:
+            dn, records = self.samdb.dns_lookup(dns_name)
+        except ldb.LdbError:  # no record of that name (left): a new one
+            self.samdb.dns_replace(dns_name, [ARecord(address)])
+            return
+        kept = [r for r in records if r.wType != dnsp.DNS_TYPE_A]
+        self.samdb.dns_replace_by_dn(dn, [*kept, ARecord(address)])
+
+
+@dataclass
+class PeerCheck:
+    """One DC's view of the others; `check` runs with each health check, in the health thread."""
+
+    config: DCConfig
+    at_start: dict[str, str] | None = None  # name -> NTDS Settings GUID when samba (re)started
+
+    def samba_started(self) -> None:
+        self.at_start = None  # the next check records what this samba knows
+
+    def check(self, failing_partners: set[str]) -> str | None:
+        """Fix the zone's addresses; returns why samba must restart, or None.
+
+        `failing_partners`: GUIDs of the DCs this DC fails to pull from.
+        """
+        directory = Directory(self.config)
+        controllers = directory.domain_controllers()
+        current = {}
+        for dc in controllers:
+            if dc.name == self.config.hostname:
+                current[dc.name] = self.config.host_ip
+            elif service := address_template_for(dc.name, self.config.peer_address_template):
+                current[dc.name] = resolve(service) or ""
+        for name, address in stale_addresses(controllers, current).items():
+            directory.set_address(name, address)
+            print(f"es4ps-samba-dc: {name}.{directory.dns_domain} now points at {address} (it moved)", flush=True)
+        if self.at_start is None:
+            self.at_start = {dc.name: dc.guid for dc in controllers}
+            return None
+        by_name = {dc.name: dc for dc in controllers}
+        stale = [
+            name
+            for name in rejoined(self.at_start, controllers)
+            if by_name[name].guid in failing_partners and current.get(name) and _answers(current[name])
+        ]
+        if not stale:
+            return None
+        return f"{', '.join(stale)} joined the domain again: restarting samba to drop its tickets for their old keys"
+
+
+def _answers(address: str) -> bool:
+    from .probes import ldap_answers
+
+    return ldap_answers(address, timeout_s=3)

@@ -17,7 +17,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.core_v1 import Pod, Secret, Service
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod, Secret, Service
 from lightkube.types import PatchType
 
 from . import naming
@@ -92,6 +92,20 @@ class KubeApi:
             # Never the error's body: it could quote the object.
             raise KubeError(f"creating {kind} {name} failed: {error.status.code} {error.status.reason or ''}") from None
         return True
+
+    async def claims_being_deleted(self, namespace: str, names: list[str]) -> list[str]:
+        """Those of the named PersistentVolumeClaims that exist and are being deleted."""
+        found = []
+        for name in names:
+            try:
+                claim = await self.client.get(PersistentVolumeClaim, name, namespace=namespace)
+            except ApiError as error:
+                if error.status.code == 404:
+                    continue
+                raise KubeError(f"reading PersistentVolumeClaim {name} failed: {_describe(error)}") from None
+            if claim.metadata.deletionTimestamp:
+                found.append(name)
+        return found
 
     async def set_owner_references(self, name: str, namespace: str, owner_references: list[dict] | None) -> None:
         """Set (or with None remove) the owner references of a generated Secret without touching its data."""

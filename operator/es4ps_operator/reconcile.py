@@ -31,7 +31,7 @@ from .cron import Cron, CronError
 from .directory_plan import plan_directory
 from .domain import Domain
 from .kube import KubeApi, KubeError
-from .recovery import plan_recovery
+from .recovery import plan_recovery, recovery_claims
 from .status import MONITORING_NOT_CONFIGURED, MONITORING_READY, READY, Check, Findings, compute_status, name_list
 
 # Kubernetes Event types.
@@ -85,7 +85,13 @@ async def reconcile(
     applied_generation = None
     result.error = refused_images(domain, config)
     monitoring: Check | None = None
-    recovery = plan_recovery(domain, config, previous_status, backups, observed)
+    leaving: list[str] = []
+    if domain.directory.recovery_backup and not (previous_status.get("directory") or {}).get("restored"):
+        try:
+            leaving = await api.claims_being_deleted(domain.namespace, recovery_claims(domain))
+        except KubeError as error:
+            result.error, leaving = str(error), recovery_claims(domain)  # not knowing: wait
+    recovery = plan_recovery(domain, config, previous_status, backups, observed, leaving)
     dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
     desired = build_desired_state(domain, config, dcs.images, [*dcs.jobs, *recovery.jobs], workloads=recovery.workloads)
     if not domain.paused and not result.error and recovery.proceed:

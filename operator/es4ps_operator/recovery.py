@@ -51,7 +51,9 @@ def plan_recovery(
     previous_status: Mapping[str, Any],
     backups: Iterable[BackupSummary],
     observed: Mapping[tuple[str, str], ChildSummary],
+    claims_being_deleted: Iterable[str] = (),
 ) -> RecoveryPlan:
+    """`claims_being_deleted`: those of `recovery_claims(domain)` still going with a deleted domain of this name."""
     name = domain.directory.recovery_backup
     if name is None:
         return RecoveryPlan()
@@ -77,6 +79,11 @@ def plan_recovery(
     job = observed.get(("Job", naming.restore_job(domain)))
     if job is not None and job.ready:
         return RecoveryPlan(restored=True, finished_jobs=(naming.restore_job(domain),))
+    leaving = sorted(claims_being_deleted)
+    if leaving:
+        # A Pod naming a claim that is being deleted keeps it from going: the restore would wait for ever.
+        message = f"waiting for {', '.join(leaving)} of the deleted domain to be gone before restoring into new ones"
+        return RecoveryPlan(workloads=False, check=Check(False, "Restoring", message))
     volumes = [volume_claim(domain, naming.dc_volume(domain, 0), domain.directory.storage, naming.DIRECTORY, 0)]
     if domain.portal.database_url is None:
         volumes.append(volume_claim(domain, naming.portal_volume(domain), domain.portal.storage, naming.PORTAL))
@@ -88,3 +95,11 @@ def plan_recovery(
     return RecoveryPlan(
         workloads=False, jobs=(restore_job(domain, config, status),), volumes=tuple(volumes), check=check
     )
+
+
+def recovery_claims(domain: Domain) -> list[str]:
+    """The claims a restore fills: dc0's volume, and the portal's when its database is SQLite."""
+    if domain.directory.recovery_backup is None:
+        return []
+    sqlite_portal = domain.portal.database_url is None
+    return [naming.dc_volume(domain, 0), *([naming.portal_volume(domain)] if sqlite_portal else [])]

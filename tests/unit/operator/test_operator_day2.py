@@ -23,7 +23,7 @@ from es4ps_operator.builders.secrets import generate_backup_key
 from es4ps_operator.children import summarize
 from es4ps_operator.cron import Cron, CronError
 from es4ps_operator.directory_plan import dbcheck_job_name, plan_directory
-from es4ps_operator.recovery import plan_recovery
+from es4ps_operator.recovery import plan_recovery, recovery_claims
 from es4ps_testkit.domains import make_domain
 
 UTC = datetime.UTC
@@ -146,6 +146,16 @@ def test_a_recovery_restores_dc0_and_the_portal_before_any_pod_runs(config):
     # Once restored, never again (also when the status was lost but the DC runs).
     assert plan_recovery(domain, config, {"directory": {"restored": True}}, [], {}).restored
     assert plan_recovery(domain, config, {}, [], observed(statefulset("acme-dc0", "x"))).restored
+
+
+def test_a_recovery_waits_until_the_deleted_domains_volumes_are_gone(config):
+    """A restore Pod naming a claim that is being deleted would keep it from going, and wait for ever."""
+    domain = recovering()
+    assert recovery_claims(domain) == ["data-acme-dc0-0", "data-acme-portal-0"]
+    plan = plan_recovery(domain, config, {}, [backup()], {}, claims_being_deleted=["data-acme-portal-0"])
+    assert plan.proceed and not plan.workloads and not plan.jobs and not plan.volumes
+    assert "data-acme-portal-0" in plan.check.message
+    assert recovery_claims(make_domain()) == []
 
 
 # --- backups ------------------------------------------------------------------------------------------

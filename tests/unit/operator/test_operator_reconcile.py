@@ -33,6 +33,9 @@ class RecordingApi:
         self.created_secrets[name] = manifest
         return True
 
+    async def claims_being_deleted(self, namespace, names):
+        return []
+
     async def set_owner_references(self, name, namespace, owner_references):
         self.owner_updates.append((name, owner_references))
 

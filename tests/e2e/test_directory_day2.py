@@ -303,8 +303,8 @@ def test_registrations_complete_through_dc1_while_dc0_is_away(beta):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="after a re-join dc0 may report its stale inbound link (WERR_GEN_FAILURE) for longer than the wait:"
-    " passed once, failed once on 2026-11-27 (issue 14's note)",
+    reason="its two causes (a moved DC's old address in the zone; dc0's tickets for the re-joined DC's old key) are"
+    " fixed and were seen working in the e2e of 2026-11-27 19:42, but that run's verdict was lost (issue 14's note)",
 )
 def test_a_dc_whose_volume_is_lost_joins_again_under_its_name(beta):
     kube = beta.kube
@@ -356,7 +356,8 @@ def test_a_new_samba_image_rolls_one_dc_at_a_time(beta):
 
 @pytest.mark.xfail(
     run=False,
-    reason="not yet seen passing on the real node after the fixes of 2026-11-27; not run until it is (issue 14's note)",
+    reason="its leave and remove Jobs completed in the e2e of 2026-11-27 19:50 (after the -H= fix), but that run's"
+    " verdict was lost; not run until seen passing (issue 14's note)",
 )
 def test_lowering_replicas_demotes_the_leaving_dc(beta):
     kube = beta.kube
@@ -385,7 +386,8 @@ def test_lowering_replicas_demotes_the_leaving_dc(beta):
 
 @pytest.mark.xfail(
     run=False,
-    reason="not yet seen passing on the real node after the fixes of 2026-11-27; not run until it is (issue 14's note)",
+    reason="the backup completes in its Pod now (2026-11-27 19:52); the restore then waited on the deleted domain's"
+    " terminating portal claim, fixed since and not yet seen passing (issue 14's note)",
 )
 def test_a_deleted_domain_comes_back_from_its_backup(beta, deployment):
     kube = beta.kube

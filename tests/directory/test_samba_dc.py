@@ -253,7 +253,7 @@ def test_an_additional_dc_joins_with_the_domain_data(
         second.samdb().newuser(f"{username}c", PASSWORD)
         wait_until(lambda: find_account(samba_dc, f"{username}c"), 180, f"{username}c replicated from dc2")
 
-        # The operator's Jobs (es4ps_samba.dc.lifecycle): dc2 leaves the domain.
+        # The operator's Jobs (es4ps_samba.dc.lifecycle): dbcheck before a roll-out; then dc2 leaves the domain.
         steps = {
             "ES4PS_REALM": samba_dc.realm,
             "ES4PS_NETBIOS_NAME": samba_dc.netbios_name,
@@ -262,6 +262,7 @@ def test_an_additional_dc_joins_with_the_domain_data(
             "ES4PS_LEAVING_DC": "dc2",
             "ES4PS_LEAVING_SERVER": second.address,
         }
+        lifecycle_step("dbcheck", steps)
         second.samdb().newuser(f"{username}d", PASSWORD)  # written on dc2 just before it goes
         lifecycle_step("leave", steps)
         assert find_account(samba_dc, f"{username}d"), "leave did not bring dc2's last change to the remaining DC"

@@ -23,6 +23,7 @@ starts with the new Samba (es4ps_samba.dc.domain.check_after_upgrade).
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,13 +135,58 @@ def _require_leaving(config: LeaveConfig) -> None:
 
 
 def dbcheck(config: LeaveConfig) -> None:
-    """The remaining DC's database, checked online: errors fail the Job (and stop an image roll-out).
+    """The remaining DC's directory, checked before an image roll-out: errors fail the Job (and stop it).
 
-    Known not to work with Samba 4.17 (Debian 12): over LDAP, samba-tool dbcheck still opens a local
-    sam.ldb for the schema and reads @SAMBA_DSDB, which LDAP does not serve (docs/operations.md).
+    Samba 4.17 cannot dbcheck over LDAP (samba-tool opens a local sam.ldb for the schema, and its
+    checker reads @SAMBA_DSDB, which LDAP does not serve), and a Job must not open a running DC's
+    database files. So the Job clones the DC's directory over DRS (`samba-tool drs clone-dc-database`,
+    what a joining DC receives: every object with its replication metadata and links) into a scratch
+    directory and checks that copy. What lives only in the DC's own files (its indexes) each DC checks
+    itself on the first start of a new Samba (es4ps_samba.dc.domain.check_after_upgrade).
     """
-    samba_tool("dbcheck", "--cross-ncs", f"--URL=ldap://{config.join_server}", *_credentials(config))
-    _log(f"dbcheck of {config.join_server}: no error")
+    with tempfile.TemporaryDirectory(prefix="es4ps-dbcheck-") as scratch:
+        realm = config.realm.lower()
+        samba_tool("drs", "clone-dc-database", realm, f"--server={config.join_server}", f"--targetdir={scratch}",
+                   "--quiet", *_credentials(config))  # fmt: skip
+        _settle_rid_set(Path(scratch))
+        samba_tool("dbcheck", "--cross-ncs", f"--configfile={scratch}/etc/smb.conf")
+    _log(f"dbcheck of {config.join_server}'s directory (a DRS clone): no error")
+
+
+def _settle_rid_set(clone: Path) -> None:
+    """The clone believes it is the DC it copied, but that DC's place in its RID pool (rIDNextRID,
+    rIDPreviousAllocationPool) is kept only in the DC's own files: without it dbcheck finds every SID
+    of the pool "in conflict". The clone's place becomes the highest RID the pool's SIDs use."""
+    import ldb
+    from samba.auth import system_session
+    from samba.dcerpc import security
+    from samba.ndr import ndr_unpack
+    from samba.param import LoadParm
+    from samba.samdb import SamDB
+
+    lp = LoadParm()
+    lp.load(str(clone / "etc" / "smb.conf"))
+    samdb = SamDB(url=str(clone / "private" / "sam.ldb"), session_info=system_session(), lp=lp)
+    server = samdb.search(base=samdb.get_serverName(), scope=ldb.SCOPE_BASE, attrs=["serverReference"])[0]
+    computer = samdb.search(base=str(server["serverReference"][0]), scope=ldb.SCOPE_BASE, attrs=["rIDSetReferences"])
+    if "rIDSetReferences" not in computer[0]:
+        return
+    rid_set = ldb.Dn(samdb, str(computer[0]["rIDSetReferences"][0]))
+    pool = int(samdb.search(base=rid_set, scope=ldb.SCOPE_BASE, attrs=["rIDAllocationPool"])[0]["rIDAllocationPool"][0])
+    low, high = pool & 0xFFFFFFFF, pool >> 32
+    domain_sid = str(samdb.get_domain_sid())
+    used = [low - 1]
+    for found in samdb.search(
+        samdb.domain_dn(), expression="(objectSid=*)", attrs=["objectSid"], controls=["show_deleted:1"]
+    ):
+        sid = str(ndr_unpack(security.dom_sid, found["objectSid"][0]))
+        domain, _, rid = sid.rpartition("-")
+        if domain == domain_sid and low <= int(rid) <= high:
+            used.append(int(rid))
+    settled = ldb.Message(rid_set)
+    for name, value in (("rIDPreviousAllocationPool", pool), ("rIDNextRID", max(used))):
+        settled[name] = ldb.MessageElement(str(value), ldb.FLAG_MOD_REPLACE, name)
+    samdb.modify(settled)
 
 
 def leave(config: LeaveConfig) -> None:

@@ -285,9 +285,10 @@ async def run_backup(
 ) -> None:
     """Run one backup to its end (Completed or Failed), then stop: a finished backup needs nothing more."""
     status = dict(body.get("status") or {})
-    if status.get("phase") in (backup_rules.COMPLETED, backup_rules.FAILED):
-        return
     api = memo.api
+    if status.get("phase") in (backup_rules.COMPLETED, backup_rules.FAILED):
+        await api.delete("batch/v1", "Job", name, namespace)  # left over if the operator stopped in between
+        return
 
     async def fail(reason: str) -> None:
         await api.patch_backup_status(
@@ -339,10 +340,13 @@ async def run_backup(
             )
             kopf.info(body, reason="BackupCompleted", message=f"{result['location']}, {result.get('sizeBytes')} bytes")
             await _apply_retention(domain, name, all_backups(kwargs), api, logger)
+            # Its status says what the Job did; the Job's Pod would keep the portal's claim from going with the domain.
+            await api.delete("batch/v1", "Job", name, namespace)
             return
         if conditions.get("Failed", {}).get("status") == "True":
             ends = await api.step_ends(namespace, name)
             await fail(backup_rules.failure_reason(ends, conditions["Failed"].get("message") or "the Job failed"))
+            await api.delete("batch/v1", "Job", name, namespace)
             return
         await asyncio.sleep(BACKUP_POLL_S)
 

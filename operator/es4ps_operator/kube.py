@@ -18,7 +18,7 @@ from lightkube.codecs import from_dict
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod, Secret, Service
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from . import naming
 from .backups import StepEnd
@@ -121,7 +121,9 @@ class KubeApi:
 
     async def _delete(self, resource: type, name: str, namespace: str) -> None:
         try:
-            await self.client.delete(resource, name, namespace=namespace)
+            # In the background with what it owns: a Job deleted without would leave its Pods (batch/v1's
+            # default), and a Pod, even one that ended, keeps the claims it names from being deleted.
+            await self.client.delete(resource, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
         except ApiError as error:
             if error.status.code != 404:
                 raise KubeError(f"deleting {resource.__name__} {name} failed: {_describe(error)}") from None

@@ -181,7 +181,7 @@ async def _reconcile_once(
     memo: kopf.Memo,
     logger: logging.Logger,
 ) -> bool:
-    """One reconciliation with its Events, logs and metrics; True when it failed."""
+    """One reconciliation with its Events, logs and metrics; True when it failed or waits (retry soon)."""
     started = time.monotonic()
     replication = memo.replication.get((body["metadata"]["namespace"], body["metadata"]["name"]))
     try:
@@ -201,7 +201,7 @@ async def _reconcile_once(
     for event_type, reason, message in result.events:
         kopf.event(body, type=event_type, reason=reason, message=message)
         (logger.warning if event_type == "Warning" else logger.info)(f"{reason}: {message}")
-    return result.error is not None
+    return result.error is not None or result.waiting
 
 
 def _record_last_backup(body: kopf.Body, status: Mapping[str, Any]) -> None:

@@ -50,6 +50,8 @@ class ReconcileResult:
     pruned: list[str] = dataclasses.field(default_factory=list)
     generated_secrets: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
+    # Waiting for something no watch reports (a claim of a deleted domain going): look again soon.
+    waiting: bool = False
     status: dict[str, Any] = dataclasses.field(default_factory=dict)
     status_written: bool = False
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
@@ -92,6 +94,7 @@ async def reconcile(
         except KubeError as error:
             result.error, leaving = str(error), recovery_claims(domain)  # not knowing: wait
     recovery = plan_recovery(domain, config, previous_status, backups, observed, leaving)
+    result.waiting = bool(leaving)
     dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
     desired = build_desired_state(domain, config, dcs.images, [*dcs.jobs, *recovery.jobs], workloads=recovery.workloads)
     if not domain.paused and not result.error and recovery.proceed:

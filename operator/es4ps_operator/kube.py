@@ -230,12 +230,16 @@ class KubeApi:
 
         cert-manager does not make its Secrets children of their Certificates,
         so the Certificates go first (or cert-manager would issue them again),
-        then every Secret of the domain.
+        then every Secret of the domain but its backups' key: the backups outlive
+        the domain, and a domain restored from one needs the key to read it.
         """
         selector = {naming.INSTANCE_LABEL: domain.name, naming.PART_OF_LABEL: naming.PART_OF}
+        kept = {naming.backup_key_secret(domain)}
         try:
             for resource in (Certificate, Secret):
                 async for item in self.client.list(resource, namespace=domain.namespace, labels=selector):
+                    if resource is Secret and item.metadata.name in kept:
+                        continue
                     await self._delete(resource, item.metadata.name, domain.namespace)
         except ApiError as error:
             raise KubeError(f"cleaning up the domain's certificates and secrets failed: {_describe(error)}") from None

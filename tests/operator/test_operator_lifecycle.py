@@ -174,10 +174,12 @@ def test_deleting_the_domain_keeps_its_data_unless_the_policy_is_delete(
 ):
     cluster, namespace = es4ps_crd, domain_namespace
     start_operator()
-    apply_domain(cluster, service_mode_domain(namespace, deletionPolicy=policy))
+    domain = service_mode_domain(namespace, deletionPolicy=policy)
+    domain["spec"]["directory"]["backup"] = {"destination": {"volume": {"size": "1Gi"}}}
+    apply_domain(cluster, domain)
     wait_ready(cluster, namespace)
     claims = pvcs(cluster, namespace)
-    assert claims == {"data-acme-broker-0", "data-acme-dc0-0", "data-acme-portal-0"}
+    assert claims == {"data-acme-broker-0", "data-acme-dc0-0", "data-acme-portal-0", "acme-backups"}
     admin_password = secret_data(cluster, namespace, "acme-samba-admin")["password"]
 
     cluster.kubectl("-n", namespace, "delete", "es4psdomain", "acme", "--timeout=60s")
@@ -195,17 +197,23 @@ def test_deleting_the_domain_keeps_its_data_unless_the_policy_is_delete(
         wait_ready(cluster, namespace)
         assert secret_data(cluster, namespace, "acme-samba-admin")["password"] == admin_password
     else:
-        cluster.eventually(lambda: not pvcs(cluster, namespace), timeout=60, message="the PVCs deleted")
+        # The backups and their key outlive the domain: a domain restored from them needs both.
+        cluster.eventually(
+            lambda: pvcs(cluster, namespace) == {"acme-backups"},
+            timeout=60,
+            message="all but the backups' claim deleted",
+        )
         cluster.eventually(
             lambda: (
-                not [
-                    s
+                {
+                    s["metadata"]["name"]
                     for s in cluster.get("secrets", namespace=namespace)["items"]
                     if s["metadata"]["name"].startswith("acme-")
-                ]
+                }
+                == {"acme-backup-key"}
             ),
             timeout=60,
-            message="every Secret of the domain deleted",
+            message="every Secret of the domain deleted but the backups' key",
         )
 
 

@@ -154,7 +154,10 @@ class PeerCheck:
         ]
         if not stale:
             return None
-        return f"{', '.join(stale)} joined the domain again: restarting samba to drop its tickets for their old keys"
+        return (
+            f"{', '.join(stale)} joined the domain again with a new key: restarting samba to drop the Kerberos"
+            " tickets it holds for the old one"
+        )
 
 
 def _answers(address: str) -> bool:

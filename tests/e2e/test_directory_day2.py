@@ -198,7 +198,9 @@ class Beta:
             servers = {str(e.cn).lower() for e in ldap.entries}
             ldap.search(f"OU=Domain Controllers,{base}", "(objectClass=computer)", attributes=["cn"])
             computers = {str(e.cn).lower() for e in ldap.entries}
-            ldap.search(f"DC={REALM.lower()},CN=MicrosoftDNS,DC=DomainDnsZones,{base}", "(objectClass=dnsNode)")
+            # A node whose last record went is kept tombstoned until scavenged (as AD does): not a name.
+            zone = f"DC={REALM.lower()},CN=MicrosoftDNS,DC=DomainDnsZones,{base}"
+            ldap.search(zone, "(&(objectClass=dnsNode)(!(dNSTombstoned=TRUE)))")
             dns = {e.entry_dn.split(",")[0][3:].lower() for e in ldap.entries}
         return {"servers": servers, "computers": computers, "dns": dns}
 

@@ -464,13 +464,9 @@ def restore_directory(env: Environment) -> dict[str, Any]:
 
 
 def _set_administrator_password(data_dir: Path, password: str) -> None:
-    from samba.auth import system_session
-    from samba.param import LoadParm
-    from samba.samdb import SamDB
+    from .dc.access import open_samdb_at
 
-    lp = LoadParm()
-    lp.load(str(data_dir / "etc" / "smb.conf"))
-    samdb = SamDB(url=str(data_dir / "private" / "sam.ldb"), session_info=system_session(), lp=lp)
+    samdb = open_samdb_at(data_dir)
     samdb.setpassword("(&(objectClass=user)(sAMAccountName=Administrator))", password)
 
 

@@ -53,15 +53,21 @@ UF_DONT_EXPIRE_PASSWD = 0x10000
 _PASSWORD_DIGEST_NAME = ".es4ps-worker-password"  # noqa: S105 (a file name)
 
 
-def open_local_samdb(config: DCConfig):
-    """The local sam.ldb as the system (root, no network): for converging before samba serves."""
+def open_samdb_at(data_dir: Path):
+    """The sam.ldb of the DC directory `data_dir` (etc/smb.conf, private/sam.ldb) as the system (root, no
+    network): for converging before samba serves, beside a running samba as samba-tool does, or on a copy."""
     from samba.auth import system_session
     from samba.param import LoadParm
     from samba.samdb import SamDB
 
     lp = LoadParm()
-    lp.load(str(config.smb_conf))
-    return SamDB(url=str(config.sam_ldb), session_info=system_session(), lp=lp)
+    lp.load(str(data_dir / "etc" / "smb.conf"))
+    return SamDB(url=str(data_dir / "private" / "sam.ldb"), session_info=system_session(), lp=lp)
+
+
+def open_local_samdb(config: DCConfig):
+    """This DC's own sam.ldb (config.smb_conf and config.sam_ldb live under its data directory)."""
+    return open_samdb_at(config.data_dir)
 
 
 def _schema_guid(samdb, display_name: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .access import open_local_samdb
 from .config import DCConfig
 from .peers import PeerCheck
 
@@ -153,13 +154,8 @@ def showrepl(config: DCConfig, timeout_s: float = 120) -> dict[str, Any]:
 def count_managed_accounts(config: DCConfig) -> int:
     """User objects in the managed OU, read from the local database (samba keeps serving meanwhile)."""
     import ldb
-    from samba.auth import system_session
-    from samba.param import LoadParm
-    from samba.samdb import SamDB
 
-    lp = LoadParm()
-    lp.load(str(config.smb_conf))
-    samdb = SamDB(url=str(config.sam_ldb), session_info=system_session(), lp=lp)
+    samdb = open_local_samdb(config)
     found = samdb.search(
         base=f"{config.users_ou},{samdb.domain_dn()}",
         scope=ldb.SCOPE_SUBTREE,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from es4ps_contract.environment import Environment, SettingError, Variable
 
+from .access import open_samdb_at
 from .config import MARKER_NAME
 from .domain import admin_arguments, admin_samdb, remove_dc, samba_tool
 from .probes import ldap_answers
@@ -158,15 +159,10 @@ def _settle_rid_set(clone: Path) -> None:
     rIDPreviousAllocationPool) is kept only in the DC's own files: without it dbcheck finds every SID
     of the pool "in conflict". The clone's place becomes the highest RID the pool's SIDs use."""
     import ldb
-    from samba.auth import system_session
     from samba.dcerpc import security
     from samba.ndr import ndr_unpack
-    from samba.param import LoadParm
-    from samba.samdb import SamDB
 
-    lp = LoadParm()
-    lp.load(str(clone / "etc" / "smb.conf"))
-    samdb = SamDB(url=str(clone / "private" / "sam.ldb"), session_info=system_session(), lp=lp)
+    samdb = open_samdb_at(clone)
     server = samdb.search(base=samdb.get_serverName(), scope=ldb.SCOPE_BASE, attrs=["serverReference"])[0]
     computer = samdb.search(base=str(server["serverReference"][0]), scope=ldb.SCOPE_BASE, attrs=["rIDSetReferences"])
     if "rIDSetReferences" not in computer[0]:

@@ -27,6 +27,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .access import open_local_samdb
 from .config import DCConfig
 
 # The DCs' names (es4ps_operator.naming.dc_hostname): dc<index>, or dc<index>-<suffix> in a restored domain.
@@ -69,14 +70,8 @@ class Directory:
     """This DC's own database (read and written beside the running samba, as samba-tool does)."""
 
     def __init__(self, config: DCConfig) -> None:
-        from samba.auth import system_session
-        from samba.param import LoadParm
-        from samba.samdb import SamDB
-
         self.config = config
-        lp = LoadParm()
-        lp.load(str(config.smb_conf))
-        self.samdb = SamDB(url=str(config.sam_ldb), session_info=system_session(), lp=lp)
+        self.samdb = open_local_samdb(config)
         self.dns_domain = config.realm.lower()
 
     def domain_controllers(self) -> list[DomainController]:

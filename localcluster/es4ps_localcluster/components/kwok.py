@@ -38,7 +38,8 @@ def command(cluster: Cluster) -> list[str]:
 
 def nodes() -> list[dict]:
     """The Node objects KWOK keeps Ready: `kwok-node-0` and on (ES4PS_KWOK_NODES, default 1)."""
-    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    # Room for 50 domains of 3 Pods on one simulated node (bench/operator_reconcile.py; a kubelet takes 110).
+    resources = {"cpu": "32", "memory": "256Gi", "pods": "500"}
     return [
         {
             "apiVersion": "v1",

@@ -146,9 +146,15 @@ def dbcheck(config: LeaveConfig) -> None:
     itself on the first start of a new Samba (es4ps_samba.dc.domain.check_after_upgrade).
     """
     with tempfile.TemporaryDirectory(prefix="es4ps-dbcheck-") as scratch:
-        realm = config.realm.lower()
-        samba_tool("drs", "clone-dc-database", realm, f"--server={config.join_server}", f"--targetdir={scratch}",
-                   "--quiet", *_credentials(config))  # fmt: skip
+        samba_tool(
+            "drs",
+            "clone-dc-database",
+            config.realm.lower(),
+            f"--server={config.join_server}",
+            f"--targetdir={scratch}",
+            "--quiet",
+            *_credentials(config),
+        )
         _settle_rid_set(Path(scratch))
         samba_tool("dbcheck", "--cross-ncs", f"--configfile={scratch}/etc/smb.conf")
     _log(f"dbcheck of {config.join_server}'s directory (a DRS clone): no error")

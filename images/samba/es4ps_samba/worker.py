@@ -203,15 +203,17 @@ class ProvisioningWorker:
             password = self._password(signed.task)
         except (EnvelopeError, InvalidField, SealingError) as exc:
             # Only the claimed username, for the portal to match the event; the task is not applied.
-            self._report(task_id, operation, envelope_username(envelope), Outcome.REJECTED, str(exc))
+            event = self._event(task_id, operation, envelope_username(envelope), Outcome.REJECTED, str(exc))
             self.metrics.tasks.labels(operation.value, Outcome.REJECTED.value).inc()
+            self._report(event)
             return
         task = signed.task
         earlier = self.applied.get(task_id)
         if earlier is not None:
             logger.info("task %s (%s %s): applied before, not again", task_id, operation.value, task.username)
-            self._report(task_id, operation, task.username, earlier.outcome, earlier.reason, earlier.finished_at)
+            event = self._event(task_id, operation, task.username, earlier.outcome, earlier.reason, earlier.finished_at)
             self.metrics.tasks.labels(operation.value, "repeated").inc()
+            self._report(event)
             return
         try:
             done = self._apply(signed, password)
@@ -269,14 +271,15 @@ class ProvisioningWorker:
         raise AssertionError(f"no handler for {type(signed.task).__name__}")
 
     def _finish(self, signed: SignedTask, outcome: Outcome, reason: str = "") -> None:
-        """Record the final outcome of an applied task, report it and count it."""
+        """Record the final outcome of an applied task, count it and report it."""
         operation = signed.task.operation
-        event = self._report(signed.task_id, operation, signed.task.username, outcome, reason)
+        event = self._event(signed.task_id, operation, signed.task.username, outcome, reason)
         self.applied.record(signed.task_id, outcome, event.reason, event.finished_at)
         self.metrics.tasks.labels(operation.value, outcome.value).inc()
         self.metrics.publish_to_apply.labels(operation.value).observe(max(event.finished_at - signed.issued_at, 0))
+        self._report(event)
 
-    def _report(
+    def _event(
         self,
         task_id: str,
         operation: Operation,
@@ -288,10 +291,20 @@ class ProvisioningWorker:
         event = result_event(task_id, operation.value, username, outcome, reason, self.config.worker_name)
         if finished_at is not None:  # reported again: the portal sees the same event, not a newer one
             event = dataclasses.replace(event, finished_at=finished_at)
-        if outcome is not Outcome.SUCCEEDED:
-            logger.warning("task %s (%s %s): %s: %s", task_id, operation.value, username, outcome.value, reason)
-        self.app.send_task(RESULT_TASK_NAME, args=[event.to_message()], queue=RESULTS_QUEUE)
         return event
+
+    def _report(self, event: ResultEvent) -> None:
+        """Send the result event; last, so that whoever sees an outcome finds it counted and recorded."""
+        if event.outcome is not Outcome.SUCCEEDED:
+            logger.warning(
+                "task %s (%s %s): %s: %s",
+                event.task_id,
+                event.operation,
+                event.username,
+                event.outcome.value,
+                event.reason,
+            )
+        self.app.send_task(RESULT_TASK_NAME, args=[event.to_message()], queue=RESULTS_QUEUE)
 
 
 def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:

@@ -204,10 +204,23 @@ def live_portal_volume(path: Path) -> Path:
 
 
 def fresh_volume(path: Path) -> Path:
-    """A volume just provisioned for a new domain's portal, as the local cluster's provisioner makes it."""
+    """A volume just provisioned for a new domain's portal, as a strict provisioner makes it: root's, 0755."""
     path.mkdir()
-    path.chmod(0o777)
+    path.chmod(0o755)
     return path
+
+
+def sqlite_restore(domain, root: Path, volume: Path) -> PortalStep:
+    """The restore Job's portal step on `volume`, after the Job's step that gives the volume to the portal's user."""
+    job = restore_job(domain, CONFIG, BACKUP_STATUS)
+    pod = job["spec"]["template"]["spec"]
+    [owner] = [c for c in pod["initContainers"] if c["name"] == "portal-volume"]
+    [mount] = owner["volumeMounts"]
+    [claim] = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert claim == naming.portal_volume(domain)
+    # As root, as the step runs (with CHOWN alone).
+    subprocess.run([str(volume) if a == mount["mountPath"] else a for a in owner["command"]], check=True)
+    return PortalStep(job, root, {claim: volume}, {})
 
 
 def fill_portal(step: PortalStep, domain) -> list[tuple[str, str]]:
@@ -291,7 +304,7 @@ def test_sqlite_dump_of_a_running_portal_restores_once_into_an_empty_volume_and_
 
     # A new domain's restore Job, into its portal's fresh volume: the same rows, table by table.
     new_volume = fresh_volume(scratch / "new-portal-volume")
-    restore = PortalStep(restore_job(domain, CONFIG, BACKUP_STATUS), scratch / "restore", {claim: new_volume}, {})
+    restore = sqlite_restore(domain, scratch / "restore", new_volume)
     hand_over(dump, restore)
     restored = restore.run()
     assert restored.returncode == 0, restored.stderr[-3000:]
@@ -406,9 +419,7 @@ def test_a_file_that_is_no_dump_is_refused_and_nothing_is_written(scratch, reque
     if backend == "sqlite":
         domain = sqlite_domain()
         volume = fresh_volume(scratch / "new-portal-volume")
-        restore = PortalStep(
-            restore_job(domain, CONFIG, BACKUP_STATUS), scratch / "restore", {naming.portal_volume(domain): volume}, {}
-        )
+        restore = sqlite_restore(domain, scratch / "restore", volume)
         message = "the dump is not an SQLite database (a PostgreSQL portal's dump needs PostgreSQL)"
     else:
         domain = postgresql_domain()

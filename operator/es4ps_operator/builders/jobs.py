@@ -322,6 +322,9 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
         db_env,
         db_mounts,
     )
+    steps = [fetch, directory]
+    if db_mounts:  # SQLite on the portal's fresh volume
+        steps.append(_portal_volume_owner_step(domain, config))
     key_secret = backup_status.get("encryptionKeySecret") or naming.backup_key_secret(domain)
     volumes = [
         _admin_volume(domain),
@@ -335,5 +338,28 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
         domain,
         naming.restore_job(domain),
         naming.BACKUP,
-        {"initContainers": [fetch, directory], "containers": [portal], "volumes": volumes},
+        {"initContainers": steps, "containers": [portal], "volumes": volumes},
     )
+
+
+def _portal_volume_owner_step(domain: Domain, config: OperatorConfig) -> dict:
+    """Give the portal's fresh volume to the portal's user, whom the portal step runs as.
+
+    The portal's own Pod does this with fsGroup; the restore's Pod cannot (fsGroup would re-own the DC's
+    volume too), and a provisioner may hand out root's 0755 volumes.
+    """
+    return {
+        "name": "portal-volume",
+        "image": samba_image(domain, config),
+        "imagePullPolicy": config.images.pull_policy,
+        "command": ["chown", f"{PORTAL_UID}:{PORTAL_UID}", PORTAL_DATA_DIR],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+            "runAsUser": 0,
+            "readOnlyRootFilesystem": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [mount("portal-data", PORTAL_DATA_DIR, read_only=False)],
+    }

@@ -132,7 +132,8 @@ def test_a_recovery_restores_dc0_and_the_portal_before_any_pod_runs(config):
     assert [v["metadata"]["name"] for v in plan.volumes] == ["data-acme-dc0-0", "data-acme-portal-0"]
     [restore] = plan.jobs
     pod = restore["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod["initContainers"]] == ["fetch", "directory"]
+    # The portal's SQLite volume is made the portal user's before its step writes it (no fsGroup here).
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch", "directory", "portal-volume"]
     fetch_env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
     assert fetch_env["ES4PS_BACKUP_LOCATION"] == "volume:acme-backups/acme-20261127-0200.tar.age"
     # The restored DC gets a name the backup does not know.

@@ -84,9 +84,7 @@ def plan_recovery(
         # A Pod naming a claim that is being deleted keeps it from going: the restore would wait for ever.
         message = f"waiting for {', '.join(leaving)} of the deleted domain to be gone before restoring into new ones"
         return RecoveryPlan(workloads=False, check=Check(False, "Restoring", message))
-    volumes = [volume_claim(domain, naming.dc_volume(domain, 0), domain.directory.storage, naming.DIRECTORY, 0)]
-    if domain.portal.database_url is None:
-        volumes.append(volume_claim(domain, naming.portal_volume(domain), domain.portal.storage, naming.PORTAL))
+    volumes = _restored_volumes(domain)
     status = {"location": backup.location, "sha256": backup.sha256, "encryptionKeySecret": backup.encryption_key_secret}
     if job is not None and job.failed:
         check = Check(False, "RestoreFailed", f"restoring from {name} failed: {job.message}")
@@ -101,5 +99,11 @@ def recovery_claims(domain: Domain) -> list[str]:
     """The claims a restore fills: dc0's volume, and the portal's when its database is SQLite."""
     if domain.directory.recovery_backup is None:
         return []
-    sqlite_portal = domain.portal.database_url is None
-    return [naming.dc_volume(domain, 0), *([naming.portal_volume(domain)] if sqlite_portal else [])]
+    return [volume["metadata"]["name"] for volume in _restored_volumes(domain)]
+
+
+def _restored_volumes(domain: Domain) -> list[Manifest]:
+    volumes = [volume_claim(domain, naming.dc_volume(domain, 0), domain.directory.storage, naming.DIRECTORY, 0)]
+    if domain.portal.database_url is None:  # SQLite, on the portal's volume
+        volumes.append(volume_claim(domain, naming.portal_volume(domain), domain.portal.storage, naming.PORTAL))
+    return volumes

@@ -56,7 +56,7 @@ async def run(config: OperatorConfig) -> int:
         LEADER.set(1)
         if config.cluster_dns_ip is None:
             config = dataclasses.replace(config, cluster_dns_ip=await api.cluster_dns_ip())
-        memo = kopf.Memo(api=api, config=config, wakeups={}, replication={})
+        memo = kopf.Memo(api=api, config=config, wakeups={}, replication={}, replication_asked={})
         scope = {"namespaces": config.namespaces} if config.namespaces else {"clusterwide": True}
         operator = asyncio.create_task(kopf.operator(standalone=True, memo=memo, **scope), name="kopf")
         if holder is not None:

@@ -62,8 +62,10 @@ RETRY_FIRST_S, RETRY_MAX_S = 2.0, 300.0
 FINALIZER = f"{GROUP}/operator"
 INDEX_PREFIX = "children_"
 BACKUPS_INDEX = "es4ps_backups"
-# How often a domain's DCs are asked for their replication health, and its backup schedule looked at.
-WATCH_INTERVAL_S = 60.0
+# How often a domain's timer ticks: its backup schedule is looked at each time, its DCs asked for their
+# replication health every minute while it is True and at each tick while not (a recovery shows early).
+WATCH_INTERVAL_S = 15.0
+REPLICATION_ASK_S = 60.0
 # How often a running backup's Job is looked at.
 BACKUP_POLL_S = 5.0
 
@@ -241,10 +243,14 @@ async def watch_domain(
         domain = Domain.from_body(body)
     except SpecError:
         return
-    replication = await poll_replication(domain, memo.config)
-    if memo.replication.get((namespace, name)) != replication:
-        memo.replication[(namespace, name)] = replication
-        _wake(memo, namespace, name)
+    key = (namespace, name)
+    last = memo.replication.get(key)
+    if last is None or last.ready is not True or time.monotonic() - memo.replication_asked[key] >= REPLICATION_ASK_S:
+        memo.replication_asked[key] = time.monotonic()
+        replication = await poll_replication(domain, memo.config)
+        if last != replication:
+            memo.replication[key] = replication
+            _wake(memo, namespace, name)
     backup = domain.directory.backup
     if backup is None or not backup.schedule or domain.paused:
         return

@@ -1,6 +1,7 @@
 """Which replication links of `samba-tool drs showrepl --json` count as failing (the DC's health server)."""
 
-from es4ps_samba.dc.health import replication_links
+from es4ps_samba.dc.config import DCConfig
+from es4ps_samba.dc.health import HealthMonitor, HealthReport, replication_links
 
 NEVER = "NTTIME(0)"  # how showrepl --json writes a success that never happened
 
@@ -37,3 +38,20 @@ def test_failures_in_either_direction_are_failing_and_a_fresh_inbound_link_is_no
 def test_deleted_links_do_not_count():
     _, failing = replication_links({"repsFrom": [{**rep("dc1", failures=5), "is deleted": True}], "repsTo": []})
     assert failing == []
+
+
+def test_the_dc_checks_again_sooner_while_a_link_or_the_check_fails():
+    config = DCConfig.from_env(
+        {
+            "ES4PS_REALM": "ad.beta.example",
+            "ES4PS_DC_HOSTNAME": "dc1",
+            "ES4PS_ADMIN_PASSWORD_FILE": "/secret/pw",
+            "ES4PS_WORKER_PASSWORD_FILE": "/secret/worker",
+        }
+    )
+    monitor = HealthMonitor(config)
+    assert monitor.next_check_in(HealthReport(healthy=True)) == 60
+    assert monitor.next_check_in(HealthReport(healthy=False)) == 15
+    assert monitor.next_check_in(HealthReport(healthy=None, error="replication status unknown")) == 15
+    monitor.restart_reason = "dc0 joined the domain again"  # until samba restarted
+    assert monitor.next_check_in(HealthReport(healthy=True)) == 15

@@ -2,7 +2,8 @@
 
 A thread of the entrypoint asks the local DC for its replication neighbours
 (`samba-tool drs showrepl --json`, with the DC's machine account) every
-`ES4PS_HEALTH_INTERVAL_SECONDS` and counts the accounts of the managed OU; a
+`ES4PS_HEALTH_INTERVAL_SECONDS` (every 15 s while a link fails or the check
+does) and counts the accounts of the managed OU; a
 small HTTP server on `ES4PS_HEALTH_PORT` (bound to the DC's own address)
 answers what the last check found:
 
@@ -32,6 +33,9 @@ from .config import DCConfig
 from .peers import PeerCheck
 
 logger = logging.getLogger(__name__)
+
+# While something fails: a DC that recovers shows it (and one that needs a restart gets it) within seconds.
+RECHECK_WHILE_FAILING_S = 15.0
 
 
 @dataclass
@@ -209,8 +213,14 @@ class HealthMonitor:
 
     def _check_forever(self) -> None:
         while True:
-            self.check_once()
-            time.sleep(self.config.health_interval_seconds)
+            report = self.check_once()
+            time.sleep(self.next_check_in(report))
+
+    def next_check_in(self, report: HealthReport) -> float:
+        """The interval; sooner while something fails, so that a recovery shows (and a restart comes) early."""
+        if report.healthy and self.restart_reason is None:
+            return self.config.health_interval_seconds
+        return min(self.config.health_interval_seconds, RECHECK_WHILE_FAILING_S)
 
     def start(self) -> None:
         """Serve on the DC's address and check every interval, until the process ends."""

@@ -12,6 +12,9 @@ from .config import DCConfig
 from .health import HealthMonitor
 from .tls import install_tls_files, mounted_tls_digest
 
+# How often the health check's restart request is looked at (it costs nothing).
+LOOK_AGAIN_S = 5.0
+
 
 def log(message: str) -> None:
     print(f"es4ps-samba-dc: {message}", flush=True)
@@ -74,17 +77,21 @@ def serve(config: DCConfig, installed_digest: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    tls_checked = time.monotonic()
     while True:
         try:
-            status = samba.wait(config.tls_check_seconds)
+            status = samba.wait(min(config.tls_check_seconds, LOOK_AGAIN_S))
         except subprocess.TimeoutExpired:
             _reap_orphans(keep=samba.pid)
             if stopping:  # the signal reached a samba that was going down or not started yet
                 _stop_samba(samba)
                 return 0
-            mounted = mounted_tls_digest(config) if config.tls_cert_file else None
-            renewed = mounted is not None and mounted != installed_digest
-            reason = "the mounted LDAPS certificate changed: restarting samba to serve it" if renewed else None
+            reason = None
+            if config.tls_cert_file and time.monotonic() - tls_checked >= config.tls_check_seconds:
+                tls_checked = time.monotonic()
+                mounted = mounted_tls_digest(config)
+                if mounted is not None and mounted != installed_digest:
+                    reason = "the mounted LDAPS certificate changed: restarting samba to serve it"
             if reason is None and monitor is not None:
                 reason = monitor.restart_reason
             if reason:

@@ -1,7 +1,7 @@
 """Which replication links of `samba-tool drs showrepl --json` count as failing (the DC's health server)."""
 
 from es4ps_samba.dc.config import DCConfig
-from es4ps_samba.dc.health import HealthMonitor, HealthReport, replication_links
+from es4ps_samba.dc.health import HealthMonitor, HealthReport, replication_links, samba_tool_complaint
 
 NEVER = "NTTIME(0)"  # how showrepl --json writes a success that never happened
 
@@ -55,3 +55,15 @@ def test_the_dc_checks_again_sooner_while_a_link_or_the_check_fails():
     assert monitor.next_check_in(HealthReport(healthy=None, error="replication status unknown")) == 15
     monitor.restart_reason = "dc0 joined the domain again"  # until samba restarted
     assert monitor.next_check_in(HealthReport(healthy=True)) == 15
+
+
+def test_a_failed_showrepl_is_reported_by_samba_tools_error_line_not_its_traceback():
+    stderr = (
+        "ERROR(<class 'samba.drs_utils.drsException'>): uncaught exception - DRS connection to 10.244.0.9 failed: "
+        "(-1073741801, 'NT_STATUS_NO_MEMORY')\n"
+        '  File "/usr/lib/python3/dist-packages/samba/netcmd/__init__.py", line 186, in _run\n'
+        '    raise drsException("DRS connection to %s failed: %s" % (server, e))\n'
+    )
+    assert samba_tool_complaint(stderr).startswith("ERROR(<class 'samba.drs_utils.drsException'>): uncaught")
+    assert samba_tool_complaint("Could not connect\n") == "Could not connect"
+    assert samba_tool_complaint("") == ""

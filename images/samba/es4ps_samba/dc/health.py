@@ -151,8 +151,15 @@ def showrepl(config: DCConfig, timeout_s: float = 120) -> dict[str, Any]:
         timeout=timeout_s,
     )
     if result.returncode != 0:
-        raise RuntimeError((result.stderr.strip().splitlines() or ["samba-tool drs showrepl failed"])[-1][:300])
+        raise RuntimeError(samba_tool_complaint(result.stderr) or "samba-tool drs showrepl failed")
     return json.loads(result.stdout)
+
+
+def samba_tool_complaint(stderr: str) -> str:
+    """samba-tool's own error line (`ERROR(...): ...`, before any traceback), else its last line."""
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return (errors or lines or [""])[0 if errors else -1][:300]
 
 
 def count_managed_accounts(config: DCConfig) -> int:

@@ -63,7 +63,11 @@ VARIABLES = (
     Variable(
         "ES4PS_HEALTH_PORT", "port of the health endpoint (replication, metrics) on the DC's address; 0: off", "9931"
     ),
-    Variable("ES4PS_HEALTH_INTERVAL_SECONDS", "how often the health endpoint's numbers are renewed (at most 15 s while a replication link or the check fails)", "60"),
+    Variable(
+        "ES4PS_HEALTH_INTERVAL_SECONDS",
+        "how often the health endpoint's numbers are renewed (at most 15 s while a replication link or the check fails)",
+        "60",
+    ),
     Variable(
         "ES4PS_PASSWORD_POLICY",
         "JSON as `spec.directory.passwordPolicy`: applied to the domain on every start, where it differs (the"

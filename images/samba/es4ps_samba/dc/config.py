@@ -65,7 +65,7 @@ VARIABLES = (
     ),
     Variable(
         "ES4PS_HEALTH_INTERVAL_SECONDS",
-        "how often the health endpoint's numbers are renewed (at most 15 s while a replication link or the check fails)",
+        "how often the health endpoint's numbers are renewed (at most 15 s while a replication link or check fails)",
         "60",
     ),
     Variable(

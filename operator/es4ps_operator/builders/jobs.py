@@ -323,7 +323,7 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
         db_mounts,
     )
     steps = [fetch, directory]
-    if db_mounts:  # SQLite on the portal's fresh volume
+    if domain.portal.database_url is None:  # SQLite, on the portal's fresh volume
         steps.append(_portal_volume_owner_step(domain, config))
     key_secret = backup_status.get("encryptionKeySecret") or naming.backup_key_secret(domain)
     volumes = [

@@ -158,8 +158,8 @@ def showrepl(config: DCConfig, timeout_s: float = 120) -> dict[str, Any]:
 def samba_tool_complaint(stderr: str) -> str:
     """samba-tool's own error line (`ERROR(...): ...`, before any traceback), else its last line."""
     lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("ERROR")]
-    return (errors or lines or [""])[0 if errors else -1][:300]
+    complaint = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
+    return complaint[:300]
 
 
 def count_managed_accounts(config: DCConfig) -> int:

@@ -16,6 +16,10 @@ head -c 32 /dev/urandom | base64 > "$scratch/secret-key"
 export DJANGO_SETTINGS_MODULE=es4ps_portal.settings DJANGO_SECRET_KEY_FILE="$scratch/secret-key" \
   ES4PS_PORTAL_HOST=localhost ES4PS_REALM=EXAMPLE.ORG ES4PS_ALLOWED_EMAIL_DOMAINS=example.org \
   ES4PS_DATA_DIR="$scratch/data"
+# ... and the spec's values, which it has no defaults for: a domain's defaults, as the operator writes them.
+eval "$("$repository/.venv/bin/python" -c 'import shlex
+from es4ps_testkit.domains import portal_spec_env
+print("\n".join(f"export {name}={shlex.quote(value)}" for name, value in portal_spec_env().items()))')"
 for package in "$root/images/django/es4ps_portal" "$root/contract/es4ps_contract"; do
   (cd "$package" && for language in "${languages[@]}"; do
     "$repository/.venv/bin/django-admin" makemessages --locale "$language" --no-obsolete --add-location file \

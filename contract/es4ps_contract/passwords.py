@@ -3,10 +3,11 @@
 An ES4PSDomain's `spec.directory.passwordPolicy` reaches the first DC and the
 portal as JSON in that shape (`ES4PS_PASSWORD_POLICY`); both read it with
 `PasswordPolicy.from_json`, so the rules the portal checks before a task is
-sent are the ones the DC enforces when it arrives. The defaults here are the
-CRD's (a unit test holds them together); docs/directory.md says why they are
-what a security team signs today (NIST SP 800-63B: length over composition,
-no periodic expiry).
+sent are the ones the DC enforces when it arrives. Its defaults are written
+once, in the CRD (the API server fills them in; the operator passes every
+setting): nothing here has a default of its own. docs/directory.md says why
+they are what a security team signs today (NIST SP 800-63B: length over
+composition, no periodic expiry).
 
 What the DC enforces for a password it is given: `minLength`, and with
 `complexity` Active Directory's rule (characters from three of four groups, and
@@ -68,42 +69,41 @@ class InvalidPolicy(ValueError):
 
 @dataclass(frozen=True)
 class PasswordPolicy:
-    """The password policy of a domain (spec.directory.passwordPolicy); the defaults are the CRD's."""
+    """The password policy of a domain (spec.directory.passwordPolicy), every setting given."""
 
-    min_length: int = 14
-    complexity: bool = False
-    history_length: int = 24
-    max_age_days: int = 0  # never expires
-    min_age_days: int = 1
-    lockout_threshold: int = 10  # 0: never locks
-    lockout_duration_minutes: int = 10
+    min_length: int
+    complexity: bool
+    history_length: int
+    max_age_days: int  # 0: never expires
+    min_age_days: int
+    lockout_threshold: int  # 0: never locks
+    lockout_duration_minutes: int
 
     @classmethod
     def from_json(cls, text: str, name: str = "ES4PS_PASSWORD_POLICY") -> PasswordPolicy:
-        """Read the CRD's shape; settings left out keep their defaults, empty text gives the defaults."""
+        """Read the CRD's shape, every setting given (the operator passes the spec as the API server defaulted it)."""
         try:
-            given = json.loads(text) if text.strip() else {}
+            given = json.loads(text)
         except ValueError:
             raise InvalidPolicy(f"{name} must be JSON") from None
         if not isinstance(given, dict):
             raise InvalidPolicy(f"{name} must be a JSON object")
-        known = {setting.name for setting in SETTINGS} | {COMPLEXITY}
-        if unknown := sorted(set(given) - known):
+        known = [setting.name for setting in SETTINGS] + [COMPLEXITY]
+        if unknown := sorted(set(given) - set(known)):
             raise InvalidPolicy(f"{name}.{unknown[0]} is not a password policy setting")
+        if missing := [setting for setting in known if setting not in given]:
+            raise InvalidPolicy(f"{name}.{missing[0]} is missing (every setting is given)")
         values = {}
         for setting in SETTINGS:
-            if setting.name not in given:
-                continue
             value = given[setting.name]
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidPolicy(f"{name}.{setting.name} must be a whole number")
             if not setting.minimum <= value <= setting.maximum:
                 raise InvalidPolicy(f"{name}.{setting.name} must be from {setting.minimum} to {setting.maximum}")
             values[setting.attribute] = value
-        if COMPLEXITY in given:
-            if not isinstance(given[COMPLEXITY], bool):
-                raise InvalidPolicy(f"{name}.{COMPLEXITY} must be true or false")
-            values["complexity"] = given[COMPLEXITY]
+        if not isinstance(given[COMPLEXITY], bool):
+            raise InvalidPolicy(f"{name}.{COMPLEXITY} must be true or false")
+        values["complexity"] = given[COMPLEXITY]
         policy = cls(**values)
         if policy.max_age_days and policy.min_age_days >= policy.max_age_days:
             raise InvalidPolicy(f"{name}.minAgeDays must be below maxAgeDays (or maxAgeDays 0: never expires)")
@@ -111,9 +111,11 @@ class PasswordPolicy:
 
     @classmethod
     def strictest(cls) -> PasswordPolicy:
-        """The strictest rules any domain may set: a password meeting them meets every domain's."""
-        longest = next(setting.maximum for setting in SETTINGS if setting.name == "minLength")
-        return cls(min_length=longest, complexity=True)
+        """The strictest rules any domain may set: a password meeting them meets every domain's.
+
+        Only the length and complexity judge a password; the other settings are at their maximum.
+        """
+        return cls(complexity=True, **{setting.attribute: setting.maximum for setting in SETTINGS})
 
     def to_json(self) -> str:
         """The CRD's shape, as `from_json` reads it."""

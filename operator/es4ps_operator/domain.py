@@ -4,6 +4,19 @@ The API server has already validated the object and filled in the defaults
 written in the CRD (crds/es4ps.io_es4psdomains.yaml), so this module only
 derives what the CRD cannot express (the NetBIOS name from the realm, the
 organisation name) and gives the builders names instead of nested dicts.
+
+The CRD is the one place a spec default is written: this module, the
+builders and the processes they configure (portal, DCs) have none of their
+own; the operator passes every value on. A new spec field therefore goes:
+
+1. into the CRD's schema, with its `default:` if it has one (an object that
+   holds defaulted fields gets `default: {}` so they apply when it is left out);
+2. here, read with `spec["field"]` when defaulted (a missing one is a
+   SpecError: an outdated CRD), `.get()` only when absent means something;
+3. into the builder that hands it on (as an environment variable the
+   process's `Variable` declares without a default);
+4. into the tests: tests/operator/test_operator_validation.py for its rules,
+   the builder's unit test for where it lands.
 """
 
 from __future__ import annotations
@@ -207,12 +220,6 @@ class Broker:
         return self.replicas > 1
 
 
-# Without an explicit allowFrom, the portal admits the usual ingress-nginx namespace.
-DEFAULT_INGRESS_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "ingress-nginx"}
-# ... and its metrics ports the usual monitoring namespace.
-DEFAULT_MONITORING_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "monitoring"}
-
-
 @dataclasses.dataclass(frozen=True)
 class Domain:
     """One ES4PSDomain: its identity and its spec with every default resolved."""
@@ -257,7 +264,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
     netbios_name = (spec.get("netbiosName") or realm.split(".")[0][:15]).upper()
     portal, directory, broker = spec["portal"], spec["directory"], spec["broker"]
     ingress = portal["ingress"]
-    allow_from = ingress.get("allowFrom") or {}
+    allow_from = ingress["allowFrom"]
     issuer = portal["tls"].get("issuerRef")
     registration = portal["registration"]
     return Domain(
@@ -279,7 +286,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             ingress_enabled=ingress["enabled"],
             ingress_class=ingress.get("className"),
             ingress_annotations=dict(ingress.get("annotations") or {}),
-            ingress_namespace_labels=dict(allow_from.get("namespaceLabels") or DEFAULT_INGRESS_NAMESPACE_LABELS),
+            ingress_namespace_labels=dict(allow_from["namespaceLabels"]),
             ingress_pod_labels=dict(allow_from.get("podLabels") or {}),
             tls_issuer=IssuerRef(issuer["name"], issuer["kind"], issuer["group"]) if issuer else None,
             smtp=_smtp(portal.get("smtp")),
@@ -336,9 +343,7 @@ def _monitoring(monitoring: Mapping[str, Any]) -> Monitoring:
         enabled=monitoring["enabled"],
         labels=dict(monitoring.get("labels") or {}),
         interval=monitoring["interval"],
-        namespace_labels=dict(
-            (monitoring.get("allowFrom") or {}).get("namespaceLabels") or DEFAULT_MONITORING_NAMESPACE_LABELS
-        ),
+        namespace_labels=dict(monitoring["allowFrom"]["namespaceLabels"]),
     )
 
 

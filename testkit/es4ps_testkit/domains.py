@@ -10,7 +10,9 @@ import copy
 from typing import Any
 
 import yaml
+from es4ps_contract.passwords import PasswordPolicy
 from es4ps_localcluster.paths import ROOT
+from es4ps_operator.builders.portal import portal_spec_environment
 from es4ps_operator.domain import Domain
 
 CRD = ROOT / "crds" / "es4ps.io_es4psdomains.yaml"
@@ -65,3 +67,17 @@ def example_domain(namespace: str, **spec_changes) -> dict:
     domain["metadata"]["namespace"] = namespace
     domain["spec"].update(spec_changes)
     return domain
+
+
+def default_password_policy(**changes: Any) -> PasswordPolicy:
+    """The password policy of a domain whose spec sets none (the CRD's defaults), with some settings changed."""
+    return PasswordPolicy.from_json(make_domain().directory.password_policy).replace(**changes)
+
+
+def portal_spec_env(**spec_changes: Any) -> dict[str, str]:
+    """The portal's variables that carry the spec (limits, policy, language...) as the operator writes them.
+
+    The portal has no defaults of its own for them: a portal run outside the
+    operator gets them from here, i.e. from the CRD through the operator.
+    """
+    return {variable["name"]: variable["value"] for variable in portal_spec_environment(make_domain(**spec_changes))}

@@ -23,6 +23,7 @@ from es4ps_localcluster.processes import free_port, start_process, stop_process_
 from kombu import Connection
 
 from . import ServiceError
+from .domains import portal_spec_env
 from .portal_client import PortalClient
 from .rabbitmq import RabbitMQ
 from .registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
@@ -84,6 +85,7 @@ class LivePortal:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "HOME": str(directory),
+            **portal_spec_env(),
             **env,
             "DJANGO_SECRET_KEY_FILE": str(secret_key_file),
             "ES4PS_PORTAL_HOST": f"127.0.0.1:{self.port}",

@@ -24,6 +24,7 @@ from es4ps_samba.dc.config import DEFAULT_USERS_OU
 
 from . import ServiceError
 from .ca import CertFiles, ThrowawayCA
+from .domains import default_password_policy
 
 # Loopback addresses Samba test DCs may take, one per running session (a DC needs port 389 to itself).
 _LOOPBACK_RANGE = range(10, 250)
@@ -98,7 +99,7 @@ class SambaDC:
         self.extra_options = extra_options
         self.join = join
         self.volume_bytes = volume_bytes
-        self.password_policy = password_policy if password_policy or join else PasswordPolicy()
+        self.password_policy = password_policy if password_policy or join else default_password_policy()
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
         self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
@@ -178,7 +179,7 @@ class SambaDC:
             "ES4PS_LDAP_URL": self.ldaps_url,
             "ES4PS_LDAP_CA_FILE": str(self.ca_file),
             "ES4PS_REALM": self.realm,
-            "ES4PS_PASSWORD_POLICY": (self.password_policy or PasswordPolicy()).to_json(),
+            "ES4PS_PASSWORD_POLICY": (self.password_policy or default_password_policy()).to_json(),
         }
 
     def write_password_files(self) -> None:

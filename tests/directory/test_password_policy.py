@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ldb
 import pytest
-from es4ps_contract.passwords import PasswordPolicy
 from es4ps_samba.dc.password_policy import ATTRIBUTES, NEVER, TICKS_PER_DAY, TICKS_PER_MINUTE
+from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.samba import SambaDC
 
@@ -36,7 +36,7 @@ def test_the_session_dc_runs_the_default_policy(samba_dc):
 
 
 def test_the_entrypoint_applies_the_policy_once_and_again_only_when_it_changes(tmp_path, test_ca):
-    strict = PasswordPolicy(min_length=10, complexity=True, history_length=5, max_age_days=60, min_age_days=2,
+    strict = default_password_policy(min_length=10, complexity=True, history_length=5, max_age_days=60, min_age_days=2,
                             lockout_threshold=3, lockout_duration_minutes=15)  # fmt: skip
     dc = started(SambaDC(tmp_path / "dc", test_ca, hostname="dcpol", password_policy=strict))
     try:

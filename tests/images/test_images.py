@@ -21,6 +21,7 @@ import pytest
 import requests
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.processes import free_port, wait_until
+from es4ps_testkit.domains import portal_spec_env
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, claim_loopback_address
@@ -130,6 +131,7 @@ def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
     os.chown(data, 10001, 10001)
     port = free_port()
     env = {
+        **portal_spec_env(),
         **portal_env,
         "ES4PS_PORTAL_HOST": "accounts.example.test",
         "ES4PS_ORGANIZATION_NAME": "Image Test",

@@ -28,6 +28,7 @@ import pytest
 from es4ps_localcluster.paths import ROOT, VENV_BIN
 from es4ps_operator import naming
 from es4ps_operator.builders.jobs import WORK_DIR, backup_job, restore_job
+from es4ps_operator.builders.portal import portal_spec_environment
 from es4ps_operator.config import Images, OperatorConfig
 from es4ps_testkit.domains import MINIMAL_SPEC, make_domain
 
@@ -270,7 +271,8 @@ def test_the_jobs_give_the_portal_step_only_these_variables():
         for job in (backup_job(domain, CONFIG, "b1", BACKUP_OWNER, []), restore_job(domain, CONFIG, BACKUP_STATUS)):
             pod = job["spec"]["template"]["spec"]
             [step] = [c for c in (*pod.get("initContainers", ()), *pod["containers"]) if c["name"] == "portal"]
-            assert [variable["name"] for variable in step["env"]] == [*common, database]
+            spec = [variable["name"] for variable in portal_spec_environment(domain)]
+            assert [variable["name"] for variable in step["env"]] == [*common, *spec, database]
 
 
 def test_sqlite_dump_of_a_running_portal_restores_once_into_an_empty_volume_and_never_over_a_portal(scratch):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from es4ps_contract.passwords import PasswordPolicy
 from es4ps_portal.accounts.forms import CodeForm, RegistrationForm, ResetPasswordForm
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
 
 pytestmark = pytest.mark.django_db
@@ -136,14 +136,14 @@ def test_a_long_password_of_plain_words_is_good_under_the_default_policy():
     ],
 )
 def test_a_domain_with_the_complexity_rule_gets_its_reasons(settings, password, reason):
-    settings.PASSWORD_POLICY = PasswordPolicy(min_length=8, complexity=True)
+    settings.PASSWORD_POLICY = default_password_policy(min_length=8, complexity=True)
     errors = errors_of(new_password1=password, new_password2=password)
     assert reason in " ".join(errors["new_password1"]).lower()
 
 
 def test_the_help_text_follows_the_policy_in_force(settings):
     assert RegistrationForm().fields["new_password1"].help_text.startswith("At least 14 characters")
-    settings.PASSWORD_POLICY = PasswordPolicy(min_length=10, complexity=True, max_age_days=90)
+    settings.PASSWORD_POLICY = default_password_policy(min_length=10, complexity=True, max_age_days=90)
     help_text = RegistrationForm().fields["new_password1"].help_text
     assert help_text.startswith("At least 10 characters")
     assert "three of these groups" in help_text
@@ -183,7 +183,7 @@ def test_a_reset_password_is_checked_against_the_accounts_own_name(settings):
     form = ResetPasswordForm(user, {"new_password1": "grace-is-my-name", "new_password2": "grace-is-my-name"})
     assert not form.is_valid()
     assert "Do not include your username." in form.errors["new_password1"]
-    settings.PASSWORD_POLICY = PasswordPolicy(complexity=True)
+    settings.PASSWORD_POLICY = default_password_policy(complexity=True)
     form = ResetPasswordForm(user, {"new_password1": "Hopper-2024-xyzw", "new_password2": "Hopper-2024-xyzw"})
     assert not form.is_valid()
     assert "part of your name" in " ".join(form.errors["new_password1"])

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 from es4ps_contract.events import REASON_SUPERSEDED, Outcome, ResultEvent
-from es4ps_contract.passwords import PasswordPolicy
 from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import User
 from es4ps_portal.accounts.password_expiry import EXPIRED, reminder_due, send_password_expiry_reminders
 from es4ps_portal.provisioning.models import ProvisioningTask
 from es4ps_portal.provisioning.results import record_result_event
+from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.mail import MailCatcher
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +109,7 @@ def test_which_reminder_is_due(days_before_expiry, sent, due):
 
 @pytest.fixture
 def expiring_policy(settings):
-    settings.PASSWORD_POLICY = PasswordPolicy(max_age_days=90, min_age_days=1)
+    settings.PASSWORD_POLICY = default_password_policy(max_age_days=90, min_age_days=1)
     settings.PASSWORD_EXPIRY_REMINDER_DAYS = (14, 3)
     return settings
 
@@ -148,9 +148,9 @@ def test_a_new_password_starts_the_reminders_over(expiring_policy, smtp: MailCat
 
 def test_no_reminders_without_a_maximum_age_or_days(settings, smtp: MailCatcher, username):
     user = person(username, password_set_at=timezone.now() - timedelta(days=400))
-    settings.PASSWORD_POLICY = PasswordPolicy()  # never expires
+    settings.PASSWORD_POLICY = default_password_policy()  # never expires
     assert send_password_expiry_reminders() == 0
-    settings.PASSWORD_POLICY = PasswordPolicy(max_age_days=90)
+    settings.PASSWORD_POLICY = default_password_policy(max_age_days=90)
     settings.PASSWORD_EXPIRY_REMINDER_DAYS = ()
     assert send_password_expiry_reminders() == 0
     assert smtp.mails_to(user.email) == []

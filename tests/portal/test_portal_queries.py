@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 from es4ps_localcluster.paths import VENV_BIN
+from es4ps_testkit.domains import portal_spec_env
 from es4ps_testkit.portal_queries import plans
 from es4ps_testkit.registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
 
@@ -31,6 +32,7 @@ def test_the_hot_queries_use_their_indexes_on_postgresql(postgres, tmp_path):
     env = {
         "PATH": os.environ["PATH"],
         "LANG": "C.UTF-8",
+        **portal_spec_env(),
         "DJANGO_SECRET_KEY_FILE": str(secret_key),
         "ES4PS_PORTAL_HOST": "testserver",
         "ES4PS_ORGANIZATION_NAME": ORGANIZATION_NAME,

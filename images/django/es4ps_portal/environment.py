@@ -16,28 +16,9 @@ from es4ps_contract.environment import Environment, SettingError, Variable
 # Actions the portal limits, and the scopes each is counted in (one client address, one account).
 RATE_LIMIT_ACTIONS = ("register", "login", "verify", "reset")
 RATE_LIMIT_SCOPES = {"perAddress": "ip", "perAccount": "account"}
-# What ES4PSDomain's spec.portal.rateLimits defaults to (a unit test holds the CRD to the same numbers).
-# A class of 300 behind one NAT registers within the hour (with retries for typos); a script is stopped
-# at 600 registrations an hour per address and 5 an hour per address of mail. Logins, codes and resets
-# count failures only.
-DEFAULT_RATE_LIMITS = {
-    "register": {
-        "perAddress": {"requests": 600, "windowSeconds": 3600},
-        "perAccount": {"requests": 5, "windowSeconds": 3600},
-    },
-    "login": {
-        "perAddress": {"requests": 300, "windowSeconds": 900},
-        "perAccount": {"requests": 5, "windowSeconds": 900},
-    },
-    "verify": {
-        "perAddress": {"requests": 300, "windowSeconds": 900},
-        "perAccount": {"requests": 5, "windowSeconds": 900},
-    },
-    "reset": {
-        "perAddress": {"requests": 100, "windowSeconds": 3600},
-        "perAccount": {"requests": 3, "windowSeconds": 3600},
-    },
-}
+# The variables that carry the domain's spec have no default here: the CRD holds each default once
+# (the API server fills it in) and the operator passes every value (builders/portal.py,
+# portal_spec_environment), so the portal refuses to start rather than guess one.
 
 VARIABLES = (
     Variable("ES4PS_PORTAL_HOST", "the public host name (allowed hosts, CSRF origin, links in mails)"),
@@ -81,20 +62,17 @@ VARIABLES = (
         "ES4PS_TRUSTED_PROXY_COUNT",
         "proxies in front of the portal that append to `X-Forwarded-For` (the Ingress: 1); limits count the"
         " address the outermost one saw",
-        "1",
     ),
-    Variable("ES4PS_TOKEN_TTL_HOURS", "how long the links and codes in mails work", "24"),
+    Variable("ES4PS_TOKEN_TTL_HOURS", "how long the links and codes in mails work"),
     Variable(
         "ES4PS_UNVERIFIED_RETENTION_HOURS",
         "an unconfirmed registration is deleted (portal and directory) this long after it was made; 0 keeps"
         " them, else at least `ES4PS_TOKEN_TTL_HOURS`",
-        "168",
     ),
-    Variable("ES4PS_RATE_LIMITS", "JSON as `spec.portal.rateLimits` (empty: the CRD's defaults)", ""),
+    Variable("ES4PS_RATE_LIMITS", "JSON as `spec.portal.rateLimits`, every action and scope"),
     Variable(
         "ES4PS_REGISTRATION_APPROVAL",
         "`Automatic`, or `Manual`: a confirmed registration waits for staff to approve it",
-        "Automatic",
     ),
     Variable(
         "ES4PS_POLICIES",
@@ -102,11 +80,10 @@ VARIABLES = (
         "",
     ),
     Variable("ES4PS_UNIX_ATTRIBUTES", "JSON as `spec.directory.unix` (empty, or `enabled` false: none)", ""),
-    Variable("ES4PS_AUDIT_RETENTION_DAYS", "audit records older than this are deleted (hourly)", "365"),
+    Variable("ES4PS_AUDIT_RETENTION_DAYS", "audit records older than this are deleted (hourly)"),
     Variable(
         "ES4PS_PASSWORD_POLICY",
-        "JSON as `spec.directory.passwordPolicy`: the rules the forms check and explain (empty: the CRD's defaults)",
-        "",
+        "JSON as `spec.directory.passwordPolicy`, every setting: the rules the forms check and explain",
     ),
     Variable(
         "ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS",
@@ -117,7 +94,6 @@ VARIABLES = (
     Variable(
         "ES4PS_DEFAULT_LANGUAGE",
         "`en`, `pt-BR` or `es`: the language when the browser asks for none the portal has",
-        "en",
     ),
 )
 
@@ -149,19 +125,19 @@ def parse_reminder_days(text: str) -> tuple[int, ...]:
 def parse_rate_limits(text: str) -> dict[str, dict[str, tuple[int, int]]]:
     """ES4PS_RATE_LIMITS (the CRD's shape) -> {action: {"ip" | "account": (requests, window seconds)}}.
 
-    Actions or scopes left out keep their defaults.
+    Every action and scope must be given (the operator passes the spec as the API server defaulted it).
     """
     try:
-        given = json.loads(text) if text else {}
+        given = json.loads(text)
     except ValueError:
         raise ImproperlyConfigured("ES4PS_RATE_LIMITS must be JSON") from None
-    if not isinstance(given, dict) or set(given) - set(RATE_LIMIT_ACTIONS):
-        raise ImproperlyConfigured(f"ES4PS_RATE_LIMITS may only name {', '.join(RATE_LIMIT_ACTIONS)}")
+    if not isinstance(given, dict) or set(given) != set(RATE_LIMIT_ACTIONS):
+        raise ImproperlyConfigured(f"ES4PS_RATE_LIMITS must name each of {', '.join(RATE_LIMIT_ACTIONS)}")
     limits = {}
     for action in RATE_LIMIT_ACTIONS:
-        scopes = {**DEFAULT_RATE_LIMITS[action], **(given.get(action) or {})}
-        if set(scopes) != set(RATE_LIMIT_SCOPES):
-            raise ImproperlyConfigured(f"ES4PS_RATE_LIMITS.{action} may only hold perAddress and perAccount")
+        scopes = given[action]
+        if not isinstance(scopes, dict) or set(scopes) != set(RATE_LIMIT_SCOPES):
+            raise ImproperlyConfigured(f"ES4PS_RATE_LIMITS.{action} must hold perAddress and perAccount")
         limits[action] = {}
         for name, scope in RATE_LIMIT_SCOPES.items():
             limit = scopes[name]

@@ -35,7 +35,7 @@ from .common import (
     secret_volume,
 )
 from .directory import ADMIN_DIR, DATA_DIR, dc_join_server, samba_image
-from .portal import PORTAL_UID
+from .portal import PORTAL_UID, portal_spec_environment
 
 WORK_DIR = "/var/lib/es4ps-job"
 BACKUPS_DIR = "/var/lib/es4ps-backups"
@@ -205,6 +205,7 @@ def _portal_step(domain: Domain, config: OperatorConfig, name: str, command: lis
             env("ES4PS_REALM", domain.realm),
             env("ES4PS_ALLOWED_EMAIL_DOMAINS", ",".join(domain.allowed_email_domains)),
             env("DJANGO_SECRET_KEY_FILE", "/etc/es4ps/django/secret-key"),
+            *portal_spec_environment(domain),
             *variables,
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -77,23 +77,8 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
         env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
         env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
+        *portal_spec_environment(domain),
     ]
-    variables += [
-        env("ES4PS_TOKEN_TTL_HOURS", portal.link_validity_hours),
-        env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
-        env("ES4PS_RATE_LIMITS", _compact_json(portal.rate_limits)),
-        env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
-        env("ES4PS_REGISTRATION_APPROVAL", portal.approval),
-        env("ES4PS_AUDIT_RETENTION_DAYS", portal.audit_retention_days),
-        # The rules the forms check and explain: the same JSON the first DC applies to the domain.
-        env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy),
-        env("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS", ",".join(map(str, portal.password_expiry_reminder_days))),
-        env("ES4PS_DEFAULT_LANGUAGE", portal.default_language),
-    ]
-    if domain.policies:
-        variables.append(env("ES4PS_POLICIES", _compact_json([policy.as_spec() for policy in domain.policies])))
-    if domain.directory.unix:
-        variables.append(env("ES4PS_UNIX_ATTRIBUTES", _compact_json(domain.directory.unix.as_spec())))
     if portal.database_url:
         variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))
     smtp = portal.smtp
@@ -118,6 +103,33 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
             env("ES4PS_SUPERUSER_EMAIL", portal.staff_user.email),
             env("ES4PS_SUPERUSER_PASSWORD_FILE", f"{STAFF_DIR}/password"),
         ]
+    return variables
+
+
+def portal_spec_environment(domain: Domain) -> list[dict[str, Any]]:
+    """The portal's variables that carry the domain's spec: every value given, defaults included.
+
+    The CRD is the one place a spec default is written (the API server fills it
+    in); the portal has no default of its own for these and refuses to start
+    without them, so a default changed in the CRD reaches the portal unchanged.
+    """
+    portal = domain.portal
+    variables = [
+        env("ES4PS_TOKEN_TTL_HOURS", portal.link_validity_hours),
+        env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
+        env("ES4PS_RATE_LIMITS", _compact_json(portal.rate_limits)),
+        env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
+        env("ES4PS_REGISTRATION_APPROVAL", portal.approval),
+        env("ES4PS_AUDIT_RETENTION_DAYS", portal.audit_retention_days),
+        # The rules the forms check and explain: the same JSON the first DC applies to the domain.
+        env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy),
+        env("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS", ",".join(map(str, portal.password_expiry_reminder_days))),
+        env("ES4PS_DEFAULT_LANGUAGE", portal.default_language),
+    ]
+    if domain.policies:
+        variables.append(env("ES4PS_POLICIES", _compact_json([policy.as_spec() for policy in domain.policies])))
+    if domain.directory.unix:
+        variables.append(env("ES4PS_UNIX_ATTRIBUTES", _compact_json(domain.directory.unix.as_spec())))
     return variables
 
 

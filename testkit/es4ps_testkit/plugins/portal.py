@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from .. import ServiceError
+from ..domains import portal_spec_env
 from ..live_portal import LivePortal, read_task_queue
 from ..mail import MailCatcher
 from ..rabbitmq import RabbitMQ
@@ -56,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "ES4PS_REALM": "ES4PS.TEST",
         "ES4PS_ALLOWED_EMAIL_DOMAINS": f"{ALLOWED_DOMAIN},bücher.example",
         "ES4PS_DATA_DIR": str(directory / "data"),
+        **portal_spec_env(),
         "ES4PS_TRUSTED_PROXY_COUNT": "1",
     }
     saved = dict(os.environ)

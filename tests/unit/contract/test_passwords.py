@@ -4,8 +4,11 @@ import json
 
 import pytest
 from es4ps_contract.passwords import MAX_LENGTH, InvalidPolicy, PasswordPolicy
+from es4ps_testkit.domains import default_password_policy
 
-COMPLEX = PasswordPolicy(complexity=True, min_length=8)
+# What a domain whose spec sets no policy gets: the CRD's defaults, through the operator.
+DEFAULT = default_password_policy()
+COMPLEX = DEFAULT.replace(complexity=True, min_length=8)
 
 
 def problems(policy: PasswordPolicy, password: str, username: str = "ana", full_name: str = "Ana Lopez") -> list[str]:
@@ -13,14 +16,14 @@ def problems(policy: PasswordPolicy, password: str, username: str = "ana", full_
 
 
 def test_the_defaults_favour_length_over_composition_and_never_expire():
-    policy = PasswordPolicy.from_json("")
+    policy = DEFAULT
     assert (policy.min_length, policy.complexity, policy.max_age_days) == (14, False, 0)
     assert (policy.history_length, policy.min_age_days) == (24, 1)
     assert (policy.lockout_threshold, policy.lockout_duration_minutes) == (10, 10)
 
 
 def test_a_long_password_of_plain_words_is_good_without_complexity():
-    assert problems(PasswordPolicy(), "correct horse battery") == []
+    assert problems(DEFAULT, "correct horse battery") == []
 
 
 def test_a_good_password_has_no_problems_with_complexity():
@@ -30,13 +33,13 @@ def test_a_good_password_has_no_problems_with_complexity():
 @pytest.mark.parametrize(
     ("policy", "password", "problem"),
     [
-        (PasswordPolicy(), "short words", "Use at least 14 characters."),
-        (PasswordPolicy(min_length=8), "Sh0rt!", "Use at least 8 characters."),
+        (DEFAULT, "short words", "Use at least 14 characters."),
+        (DEFAULT.replace(min_length=8), "Sh0rt!", "Use at least 8 characters."),
         (COMPLEX, "alllowercase", "three of these groups"),
-        (PasswordPolicy(), "my-analopez-password", "Do not include your username."),
+        (DEFAULT, "my-analopez-password", "Do not include your username."),
         (COMPLEX, "X-analopez-9", "Do not include your username."),
         (COMPLEX, "Lopez-Rules-9", "Do not include a part of your name."),
-        (PasswordPolicy(), "A1!" + "a" * MAX_LENGTH, "Use at most 256 characters."),
+        (DEFAULT, "A1!" + "a" * MAX_LENGTH, "Use at most 256 characters."),
     ],
 )
 def test_each_broken_rule_is_named(policy, password, problem):
@@ -45,14 +48,14 @@ def test_each_broken_rule_is_named(policy, password, problem):
 
 
 def test_name_parts_are_the_complexity_rule_only():
-    assert problems(PasswordPolicy(), "lopez rules the world") == []
+    assert problems(DEFAULT, "lopez rules the world") == []
 
 
 def test_the_rules_shown_follow_the_policy():
-    plain = [str(rule) for rule in PasswordPolicy().rules()]
+    plain = [str(rule) for rule in DEFAULT.rules()]
     assert plain[0].startswith("At least 14 characters")
     assert not any("groups" in rule or "expires" in rule for rule in plain)
-    strict = [str(rule) for rule in PasswordPolicy(min_length=12, complexity=True, max_age_days=90).rules()]
+    strict = [str(rule) for rule in DEFAULT.replace(min_length=12, complexity=True, max_age_days=90).rules()]
     assert strict[0].startswith("At least 12 characters")
     assert any("three of these groups" in rule for rule in strict)
     assert "It expires after 90 days; we remind you by mail before." in strict
@@ -62,7 +65,6 @@ def test_the_json_of_the_crd_round_trips():
     policy = PasswordPolicy(min_length=12, complexity=True, history_length=5, max_age_days=90, min_age_days=2,
                             lockout_threshold=0, lockout_duration_minutes=30)  # fmt: skip
     assert PasswordPolicy.from_json(policy.to_json()) == policy
-    assert PasswordPolicy.from_json('{"minLength": 10}') == PasswordPolicy(min_length=10)
 
 
 @pytest.mark.parametrize(
@@ -80,13 +82,21 @@ def test_the_json_of_the_crd_round_trips():
 )
 def test_bad_settings_are_refused_naming_them(document, named):
     with pytest.raises(InvalidPolicy, match=f"ES4PS_PASSWORD_POLICY.{named}"):
-        PasswordPolicy.from_json(json.dumps(document))
+        PasswordPolicy.from_json(json.dumps(json.loads(DEFAULT.to_json()) | document))
 
 
-def test_not_json_is_refused():
+def test_a_setting_left_out_is_refused_not_defaulted():
+    """The defaults live in the CRD only: a reader given part of a policy does not make up the rest."""
+    with pytest.raises(InvalidPolicy, match="ES4PS_PASSWORD_POLICY.historyLength is missing"):
+        PasswordPolicy.from_json(json.dumps({"minLength": 10}))
+
+
+@pytest.mark.parametrize("text", ["{minLength: 12", ""])
+def test_not_json_is_refused(text):
     with pytest.raises(InvalidPolicy, match="must be JSON"):
-        PasswordPolicy.from_json("{minLength: 12")
+        PasswordPolicy.from_json(text)
 
 
 def test_the_strictest_policy_is_the_longest_with_complexity():
-    assert PasswordPolicy.strictest() == PasswordPolicy(min_length=14, complexity=True)
+    strictest = PasswordPolicy.strictest()
+    assert (strictest.min_length, strictest.complexity) == (14, True)

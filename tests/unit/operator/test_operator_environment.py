@@ -23,7 +23,7 @@ from es4ps_samba import worker
 from es4ps_samba.dc import config as dc_config
 from es4ps_samba.dc.config import DCConfig
 from es4ps_samba.worker import WorkerConfig
-from es4ps_testkit.domains import make_domain
+from es4ps_testkit.domains import default_password_policy, make_domain
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -105,7 +105,7 @@ def test_the_dc_and_the_worker_read_what_the_operator_writes(example_containers,
         "es4ps-worker",
     )
     assert dc.worker_password() == "W0rker-pass"
-    assert dc.password_policy == PasswordPolicy()  # examples/acme.yaml writes the defaults out
+    assert dc.password_policy == default_password_policy()  # examples/acme.yaml writes the defaults out
     second_dc = written_containers(make_domain(directory={"replicas": 2}), config)[("acme-dc1", "dc")]
     joined = DCConfig.from_env(resolved_environment(second_dc, tmp_path))
     assert (joined.role, joined.join_server) == ("join", "acme-dc0.acme.svc.cluster.local")
@@ -151,7 +151,7 @@ def test_the_portal_reads_the_limits_policy_and_language_the_operator_writes(exa
     }
     limits = portal_environment.parse_rate_limits(environ["ES4PS_RATE_LIMITS"])
     assert limits["register"]["ip"] == (600, 3600)
-    assert PasswordPolicy.from_json(environ["ES4PS_PASSWORD_POLICY"]) == PasswordPolicy()
+    assert PasswordPolicy.from_json(environ["ES4PS_PASSWORD_POLICY"]) == default_password_policy()
     assert portal_environment.parse_reminder_days(environ["ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS"]) == (14, 3)
     assert portal_environment.LANGUAGE_CODES[environ["ES4PS_DEFAULT_LANGUAGE"]] == "en"
 

@@ -1,13 +1,12 @@
 """Which address the rate limits count (the one our trusted proxies saw, not the client's claim), and how much."""
 
-from pathlib import Path
+import json
 
 import pytest
-import yaml
+from django.core.exceptions import ImproperlyConfigured
 from es4ps_portal.accounts.ratelimit import address_key, client_ip
-from es4ps_portal.environment import DEFAULT_RATE_LIMITS, parse_rate_limits
-
-ROOT = Path(__file__).resolve().parents[3]
+from es4ps_portal.environment import parse_rate_limits
+from es4ps_testkit.domains import portal_spec_env
 
 
 def test_without_proxies_the_peer_address_counts():
@@ -46,23 +45,20 @@ def test_an_address_is_counted_by_what_identifies_one_client(address, counted_as
     assert address_key(address) == counted_as
 
 
-def test_the_portals_default_limits_are_the_crds_defaults():
-    """The portal's own defaults (when ES4PS_RATE_LIMITS is unset) and spec.portal.rateLimits' agree."""
-    crd = yaml.safe_load((ROOT / "crds" / "es4ps.io_es4psdomains.yaml").read_text())
-    portal = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["portal"]
-    schema = portal["properties"]["rateLimits"]["properties"]
-    crd_defaults = {
-        action: {
-            scope: {field: limit["properties"][field]["default"] for field in ("requests", "windowSeconds")}
-            for scope, limit in scopes["properties"].items()
-        }
-        for action, scopes in schema.items()
-    }
-    assert crd_defaults == DEFAULT_RATE_LIMITS
+def test_a_partial_set_of_limits_is_refused_not_defaulted():
+    """The defaults live in the CRD only: the portal does not fill in an action or a scope it was not given."""
+    limits = json.loads(portal_spec_env()["ES4PS_RATE_LIMITS"])
+    del limits["reset"]
+    with pytest.raises(ImproperlyConfigured, match="must name each of register, login, verify, reset"):
+        parse_rate_limits(json.dumps(limits))
+    limits = json.loads(portal_spec_env()["ES4PS_RATE_LIMITS"])
+    del limits["login"]["perAccount"]
+    with pytest.raises(ImproperlyConfigured, match="login must hold perAddress and perAccount"):
+        parse_rate_limits(json.dumps(limits))
 
 
 def test_the_shipped_limits_let_a_class_register_from_one_address_and_stop_a_script():
-    limits = parse_rate_limits("")
+    limits = parse_rate_limits(portal_spec_env()["ES4PS_RATE_LIMITS"])  # what a domain gets by default
     attempts, window_s = limits["register"]["ip"]
     assert attempts >= 300 * 2 and window_s <= 3600  # 300 people, each may send the form twice
     assert attempts / window_s < 1  # a script gets less than one registration a second

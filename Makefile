@@ -55,9 +55,10 @@ e2e-kind: setup ## the end-to-end tests on a kind cluster (needs Docker with reg
 	@hack/e2e-kind.sh $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: ## ruff (lint and format check) over the Python code
+lint: ## ruff (lint and format check), and the layout rules: imports only downwards, no cycle, small files
 	@$(PYTHON) -m ruff check .
 	@$(PYTHON) -m ruff format --check .
+	@$(PYTHON) -m es4ps_testkit.layout check
 
 .PHONY: third-party
 third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned modules

@@ -18,18 +18,49 @@ import logging
 import signal
 import sys
 import uuid
+from typing import Any
 
 import kopf
 from es4ps_contract.environment import SettingError
 
-from . import handlers  # noqa: F401  (registers the kopf handlers)
+from . import backup_handlers, handlers, naming  # noqa: F401  (registers the kopf handlers)
+from .children import WATCHED_KINDS
 from .config import OperatorConfig, operator_version
+from .domain import GROUP
 from .kube import KubeApi
 from .leader import LeaderElector
 from .observability import LEADER, start_http_server
 
 logger = logging.getLogger("es4ps_operator")
 LEASE_NAME = "es4ps-operator"
+# Watch requests end after this long on the server side, and the client gives up a little later; without
+# both, a watch can hang silently forever and the operator goes blind (kopf has no default).
+WATCH_SERVER_TIMEOUT_S = 300
+WATCH_CLIENT_TIMEOUT_S = 330
+FINALIZER = f"{GROUP}/operator"
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf's settings: watch timeouts, our finalizer and annotations, which children are watched."""
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_S
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT_S
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.persistence.finalizer = FINALIZER
+    # kopf's bookkeeping lives in annotations under our group, not in the status the users read.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Events are posted explicitly for meaningful steps; log lines below WARNING do not become Events.
+    settings.posting.level = logging.WARNING
+    for kind in WATCHED_KINDS.values():
+        settings.watching.label_selectors[kind.api_version, kind.plural] = naming.MANAGED_BY_SELECTOR
+    if memo.config.namespaces:
+        # Namespaced rights only: no watching of CRDs or namespaces across the cluster, the fixed
+        # list of namespaces is served (discovery of the resources needs no rights).
+        settings.scanning.disabled = True
 
 
 async def run(config: OperatorConfig) -> int:

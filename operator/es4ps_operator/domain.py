@@ -22,9 +22,12 @@ own; the operator passes every value on. A new spec field therefore goes:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from cronsim import CronSim, CronSimError
 
 GROUP = "es4ps.io"
 VERSION = "v1alpha1"
@@ -139,7 +142,9 @@ class S3Destination:
 class Backup:
     """spec.directory.backup: when, how many, where, and with which key."""
 
+    # Five cron fields in UTC, read here once; a schedule cronsim refuses is kept with why (BackupsHealthy).
     schedule: str | None
+    schedule_error: str | None
     keep: int
     volume: Storage | None
     s3: S3Destination | None
@@ -228,6 +233,7 @@ class Domain:
     namespace: str
     uid: str
     generation: int
+    created: datetime.datetime  # metadata.creationTimestamp: no schedule slot before it is due
     realm: str  # upper case
     netbios_name: str  # upper case
     organization_name: str
@@ -272,6 +278,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
         namespace=metadata["namespace"],
         uid=metadata["uid"],
         generation=metadata.get("generation", 0),
+        created=_timestamp(metadata.get("creationTimestamp")),
         realm=realm,
         netbios_name=netbios_name,
         organization_name=spec.get("organizationName") or netbios_name,
@@ -376,6 +383,23 @@ def _storage(storage: Mapping[str, Any]) -> Storage:
     return Storage(size=storage["size"], storage_class=storage.get("storageClassName"))
 
 
+def _timestamp(text: str | None) -> datetime.datetime:
+    """An API timestamp (2026-12-06T20:00:00Z); none yet (an object not stored): now."""
+    if not text:
+        return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _schedule_error(schedule: str | None) -> str | None:
+    if not schedule:
+        return None
+    try:
+        CronSim(schedule, datetime.datetime.now(datetime.UTC))
+    except CronSimError as error:
+        return f"{schedule!r} is not a cron schedule: {error}"
+    return None
+
+
 def _backup(backup: Mapping[str, Any] | None) -> Backup | None:
     if not backup:
         return None
@@ -384,6 +408,7 @@ def _backup(backup: Mapping[str, Any] | None) -> Backup | None:
     credentials = s3["credentialsSecretRef"] if s3 else {}
     return Backup(
         schedule=backup.get("schedule"),
+        schedule_error=_schedule_error(backup.get("schedule")),
         keep=backup["keep"],
         volume=_storage(volume) if volume is not None else None,
         s3=S3Destination(

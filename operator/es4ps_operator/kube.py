@@ -8,6 +8,7 @@ their values are never overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,6 @@ from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod, Secret, Serv
 from lightkube.types import CascadeType, PatchType
 
 from . import naming
-from .backups import StepEnd
 from .builders.common import Manifest
 from .domain import BACKUP_KIND, BACKUP_PLURAL, GROUP, KIND, PLURAL, VERSION, Domain
 
@@ -36,6 +36,15 @@ MONITORING_KINDS = (
     create_namespaced_resource("monitoring.coreos.com", "v1", "PodMonitor", "podmonitors"),
     create_namespaced_resource("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules"),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class StepEnd:
+    """How one container of a Job's Pod ended: its name, exit code and termination message."""
+
+    container: str
+    exit_code: int
+    message: str
 
 
 class KubeError(RuntimeError):
@@ -158,26 +167,6 @@ class KubeApi:
                 raise KubeError(f"writing the status of ES4PSDomain {name} failed: {_describe(error)}") from None
 
     # --- backups ---------------------------------------------------------------------------------
-
-    async def create_backup(self, namespace: str, name: str, domain: Domain) -> bool:
-        """Create the ES4PSBackup of a schedule slot; False when it exists already (the slot was taken)."""
-        backup = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": BACKUP_KIND,
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {naming.BACKUP_DOMAIN_LABEL: domain.name, naming.PART_OF_LABEL: naming.PART_OF},
-            },
-            "spec": {"domain": domain.name},
-        }
-        try:
-            await self.client.create(from_dict(backup))
-        except ApiError as error:
-            if error.status.code == 409:
-                return False
-            raise KubeError(f"creating ES4PSBackup {name} failed: {_describe(error)}") from None
-        return True
 
     async def patch_backup_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:

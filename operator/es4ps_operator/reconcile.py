@@ -18,16 +18,15 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import backups as backup_rules
 from . import naming
-from .backups import BackupSummary
+from .backups import rules as backup_rules
+from .backups.rules import BackupSummary
 from .builders import DesiredState, build_desired_state
 from .builders.common import Manifest, desired_hash, volume_claim, with_content_hash
 from .builders.monitoring import API_VERSION as MONITORING_API_VERSION
 from .builders.monitoring import build_monitoring
 from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable, summarize
 from .config import OperatorConfig
-from .cron import Cron, CronError
 from .directory_plan import plan_directory
 from .domain import Domain
 from .kube import KubeApi, KubeError
@@ -54,11 +53,18 @@ class ReconcileResult:
     waiting: bool = False
     status: dict[str, Any] = dataclasses.field(default_factory=dict)
     status_written: bool = False
+    # With a backup schedule: since when the domain has gone without a completed backup (its newest one's
+    # completion, else the domain's creation), for es4ps_operator_last_backup_timestamp_seconds; else None.
+    last_backup: datetime.datetime | None = None
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _names(names: list[str]) -> str:
@@ -115,7 +121,7 @@ async def reconcile(
     stalled = Check(False, "StepFailed", dcs.stalled) if dcs.stalled else None
     findings = Findings(
         replication=replication,
-        backups=backups_check(domain, domain_backups),
+        backups=backup_rules.backups_check(domain, domain_backups),
         directory=recovery.check or stalled,
         directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
         last_backup=last.completed_at if last else None,
@@ -125,6 +131,9 @@ async def reconcile(
     result.status = compute_status(
         domain, desired, children, previous_status, applied_generation, result.error, _now(), findings
     )
+    if domain.directory.backup is not None and domain.directory.backup.schedule:
+        since = result.status.get("lastBackup")
+        result.last_backup = _timestamp(since) if since else domain.created
     if _differs(result.status, previous_status):
         await api.patch_domain_status(domain.namespace, domain.name, result.status)
         result.status_written = True
@@ -223,24 +232,6 @@ def _backup_volumes(domain: Domain) -> list[Manifest]:
     if backup is None or backup.volume is None:
         return []
     return [volume_claim(domain, naming.backups_volume(domain), backup.volume, naming.BACKUP)]
-
-
-def backups_check(domain: Domain, backups: list[BackupSummary]) -> Check | None:
-    """BackupsHealthy: how the newest finished backup went (None: backups are not configured)."""
-    backup = domain.directory.backup
-    if backup is None:
-        return None
-    if backup.schedule:
-        try:
-            Cron(backup.schedule)
-        except CronError as error:
-            return Check(False, "InvalidSchedule", f"spec.directory.backup.schedule: {error}")
-    newest = backup_rules.newest_finished(backups)
-    if newest is None:
-        return Check(None, "NoBackupYet", "no backup of this domain has finished yet")
-    if newest.phase == backup_rules.FAILED:
-        return Check(False, "BackupFailed", f"the backup {newest.name} failed: {newest.reason}")
-    return Check(True, "Completed", f"the backup {newest.name} completed at {newest.completed_at}")
 
 
 def refused_images(domain: Domain, config: OperatorConfig) -> str | None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import naming
-from .backups import COMPLETED, BackupSummary
+from .backups.rules import COMPLETED, BackupSummary
 from .builders.common import Manifest, volume_claim
 from .builders.jobs import restore_job
 from .children import ChildSummary

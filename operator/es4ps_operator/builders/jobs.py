@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from .. import naming
-from ..backups import STORE_STEP
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import (
@@ -44,6 +43,8 @@ S3_CREDENTIALS_DIR = "/etc/es4ps/s3"
 PORTAL_DATA_DIR = "/var/lib/es4ps-portal"
 # A step that failed this often is reported, not retried for ever.
 BACKOFF_LIMIT = 2
+# The backup Job's last step (es4ps_samba.backup): its termination message is the result, one JSON object.
+STORE_STEP = "store"
 
 
 def _job(domain: Domain, name: str, component: str, pod_spec: dict[str, Any], owner: dict | None = None) -> Manifest:

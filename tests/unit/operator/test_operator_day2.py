@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from es4ps_operator.backups import (
+from es4ps_operator.backups.rules import (
     COMPLETED,
     FAILED,
     BackupSummary,
-    StepEnd,
+    backups_check,
     beyond_keep,
     due_slot,
     failure_reason,
@@ -21,8 +21,8 @@ from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.jobs import backup_job
 from es4ps_operator.builders.secrets import generate_backup_key
 from es4ps_operator.children import summarize
-from es4ps_operator.cron import Cron, CronError
 from es4ps_operator.directory_plan import dbcheck_job_name, plan_directory
+from es4ps_operator.kube import StepEnd
 from es4ps_operator.recovery import plan_recovery, recovery_claims
 from es4ps_testkit.domains import make_domain
 
@@ -162,23 +162,34 @@ def test_a_recovery_waits_until_the_deleted_domains_volumes_are_gone(config):
 # --- backups ------------------------------------------------------------------------------------------
 
 
-def test_cron_names_the_newest_slot_before_a_moment():
-    moment = datetime.datetime(2026, 11, 27, 11, 30, tzinfo=UTC)
-    assert Cron("0 2 * * *").previous(moment) == datetime.datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
-    assert Cron("*/15 * * * *").previous(moment) == moment
-    assert Cron("30 23 * * 0").previous(moment) == datetime.datetime(2026, 11, 22, 23, 30, tzinfo=UTC)  # a Sunday
-    assert Cron("0 0 1,15 * *").previous(moment) == datetime.datetime(2026, 11, 15, 0, 0, tzinfo=UTC)
-    for bad in ("0 2 * *", "61 * * * *", "* * * 13 *", "a * * * *", "*/0 * * * *"):
-        with pytest.raises(CronError):
-            Cron(bad)
+def slot(schedule, moment, created=datetime.datetime(2026, 1, 1, tzinfo=UTC)):
+    domain = make_domain(directory={"backup": {**VOLUME_BACKUP, "schedule": schedule}})
+    return due_slot(domain.directory.backup, moment, created)
+
+
+def test_the_schedule_names_the_newest_slot_at_or_before_a_moment():
+    moment = datetime.datetime(2026, 11, 27, 11, 30, 20, tzinfo=UTC)
+    assert slot("0 2 * * *", moment) == datetime.datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    assert slot("*/15 * * * *", moment) == moment.replace(second=0)  # a slot in this very minute is due
+    assert slot("30 23 * * 0", moment) == datetime.datetime(2026, 11, 22, 23, 30, tzinfo=UTC)  # a Sunday
+    assert slot("0 0 1,15 * *", moment) == datetime.datetime(2026, 11, 15, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["0 2 * *", "61 * * * *", "* * * 13 *", "a * * * *", "*/0 * * * *", "0 2 30 2 *"])
+def test_a_schedule_cron_refuses_is_read_with_why_and_never_due(bad):
+    domain = make_domain(directory={"backup": {**VOLUME_BACKUP, "schedule": bad}})
+    assert domain.directory.backup.schedule_error.startswith(f"{bad!r} is not a cron schedule: ")
+    assert due_slot(domain.directory.backup, datetime.datetime(2026, 11, 27, tzinfo=UTC), domain.created) is None
+    check = backups_check(domain, [])
+    assert (check.ready, check.reason) == (False, "InvalidSchedule")
 
 
 def test_only_the_newest_missed_slot_is_due_and_none_before_the_domain_existed():
     now = datetime.datetime(2026, 11, 27, 11, 30, tzinfo=UTC)
     created = datetime.datetime(2026, 11, 20, tzinfo=UTC)
-    assert due_slot("0 2 * * *", now, created) == datetime.datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
-    assert due_slot("0 2 * * *", now, datetime.datetime(2026, 11, 27, 3, tzinfo=UTC)) is None
-    assert scheduled_backup_name(make_domain(), due_slot("0 2 * * *", now, created)) == "acme-20261127-0200"
+    assert slot("0 2 * * *", now, created) == datetime.datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    assert slot("0 2 * * *", now, datetime.datetime(2026, 11, 27, 3, tzinfo=UTC)) is None
+    assert scheduled_backup_name(make_domain(), slot("0 2 * * *", now, created)) == "acme-20261127-0200"
 
 
 def test_retention_keeps_the_newest_completed_and_never_counts_failed_ones():

@@ -17,24 +17,17 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import naming
-from .cron import Cron
-from .domain import Domain
+from cronsim import CronSim
+
+from .. import naming
+from ..builders.jobs import STORE_STEP
+from ..domain import Backup, Domain
+from ..kube import StepEnd
+from ..status import Check
 
 PENDING, RUNNING, COMPLETED, FAILED = "Pending", "Running", "Completed", "Failed"
-# What the store step (the backup Job's one container) writes as its termination message
-# (es4ps_samba.backup): one JSON object.
-STORE_STEP = "store"
+# What the store step writes as its termination message (es4ps_samba.backup): one JSON object.
 RESULT_KEYS = ("location", "sizeBytes", "sha256", "domainController")
-
-
-@dataclasses.dataclass(frozen=True)
-class StepEnd:
-    """How one container of a Job's Pod ended: its name, exit code and termination message."""
-
-    container: str
-    exit_code: int
-    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +69,18 @@ def scheduled_backup_name(domain: Domain, slot: datetime.datetime) -> str:
     return naming.child_name(domain, slot.strftime("%Y%m%d-%H%M"))
 
 
-def due_slot(schedule: str, now: datetime.datetime, since: datetime.datetime) -> datetime.datetime | None:
-    """The newest slot of `schedule` at or before `now` and after `since` (the domain's creation), else None.
+def due_slot(backup: Backup, now: datetime.datetime, since: datetime.datetime) -> datetime.datetime | None:
+    """The newest slot of the schedule at or before `now` and after `since` (the domain's creation), else None.
 
     Only the newest: an operator that was away for a week takes one backup, not seven.
+    None too without a (valid) schedule.
     """
-    slot = Cron(schedule).previous(now)
-    return slot if slot is not None and slot > since else None
+    if not backup.schedule or backup.schedule_error:
+        return None
+    # cronsim counts back from just after the minute of `now`, so a slot at `now` itself is due.
+    start = now.replace(second=0, microsecond=0) + datetime.timedelta(seconds=1)
+    slot = next(CronSim(backup.schedule, start, reverse=True))
+    return slot if slot > since else None
 
 
 def of_domain(backups: Iterable[BackupSummary], domain: Domain) -> list[BackupSummary]:
@@ -138,3 +136,18 @@ def failure_reason(ends: Iterable[StepEnd], fallback: str) -> str:
         if lines:
             return f"step {end.container}: {lines[-1]}"[:500]
     return fallback
+
+
+def backups_check(domain: Domain, backups: list[BackupSummary]) -> Check | None:
+    """BackupsHealthy: how the newest finished backup went (None: backups are not configured)."""
+    backup = domain.directory.backup
+    if backup is None:
+        return None
+    if backup.schedule_error:
+        return Check(False, "InvalidSchedule", f"spec.directory.backup.schedule: {backup.schedule_error}")
+    newest = newest_finished(backups)
+    if newest is None:
+        return Check(None, "NoBackupYet", "no backup of this domain has finished yet")
+    if newest.phase == FAILED:
+        return Check(False, "BackupFailed", f"the backup {newest.name} failed: {newest.reason}")
+    return Check(True, "Completed", f"the backup {newest.name} completed at {newest.completed_at}")

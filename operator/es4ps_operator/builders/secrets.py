@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
 from es4ps_contract.passwords import PasswordPolicy
-from nacl.public import PrivateKey
+from pyrage import x25519
 
 from .. import naming
 from ..domain import Domain
@@ -91,37 +91,6 @@ def generate_task_keys() -> dict[str, str]:
     }
 
 
-# bech32 (BIP 173), the encoding of age's keys.
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _bech32_polymod(values: list[int]) -> int:
-    generator = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
-    checksum = 1
-    for value in values:
-        top = checksum >> 25
-        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
-        for bit in range(5):
-            checksum ^= generator[bit] if (top >> bit) & 1 else 0
-    return checksum
-
-
-def bech32_encode(hrp: str, data: bytes) -> str:
-    """`data` in bech32 under the human-readable part `hrp` (lower case)."""
-    words, accumulator, bits = [], 0, 0
-    for byte in data:
-        accumulator, bits = (accumulator << 8) | byte, bits + 8
-        while bits >= 5:
-            bits -= 5
-            words.append((accumulator >> bits) & 31)
-    if bits:
-        words.append((accumulator << (5 - bits)) & 31)
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    polymod = _bech32_polymod(expanded + words + [0] * 6) ^ 1
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32_CHARSET[w] for w in words + checksum)
-
-
 def generate_erlang_cookie() -> dict[str, str]:
     """The shared secret of a clustered broker's nodes (Erlang wants letters and digits)."""
     return {"cookie": "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(48))}
@@ -129,11 +98,8 @@ def generate_erlang_cookie() -> dict[str, str]:
 
 def generate_backup_key() -> dict[str, str]:
     """An age X25519 key pair: `recipient` (age1...) encrypts, `identity` (AGE-SECRET-KEY-1...) decrypts."""
-    key = PrivateKey.generate()
-    return {
-        "recipient": bech32_encode("age", bytes(key.public_key)),
-        "identity": bech32_encode("age-secret-key-", bytes(key)).upper(),
-    }
+    identity = x25519.Identity.generate()
+    return {"recipient": str(identity.to_public()), "identity": str(identity)}
 
 
 def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:

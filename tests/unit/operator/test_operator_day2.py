@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+import pyrage
 import pytest
 from es4ps_operator.backups.rules import (
     COMPLETED,
@@ -224,6 +225,8 @@ def test_the_backup_key_is_generated_once_and_never_deleted_with_the_domain(conf
         assert "ownerReferences" not in key.manifest["metadata"] and not key.follows_deletion_policy
     keys = generate_backup_key()
     assert keys["recipient"].startswith("age1") and keys["identity"].startswith("AGE-SECRET-KEY-1")
+    sealed = pyrage.encrypt(b"backup", [pyrage.x25519.Recipient.from_str(keys["recipient"])])
+    assert pyrage.decrypt(sealed, [pyrage.x25519.Identity.from_str(keys["identity"])]) == b"backup"
     named = make_domain(directory={"backup": {**VOLUME_BACKUP, "encryptionKeySecretRef": {"name": "mine"}}})
     assert "acme-backup-key" not in {s.name for s in build_desired_state(named, config).generated_secrets}
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from es4ps_portal.accounts.forms import CodeForm, RegistrationForm, ResetPasswordForm
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
+from es4ps_portal.web.forms import CodeForm, RegistrationForm, ResetPasswordForm
 from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
 

@@ -33,7 +33,7 @@ def test_a_registration_moves_the_numbers_of_the_portal_the_consumer_and_the_wor
     assert moved(web, "es4ps_portal_tasks_queued_total", operation="create_user") == 1
     assert moved(web, "es4ps_portal_tasks_queued_total", operation="enable_user") == 1
     # Latency by the view's name (never the path, which may carry a token), both sends of the form.
-    register_posts = {"view": "accounts:register", "method": "POST"}
+    register_posts = {"view": "web:register", "method": "POST"}
     assert moved(web, "es4ps_portal_request_duration_seconds_count", **register_posts) == 2
     assert moved(web, "es4ps_portal_requests_total", **register_posts, status="302") == 1
     assert not [name for name in after[web].names() if "token" in name]
@@ -55,7 +55,7 @@ def test_the_web_metrics_are_the_sum_of_every_gunicorn_worker(live_portal):
         answers = list(pool.map(lambda _: requests.get(f"{live_portal.url}/login/", timeout=30).status_code, range(40)))
     after = scrape(live_portal.metrics_url)
     assert answers == [200] * 40
-    logins = {"view": "accounts:login", "method": "GET", "status": "200"}
+    logins = {"view": "web:login", "method": "GET", "status": "200"}
     assert (
         after.value("es4ps_portal_requests_total", **logins) - before.value("es4ps_portal_requests_total", **logins)
         == 40

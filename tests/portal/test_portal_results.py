@@ -10,8 +10,8 @@ from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
 from es4ps_portal.provisioning.results import record_result_event
-from es4ps_portal.provisioning.status import account_status
 from es4ps_portal.provisioning.tasks import record_result
+from es4ps_portal.web.status import account_status
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,14 @@
 """The ES4PS portal: self-service registration of Active Directory accounts.
 
-- `settings`: Django settings from the environment (docs/interfaces.md)
-- `accounts`: the app (users, registration, verification, login, status)
-- `broker`: the Celery app that publishes tasks and consumes result events
-- `cli`: the `es4ps-portal serve|consume|manage` entrypoint
+Three layers, each importing only from those below it (images/django/layout.toml, checked by
+`make lint`):
+
+- ground: `accounts` (the user model, tokens, mails, e-mail domains, the password check),
+  `audit` (the append-only trail), `database` (dumps, advisory locks), `client_address`,
+  `broker` (the transport), `metrics`, `environment`, `middleware` (health probes);
+- `provisioning`: the directory tasks (publish = sign, seal, write to the outbox; the relay; results; expiry);
+- `web`: the pages, forms and rate limits, the approval workflow, the staff actions and the admin.
+
+`settings`, `urls`, `cli` (the `es4ps-portal serve|consume|manage` entrypoint), `wsgi` and
+`gunicorn_hooks` put them together.
 """

@@ -71,7 +71,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # No SECURE_SSL_REDIRECT: the Ingress redirects, and the kubelet probes speak plain HTTP.
 SILENCED_SYSTEM_CHECKS = ["security.W008"]
-CSRF_FAILURE_VIEW = "es4ps_portal.accounts.views.csrf_failure"
+CSRF_FAILURE_VIEW = "es4ps_portal.web.views.pages.csrf_failure"
 # Only the portal's own scripts, styles and forms (django-csp writes the header).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "es4ps_portal.provisioning",
     "es4ps_portal.audit",
     "es4ps_portal.database",
+    "es4ps_portal.web",
 ]
 
 MIDDLEWARE = [
@@ -134,7 +135,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "es4ps_portal.accounts.context_processors.organization",
+                "es4ps_portal.web.context_processors.organization",
             ],
         },
     },
@@ -148,9 +149,9 @@ AUTHENTICATION_BACKENDS = [
     # ... everybody else with their directory password (an LDAP bind to the DC).
     "es4ps_portal.accounts.backends.DirectoryBackend",
 ]
-LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "accounts:account"
-LOGOUT_REDIRECT_URL = "accounts:login"
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:account"
+LOGOUT_REDIRECT_URL = "web:login"
 LDAP_URL = setting(env.text, "ES4PS_LDAP_URL")
 LDAP_CA_FILE = setting(env.text, "ES4PS_LDAP_CA_FILE")
 LDAP_TIMEOUT_S = 10

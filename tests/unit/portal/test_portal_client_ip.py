@@ -4,8 +4,9 @@ import json
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from es4ps_portal.accounts.ratelimit import address_key, client_ip
+from es4ps_portal.client_address import client_ip
 from es4ps_portal.environment import parse_rate_limits
+from es4ps_portal.web.ratelimit import address_key
 from es4ps_testkit.domains import portal_spec_env
 
 

@@ -11,10 +11,9 @@ import ipaddress
 import uuid
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import HttpRequest
 
-from es4ps_portal.accounts.ratelimit import client_ip
+from es4ps_portal.client_address import client_address
 
 from .models import DETAIL_MAX_LENGTH, AuditRecord
 
@@ -43,7 +42,7 @@ class Actor:
         return cls(
             user.username if signed_in else (name or ""),
             kind,
-            _address(client_ip(request.META, settings.TRUSTED_PROXY_COUNT)),
+            _address(client_address(request)),
         )
 
     @classmethod

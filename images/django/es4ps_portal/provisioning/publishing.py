@@ -15,7 +15,6 @@ when the worker reports it (`results`).
 
 from __future__ import annotations
 
-import enum
 import functools
 import uuid
 
@@ -40,7 +39,6 @@ from es4ps_contract.tasks import (
 from nacl.public import PublicKey
 from nacl.signing import SigningKey
 
-from es4ps_portal.accounts import mail
 from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
@@ -55,14 +53,6 @@ Action = AuditRecord.Action
 
 class NotProvisioned(PublishError):
     """The account is not (or no longer) in a state where this change may be sent to the directory."""
-
-
-class Verified(enum.StrEnum):
-    """What confirming an address led to."""
-
-    ENABLING = "enabling"  # "enable user" is published
-    WAITING_FOR_APPROVAL = "waiting_for_approval"  # manual approval: staff decide first
-    CONFIRMED = "confirmed"  # nothing to enable (the account could not be created)
 
 
 @functools.cache
@@ -116,7 +106,7 @@ def _sealed(username: str, password: str) -> str:
         raise PublishError(f"the sealing key is not available: {exc}") from None
 
 
-def _locked(user: User) -> User:
+def locked(user: User) -> User:
     """The user's row, locked until the transaction ends (two staff members acting at once see each other)."""
     return User.objects.select_for_update().get(pk=user.pk)
 
@@ -163,24 +153,10 @@ def register(
     return user
 
 
-def mark_email_verified(user: User, *, actor: Actor) -> Verified:
-    """Record the verified address and publish "enable user" (or, with manual approval, ask staff first);
-    call inside the token's transaction.
-
-    Never enables a registration whose account could not be created (the name
-    may belong to someone else).
-    """
-    User.objects.filter(pk=user.pk).update(email_verified_at=timezone.now())
-    if user.directory_state not in (User.DirectoryState.PENDING, User.DirectoryState.CREATED):
-        record(Action.VERIFY_EMAIL, actor, subject=user, detail="the account was not created: nothing to enable")
-        return Verified.CONFIRMED
-    if settings.REGISTRATION_APPROVAL == "Manual" and user.approval != User.Approval.APPROVED:
-        User.objects.filter(pk=user.pk).update(approval=User.Approval.WAITING)
-        record(Action.VERIFY_EMAIL, actor, subject=user, detail="waiting for approval")
-        transaction.on_commit(lambda: mail.send_approval_request(user))
-        return Verified.WAITING_FOR_APPROVAL
-    publish(user, EnableUser(user.username, **binding(user)), Action.VERIFY_EMAIL, actor)
-    return Verified.ENABLING
+def enable_registration(user: User, *, actor: Actor, action: str) -> ProvisioningTask:
+    """Publish "enable user" for a registration whose address is confirmed (and approved, where staff approve);
+    the approval workflow (es4ps_portal.web.approval) decides when."""
+    return publish(user, EnableUser(user.username, **binding(user)), action, actor)
 
 
 def change_password(user: User, password: str, *, actor: Actor, reset: bool = False) -> None:
@@ -190,7 +166,7 @@ def change_password(user: User, password: str, *, actor: Actor, reset: bool = Fa
     create failed may be someone else's. `reset`: through a mailed link.
     """
     with transaction.atomic():
-        current = _locked(user)
+        current = locked(user)
         if current.directory_state != User.DirectoryState.ENABLED:
             raise NotProvisioned("the account is not enabled in the directory")
         changed_at = timezone.now()
@@ -214,14 +190,14 @@ def delete_account(user: User, *, actor: Actor, action: str = Action.DELETE_ACCO
     return publish(user, DeleteUser(user.username, **binding(user)), action, actor)
 
 
-# --- what staff do (accounts.staff checks who may) ----------------------------------------------------
+# --- what staff do (es4ps_portal.web.staff checks who may) ----------------------------------------------------
 
 IN_DIRECTORY = (User.DirectoryState.CREATED, User.DirectoryState.ENABLED, User.DirectoryState.DISABLED)
 
 
 def disable_account(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
-        current = _locked(user)
+        current = locked(user)
         if current.directory_state != User.DirectoryState.ENABLED:
             raise NotProvisioned(_("only an enabled account can be disabled"))
         return publish(current, DisableUser(current.username, **binding(current)), Action.DISABLE_ACCOUNT, actor)
@@ -230,7 +206,7 @@ def disable_account(user: User, *, actor: Actor) -> ProvisioningTask:
 def enable_account(user: User, *, actor: Actor) -> ProvisioningTask:
     """Enable an account staff disabled, or try again one whose enabling failed."""
     with transaction.atomic():
-        current = _locked(user)
+        current = locked(user)
         if current.directory_state not in (User.DirectoryState.DISABLED, User.DirectoryState.FAILED):
             raise NotProvisioned(_("only a disabled account, or one whose setup failed, can be enabled here"))
         if not current.is_email_verified or current.approval in (User.Approval.WAITING, User.Approval.REFUSED):
@@ -240,7 +216,7 @@ def enable_account(user: User, *, actor: Actor) -> ProvisioningTask:
 
 def staff_delete_account(user: User, *, actor: Actor) -> ProvisioningTask:
     with transaction.atomic():
-        current = _locked(user)
+        current = locked(user)
         if current.is_staff or not current.directory_state:
             raise NotProvisioned(_("only a person's directory account can be deleted here"))
         if current.provisioning_tasks.filter(
@@ -250,40 +226,13 @@ def staff_delete_account(user: User, *, actor: Actor) -> ProvisioningTask:
         return delete_account(current, actor=actor)
 
 
-def approve_registration(user: User, *, actor: Actor) -> ProvisioningTask | None:
-    """Approve a registration that waits: its account is enabled (if it was created), the person is mailed."""
-    with transaction.atomic():
-        current = _locked(user)
-        if current.approval != User.Approval.WAITING:
-            raise NotProvisioned(_("the registration does not wait for approval"))
-        current.approval = User.Approval.APPROVED
-        current.save(update_fields=["approval"])
-        transaction.on_commit(lambda: mail.send_approval_decision(current, approved=True))
-        if current.directory_state not in (User.DirectoryState.PENDING, User.DirectoryState.CREATED):
-            record(Action.APPROVE_REGISTRATION, actor, subject=current, detail="the account was not created")
-            return None
-        return publish(current, EnableUser(current.username, **binding(current)), Action.APPROVE_REGISTRATION, actor)
-
-
-def refuse_registration(user: User, *, actor: Actor) -> ProvisioningTask:
-    """Refuse a registration that waits: its account is deleted, then the registration (`results`)."""
-    with transaction.atomic():
-        current = _locked(user)
-        if current.approval != User.Approval.WAITING:
-            raise NotProvisioned(_("the registration does not wait for approval"))
-        current.approval = User.Approval.REFUSED
-        current.save(update_fields=["approval"])
-        transaction.on_commit(lambda: mail.send_approval_decision(current, approved=False))
-        return delete_account(current, actor=actor, action=Action.REFUSE_REGISTRATION)
-
-
 def apply_policy(user: User, *, actor: Actor) -> ProvisioningTask:
     """Move the account to the OU and groups its address's policy gives now.
 
     Unix attributes are given to an account that has none; existing ones never change.
     """
     with transaction.atomic():
-        current = _locked(user)
+        current = locked(user)
         if current.is_staff or current.directory_state not in IN_DIRECTORY:
             raise NotProvisioned(_("the account is not in the directory"))
         where = placement(current.username, current.email)

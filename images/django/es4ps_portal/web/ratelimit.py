@@ -21,13 +21,14 @@ import hashlib
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import ngettext
 
+from es4ps_portal.client_address import client_address
 from es4ps_portal.metrics import RATE_LIMIT_REFUSALS
 
 IPV6_CLIENT_PREFIX = 64
@@ -45,18 +46,6 @@ class RateLimited(Exception):
             minutes,
         ) % {"minutes": minutes}
         super().__init__(self.message)
-
-
-def client_ip(meta: Mapping[str, str], trusted_proxies: int) -> str:
-    """The client's address from a request's META: the X-Forwarded-For entry our proxies wrote, else the peer.
-
-    Each trusted proxy appends the address it saw, so the entry `trusted_proxies`
-    from the end is the client; anything before it is the client's own claim.
-    """
-    forwarded = [a.strip() for a in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
-    if trusted_proxies and len(forwarded) >= trusted_proxies:
-        return forwarded[-trusted_proxies]
-    return meta.get("REMOTE_ADDR", "")
 
 
 def address_key(address: str) -> str:
@@ -78,7 +67,7 @@ class Limit:
     def __init__(self, action: str, request: HttpRequest, account: str | None = None) -> None:
         self.action = action
         now = time.time()
-        identities = [("ip", address_key(client_ip(request.META, settings.TRUSTED_PROXY_COUNT)))]
+        identities = [("ip", address_key(client_address(request)))]
         if account:
             identities.append(("account", account.strip().casefold()))
         self.counters = []

@@ -7,8 +7,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from es4ps_portal.accounts.models import User
-
-from .models import ProvisioningTask
+from es4ps_portal.provisioning.models import ProvisioningTask
 
 # The account whose status this browser follows without being signed in (after registering or verifying).
 FOLLOWED_SESSION_KEY = "es4ps.status_user"

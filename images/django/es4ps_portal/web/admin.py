@@ -23,12 +23,12 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.records import Actor
 from es4ps_portal.provisioning.admin import ProvisioningTaskInline
 from es4ps_portal.provisioning.models import OPERATION_LABELS, ProvisioningTask
 
 from . import staff
-from .models import User
 
 # Reasons a bulk action skipped accounts, shown per account up to this many.
 _SKIPPED_SHOWN = 10

@@ -21,12 +21,13 @@ from es4ps_contract.validation import (
     normalize_username,
 )
 
+from es4ps_portal.accounts import directory
+from es4ps_portal.accounts.email_domains import InvalidDomain, canonical_domain, display_domain, is_allowed
+from es4ps_portal.accounts.models import User
+from es4ps_portal.accounts.tokens import CODE_DIGITS
 from es4ps_portal.metrics import LOGINS
 
-from . import directory, ratelimit
-from .email_domains import InvalidDomain, canonical_domain, display_domain, is_allowed
-from .models import User
-from .tokens import CODE_DIGITS
+from . import ratelimit
 
 RATE_LIMITED = "rate_limited"
 # The sign-in failed because the (right) password has expired: the view offers to choose a new one.

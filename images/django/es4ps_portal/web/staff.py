@@ -1,8 +1,9 @@
 """What staff do to people's accounts, one account at a time (the admin's actions run these over a selection).
 
-Directory changes go through es4ps_portal.provisioning.publishing: each is a
-signed task whose result the account's task list (and the audit trail) shows
-when the worker reports it. Mails go through `mail`. Every action appends its
+Directory changes go through es4ps_portal.provisioning.publishing (approvals
+through `approval`): each is a signed task whose result the account's task
+list (and the audit trail) shows when the worker reports it. Mails go through
+es4ps_portal.accounts.mail. Every action appends its
 audit record, refused ones included. Nobody, staff included, ever sees or
 types a person's password: a reset is a mail to the person, who chooses the
 new password.
@@ -14,13 +15,14 @@ from collections.abc import Callable
 
 from django.utils.translation import gettext as _
 
+from es4ps_portal.accounts import mail, tokens
+from es4ps_portal.accounts.models import EmailToken, User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
 from es4ps_portal.broker import PublishError
 from es4ps_portal.provisioning import publishing
 
-from . import mail, tokens
-from .models import EmailToken, User
+from . import approval
 
 Action = AuditRecord.Action
 Outcome = AuditRecord.Outcome
@@ -55,11 +57,11 @@ def delete(user: User, actor: Actor) -> None:
 
 
 def approve(user: User, actor: Actor) -> None:
-    _directory(Action.APPROVE_REGISTRATION, publishing.approve_registration, user, actor)
+    _directory(Action.APPROVE_REGISTRATION, approval.approve_registration, user, actor)
 
 
 def refuse(user: User, actor: Actor) -> None:
-    _directory(Action.REFUSE_REGISTRATION, publishing.refuse_registration, user, actor)
+    _directory(Action.REFUSE_REGISTRATION, approval.refuse_registration, user, actor)
 
 
 def apply_policy(user: User, actor: Actor) -> None:

@@ -1,0 +1,90 @@
+"""The pages around the forms: home, the account, its status page (and the JSON it polls), the language switch."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views import i18n
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from es4ps_portal.accounts.models import User
+from es4ps_portal.audit.records import Actor
+from es4ps_portal.broker import PublishError
+from es4ps_portal.provisioning import publishing
+
+from ..forms import CodeForm, ProfileForm
+from ..status import account_status, followed_user
+from .answers import NOT_SAVED, directory_user_required
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("web:account" if request.user.is_authenticated else "web:register")
+
+
+@never_cache
+@require_GET
+def status(request: HttpRequest) -> HttpResponse:
+    user = followed_user(request)
+    if user is None:
+        messages.info(request, _("Sign in to see the status of your account."))
+        return redirect("web:login")
+    context = {"status": account_status(user), "account": user, "code_form": CodeForm()}
+    return render(request, "web/status.html", context)
+
+
+@never_cache
+@require_GET
+def status_json(request: HttpRequest) -> JsonResponse:
+    user = followed_user(request)
+    if user is None:
+        return JsonResponse({"error": _("There is no account to show; please sign in first.")}, status=404)
+    return JsonResponse(account_status(user))
+
+
+@never_cache
+@directory_user_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = ProfileForm(request.POST or None, initial={"first_name": user.first_name, "last_name": user.last_name})
+    if request.method == "POST" and form.is_valid():
+        first_name, last_name = form.cleaned_data["first_name"], form.cleaned_data["last_name"]
+        if (first_name, last_name) == (user.first_name, user.last_name):
+            messages.info(request, _("Nothing changed."))
+            return redirect("web:account")
+        try:
+            publishing.update_names(user, first_name, last_name, actor=Actor.of(request))
+        except PublishError:
+            form.add_error(None, NOT_SAVED)
+        else:
+            messages.success(request, _("Your name is being updated in the directory."))
+            return redirect("web:status")
+    return render(request, "web/account.html", {"form": form, "status": account_status(user)})
+
+
+def remember_language(user: User | None) -> None:
+    """The language of this request becomes the one the person's mails are written in."""
+    if user is not None and user.is_authenticated and user.language != get_language():
+        User.objects.filter(pk=user.pk).update(language=get_language())
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switch (a cookie), also remembered for the mails of the person this browser follows."""
+    response = i18n.set_language(request)
+    language = request.POST.get("language", "")
+    user = followed_user(request)
+    if user is not None and language in dict(settings.LANGUAGES):
+        User.objects.filter(pk=user.pk).update(language=language)
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form arrived without a valid CSRF token (e.g. an old tab, or cookies blocked)."""
+    return render(request, "403_csrf.html", status=403)

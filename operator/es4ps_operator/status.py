@@ -29,6 +29,8 @@ MONITORING_READY = "MonitoringReady"
 COMPONENTS = (CERTIFICATES_READY, BROKER_READY, DIRECTORY_READY, PORTAL_READY)
 CONDITION_TYPES = (READY, *COMPONENTS, REPLICATION_HEALTHY, BACKUPS_HEALTHY, MONITORING_READY)
 MONITORING_NOT_CONFIGURED = "NotConfigured"
+# PortalReady's reason when the domain names no mail server.
+MAIL_SERVER_MISSING = "MailServerMissing"
 
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
@@ -128,6 +130,15 @@ def check_statefulsets(what: str, names: list[str], observed: Observed) -> Check
     return Check(False, reason, _waiting_for(what, pending, len(names)))
 
 
+def check_portal(domain: Domain, observed: Observed) -> Check:
+    """The portal's StatefulSet, and a mail server to send through: without one nobody can confirm an address."""
+    check = check_statefulsets("portal StatefulSets", [naming.portal(domain)], observed)
+    if domain.portal.smtp is not None:
+        return check
+    message = "spec.portal.smtp is not set: the portal sends no mail, so nobody can confirm an address"
+    return Check(False, MAIL_SERVER_MISSING, message if check.ready else f"{message}; {check.message}")
+
+
 def compute_status(
     domain: Domain,
     desired: DesiredState,
@@ -149,7 +160,7 @@ def compute_status(
         CERTIFICATES_READY: check_certificates(certificate_names, observed),
         BROKER_READY: check_statefulsets("broker StatefulSets", [naming.broker(domain)], observed),
         DIRECTORY_READY: directory,
-        PORTAL_READY: check_statefulsets("portal StatefulSets", [naming.portal(domain)], observed),
+        PORTAL_READY: check_portal(domain, observed),
     }
     not_ready = [kind for kind, check in checks.items() if not check.ready]
     if apply_error:

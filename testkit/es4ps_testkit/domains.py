@@ -49,10 +49,11 @@ def domain_body(spec: dict[str, Any], name: str = "acme", namespace: str = "acme
     return apply_defaults(body, crd_schema())
 
 
+# The required fields, and the mail server a domain needs to become Ready.
 MINIMAL_SPEC = {
     "realm": "ad.acme.example",
     "allowedEmailDomains": ["acme.example"],
-    "portal": {"host": "accounts.acme.example"},
+    "portal": {"host": "accounts.acme.example", "smtp": {"host": "smtp.acme.example", "from": "accounts@acme.example"}},
 }
 
 

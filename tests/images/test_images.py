@@ -136,7 +136,6 @@ def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
         "ES4PS_PORTAL_HOST": "accounts.example.test",
         "ES4PS_ORGANIZATION_NAME": "Image Test",
         "ES4PS_ALLOWED_EMAIL_DOMAINS": "example.test",
-        "ES4PS_EMAIL_BACKEND": "console",
         "ES4PS_PORTAL_PORT": str(port),
         "ES4PS_DATA_DIR": "/var/lib/es4ps-portal",
         "DJANGO_SECRET_KEY_FILE": str(secret_key),

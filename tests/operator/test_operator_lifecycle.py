@@ -244,3 +244,25 @@ def test_a_replica_that_loses_its_lease_stops_working(es4ps_crd, operator_accoun
     assert operator.process.wait(15) == 1, operator.log()
     assert "lost the Lease" in operator.log()
     es4ps_crd.kubectl("-n", operator_account.namespace, "delete", "lease", "es4ps-operator")
+
+
+def test_without_a_mail_server_the_domain_is_not_ready_and_says_why(running_domain):
+    """The portal would send no mail, so nobody could confirm an address: the status says so, the portal gets no
+    console fallback (mails in its log), and naming a server again makes the domain Ready."""
+    cluster, namespace, domain, _ = running_domain
+    smtp = domain["spec"]["portal"]["smtp"]
+    cluster.merge_patch("es4psdomain", "acme", {"spec": {"portal": {"smtp": None}}}, namespace)
+
+    def told() -> dict | None:
+        current = get_domain(cluster, namespace)
+        observed = current["status"].get("observedGeneration") == current["metadata"]["generation"]
+        return current if observed and condition(current, "PortalReady").get("reason") == "MailServerMissing" else None
+
+    current = cluster.eventually(told, timeout=60, interval=1, message="PortalReady naming the missing mail server")
+    assert condition(current, "PortalReady")["status"] == "False"
+    assert condition(current, "PortalReady")["message"].startswith("spec.portal.smtp is not set")
+    assert condition(current)["status"] == "False" and current["status"]["phase"] == "Progressing"
+    portal = cluster.get("statefulset", "acme-portal", namespace)["spec"]["template"]["spec"]["containers"][0]
+    assert not {"ES4PS_EMAIL_BACKEND", "ES4PS_SMTP_HOST"} & {variable["name"] for variable in portal["env"]}
+    cluster.merge_patch("es4psdomain", "acme", {"spec": {"portal": {"smtp": smtp}}}, namespace)
+    assert condition(wait_ready(cluster, namespace), "PortalReady")["status"] == "True"

@@ -43,8 +43,13 @@ VARIABLES = (
     Variable("DJANGO_DEBUG", "`1` only for development", ""),
     Variable("ES4PS_DATA_DIR", "the portal's volume: SQLite database, static files", "/var/lib/es4ps-portal"),
     Variable("ES4PS_DATABASE_URL", "a database URL, e.g. PostgreSQL (empty: SQLite in the data directory)", ""),
-    Variable("ES4PS_EMAIL_BACKEND", "`smtp`, `console` or `file`", "smtp"),
-    Variable("ES4PS_SMTP_HOST", "the mail server", "localhost"),
+    Variable(
+        "ES4PS_EMAIL_BACKEND",
+        "`smtp`, or `console`: mails (their links too) written to the log, for development only (refused without"
+        " `DJANGO_DEBUG=1`)",
+        "smtp",
+    ),
+    Variable("ES4PS_SMTP_HOST", "the mail server (empty: none, and the portal sends no mail)", ""),
     Variable("ES4PS_SMTP_PORT", "its port", "587"),
     Variable("ES4PS_SMTP_SECURITY", "`starttls`, `tls` or `none`", "starttls"),
     Variable("ES4PS_SMTP_USERNAME", "the mail server's user", ""),

@@ -192,12 +192,15 @@ CODE_MAX_ATTEMPTS = 10
 # action -> {"ip" | "account": (attempts, window in seconds)}, from spec.portal.rateLimits
 RATE_LIMITS = parse_rate_limits(setting(env.raw, "ES4PS_RATE_LIMITS"))
 
-EMAIL_BACKEND = {
-    "smtp": "django.core.mail.backends.smtp.EmailBackend",
-    "console": "django.core.mail.backends.console.EmailBackend",
-    "file": "django.core.mail.backends.filebased.EmailBackend",
-}[setting(env.choice, "ES4PS_EMAIL_BACKEND", ("smtp", "console", "file"))]
-EMAIL_FILE_PATH = DATA_DIR / "mail"
+# Mails leave only through the configured server. The console backend writes every mail, its links and codes
+# too, to the log: a development setting that a portal in production (DEBUG off) refuses to start with.
+_email_backend = setting(env.choice, "ES4PS_EMAIL_BACKEND", ("smtp", "console"))
+if _email_backend == "console" and not DEBUG:
+    raise ImproperlyConfigured(
+        "ES4PS_EMAIL_BACKEND=console writes mails and their links to the log: only with DJANGO_DEBUG=1 (development)"
+    )
+EMAIL_BACKEND = f"django.core.mail.backends.{_email_backend}.EmailBackend"
+# Empty without a server (spec.portal.smtp unset): no mail is sent, and the operator reports the domain not Ready.
 EMAIL_HOST = setting(env.text, "ES4PS_SMTP_HOST")
 EMAIL_PORT = setting(env.integer, "ES4PS_SMTP_PORT", minimum=1, maximum=65535)
 EMAIL_HOST_USER = setting(env.text, "ES4PS_SMTP_USERNAME")

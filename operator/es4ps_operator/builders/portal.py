@@ -82,10 +82,8 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
     if portal.database_url:
         variables.append(env_from_secret("ES4PS_DATABASE_URL", portal.database_url.name, portal.database_url.key))
     smtp = portal.smtp
-    if smtp is None:
-        # Without a mail server the verification mails go to the portal's log (development only).
-        variables.append(env("ES4PS_EMAIL_BACKEND", "console"))
-    else:
+    # Without a mail server the portal sends no mail (never to its log) and the domain is not Ready (status).
+    if smtp is not None:
         variables += [
             env("ES4PS_EMAIL_BACKEND", "smtp"),
             env("ES4PS_SMTP_HOST", smtp.host),

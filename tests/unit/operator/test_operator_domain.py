@@ -20,7 +20,8 @@ def test_minimal_spec_gets_every_default(minimal):
     assert minimal.portal.ingress_enabled is True
     assert minimal.portal.ingress_namespace_labels == {"kubernetes.io/metadata.name": "ingress-nginx"}
     assert minimal.portal.tls_issuer is None
-    assert minimal.portal.smtp is None
+    smtp = minimal.portal.smtp
+    assert (smtp.port, smtp.security, smtp.password) == (587, "starttls", None)
     assert minimal.directory.replicas == 1
     assert minimal.directory.host_network is True
     assert minimal.directory.storage.size == "5Gi"

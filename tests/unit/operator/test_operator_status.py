@@ -198,3 +198,17 @@ def test_children_not_yet_showing_the_new_spec_are_not_counted_ready(minimal, co
     assert portal["status"] == "False"
     assert portal["message"] == "0 of 1 portal StatefulSets ready; waiting for acme-portal (being updated)"
     assert status["phase"] == "Progressing"
+
+
+def test_a_domain_without_a_mail_server_is_not_ready_and_says_why(config):
+    domain = make_domain(portal={"host": "accounts.acme.example"})
+    desired, children = everything_ready(domain, config)
+    status = compute_status(domain, desired, children, None, 3, None, NOW)
+    portal = conditions(status)["PortalReady"]
+    assert (portal["status"], portal["reason"]) == ("False", "MailServerMissing")
+    assert portal["message"].startswith("spec.portal.smtp is not set")
+    assert conditions(status)["Ready"]["message"] == "not ready: PortalReady"
+    assert status["phase"] == "Progressing"
+    # The StatefulSet's own state is still told while it is not ready either.
+    waiting = compute_status(domain, desired, [c for c in children if c.name != "acme-portal"], None, 3, None, NOW)
+    assert "waiting for acme-portal" in conditions(waiting)["PortalReady"]["message"]

@@ -39,6 +39,11 @@ def page_url(name: str, *args) -> str:
     return f"{settings.PORTAL_BASE_URL}{reverse(name, args=args)}"
 
 
+def _server_configured() -> bool:
+    """False when mails would go to SMTP with no server to go to (spec.portal.smtp unset): they are not sent."""
+    return bool(settings.EMAIL_HOST) or not settings.EMAIL_BACKEND.endswith(".smtp.EmailBackend")
+
+
 def send(
     user: User,
     template: str,
@@ -61,6 +66,11 @@ def send(
             subject, render_to_string(f"{template}.txt", context), to=recipients or [user.email]
         )
         message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    if not _server_configured():
+        logger.warning(
+            "no mail server is configured (spec.portal.smtp): the %s mail to user %s is not sent", what, user.pk
+        )
+        return False
     try:
         message.send()
     except (smtplib.SMTPException, OSError) as exc:

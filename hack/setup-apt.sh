@@ -19,6 +19,8 @@ packages=(
   chromium chromium-driver openssl python3-venv python3-dev ca-certificates curl
   # the portal's translations: msgfmt compiles them, makemessages extracts them
   gettext
+  # the test workstation (es4ps_testkit.workstation): winbind's NSS and PAM modules, a PAM login from a script
+  libnss-winbind libpam-winbind pamtester
 )
 
 missing=()
@@ -40,3 +42,10 @@ trap '[ -z "$own_policy" ] || rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || true
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# libnss-winbind and libpam-winbind add winbind to this machine's nsswitch.conf and PAM stack on their first
+# install; the test workstation has its own (its mount namespace), so this machine keeps what it had.
+if [[ " ${missing[*]} " == *" libpam-winbind "* ]]; then pam-auth-update --package --remove winbind; fi
+if [[ " ${missing[*]} " == *" libnss-winbind "* ]]; then
+  sed -i -E '/^(passwd|group|shadow):/ s/ winbind( |$)/\1/' /etc/nsswitch.conf
+fi

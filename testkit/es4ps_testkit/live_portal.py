@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 import subprocess
@@ -26,9 +27,19 @@ from . import ServiceError
 from .domains import portal_spec_env
 from .portal_client import PortalClient
 from .rabbitmq import RabbitMQ
-from .registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
+from .registration import ALLOWED_DOMAIN, ORGANIZATION_NAME, unique_client_ip
 
 STAFF_USERNAME = "staff"
+# The live portal's policies: addresses at students.<allowed domain> go to OU Students with two groups, and every
+# account gets Unix attributes (other addresses: the managed OU, no groups, as without policies).
+LIVE_POLICIES = [{"emailDomain": f"students.{ALLOWED_DOMAIN}", "ou": "Students", "groups": ["students", "wifi"]}]
+LIVE_UNIX = {
+    "enabled": True,
+    "loginShell": "/bin/bash",
+    "homeDirectoryTemplate": "/home/{username}",
+    "uidRange": {"start": 10000, "end": 999999},
+}
+LIVE_POLICY_ENV = {"ES4PS_POLICIES": json.dumps(LIVE_POLICIES), "ES4PS_UNIX_ATTRIBUTES": json.dumps(LIVE_UNIX)}
 
 
 def read_task_queue(rabbitmq: RabbitMQ, take: Iterable[str] = (), timeout_s: float = 10) -> list[dict]:
@@ -154,6 +165,32 @@ class LivePortal:
     def client(self, client_ip: str | None = None) -> PortalClient:
         return PortalClient(self.url, client_ip)
 
+    def ready_person(self, mail_catcher, username: str, domain: str = ALLOWED_DOMAIN) -> PortalClient:
+        """A person who registered as `username`@`domain`, confirmed the address from the mail
+        (`mail_catcher`: es4ps_testkit.mail) and whose account is enabled; their browser session."""
+        email = f"{username}@{domain}"
+        person = self.client(unique_client_ip())
+        person.register(username, email)
+        person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
+        person.wait_for_status(lambda s: s["state"] == "ready")
+        return person
+
+    def signed_in_staff(self) -> PortalClient:
+        """The staff user's browser session, signed in to the admin."""
+        staff = self.client(unique_client_ip())
+        login = staff.post(
+            "/admin/login/", {"username": STAFF_USERNAME, "password": self.staff_password, "next": "/admin/"}
+        )
+        if not login.url.endswith("/admin/"):
+            raise AssertionError(f"the staff sign-in failed (ended at {login.url})")
+        return staff
+
+    def user_pk(self, username: str) -> int | None:
+        """The portal's id of the person's record, or None when it has none."""
+        with self.database() as database:
+            row = database.execute("SELECT id FROM accounts_user WHERE username = ?", (username,)).fetchone()
+        return row[0] if row else None
+
     def database(self) -> sqlite3.Connection:
         """A read-only connection to the portal's SQLite database, to check what it kept."""
         assert "ES4PS_DATABASE_URL" not in self.env, "this portal keeps its data in PostgreSQL"
@@ -163,6 +200,18 @@ class LivePortal:
     def logs(self) -> str:
         """Both logs, for assertions that nothing secret was written."""
         return "\n".join(p.read_text(errors="replace") for p in (self.serve_log, self.consume_log) if p.exists())
+
+
+def staff_action(staff: PortalClient, action: str, username: str, pk: int) -> str:
+    """Choose an action for one account in the admin's user list, as a browser does; the page's messages."""
+    page = staff.post(
+        "/admin/accounts/user/",
+        {"action": action, "_selected_action": str(pk), "index": "0"},
+        form_page=f"/admin/accounts/user/?q={username}",
+    )
+    if page.status_code != 200:
+        raise AssertionError(f"the admin answered {page.status_code} to {action}")
+    return " ".join(re.findall(r'<li class="(?:success|warning)">(.*?)</li>', page.text))
 
 
 def _answers(url: str) -> bool:

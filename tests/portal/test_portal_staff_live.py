@@ -8,53 +8,16 @@ wifi; Unix attributes for everybody.
 
 from __future__ import annotations
 
-import re
-
 import ldb
 from es4ps_localcluster.processes import wait_until
+from es4ps_testkit.live_portal import staff_action
 from es4ps_testkit.portal_client import PortalClient
-from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, unique_client_ip
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD
 from es4ps_testkit.samba import account_is_enabled, directory_account, find_account, password_authenticates
 from samba.dcerpc import security
 from samba.ndr import ndr_unpack
 
 NEW_PASSWORD = "Fourth-Horse-46"  # noqa: S105 - a test password
-
-
-def ready_person(live_portal, mail_catcher, username: str, domain: str = ALLOWED_DOMAIN) -> PortalClient:
-    """A person who registered, confirmed the address and whose account is enabled."""
-    email = f"{username}@{domain}"
-    person = live_portal.client(unique_client_ip())
-    person.register(username, email)
-    person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
-    person.wait_for_status(lambda s: s["state"] == "ready")
-    return person
-
-
-def signed_in_staff(live_portal) -> PortalClient:
-    staff = live_portal.client(unique_client_ip())
-    login = staff.post(
-        "/admin/login/", {"username": "staff", "password": live_portal.staff_password, "next": "/admin/"}
-    )
-    assert login.url.endswith("/admin/")
-    return staff
-
-
-def user_pk(live_portal, username: str) -> int | None:
-    with live_portal.database() as database:
-        row = database.execute("SELECT id FROM accounts_user WHERE username = ?", (username,)).fetchone()
-    return row[0] if row else None
-
-
-def act(staff: PortalClient, action: str, username: str, pk: int) -> str:
-    """Choose an action for one account in the admin's user list, as a browser does; returns the page's messages."""
-    page = staff.post(
-        "/admin/accounts/user/",
-        {"action": action, "_selected_action": str(pk), "index": "0"},
-        form_page=f"/admin/accounts/user/?q={username}",
-    )
-    assert page.status_code == 200
-    return " ".join(re.findall(r'<li class="(?:success|warning)">(.*?)</li>', page.text))
 
 
 def last_task_shown(staff: PortalClient, username: str) -> str:
@@ -64,22 +27,22 @@ def last_task_shown(staff: PortalClient, username: str) -> str:
 def test_staff_disable_enable_reset_and_delete_an_account_and_the_directory_follows(
     live_portal, mail_catcher, samba_dc, username
 ):
-    person = ready_person(live_portal, mail_catcher, username)
-    staff = signed_in_staff(live_portal)
-    pk = user_pk(live_portal, username)
+    person = live_portal.ready_person(mail_catcher, username)
+    staff = live_portal.signed_in_staff()
+    pk = live_portal.user_pk(username)
 
-    assert "done for 1 account" in act(staff, "disable", username, pk)
+    assert "done for 1 account" in staff_action(staff, "disable", username, pk)
     wait_until(lambda: "disable the account: done" in last_task_shown(staff, username), 60, "the disable's result")
     assert not account_is_enabled(directory_account(samba_dc, username))
     assert not password_authenticates(samba_dc, username, GOOD_PASSWORD)
     assert person.status()["state"] == "disabled"
 
-    act(staff, "enable", username, pk)
+    staff_action(staff, "enable", username, pk)
     wait_until(lambda: "enable the account: done" in last_task_shown(staff, username), 60, "the enable's result")
     assert password_authenticates(samba_dc, username, GOOD_PASSWORD)
 
     # A reset: the person gets a link and chooses the password; staff never see or type it.
-    assert "done for 1 account" in act(staff, "send_password_reset_mail", username, pk)
+    assert "done for 1 account" in staff_action(staff, "send_password_reset_mail", username, pk)
     link = mail_catcher.wait_for(f"{username}@{ALLOWED_DOMAIN}", count=2).link("/password/reset/confirm/")
     page = person.get(link)
     csrf = page.text.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
@@ -94,8 +57,8 @@ def test_staff_disable_enable_reset_and_delete_an_account_and_the_directory_foll
     )
     wait_until(lambda: password_authenticates(samba_dc, username, NEW_PASSWORD), 60, "the new password to work")
 
-    act(staff, "delete", username, pk)
-    wait_until(lambda: user_pk(live_portal, username) is None, 60, "the portal to forget the deleted account")
+    staff_action(staff, "delete", username, pk)
+    wait_until(lambda: live_portal.user_pk(username) is None, 60, "the portal to forget the deleted account")
     assert find_account(samba_dc, username) is None
     # The audit trail keeps what happened, in order, with who did it.
     trail = staff.get("/admin/audit/auditrecord/", params={"q": username}).text
@@ -106,7 +69,7 @@ def test_staff_disable_enable_reset_and_delete_an_account_and_the_directory_foll
 
 
 def test_a_student_gets_the_students_ou_groups_and_unix_attributes(live_portal, mail_catcher, samba_dc, username):
-    ready_person(live_portal, mail_catcher, username, domain=f"students.{ALLOWED_DOMAIN}")
+    live_portal.ready_person(mail_catcher, username, domain=f"students.{ALLOWED_DOMAIN}")
 
     attrs = ["objectSid", "memberOf", "uidNumber", "gidNumber", "loginShell", "unixHomeDirectory"]
     account = find_account(samba_dc, username, attrs=attrs)

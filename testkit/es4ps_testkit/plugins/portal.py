@@ -18,7 +18,6 @@ pytest ends.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -30,7 +29,7 @@ import pytest
 
 from .. import ServiceError
 from ..domains import portal_spec_env
-from ..live_portal import LivePortal, read_task_queue
+from ..live_portal import LIVE_POLICY_ENV, LivePortal, read_task_queue
 from ..mail import MailCatcher
 from ..rabbitmq import RabbitMQ
 from ..registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
@@ -112,17 +111,6 @@ def broker(settings, rabbitmq: RabbitMQ, contract_keys: ContractKeys) -> Iterato
         read_task_queue(rabbitmq, take=[str(task_id) for task_id in published], timeout_s=2)
 
 
-# The live portal's policies: addresses at students.<allowed domain> go to OU Students with two groups, and every
-# account gets Unix attributes (other addresses: the managed OU, no groups, as without policies).
-LIVE_POLICIES = [{"emailDomain": f"students.{ALLOWED_DOMAIN}", "ou": "Students", "groups": ["students", "wifi"]}]
-LIVE_UNIX = {
-    "enabled": True,
-    "loginShell": "/bin/bash",
-    "homeDirectoryTemplate": "/home/{username}",
-    "uidRange": {"start": 10000, "end": 999999},
-}
-
-
 @pytest.fixture(scope="session")
 def live_portal(
     tmp_path_factory: pytest.TempPathFactory,
@@ -131,8 +119,8 @@ def live_portal(
     directory_worker,
 ) -> Iterator[LivePortal]:
     """`es4ps-portal serve` and `consume` as processes, with the real worker, DC, broker and SMTP server."""
-    policies = {"ES4PS_POLICIES": json.dumps(LIVE_POLICIES), "ES4PS_UNIX_ATTRIBUTES": json.dumps(LIVE_UNIX)}
-    portal = LivePortal(tmp_path_factory.mktemp("portal"), {**portal_env, **mail_catcher.portal_env, **policies})
+    env = {**portal_env, **mail_catcher.portal_env, **LIVE_POLICY_ENV}
+    portal = LivePortal(tmp_path_factory.mktemp("portal"), env)
     try:
         portal.start()
     except ServiceError as exc:

@@ -12,6 +12,8 @@
 - `username`: a username no other test of any session uses
 - `s3_server`: SeaweedFS's S3 gateway with one bucket and one identity allowed only on it
 - `postgres`: a throwaway PostgreSQL server (Debian's); `postgres.create_database(name)` returns its URL
+- `workstation`: a Debian workstation (winbind, PAM, pam_mkhomedir) in namespaces of its own, joined to
+  `samba_dc`'s domain by its Administrator; `.passwd(name)`, `.group_names(name)`, `.login(name, password)`
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -31,6 +33,7 @@ from ..s3 import SeaweedS3
 from ..samba import SambaDC
 from ..tasks import TaskClient
 from ..worker import ContractKeys, DirectoryWorker
+from ..workstation import Workstation
 
 
 def started(service):
@@ -111,3 +114,17 @@ def task_client(portal_env: dict[str, str]) -> Iterator[TaskClient]:
 def username() -> str:
     """A username no other test of any session uses."""
     return unique_username("t")
+
+
+@pytest.fixture(scope="session")
+def workstation(tmp_path_factory: pytest.TempPathFactory, samba_dc: SambaDC) -> Iterator[Workstation]:
+    """A workstation joined to the session's domain as an administrator joins one (`net ads join`)."""
+    machine = Workstation(tmp_path_factory.mktemp("workstation"), samba_dc)
+    try:
+        machine.start()
+        machine.join()
+    except ServiceError as exc:
+        machine.close()
+        pytest.fail(str(exc), pytrace=False)
+    yield machine
+    machine.close()

@@ -1,0 +1,319 @@
+"""A Debian workstation of the domain on this machine: winbind, NSS and PAM as an administrator sets them up.
+
+The workstation lives in namespaces of its own (network, mount, UTS), so it never
+touches this machine's configuration: a veth pair gives it an address of its own
+(10.250.x.y/30, claimed with a lock file like the test DCs' loopback addresses)
+with a route to the DC's address, and its /etc/samba, /etc/pam.d, /etc/nsswitch.conf,
+/etc/hosts, /etc/resolv.conf, /var/lib/samba, /run/samba (winbindd's socket, the
+one place libwbclient looks), /home and /tmp are bind mounts of folders in its
+directory. Inside, the machine's own Debian packages run as on a workstation:
+`net ads join`, `pam-auth-update --enable winbind mkhomedir`, winbindd,
+`getent`, `id`, `pamtester`.
+
+The settings are the ones docs/directory.md gives administrators: smb.conf from
+`member_smb_conf` (idmap `ad` with RFC 2307, so uid, gid, shell and home are the
+directory's own attributes), `passwd`/`group` through winbind, PAM through
+pam_winbind with pam_mkhomedir.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
+
+from . import ServiceError
+from .samba import SambaDC
+
+# /30 networks a workstation may take: 10.250.0.0/16, one per running workstation of any session.
+_SLOTS = range(16384)
+_LOCK_DIR = Path("/tmp")
+# The range the product gives accounts by default (spec.directory.unix.uidRange).
+DEFAULT_ID_RANGE = (10000, 999999)
+# Folders and files of the workstation's own, bind-mounted over the machine's; /tmp last (it hides the rest).
+_PRIVATE_DIRS = (
+    "etc/samba",
+    "etc/pam.d",
+    "var/lib/pam",
+    "var/lib/samba",
+    "var/cache/samba",
+    "var/log/samba",
+    "run/samba",
+    "home",
+)
+_PRIVATE_FILES = ("etc/nsswitch.conf", "etc/hosts", "etc/resolv.conf")
+_PRIVATE_PATHS = (*_PRIVATE_DIRS, *_PRIVATE_FILES, "tmp")
+# What `pam-auth-update` would do to nsswitch.conf on a workstation: users and groups also from winbind.
+NSSWITCH_CONF = """passwd: files winbind
+group: files winbind
+shadow: files
+hosts: files dns
+"""
+
+
+def member_smb_conf(realm: str, workgroup: str, hostname: str, id_range: tuple[int, int] = DEFAULT_ID_RANGE) -> str:
+    """smb.conf of a Linux domain member that logs people in with winbind (docs/directory.md).
+
+    `idmap config <WORKGROUP> : backend = ad` reads uidNumber, gidNumber, loginShell and
+    unixHomeDirectory from the directory (`unix_nss_info`, `unix_primary_group`): what the
+    domain's Unix policy wrote, so every member shows the same numbers. `id_range` must hold
+    the policy's uid range and the policy groups' gids.
+    """
+    low, high = id_range
+    return f"""[global]
+  workgroup = {workgroup.upper()}
+  realm = {realm.upper()}
+  netbios name = {hostname.upper()}
+  security = ads
+  disable netbios = yes
+  kerberos method = secrets and keytab
+  winbind use default domain = yes
+  winbind offline logon = no
+  template homedir = /home/%U
+  template shell = /bin/bash
+  idmap config * : backend = tdb
+  idmap config * : range = 3000-7999
+  idmap config {workgroup.upper()} : backend = ad
+  idmap config {workgroup.upper()} : schema_mode = rfc2307
+  idmap config {workgroup.upper()} : range = {low}-{high}
+  idmap config {workgroup.upper()} : unix_nss_info = yes
+  idmap config {workgroup.upper()} : unix_primary_group = yes
+  log file = /var/log/samba/log.%m
+"""
+
+
+def _claim_slot() -> tuple[int, int]:
+    """A /30 slot no other workstation holds; returns it and the open lock file (keep it open)."""
+    start = os.getpid() % len(_SLOTS)
+    for offset in range(len(_SLOTS)):
+        slot = _SLOTS[(start + offset) % len(_SLOTS)]
+        descriptor = os.open(_LOCK_DIR / f"es4ps-workstation-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue
+        return slot, descriptor
+    raise ServiceError("no free network for a workstation")
+
+
+class Workstation:
+    """A Linux domain member with winbind in namespaces of its own, joined to `dc`'s domain."""
+
+    def __init__(
+        self, directory: Path, dc: SambaDC, hostname: str = "ws1", id_range: tuple[int, int] = DEFAULT_ID_RANGE
+    ) -> None:
+        self.directory = directory
+        self.root = directory / "root"  # the workstation's own files, as the paths it mounts them at
+        self.dc = dc
+        self.hostname = hostname
+        self.id_range = id_range
+        self.address = ""
+        self.log = directory / "workstation.log"
+        self.winbind_log = directory / "winbindd.log"
+        self._gateway = ""
+        self._slot: int | None = None
+        self._lock: int | None = None
+        self._holder: subprocess.Popen | None = None
+        self._winbind: subprocess.Popen | None = None
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.hostname}.{self.dc.dns_domain}"
+
+    @property
+    def dc_fqdn(self) -> str:
+        return f"{self.dc.hostname}.{self.dc.dns_domain}"
+
+    def home(self, username: str) -> Path:
+        """A person's home folder as the workstation's /home holds it (seen from this machine)."""
+        return self.root / "home" / username
+
+    # -- the machine --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Namespaces, network and files: the workstation as installed, not joined yet."""
+        self._slot, self._lock = _claim_slot()
+        third, fourth = divmod(4 * self._slot, 256)
+        self._gateway, self.address = f"10.250.{third}.{fourth + 1}", f"10.250.{third}.{fourth + 2}"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._write_files()
+        # The holder keeps the namespaces; it ends when its stdin closes (this process gone) or when stopped.
+        with self.log.open("ab") as out:
+            self._holder = subprocess.Popen(
+                ["unshare", "--net", "--mount", "--uts", "--propagation", "private", "cat"],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._connect()
+            mounts = " && ".join(f"mount --bind {self.root / path} /{path}" for path in _PRIVATE_PATHS)
+            self.run_checked(
+                "sh",
+                "-c",
+                f"hostname {self.hostname} && mkdir -p /var/log/samba /var/cache/samba /var/lib/pam && {mounts}"
+                " && DEBIAN_FRONTEND=noninteractive pam-auth-update --enable winbind mkhomedir",
+            )
+        except ServiceError:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        """The veth pair between this machine and the workstation, and a route to the DC."""
+        assert self._holder is not None
+        outside, inside = f"es4ws{self._slot}h", f"es4ws{self._slot}w"
+        self._host(["ip", "link", "del", outside], check=False)  # a leftover of a session that died
+        self._host(
+            ["ip", "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", str(self._holder.pid)]
+        )
+        self._host(["ip", "addr", "add", f"{self._gateway}/30", "dev", outside])
+        self._host(["ip", "link", "set", outside, "up"])
+        # Test DCs listen on 127.0.0.X: loopback addresses must be routable on this link, at both ends, and
+        # the workstation's own 127.0.0.0/8 is only its 127.0.0.1.
+        self._host(["sysctl", "-qw", f"net.ipv4.conf.{outside}.route_localnet=1"])
+        self.run_checked(
+            "sh",
+            "-c",
+            f"ip link set lo up && ip addr add {self.address}/30 dev {inside} && ip link set {inside} up"
+            f" && sysctl -qw net.ipv4.conf.{inside}.route_localnet=1"
+            " && ip route del local 127.0.0.0/8 dev lo table local",
+        )
+        self.reach(self.dc.address)
+
+    def reach(self, address: str) -> None:
+        """Route `address` (a server on this machine: a DC, a file server) through the workstation's link."""
+        self.run_checked("ip", "route", "replace", f"{address}/32", "via", self._gateway)
+
+    def _write_files(self) -> None:
+        root = self.root
+        for path in (*_PRIVATE_DIRS, "tmp", "var/lib/samba/private"):
+            (root / path).mkdir(parents=True, exist_ok=True)
+        (root / "tmp").chmod(0o1777)
+        for source, target in (("/etc/pam.d", "etc/pam.d"), ("/var/lib/pam", "var/lib/pam")):
+            shutil.copytree(source, root / target, dirs_exist_ok=True, symlinks=True)
+        (root / "etc/samba/smb.conf").write_text(
+            member_smb_conf(self.dc.realm, self.dc.netbios_name, self.hostname, self.id_range)
+        )
+        (root / "etc/nsswitch.conf").write_text(NSSWITCH_CONF)
+        (root / "etc/hosts").write_text(
+            f"127.0.0.1 localhost\n{self.address} {self.fqdn} {self.hostname}\n"
+            f"{self.dc.address} {self.dc_fqdn} {self.dc.hostname}\n"
+        )
+        (root / "etc/resolv.conf").write_text(f"nameserver {self.dc.address}\nsearch {self.dc.dns_domain}\n")
+
+    def _host(self, command: list[str], check: bool = True) -> None:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        if check and result.returncode != 0:
+            raise ServiceError(f"{' '.join(command)}: {result.stderr.strip()[-500:]}")
+
+    def run(self, *command: str, input: str | None = None, env: dict[str, str] | None = None, timeout_s: float = 60):
+        """Run a command on the workstation (its namespaces); the CompletedProcess (text)."""
+        assert self._holder is not None, "the workstation is not started"
+        return subprocess.run(
+            ["nsenter", "-t", str(self._holder.pid), "--net", "--mount", "--uts", *command],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **(env or {})},
+            cwd="/",
+        )
+
+    def run_checked(self, *command: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
+        """`run`, raising ServiceError with the command's error output when it fails; its output."""
+        result = self.run(*command, input=input, env=env)
+        if result.returncode != 0:
+            raise ServiceError(f"{command[0]} on {self.hostname}: {(result.stderr or result.stdout).strip()[-800:]}")
+        return result.stdout
+
+    # -- the domain ---------------------------------------------------------------------------
+
+    def join(self, username: str = "Administrator", password: str | None = None) -> None:
+        """`net ads join` as an administrator does (DNS records left to the DC's administrator), then winbindd.
+
+        The password goes through the environment (PASSWD, read by Samba's tools), never on a command line.
+        """
+        secret = self.dc.admin_password if password is None else password
+        self.run_checked(
+            "net", "ads", "join", "-U", username, "-S", self.dc_fqdn, "--no-dns-updates", env={"PASSWD": secret}
+        )
+        self.start_winbind()
+
+    def start_winbind(self, timeout_s: float = 60) -> None:
+        """winbindd in the foreground; returns when it answers and its trust with the DC checks out."""
+        assert self._holder is not None
+        self._winbind = start_process(
+            [
+                "nsenter",
+                "-t",
+                str(self._holder.pid),
+                "--net",
+                "--mount",
+                "--uts",
+                "winbindd",
+                "--foreground",
+                "--no-process-group",
+                "--debug-stdout",
+            ],
+            self.winbind_log,
+        )
+        wait_until(
+            lambda: self.run("wbinfo", "--ping-dc").returncode == 0,
+            timeout_s,
+            f"winbindd on {self.hostname}",
+            self.winbind_log,
+            self._winbind,
+            interval_s=0.5,
+            error=ServiceError,
+        )
+
+    def stop_winbind(self) -> None:
+        stop_process_group(self._winbind)
+        self._winbind = None
+
+    # -- what a person sees -------------------------------------------------------------------
+
+    def passwd(self, username: str) -> dict[str, str] | None:
+        """`getent passwd <username>` as its fields (uid, gid, home, shell), or None when unknown."""
+        result = self.run("getent", "passwd", username)
+        if result.returncode != 0:
+            return None
+        name, _, uid, gid, _gecos, home, shell = result.stdout.strip().split(":")
+        return {"name": name, "uid": uid, "gid": gid, "home": home, "shell": shell}
+
+    def group_names(self, username: str) -> set[str]:
+        """The names of the groups `id` lists for the person (groups the workstation cannot name are left out)."""
+        result = self.run("id", "-Gn", username)
+        return set(result.stdout.split())
+
+    def login(self, username: str, password: str) -> bool:
+        """A console login through PAM (`login` service: authenticate, account, session), as pamtester does it."""
+        result = self.run(
+            "pamtester",
+            "login",
+            username,
+            "authenticate",
+            "acct_mgmt",
+            "open_session",
+            "close_session",
+            input=password + "\n",
+        )
+        return result.returncode == 0
+
+    # -- stop ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop winbindd and the namespaces (the veth pair goes with them), give the network back."""
+        self.stop_winbind()
+        if self._holder is not None:
+            stop_process_group(self._holder)
+            self._holder = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None

@@ -33,6 +33,7 @@ class WatchedKind:
 # Every kind of child the operator writes, and so watches (docs/operator.md lists the same for RBAC).
 WATCHED_KINDS = {
     "Secret": WatchedKind("v1", "secrets"),
+    "ServiceAccount": WatchedKind("v1", "serviceaccounts"),
     "ConfigMap": WatchedKind("v1", "configmaps"),
     "Service": WatchedKind("v1", "services"),
     "StatefulSet": WatchedKind("apps/v1", "statefulsets"),

@@ -29,6 +29,8 @@ from typing import Any
 
 from cronsim import CronSim, CronSimError
 
+from .placement import Placement, read_placement
+
 GROUP = "es4ps.io"
 VERSION = "v1alpha1"
 KIND = "ES4PSDomain"
@@ -76,15 +78,6 @@ class StaffUser:
     username: str
     email: str
     password: SecretKeyRef
-
-
-@dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where a component's Pods run and how they yield (priorityClassName, topologySpreadConstraints)."""
-
-    priority_class: str | None
-    # None: the operator's default spread (over nodes and zones, as far as the cluster allows).
-    topology_spread: tuple[dict[str, Any], ...] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +143,7 @@ class Backup:
     s3: S3Destination | None
     # A Secret the user names; None: the one the operator generates (naming.backup_key_secret).
     encryption_secret: str | None
+    placement: Placement  # of its Jobs' Pods
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +194,6 @@ class Directory:
     service_annotations: dict[str, str]
     advertised_addresses: tuple[str, ...]
     node_cidrs: tuple[str, ...]
-    node_selector: dict[str, str]
     dns_forwarder: str | None
     # spec.directory.passwordPolicy as the API server defaulted it, in JSON: what the DC and the portal read.
     password_policy: str
@@ -243,6 +236,8 @@ class Domain:
     directory: Directory
     broker: Broker
     monitoring: Monitoring
+    # spec.maintenance: the overrides of the maintenance Jobs' Pods (a DC leaving, the database check, a restore).
+    maintenance: Placement
     delete_data: bool  # deletionPolicy: Delete
     paused: bool
 
@@ -302,7 +297,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             unconfirmed_retention_hours=registration["unconfirmedRetentionHours"],
             rate_limits=dict(portal["rateLimits"]),
             trusted_proxies=ingress["trustedProxies"],
-            placement=_placement(portal),
+            placement=read_placement(portal),
             approval=registration["approval"],
             audit_retention_days=portal["auditRetentionDays"],
             default_language=portal["defaultLanguage"],
@@ -316,32 +311,24 @@ def _read(body: Mapping[str, Any]) -> Domain:
             service_annotations=dict(directory.get("serviceAnnotations") or {}),
             advertised_addresses=tuple(directory.get("advertisedAddresses") or ()),
             node_cidrs=tuple(directory.get("nodeCIDRs") or ()),
-            node_selector=dict(directory.get("nodeSelector") or {}),
             dns_forwarder=directory.get("dnsForwarder"),
             password_policy=json.dumps(directory["passwordPolicy"], sort_keys=True, separators=(",", ":")),
             storage=_storage(directory["storage"]),
             backup=_backup(directory.get("backup")),
             recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),
-            placement=_placement(directory),
+            placement=read_placement(directory),
             unix=_unix(directory["unix"]),
         ),
         broker=Broker(
             image=broker.get("image"),
             storage=_storage(broker["storage"]),
             replicas=broker["replicas"],
-            placement=_placement(broker),
+            placement=read_placement(broker),
         ),
         monitoring=_monitoring(spec["monitoring"]),
+        maintenance=read_placement(spec.get("maintenance")),
         delete_data=spec["deletionPolicy"] == "Delete",
         paused=bool(spec["paused"]),
-    )
-
-
-def _placement(component: Mapping[str, Any]) -> Placement:
-    spread = component.get("topologySpreadConstraints")
-    return Placement(
-        priority_class=component.get("priorityClassName"),
-        topology_spread=tuple(dict(c) for c in spread) if spread is not None else None,
     )
 
 
@@ -423,6 +410,7 @@ def _backup(backup: Mapping[str, Any] | None) -> Backup | None:
         if s3
         else None,
         encryption_secret=(backup.get("encryptionKeySecretRef") or {}).get("name"),
+        placement=read_placement(backup),
     )
 
 

@@ -18,7 +18,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod, Secret, Service
+from lightkube.resources.core_v1 import LimitRange, PersistentVolumeClaim, Pod, Secret, Service
 from lightkube.types import CascadeType, PatchType
 
 from . import naming
@@ -115,6 +115,13 @@ class KubeApi:
             if claim.metadata.deletionTimestamp:
                 found.append(name)
         return found
+
+    async def list_limit_ranges(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's LimitRanges (what the API server will hold a Pod's resources to)."""
+        try:
+            return [item.to_dict() async for item in self.client.list(LimitRange, namespace=namespace)]
+        except ApiError as error:
+            raise KubeError(f"listing the LimitRanges of {namespace} failed: {_describe(error)}") from None
 
     async def set_owner_references(self, name: str, namespace: str, owner_references: list[dict] | None) -> None:
         """Set (or with None remove) the owner references of a generated Secret without touching its data."""

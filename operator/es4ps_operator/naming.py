@@ -96,6 +96,11 @@ def child_name(domain: Domain, *parts: str) -> str:
     return "-".join((domain.name, *parts))
 
 
+def service_account(domain: Domain, component: str) -> str:
+    """The ServiceAccount of a component whose Pods the domain gives one (spec.<component>.serviceAccount)."""
+    return child_name(domain, component)
+
+
 # --- names of the children, by component ---------------------------------------
 
 

@@ -30,6 +30,7 @@ from .config import OperatorConfig
 from .directory_plan import plan_directory
 from .domain import Domain
 from .kube import KubeApi, KubeError
+from .limits import WORKLOADS, refused_resources
 from .recovery import plan_recovery, recovery_claims
 from .status import MONITORING_NOT_CONFIGURED, MONITORING_READY, READY, Check, Findings, compute_status, name_list
 
@@ -158,11 +159,15 @@ async def _converge(
             await api.set_owner_references(
                 secret.name, domain.namespace, [naming.owner_reference(domain)] if domain.delete_data else None
             )
-    for child in desired.manifests():
-        key = (child["kind"], child["metadata"]["name"])
+    changed = [child for child in desired.manifests() if needs_apply(child, observed.get(_key(child)))]
+    if any(child["kind"] in WORKLOADS for child in changed):
+        # Read only when a workload is about to change: an idle domain still costs no request.
+        refused = refused_resources(changed, await api.list_limit_ranges(domain.namespace))
+        if refused:
+            raise KubeError(refused)
+    for child in changed:
+        key = _key(child)
         before = observed.get(key)
-        if not needs_apply(child, before):
-            continue
         await api.apply(child)
         label = f"{key[0]}/{key[1]}"
         if before is None or before.deleting:
@@ -215,6 +220,10 @@ async def _converge_monitoring(
     if not wanted:
         return not_configured
     return Check(True, "Written", "PodMonitors and PrometheusRule " + _names([m["metadata"]["name"] for m in wanted]))
+
+
+def _key(manifest: Manifest) -> tuple[str, str]:
+    return manifest["kind"], manifest["metadata"]["name"]
 
 
 def _previous_check(previous_status: Mapping[str, Any], kind: str) -> Check | None:

@@ -26,6 +26,7 @@ from ..builders.jobs import backup_job
 from ..config import OperatorConfig
 from ..domain import Domain
 from ..kube import KubeApi, KubeError
+from ..limits import refused_resources
 from . import rules
 from .rules import BackupSummary
 
@@ -78,8 +79,8 @@ async def reconcile_backup(
     if job is None:
         if status.get("phase") == rules.RUNNING:
             return await fail("its Job was deleted before it finished")
-        await _start(backup, domain, api, config, backups, result)
-        return result
+        refused = await _start(backup, domain, api, config, backups, result)
+        return await fail(refused) if refused else result
     conditions = _job_conditions(job)
     if conditions.get("Complete"):
         stored = rules.stored_result(await api.step_ends(namespace, name))
@@ -105,18 +106,23 @@ async def _start(
     config: OperatorConfig,
     backups: list[BackupSummary],
     result: BackupResult,
-) -> None:
-    """Write the backup's Job and say it runs."""
+) -> str | None:
+    """Write the backup's Job and say it runs; why not, when the namespace's LimitRanges would refuse its Pod."""
     namespace, name = domain.namespace, backup["metadata"]["name"]
     if not (backup.get("status") or {}).get("phase"):
         await api.patch_backup_status(namespace, name, {"phase": rules.PENDING})
     # The archives that fall out of `keep` once this one is stored: its Job deletes them after storing.
     outgoing = rules.beyond_keep(rules.of_domain(backups, domain), domain.directory.backup.keep, adding=1)
     locations = [b.location for b in outgoing if b.location]
-    await api.apply(backup_job(domain, config, name, backup_owner_reference(backup), locations))
+    job = backup_job(domain, config, name, backup_owner_reference(backup), locations)
+    refused = refused_resources([job], await api.list_limit_ranges(namespace))
+    if refused:
+        return refused
+    await api.apply(job)
     started = {"phase": rules.RUNNING, "startedAt": _now(), "encryptionKeySecret": naming.backup_key_secret(domain)}
     await api.patch_backup_status(namespace, name, started)
     result.events.append((NORMAL, "BackupStarted", f"the backup of {domain.name} started"))
+    return None
 
 
 async def _apply_retention(

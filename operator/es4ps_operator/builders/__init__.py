@@ -20,15 +20,33 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
 from .broker import build_broker
 from .certificates import build_certificates
-from .common import Manifest, with_content_hash
+from .common import Manifest, service_account, with_content_hash
 from .directory import build_directory, samba_image
 from .network import build_network_policies
 from .portal import build_portal
 from .secrets import GeneratedSecret, build_generated_secrets
+
+
+def build_service_accounts(domain: Domain) -> list[Manifest]:
+    """The ServiceAccounts of the components whose spec annotates one (before the Pods that name them)."""
+    placements = {
+        naming.PORTAL: domain.portal.placement,
+        naming.BROKER: domain.broker.placement,
+        naming.DIRECTORY: domain.directory.placement,
+        naming.MAINTENANCE: domain.maintenance,
+    }
+    if domain.directory.backup is not None:
+        placements[naming.BACKUP] = domain.directory.backup.placement
+    return [
+        account
+        for component, placement in placements.items()
+        for account in service_account(domain, component, placement)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +80,7 @@ def build_desired_state(
     if dcs is None:
         dcs = {index: samba_image(domain, config) for index in range(domain.directory.replicas)}
     applied = {
+        "accounts": build_service_accounts(domain),
         "certificates": build_certificates(domain, config, sorted(dcs)),
         "network": build_network_policies(domain, config),
         "broker": build_broker(domain, config),

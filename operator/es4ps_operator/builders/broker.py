@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE
+from lightkube.utils.quantity import parse_quantity
 
 from .. import naming
 from ..config import OperatorConfig
@@ -33,9 +34,10 @@ from .common import (
     env,
     env_from_field,
     memory_volume,
+    merged_resources,
     metadata,
     mount,
-    placed,
+    pod_template,
     restricted_security_context,
     secret_volume,
     service,
@@ -49,9 +51,8 @@ TLS_DIR = "/etc/es4ps/broker-tls"
 DATA_DIR = "/var/lib/rabbitmq"
 # The uid of the rabbitmq user in the official image; fsGroup makes the volume writable for it.
 RABBITMQ_UID = 999
-MEMORY_LIMIT = "512Mi"
-# RabbitMQ sizes its memory alarm from the host's memory unless told the container's limit.
-MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
+# The broker container's requests and limits unless the domain's spec.broker.resources says otherwise.
+RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
 
 
 # Where the Pod's broker logs: the console (kubectl logs), nothing on disk.
@@ -63,6 +64,7 @@ def rabbitmq_conf(
     tls_dir: str = TLS_DIR,
     definitions_file: str = f"{CONFIG_DIR}/definitions.json",
     extra: Mapping[str, str] = POD_LOGGING,
+    memory_bytes: int = int(parse_quantity(RESOURCES["limits"]["memory"])),
 ) -> str:
     """rabbitmq.conf: the TLS listener only, peer certificates required, login from the certificate's CN.
 
@@ -80,7 +82,8 @@ def rabbitmq_conf(
         "auth_mechanisms.1": "EXTERNAL",
         "ssl_cert_login_from": "common_name",
         "load_definitions": definitions_file,
-        "total_memory_available_override_value": str(MEMORY_LIMIT_BYTES),
+        # RabbitMQ sizes its memory alarm from the host's memory unless told the container's limit.
+        "total_memory_available_override_value": str(memory_bytes),
         # rabbitmq_prometheus: per-queue series (two queues), so alerts can name the provisioning queue.
         "prometheus.return_per_object_metrics": "true",
         **extra,
@@ -181,13 +184,21 @@ def inter_node_tls_config(tls_dir: str = TLS_DIR) -> str:
     return f"[\n  {{server, [{server}]}},\n  {{client, [{client}]}}\n].\n"
 
 
+def memory_limit_bytes(domain: Domain) -> int:
+    """The broker container's memory limit (the domain's or the default), which RabbitMQ's alarm is sized from."""
+    return int(parse_quantity(merged_resources(RESOURCES, domain.broker.placement.resources)["limits"]["memory"]))
+
+
 def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
     """ConfigMap, headless Service, StatefulSet and PodDisruptionBudget of the domain's broker."""
     name = naming.broker(domain)
     clustered = domain.broker.clustered
     queue_type = "quorum" if clustered else "classic"
     conf = rabbitmq_conf(
-        extra={**POD_LOGGING, **(cluster_settings(domain, config.cluster_domain) if clustered else {})}
+        extra={**POD_LOGGING, **(cluster_settings(domain, config.cluster_domain) if clustered else {})},
+        memory_bytes=int(
+            parse_quantity(merged_resources(RESOURCES, domain.broker.placement.resources)["limits"]["memory"])
+        ),
     )
     config_data = {
         "rabbitmq.conf": conf,
@@ -289,9 +300,9 @@ def _cookie_init_container(image: str, pull_policy: str) -> dict[str, Any]:
     }
 
 
-def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Manifest:
+def _container(domain: Domain, config: OperatorConfig, image: str) -> dict[str, Any]:
+    """The rabbitmq container: TLS port, metrics, the cluster's ports when clustered, a read-only root."""
     tcp_probe = {"tcpSocket": {"port": "amqps"}}
-    image = domain.broker.image or config.images.broker
     clustered = domain.broker.clustered
     ports = [
         {"name": "amqps", "containerPort": naming.BROKER_PORT, "protocol": "TCP"},
@@ -315,7 +326,7 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
         "ports": ports,
         "readinessProbe": tcp_probe | {"periodSeconds": 10, "failureThreshold": 3},
         "livenessProbe": tcp_probe | {"initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 5},
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": MEMORY_LIMIT}},
+        "resources": RESOURCES,
         # Read-only root: RabbitMQ writes its volume, and scratch files to /tmp and its log directory.
         "securityContext": restricted_security_context(),
         "volumeMounts": [
@@ -328,6 +339,12 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
     }
     if clustered:
         container["lifecycle"] = {"postStart": {"exec": {"command": ["sh", "-c", JOIN_QUORUM_QUEUES]}}}
+    return container
+
+
+def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Manifest:
+    image = domain.broker.image or config.images.broker
+    clustered = domain.broker.clustered
     volumes = [
         {"name": "config", "configMap": {"name": naming.broker(domain)}},
         tls_volume("tls", naming.broker_tls(domain)),
@@ -344,7 +361,7 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationGracePeriodSeconds": 60,
-        "containers": [container],
+        "containers": [_container(domain, config, image)],
         "volumes": volumes,
     }
     spec: dict[str, Any] = {}
@@ -353,10 +370,14 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
         volumes.append(secret_volume("erlang-cookie", naming.broker_cookie_secret(domain), {"cookie": "cookie"}))
         # Nodes boot together (each waits for its peers); a rolling update still goes one Pod at a time.
         spec = {"serviceName": naming.broker_nodes(domain), "podManagementPolicy": "Parallel"}
-    pod_metadata = {
-        "labels": naming.labels(domain, naming.BROKER),
-        "annotations": {naming.CONFIG_HASH_ANNOTATION: config_hash},
-    }
+    pod = pod_template(
+        domain,
+        naming.BROKER,
+        domain.broker.placement,
+        pod_spec,
+        main=("rabbitmq",),
+        annotations={naming.CONFIG_HASH_ANNOTATION: config_hash},
+    )
     selector = naming.selector(domain, naming.BROKER)
     return statefulset(
         domain,
@@ -364,7 +385,7 @@ def _statefulset(domain: Domain, config: OperatorConfig, config_hash: str) -> Ma
         naming.BROKER,
         selector,
         replicas=domain.broker.replicas,
-        pod={"metadata": pod_metadata, "spec": placed(pod_spec, domain.broker.placement, selector)},
+        pod=pod,
         storage=domain.broker.storage,
         **spec,
     )

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from .. import naming
-from ..domain import Domain, Placement
+from ..domain import Domain
+from ..placement import Placement
 
 Manifest = dict[str, Any]
 
@@ -196,12 +197,85 @@ def spread_constraints(placement: Placement, selector: dict[str, str]) -> list[d
     ]
 
 
-def placed(pod_spec: dict[str, Any], placement: Placement, selector: dict[str, str]) -> dict[str, Any]:
-    """`pod_spec` with the component's spread and priority class."""
-    placed_spec = {**pod_spec, "topologySpreadConstraints": spread_constraints(placement, selector)}
+def merged_resources(ours: dict[str, Any], theirs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A container's requests and limits: the domain's over the operator's, key by key."""
+    return {
+        kind: {**ours.get(kind, {}), **theirs.get(kind, {})}
+        for kind in ("requests", "limits")
+        if kind in ours or kind in theirs
+    }
+
+
+def merged_affinity(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """The domain's affinity with the terms the operator needs added (lists joined, objects merged)."""
+    result = copy.deepcopy(theirs)
+    for key, value in ours.items():
+        if isinstance(value, dict):
+            result[key] = merged_affinity(value, result.get(key) or {})
+        elif isinstance(value, list):
+            result[key] = [*(result.get(key) or []), *copy.deepcopy(value)]
+        else:
+            result[key] = value
+    return result
+
+
+def pod_template(
+    domain: Domain,
+    component: str,
+    placement: Placement,
+    pod_spec: dict[str, Any],
+    *,
+    main: tuple[str, ...],
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    spread: bool = True,
+) -> dict[str, Any]:
+    """A component's Pod template: `pod_spec` with the domain's overrides (`placement`) applied.
+
+    `main`: the containers the override's resources apply to. The operator's own labels, annotations and
+    affinity terms win or are kept; `spread`: the operator's default topology spread when none is given.
+    """
+    selector = naming.selector(domain, component)
+    spec = dict(pod_spec)
+    if spread or placement.topology_spread is not None:
+        spec["topologySpreadConstraints"] = spread_constraints(placement, selector)
     if placement.priority_class:
-        placed_spec["priorityClassName"] = placement.priority_class
-    return placed_spec
+        spec["priorityClassName"] = placement.priority_class
+    if placement.node_selector:
+        spec["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        spec["tolerations"] = [dict(toleration) for toleration in placement.tolerations]
+    affinity = merged_affinity(spec.get("affinity") or {}, placement.affinity)
+    if affinity:
+        spec["affinity"] = affinity
+    if placement.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in placement.image_pull_secrets]
+    if placement.service_account_annotations is not None:
+        spec["serviceAccountName"] = naming.service_account(domain, component)
+    for key in ("initContainers", "containers"):
+        if key in spec:
+            spec[key] = [
+                {**c, "resources": merged_resources(c.get("resources") or {}, placement.resources)}
+                if c["name"] in main
+                else c
+                for c in spec[key]
+            ]
+    metadata: dict[str, Any] = {"labels": {**placement.pod_labels, **(labels or naming.labels(domain, component))}}
+    if placement.pod_annotations or annotations:
+        metadata["annotations"] = {**placement.pod_annotations, **(annotations or {})}
+    return {"metadata": metadata, "spec": spec}
+
+
+def service_account(domain: Domain, component: str, placement: Placement) -> list[Manifest]:
+    """The component's own ServiceAccount when the domain annotates one (workload identity), else none.
+
+    It holds no rights (the operator binds no role) and its token is not mounted unless a Pod asks.
+    """
+    if placement.service_account_annotations is None:
+        return []
+    meta = metadata(domain, naming.service_account(domain, component), component)
+    meta["annotations"] = dict(placement.service_account_annotations)
+    return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}]
 
 
 def disruption_budget(domain: Domain, component: str, **budget: int) -> Manifest:

@@ -41,7 +41,7 @@ from .common import (
     exec_probe,
     memory_volume,
     mount,
-    placed,
+    pod_template,
     restricted_security_context,
     secret_volume,
     service,
@@ -322,8 +322,6 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str)
         ],
         "volumes": _dc_volumes(domain, index),
     }
-    if domain.directory.node_selector:
-        pod_spec["nodeSelector"] = dict(domain.directory.node_selector)
     every_dc = naming.selector(domain, naming.DIRECTORY)
     if domain.directory.host_network:
         # DCs on the host network bind the node's ports: one per node, whatever else is asked.
@@ -334,7 +332,7 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str)
                 ]
             }
         }
-    return placed(pod_spec, domain.directory.placement, every_dc)
+    return pod_spec
 
 
 def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int, image: str) -> Manifest:
@@ -345,6 +343,13 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int, image: s
         naming.DIRECTORY,
         dc_selector(domain, index),
         replicas=1,
-        pod={"metadata": {"labels": labels}, "spec": _dc_pod_spec(domain, config, index, image)},
+        pod=pod_template(
+            domain,
+            naming.DIRECTORY,
+            domain.directory.placement,
+            _dc_pod_spec(domain, config, index, image),
+            main=("dc",),
+            labels=labels,
+        ),
         storage=domain.directory.storage,
     )

@@ -22,6 +22,7 @@ from typing import Any
 from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
+from ..placement import Placement
 from .common import (
     CONTAINER_READABLE,
     Manifest,
@@ -30,6 +31,7 @@ from .common import (
     memory_volume,
     metadata,
     mount,
+    pod_template,
     restricted_security_context,
     secret_volume,
 )
@@ -47,27 +49,33 @@ BACKOFF_LIMIT = 2
 STORE_STEP = "store"
 
 
-def _job(domain: Domain, name: str, component: str, pod_spec: dict[str, Any], owner: dict | None = None) -> Manifest:
+def _job(
+    domain: Domain,
+    name: str,
+    component: str,
+    pod_spec: dict[str, Any],
+    owner: dict | None = None,
+    placement: Placement | None = None,
+) -> Manifest:
+    """A Job of `component` running `pod_spec` once; `placement`: its Pods' overrides (default spec.maintenance)."""
     meta = metadata(domain, name, component)
     if owner is not None:
         meta["ownerReferences"] = [owner]
+    spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        **pod_spec,
+    }
+    # The overrides' resources apply to every step (they run one after another).
+    steps = tuple(c["name"] for c in [*spec.get("initContainers", ()), *spec["containers"]])
+    template = pod_template(domain, component, placement or domain.maintenance, spec, main=steps, spread=False)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": meta,
-        "spec": {
-            "backoffLimit": BACKOFF_LIMIT,
-            "template": {
-                "metadata": {"labels": naming.labels(domain, component)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                    **pod_spec,
-                },
-            },
-        },
+        "spec": {"backoffLimit": BACKOFF_LIMIT, "template": template},
     }
 
 
@@ -280,7 +288,7 @@ def backup_job(
     }
     if affinity:
         pod["affinity"] = affinity
-    job = _job(domain, backup_name, naming.BACKUP, pod, owner=owner)
+    job = _job(domain, backup_name, naming.BACKUP, pod, owner=owner, placement=domain.directory.backup.placement)
     job["metadata"]["labels"][naming.BACKUP_LABEL] = backup_name
     return job
 

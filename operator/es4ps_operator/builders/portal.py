@@ -26,7 +26,7 @@ from .common import (
     memory_volume,
     metadata,
     mount,
-    placed,
+    pod_template,
     restricted_security_context,
     secret_volume,
     service,
@@ -223,10 +223,7 @@ def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
         naming.PORTAL,
         selector,
         replicas=domain.portal.replicas,
-        pod={
-            "metadata": {"labels": naming.labels(domain, naming.PORTAL)},
-            "spec": placed(pod_spec, domain.portal.placement, selector),
-        },
+        pod=pod_template(domain, naming.PORTAL, domain.portal.placement, pod_spec, main=("portal",)),
         storage=domain.portal.storage,
         # Pods are interchangeable (the database is shared when there are several): start them together.
         podManagementPolicy="Parallel",

@@ -26,12 +26,16 @@ class BackupApi:
         self.domain, self.job, self.ends = domain, job, list(ends)
         self.statuses, self.applied, self.deleted, self.created = [], [], [], []
         self.fail_deleting = set(fail_deleting)
+        self.limit_ranges = []
 
     async def get_domain(self, namespace, name):
         return self.domain
 
     async def get_job(self, namespace, name):
         return self.job
+
+    async def list_limit_ranges(self, namespace):
+        return self.limit_ranges
 
     async def apply(self, manifest):
         self.applied.append(manifest)

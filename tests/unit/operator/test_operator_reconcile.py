@@ -20,6 +20,7 @@ class RecordingApi:
         self.statuses = []
         self.owner_updates = []
         self.fail_kind = fail_kind
+        self.limit_ranges = []
 
     async def apply(self, manifest):
         if manifest["kind"] == self.fail_kind:
@@ -35,6 +36,9 @@ class RecordingApi:
 
     async def claims_being_deleted(self, namespace, names):
         return []
+
+    async def list_limit_ranges(self, namespace):
+        return self.limit_ranges
 
     async def set_owner_references(self, name, namespace, owner_references):
         self.owner_updates.append((name, owner_references))
@@ -181,6 +185,24 @@ def test_an_api_failure_is_reported_in_status_and_events(config):
     assert result.error == "applying NetworkPolicy acme-broker failed: 403 Forbidden"
     assert result.status["phase"] == "Failed"
     assert ("Warning", "ApplyFailed", result.error) in result.events
+
+
+def test_a_domain_asking_more_than_a_limit_range_allows_gets_a_condition_and_no_workload(config):
+    api = RecordingApi()
+    api.limit_ranges = [
+        {"metadata": {"name": "small"}, "spec": {"limits": [{"type": "Container", "max": {"memory": "1Gi"}}]}}
+    ]
+    body = domain_body(MINIMAL_SPEC | {"directory": {"resources": {"limits": {"memory": "4Gi"}}}})
+    result = run(body, [], api, config)
+    assert not [key for key in api.objects if key[0] == "StatefulSet"]
+    [ready] = [c for c in result.status["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed")
+    assert "container dc asks for memory 4Gi, above the maximum 1Gi of the LimitRange small" in ready["message"]
+    assert "change spec.directory.resources or the LimitRange" in ready["message"]
+    # Lowered within the range, the domain is written.
+    body = domain_body(MINIMAL_SPEC | {"directory": {"resources": {"limits": {"memory": "900Mi"}}}})
+    assert run(body, api.observed(), api, config).error is None
+    assert ("StatefulSet", "acme-dc0") in api.objects
 
 
 def test_generated_secrets_follow_the_deletion_policy(config):

@@ -152,6 +152,23 @@ class Kind:
             self._port_forward.terminate()
 
 
+# The least Pod Security level a domain's namespace needs, by directory.networkMode (docs/operator.md).
+POD_SECURITY_LEVELS = {"HostNetwork": "privileged", "Service": "baseline"}
+
+
+def enforce_pod_security(kube: KubeCluster, namespace: str, level: str) -> None:
+    """Have the API server enforce a Pod Security level in `namespace`, and warn about the next stricter one."""
+    stricter = {"privileged": "baseline", "baseline": "restricted"}.get(level, level)
+    kube.kubectl(
+        "label",
+        "--overwrite",
+        "namespace",
+        namespace,
+        f"pod-security.kubernetes.io/enforce={level}",
+        f"pod-security.kubernetes.io/warn={stricter}",
+    )
+
+
 def start_port_forward(kube: KubeCluster, namespace: str, target: str, port: int) -> tuple[subprocess.Popen, int]:
     """`kubectl port-forward` of a local port to `port` of `target` (pod/x, service/y); the process and the port.
 
@@ -280,6 +297,8 @@ def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_c
     mail = MailCatcher(host=where.smtp_host)
     mail.start()
     demo.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
+    # The example runs its DCs in the host network: only `privileged` admits them (docs/operator.md).
+    enforce_pod_security(kube, demo.DOMAIN_NAMESPACE, "privileged")
     deployment = Deployment(kube, where, mail, "", "", directory / "portal-ca.crt", "", directory / "dc-ca.crt", "")
     deployment.install(**spec_changes)
     domain = demo.wait_ready(timeout_s=900)

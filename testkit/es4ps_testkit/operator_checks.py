@@ -9,7 +9,8 @@ import yaml
 from cryptography import x509
 
 CHILD_KINDS = (
-    "statefulsets,services,configmaps,secrets,ingresses,networkpolicies,certificates,issuers,jobs,poddisruptionbudgets"
+    "statefulsets,services,configmaps,secrets,serviceaccounts,ingresses,networkpolicies,certificates,issuers,jobs,"
+    "poddisruptionbudgets"
 )
 MANAGED = "app.kubernetes.io/managed-by=es4ps-operator"
 

@@ -182,3 +182,19 @@ def test_the_ingress_examples_are_the_settings_the_project_runs_with():
     assert commented, "examples/acme.yaml no longer shows the Traefik variant"
     lines = [line.split("#     ", 1)[1] for line in commented.group(1).splitlines()]
     assert yaml.safe_load("\n".join(lines)) == ingress.domain_ingress()
+
+
+def test_the_operators_pod_takes_the_overrides_a_domains_components_take():
+    values = CHART / "ci" / "placement-values.yaml"
+    docs = yaml.safe_load_all(helm("template", "es4ps", str(CHART), "-n", "es4ps", "-f", str(values)).stdout)
+    by_kind = {d["kind"]: d for d in docs if d}
+    template = by_kind["Deployment"]["spec"]["template"]
+    spec, given = template["spec"], yaml.safe_load(values.read_text())
+    for field in ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "imagePullSecrets"):
+        assert spec[field] == given[field], field
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert spec["containers"][0]["resources"] == given["resources"]
+    assert template["metadata"]["annotations"] == {"example.com/owner": "platform"}
+    assert template["metadata"]["labels"]["team"] == "platform"
+    assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "es4ps"  # the chart's own label wins
+    assert by_kind["ServiceAccount"]["metadata"]["annotations"] == {"iam.example.com/role": "arn:operator"}

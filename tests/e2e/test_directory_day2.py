@@ -27,6 +27,7 @@ from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
 from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
 from es4ps_testkit.directory_checks import admin_connection, kerberos_login, ldap_bind
+from es4ps_testkit.e2e import POD_SECURITY_LEVELS, enforce_pod_security
 from es4ps_testkit.portal_client import PortalClient
 from es4ps_testkit.registration import GOOD_PASSWORD
 
@@ -225,6 +226,8 @@ def beta(deployment, tmp_path_factory):
     }
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     kube.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, staff]}))
+    # Service mode: every Pod of the domain is admitted under `baseline` (docs/operator.md, "Pods").
+    enforce_pod_security(kube, NAMESPACE, POD_SECURITY_LEVELS["Service"])
     started = time.monotonic()
     kube.apply(json.dumps(beta_domain(deployment)))
     domain = Beta(deployment, tmp_path_factory.mktemp("beta"))

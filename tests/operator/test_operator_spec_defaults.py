@@ -11,6 +11,7 @@ import pytest
 import yaml
 from es4ps_contract.passwords import PasswordPolicy
 from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import wait_until
 from es4ps_operator.builders.portal import portal_spec_environment
 from es4ps_operator.domain import Domain
 from es4ps_testkit.domains import CRD, MINIMAL_SPEC
@@ -29,6 +30,7 @@ def crd_with_other_defaults() -> dict:
     crd = yaml.safe_load(CRD.read_text())
     crd["metadata"]["name"] = f"{crd['spec']['names']['plural']}.{GROUP}"
     crd["spec"]["group"] = GROUP
+    del crd["spec"]["names"]["shortNames"], crd["spec"]["names"]["categories"]  # the session's CRD has them
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     portal, directory = spec["portal"]["properties"], spec["directory"]["properties"]
     per_address = portal["rateLimits"]["properties"]["register"]["properties"]["perAddress"]["properties"]
@@ -44,7 +46,17 @@ def test_a_default_changed_in_the_crd_reaches_the_operator_and_the_portal(cluste
     crd = crd_with_other_defaults()
     cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(crd))
     try:
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd['metadata']['name']}")
+        established = '{.status.conditions[?(@.type=="Established")].status}'
+        wait_until(
+            lambda: (
+                cluster.kubectl(
+                    "get", "crd", crd["metadata"]["name"], "-o", f"jsonpath={established}", check=False
+                ).stdout
+                == "True"
+            ),
+            60,
+            "the copy of the CRD established",
+        )
         domain = {
             "apiVersion": f"{GROUP}/v1alpha1",
             "kind": "ES4PSDomain",

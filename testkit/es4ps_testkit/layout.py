@@ -1,8 +1,9 @@
 """The layout rules of the repository's packages, checked from their source: imports only downwards, small files.
 
-Each package directory may hold a `layout.toml` with its rules (its owner
+Each package directory (one holding an `es4ps_*` package: operator/,
+contract/, images/*/, ...) may hold a `layout.toml` with its rules (its owner
 writes them); `make lint` runs `python -m es4ps_testkit.layout check` over
-every package listed in PACKAGES. What is checked:
+every one found. What is checked:
 
 - the file-level import graph of the package has no cycle, counting every
   import in a file (a deferred one inside a function, or one under
@@ -11,8 +12,9 @@ every package listed in PACKAGES. What is checked:
   below; a module in no layer is an error once a package declares layers;
 - `forbidden`: pairs of module patterns that must not import each other in
   that direction (`from` never imports `to`, but for `allow`);
-- product packages: no file over `max_file_lines` lines and no function over
-  `max_function_lines` lines, but for the data tables named in `tables`;
+- packages of product code (`product = true`: shipped in an image): no file
+  over `max_file_lines` lines and no function over `max_function_lines`
+  lines, but for the data tables named in `tables`;
 - `exceptions`: findings known and owned, as the check prints them (fnmatch
   wildcards allowed), so the owner removes the line with the fix; an
   exception that no longer matches anything is an error too (the list only
@@ -36,15 +38,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Package directories (relative to the root) and whether they are product code (shipped in an image).
-PACKAGES = {
-    "operator": True,
-    "contract": True,
-    "images/django": True,
-    "images/samba": True,
-    "localcluster": False,
-    "testkit": False,
-}
 RULES_FILE = "layout.toml"
 # The limits of product code (issue 24); a package's layout.toml may only lower them.
 MAX_FILE_LINES = 450
@@ -64,6 +57,7 @@ class Module:
 class Rules:
     """A package's layout.toml."""
 
+    product: bool = False
     layers: tuple[tuple[str, ...], ...] = ()
     forbidden: tuple[dict, ...] = ()
     tables: tuple[str, ...] = ()
@@ -78,6 +72,7 @@ class Rules:
             return cls()
         data = tomllib.loads(path.read_text())
         return cls(
+            product=data.get("product", False),
             layers=tuple(tuple(layer) for layer in data.get("layers", ())),
             forbidden=tuple(data.get("forbidden", ())),
             tables=tuple(data.get("tables", ())),
@@ -220,12 +215,19 @@ def size_findings(directory: Path, rules: Rules, root: Path = ROOT) -> Iterator[
                 yield f"{relative}: {node.name} has {length} lines (at most {rules.max_function_lines})"
 
 
-def check_package(package: str, product: bool, root: Path = ROOT) -> list[str]:
+def packages(root: Path = ROOT) -> list[str]:
+    """The package directories under `root` (relative), each holding an es4ps_* package."""
+    found = {init.parent.parent for init in root.glob("*/es4ps_*/__init__.py")}
+    found |= {init.parent.parent for init in root.glob("images/*/es4ps_*/__init__.py")}
+    return sorted(str(directory.relative_to(root)) for directory in found)
+
+
+def check_package(package: str, root: Path = ROOT) -> list[str]:
     """Every finding of one package that its exceptions do not list, and every stale exception."""
     directory = root / package
     rules = Rules.read(directory)
     findings = list(import_findings(graph(directory), rules))
-    if product:
+    if rules.product:
         findings += list(size_findings(directory, rules, root))
 
     def excepted(finding: str) -> bool:
@@ -244,7 +246,7 @@ def main(argv: list[str]) -> int:
                 print(f"{importer} -> {target}")
         return 0
     if argv == ["check"]:
-        problems = [problem for package, product in PACKAGES.items() for problem in check_package(package, product)]
+        problems = [problem for package in packages() for problem in check_package(package)]
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1 if problems else 0

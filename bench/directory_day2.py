@@ -90,11 +90,11 @@ from collections import Counter
 from pathlib import Path
 
 import ldb
+from es4ps_contract.directory import MANAGED_OU
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_localcluster.processes import wait_until
-from es4ps_samba.dc.config import DEFAULT_USERS_OU
-from es4ps_samba.directory import encode_password
+from es4ps_samba.worker.directory import encode_password
 from es4ps_testkit.backups import backup_step, write_backup_key
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.cpu import with_cpu_ms
@@ -213,7 +213,7 @@ def replication_seconds(dc0: SambaDC, dc1: SambaDC, prefix: str, count: int, max
         name = f"{prefix}{i}"
         samdb.add(
             {
-                "dn": f"CN={name},{DEFAULT_USERS_OU},{dc0.base_dn}",
+                "dn": f"CN={name},{MANAGED_OU},{dc0.base_dn}",
                 "objectClass": "user",
                 "sAMAccountName": name,
                 "userPrincipalName": f"{name}@{dc0.dns_domain}",

@@ -17,7 +17,7 @@ the domain):
 - times `--binds` simple LDAPS binds of one enabled account over one connection
   (`bind_p50_ms_at_<size>`, `bind_p99_ms_at_<size>`): what the portal's login does;
 - times as many searches for one account by its name, as the worker makes before
-  every change (`lookup_p50_ms_at_<size>`; es4ps_samba.directory's filter, over LDAP);
+  every change (`lookup_p50_ms_at_<size>`; es4ps_samba.worker.managed_ou's filter, over LDAP);
 - counts the CPU time the DC's processes spend per one-add account
   (`dc_cpu_ms_per_add_at_<size>`) and the DC and the worker per pipeline account
   (`pipeline_dc_cpu_ms_at_<size>`, `worker_cpu_ms_at_<size>`), from /proc: unlike the
@@ -44,9 +44,9 @@ from pathlib import Path
 
 import ldap3
 import ldb
+from es4ps_contract.directory import MANAGED_OU
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
-from es4ps_samba.dc.config import DEFAULT_USERS_OU
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.cpu import with_cpu_ms
 from es4ps_testkit.rabbitmq import RabbitMQ
@@ -95,7 +95,7 @@ def lookup_latencies_ms(dc: SambaDC, count: int, accounts: int) -> list[float]:
         name = f"fill{i * 7919 % accounts}" if accounts else BIND_USER
         start = time.perf_counter()
         found = samdb.search(
-            base=f"{DEFAULT_USERS_OU},{dc.base_dn}",
+            base=f"{MANAGED_OU},{dc.base_dn}",
             scope=ldb.SCOPE_SUBTREE,
             expression=f"(&(objectClass=user)(sAMAccountName={ldb.binary_encode(name)}))",
             attrs=["userAccountControl", "info"],

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import ldb
-from es4ps_samba.directory import encode_password
+from es4ps_samba.worker.directory import encode_password
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC

@@ -13,7 +13,8 @@ if [ ! -x "$venv/bin/python" ] || ! grep -q '^include-system-site-packages = tru
 fi
 
 inputs=(requirements-dev.txt requirements.lock operator/requirements.txt images/django/requirements.txt
-        images/samba/requirements.txt contract/pyproject.toml localcluster/pyproject.toml testkit/pyproject.toml)
+        images/samba/requirements.txt contract/pyproject.toml localcluster/pyproject.toml testkit/pyproject.toml
+        operator/pyproject.toml images/django/pyproject.toml images/samba/pyproject.toml)
 stamp=$(cat "${inputs[@]}" | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.es4ps-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "installing Python requirements into .venv" >&2

@@ -58,10 +58,6 @@ CONSUMER_METRICS_PORT = 9934
 CONSUMER_METRICS_PORT_NAME = "consumer-metric"  # a port name has at most 15 characters
 WORKER_METRICS_PORT = 9932
 WORKER_METRICS_PORT_NAME = "worker-metrics"
-# The directory account the workers bind as, with rights on the managed OU only (images/samba).
-WORKER_DIRECTORY_ACCOUNT = "es4ps-worker"
-# The OU whose accounts the workers manage, relative to the domain.
-MANAGED_OU = "OU=ES4PS"
 
 
 def labels(domain: Domain, component: str) -> dict[str, str]:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import ldap3
 import ldb
+from es4ps_contract.directory import MANAGED_OU
 from es4ps_contract.passwords import PasswordPolicy
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
-from es4ps_samba.dc.config import DEFAULT_USERS_OU
 
 from . import ServiceError
 from .ca import CertFiles, ThrowawayCA
@@ -391,7 +391,7 @@ def fill_accounts(dc: SambaDC, prefix: str, start: int, count: int, batch: int =
     lp = LoadParm()
     lp.load(str(dc.data_dir / "etc" / "smb.conf"))
     samdb = SamDB(url=str(dc.sam_ldb), session_info=system_session(), lp=lp, options=["batch_mode:1"])
-    ou = f"{DEFAULT_USERS_OU},{dc.base_dn}"  # the worker's OU (the test DCs keep the default)
+    ou = f"{MANAGED_OU},{dc.base_dn}"  # the worker's OU (the test DCs keep the default)
     control = str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE)
     for first in range(start, start + count, batch):
         samdb.transaction_start()

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
 from lightkube.utils.quantity import parse_quantity
 
 from .. import naming
@@ -178,8 +179,8 @@ def _domain_env(domain: Domain) -> list[dict[str, Any]]:
     return [
         env("ES4PS_REALM", domain.realm),
         env("ES4PS_NETBIOS_NAME", domain.netbios_name),
-        env("ES4PS_USERS_OU", naming.MANAGED_OU),
-        env("ES4PS_WORKER_ACCOUNT", naming.WORKER_DIRECTORY_ACCOUNT),
+        env("ES4PS_USERS_OU", MANAGED_OU),
+        env("ES4PS_WORKER_ACCOUNT", WORKER_ACCOUNT),
         env("ES4PS_WORKER_PASSWORD_FILE", f"{WORKER_CREDENTIALS_DIR}/password"),
     ]
 

@@ -29,6 +29,7 @@ import secrets
 import string
 from collections.abc import Callable
 
+from es4ps_contract.directory import WORKER_ACCOUNT
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
 from es4ps_contract.passwords import PasswordPolicy
 from pyrage import x25519
@@ -73,7 +74,7 @@ def generate_admin_password() -> dict[str, str]:
 
 
 def generate_worker_password() -> dict[str, str]:
-    return _directory_password(naming.WORKER_DIRECTORY_ACCOUNT)
+    return _directory_password(WORKER_ACCOUNT)
 
 
 def generate_django_secret_key() -> dict[str, str]:

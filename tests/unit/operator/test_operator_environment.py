@@ -19,10 +19,10 @@ from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypa
 from es4ps_contract.passwords import PasswordPolicy
 from es4ps_operator.builders import build_desired_state
 from es4ps_portal import environment as portal_environment
-from es4ps_samba import worker
 from es4ps_samba.dc import config as dc_config
 from es4ps_samba.dc.config import DCConfig
-from es4ps_samba.worker import WorkerConfig
+from es4ps_samba.worker import config as worker_config
+from es4ps_samba.worker.config import WorkerConfig
 from es4ps_testkit.domains import default_password_policy, make_domain
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # The image and declaration behind each container the operator writes (the broker is stock RabbitMQ).
 DECLARATIONS: dict[str, tuple[Variable, ...]] = {
     "dc": dc_config.VARIABLES,
-    "worker": worker.VARIABLES,
+    "worker": worker_config.VARIABLES,
     "portal": portal_environment.VARIABLES,
     "consumer": portal_environment.VARIABLES,
 }
@@ -161,7 +161,11 @@ def test_the_portal_reads_the_limits_policy_and_language_the_operator_writes(exa
     [
         (
             "interfaces.md",
-            {"es4ps_samba.dc.config:VARIABLES", "es4ps_samba.worker:VARIABLES", "es4ps_portal.environment:VARIABLES"},
+            {
+                "es4ps_samba.dc.config:VARIABLES",
+                "es4ps_samba.worker.config:VARIABLES",
+                "es4ps_portal.environment:VARIABLES",
+            },
         ),
         ("operator.md", {"es4ps_operator.config:VARIABLES"}),
     ],

@@ -1,7 +1,7 @@
 """The binding an account carries: which registration owns it, and which of its tasks came last."""
 
 import pytest
-from es4ps_samba.binding import ATTRIBUTES, PASSWORD, STATE, Binding, Mark
+from es4ps_samba.worker.binding import ATTRIBUTES, PASSWORD, STATE, Binding, Mark
 
 REGISTRATION = "0b7c5e6e-3f4a-4c1e-9d2b-8a6f5e4d3c2b"
 

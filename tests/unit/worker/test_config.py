@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from es4ps_contract.environment import SettingError
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
-from es4ps_samba.dc.config import DCConfig
-from es4ps_samba.dc.smbconf import managed_options, parse_options, set_global_options
+from es4ps_samba.dc.config import DCConfig, parse_options
+from es4ps_samba.dc.smbconf import managed_options, set_global_options
 from es4ps_samba.dc.tls import install_tls_files, mounted_tls_digest
-from es4ps_samba.worker import WorkerConfig
+from es4ps_samba.worker.config import WorkerConfig
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, EnableUser, Operation
-from es4ps_samba.applied import AppliedTasks
-from es4ps_samba.directory import DirectoryRefused, DirectoryUnavailable, NotFoundYet
-from es4ps_samba.worker import ProvisioningWorker, WorkerConfig
-from es4ps_samba.worker_metrics import WorkerMetrics
+from es4ps_samba.worker.applied import AppliedTasks
+from es4ps_samba.worker.config import WorkerConfig
+from es4ps_samba.worker.errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
+from es4ps_samba.worker.handler import ProvisioningWorker
+from es4ps_samba.worker.metrics import WorkerMetrics
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 from prometheus_client import CollectorRegistry

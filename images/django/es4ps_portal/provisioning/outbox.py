@@ -12,7 +12,7 @@ they were written, however long the broker is away.
 
 Duplicates are harmless: a relay that dies between the broker's confirmation
 and the mark publishes that task again, and the workers apply a task id once
-(es4ps_samba.applied).
+(es4ps_samba.worker.applied).
 
 Several replicas share one PostgreSQL database and each runs a relay: a
 round runs only under an advisory lock (`database.locks`), so one relay

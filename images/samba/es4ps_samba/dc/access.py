@@ -29,6 +29,7 @@ import os
 import secrets
 from pathlib import Path
 
+from ..samdb import open_samdb_at
 from .config import DCConfig
 
 # Attributes of managed user objects the worker may write (besides the password and userAccountControl).
@@ -51,23 +52,6 @@ WRITABLE_USER_ATTRIBUTES = (
 CREATABLE_CLASSES = ("user", "group", "organizationalUnit")
 UF_DONT_EXPIRE_PASSWD = 0x10000
 _PASSWORD_DIGEST_NAME = ".es4ps-worker-password"  # noqa: S105 (a file name)
-
-
-def open_samdb_at(data_dir: Path):
-    """The sam.ldb of the DC directory `data_dir` (etc/smb.conf, private/sam.ldb) as the system (root, no
-    network): for converging before samba serves, beside a running samba as samba-tool does, or on a copy."""
-    from samba.auth import system_session
-    from samba.param import LoadParm
-    from samba.samdb import SamDB
-
-    lp = LoadParm()
-    lp.load(str(data_dir / "etc" / "smb.conf"))
-    return SamDB(url=str(data_dir / "private" / "sam.ldb"), session_info=system_session(), lp=lp)
-
-
-def open_local_samdb(config: DCConfig):
-    """This DC's own sam.ldb (config.smb_conf and config.sam_ldb live under its data directory)."""
-    return open_samdb_at(config.data_dir)
 
 
 def _schema_guid(samdb, display_name: str) -> str:
@@ -179,7 +163,7 @@ def ensure_worker_access(config: DCConfig) -> None:
     """Converge the managed OU, the worker's account, its delegated rights and its state directory."""
     from samba.sd_utils import SDUtils
 
-    samdb = open_local_samdb(config)
+    samdb = open_samdb_at(config.data_dir)
     ou_dn = f"{config.users_ou},{samdb.domain_dn()}"
     samdb.transaction_start()
     try:

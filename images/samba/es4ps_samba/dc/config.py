@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
 from es4ps_contract.environment import Environment, SettingError, Variable
 from es4ps_contract.passwords import InvalidPolicy, PasswordPolicy
 
@@ -16,8 +17,6 @@ from .store import MIN_VOLUME_BYTES, map_size_for_volume, volume_size
 MARKER_NAME = ".es4ps-domain-ready"
 # Where the worker keeps what must survive it (the record of applied tasks), inside the DC's volume.
 WORKER_STATE_NAME = "es4ps-worker"
-DEFAULT_USERS_OU = "OU=ES4PS"
-DEFAULT_WORKER_ACCOUNT = "es4ps-worker"
 # The worker image's unprivileged user (images/samba/Dockerfile).
 DEFAULT_WORKER_UID = 10001
 
@@ -56,8 +55,8 @@ VARIABLES = (
         "extra smb.conf `[global]` options, one `name = value` per line, applied on every start (they win)",
         "",
     ),
-    Variable("ES4PS_USERS_OU", "the OU whose accounts the worker manages, relative to the domain", DEFAULT_USERS_OU),
-    Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", DEFAULT_WORKER_ACCOUNT),
+    Variable("ES4PS_USERS_OU", "the OU whose accounts the worker manages, relative to the domain", MANAGED_OU),
+    Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", WORKER_ACCOUNT),
     Variable("ES4PS_WORKER_PASSWORD_FILE", "its password (the DC creates the account with it)", secret_file=True),
     Variable("ES4PS_WORKER_UID", "the worker's user id: owner of its state directory on the volume", "10001"),
     Variable(
@@ -100,8 +99,8 @@ class DCConfig:
     extra_options: str = ""
     # How often `run` looks for a renewed certificate in the mounted files.
     tls_check_seconds: float = 60.0
-    users_ou: str = DEFAULT_USERS_OU
-    worker_account: str = DEFAULT_WORKER_ACCOUNT
+    users_ou: str = MANAGED_OU
+    worker_account: str = WORKER_ACCOUNT
     worker_uid: int = DEFAULT_WORKER_UID
     health_port: int = 9931
     health_interval_seconds: float = 60.0
@@ -150,8 +149,6 @@ class DCConfig:
 
     def check(self) -> None:
         """Refuse settings samba-tool would choke on later, with a message naming the variable."""
-        from .smbconf import parse_options
-
         if len(self.netbios_name) > 15:
             raise SettingError("ES4PS_NETBIOS_NAME must be at most 15 characters")
         if len(self.hostname) > 15:
@@ -222,6 +219,20 @@ class DCConfig:
 
     def worker_password(self) -> str:
         return _secret(self.worker_password_file, "ES4PS_WORKER_PASSWORD_FILE")
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """Parse "name = value" lines (blank lines and '#' comments ignored) into smb.conf options."""
+    options = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise SettingError(f"ES4PS_SAMBA_OPTIONS: expected 'name = value', found {line[:80]!r}")
+        options[name.strip().lower()] = value.strip()
+    return options
 
 
 def _password_policy(text: str) -> PasswordPolicy | None:

@@ -13,7 +13,8 @@ import shutil
 
 from es4ps_contract.environment import SettingError
 
-from .access import ensure_worker_access, open_local_samdb
+from ..samdb import open_remote_samdb, open_samdb_at
+from .access import ensure_worker_access
 from .config import DCConfig
 from .password_policy import ATTRIBUTES, samba_tool_options
 from .smbconf import managed_options, set_global_options
@@ -81,19 +82,9 @@ def admin_samdb(config: DCConfig, server: str):
 
     `config` needs only realm, netbios_name and admin_password() (lifecycle's LeaveConfig has them too).
     """
-    from samba.credentials import Credentials
-    from samba.param import LoadParm
-    from samba.samdb import SamDB
-
-    lp = LoadParm()
-    lp.set("realm", config.realm)
-    lp.set("workgroup", config.netbios_name)
-    credentials = Credentials()
-    credentials.guess(lp)
-    credentials.set_domain(config.netbios_name)
-    credentials.set_username("Administrator")
-    credentials.set_password(config.admin_password())
-    return SamDB(url=f"ldap://{server}", lp=lp, credentials=credentials)
+    return open_remote_samdb(
+        f"ldap://{server}", config.realm, config.netbios_name, "Administrator", config.admin_password()
+    )
 
 
 def remove_dc(config: DCConfig, server: str, dc_name: str) -> bool:
@@ -188,7 +179,7 @@ def converge_password_policy(config: DCConfig) -> list[str]:
         return []
     import ldb
 
-    samdb = open_local_samdb(config)
+    samdb = open_samdb_at(config.data_dir)
     found = samdb.search(base=samdb.domain_dn(), scope=ldb.SCOPE_BASE, attrs=list(ATTRIBUTES))[0]
     current = {attribute: str(found[attribute][0]) for attribute in ATTRIBUTES if attribute in found}
     del samdb, found  # samba-tool opens the database itself

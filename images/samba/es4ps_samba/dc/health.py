@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .access import open_local_samdb
+from ..samdb import open_samdb_at
 from .config import DCConfig
 from .peers import PeerCheck
 
@@ -166,7 +166,7 @@ def count_managed_accounts(config: DCConfig) -> int:
     """User objects in the managed OU, read from the local database (samba keeps serving meanwhile)."""
     import ldb
 
-    samdb = open_local_samdb(config)
+    samdb = open_samdb_at(config.data_dir)
     found = samdb.search(
         base=f"{config.users_ou},{samdb.domain_dn()}",
         scope=ldb.SCOPE_SUBTREE,

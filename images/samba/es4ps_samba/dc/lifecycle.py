@@ -31,7 +31,7 @@ from pathlib import Path
 
 from es4ps_contract.environment import Environment, SettingError, Variable
 
-from .access import open_samdb_at
+from ..samdb import open_samdb_at
 from .config import MARKER_NAME
 from .domain import admin_arguments, admin_samdb, remove_dc, samba_tool
 from .probes import ldap_answers

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .access import open_local_samdb
+from ..samdb import open_samdb_at
 from .config import DCConfig
 
 # The DCs' names (es4ps_operator.naming.dc_hostname): dc<index>, or dc<index>-<suffix> in a restored domain.
@@ -71,7 +71,7 @@ class Directory:
 
     def __init__(self, config: DCConfig) -> None:
         self.config = config
-        self.samdb = open_local_samdb(config)
+        self.samdb = open_samdb_at(config.data_dir)
         self.dns_domain = config.realm.lower()
 
     def domain_controllers(self) -> list[DomainController]:

@@ -5,23 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from es4ps_contract.environment import SettingError
-
-from .config import DCConfig
-
-
-def parse_options(text: str) -> dict[str, str]:
-    """Parse "name = value" lines (blank lines and '#' comments ignored) into smb.conf options."""
-    options = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.partition("=")
-        if not sep or not name.strip():
-            raise SettingError(f"ES4PS_SAMBA_OPTIONS: expected 'name = value', found {line[:80]!r}")
-        options[name.strip().lower()] = value.strip()
-    return options
+from .config import DCConfig, parse_options
 
 
 def managed_options(config: DCConfig) -> dict[str, str]:

@@ -1,0 +1,95 @@
+"""The worker's settings: the variables the operator sets (docs/interfaces.md), read and checked once."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from es4ps_contract import transport
+from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
+from es4ps_contract.environment import Environment, SettingError, Variable
+from es4ps_contract.keys import KeyFileError, load_sealing_private_key, load_verify_key
+from nacl.public import PrivateKey
+from nacl.signing import VerifyKey
+
+VARIABLES = (
+    *transport.VARIABLES,
+    Variable("ES4PS_SEALING_PRIVATE_KEY_FILE", "X25519 private key: opens the sealed passwords"),
+    Variable("ES4PS_SIGNING_PUBLIC_KEY_FILE", "Ed25519 public key: verifies the tasks"),
+    Variable("ES4PS_LDAP_URL", "the DC beside the worker", "ldap://127.0.0.1"),
+    Variable("ES4PS_REALM", "the realm, e.g. `AD.ACME.EXAMPLE`"),
+    Variable("ES4PS_NETBIOS_NAME", "the domain's NetBIOS name (empty: the realm's first label)", ""),
+    Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", WORKER_ACCOUNT),
+    Variable("ES4PS_WORKER_PASSWORD_FILE", "its password", secret_file=True),
+    Variable("ES4PS_USERS_OU", "the OU of the accounts it manages (it never touches others)", MANAGED_OU),
+    Variable(
+        "ES4PS_WORKER_CREATES_CONTAINERS",
+        "`1`: it creates the OUs and groups policies name when missing; `0`: it waits for them to replicate"
+        " (with several DCs only one worker creates them, so two DCs never make the same group)",
+        "1",
+    ),
+    Variable("ES4PS_WORKER_STATE_DIR", "where the record of applied tasks lives (on the DC's volume)"),
+    Variable("ES4PS_WORKER_NAME", "the name reported in result events (empty: the host name)", ""),
+    Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "2"),
+    Variable(
+        "ES4PS_WORKER_MAX_RETRIES",
+        "retries of a task whose account is not there yet or whose DC is unreachable, 1, 2, 4 ... 60 s apart",
+        "15",
+    ),
+    Variable("ES4PS_WORKER_METRICS_PORT", "port of the worker's Prometheus metrics (`/metrics`); 0: off", "9932"),
+    Variable(
+        "ES4PS_WORKER_METRICS_ADDRESS",
+        "the address the metrics port binds (the operator gives the Pod's IP; with host networking the node's)",
+        "0.0.0.0",  # noqa: S104 - every address of a plain container; the operator narrows it
+    ),
+)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the worker needs besides the broker settings (read by `from_env`)."""
+
+    ldap_url: str
+    realm: str
+    netbios_name: str
+    account: str
+    password: str
+    users_ou: str
+    creates_containers: bool
+    state_dir: Path
+    worker_name: str
+    max_retries: int
+    concurrency: int
+    sealing_key: PrivateKey
+    verify_key: VerifyKey
+    metrics_port: int
+    metrics_address: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WorkerConfig:
+        env = Environment(VARIABLES, environ)
+        realm = env.text("ES4PS_REALM").upper()
+        try:
+            sealing_key = load_sealing_private_key(env.text("ES4PS_SEALING_PRIVATE_KEY_FILE"))
+            verify_key = load_verify_key(env.text("ES4PS_SIGNING_PUBLIC_KEY_FILE"))
+        except KeyFileError as exc:
+            raise SettingError(str(exc)) from None
+        return cls(
+            ldap_url=env.text("ES4PS_LDAP_URL"),
+            realm=realm,
+            netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
+            account=env.text("ES4PS_WORKER_ACCOUNT"),
+            password=env.file_text("ES4PS_WORKER_PASSWORD_FILE"),
+            users_ou=env.text("ES4PS_USERS_OU"),
+            creates_containers=env.flag("ES4PS_WORKER_CREATES_CONTAINERS"),
+            state_dir=Path(env.text("ES4PS_WORKER_STATE_DIR")),
+            worker_name=env.text("ES4PS_WORKER_NAME") or socket.gethostname(),
+            max_retries=env.integer("ES4PS_WORKER_MAX_RETRIES", minimum=0),
+            concurrency=env.integer("ES4PS_WORKER_CONCURRENCY", minimum=1),
+            sealing_key=sealing_key,
+            verify_key=verify_key,
+            metrics_port=env.integer("ES4PS_WORKER_METRICS_PORT", minimum=0, maximum=65535),
+            metrics_address=env.text("ES4PS_WORKER_METRICS_ADDRESS"),
+        )

@@ -1,0 +1,184 @@
+"""One task's life in the worker: open the envelope, look it up, apply it, retry, record, report.
+
+1. open the envelope: signature, operation, task id, age and every field are
+   checked, the sealed password is opened; a task that fails any check is
+   *rejected* (result event, nothing touched, never retried);
+2. look it up in the record of applied tasks (`applied`): a task id applied
+   before (a redelivery, or a captured task published again) is not applied
+   a second time, its recorded outcome is reported again;
+3. apply it to the directory (`directory`), as the worker's own account with
+   rights on the managed OU only; the account must belong to the task's
+   registration, and an older task never overwrites a newer one (`binding`);
+   operations are idempotent, so a redelivered task is harmless;
+4. retry with backoff while the account is not there yet (replication) or the
+   DC is unavailable; report *failed* when retries run out or the directory
+   refuses for good;
+5. record the outcome and publish a result event (task id, operation,
+   username, outcome, reason).
+
+Passwords exist only as local variables between unsealing and the LDAP
+request; they are never logged and never part of an event or exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from celery import Celery, Task
+from es4ps_contract.events import REASON_UNAVAILABLE, Outcome, ResultEvent, result_event
+from es4ps_contract.sealing import SealingError, unseal_password
+from es4ps_contract.signing import EnvelopeError, SignedTask, envelope_username, open_task
+from es4ps_contract.tasks import (
+    RESULT_TASK_NAME,
+    RESULTS_QUEUE,
+    ApplyPolicy,
+    CreateUser,
+    DeleteUser,
+    DisableUser,
+    EnableUser,
+    Operation,
+    SetPassword,
+    UpdateAttributes,
+)
+from es4ps_contract.validation import InvalidField
+
+from .applied import AppliedTasks
+from .config import WorkerConfig
+from .directory import SUPERSEDED, Directory
+from .errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
+from .metrics import WorkerMetrics
+
+logger = logging.getLogger("es4ps.worker")
+
+# Backoff between retries (seconds): 1, 2, 4, ... capped at RETRY_MAX_S. The default number of
+# retries waits about 10 minutes in all (for replication or a DC restart) before reporting "failed".
+RETRY_BASE_S = 1
+RETRY_MAX_S = 60
+
+
+class ProvisioningWorker:
+    """Opens, applies and reports tasks; the Celery tasks delegate to `handle`."""
+
+    def __init__(
+        self, app: Celery, config: WorkerConfig, directory: Directory, applied: AppliedTasks, metrics: WorkerMetrics
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.directory = directory
+        self.applied = applied
+        self.metrics = metrics
+
+    def handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
+        with self.metrics.duration.labels(operation.value).time():
+            self._handle(celery_task, operation, envelope)
+
+    def _handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
+        task_id = str(celery_task.request.id)
+        try:
+            signed = open_task(self.config.verify_key, envelope, operation=operation, task_id=task_id)
+            password = self._password(signed.task)
+        except (EnvelopeError, InvalidField, SealingError) as exc:
+            # Only the claimed username, for the portal to match the event; the task is not applied.
+            event = self._event(task_id, operation, envelope_username(envelope), Outcome.REJECTED, str(exc))
+            self.metrics.tasks.labels(operation.value, Outcome.REJECTED.value).inc()
+            self._report(event)
+            return
+        task = signed.task
+        earlier = self.applied.get(task_id)
+        if earlier is not None:
+            logger.info("task %s (%s %s): applied before, not again", task_id, operation.value, task.username)
+            event = self._event(task_id, operation, task.username, earlier.outcome, earlier.reason, earlier.finished_at)
+            self.metrics.tasks.labels(operation.value, "repeated").inc()
+            self._report(event)
+            return
+        try:
+            done = self._apply(signed, password)
+        except (NotFoundYet, DirectoryUnavailable) as exc:
+            error = "not_found_yet" if isinstance(exc, NotFoundYet) else "unavailable"
+            self.metrics.directory_errors.labels(operation.value, error).inc()
+            retries = celery_task.request.retries
+            if retries < self.config.max_retries:
+                countdown = min(RETRY_BASE_S * 2**retries, RETRY_MAX_S)
+                logger.info(
+                    "task %s (%s %s): %s; retry %d in %d s",
+                    task_id,
+                    operation.value,
+                    task.username,
+                    exc,
+                    retries + 1,
+                    countdown,
+                )
+                self.metrics.retries.labels(operation.value).inc()
+                raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
+            reason = exc.reason if isinstance(exc, NotFoundYet) else REASON_UNAVAILABLE
+            self._finish(signed, Outcome.FAILED, reason)
+            return
+        except DirectoryRefused as exc:
+            self.metrics.directory_errors.labels(operation.value, "refused").inc()
+            self._finish(signed, Outcome.FAILED, exc.reason)
+            return
+        logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, done)
+        # Nothing to say for the person, unless a newer change made this one moot.
+        self._finish(signed, Outcome.SUCCEEDED, done if done == SUPERSEDED else "")
+
+    def _password(self, task: object) -> str | None:
+        sealed = getattr(task, "sealed_password", None)
+        if sealed is None:
+            return None
+        return unseal_password(self.config.sealing_key, sealed, task.username)
+
+    def _apply(self, signed: SignedTask, password: str | None) -> str:
+        directory = self.directory
+        match signed.task:
+            case CreateUser():
+                return directory.create_user(signed, password)
+            case EnableUser():
+                return directory.enable_user(signed)
+            case DisableUser():
+                return directory.disable_user(signed)
+            case SetPassword():
+                return directory.set_password(signed, password)
+            case UpdateAttributes():
+                return directory.update_attributes(signed)
+            case DeleteUser():
+                return directory.delete_user(signed)
+            case ApplyPolicy():
+                return directory.apply_policy(signed)
+        raise AssertionError(f"no handler for {type(signed.task).__name__}")
+
+    def _finish(self, signed: SignedTask, outcome: Outcome, reason: str = "") -> None:
+        """Record the final outcome of an applied task, count it and report it."""
+        operation = signed.task.operation
+        event = self._event(signed.task_id, operation, signed.task.username, outcome, reason)
+        self.applied.record(signed.task_id, outcome, event.reason, event.finished_at)
+        self.metrics.tasks.labels(operation.value, outcome.value).inc()
+        self.metrics.publish_to_apply.labels(operation.value).observe(max(event.finished_at - signed.issued_at, 0))
+        self._report(event)
+
+    def _event(
+        self,
+        task_id: str,
+        operation: Operation,
+        username: str,
+        outcome: Outcome,
+        reason: str = "",
+        finished_at: float | None = None,
+    ) -> ResultEvent:
+        event = result_event(task_id, operation.value, username, outcome, reason, self.config.worker_name)
+        if finished_at is not None:  # reported again: the portal sees the same event, not a newer one
+            event = dataclasses.replace(event, finished_at=finished_at)
+        return event
+
+    def _report(self, event: ResultEvent) -> None:
+        """Send the result event; last, so that whoever sees an outcome finds it counted and recorded."""
+        if event.outcome is not Outcome.SUCCEEDED:
+            logger.warning(
+                "task %s (%s %s): %s: %s",
+                event.task_id,
+                event.operation,
+                event.username,
+                event.outcome.value,
+                event.reason,
+            )
+        self.app.send_task(RESULT_TASK_NAME, args=[event.to_message()], queue=RESULTS_QUEUE)

@@ -19,8 +19,9 @@ packages=(
   chromium chromium-driver openssl python3-venv python3-dev ca-certificates curl
   # the portal's translations: msgfmt compiles them, makemessages extracts them
   gettext
-  # the test workstation (es4ps_testkit.workstation): winbind's NSS and PAM modules, a PAM login from a script
-  libnss-winbind libpam-winbind pamtester
+  # the test workstations (es4ps_testkit.workstation): winbind's and sssd's NSS and PAM modules, adcli, a PAM
+  # login from a script
+  libnss-winbind libpam-winbind sssd-ad sssd-tools libnss-sss libpam-sss adcli pamtester
 )
 
 missing=()
@@ -39,13 +40,21 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ -z "$own_policy" ] || rm -f "$policy"' EXIT
 
+saved_nsswitch=
+if [[ " ${missing[*]} " =~ \ (libnss-winbind|libpam-winbind|libnss-sss|libpam-sss|sssd-ad)\  ]]; then
+  saved_nsswitch=$(mktemp) && cp /etc/nsswitch.conf "$saved_nsswitch"
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || true
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-# libnss-winbind and libpam-winbind add winbind to this machine's nsswitch.conf and PAM stack on their first
-# install; the test workstation has its own (its mount namespace), so this machine keeps what it had.
-if [[ " ${missing[*]} " == *" libpam-winbind "* ]]; then pam-auth-update --package --remove winbind; fi
-if [[ " ${missing[*]} " == *" libnss-winbind "* ]]; then
-  sed -i -E '/^(passwd|group|shadow):/ s/ winbind( |$)/\1/' /etc/nsswitch.conf
+# The workstation packages add winbind and sss to this machine's nsswitch.conf and PAM stack (and pwquality to
+# PAM) on their first install; the test workstations have their own (their mount namespace), so this machine
+# keeps what it had: nsswitch.conf as before the install, those PAM profiles disabled as an administrator would.
+if [ -n "$saved_nsswitch" ]; then
+  cp "$saved_nsswitch" /etc/nsswitch.conf && rm -f "$saved_nsswitch"
+  profiles=()
+  for profile in winbind sss pwquality; do [ -e "/usr/share/pam-configs/$profile" ] && profiles+=("$profile"); done
+  [ ${#profiles[@]} -eq 0 ] || pam-auth-update --disable "${profiles[@]}"
 fi

@@ -1,19 +1,19 @@
-"""A Debian workstation of the domain on this machine: winbind, NSS and PAM as an administrator sets them up.
+"""A Debian workstation of the domain on this machine: winbind or sssd, NSS and PAM as an administrator sets them up.
 
 The workstation lives in namespaces of its own (network, mount, UTS), so it never
 touches this machine's configuration: a veth pair gives it an address of its own
 (10.250.x.y/30, claimed with a lock file like the test DCs' loopback addresses)
-with a route to the DC's address, and its /etc/samba, /etc/pam.d, /etc/nsswitch.conf,
-/etc/hosts, /etc/resolv.conf, /var/lib/samba, /run/samba (winbindd's socket, the
-one place libwbclient looks), /home and /tmp are bind mounts of folders in its
-directory. Inside, the machine's own Debian packages run as on a workstation:
-`net ads join`, `pam-auth-update --enable winbind mkhomedir`, winbindd,
-`getent`, `id`, `pamtester`.
+with a route to the DC's address, and its /etc/samba, /etc/sssd, /etc/pam.d,
+/etc/nsswitch.conf, /etc/hosts, /etc/resolv.conf, /var/lib/samba, /var/lib/sss,
+/run (winbindd's socket is always /run/samba/winbindd), /home and /tmp are bind
+mounts of folders in its directory. Inside, the machine's own Debian packages
+run as on a workstation: `net ads join` or `adcli join`, `pam-auth-update`,
+winbindd or sssd, `getent`, `id`, `pamtester`.
 
-The settings are the ones docs/directory.md gives administrators: smb.conf from
-`member_smb_conf` (idmap `ad` with RFC 2307, so uid, gid, shell and home are the
-directory's own attributes), `passwd`/`group` through winbind, PAM through
-pam_winbind with pam_mkhomedir.
+Two clients, the two ways docs/directory.md describes: `winbind` (joined by an
+administrator with `net ads join`) and `sssd` (joined with `adcli`, by an
+administrator or with a pre-staged computer's one-time password). Their
+settings are es4ps_testkit.member_config's.
 """
 
 from __future__ import annotations
@@ -27,63 +27,46 @@ from pathlib import Path
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
 
 from . import ServiceError
+from .member_config import DEFAULT_ID_RANGE, SSSD_KEYTAB, member_smb_conf, nsswitch_conf, sssd_conf
 from .samba import SambaDC
 
 # /30 networks a workstation may take: 10.250.0.0/16, one per running workstation of any session.
 _SLOTS = range(16384)
 _LOCK_DIR = Path("/tmp")
-# The range the product gives accounts by default (spec.directory.unix.uidRange).
-DEFAULT_ID_RANGE = (10000, 999999)
 # Folders and files of the workstation's own, bind-mounted over the machine's; /tmp last (it hides the rest).
 _PRIVATE_DIRS = (
     "etc/samba",
+    "etc/sssd",
     "etc/pam.d",
     "var/lib/pam",
     "var/lib/samba",
     "var/cache/samba",
-    "var/log/samba",
-    "run/samba",
+    "var/lib/sss",
+    "var/log",
+    "run",
     "home",
 )
+# Folders the workstation's programs expect inside those (sssd's databases, pipes and caches, winbindd's run
+# folder, the logs; a login's session writes lastlog and wtmp there too).
+_INNER_DIRS = (
+    "etc/sssd/conf.d",
+    "var/log/samba",
+    "var/log/sssd",
+    "var/lib/samba/private",
+    "var/lib/sss/db",
+    "var/lib/sss/pipes/private",
+    "var/lib/sss/mc",
+    "var/lib/sss/pubconf/krb5.include.d",
+    "var/lib/sss/gpo_cache",
+    "run/samba",
+)
+# The NSS and PAM name of each client.
+_NSS_MODULE = {"winbind": "winbind", "sssd": "sss"}
 _PRIVATE_FILES = ("etc/nsswitch.conf", "etc/hosts", "etc/resolv.conf")
 _PRIVATE_PATHS = (*_PRIVATE_DIRS, *_PRIVATE_FILES, "tmp")
-# What `pam-auth-update` would do to nsswitch.conf on a workstation: users and groups also from winbind.
-NSSWITCH_CONF = """passwd: files winbind
-group: files winbind
-shadow: files
-hosts: files dns
-"""
-
-
-def member_smb_conf(realm: str, workgroup: str, hostname: str, id_range: tuple[int, int] = DEFAULT_ID_RANGE) -> str:
-    """smb.conf of a Linux domain member that logs people in with winbind (docs/directory.md).
-
-    `idmap config <WORKGROUP> : backend = ad` reads uidNumber, gidNumber, loginShell and
-    unixHomeDirectory from the directory (`unix_nss_info`, `unix_primary_group`): what the
-    domain's Unix policy wrote, so every member shows the same numbers. `id_range` must hold
-    the policy's uid range and the policy groups' gids.
-    """
-    low, high = id_range
-    return f"""[global]
-  workgroup = {workgroup.upper()}
-  realm = {realm.upper()}
-  netbios name = {hostname.upper()}
-  security = ads
-  disable netbios = yes
-  kerberos method = secrets and keytab
-  winbind use default domain = yes
-  winbind offline logon = no
-  template homedir = /home/%U
-  template shell = /bin/bash
-  idmap config * : backend = tdb
-  idmap config * : range = 3000-7999
-  idmap config {workgroup.upper()} : backend = ad
-  idmap config {workgroup.upper()} : schema_mode = rfc2307
-  idmap config {workgroup.upper()} : range = {low}-{high}
-  idmap config {workgroup.upper()} : unix_nss_info = yes
-  idmap config {workgroup.upper()} : unix_primary_group = yes
-  log file = /var/log/samba/log.%m
-"""
+# The environment of every program on the workstation: nothing of this process's (Samba's Python bindings set
+# SMB_CONF_PATH once they loaded a DC's smb.conf, and winbindd would read that one).
+_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
 def _claim_slot() -> tuple[int, int]:
@@ -102,24 +85,32 @@ def _claim_slot() -> tuple[int, int]:
 
 
 class Workstation:
-    """A Linux domain member with winbind in namespaces of its own, joined to `dc`'s domain."""
+    """A Linux domain member in namespaces of its own, for `dc`'s domain; `client`: "winbind" or "sssd"."""
 
     def __init__(
-        self, directory: Path, dc: SambaDC, hostname: str = "ws1", id_range: tuple[int, int] = DEFAULT_ID_RANGE
+        self,
+        directory: Path,
+        dc: SambaDC,
+        hostname: str = "ws1",
+        id_range: tuple[int, int] = DEFAULT_ID_RANGE,
+        client: str = "winbind",
     ) -> None:
+        if client not in _NSS_MODULE:
+            raise ValueError(f"client must be one of {sorted(_NSS_MODULE)}")
         self.directory = directory
         self.root = directory / "root"  # the workstation's own files, as the paths it mounts them at
         self.dc = dc
         self.hostname = hostname
         self.id_range = id_range
+        self.client = client
         self.address = ""
         self.log = directory / "workstation.log"
-        self.winbind_log = directory / "winbindd.log"
+        self.client_log = directory / f"{client}.log"
         self._gateway = ""
         self._slot: int | None = None
         self._lock: int | None = None
         self._holder: subprocess.Popen | None = None
-        self._winbind: subprocess.Popen | None = None
+        self._daemon: subprocess.Popen | None = None
 
     @property
     def fqdn(self) -> str:
@@ -155,14 +146,31 @@ class Workstation:
             self._connect()
             mounts = " && ".join(f"mount --bind {self.root / path} /{path}" for path in _PRIVATE_PATHS)
             self.run_checked(
-                "sh",
-                "-c",
-                f"hostname {self.hostname} && mkdir -p /var/log/samba /var/cache/samba /var/lib/pam && {mounts}"
-                " && DEBIAN_FRONTEND=noninteractive pam-auth-update --enable winbind mkhomedir",
+                "sh", "-c", f"hostname {self.hostname} && mkdir -p /var/log/samba /var/log/sssd && {mounts}"
             )
         except ServiceError:
             self.close()
             raise
+
+    def _write_files(self) -> None:
+        root = self.root
+        for path in (*_PRIVATE_DIRS, *_INNER_DIRS, "tmp"):
+            (root / path).mkdir(parents=True, exist_ok=True)
+        (root / "tmp").chmod(0o1777)
+        for source, target in (("/etc/pam.d", "etc/pam.d"), ("/var/lib/pam", "var/lib/pam")):
+            shutil.copytree(source, root / target, dirs_exist_ok=True, symlinks=True)
+        (root / "etc/samba/smb.conf").write_text(
+            member_smb_conf(self.dc.realm, self.dc.netbios_name, self.hostname, self.id_range)
+        )
+        sssd = root / "etc/sssd/sssd.conf"
+        sssd.write_text(sssd_conf(self.dc.realm, self.hostname, self.dc_fqdn))
+        sssd.chmod(0o600)  # sssd refuses a configuration others may read
+        (root / "etc/nsswitch.conf").write_text(nsswitch_conf(_NSS_MODULE[self.client]))
+        (root / "etc/hosts").write_text(
+            f"127.0.0.1 localhost\n{self.address} {self.fqdn} {self.hostname}\n"
+            f"{self.dc.address} {self.dc_fqdn} {self.dc.hostname}\n"
+        )
+        (root / "etc/resolv.conf").write_text(f"nameserver {self.dc.address}\nsearch {self.dc.dns_domain}\n")
 
     def _connect(self) -> None:
         """The veth pair between this machine and the workstation, and a route to the DC."""
@@ -190,23 +198,6 @@ class Workstation:
         """Route `address` (a server on this machine: a DC, a file server) through the workstation's link."""
         self.run_checked("ip", "route", "replace", f"{address}/32", "via", self._gateway)
 
-    def _write_files(self) -> None:
-        root = self.root
-        for path in (*_PRIVATE_DIRS, "tmp", "var/lib/samba/private"):
-            (root / path).mkdir(parents=True, exist_ok=True)
-        (root / "tmp").chmod(0o1777)
-        for source, target in (("/etc/pam.d", "etc/pam.d"), ("/var/lib/pam", "var/lib/pam")):
-            shutil.copytree(source, root / target, dirs_exist_ok=True, symlinks=True)
-        (root / "etc/samba/smb.conf").write_text(
-            member_smb_conf(self.dc.realm, self.dc.netbios_name, self.hostname, self.id_range)
-        )
-        (root / "etc/nsswitch.conf").write_text(NSSWITCH_CONF)
-        (root / "etc/hosts").write_text(
-            f"127.0.0.1 localhost\n{self.address} {self.fqdn} {self.hostname}\n"
-            f"{self.dc.address} {self.dc_fqdn} {self.dc.hostname}\n"
-        )
-        (root / "etc/resolv.conf").write_text(f"nameserver {self.dc.address}\nsearch {self.dc.dns_domain}\n")
-
     def _host(self, command: list[str], check: bool = True) -> None:
         result = subprocess.run(command, capture_output=True, text=True, timeout=30)
         if check and result.returncode != 0:
@@ -221,7 +212,7 @@ class Workstation:
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **(env or {})},
+            env={**_ENVIRONMENT, **(env or {})},
             cwd="/",
         )
 
@@ -235,47 +226,79 @@ class Workstation:
     # -- the domain ---------------------------------------------------------------------------
 
     def join(self, username: str = "Administrator", password: str | None = None) -> None:
-        """`net ads join` as an administrator does (DNS records left to the DC's administrator), then winbindd.
+        """Join as `username` (the domain's Administrator by default) the client's way, then start its daemon.
 
-        The password goes through the environment (PASSWD, read by Samba's tools), never on a command line.
+        winbind: `net ads join` (DNS records left to the DC's administrator); sssd: `adcli join`. The
+        password goes through the environment (PASSWD, Samba's tools) or stdin (adcli), never on a command line.
         """
         secret = self.dc.admin_password if password is None else password
-        self.run_checked(
-            "net", "ads", "join", "-U", username, "-S", self.dc_fqdn, "--no-dns-updates", env={"PASSWD": secret}
-        )
-        self.start_winbind()
+        if self.client == "winbind":
+            self.run_checked(
+                "net", "ads", "join", "-U", username, "-S", self.dc_fqdn, "--no-dns-updates", env={"PASSWD": secret}
+            )
+        else:
+            self.run_checked(*self._adcli_join(), f"--login-user={username}", "--stdin-password", input=secret)
+        self.start_client()
 
-    def start_winbind(self, timeout_s: float = 60) -> None:
-        """winbindd in the foreground; returns when it answers and its trust with the DC checks out."""
+    def join_with_one_time_password(self, password: str) -> None:
+        """Join with a computer account pre-staged under this workstation's name and its one-time password, no
+        administrator credential (sssd only: Samba 4.17's tools cannot store a machine password adcli set).
+
+        adcli takes the one-time password only on its command line; it is void once the join changed it.
+        """
+        if self.client != "sssd":
+            raise ValueError("a one-time password join is adcli's: use client='sssd'")
+        self.run_checked(*self._adcli_join(), f"--one-time-password={password}")
+        self.start_client()
+
+    def _adcli_join(self) -> list[str]:
+        return [
+            "adcli",
+            "join",
+            f"--domain={self.dc.dns_domain}",
+            f"--domain-realm={self.dc.realm.upper()}",
+            f"--domain-controller={self.dc_fqdn}",
+            f"--computer-name={self.hostname.upper()}",
+            f"--host-fqdn={self.fqdn}",
+            f"--host-keytab={SSSD_KEYTAB}",
+        ]
+
+    def start_client(self, timeout_s: float = 60) -> None:
+        """PAM for the client (`pam-auth-update --enable <client> mkhomedir`, as an administrator runs it), then
+        winbindd or sssd in the foreground; returns when it answers the domain's questions."""
         assert self._holder is not None
-        self._winbind = start_process(
-            [
-                "nsenter",
-                "-t",
-                str(self._holder.pid),
-                "--net",
-                "--mount",
-                "--uts",
-                "winbindd",
-                "--foreground",
-                "--no-process-group",
-                "--debug-stdout",
-            ],
-            self.winbind_log,
-        )
+        profile = _NSS_MODULE[self.client]
+        self.run_checked("pam-auth-update", "--enable", profile, "mkhomedir", env={"DEBIAN_FRONTEND": "noninteractive"})
+        if self.client == "winbind":
+            daemon = ["winbindd", "--foreground", "--no-process-group", "--debug-stdout"]
+
+            def answering() -> bool:
+                return self.run("wbinfo", "--ping-dc").returncode == 0
+        else:
+            daemon = ["sssd", "--interactive", "--logger=stderr"]
+
+            def answering() -> bool:
+                # Its responders listen (sssctl's status needs the system bus, which the workstation lacks).
+                return (
+                    self.run("test", "-S", "/var/lib/sss/pipes/nss", "-a", "-S", "/var/lib/sss/pipes/pam").returncode
+                    == 0
+                )
+
+        namespaces = ["nsenter", "-t", str(self._holder.pid), "--net", "--mount", "--uts"]
+        self._daemon = start_process([*namespaces, *daemon], self.client_log, _ENVIRONMENT)
         wait_until(
-            lambda: self.run("wbinfo", "--ping-dc").returncode == 0,
+            answering,
             timeout_s,
-            f"winbindd on {self.hostname}",
-            self.winbind_log,
-            self._winbind,
+            f"{self.client} on {self.hostname}",
+            self.client_log,
+            self._daemon,
             interval_s=0.5,
             error=ServiceError,
         )
 
-    def stop_winbind(self) -> None:
-        stop_process_group(self._winbind)
-        self._winbind = None
+    def stop_client(self) -> None:
+        stop_process_group(self._daemon)
+        self._daemon = None
 
     # -- what a person sees -------------------------------------------------------------------
 
@@ -309,8 +332,8 @@ class Workstation:
     # -- stop ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop winbindd and the namespaces (the veth pair goes with them), give the network back."""
-        self.stop_winbind()
+        """Stop the client's daemon and the namespaces (the veth pair goes with them), give the network back."""
+        self.stop_client()
         if self._holder is not None:
             stop_process_group(self._holder)
             self._holder = None

@@ -1,9 +1,10 @@
 """People registered through the portal log in on a domain workstation: the mission's end-to-end proof.
 
 The real pipeline (`es4ps-portal serve` and `consume`, RabbitMQ with mutual TLS,
-the worker, the Samba DC) and a Debian workstation joined to the domain by its
-administrator (es4ps_testkit.workstation: winbind with idmap `ad`, pam_winbind,
-pam_mkhomedir, in namespaces of its own). The live portal's policies
+the worker, the Samba DC) and Debian workstations joined to the domain by its
+administrator (es4ps_testkit.workstation, in namespaces of their own): one
+with winbind (idmap `ad`, pam_winbind), one with sssd (AD provider without id
+mapping, pam_sss), both with pam_mkhomedir. The live portal's policies
 (es4ps_testkit's portal plugin): students.acme.example -> OU Students, groups
 students and wifi; Unix attributes for everybody from uid 10000.
 """
@@ -40,9 +41,11 @@ def domain_setting(samba_dc, name: str) -> int:
     return int(samdb.search(base=samdb.domain_dn(), scope=ldb.SCOPE_BASE, attrs=[name])[0][name][0])
 
 
+@pytest.mark.parametrize("client", ["workstation", "sssd_workstation"])
 def test_a_registered_student_logs_in_with_the_policy_s_unix_identity_and_gets_a_home(
-    live_portal, mail_catcher, samba_dc, workstation, username
+    live_portal, mail_catcher, samba_dc, username, request, client
 ):
+    workstation = request.getfixturevalue(client)
     person = live_portal.ready_person(mail_catcher, username, domain=f"students.{ALLOWED_DOMAIN}")
 
     # The directory's Unix attributes, as every member of the domain sees them.
@@ -76,7 +79,9 @@ def test_a_registered_student_logs_in_with_the_policy_s_unix_identity_and_gets_a
     assert not workstation.login(username, GOOD_PASSWORD)
 
 
-def test_a_staff_disable_stops_logins_on_the_workstation(live_portal, mail_catcher, workstation, username):
+@pytest.mark.parametrize("client", ["workstation", "sssd_workstation"])
+def test_a_staff_disable_stops_logins_on_the_workstation(live_portal, mail_catcher, username, request, client):
+    workstation = request.getfixturevalue(client)
     live_portal.ready_person(mail_catcher, username)
     assert workstation.login(username, GOOD_PASSWORD)
     staff = live_portal.signed_in_staff()
@@ -84,7 +89,7 @@ def test_a_staff_disable_stops_logins_on_the_workstation(live_portal, mail_catch
 
     started = time.monotonic()
     assert "done for 1 account" in staff_action(staff, "disable", username, pk)
-    # Nothing on the workstation caches a login (winbind offline logon is off): the DC's answer counts.
+    # Nothing on the workstation caches a login (no offline logon, no cached credentials): the DC's answer counts.
     wait_until(lambda: not workstation.login(username, GOOD_PASSWORD), 60, "the disabled account's login to fail")
     print(f"disable to refused login: {time.monotonic() - started:.1f} s")
 

@@ -12,8 +12,9 @@
 - `username`: a username no other test of any session uses
 - `s3_server`: SeaweedFS's S3 gateway with one bucket and one identity allowed only on it
 - `postgres`: a throwaway PostgreSQL server (Debian's); `postgres.create_database(name)` returns its URL
-- `workstation`: a Debian workstation (winbind, PAM, pam_mkhomedir) in namespaces of its own, joined to
-  `samba_dc`'s domain by its Administrator; `.passwd(name)`, `.group_names(name)`, `.login(name, password)`
+- `workstation`, `sssd_workstation`: a Debian workstation (winbind / sssd, PAM, pam_mkhomedir) in namespaces
+  of its own, joined to `samba_dc`'s domain by its Administrator (`net ads join` / `adcli join`);
+  `.passwd(name)`, `.group_names(name)`, `.login(name, password)`
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -116,15 +117,29 @@ def username() -> str:
     return unique_username("t")
 
 
-@pytest.fixture(scope="session")
-def workstation(tmp_path_factory: pytest.TempPathFactory, samba_dc: SambaDC) -> Iterator[Workstation]:
-    """A workstation joined to the session's domain as an administrator joins one (`net ads join`)."""
-    machine = Workstation(tmp_path_factory.mktemp("workstation"), samba_dc)
+def joined_workstation(directory, dc: SambaDC, hostname: str, client: str) -> Workstation:
+    """A workstation joined to `dc`'s domain by its Administrator, or the test fails with the reason."""
+    machine = Workstation(directory, dc, hostname=hostname, client=client)
     try:
         machine.start()
         machine.join()
     except ServiceError as exc:
         machine.close()
         pytest.fail(str(exc), pytrace=False)
+    return machine
+
+
+@pytest.fixture(scope="session")
+def workstation(tmp_path_factory: pytest.TempPathFactory, samba_dc: SambaDC) -> Iterator[Workstation]:
+    """A winbind workstation joined to the session's domain as an administrator joins one (`net ads join`)."""
+    machine = joined_workstation(tmp_path_factory.mktemp("workstation"), samba_dc, "ws1", "winbind")
+    yield machine
+    machine.close()
+
+
+@pytest.fixture(scope="session")
+def sssd_workstation(tmp_path_factory: pytest.TempPathFactory, samba_dc: SambaDC) -> Iterator[Workstation]:
+    """An sssd workstation joined to the session's domain by an administrator (`adcli join`)."""
+    machine = joined_workstation(tmp_path_factory.mktemp("sssd-workstation"), samba_dc, "ws2", "sssd")
     yield machine
     machine.close()

@@ -67,3 +67,27 @@ def test_a_failed_showrepl_is_reported_by_samba_tools_error_line_not_its_traceba
     assert samba_tool_complaint(stderr).startswith("ERROR(<class 'samba.drs_utils.drsException'>): uncaught")
     assert samba_tool_complaint("Could not connect\n") == "Could not connect"
     assert samba_tool_complaint("") == ""
+
+
+def test_the_metrics_are_prometheus_text_a_parser_reads_back():
+    from es4ps_samba.dc.health import HealthReport, Link
+    from prometheus_client.parser import text_string_to_metric_families
+
+    report = HealthReport(healthy=False, checked_at=1700000000.5, managed_accounts=42)
+    report.links = [Link("inbound", 'Default-First-Site-Name\\DC1 "x"', "guid", "DC=ad,DC=acme", 3, "refused")]
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(report.metrics().decode())
+        for sample in family.samples
+    }
+    link = (("direction", "inbound"), ("nc", "DC=ad,DC=acme"), ("partner", 'Default-First-Site-Name\\DC1 "x"'))
+    assert samples == {
+        ("es4ps_dc_replication_healthy", ()): 0,
+        ("es4ps_dc_replication_links", ()): 1,
+        ("es4ps_dc_replication_consecutive_failures", link): 3,
+        ("es4ps_dc_health_checked_timestamp_seconds", ()): 1700000000.5,
+        ("es4ps_dc_managed_accounts", ()): 42,
+    }
+    # Not checked yet: no health sample at all, rather than a made-up one.
+    unchecked = HealthReport().metrics().decode().splitlines()
+    assert not [line for line in unchecked if line.startswith("es4ps_dc_replication_healthy")]

@@ -23,10 +23,13 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 from ..samdb import open_samdb_at
 from .config import DCConfig
@@ -99,39 +102,49 @@ class HealthReport:
             "error": self.error,
         }
 
-    def metrics(self) -> str:
-        lines = [
-            "# HELP es4ps_dc_replication_healthy 1 when no replication link of this DC fails, 0 when one does.",
-            "# TYPE es4ps_dc_replication_healthy gauge",
-        ]
-        if self.healthy is not None:
-            lines.append(f"es4ps_dc_replication_healthy {int(self.healthy)}")
-        lines += [
-            "# HELP es4ps_dc_replication_links Replication links of this DC (per naming context and partner).",
-            "# TYPE es4ps_dc_replication_links gauge",
-            f"es4ps_dc_replication_links {len(self.links)}",
-            "# HELP es4ps_dc_replication_consecutive_failures Consecutive failures of each replication link.",
-            "# TYPE es4ps_dc_replication_consecutive_failures gauge",
-        ]
-        for link in self.links:
-            labels = f'direction="{link.direction}",partner="{_label(link.partner)}",nc="{_label(link.naming_context)}"'
-            lines.append(f"es4ps_dc_replication_consecutive_failures{{{labels}}} {link.failures}")
-        lines += [
-            "# HELP es4ps_dc_health_checked_timestamp_seconds When the last health check ran.",
-            "# TYPE es4ps_dc_health_checked_timestamp_seconds gauge",
-            f"es4ps_dc_health_checked_timestamp_seconds {self.checked_at or 0}",
-        ]
-        if self.managed_accounts is not None:
-            lines += [
-                "# HELP es4ps_dc_managed_accounts User accounts in the managed OU, as this DC sees them.",
-                "# TYPE es4ps_dc_managed_accounts gauge",
-                f"es4ps_dc_managed_accounts {self.managed_accounts}",
-            ]
-        return "\n".join(lines) + "\n"
+    def metrics(self) -> bytes:
+        """The report in Prometheus' text format (written by prometheus_client)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_ReportCollector(self))
+        return generate_latest(registry)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+class _ReportCollector:
+    """The numbers of one HealthReport as Prometheus gauges."""
+
+    def __init__(self, report: HealthReport) -> None:
+        self.report = report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        report = self.report
+        healthy = GaugeMetricFamily(
+            "es4ps_dc_replication_healthy", "1 when no replication link of this DC fails, 0 when one does."
+        )
+        if report.healthy is not None:
+            healthy.add_metric([], int(report.healthy))
+        yield healthy
+        yield GaugeMetricFamily(
+            "es4ps_dc_replication_links",
+            "Replication links of this DC (per naming context and partner).",
+            value=len(report.links),
+        )
+        failures = GaugeMetricFamily(
+            "es4ps_dc_replication_consecutive_failures",
+            "Consecutive failures of each replication link.",
+            labels=["direction", "partner", "nc"],
+        )
+        for link in report.links:
+            failures.add_metric([link.direction, link.partner, link.naming_context], link.failures)
+        yield failures
+        yield GaugeMetricFamily(
+            "es4ps_dc_health_checked_timestamp_seconds", "When the last health check ran.", value=report.checked_at or 0
+        )
+        if report.managed_accounts is not None:
+            yield GaugeMetricFamily(
+                "es4ps_dc_managed_accounts",
+                "User accounts in the managed OU, as this DC sees them.",
+                value=report.managed_accounts,
+            )
 
 
 def showrepl(config: DCConfig, timeout_s: float = 120) -> dict[str, Any]:
@@ -239,7 +252,7 @@ class HealthMonitor:
                 if self.path == "/replication":
                     body, kind = json.dumps(report.replication()).encode(), "application/json"
                 elif self.path == "/metrics":
-                    body, kind = report.metrics().encode(), "text/plain; version=0.0.4"
+                    body, kind = report.metrics(), CONTENT_TYPE_LATEST
                 else:
                     self.send_error(404)
                     return

@@ -19,8 +19,9 @@ administrator's back (docs/directory.md, "The database store").
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
+
+import lmdb
 
 # Samba's own default map size per partition, used when the volume size is not known.
 SAMBA_DEFAULT_MAP_SIZE = 8 << 30
@@ -29,16 +30,6 @@ VOLUME_SHARE = 3 / 4
 MIB = 1 << 20
 # A smaller volume cannot hold a provisioned domain (about 45 MB) with room to grow.
 MIN_VOLUME_BYTES = 256 * MIB
-
-# The LMDB file format (0.9.x, 64-bit): two meta pages at the start of the file, each a 16-byte page
-# header, then magic (u32), version (u32), address (u64), map size (u64), two 48-byte database records
-# (the first one's leading u32 holds the page size), the last page (u64) and the transaction id (u64).
-# The valid meta is the one with the higher transaction id.
-_LMDB_MAGIC = 0xBEEFC0DE
-_META_OFFSET = 16
-_MAP_SIZE_OFFSET = _META_OFFSET + 16
-_TXNID_OFFSET = _META_OFFSET + 16 + 8 + 2 * 48 + 8
-_PAGE_SIZE_OFFSET = _META_OFFSET + 24
 
 
 def volume_size(data_dir: Path, requested_bytes: int | None) -> int | None:
@@ -75,21 +66,16 @@ def partition_files(sam_ldb: Path) -> list[Path]:
 
 
 def lmdb_map_size(path: Path) -> int:
-    """The map size stored in the LMDB file `path` (its newest meta page)."""
-    with path.open("rb") as database:
-        first = database.read(4096)
-        (page_size,) = struct.unpack_from("<I", first, _PAGE_SIZE_OFFSET)
-        database.seek(page_size)
-        pages = [first, database.read(4096)]
-    metas = []
-    for page in pages:
-        magic, _version = struct.unpack_from("<II", page, _META_OFFSET)
-        if magic != _LMDB_MAGIC:
-            raise ValueError(f"{path} is not an LMDB file")
-        (map_size,) = struct.unpack_from("<Q", page, _MAP_SIZE_OFFSET)
-        (txnid,) = struct.unpack_from("<Q", page, _TXNID_OFFSET)
-        metas.append((txnid, map_size))
-    return max(metas)[1]
+    """The map size stored in the LMDB file `path` (read by the lmdb binding; samba must not be writing it).
+
+    Opened read-only without the lock file and with no map size of our own (0), LMDB takes the one the
+    file's newest meta page records.
+    """
+    environment = lmdb.open(str(path), subdir=False, readonly=True, lock=False, map_size=0)
+    try:
+        return environment.info()["map_size"]
+    finally:
+        environment.close()
 
 
 def raise_map_size(path: Path, map_size: int) -> None:

@@ -7,7 +7,7 @@ tests all take names from here.
 
 from __future__ import annotations
 
-from .domain import API_VERSION, KIND, Domain
+from .domain import Domain
 
 # The field manager of every server-side apply the operator makes.
 FIELD_MANAGER = "es4ps-operator"
@@ -74,18 +74,6 @@ def labels(domain: Domain, component: str) -> dict[str, str]:
 def selector(domain: Domain, component: str) -> dict[str, str]:
     """The stable subset of labels a Service or StatefulSet selects Pods by (never changes after creation)."""
     return {INSTANCE_LABEL: domain.name, COMPONENT_LABEL: component}
-
-
-def owner_reference(domain: Domain) -> dict[str, object]:
-    """Makes a child garbage-collected with its domain."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": domain.name,
-        "uid": domain.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def child_name(domain: Domain, *parts: str) -> str:

@@ -22,7 +22,7 @@ from . import naming
 from .backups import rules as backup_rules
 from .backups.rules import BackupSummary
 from .builders import DesiredState, build_desired_state
-from .builders.common import Manifest, desired_hash, volume_claim, with_content_hash
+from .builders.common import Manifest, desired_hash, owner_reference, volume_claim, with_content_hash
 from .builders.monitoring import API_VERSION as MONITORING_API_VERSION
 from .builders.monitoring import build_monitoring
 from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable, summarize
@@ -157,7 +157,7 @@ async def _converge(
         elif secret.follows_deletion_policy and (domain.uid in existing.owner_uids) != domain.delete_data:
             # deletionPolicy changed: the Secret follows it (owned only under Delete).
             await api.set_owner_references(
-                secret.name, domain.namespace, [naming.owner_reference(domain)] if domain.delete_data else None
+                secret.name, domain.namespace, [owner_reference(domain)] if domain.delete_data else None
             )
     changed = [child for child in desired.manifests() if needs_apply(child, observed.get(_key(child)))]
     if any(child["kind"] in WORKLOADS for child in changed):

@@ -8,17 +8,29 @@ import json
 from typing import Any
 
 from .. import naming
-from ..domain import Domain
+from ..domain import API_VERSION, KIND, Domain
 from ..placement import Placement
 
 Manifest = dict[str, Any]
+
+
+def owner_reference(domain: Domain) -> dict[str, object]:
+    """Makes a child garbage-collected with its domain."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": domain.name,
+        "uid": domain.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def metadata(domain: Domain, name: str, component: str, owned: bool = True, **extra: Any) -> dict[str, Any]:
     """Metadata of a child: name, namespace, the standard labels and (when `owned`) the owner reference."""
     meta: dict[str, Any] = {"name": name, "namespace": domain.namespace, "labels": naming.labels(domain, component)}
     if owned:
-        meta["ownerReferences"] = [naming.owner_reference(domain)]
+        meta["ownerReferences"] = [owner_reference(domain)]
     meta.update(extra)
     return meta
 

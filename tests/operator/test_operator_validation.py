@@ -126,6 +126,45 @@ INVALID = [
     ),
     ("SMTP port out of range", lambda s: s["portal"]["smtp"].update(port=70000), "spec.portal.smtp.port"),
     (
+        "a memory limit that is no quantity",
+        lambda s: s["directory"].update(resources={"limits": {"memory": "lots"}}),
+        "spec.directory.resources.limits.memory",
+    ),
+    (
+        "a toleration of an unknown operator",
+        lambda s: s["portal"].update(tolerations=[{"key": "k", "operator": "Maybe"}]),
+        "spec.portal.tolerations[0].operator",
+    ),
+    (
+        "a node affinity term of an unknown operator",
+        lambda s: s["broker"].update(
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "Near"}]}]
+                    }
+                }
+            }
+        ),
+        "spec.broker.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+        ".matchExpressions[0].operator",
+    ),
+    (
+        "a pull secret without a name",
+        lambda s: s["directory"].update(backup={"destination": {"volume": {}}, "imagePullSecrets": [{}]}),
+        "spec.directory.backup.imagePullSecrets[0].name",
+    ),
+    (
+        "a Pod label value too long for a label",
+        lambda s: s.update(maintenance={"podLabels": {"team": "x" * 64}}),
+        "spec.maintenance.podLabels.team",
+    ),
+    (
+        "a ServiceAccount without annotations",
+        lambda s: s["portal"].update(serviceAccount={}),
+        "spec.portal.serviceAccount.annotations",
+    ),
+    (
         "unknown approval",
         lambda s: s["portal"]["registration"].update(approval="Maybe"),
         "spec.portal.registration.approval",

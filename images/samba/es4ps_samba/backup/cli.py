@@ -37,7 +37,7 @@ VARIABLES = (
     Variable("ES4PS_BACKUP_S3_ENDPOINT", "destination `s3`: the service's URL", ""),
     Variable("ES4PS_BACKUP_S3_BUCKET", "destination `s3`: the bucket", ""),
     Variable("ES4PS_BACKUP_S3_PREFIX", "destination `s3`: a key prefix", ""),
-    Variable("ES4PS_BACKUP_S3_REGION", "destination `s3`: the region requests are signed for", "us-east-1"),
+    Variable("ES4PS_BACKUP_S3_REGION", "destination `s3`: the region requests are signed for (the CRD's default)"),
     Variable("ES4PS_BACKUP_S3_ACCESS_KEY_ID_FILE", "destination `s3`: the access key id", "", secret_file=True),
     Variable("ES4PS_BACKUP_S3_SECRET_ACCESS_KEY_FILE", "destination `s3`: the secret key", "", secret_file=True),
     Variable("ES4PS_DC_HOSTNAME", "restore-directory: the restored DC's name", ""),

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from es4ps_testkit.ca import ThrowawayCA
-from es4ps_testkit.live_portal import STAFF_USERNAME, LivePortal
+from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.postgres import PostgreSQL
 from es4ps_testkit.rabbitmq import RabbitMQ
@@ -66,11 +66,7 @@ def one_run(portal: LivePortal, registrations: int, requests: int) -> dict[str, 
         status.append(timed_ms(lambda client=client: expect(client.get("/status/"))))
         client.http.close()
     staff = portal.client(client_ip=f"10.250.{next(_people) % 250}.1")
-    signed_in = staff.post(
-        "/admin/login/?next=/admin/",
-        {"username": STAFF_USERNAME, "password": portal.staff_password},
-        form_page="/admin/login/",
-    )
+    signed_in = portal.sign_in_staff(staff)
     expect(signed_in)
     if "/admin/login/" in signed_in.url:
         raise RuntimeError("the staff login to the admin failed")

@@ -105,6 +105,8 @@ class Portal:
     ingress_namespace_labels: dict[str, str]
     ingress_pod_labels: dict[str, str]
     tls_issuer: IssuerRef | None
+    admin_host: str | None  # spec.portal.admin.host (None: the admin on portal.host)
+    admin_source_ranges: tuple[str, ...]  # spec.portal.admin.allowedSourceRanges (empty: every address)
     smtp: Smtp | None
     staff_user: StaffUser | None
     link_validity_hours: int
@@ -291,6 +293,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             ingress_namespace_labels=dict(allow_from["namespaceLabels"]),
             ingress_pod_labels=dict(allow_from.get("podLabels") or {}),
             tls_issuer=IssuerRef(issuer["name"], issuer["kind"], issuer["group"]) if issuer else None,
+            admin_host=portal["admin"].get("host"),
+            admin_source_ranges=tuple(portal["admin"]["allowedSourceRanges"]),
             smtp=_smtp(portal.get("smtp")),
             staff_user=_staff_user(portal.get("staffUser")),
             link_validity_hours=registration["linkValidityHours"],

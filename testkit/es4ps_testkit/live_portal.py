@@ -12,11 +12,14 @@ import re
 import secrets
 import sqlite3
 import subprocess
+import time
+from base64 import b32decode
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
+from django_otp.oath import TOTP
 from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_contract.transport import celery_settings
 from es4ps_localcluster.paths import VENV_BIN
@@ -117,6 +120,11 @@ class LivePortal:
         self.consume_log = directory / "consume.log"
         self._serve = None
         self._consume = None
+        # The staff member's authenticator (enrolled at the first start), the last time step a sign-in used,
+        # and the client signed in to the admin (one sign-in per portal: django-otp takes each step once).
+        self.staff_totp_key: bytes | None = None
+        self._last_totp_step = -1
+        self._staff_client: PortalClient | None = None
 
     def start(self, timeout_s: float = 60, *, wait_for_broker: bool = True) -> None:
         """Start both processes; return when /readyz answers 200 and the consumer runs: consuming result events,
@@ -137,9 +145,38 @@ class LivePortal:
         wait_until(running, timeout_s, "es4ps-portal consume", self.consume_log, self._consume, error=ServiceError)
 
     def start_serve(self, timeout_s: float = 60) -> None:
-        """Start `serve` alone; return when /readyz answers 200."""
+        """Start `serve` alone; return when /readyz answers 200 (and the staff member has an authenticator)."""
         self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
         wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve, error=ServiceError)
+        if self.staff_totp_key is None:
+            self.staff_totp_key = totp_key(self.manage("staff_totp", STAFF_USERNAME))
+
+    def staff_totp_code(self) -> str:
+        """A code of the staff member's authenticator that no sign-in used yet (waits for the next step if needed)."""
+        while (step := TOTP(self.staff_totp_key).t()) <= self._last_totp_step:
+            time.sleep(0.5)
+        self._last_totp_step = step
+        return f"{TOTP(self.staff_totp_key).token():06d}"
+
+    def sign_in_staff(self, client: PortalClient, password: str | None = None) -> requests.Response:
+        """The admin's sign-in form sent by `client`: the staff member's name, password and a fresh TOTP code."""
+        credentials = {"username": STAFF_USERNAME, "password": password or self.staff_password}
+        return client.post(
+            "/admin/login/?next=/admin/",
+            {**credentials, "otp_token": self.staff_totp_code()},
+            form_page="/admin/login/",
+        )
+
+    def signed_in_staff(self) -> PortalClient:
+        """The staff member's browser session, signed in to the admin (once per portal; later calls get the same
+        session: django-otp takes each TOTP time step once)."""
+        if self._staff_client is None:
+            client = self.client(unique_client_ip())
+            signed_in = self.sign_in_staff(client)
+            if not signed_in.url.endswith("/admin/"):
+                raise ServiceError(f"the staff sign-in to the admin failed (HTTP {signed_in.status_code})")
+            self._staff_client = client
+        return self._staff_client
 
     def is_ready(self) -> bool:
         return _answers(f"{self.url}/readyz")
@@ -175,16 +212,6 @@ class LivePortal:
         person.wait_for_status(lambda s: s["state"] == "ready")
         return person
 
-    def signed_in_staff(self) -> PortalClient:
-        """The staff user's browser session, signed in to the admin."""
-        staff = self.client(unique_client_ip())
-        login = staff.post(
-            "/admin/login/", {"username": STAFF_USERNAME, "password": self.staff_password, "next": "/admin/"}
-        )
-        if not login.url.endswith("/admin/"):
-            raise AssertionError(f"the staff sign-in failed (ended at {login.url})")
-        return staff
-
     def user_pk(self, username: str) -> int | None:
         """The portal's id of the person's record, or None when it has none."""
         with self.database() as database:
@@ -212,6 +239,15 @@ def staff_action(staff: PortalClient, action: str, username: str, pk: int) -> st
     if page.status_code != 200:
         raise AssertionError(f"the admin answered {page.status_code} to {action}")
     return " ".join(re.findall(r'<li class="(?:success|warning)">(.*?)</li>', page.text))
+
+
+def totp_key(enrolment: str) -> bytes | None:
+    """The key in the otpauth:// address `es4ps-portal manage staff_totp` printed (None: enrolled before)."""
+    match = re.search(r"otpauth://\S+", enrolment)
+    if match is None:
+        return None
+    secret = parse_qs(urlsplit(match.group(0)).query)["secret"][0]
+    return b32decode(secret + "=" * (-len(secret) % 8))
 
 
 def _answers(url: str) -> bool:

@@ -39,6 +39,10 @@ def unique_username(prefix: str = "u") -> str:
     return f"{prefix}{os.getpid() % 100000}x{next(_serial)}"
 
 
+# Where unique_client_ip() takes its addresses (RFC 2544's benchmarking range): the live portal's admin admits it.
+CLIENT_RANGE = "198.18.0.0/15"
+
+
 def unique_client_ip() -> str:
     """A documentation-range address per call, so per-address rate limits of one test do not hit the next."""
     serial = next(_serial)

@@ -37,6 +37,16 @@ INVALID = [
     ),
     ("portal host that is no DNS name", lambda s: s["portal"].update(host="https://accounts"), "spec.portal.host"),
     ("no portal replica", lambda s: s["portal"].update(replicas=0), "spec.portal.replicas"),
+    (
+        "the admin on the public host",
+        lambda s: s["portal"].update(admin={"host": s["portal"]["host"]}),
+        "spec.portal.admin.host",
+    ),
+    (
+        "an admin source range that is no CIDR",
+        lambda s: s["portal"].update(admin={"allowedSourceRanges": ["192.0.2.0/24", "campus"]}),
+        "spec.portal.admin.allowedSourceRanges[1]",
+    ),
     ("two portal replicas on SQLite", lambda s: s["portal"].update(replicas=2), "spec.portal.replicas"),
     ("six domain controllers", lambda s: s["directory"].update(replicas=6), "spec.directory.replicas"),
     (

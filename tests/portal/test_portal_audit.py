@@ -16,6 +16,7 @@ from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AppendOnly, AuditRecord
 from es4ps_portal.audit.records import Actor, record
 from es4ps_portal.provisioning.expiry import expire_unverified_registrations
+from es4ps_testkit.admin_sign_in import sign_in_staff
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_username
 
@@ -130,7 +131,7 @@ def test_export_audit_writes_json_lines_since_a_date_or_a_duration():
 def test_the_trail_is_read_only_in_the_admin_even_for_superusers(db):
     boss = User.objects.create_superuser(unique_username("boss"), "boss@acme.example", "Staff-Passw0rd!1")
     staff = Client()
-    staff.force_login(boss, backend="es4ps_portal.accounts.backends.StaffBackend")
+    sign_in_staff(staff, boss)
     kept = a_record(detail="keep me")
 
     listed = staff.get("/admin/audit/auditrecord/", {"action__exact": "disable_account"})

@@ -253,11 +253,7 @@ def test_logins_are_rate_limited_per_account(live_portal, username):
 def test_staff_see_users_and_tasks_in_the_admin(live_portal, mail_catcher, username):
     email = f"{username}@{ALLOWED_DOMAIN}"
     live_portal.client(unique_client_ip()).register(username, email)
-    staff = live_portal.client(unique_client_ip())
-    response = staff.post(
-        "/admin/login/", {"username": "staff", "password": live_portal.staff_password, "next": "/admin/"}
-    )
-    assert response.url.endswith("/admin/")
+    staff = live_portal.signed_in_staff()
     users = staff.get("/admin/accounts/user/", params={"q": username, "verified": "no"})
     assert username in users.text and email in users.text
     tasks = staff.get("/admin/provisioning/provisioningtask/", params={"q": username})

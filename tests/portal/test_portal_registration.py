@@ -11,6 +11,7 @@ from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import EmailToken, User
 from es4ps_portal.provisioning.models import ProvisioningTask
 from es4ps_portal.provisioning.outbox import relay_round
+from es4ps_testkit.admin_sign_in import sign_in_staff
 from es4ps_testkit.live_portal import read_task_queue
 from es4ps_testkit.mail import CaughtMail, MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, form
@@ -362,7 +363,7 @@ def test_the_probes_answer_the_kubelet_and_not_the_internet(client, db):
 def test_the_admin_offers_no_delete_for_people_with_a_directory_account(client, db, username):
     person = User.objects.create(username=username, email=f"{username}@{ALLOWED_DOMAIN}", directory_state="enabled")
     staff = User.objects.create_superuser("root-staff", "staff@example.org", "Staff-Passw0rd!")
-    client.force_login(staff, backend="es4ps_portal.accounts.backends.StaffBackend")
+    sign_in_staff(client, staff)
     assert client.get(f"/admin/accounts/user/{person.pk}/delete/").status_code == 403
     listing = client.get("/admin/accounts/user/").content.decode()
     assert "delete_selected" not in listing

@@ -22,6 +22,7 @@ from es4ps_portal.provisioning.models import ProvisioningTask
 from es4ps_portal.provisioning.outbox import relay_round
 from es4ps_portal.provisioning.policies import parse_policies, parse_unix
 from es4ps_portal.provisioning.results import record_result_event
+from es4ps_testkit.admin_sign_in import sign_in_staff
 from es4ps_testkit.live_portal import read_task_queue
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_username
@@ -34,7 +35,7 @@ STAFF_ADDRESS = "198.51.100.7"
 
 def staff_client(user: User) -> Client:
     client = Client(HTTP_X_FORWARDED_FOR=STAFF_ADDRESS)
-    client.force_login(user, backend="es4ps_portal.accounts.backends.StaffBackend")
+    sign_in_staff(client, user)
     return client
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ldb
 from es4ps_localcluster.processes import wait_until
-from es4ps_testkit.live_portal import staff_action
+from es4ps_testkit.live_portal import STAFF_USERNAME, staff_action
 from es4ps_testkit.portal_client import PortalClient
-from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, unique_client_ip
 from es4ps_testkit.samba import account_is_enabled, directory_account, find_account, password_authenticates
 from samba.dcerpc import security
 from samba.ndr import ndr_unpack
@@ -84,3 +84,23 @@ def test_a_student_gets_the_students_ou_groups_and_unix_attributes(live_portal, 
     wifi = samba_dc.samdb().search(samba_dc.base_dn, expression="(sAMAccountName=wifi)", scope=ldb.SCOPE_SUBTREE)
     assert str(wifi[0].dn).lower().startswith("cn=wifi,ou=es4ps,")
     assert password_authenticates(samba_dc, username, GOOD_PASSWORD)
+
+
+def test_the_live_admin_wants_a_second_factor_and_a_client_in_its_ranges(live_portal):
+    """The shared live portal admits the tests' range only (es4ps_testkit's portal plugin): an outsider holding
+    the staff password meets 403, an insider with the password alone stays at the form; both attempts that reach
+    the form are in the audit trail, as is the sign-in with the TOTP code."""
+    outsider = live_portal.client("203.0.113.77")
+    assert outsider.get("/admin/login/").status_code == 403
+    assert outsider.get("/register/").status_code == 200
+    insider = live_portal.client(unique_client_ip())
+    password_only = insider.post(
+        "/admin/login/?next=/admin/",
+        {"username": STAFF_USERNAME, "password": live_portal.staff_password},
+        form_page="/admin/login/",
+    )
+    assert "/admin/login/" in password_only.url and insider.get("/admin/").url.endswith("/admin/login/?next=/admin/")
+    staff = live_portal.signed_in_staff()
+    trail = staff.get("/admin/audit/auditrecord/", params={"action__exact": "staff_sign_in", "q": STAFF_USERNAME})
+    assert "right password; the second factor" in trail.text and "password and second factor" in trail.text
+    assert "203.0.113.77" not in trail.text

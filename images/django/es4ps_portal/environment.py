@@ -6,6 +6,7 @@ variables its builders write into the same declaration.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 
@@ -97,6 +98,18 @@ VARIABLES = (
         "",
     ),
     Variable(
+        "ES4PS_ADMIN_HOST",
+        "`spec.portal.admin.host`: the admin (`/admin/`) only on this host name, never on the public one (empty: on"
+        " the public host)",
+        "",
+    ),
+    Variable(
+        "ES4PS_ADMIN_SOURCE_RANGES",
+        "`spec.portal.admin.allowedSourceRanges`, comma-separated CIDRs: the client addresses that may reach the"
+        " admin (empty: every address)",
+        "",
+    ),
+    Variable(
         "ES4PS_DEFAULT_LANGUAGE",
         "`en`, `pt-BR` or `es`: the language when the browser asks for none the portal has",
     ),
@@ -156,3 +169,18 @@ def parse_rate_limits(text: str) -> dict[str, dict[str, tuple[int, int]]]:
                 raise ImproperlyConfigured(f"ES4PS_RATE_LIMITS.{action}.{name}: requests and windowSeconds >= 1")
             limits[action][scope] = (requests, window)
     return limits
+
+
+def parse_source_ranges(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """ES4PS_ADMIN_SOURCE_RANGES ("192.0.2.0/24,2001:db8::/32") -> the networks; "" -> none (every address)."""
+    ranges = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            ranges.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"ES4PS_ADMIN_SOURCE_RANGES: {entry!r} is not a CIDR such as 192.0.2.0/24"
+            ) from None
+    return tuple(ranges)

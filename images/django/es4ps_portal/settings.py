@@ -16,7 +16,14 @@ from django.utils.translation import gettext_lazy as _
 from es4ps_contract.passwords import InvalidPolicy, PasswordPolicy
 
 from es4ps_portal.accounts.email_domains import InvalidDomain, parse_allowed_domains
-from es4ps_portal.environment import LANGUAGE_CODES, env, parse_rate_limits, parse_reminder_days, setting
+from es4ps_portal.environment import (
+    LANGUAGE_CODES,
+    env,
+    parse_rate_limits,
+    parse_reminder_days,
+    parse_source_ranges,
+    setting,
+)
 from es4ps_portal.provisioning.policies import InvalidPolicies, parse_policies, parse_unix
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -30,8 +37,13 @@ PORTAL_HOST = setting(env.text, "ES4PS_PORTAL_HOST").lower()
 PORTAL_SCHEME = setting(env.choice, "ES4PS_PORTAL_SCHEME", ("https", "http"))
 # Links in mails are built from this, never from the request's Host header.
 PORTAL_BASE_URL = f"{PORTAL_SCHEME}://{PORTAL_HOST}"
-ALLOWED_HOSTS = [urlsplit(PORTAL_BASE_URL).hostname]
-CSRF_TRUSTED_ORIGINS = [PORTAL_BASE_URL]
+# The staff door (spec.portal.admin): the admin on a host of its own (then never on the public one), and the
+# client addresses that may reach it at all (web.admin_door).
+ADMIN_HOST = setting(env.text, "ES4PS_ADMIN_HOST").lower()
+ADMIN_SOURCE_RANGES = parse_source_ranges(setting(env.text, "ES4PS_ADMIN_SOURCE_RANGES"))
+ADMIN_BASE_URL = f"{PORTAL_SCHEME}://{ADMIN_HOST}" if ADMIN_HOST else PORTAL_BASE_URL
+ALLOWED_HOSTS = [urlsplit(url).hostname for url in dict.fromkeys([PORTAL_BASE_URL, ADMIN_BASE_URL])]
+CSRF_TRUSTED_ORIGINS = list(dict.fromkeys([PORTAL_BASE_URL, ADMIN_BASE_URL]))
 # The Ingress terminates TLS and says so in X-Forwarded-Proto; it also appends the
 # client's address to X-Forwarded-For. How many proxies append to it decides
 # which entry is the client (for rate limits); 0 means "use the peer address".
@@ -96,6 +108,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "csp",
+    # The staff's second factor: TOTP devices, and the admin's sign-in that verifies one (web.staff_sign_in).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "es4ps_portal.accounts",
     "es4ps_portal.provisioning",
     "es4ps_portal.audit",
@@ -110,12 +125,16 @@ MIDDLEWARE = [
     "es4ps_portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The staff door: the admin only on its host and from its ranges (spec.portal.admin), before any session.
+    "es4ps_portal.web.admin_door.AdminDoorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language: the one chosen with the switcher (a cookie), else the browser's, else ES4PS_DEFAULT_LANGUAGE.
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session's sign-in passed a second factor (the admin requires it).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -149,6 +168,8 @@ AUTHENTICATION_BACKENDS = [
     # ... everybody else with their directory password (an LDAP bind to the DC).
     "es4ps_portal.accounts.backends.DirectoryBackend",
 ]
+# The name the staff's authenticator apps show for their TOTP entry.
+OTP_TOTP_ISSUER = ORGANIZATION_NAME
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:account"
 LOGOUT_REDIRECT_URL = "web:login"

@@ -150,7 +150,8 @@ def _portal_https_certificate(domain: Domain) -> Manifest:
         naming.portal_https_tls(domain),
         {
             "issuerRef": issuer_ref,
-            "dnsNames": [domain.portal.host],
+            # The admin's own host name too, when spec.portal.admin.host gives it one.
+            "dnsNames": [domain.portal.host, *([domain.portal.admin_host] if domain.portal.admin_host else [])],
             "privateKey": dict(LEAF_PRIVATE_KEY),
             "usages": SERVER_USAGES,
         },

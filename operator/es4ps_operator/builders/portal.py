@@ -123,6 +123,8 @@ def portal_spec_environment(domain: Domain) -> list[dict[str, Any]]:
         env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy),
         env("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS", ",".join(map(str, portal.password_expiry_reminder_days))),
         env("ES4PS_DEFAULT_LANGUAGE", portal.default_language),
+        env("ES4PS_ADMIN_HOST", portal.admin_host or ""),
+        env("ES4PS_ADMIN_SOURCE_RANGES", ",".join(portal.admin_source_ranges)),
     ]
     if domain.policies:
         variables.append(env("ES4PS_POLICIES", _compact_json([policy.as_spec() for policy in domain.policies])))
@@ -243,21 +245,14 @@ def _ingress(domain: Domain) -> Manifest:
     meta = metadata(domain, naming.portal(domain), naming.PORTAL)
     if portal.ingress_annotations:
         meta["annotations"] = dict(portal.ingress_annotations)
+    # The admin's own host, if it has one, is a rule of its own (the portal serves only the admin there).
+    hosts = [portal.host, *([portal.admin_host] if portal.admin_host else [])]
+    backend = {"service": {"name": naming.portal(domain), "port": {"name": "http"}}}
     spec: dict[str, Any] = {
-        "tls": [{"hosts": [portal.host], "secretName": naming.portal_https_tls(domain)}],
+        "tls": [{"hosts": hosts, "secretName": naming.portal_https_tls(domain)}],
         "rules": [
-            {
-                "host": portal.host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": "/",
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": naming.portal(domain), "port": {"name": "http"}}},
-                        }
-                    ]
-                },
-            }
+            {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+            for host in hosts
         ],
     }
     if portal.ingress_class:

@@ -32,7 +32,7 @@ from ..domains import portal_spec_env
 from ..live_portal import LIVE_POLICY_ENV, LivePortal, read_task_queue
 from ..mail import MailCatcher
 from ..rabbitmq import RabbitMQ
-from ..registration import ALLOWED_DOMAIN, ORGANIZATION_NAME
+from ..registration import ALLOWED_DOMAIN, CLIENT_RANGE, ORGANIZATION_NAME
 from ..worker import ContractKeys
 
 # The in-process portal's data folder (secret key, SQLite, static files), made at configure time.
@@ -119,7 +119,8 @@ def live_portal(
     directory_worker,
 ) -> Iterator[LivePortal]:
     """`es4ps-portal serve` and `consume` as processes, with the real worker, DC, broker and SMTP server."""
-    env = {**portal_env, **mail_catcher.portal_env, **LIVE_POLICY_ENV}
+    # The admin only for the tests' own client addresses (spec.portal.admin.allowedSourceRanges).
+    env = {**portal_env, **mail_catcher.portal_env, **LIVE_POLICY_ENV, "ES4PS_ADMIN_SOURCE_RANGES": CLIENT_RANGE}
     portal = LivePortal(tmp_path_factory.mktemp("portal"), env)
     try:
         portal.start()

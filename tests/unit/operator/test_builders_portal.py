@@ -77,6 +77,25 @@ def test_ingress_routes_the_host_with_the_https_certificate(acme, config):
     assert ("Ingress", "acme-portal") not in by_kind_name(build_desired_state(disabled, config))
 
 
+def test_the_admin_on_its_own_host_and_from_named_ranges_only(minimal, config):
+    portal = {
+        "host": "accounts.acme.example",
+        "admin": {"host": "staff.acme.example", "allowedSourceRanges": ["192.0.2.0/24", "2001:db8:1::/48"]},
+    }
+    desired = by_kind_name(build_desired_state(make_domain(portal=portal), config))
+    variables = env_of(containers(desired[("StatefulSet", "acme-portal")])["portal"])
+    assert variables["ES4PS_ADMIN_HOST"] == "staff.acme.example"
+    assert variables["ES4PS_ADMIN_SOURCE_RANGES"] == "192.0.2.0/24,2001:db8:1::/48"
+    ingress = desired[("Ingress", "acme-portal")]["spec"]
+    assert [rule["host"] for rule in ingress["rules"]] == ["accounts.acme.example", "staff.acme.example"]
+    assert ingress["tls"][0]["hosts"] == ["accounts.acme.example", "staff.acme.example"]
+    certificate = desired[("Certificate", "acme-portal-https-tls")]["spec"]
+    assert certificate["dnsNames"] == ["accounts.acme.example", "staff.acme.example"]
+    # By default: the public host, every address (the portal still asks staff for a second factor).
+    defaults = env_of(containers(statefulset(build_desired_state(minimal, config), "acme-portal"))["portal"])
+    assert (defaults["ES4PS_ADMIN_HOST"], defaults["ES4PS_ADMIN_SOURCE_RANGES"]) == ("", "")
+
+
 def test_the_portal_gets_the_domains_rate_limits_and_trusted_proxies(config):
     domain = make_domain(
         portal={

@@ -56,6 +56,8 @@ class AuditRecord(models.Model):
         # What the portal does by itself
         EXPIRE_REGISTRATION = "expire_registration", _("expire an unconfirmed registration")
         # What staff do
+        STAFF_SIGN_IN = "staff_sign_in", _("sign in to the admin")
+        ENROLL_SECOND_FACTOR = "enroll_second_factor", _("enrol a second factor")
         DISABLE_ACCOUNT = "disable_account", _("disable the account")
         ENABLE_ACCOUNT = "enable_account", _("enable the account")
         DELETE_ACCOUNT = "delete_account", _("delete the account")

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -103,7 +104,8 @@ def send_approval_request(user: User) -> bool:
     if not recipients:
         logger.warning("registration %s waits for approval, but no active staff member may approve it", user.pk)
         return False
-    context = {"link": mail.page_url("admin:accounts_user_change", user.pk)}
+    # The admin's own address (spec.portal.admin.host), where it has one.
+    context = {"link": f"{settings.ADMIN_BASE_URL}{reverse('admin:accounts_user_change', args=[user.pk])}"}
     return mail.send(
         user, "web/mail/approval_request", context, "approval request",
         language=settings.LANGUAGE_CODE, recipients=recipients,

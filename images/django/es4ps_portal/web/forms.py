@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext, gettext_lazy, ngettext
@@ -213,14 +212,18 @@ class RateLimitedLoginMixin:
 
 
 class LoginForm(RateLimitedLoginMixin, AuthenticationForm):
+    """People's sign-in with their directory password. Staff sign in to the admin only, with a second factor
+    (staff_sign_in): here a staff name is refused like a wrong password."""
+
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": gettext_lazy("The username or password is not right."),
     }
 
-
-class AdminLoginForm(RateLimitedLoginMixin, AdminAuthenticationForm):
-    pass
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if user.is_staff:
+            raise ValidationError(self.error_messages["invalid_login"], code="invalid_login")
 
 
 class ProfileForm(forms.Form):

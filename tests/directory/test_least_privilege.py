@@ -58,6 +58,8 @@ def test_the_worker_credential_is_refused_outside_its_ou(samba_dc, username):
     assert (
         refused(lambda: samdb.add({"dn": f"CN=intruder-{username},CN=Users,{domain}", "objectClass": "user"})) in denied
     )
+    # The gidNumber it may give a policy's groups: not to the domain's groups outside its OU.
+    assert refused(lambda: modify(f"CN=Domain Admins,CN=Users,{domain}", "gidNumber", "10512")) in denied
     # Nothing changed out there.
     staff = samba_dc.samdb().search(ldb.Dn(samdb, staff_dn), scope=ldb.SCOPE_BASE, attrs=["description", "memberOf"])
     assert "description" not in staff[0] and "memberOf" not in staff[0]

@@ -62,10 +62,16 @@ def test_a_policy_puts_the_account_into_its_ou_and_groups_with_unix_attributes(t
     account = account_of(samba_dc, username)
     assert str(account.dn).lower() == f"cn={username},ou={ou},ou=es4ps,{samba_dc.base_dn}".lower()
     assert groups_of(account) == {students, wifi}
-    # The groups were made in the managed OU itself, so every policy can share them.
+    # The groups were made in the managed OU itself, so every policy can share them, each with a gidNumber by
+    # the uids' rule (Linux members reading the directory's numbers list them).
+    gids = {}
     for group in (students, wifi):
-        found = samba_dc.samdb().search(samba_dc.base_dn, expression=f"(sAMAccountName={group})")
+        found = samba_dc.samdb().search(
+            samba_dc.base_dn, expression=f"(sAMAccountName={group})", attrs=["objectSid", "gidNumber"]
+        )
         assert str(found[0].dn).lower() == f"cn={group},ou=es4ps,{samba_dc.base_dn}".lower()
+        gids[group] = int(found[0]["gidNumber"][0])
+        assert gids[group] == UNIX["uid_range_start"] + rid(found[0])
     assert int(account["uidNumber"][0]) == UNIX["uid_range_start"] + rid(account)
     assert (str(account["gidNumber"][0]), str(account["loginShell"][0]), str(account["unixHomeDirectory"][0])) == (
         "10513",
@@ -77,6 +83,12 @@ def test_a_policy_puts_the_account_into_its_ou_and_groups_with_unix_attributes(t
     assert run(task_client, create_task(task_client, other, ou=ou, groups=(wifi,))).outcome is Outcome.SUCCEEDED
     assert groups_of(account_of(samba_dc, other)) == {wifi}
     assert account_of(samba_dc, other).get("uidNumber") is None  # no Unix attributes asked for
+    # Another policy's range later never renumbers a group.
+    third = f"{username}c"
+    later = {**unix_for(third), "uid_range_start": 500000}
+    assert run(task_client, create_task(task_client, third, groups=(wifi,), unix=later)).outcome is Outcome.SUCCEEDED
+    found = samba_dc.samdb().search(samba_dc.base_dn, expression=f"(sAMAccountName={wifi})", attrs=["gidNumber"])
+    assert int(found[0]["gidNumber"][0]) == gids[wifi]
 
 
 def test_a_create_delivered_again_finishes_what_it_started(task_client, samba_dc, username):

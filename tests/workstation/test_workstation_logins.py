@@ -57,6 +57,7 @@ def test_a_registered_student_logs_in_with_the_policy_s_unix_identity_and_gets_a
         "home": f"/home/{username}",
         "shell": "/bin/bash",
     }
+    assert {"students", "wifi"} <= workstation.group_names(username)
 
     home = workstation.home(username)
     assert not home.exists()

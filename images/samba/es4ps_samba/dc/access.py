@@ -11,8 +11,8 @@ sam.ldb (as root, no network, no password needed):
   the tasks need: create and delete users, groups and OUs inside the OU, reset
   the password of those users, write userAccountControl and the
   allow-listed attributes (`WRITABLE_USER_ATTRIBUTES`, the Unix ones and the
-  RDN for moves between the OU's sub-OUs included), and the members of
-  groups inside the OU (a policy's groups). Nothing outside the OU: not Domain Admins, not
+  RDN for moves between the OU's sub-OUs included), and the members and
+  gidNumber of groups inside the OU (a policy's groups). Nothing outside the OU: not Domain Admins, not
   Administrator, not accounts staff made elsewhere;
 - the worker's state directory on the volume, owned by the worker's user.
 
@@ -88,8 +88,9 @@ def delegated_aces(samdb, sid: str) -> list[str]:
     aces.append(f"(OA;CIIO;CR;{_extended_right(samdb, 'User-Force-Change-Password')};{user};{sid})")
     for attribute in ("userAccountControl", *WRITABLE_USER_ATTRIBUTES):
         aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, attribute)};{user};{sid})")
-    # On groups below: their members.
-    aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, 'member')};{group};{sid})")
+    # On groups below: their members and their Unix group number (a policy's groups).
+    for attribute in ("member", "gidNumber"):
+        aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, attribute)};{group};{sid})")
     return aces
 
 

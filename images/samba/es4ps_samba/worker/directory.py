@@ -166,6 +166,7 @@ class Directory:
                     raise DirectoryRefused(REASON_USERNAME_TAKEN) from None
             if unix is not None:
                 ou.ensure_unix(account, unix, delete_if_no_room=True)
+                ou.ensure_group_gids(groups, unix)
             ou.set_groups(account, groups, exclusive=False)
             return done
 
@@ -262,7 +263,9 @@ class Directory:
                     raise NotFoundYet("the account vanished while it was moved")
             regrouped = ou.set_groups(account, groups, exclusive=True)
             if task.unix:
-                ou.ensure_unix(account, UnixAttributes.parse(task.unix), delete_if_no_room=False)
+                unix = UnixAttributes.parse(task.unix)
+                ou.ensure_unix(account, unix, delete_if_no_room=False)
+                ou.ensure_group_gids(groups, unix)
             # The mark last: a crash before it leaves the task to be applied again (every step converges).
             ou.modify(_marked(account, binding, POLICY, signed), "record the policy")
             if not (moved or regrouped):

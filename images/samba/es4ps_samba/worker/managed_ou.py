@@ -11,7 +11,9 @@ create the same group; the others wait for replication), and never into a
 group outside it. Unix attributes come with the create task; the uidNumber is
 the range's start plus the account's RID, which the domain already keeps
 unique across DCs (each DC draws RIDs from its own pool, handed out by the
-RID master), so workers on several DCs never need to agree on a counter.
+RID master), so workers on several DCs never need to agree on a counter. The
+policy's groups get a gidNumber the same way (start + the group's RID), so
+Linux members that read the directory's numbers list them in `id`.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class ManagedOU:
             base=self.dn,
             scope=ldb.SCOPE_SUBTREE,
             expression=f"(&(objectClass=group)(sAMAccountName={ldb.binary_encode(name)}))",
-            attrs=["adminCount", "isCriticalSystemObject"],
+            attrs=["adminCount", "isCriticalSystemObject", "objectSid", "gidNumber"],
         )
         return found[0] if len(found) else None
 
@@ -136,8 +138,9 @@ class ManagedOU:
         logger.info("created the OU %s", dn)
         return dn
 
-    def group(self, name: str) -> ldb.Dn:
-        """The managed group `name` (inside the managed OU), created there if missing and allowed.
+    def group(self, name: str) -> ldb.Message:
+        """The managed group `name` (inside the managed OU; with its SID and gidNumber), created there if missing
+        and allowed.
 
         A group of that name outside the managed OU is never used, and a
         privileged one never even looked up: the worker's rights would not let
@@ -168,17 +171,17 @@ class ManagedOU:
         protected = str(group.get("adminCount", idx=0) or "0") != "0"
         if protected or str(group.get("isCriticalSystemObject", idx=0)) == "TRUE":
             raise DirectoryRefused(f"the group {name} is a privileged group of the domain")
-        return group.dn
+        return group
 
-    def groups(self, names: tuple[str, ...]) -> list[ldb.Dn]:
+    def groups(self, names: tuple[str, ...]) -> list[ldb.Message]:
         return [self.group(name) for name in names]
 
-    def set_groups(self, account: ldb.Message, groups: list[ldb.Dn], exclusive: bool) -> bool:
+    def set_groups(self, account: ldb.Message, groups: list[ldb.Message], exclusive: bool) -> bool:
         """Make the account a member of `groups`; `exclusive`: and of no other group inside the managed OU.
 
         Groups outside the managed OU are never touched. Returns whether anything changed.
         """
-        wanted = {dn.get_casefold(): dn for dn in groups}
+        wanted = {group.dn.get_casefold(): group.dn for group in groups}
         current = {}
         for value in account.get("memberOf") or ():
             dn = ldb.Dn(self.samdb, str(value))
@@ -216,8 +219,7 @@ class ManagedOU:
             if account.get(attribute) is None
         }
         if account.get("uidNumber") is None:
-            sid = ndr_unpack(security.dom_sid, account["objectSid"][0])
-            rid = int(str(sid).rsplit("-", 1)[1])
+            rid = _rid(account)
             uid = unix.uid_number(rid)
             if uid is None:
                 if delete_if_no_room:
@@ -231,3 +233,29 @@ class ManagedOU:
         for attribute, value in missing.items():
             message[attribute] = ldb.MessageElement(value, ldb.FLAG_MOD_REPLACE, attribute)
         self.modify(message, "set the Unix attributes")
+
+    def ensure_group_gids(self, groups: list[ldb.Message], unix: UnixAttributes) -> None:
+        """Give each group without one a gidNumber: the range's start plus its RID. Never changed once set.
+
+        Added, not replaced: if another worker set one meanwhile, the add fails and theirs stays. A group
+        whose RID does not fit the range gets none (logged): its members still log in, `id` leaves it out.
+        """
+        for group in groups:
+            if group.get("gidNumber") is not None:
+                continue
+            gid = unix.uid_number(_rid(group))
+            if gid is None:
+                logger.warning("no gidNumber for %s: RID %s is outside the policy's range", group.dn, _rid(group))
+                continue
+            message = ldb.Message(group.dn)
+            message["gidNumber"] = ldb.MessageElement(str(gid), ldb.FLAG_MOD_ADD, "gidNumber")
+            try:
+                self.samdb.modify(message)
+            except ldb.LdbError as exc:
+                if exc.args[0] != ldb.ERR_ATTRIBUTE_OR_VALUE_EXISTS:
+                    raise refusal(exc, "give the group a gidNumber") from None
+
+
+def _rid(found: ldb.Message) -> int:
+    """The relative id of an object read with its objectSid: the last part of the SID."""
+    return int(str(ndr_unpack(security.dom_sid, found["objectSid"][0])).rsplit("-", 1)[1])

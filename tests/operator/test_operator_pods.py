@@ -1,5 +1,5 @@
 """A domain's Pods as a platform team sizes and places them, on the real API server with the operator running:
-the override block reaches every kind of Pod, a LimitRange that would refuse one is said in a condition, and
+the override block reaches every kind of Pod (the maintenance Jobs' through a DC leaving), a LimitRange that would refuse one is said in a condition, and
 Pod Security Admission admits a Service-mode domain under `baseline`, all but the directory's Pods under
 `restricted`."""
 
@@ -181,3 +181,26 @@ def test_a_host_network_dc_needs_a_privileged_namespace(es4ps_crd, domain_namesp
     refused = [line for line in warnings.splitlines() if line.startswith("Warning: acme-")]
     assert len(refused) == 1 and refused[0].startswith("Warning: acme-dc0-0:"), warnings
     assert "host namespaces" in refused[0]  # hostNetwork, and with it the DC's ports as host ports
+
+
+def test_the_maintenance_block_reaches_the_pod_of_a_dc_leaving(
+    es4ps_crd, domain_namespace, start_operator, priority_class
+):
+    cluster, namespace = es4ps_crd, domain_namespace
+    start_operator()
+    domain = service_mode(namespace)
+    domain["spec"]["directory"]["replicas"] = 2
+    domain["spec"]["maintenance"] = block("maintenance", priority_class)
+    apply_domain(cluster, domain)
+    cluster.eventually(lambda: "acme-dc1-0" in pods(cluster, namespace), timeout=180, message="the second DC's Pod")
+    cluster.merge_patch("es4psdomain", "acme", {"spec": {"directory": {"replicas": 1}}}, namespace)
+
+    def leaving_pod():
+        return next((p for name, p in pods(cluster, namespace).items() if name.startswith("acme-dc1-leave-")), None)
+
+    pod = cluster.eventually(leaving_pod, timeout=180, message="the Pod of dc1's leave Job")
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {"es4ps.io/test-pool": "maintenance"}
+    assert (spec["priorityClassName"], spec["serviceAccountName"]) == (priority_class, "acme-maintenance")
+    assert pod["metadata"]["labels"]["team"] == "maintenance"
+    assert all(c["resources"]["limits"]["memory"] == "700Mi" for c in spec["containers"])

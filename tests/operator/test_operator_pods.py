@@ -1,7 +1,7 @@
 """A domain's Pods as a platform team sizes and places them, on the real API server with the operator running:
-the override block reaches every kind of Pod (the maintenance Jobs' through a DC leaving), a LimitRange that would refuse one is said in a condition, and
-Pod Security Admission admits a Service-mode domain under `baseline`, all but the directory's Pods under
-`restricted`."""
+the override block reaches every kind of Pod (the maintenance Jobs' through a DC leaving), a LimitRange that
+would refuse one is said in a condition, and Pod Security Admission admits a Service-mode domain under
+`baseline`, all but the directory's Pods under `restricted`."""
 
 from __future__ import annotations
 

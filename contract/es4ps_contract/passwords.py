@@ -14,7 +14,9 @@ What the DC enforces for a password it is given: `minLength`, and with
 neither the account name nor a part of the person's name of three characters
 or more). The portal refuses the account name in any password, complexity or
 not: it is the first word an attacker tries (a "context-specific word" of NIST
-SP 800-63B).
+SP 800-63B). With `breachedPasswords` the portal also refuses passwords found
+in a breach corpus (NIST's "passwords obtained from previous breach corpuses"),
+looked up by k-anonymity ranges; the DC has no such check.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ SETTINGS = (
     Setting("lockoutDurationMinutes", "lockout_duration_minutes", 1, 99999),
 )
 COMPLEXITY = "complexity"
+BREACHED = "breachedPasswords"
+# Where the portal's container finds the range files of breachedPasswords.rangeFilesClaim (the operator mounts them).
+RANGE_FILES_DIR = "/var/lib/es4ps/breached-password-ranges"
+BREACHED_PASSWORD = gettext_noop(
+    "This password is in a list of passwords known from data breaches, which attackers try first. Choose another one."
+)
 
 EXPIRES_AFTER = ngettext_noop(
     "It expires after %(count)d day; we remind you by mail before.",
@@ -68,6 +76,46 @@ class InvalidPolicy(ValueError):
 
 
 @dataclass(frozen=True)
+class BreachedPasswords:
+    """Where the portal looks a new password up in a breach corpus (`breachedPasswords`), by the k-anonymity range
+    protocol of Have I Been Pwned: only the first five hex characters of the password's SHA-1 leave the portal, and
+    the answer lists every suffix of that range with how often it was seen.
+
+    `range_url` is a range API (the public one, or an organisation's mirror) asked for `<range_url><PREFIX>`;
+    `range_files_claim` a PersistentVolumeClaim holding one file per prefix (`<PREFIX>` or `<PREFIX>.txt`, as the
+    downloaders write them), mounted at RANGE_FILES_DIR. Neither: no lookup.
+    """
+
+    range_url: str
+    range_files_claim: str
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.range_url or self.range_files_claim)
+
+    @classmethod
+    def read(cls, given: object, name: str) -> BreachedPasswords:
+        if not isinstance(given, dict):
+            raise InvalidPolicy(f"{name} must be a JSON object")
+        if unknown := sorted(set(given) - {"rangeURL", "rangeFilesClaim"}):
+            raise InvalidPolicy(f"{name}.{unknown[0]} is not a breached-passwords setting")
+        url, claim = given.get("rangeURL", ""), given.get("rangeFilesClaim", "")
+        if not isinstance(url, str) or (url and not url.startswith(("https://", "http://"))):
+            raise InvalidPolicy(f"{name}.rangeURL must be an http(s) URL")
+        if not isinstance(claim, str):
+            raise InvalidPolicy(f"{name}.rangeFilesClaim must be a PersistentVolumeClaim's name")
+        return cls(range_url=url, range_files_claim=claim)
+
+    def as_spec(self) -> dict[str, str]:
+        spec = {"rangeURL": self.range_url}
+        return spec | ({"rangeFilesClaim": self.range_files_claim} if self.range_files_claim else {})
+
+
+# What `strictest()` and tests start from: no corpus to look passwords up in.
+NO_BREACH_CORPUS = BreachedPasswords(range_url="", range_files_claim="")
+
+
+@dataclass(frozen=True)
 class PasswordPolicy:
     """The password policy of a domain (spec.directory.passwordPolicy), every setting given."""
 
@@ -78,6 +126,7 @@ class PasswordPolicy:
     min_age_days: int
     lockout_threshold: int  # 0: never locks
     lockout_duration_minutes: int
+    breached_passwords: BreachedPasswords  # looked up by the portal only; the DC ignores it
 
     @classmethod
     def from_json(cls, text: str, name: str = "ES4PS_PASSWORD_POLICY") -> PasswordPolicy:
@@ -88,7 +137,7 @@ class PasswordPolicy:
             raise InvalidPolicy(f"{name} must be JSON") from None
         if not isinstance(given, dict):
             raise InvalidPolicy(f"{name} must be a JSON object")
-        known = [setting.name for setting in SETTINGS] + [COMPLEXITY]
+        known = [setting.name for setting in SETTINGS] + [COMPLEXITY, BREACHED]
         if unknown := sorted(set(given) - set(known)):
             raise InvalidPolicy(f"{name}.{unknown[0]} is not a password policy setting")
         if missing := [setting for setting in known if setting not in given]:
@@ -104,6 +153,7 @@ class PasswordPolicy:
         if not isinstance(given[COMPLEXITY], bool):
             raise InvalidPolicy(f"{name}.{COMPLEXITY} must be true or false")
         values["complexity"] = given[COMPLEXITY]
+        values["breached_passwords"] = BreachedPasswords.read(given[BREACHED], f"{name}.{BREACHED}")
         policy = cls(**values)
         if policy.max_age_days and policy.min_age_days >= policy.max_age_days:
             raise InvalidPolicy(f"{name}.minAgeDays must be below maxAgeDays (or maxAgeDays 0: never expires)")
@@ -115,12 +165,14 @@ class PasswordPolicy:
 
         Only the length and complexity judge a password; the other settings are at their maximum.
         """
-        return cls(complexity=True, **{setting.attribute: setting.maximum for setting in SETTINGS})
+        maximums = {setting.attribute: setting.maximum for setting in SETTINGS}
+        return cls(complexity=True, breached_passwords=NO_BREACH_CORPUS, **maximums)
 
     def to_json(self) -> str:
         """The CRD's shape, as `from_json` reads it."""
         document = {setting.name: getattr(self, setting.attribute) for setting in SETTINGS}
         document[COMPLEXITY] = self.complexity
+        document[BREACHED] = self.breached_passwords.as_spec()
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     def replace(self, **changes) -> PasswordPolicy:
@@ -169,6 +221,8 @@ class PasswordPolicy:
             rules.append(Text(gettext_noop("Not your username.")))
         if self.max_age_days:
             rules.append(Text.counted(EXPIRES_AFTER, self.max_age_days))
+        if self.breached_passwords.enabled:
+            rules.append(Text(gettext_noop("Not a password known from data breaches.")))
         return rules
 
 

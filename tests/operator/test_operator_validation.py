@@ -38,6 +38,11 @@ INVALID = [
     ("portal host that is no DNS name", lambda s: s["portal"].update(host="https://accounts"), "spec.portal.host"),
     ("no portal replica", lambda s: s["portal"].update(replicas=0), "spec.portal.replicas"),
     (
+        "a breach corpus at no http(s) URL",
+        lambda s: s["directory"].update(passwordPolicy={"breachedPasswords": {"rangeURL": "file:///ranges/"}}),
+        "spec.directory.passwordPolicy.breachedPasswords.rangeURL",
+    ),
+    (
         "the admin on the public host",
         lambda s: s["portal"].update(admin={"host": s["portal"]["host"]}),
         "spec.portal.admin.host",

@@ -55,6 +55,12 @@ RATE_LIMIT_REFUSALS = Counter(
     "Requests refused by a rate limit, by action (register, login, verify, reset).",
     ["action"],
 )
+BREACHED_PASSWORD_LOOKUPS = Counter(
+    "es4ps_portal_breached_password_lookups",
+    "New passwords looked up in the breach corpus, by outcome: breached (refused), clean, unavailable (the corpus"
+    " did not answer; the password was accepted).",
+    ["outcome"],
+)
 TASKS_QUEUED = Counter(
     "es4ps_portal_tasks_queued",
     "Directory tasks written to the outbox (committed with their change), by operation.",

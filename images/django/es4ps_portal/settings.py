@@ -13,7 +13,7 @@ import es4ps_contract
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
-from es4ps_contract.passwords import InvalidPolicy, PasswordPolicy
+from es4ps_contract.passwords import RANGE_FILES_DIR, InvalidPolicy, PasswordPolicy
 
 from es4ps_portal.accounts.email_domains import InvalidDomain, parse_allowed_domains
 from es4ps_portal.environment import (
@@ -190,6 +190,10 @@ try:
     PASSWORD_POLICY = PasswordPolicy.from_json(setting(env.raw, "ES4PS_PASSWORD_POLICY"))
 except InvalidPolicy as exc:
     raise ImproperlyConfigured(f"{exc} (see docs/interfaces.md)") from None
+# The breach corpus of the policy (breachedPasswords): where the operator mounts its range files, how long the
+# range API may take before the lookup counts as failed (and the password is accepted).
+BREACHED_RANGE_FILES_DIR = RANGE_FILES_DIR
+BREACH_LOOKUP_TIMEOUT_S = 3
 PASSWORD_EXPIRY_REMINDER_DAYS = parse_reminder_days(setting(env.text, "ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS"))
 # How long after a sign-in with an expired (but right) password its owner may choose a new one.
 EXPIRED_PASSWORD_CHANGE_S = 600

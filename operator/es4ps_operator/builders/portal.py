@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from es4ps_contract.passwords import RANGE_FILES_DIR, PasswordPolicy
+
 from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
@@ -160,6 +162,11 @@ def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     if staff:
         volumes.append(secret_volume("staff", staff.password.name, {staff.password.key: "password"}))
         mounts.append(mount("staff", STAFF_DIR))
+    # The breach corpus's range files (passwordPolicy.breachedPasswords.rangeFilesClaim), read-only.
+    claim = PasswordPolicy.from_json(domain.directory.password_policy).breached_passwords.range_files_claim
+    if claim:
+        volumes.append({"name": "breached-ranges", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append(mount("breached-ranges", RANGE_FILES_DIR))
     return volumes, mounts
 
 

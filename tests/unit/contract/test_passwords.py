@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from es4ps_contract.passwords import MAX_LENGTH, InvalidPolicy, PasswordPolicy
+from es4ps_contract.passwords import MAX_LENGTH, BreachedPasswords, InvalidPolicy, PasswordPolicy
 from es4ps_testkit.domains import default_password_policy
 
 # What a domain whose spec sets no policy gets: the CRD's defaults, through the operator.
@@ -62,9 +62,18 @@ def test_the_rules_shown_follow_the_policy():
 
 
 def test_the_json_of_the_crd_round_trips():
+    corpus = BreachedPasswords(range_url="https://ranges.acme.example/range/", range_files_claim="breach-ranges")
     policy = PasswordPolicy(min_length=12, complexity=True, history_length=5, max_age_days=90, min_age_days=2,
-                            lockout_threshold=0, lockout_duration_minutes=30)  # fmt: skip
+                            lockout_threshold=0, lockout_duration_minutes=30, breached_passwords=corpus)  # fmt: skip
     assert PasswordPolicy.from_json(policy.to_json()) == policy
+
+
+def test_the_breach_corpus_is_off_by_default_and_named_in_the_rules_when_on():
+    assert not DEFAULT.breached_passwords.enabled
+    on = DEFAULT.replace(
+        breached_passwords=BreachedPasswords(range_url="https://x.example/range/", range_files_claim="")
+    )
+    assert "Not a password known from data breaches." in [str(rule) for rule in on.rules()]
 
 
 @pytest.mark.parametrize(
@@ -78,6 +87,9 @@ def test_the_json_of_the_crd_round_trips():
         ({"complexity": "yes"}, "complexity must be true or false"),
         ({"maxLength": 3}, "maxLength is not a password policy setting"),
         ({"maxAgeDays": 5, "minAgeDays": 5}, "minAgeDays must be below maxAgeDays"),
+        ({"breachedPasswords": {"rangeURL": "ftp://x/"}}, "breachedPasswords.rangeURL must be an http"),
+        ({"breachedPasswords": {"rangeFile": "x"}}, "breachedPasswords.rangeFile is not a breached-passwords setting"),
+        ({"breachedPasswords": []}, "breachedPasswords must be a JSON object"),
     ],
 )
 def test_bad_settings_are_refused_naming_them(document, named):

@@ -148,3 +148,14 @@ def test_the_contract_refuses_the_password_policy_ranges_the_crd_refuses():
     schema = spec["properties"]["directory"]["properties"]["passwordPolicy"]["properties"]
     for setting in SETTINGS:
         assert (schema[setting.name]["minimum"], schema[setting.name]["maximum"]) == (setting.minimum, setting.maximum)
+
+
+def test_the_breach_corpus_range_files_are_mounted_read_only_in_the_portal(minimal, config):
+    policy = {"breachedPasswords": {"rangeFilesClaim": "breach-ranges"}}
+    sts = statefulset(build_desired_state(make_domain(directory={"passwordPolicy": policy}), config), "acme-portal")
+    volume = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "breached-ranges")
+    assert volume["persistentVolumeClaim"] == {"claimName": "breach-ranges", "readOnly": True}
+    mounted = {m["name"]: m for m in containers(sts)["portal"]["volumeMounts"]}["breached-ranges"]
+    assert (mounted["mountPath"], mounted["readOnly"]) == ("/var/lib/es4ps/breached-password-ranges", True)
+    plain = statefulset(build_desired_state(minimal, config), "acme-portal")
+    assert "breached-ranges" not in {v["name"] for v in plain["spec"]["template"]["spec"]["volumes"]}

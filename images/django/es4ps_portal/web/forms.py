@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext, gettext_lazy, ngettext
+from es4ps_contract.passwords import BREACHED_PASSWORD
 from es4ps_contract.passwords import MAX_LENGTH as PASSWORD_MAX_LENGTH
 from es4ps_contract.texts import Text
 from es4ps_contract.validation import (
@@ -21,6 +22,7 @@ from es4ps_contract.validation import (
 )
 
 from es4ps_portal.accounts import directory
+from es4ps_portal.accounts.breached_passwords import is_breached
 from es4ps_portal.accounts.email_domains import InvalidDomain, canonical_domain, display_domain, is_allowed
 from es4ps_portal.accounts.models import User
 from es4ps_portal.accounts.tokens import CODE_DIGITS
@@ -91,7 +93,11 @@ class NewPasswordForm(forms.Form):
         repeated = self.cleaned_data.get("new_password2")
         if password is None:
             return
-        for problem in settings.PASSWORD_POLICY.problems(password, username, full_name):
+        problems = settings.PASSWORD_POLICY.problems(password, username, full_name)
+        # Only a password the policy takes otherwise is looked up: the corpus is asked once it could matter.
+        if not problems and is_breached(password):
+            problems = [Text(BREACHED_PASSWORD)]
+        for problem in problems:
             self.add_error("new_password1", translated(problem))
         if repeated is not None and password != repeated:
             self.add_error("new_password2", gettext("The two passwords differ."))

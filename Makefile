@@ -12,6 +12,7 @@ export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 PYTHON := $(CURDIR)/.venv/bin/python
 LOCALCLUSTER := $(PYTHON) -m es4ps_localcluster
 NODE ?= kwok
+NODES ?=
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -26,8 +27,8 @@ setup: ## install Debian packages, the venv, the compiled translations and the G
 	@hack/build-tools.sh
 
 .PHONY: cluster
-cluster: setup ## start the local cluster in the background (NODE=kwok)
-	@$(LOCALCLUSTER) up --node $(NODE)
+cluster: setup ## start the local cluster in the background (NODE=kwok|real, or NODES=3: real nodes in namespaces)
+	@$(LOCALCLUSTER) up --node $(NODE) $(if $(NODES),--nodes $(NODES))
 
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster (only the processes it recorded) and wipe its data

@@ -2,21 +2,23 @@
 
     cluster = Cluster()            # state in .local/cluster/, admin kubeconfig .local/kubeconfig
     cluster.up(node="kwok")        # start what is not running; return when the cluster is usable
-    cluster.healthy(), cluster.running(), cluster.mode, cluster.kubeconfig
+    cluster.healthy(), cluster.running(), cluster.mode, cluster.nodes, cluster.kubeconfig
     cluster.down()                 # stop the processes it recorded (nothing else), wipe its data
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the
 cert-manager controller with its CRDs and a volume provisioner, all built
 from the modules pinned under localcluster/tools/ (hack/build-tools.sh), each
 described in its own module of `components`. Nodes are KWOK's simulated ones
-(`node="kwok"`), or this machine as a real node (`node="real"`: containerd,
-kubelet, kube-proxy, CoreDNS and kube-router; then the API server listens on
-the host's address so Pods reach it).
+(`node="kwok"`), this machine as one real node (`node="real"`: containerd,
+kubelet, kube-proxy, CoreDNS and kube-router), or several real nodes, each in
+a network namespace of its own (`node="multi", nodes=3`; `es4ps_localcluster.nodes`
+starts, loses and brings back real nodes). With real nodes the API server
+listens on every address, so Pods reach it.
 
 The control plane's ports are picked free at the first start and recorded in
 `<state>/ports.json` (or set with ES4PS_<NAME>_PORT, e.g. ES4PS_API_PORT), so
-checkouts can each run a KWOK cluster at once. The real node is this machine's
-network: one per machine.
+checkouts can each run a KWOK cluster at once. Real nodes use this machine's
+network (its addresses, iptables, a bridge): one real-node cluster per machine.
 """
 
 from __future__ import annotations
@@ -30,24 +32,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import images
-from .components import Component, cert_manager, coredns, kube_proxy, kube_router, kubelet, kwok
+from .components import Component, cert_manager, coredns, kube_router, kwok, node_network
 from .components.apiserver import APISERVER, SERVICE_CIDR, SERVICE_IP, SERVICE_NAMES
 from .components.cert_manager import CERT_MANAGER
 from .components.controller_manager import CONTROLLER_MANAGER
 from .components.etcd import ETCD
 from .components.kwok import KWOK
-from .components.node import Node, clean_host, host_ip, prepare_host
+from .components.node import NODE_SERVICE_IDENTITIES, NODE_SERVICE_USERS, Node, host_ip
 from .components.scheduler import SCHEDULER
 from .components.volume_provisioner import VOLUME_PROVISIONER
+from .errors import ClusterError
+from .nodes import RealNodes, leftovers
 from .paths import BIN, CACHE, LOCAL
 from .pki import ClusterPKI, Identity
 from .processes import Supervisor, free_ports, http_ok
 
+__all__ = ["Cluster", "ClusterError"]
+
 DEFAULT_STATE = LOCAL / "cluster"
 DEFAULT_KUBECONFIG = LOCAL / "kubeconfig"
-NODE_MODES = ("kwok", "real")
+NODE_MODES = ("kwok", "real", "multi")
+DEFAULT_NODES = 3  # of a multi-node cluster
 CONTROL_PLANE = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, CERT_MANAGER, KWOK, VOLUME_PROVISIONER)
-REAL_NODE = (kubelet.CONTAINERD, kubelet.KUBELET, kube_proxy.KUBE_PROXY, coredns.COREDNS, kube_router.KUBE_ROUTER)
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "cert-manager-controller")
 # Who is who: the certificates of the control plane (the real node adds its own, node.Node.identities).
 CONTROL_PLANE_IDENTITIES = [
@@ -60,11 +66,6 @@ CONTROL_PLANE_IDENTITIES = [
 ]
 # The components that talk to the API with a kubeconfig of their own certificate.
 CONTROL_PLANE_USERS = ("admin", "controller-manager", "scheduler", "kwok", "cert-manager")
-REAL_NODE_USERS = ("kubelet", "kube-proxy", "coredns", "kube-router")
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be started; the message says which part and where its log is."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,20 @@ class Cluster:
 
     @property
     def mode(self) -> str | None:
-        """The node mode of the running (or last started) cluster."""
+        """The node mode of the running (or last started) cluster: kwok, real or multi."""
         try:
-            return self.mode_file.read_text().strip()
-        except OSError:
+            return self.mode_file.read_text().split()[0]
+        except (OSError, IndexError):
             return None
+
+    @property
+    def node_count(self) -> int:
+        """How many real nodes the running (or last started) cluster has (0 with KWOK)."""
+        try:
+            words = self.mode_file.read_text().split()
+        except OSError:
+            return 0
+        return int(words[1]) if len(words) > 1 else (1 if words and words[0] == "real" else 0)
 
     @property
     def ports(self) -> Ports:
@@ -123,8 +133,15 @@ class Cluster:
         return f"https://127.0.0.1:{self.ports.api}"
 
     @property
+    def api_address(self) -> str:
+        """Where Pods reach the API server (through the `kubernetes` Service's endpoint)."""
+        if self.mode == "multi":
+            return node_network.GATEWAY
+        return self.node.ip if self.mode == "real" else "127.0.0.1"
+
+    @property
     def node(self) -> Node:
-        """The real node's identity and folders (nothing starts here)."""
+        """The one real node's identity and folders (nothing starts here)."""
         if self._node is None:
             self._node = Node(
                 self.state / "node",
@@ -137,20 +154,54 @@ class Cluster:
             )
         return self._node
 
+    @property
+    def nodes(self) -> list[Node]:
+        """The real nodes of the running (or last started) cluster: the one real node, or node1..nodeN."""
+        if self.mode == "real":
+            return [self.node]
+        if self.mode != "multi":
+            return []
+        return [self._multi_node(index) for index in range(1, self.node_count + 1)]
+
+    def _multi_node(self, index: int) -> Node:
+        name = f"node{index}"
+        return Node(
+            self.state / "nodes" / name,
+            self.bin,
+            self.pki,
+            self.kubeconfig_for,
+            containerd_root=CACHE / "containerd-nodes" / name,
+            sandbox_image=images.IMAGES["pause"].ref,
+            service_cidr=SERVICE_CIDR,
+            ip=node_network.node_address(index),
+            name=name,
+            pod_cidr=node_network.pod_cidr(index),
+            netns=node_network.netns_name(name),
+        )
+
     def kubeconfig_for(self, user: str) -> Path:
         """The kubeconfig of a component that logs in with its own certificate."""
         return self.state / "kubeconfigs" / f"{user}.kubeconfig"
 
     # ---- public API
 
-    def up(self, node: str = "kwok") -> None:
-        """Start every component not already running and wait until the cluster is usable."""
+    def up(self, node: str = "kwok", nodes: int | None = None) -> None:
+        """Start every component not already running and wait until the cluster is usable.
+
+        `nodes`: how many real nodes a multi-node cluster has (default 3; one per network namespace).
+        """
         if node not in NODE_MODES:
             raise ClusterError(f"unknown node mode {node!r} (supported: {', '.join(NODE_MODES)})")
-        if self.running() and self.mode not in (None, node):
-            raise ClusterError(f"a cluster with NODE={self.mode} is running; stop it first (make cluster-down)")
+        count = {"kwok": 0, "real": 1}.get(node, nodes or DEFAULT_NODES)
+        if node == "multi" and not 2 <= count <= node_network.MAX_NODES:
+            raise ClusterError(f"a multi-node cluster has 2 to {node_network.MAX_NODES} nodes, not {count}")
+        if self.running() and (self.mode, self.node_count) not in ((None, 0), (node, count)):
+            raise ClusterError(
+                f"a cluster with NODE={self.mode} ({self.node_count} real nodes) is running; "
+                "stop it first (make cluster-down)"
+            )
         self._check_binaries()
-        self._prepare(node)
+        self._prepare(node, count)
 
         self._start(ETCD)
         self._wait(ETCD)
@@ -170,20 +221,20 @@ class Cluster:
         if node == "kwok":
             self._wait(KWOK)
         else:
-            self._start_real_node()
+            RealNodes(self).start()
         self._wait(CERT_MANAGER)
         self._wait(VOLUME_PROVISIONER)
 
-    def down(self) -> None:
-        """Stop every process this cluster recorded (and nothing else), then wipe its data."""
-        if self.mode == "real":
-            self.processes.stop(kubelet.KUBELET.name)
-            kubelet.remove_workloads(self.node)
-            for component in (kube_router.KUBE_ROUTER, coredns.COREDNS, kube_proxy.KUBE_PROXY, kubelet.CONTAINERD):
-                self.processes.stop(component.name)
-            kubelet.kill_shims(self.node)
-            clean_host(self.node)
-            shutil.rmtree(self.node.state, ignore_errors=True)
+    def down(self) -> list[str]:
+        """Stop every process this cluster recorded (and nothing else), then wipe its data.
+
+        Returns what its real nodes left on this machine (namespaces, bridge, rule, cgroups, mounts): nothing, unless
+        something failed.
+        """
+        multi = self.mode == "multi"
+        if self.nodes:
+            RealNodes(self).stop()
+        shutil.rmtree(self.state / "nodes", ignore_errors=True)
         for component in reversed(CONTROL_PLANE):
             self.processes.stop(component.name)
         if self.dockerd_marker.exists():  # the real node started it (for the pause image)
@@ -194,6 +245,28 @@ class Cluster:
         self.kubeconfig.unlink(missing_ok=True)
         self.mode_file.unlink(missing_ok=True)
         self.ports_file.unlink(missing_ok=True)
+        return leftovers(self.state, multi)
+
+    def lose_node(self, name: str) -> None:
+        """Stop the multi-node cluster's node `name` without warning (processes killed, network gone, disk kept)."""
+        RealNodes(self).lose(name)
+
+    def bring_back_node(self, name: str) -> None:
+        """Start a lost node again, as a machine boots; return when it is Ready."""
+        RealNodes(self).bring_back(name)
+
+    def load_images(self, names: list[str]) -> None:
+        """Build the images `names` if needed and import them into every real node's containerd."""
+        host = images.docker_host()
+        images.build(names, host)
+        RealNodes(self).load_images(names, host)
+
+    def image_engine(self) -> str:
+        """The Docker engine to build images with (started, and recorded to stop with the cluster, if none runs)."""
+        host, started = images.ensure_engine()
+        if started:
+            self.dockerd_marker.touch()
+        return host
 
     def healthy(self) -> bool:
         """True when the API server answers /readyz with this cluster's credentials."""
@@ -250,7 +323,7 @@ class Cluster:
 
     # ---- start-up
 
-    def _prepare(self, mode: str) -> None:
+    def _prepare(self, mode: str, count: int) -> None:
         """Ports, mode, certificates and kubeconfigs (the same as last time while the cluster runs)."""
         self.state.mkdir(parents=True, exist_ok=True)
         if not self.running() or not self.ports_file.exists():
@@ -259,48 +332,29 @@ class Cluster:
                     "a cluster without a record of its ports is running; stop it first (make cluster-down)"
                 )
             self.ports_file.write_text(json.dumps(dataclasses.asdict(Ports.pick()), indent=1) + "\n")
-        self.mode_file.write_text(mode + "\n")
+        self.mode_file.write_text(f"{mode} {count}\n")
         identities = [
             *CONTROL_PLANE_IDENTITIES,
             Identity("apiserver", "kube-apiserver", server_names=self._apiserver_names()),
         ]
-        users = list(CONTROL_PLANE_USERS)
-        if mode == "real":
-            identities += self.node.identities()
-            users += REAL_NODE_USERS
+        node_users = [*NODE_SERVICE_USERS, *(node.kubelet_user for node in self.nodes)] if self.nodes else []
+        if self.nodes:
+            identities += [*NODE_SERVICE_IDENTITIES, *(i for node in self.nodes for i in node.identities())]
         self.pki.ensure(identities)
-        for user in users:
-            self._write_kubeconfig(self.kubeconfig_for(user), user)
-        self._write_kubeconfig(self.kubeconfig, "admin")
+        for user in CONTROL_PLANE_USERS:
+            self._write_kubeconfig(self.kubeconfig_for(user), user, self.server)
+        # the nodes' processes reach the API where their Pods do (a node's 127.0.0.1 is its own)
+        for user in node_users:
+            self._write_kubeconfig(self.kubeconfig_for(user), user, f"https://{self.api_address}:{self.ports.api}")
+        self._write_kubeconfig(self.kubeconfig, "admin", self.server)
 
     def _apiserver_names(self) -> tuple[str, ...]:
-        return ("127.0.0.1", host_ip(), "localhost", SERVICE_IP, *SERVICE_NAMES)
+        return ("127.0.0.1", host_ip(), node_network.GATEWAY, "localhost", SERVICE_IP, *SERVICE_NAMES)
 
     def _bootstrap_objects(self, mode: str) -> list[dict]:
-        if mode == "real":
-            return [*coredns.rbac_objects(), *kube_router.rbac_objects()]
-        return kwok.nodes()
-
-    def _start_real_node(self) -> None:
-        real = self.node
-        kubelet.write_config(real)
-        kube_proxy.write_config(real)
-        coredns.write_config(real)
-        prepare_host()
-        host, started = images.ensure_engine()
-        if started:
-            self.dockerd_marker.touch()
-        images.build(["pause"], host)
-        self._start(kubelet.CONTAINERD)
-        self._wait(kubelet.CONTAINERD)
-        images.load(real.containerd_socket, ["pause"], host)
-        for component in (kubelet.KUBELET, kube_proxy.KUBE_PROXY, coredns.COREDNS):
-            self._start(component)
-        self._wait(kubelet.KUBELET)
-        self._wait(coredns.COREDNS)
-        self._wait(kube_proxy.KUBE_PROXY)
-        self._start(kube_router.KUBE_ROUTER)  # it looks up its Node object at start
-        self._wait(kube_router.KUBE_ROUTER)
+        if mode == "kwok":
+            return kwok.nodes()
+        return [*coredns.rbac_objects(), *kube_router.rbac_objects()]
 
     def _start(self, component: Component) -> None:
         self.processes.start(component.name, component.command(self), cwd=self.state)
@@ -317,7 +371,7 @@ class Cluster:
         if not shutil.which("kubectl"):
             raise ClusterError("kubectl is not on PATH")
 
-    def _write_kubeconfig(self, path: Path, user: str) -> None:
+    def _write_kubeconfig(self, path: Path, user: str, server: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         config = {
             "apiVersion": "v1",
@@ -325,7 +379,7 @@ class Cluster:
             "clusters": [
                 {
                     "name": "es4ps-local",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.pki.cert("ca"))},
+                    "cluster": {"server": server, "certificate-authority": str(self.pki.cert("ca"))},
                 }
             ],
             "users": [

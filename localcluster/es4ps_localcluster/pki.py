@@ -182,12 +182,13 @@ class ClusterPKI:
         return self.path(name, "key")
 
     def ensure(self, identities: list[Identity]) -> None:
-        """Make the CA, the service-account key and a certificate per identity, each once (kept across restarts)."""
+        """Make the CA, the service-account key and a certificate per identity, each once (kept across restarts);
+        a serving certificate again when it no longer names all its identity's server names (a new address)."""
         ca = CertificateAuthority.ensure(self.cert("ca"), self.key("ca"), "es4ps-local-cluster-ca", self.CA_DAYS)
         if not self.key("sa").exists():
             write_rsa_keypair(self.key("sa"), self.path("sa", "pub"))
         for identity in identities:
-            if self.cert(identity.name).exists():
+            if self.cert(identity.name).exists() and set(identity.server_names) <= self._server_names(identity.name):
                 continue
             ca.issue(
                 self.cert(identity.name),
@@ -198,6 +199,15 @@ class ClusterPKI:
                 client=not identity.server_names,
                 valid_days=self.LEAF_DAYS,
             )
+
+    def _server_names(self, name: str) -> set[str]:
+        """The DNS names and addresses the certificate `name` is for (none for a client certificate)."""
+        certificate = x509.load_pem_x509_certificate(self.cert(name).read_bytes())
+        try:
+            names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return set()
+        return {*names.get_values_for_type(x509.DNSName), *map(str, names.get_values_for_type(x509.IPAddress))}
 
     def client_context(self, user: str = "admin", verify: bool = True) -> ssl.SSLContext:
         """TLS as `user` (a client certificate), trusting the cluster CA (or nothing, for probes of

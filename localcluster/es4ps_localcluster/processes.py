@@ -9,11 +9,17 @@
   running that binary is ever signalled.
 - `wait_until`: the one polling loop; says what it waited for, and with the
   tail of a log when a process is involved.
+
+A process may start inside a network namespace (`netns`, a path such as
+/run/netns/NAME): the local cluster's nodes each have one. Only the network is
+entered (setns in the child before exec), so the node's processes still share
+this machine's mounts, and their pid records name their own binaries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -98,10 +104,33 @@ def wait_until(
         time.sleep(interval_s)
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def _network_namespace_entry(netns: Path) -> Callable[[], None]:
+    """What the child runs before exec to move into the network namespace `netns` (Python 3.11 has no os.setns)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def enter() -> None:
+        fd = os.open(netns, os.O_RDONLY)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns({netns})")
+        os.close(fd)
+
+    return enter
+
+
 def start_process(
-    command: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    command: list[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    netns: Path | None = None,
 ) -> subprocess.Popen:
-    """Start a command in its own session (process group) with stdout and stderr appended to `log`."""
+    """Start a command in its own session (process group) with stdout and stderr appended to `log`.
+
+    With `netns`, in that network namespace (and this machine's mounts).
+    """
     with log.open("ab") as out:
         return subprocess.Popen(
             command,
@@ -111,15 +140,20 @@ def start_process(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_network_namespace_entry(netns) if netns else None,  # noqa: PLW1509 - setns before exec
         )
 
 
 def _stop_group(group: int, alive: Callable[[], bool], timeout_s: float) -> None:
-    """SIGTERM the group, wait up to `timeout_s` for its leader, then SIGKILL whatever is left in it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        wait_until(lambda: not alive(), timeout_s, "the process to stop")
+    """SIGTERM the group, wait up to `timeout_s` for its leader, then SIGKILL whatever is left in it.
+
+    `timeout_s` 0: no SIGTERM, only SIGKILL.
+    """
+    if timeout_s > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not alive(), timeout_s, "the process to stop")
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
 
@@ -148,14 +182,19 @@ class Supervisor:
         return self.logs / f"{name}.log"
 
     def start(
-        self, name: str, argv: list[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        netns: Path | None = None,
     ) -> subprocess.Popen | None:
-        """Start `argv` as `name` unless a recorded process of that name runs; None then."""
+        """Start `argv` as `name` (in the network namespace `netns`) unless a recorded process of that name runs."""
         if self.pid(name):
             return None
         self.pids.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        process = start_process(argv, self.log(name), env, cwd)
+        process = start_process(argv, self.log(name), env, cwd, netns)
         self.record(name, process)
         return process
 
@@ -194,10 +233,13 @@ class Supervisor:
         """`wait_until(check)` for the process `name`: fails at once if this object started it and it exited."""
         return wait_until(check, timeout_s, name, self.log(name), self._started.get(name), interval_s=0.5, error=error)
 
-    def stop(self, name: str, timeout_s: float = 15) -> None:
-        """Stop the recorded process `name` and its group (nothing, if the record is stale), forget it."""
+    def stop(self, name: str, timeout_s: float = 15, *, warn: bool = True) -> None:
+        """Stop the recorded process `name` and its group (nothing, if the record is stale), forget it.
+
+        Not `warn`: SIGKILL at once, as a machine that loses power stops it.
+        """
         pid = self.pid(name)
         if pid:
-            _stop_group(pid, lambda: self.pid(name) == pid, timeout_s)  # (pid() reaps a child of ours)
+            _stop_group(pid, lambda: self.pid(name) == pid, timeout_s if warn else 0)  # (pid() reaps our child)
         self._started.pop(name, None)
         (self.pids / f"{name}.pid").unlink(missing_ok=True)

@@ -7,8 +7,8 @@ import subprocess
 import textwrap
 
 import pytest
+from es4ps_localcluster import Cluster
 from es4ps_localcluster import images as local_images
-from es4ps_localcluster.paths import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,7 @@ def base_image_on_node(real_cluster):
     """The Debian base image, imported into the node's containerd like the product images are."""
     host = local_images.docker_host()
     local_images.ensure_base_image(host)
-    socket = ROOT / ".local" / "cluster" / "node" / "containerd" / "containerd.sock"
+    socket = Cluster().node.containerd_socket
     save = subprocess.Popen(
         ["docker", "save", local_images.BASE_IMAGE], stdout=subprocess.PIPE, env={**os.environ, "DOCKER_HOST": host}
     )

@@ -1,12 +1,15 @@
 """The processes a local cluster is made of, one module each.
 
-Control plane (both node modes): `etcd`, `apiserver`, `controller_manager`,
+Control plane (every node mode): `etcd`, `apiserver`, `controller_manager`,
 `scheduler`, `cert_manager`, `volume_provisioner`, and `kwok` (simulated
-nodes). The real node (`node`: who it is and what it changes on the host):
-`kubelet` (with containerd), `kube_proxy`, `coredns`, `kube_router`.
+nodes). A real node (`node`: who it is and what it changes on the host;
+`node_network`: the namespaces and bridge of a multi-node cluster), each of
+its processes once per node: `kubelet` (with containerd), `kube_proxy`,
+`coredns`, `kube_router`.
 
 Each module says how its process is started (`command`) and when it is ready
-(`ready`), as a `Component`; `es4ps_localcluster.cluster` starts them in order.
+(`ready`), as a `Component` (a node's: a `NodeComponent`, given the node);
+`es4ps_localcluster.cluster` and `es4ps_localcluster.nodes` start them in order.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
+    from .node import Node
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,16 @@ class Component:
     name: str
     command: Callable[[Cluster], list[str]]
     ready: Callable[[Cluster], bool]
+    start_timeout_s: float
+
+
+@dataclass(frozen=True)
+class NodeComponent:
+    """One process of each real node: its name (per node, `Node.process_name`), command line and readiness."""
+
+    name: str
+    command: Callable[[Node], list[str]]
+    ready: Callable[[Cluster, Node], bool]
     start_timeout_s: float
 
 

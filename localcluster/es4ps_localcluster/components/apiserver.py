@@ -22,23 +22,22 @@ SERVICE_NAMES = (
 
 def command(cluster: Cluster) -> list[str]:
     pki = cluster.pki
-    # Pods of a real node reach the API through the `kubernetes` Service: the
-    # server must then listen on, and advertise, the host's address.
-    if cluster.mode == "real":
-        bind, advertise = "0.0.0.0", cluster.node.ip  # noqa: S104
-    else:
-        bind, advertise = "127.0.0.1", "127.0.0.1"
+    # Pods of real nodes reach the API through the `kubernetes` Service: the server must then listen on,
+    # and advertise, an address they reach (the host's, or this machine's on the nodes' bridge).
+    bind = "127.0.0.1" if cluster.mode == "kwok" else "0.0.0.0"  # noqa: S104
     return [
         str(cluster.bin / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{cluster.ports.etcd}",
         f"--bind-address={bind}",
-        f"--advertise-address={advertise}",
+        f"--advertise-address={cluster.api_address}",
         f"--secure-port={cluster.ports.api}",
         f"--tls-cert-file={pki.cert('apiserver')}",
         f"--tls-private-key-file={pki.key('apiserver')}",
         f"--client-ca-file={pki.cert('ca')}",
         f"--kubelet-client-certificate={pki.cert('apiserver-kubelet-client')}",
         f"--kubelet-client-key={pki.key('apiserver-kubelet-client')}",
+        # the nodes' names are not in any resolver (node1, ...): logs and exec go to their addresses
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
         "--authorization-mode=Node,RBAC",
         f"--service-account-key-file={pki.path('sa', 'pub')}",
         f"--service-account-signing-key-file={pki.key('sa')}",

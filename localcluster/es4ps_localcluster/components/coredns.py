@@ -1,8 +1,10 @@
-"""CoreDNS on the real node (localcluster/tools/coredns): cluster names for Pods, as a host process.
+"""CoreDNS on each real node (localcluster/tools/coredns): cluster names for Pods, as a host process.
 
 It binds only the node's DNS address on lo (node.DNS_ADDRESS, what the
 kubelet gives Pods as their resolver), so a host-network Samba DC keeps port 53
-on the node's own address; everything else goes to this machine's resolvers.
+on the node's own address; everything else goes to this machine's resolvers
+(which the nodes of a multi-node cluster do not reach: nothing leaves the
+machine, so outside names get no answer there).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..processes import http_ok
-from . import Component, reader_role
+from . import NodeComponent, reader_role
 from .node import DNS_ADDRESS, Node
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ def write_config(node: Node) -> None:
         f""".:53 {{
     bind {DNS_ADDRESS}
     errors
-    ready 127.0.0.1:{READY_PORT}
+    ready {node.probe_address}:{READY_PORT}
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
         kubeconfig {node.kubeconfig_for("coredns")}
         pods insecure
@@ -49,12 +51,12 @@ def rbac_objects() -> list[dict]:
     )
 
 
-def command(cluster: Cluster) -> list[str]:
-    return [str(cluster.node.bin / "coredns"), "-conf", str(cluster.node.state / "Corefile")]
+def command(node: Node) -> list[str]:
+    return [str(node.bin / "coredns"), "-conf", str(node.state / "Corefile")]
 
 
-def ready(cluster: Cluster) -> bool:
-    return http_ok(f"http://127.0.0.1:{READY_PORT}/ready")
+def ready(cluster: Cluster, node: Node) -> bool:
+    return http_ok(f"http://{node.probe_address}:{READY_PORT}/ready")
 
 
-COREDNS = Component("coredns", command, ready, start_timeout_s=60)
+COREDNS = NodeComponent("coredns", command, ready, start_timeout_s=60)

@@ -1,4 +1,4 @@
-"""kube-proxy on the real node: Services through iptables, ClusterIPs reachable from this machine too."""
+"""kube-proxy on each real node: Services through iptables, ClusterIPs reachable from this machine too."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from ..processes import http_ok
-from . import Component
+from . import NodeComponent
 from .node import CLUSTER_CIDR, Node
 
 if TYPE_CHECKING:
@@ -25,20 +25,19 @@ def write_config(node: Node) -> None:
         "hostnameOverride": node.name,
         # setting nf_conntrack_max needs privileges this VM does not grant
         "conntrack": {"maxPerCore": 0},
-        "healthzBindAddress": f"127.0.0.1:{HEALTH_PORT}",
+        "healthzBindAddress": f"{node.probe_address}:{HEALTH_PORT}",
         "metricsBindAddress": "127.0.0.1:10249",
         "nodePortAddresses": ["primary"],
     }
     (node.state / "kube-proxy.json").write_text(json.dumps(proxy, indent=2))
 
 
-def command(cluster: Cluster) -> list[str]:
-    node = cluster.node
+def command(node: Node) -> list[str]:
     return [str(node.bin / "kube-proxy"), f"--config={node.state / 'kube-proxy.json'}", "--v=1"]
 
 
-def ready(cluster: Cluster) -> bool:
-    return http_ok(f"http://127.0.0.1:{HEALTH_PORT}/healthz")
+def ready(cluster: Cluster, node: Node) -> bool:
+    return http_ok(f"http://{node.probe_address}:{HEALTH_PORT}/healthz")
 
 
-KUBE_PROXY = Component("kube-proxy", command, ready, start_timeout_s=60)
+KUBE_PROXY = NodeComponent("kube-proxy", command, ready, start_timeout_s=60)

@@ -1,4 +1,4 @@
-"""kube-router's network policy controller alone (localcluster/tools/kube-router): NetworkPolicies on the real node.
+"""kube-router's network policy controller alone (localcluster/tools/kube-router): NetworkPolicies on each node.
 
 The bridge CNI ignores NetworkPolicies; this enforces them with iptables and
 ipset (its routing, service proxy and CNI stay off). Like other
@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..processes import http_ok
-from . import Component, reader_role
+from . import NodeComponent, reader_role
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
+    from .node import Node
 
 HEALTH_PORT = 20244
 
@@ -33,8 +34,7 @@ def rbac_objects() -> list[dict]:
     )
 
 
-def command(cluster: Cluster) -> list[str]:
-    node = cluster.node
+def command(node: Node) -> list[str]:
     return [
         str(node.bin / "kube-router"),
         f"--kubeconfig={node.kubeconfig_for('kube-router')}",
@@ -49,8 +49,8 @@ def command(cluster: Cluster) -> list[str]:
     ]
 
 
-def ready(cluster: Cluster) -> bool:
-    return http_ok(f"http://127.0.0.1:{HEALTH_PORT}/healthz")
+def ready(cluster: Cluster, node: Node) -> bool:
+    return http_ok(f"http://{node.probe_address}:{HEALTH_PORT}/healthz")
 
 
-KUBE_ROUTER = Component("kube-router", command, ready, start_timeout_s=60)
+KUBE_ROUTER = NodeComponent("kube-router", command, ready, start_timeout_s=60)

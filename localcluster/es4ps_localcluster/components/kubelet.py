@@ -1,10 +1,15 @@
-"""The real node's kubelet and its container runtime: Debian's containerd (CRI, runc, cgroupfs) and CNI bridge.
+"""A real node's kubelet and its container runtime: Debian's containerd (CRI, runc, cgroupfs) and CNI bridge.
 
 Pods get addresses from Debian's CNI plugins (bridge + host-local + portmap +
 firewall; loopback is set up by containerd). Images come from the local
 Docker engine (`es4ps_localcluster.images`), imported into containerd's
 k8s.io namespace; containerd's image store lives in the cache directory so
 imports survive a cluster restart.
+
+Each node of a multi-node cluster has its own containerd (image store, state,
+socket), kubelet root, CNI leases and cgroup root, so the kubelets never see
+each other's Pods; its Pods' traffic to other nodes keeps their addresses
+(no masquerading: `node_network` routes it).
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import Component
-from .node import BRIDGE, DNS_ADDRESS, POD_CIDR, Node
+from . import NodeComponent
+from .node import BRIDGE, DNS_ADDRESS, Node
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -26,12 +32,12 @@ if TYPE_CHECKING:
 
 def write_config(node: Node) -> None:
     """containerd's config.toml, the CNI network and the KubeletConfiguration."""
-    for d in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs"):
+    for d in ("containerd", "cni/net.d", "kubelet", "pod-logs", "run"):
         (node.state / d).mkdir(parents=True, exist_ok=True)
     (node.state / "containerd" / "config.toml").write_text(
         f"""version = 2
 root = "{node.containerd_root}"
-state = "{node.state / "containerd" / "state"}"
+state = "{node.run_dir / "containerd"}"
 [grpc]
   address = "{node.containerd_socket}"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -58,13 +64,14 @@ state = "{node.state / "containerd" / "state"}"
                 "type": "bridge",
                 "bridge": BRIDGE,
                 "isGateway": True,
-                "ipMasq": True,
+                # the one real node masquerades what leaves it; between nodes Pods keep their addresses
+                "ipMasq": node.netns is None,
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": POD_CIDR}]],
+                    "ranges": [[{"subnet": node.pod_cidr}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(node.state / "cni" / "ipam"),
+                    "dataDir": str(node.run_dir / "cni-leases"),
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
@@ -83,14 +90,15 @@ state = "{node.state / "containerd" / "state"}"
         },
         "authorization": {"mode": "Webhook"},
         "cgroupDriver": "cgroupfs",
+        "cgroupRoot": node.cgroup_root,
         "containerRuntimeEndpoint": f"unix://{node.containerd_socket}",
         "clusterDNS": [DNS_ADDRESS],
         "clusterDomain": "cluster.local",
         "failSwapOn": False,
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
-        "tlsCertFile": str(node.pki.cert("kubelet-serving")),
-        "tlsPrivateKeyFile": str(node.pki.key("kubelet-serving")),
+        "tlsCertFile": str(node.pki.cert(f"{node.kubelet_user}-serving")),
+        "tlsPrivateKeyFile": str(node.pki.key(f"{node.kubelet_user}-serving")),
         "podLogsDir": str(node.state / "pod-logs"),
         # a development machine's disk is shared with everything else: evict late, never GC our images
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
@@ -101,16 +109,15 @@ state = "{node.state / "containerd" / "state"}"
     (node.state / "kubelet.json").write_text(json.dumps(kubelet, indent=2))
 
 
-def containerd_command(cluster: Cluster) -> list[str]:
-    return ["/usr/bin/containerd", f"--config={cluster.node.state / 'containerd' / 'config.toml'}"]
+def containerd_command(node: Node) -> list[str]:
+    return ["/usr/bin/containerd", f"--config={node.state / 'containerd' / 'config.toml'}"]
 
 
-def kubelet_command(cluster: Cluster) -> list[str]:
-    node = cluster.node
+def kubelet_command(node: Node) -> list[str]:
     return [
         str(node.bin / "kubelet"),
         f"--config={node.state / 'kubelet.json'}",
-        f"--kubeconfig={node.kubeconfig_for('kubelet')}",
+        f"--kubeconfig={node.kubeconfig_for(node.kubelet_user)}",
         f"--root-dir={node.kubelet_root}",
         f"--node-ip={node.ip}",
         f"--hostname-override={node.name}",
@@ -118,9 +125,9 @@ def kubelet_command(cluster: Cluster) -> list[str]:
     ]
 
 
-def kubelet_ready(cluster: Cluster) -> bool:
+def kubelet_ready(cluster: Cluster, node: Node) -> bool:
     """The node registered itself and reports Ready."""
-    return cluster.condition_true("node", cluster.node.name)
+    return cluster.condition_true("node", node.name)
 
 
 def remove_workloads(node: Node) -> None:
@@ -153,7 +160,11 @@ def kill_shims(node: Node) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
-CONTAINERD = Component(
-    "containerd", containerd_command, lambda cluster: cluster.node.containerd_socket.exists(), start_timeout_s=60
-)
-KUBELET = Component("kubelet", kubelet_command, kubelet_ready, start_timeout_s=120)
+def containerd_ready(cluster: Cluster, node: Node) -> bool:
+    """containerd answers on its socket (a socket file left by a stopped containerd does not)."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        return probe.connect_ex(str(node.containerd_socket)) == 0
+
+
+CONTAINERD = NodeComponent("containerd", containerd_command, containerd_ready, start_timeout_s=60)
+KUBELET = NodeComponent("kubelet", kubelet_command, kubelet_ready, start_timeout_s=120)

@@ -9,7 +9,14 @@ users); a volume whose claim is gone (reclaim policy Delete) is deleted with
 its folder. On KWOK nodes nothing mounts the folders; on the real node the
 kubelet does.
 
-    python -m es4ps_localcluster.components.volume_provisioner KUBECONFIG VOLUMES_DIR
+With several real nodes (`--node-local`) a volume belongs to one node, as a
+real local volume does: the class binds when the first Pod is scheduled
+(`WaitForFirstConsumer`), the volume is made for the node the scheduler chose
+(the claim's `volume.kubernetes.io/selected-node`), under
+`VOLUMES_DIR/<node>/`, with a node affinity to it. A Pod of that claim then
+runs on that node only: if the node is lost, so is the volume for the cluster.
+
+    python -m es4ps_localcluster.components.volume_provisioner KUBECONFIG VOLUMES_DIR [--node-local]
 """
 
 from __future__ import annotations
@@ -24,7 +31,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lightkube import ApiError, Client, KubeConfig
-from lightkube.models.core_v1 import ObjectReference, PersistentVolumeSpec
+from lightkube.models.core_v1 import (
+    NodeSelector,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    ObjectReference,
+    PersistentVolumeSpec,
+    VolumeNodeAffinity,
+)
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
 from lightkube.resources.storage_v1 import StorageClass
@@ -37,23 +51,25 @@ if TYPE_CHECKING:
 PROVISIONER = "es4ps.io/local-path"
 STORAGE_CLASS = "local"
 INTERVAL_S = 1.0
+SELECTED_NODE = "volume.kubernetes.io/selected-node"  # written on a claim by the scheduler
 
 log = logging.getLogger("volume-provisioner")
 
 
-def storage_class() -> StorageClass:
+def storage_class(node_local: bool = False) -> StorageClass:
     return StorageClass(
         metadata=ObjectMeta(name=STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
         provisioner=PROVISIONER,
         reclaimPolicy="Delete",
-        volumeBindingMode="Immediate",
+        volumeBindingMode="WaitForFirstConsumer" if node_local else "Immediate",
     )
 
 
 class Provisioner:
-    def __init__(self, client: Client, volumes: Path) -> None:
+    def __init__(self, client: Client, volumes: Path, node_local: bool = False) -> None:
         self.client = client
         self.volumes = volumes
+        self.node_local = node_local
 
     def run_once(self) -> None:
         for claim in self.client.list(PersistentVolumeClaim, namespace="*"):
@@ -61,6 +77,7 @@ class Provisioner:
                 (claim.status is None or claim.status.phase == "Pending")
                 and not claim.spec.volumeName
                 and claim.spec.storageClassName == STORAGE_CLASS
+                and (not self.node_local or SELECTED_NODE in (claim.metadata.annotations or {}))
             ):
                 self.provision(claim)
         for volume in self.client.list(PersistentVolume, labels={"es4ps.io/provisioned-by": "local-path"}):
@@ -70,7 +87,8 @@ class Provisioner:
     def provision(self, claim: PersistentVolumeClaim) -> None:
         meta = claim.metadata
         name = f"pvc-{meta.uid}"
-        folder = self.volumes / name
+        node = (meta.annotations or {}).get(SELECTED_NODE) if self.node_local else None
+        folder = self.volumes / node / name if node else self.volumes / name
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o777)
         volume = PersistentVolume(
@@ -86,6 +104,7 @@ class Provisioner:
                 persistentVolumeReclaimPolicy="Delete",
                 storageClassName=STORAGE_CLASS,
                 claimRef=ObjectReference(namespace=meta.namespace, name=meta.name, uid=meta.uid),
+                nodeAffinity=on_node(node) if node else None,
             ),
         )
         try:
@@ -99,16 +118,26 @@ class Provisioner:
         name = volume.metadata.name
         with contextlib.suppress(ApiError):
             self.client.delete(PersistentVolume, name)
-        shutil.rmtree(self.volumes / name, ignore_errors=True)
+        folder = Path(volume.spec.hostPath.path)
+        if self.volumes in folder.parents:  # only what this provisioner made
+            shutil.rmtree(folder, ignore_errors=True)
         log.info("deleted %s (its claim is gone)", name)
+
+
+def on_node(node: str) -> VolumeNodeAffinity:
+    """A volume's affinity to the node its folder is on."""
+    requirement = NodeSelectorRequirement(key="kubernetes.io/hostname", operator="In", values=[node])
+    term = NodeSelectorTerm(matchExpressions=[requirement])
+    return VolumeNodeAffinity(required=NodeSelector(nodeSelectorTerms=[term]))
 
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     kubeconfig, volumes = argv[1], Path(argv[2])
+    node_local = "--node-local" in argv[3:]
     client = Client(KubeConfig.from_file(kubeconfig), field_manager="es4ps-volume-provisioner")
-    client.apply(storage_class(), force=True)
-    provisioner = Provisioner(client, volumes)
+    client.apply(storage_class(node_local), force=True)
+    provisioner = Provisioner(client, volumes, node_local)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     while not stopping:
@@ -127,6 +156,7 @@ def command(cluster: Cluster) -> list[str]:
         "es4ps_localcluster.components.volume_provisioner",
         str(cluster.kubeconfig),
         str(cluster.state / "volumes"),
+        *(["--node-local"] if cluster.mode == "multi" else []),
     ]
 
 

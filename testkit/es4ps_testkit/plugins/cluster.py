@@ -1,11 +1,14 @@
-"""Fixtures of the local Kubernetes cluster: `cluster` (KWOK nodes), `real_cluster` (a real node), fresh namespaces.
+"""Fixtures of the local Kubernetes cluster: `cluster` (KWOK nodes), `real_cluster` (a real node),
+`multi_cluster` (three real nodes, each in a network namespace of its own), fresh namespaces.
 
-Each reuses a running cluster of its mode (`make cluster [NODE=real]`);
+Each reuses a running cluster of its mode (`make cluster [NODE=real | NODES=3]`);
 otherwise it starts one with es4ps_localcluster, the same code, switching
-modes if needed (tests marked e2e, the real-node ones, run last, so one switch
-suffices), and stops what it started at the end of the session
-(ES4PS_KEEP_CLUSTER=1 keeps it). If a cluster cannot start, every test that
-needs it fails with the reason.
+modes if needed, and stops what it started at the end of the session
+(ES4PS_KEEP_CLUSTER=1 keeps it). The tests are ordered so that each mode
+starts once: KWOK first, then the real node (tests marked e2e), then the
+multi-node cluster (tests that use `multi_cluster`, or are marked
+`multinode`), and last a test marked `stops_cluster`. If a cluster cannot
+start, every test that needs it fails with the reason.
 """
 
 from __future__ import annotations
@@ -19,11 +22,22 @@ from es4ps_localcluster import Cluster, ClusterError
 
 from ..kube import KubeCluster
 
+MULTI_NODES = 3
+
+
+def cluster_mode_order(item) -> int:
+    """Where a test runs in the session: KWOK 0, the real node 1, several real nodes 2, stopping the cluster 3."""
+    if item.get_closest_marker("stops_cluster"):
+        return 3
+    if "multi_cluster" in item.fixturenames or item.get_closest_marker("multinode"):
+        return 2
+    return 1 if item.get_closest_marker("e2e") else 0
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    """Run the tests on the real node (marked e2e) last: switching the cluster's node mode happens once."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+    """Group the tests by the cluster mode they need: each mode's cluster starts once (the sort is stable)."""
+    items.sort(key=cluster_mode_order)
 
 
 class _ClusterSession:
@@ -33,13 +47,14 @@ class _ClusterSession:
         self.local = Cluster()
         self.started = False
 
-    def ensure(self, mode: str) -> KubeCluster:
-        if not (self.local.healthy() and self.local.mode == mode):
+    def ensure(self, mode: str, nodes: int | None = None) -> KubeCluster:
+        wanted = {"kwok": 0, "real": 1}.get(mode, nodes)
+        if not (self.local.healthy() and self.local.mode == mode and self.local.node_count == wanted):
             try:
                 if self.local.running():
                     print(f"\nswitching the local cluster from NODE={self.local.mode} to NODE={mode}", file=sys.stderr)
                     self.local.down()
-                self.local.up(node=mode)
+                self.local.up(node=mode, nodes=nodes)
             except ClusterError as exc:
                 pytest.fail(f"the local cluster (NODE={mode}) could not start: {exc}", pytrace=False)
             self.started = True
@@ -55,6 +70,12 @@ def _cluster_session():
 
 
 @pytest.fixture(scope="session")
+def local_cluster(_cluster_session) -> Cluster:
+    """The es4ps_localcluster object behind the fixtures (its nodes, to lose one and bring it back)."""
+    return _cluster_session.local
+
+
+@pytest.fixture(scope="session")
 def cluster(_cluster_session) -> KubeCluster:
     """The local cluster with KWOK nodes and cert-manager."""
     return _cluster_session.ensure("kwok")
@@ -64,6 +85,12 @@ def cluster(_cluster_session) -> KubeCluster:
 def real_cluster(_cluster_session) -> KubeCluster:
     """The local cluster with a real node: Pods run the locally built images in containerd."""
     return _cluster_session.ensure("real")
+
+
+@pytest.fixture(scope="session")
+def multi_cluster(_cluster_session) -> KubeCluster:
+    """The local cluster with three real nodes (node1..node3), each in a network namespace of its own."""
+    return _cluster_session.ensure("multi", MULTI_NODES)
 
 
 def _fresh_namespace(kube: KubeCluster):
@@ -83,3 +110,9 @@ def namespace(cluster: KubeCluster) -> str:
 def real_namespace(real_cluster: KubeCluster) -> str:
     """A fresh namespace on the real-node cluster for one test."""
     yield from _fresh_namespace(real_cluster)
+
+
+@pytest.fixture
+def multi_namespace(multi_cluster: KubeCluster) -> str:
+    """A fresh namespace on the multi-node cluster for one test."""
+    yield from _fresh_namespace(multi_cluster)

@@ -14,7 +14,11 @@ sam.ldb (as root, no network, no password needed):
   RDN for moves between the OU's sub-OUs included), and the members and
   gidNumber of groups inside the OU (a policy's groups). Nothing outside the OU: not Domain Admins, not
   Administrator, not accounts staff made elsewhere;
-- the worker's state directory on the volume, owned by the worker's user.
+- the worker's state directory on the volume, owned by the worker's user;
+- the domain's `ms-DS-MachineAccountQuota` at 0: no ordinary user adds
+  computers to the domain (AD's default lets everyone add ten; Samba 4.17
+  refuses them anyway, an external or later directory might not). Computers
+  are added by administrators or pre-staged by staff.
 
 Each step reads first and writes only what differs, so a restart changes
 nothing. The account's password is set again only when the mounted one
@@ -51,6 +55,7 @@ WRITABLE_USER_ATTRIBUTES = (
 # Object classes the worker may create and delete inside the managed OU.
 CREATABLE_CLASSES = ("user", "group", "organizationalUnit")
 UF_DONT_EXPIRE_PASSWD = 0x10000
+_MACHINE_ACCOUNT_QUOTA = "ms-DS-MachineAccountQuota"
 _PASSWORD_DIGEST_NAME = ".es4ps-worker-password"  # noqa: S105 (a file name)
 
 
@@ -160,8 +165,23 @@ def _ensure_state_dir(config: DCConfig) -> None:
     state.chmod(0o700)
 
 
+def close_machine_account_quota(samdb) -> bool:
+    """Set the domain's ms-DS-MachineAccountQuota to 0 unless it is already; returns whether it wrote."""
+    import ldb
+
+    domain = samdb.domain_dn()
+    found = samdb.search(base=domain, scope=ldb.SCOPE_BASE, attrs=[_MACHINE_ACCOUNT_QUOTA])[0]
+    if str(found.get(_MACHINE_ACCOUNT_QUOTA, idx=0)) == "0":
+        return False
+    message = ldb.Message(ldb.Dn(samdb, str(domain)))
+    message[_MACHINE_ACCOUNT_QUOTA] = ldb.MessageElement("0", ldb.FLAG_MOD_REPLACE, _MACHINE_ACCOUNT_QUOTA)
+    samdb.modify(message)
+    return True
+
+
 def ensure_worker_access(config: DCConfig) -> None:
-    """Converge the managed OU, the worker's account, its delegated rights and its state directory."""
+    """Converge the managed OU, the worker's account, its delegated rights, the machine account quota (0) and
+    the worker's state directory."""
     from samba.sd_utils import SDUtils
 
     samdb = open_samdb_at(config.data_dir)
@@ -171,6 +191,8 @@ def ensure_worker_access(config: DCConfig) -> None:
         _ensure_ou(samdb, ou_dn)
         sid = _ensure_account(samdb, config)
         SDUtils(samdb).dacl_append_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
+        if close_machine_account_quota(samdb):
+            print("es4ps-samba-dc: ms-DS-MachineAccountQuota set to 0", flush=True)
     except BaseException:
         samdb.transaction_cancel()
         raise

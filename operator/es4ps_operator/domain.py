@@ -113,6 +113,7 @@ class Portal:
     unconfirmed_retention_hours: int  # 0: kept
     # spec.portal.rateLimits as the API server defaulted it (the portal reads the same shape).
     rate_limits: dict[str, Any]
+    pending_registrations: dict[str, int]  # spec.portal.pendingRegistrations, the same way
     trusted_proxies: int
     placement: Placement
     approval: str  # Automatic | Manual
@@ -300,6 +301,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             link_validity_hours=registration["linkValidityHours"],
             unconfirmed_retention_hours=registration["unconfirmedRetentionHours"],
             rate_limits=dict(portal["rateLimits"]),
+            pending_registrations=dict(portal["pendingRegistrations"]),
             trusted_proxies=ingress["trustedProxies"],
             placement=read_placement(portal),
             approval=registration["approval"],

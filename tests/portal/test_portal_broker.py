@@ -5,6 +5,8 @@ The web side writes them to the outbox; the relay (`relay_round`, run here as th
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import Client
 from es4ps_contract.keys import load_sealing_private_key, load_verify_key
@@ -40,9 +42,11 @@ def test_tasks_reach_the_queue_signed_with_the_password_sealed(
         assert client.post("/register/", bad_password).status_code == 200
         assert client.post("/register/", registration(refused, email=f"{refused}@evil.example")).status_code == 200
         tasks = ProvisioningTask.objects.filter(user__username=username)
-        # In the outbox: signed envelopes, the password only sealed, nothing published yet.
+        # In the outbox: the tasks' fields, the password only sealed, nothing published yet.
         assert [t.published_at for t in tasks] == [None, None]
-        assert all(t.envelope and GOOD_PASSWORD not in str(t.envelope) for t in tasks)
+        assert all(t.payload and GOOD_PASSWORD not in str(t.payload) for t in tasks)
+        time.sleep(1.1)  # the relay signs when it sends: the issue time is then, not when they were written
+        sent_from = int(time.time())
         assert relay_round() == (2, False)
         recorded = {t.operation: str(t.task_id) for t in tasks}
         messages = read_task_queue(broker, take=recorded.values())
@@ -51,8 +55,8 @@ def test_tasks_reach_the_queue_signed_with_the_password_sealed(
 
     taken = {m["id"]: m for m in messages if m["id"] in recorded.values()}
     assert set(taken) == set(recorded.values())
-    # Published: marked so, and the envelope (the sealed password with it) no longer kept.
-    assert all(t.published_at and t.envelope is None for t in ProvisioningTask.objects.filter(user__username=username))
+    # Published: marked so, and the fields (the sealed password with them) no longer kept.
+    assert all(t.published_at and t.payload is None for t in ProvisioningTask.objects.filter(user__username=username))
     # In the order they were written: create before enable.
     assert [m["id"] for m in messages if m["id"] in recorded.values()] == [
         recorded[Operation.CREATE_USER],
@@ -64,7 +68,9 @@ def test_tasks_reach_the_queue_signed_with_the_password_sealed(
     assert create["name"] == Operation.CREATE_USER.task_name
     assert GOOD_PASSWORD not in create["body"]
     verify_key = load_verify_key(contract_keys.worker_env["ES4PS_SIGNING_PUBLIC_KEY_FILE"])
-    task = open_task(verify_key, create["args"][0], operation=Operation.CREATE_USER, task_id=create["id"]).task
+    signed = open_task(verify_key, create["args"][0], operation=Operation.CREATE_USER, task_id=create["id"])
+    assert signed.issued_at >= sent_from
+    task = signed.task
     registration_id = str(User.objects.get(username=username).registration_id)
     assert (task.username, task.given_name, task.surname, task.email, task.registration) == (
         username,

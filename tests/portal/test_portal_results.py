@@ -66,10 +66,22 @@ def test_a_late_create_result_does_not_undo_enabled(person):
 @pytest.mark.parametrize("outcome", [Outcome.FAILED, Outcome.REJECTED])
 def test_a_failed_create_shows_its_reason(person, outcome):
     task = queued(person, Operation.CREATE_USER)
-    record_result_event(event(task, outcome, "the username is already taken"))
+    record_result_event(event(task, outcome, "the OU Staff was not found (retries exhausted)"))
     status = account_status(person)
-    assert status["state"] == "failed"
-    assert status["message"] == "Setting up your account failed: the username is already taken"
+    assert (status["state"], status["can_withdraw"]) == ("failed", False)
+    assert status["message"] == "Setting up your account failed: the OU Staff was not found (retries exhausted)"
+    assert status["tasks"][-1]["state"] == "failed"
+
+
+def test_a_name_the_directory_holds_says_what_to_do(person):
+    task = queued(person, Operation.CREATE_USER)
+    record_result_event(event(task, Outcome.FAILED, "the username is already taken"))
+    status = account_status(person)
+    assert (status["state"], status["can_withdraw"]) == ("name_taken", True)
+    assert status["message"] == (
+        f"The username {person.username} is already used in the directory, so your account could not be created."
+        " Withdraw this registration below, then register again with another username."
+    )
     assert (status["tasks"][-1]["state"], status["tasks"][-1]["reason"]) == ("failed", "the username is already taken")
 
 

@@ -199,12 +199,14 @@ def test_with_manual_approval_a_confirmed_registration_waits_for_staff(
     for username in (accepted, refused):
         browsers[username] = Client()
         assert browsers[username].post("/register/", form(username)).status_code == 302
+        assert [t.held for t in User.objects.get(username=username).provisioning_tasks.all()] == [True]
         with django_capture_on_commit_callbacks(execute=True):  # the test's transaction never commits
             confirmed = verify_by_code(browsers[username], smtp, f"{username}@{ALLOWED_DOMAIN}")
         assert "Staff approve new accounts; we will mail you." in confirmed.content.decode()
         user = User.objects.get(username=username)
         assert user.approval == User.Approval.WAITING
-        assert [t.operation for t in user.provisioning_tasks.all()] == [Operation.CREATE_USER]  # no enable yet
+        # The address is proven: the account is created (disabled) now; no enable until staff approve.
+        assert [(t.operation, t.held) for t in user.provisioning_tasks.all()] == [(Operation.CREATE_USER, False)]
         status = browsers[username].get("/status.json").json()
         assert status["state"] == "waiting_for_approval"
         # Every approver hears of it: superusers and members of a group with the permission; nobody else.
@@ -250,6 +252,8 @@ def test_a_registration_gets_its_policy_and_staff_move_accounts_when_it_changes(
         )
         student = User.objects.get(username=username)
         create = newest_task(student)
+        code = smtp.wait_for(f"{username}@students.{ALLOWED_DOMAIN}").text.split("code on the status page: ", 1)[1]
+        client.post("/verify/code/", {"code": code[:6]})  # the create is held until the address is proven
         relay_round()
         (message,) = [m for m in read_task_queue(broker, take=[str(create.task_id)]) if m["id"] == str(create.task_id)]
     finally:
@@ -296,10 +300,10 @@ def test_with_the_broker_down_a_staff_action_waits_in_the_outbox(broker, boss):
     finally:
         broker.start()
 
-    # Nothing asks the broker while the request runs: the signed task is written with the change and its
+    # Nothing asks the broker while the request runs: the task is written with the change and its
     # record, and the consumer's relay publishes it once the broker is back (test_portal_outbox.py).
     assert "done for 1 account" in admin_messages(page)
     waiting = newest_task(enabled)
     assert waiting.operation == Operation.DISABLE_USER
-    assert waiting.published_at is None and waiting.envelope
+    assert waiting.published_at is None and waiting.payload
     assert records(enabled) == [("disable_account", "staff", "requested")]

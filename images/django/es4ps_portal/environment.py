@@ -77,6 +77,11 @@ VARIABLES = (
     ),
     Variable("ES4PS_RATE_LIMITS", "JSON as `spec.portal.rateLimits`, every action and scope"),
     Variable(
+        "ES4PS_PENDING_REGISTRATION_LIMITS",
+        "JSON as `spec.portal.pendingRegistrations`: caps on unconfirmed registrations (perDomain, perAddress,"
+        " perEmailDomain)",
+    ),
+    Variable(
         "ES4PS_REGISTRATION_APPROVAL",
         "`Automatic`, or `Manual`: a confirmed registration waits for staff to approve it",
     ),
@@ -138,6 +143,24 @@ def parse_reminder_days(text: str) -> tuple[int, ...]:
     if any(not 1 <= day <= 365 for day in days):
         raise ImproperlyConfigured("ES4PS_PASSWORD_EXPIRY_REMINDER_DAYS must be days from 1 to 365")
     return tuple(sorted(days, reverse=True))
+
+
+PENDING_REGISTRATION_SCOPES = ("perDomain", "perAddress", "perEmailDomain")
+
+
+def parse_pending_limits(text: str) -> dict[str, int]:
+    """ES4PS_PENDING_REGISTRATION_LIMITS (the CRD's shape) -> {scope: cap}, every scope given, each >= 1."""
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ImproperlyConfigured("ES4PS_PENDING_REGISTRATION_LIMITS must be JSON") from None
+    if not isinstance(given, dict) or set(given) != set(PENDING_REGISTRATION_SCOPES):
+        scopes = ", ".join(PENDING_REGISTRATION_SCOPES)
+        raise ImproperlyConfigured(f"ES4PS_PENDING_REGISTRATION_LIMITS must name each of {scopes}")
+    for scope, cap in given.items():
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise ImproperlyConfigured(f"ES4PS_PENDING_REGISTRATION_LIMITS.{scope} must be a whole number >= 1")
+    return given
 
 
 def parse_rate_limits(text: str) -> dict[str, dict[str, tuple[int, int]]]:

@@ -30,7 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 
 REGISTRATIONS = Counter(
     "es4ps_portal_registrations",
-    "Registration forms sent, by outcome: accepted, invalid, rate_limited, failed.",
+    "Registration forms sent, by outcome: accepted, invalid, rate_limited, too_many_pending (a cap on unconfirmed"
+    " registrations), failed.",
     ["outcome"],
 )
 VERIFICATIONS = Counter(

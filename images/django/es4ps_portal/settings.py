@@ -19,6 +19,7 @@ from es4ps_portal.accounts.email_domains import InvalidDomain, parse_allowed_dom
 from es4ps_portal.environment import (
     LANGUAGE_CODES,
     env,
+    parse_pending_limits,
     parse_rate_limits,
     parse_reminder_days,
     parse_source_ranges,
@@ -200,9 +201,9 @@ EXPIRED_PASSWORD_CHANGE_S = 600
 
 # --- tokens, mails and rate limits ------------------------------------------------------
 TOKEN_TTL_HOURS = setting(env.integer, "ES4PS_TOKEN_TTL_HOURS", minimum=1)
-# A registration whose address is not verified this long after it was made is deleted, with its
-# disabled directory account, so a mistyped or someone else's address does not hold the name and
-# the address for ever. 0 keeps them.
+# A registration whose address is not verified this long after it was made is dropped (nothing of it is in
+# the directory), so a mistyped or someone else's address does not hold the name and the address for
+# ever. 0 keeps them.
 UNVERIFIED_RETENTION_HOURS = setting(env.integer, "ES4PS_UNVERIFIED_RETENTION_HOURS", minimum=0)
 if 0 < UNVERIFIED_RETENTION_HOURS < TOKEN_TTL_HOURS:
     raise ImproperlyConfigured(
@@ -216,6 +217,8 @@ VERIFICATION_MAILS_MAX = 5
 CODE_MAX_ATTEMPTS = 10
 # action -> {"ip" | "account": (attempts, window in seconds)}, from spec.portal.rateLimits
 RATE_LIMITS = parse_rate_limits(setting(env.raw, "ES4PS_RATE_LIMITS"))
+# Caps on unconfirmed registrations: {"perDomain": n, "perAddress": n, "perEmailDomain": n}.
+PENDING_REGISTRATION_LIMITS = parse_pending_limits(setting(env.raw, "ES4PS_PENDING_REGISTRATION_LIMITS"))
 
 # Mails leave only through the configured server. The console backend writes every mail, its links and codes
 # too, to the log: a development setting that a portal in production (DEBUG off) refuses to start with.

@@ -3,7 +3,7 @@
     <domain>-portal   the portal Pods' `metrics` port (registrations, logins, resets, latency) and
                       `consumer-metric` port (the outbox relay, results, expiry)
     <domain>-worker   the DC Pods' `worker-metrics` port (tasks by operation and outcome, durations)
-    <domain>-dc       the DC Pods' `health` port, /metrics (replication health, managed accounts)
+    <domain>-dc       the DC Pods' `health` port, /metrics (replication health, managed accounts, RIDs)
     <domain>-broker   the broker Pods' `prometheus` port (rabbitmq_prometheus, per queue)
     <domain>-alerts   the alerts of the data path
 
@@ -36,6 +36,11 @@ BROKER_METRICS_PORT_NUMBER = 15692
 QUEUE_BACKLOG_MESSAGES = 100
 OUTBOX_STUCK_SECONDS = 300
 CERTIFICATE_WARNING_DAYS = 14
+# Unconfirmed registrations at this share of spec.portal.pendingRegistrations.perDomain.
+PENDING_WARNING_SHARE = 0.8
+# The domain's RIDs (Samba hands out at most 2^30 - 1) or a uid range with less than this share left.
+RID_SPACE = 2**30 - 1
+LOW_SHARE = 0.1
 
 
 def _pod_monitor(domain: Domain, what: str, component: str, *ports: str) -> Manifest:
@@ -148,6 +153,37 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
             "The newest completed ES4PSBackup is older than two days (kubectl get es4psbackups; BackupsHealthy).",
         ),
         alert(
+            "ES4PSPendingRegistrationsNearCap",
+            f"max(es4ps_portal_pending_registrations{{{pods['portal']}}}) > {PENDING_WARNING_SHARE} * "
+            f'max(es4ps_portal_pending_registration_cap{{{pods["portal"]},scope="perDomain"}})',
+            "15m",
+            labels,
+            f"Unconfirmed registrations of {ns}/{domain.name} near their cap",
+            f"More than {PENDING_WARNING_SHARE:.0%} of spec.portal.pendingRegistrations.perDomain wait for their "
+            "address's proof: new registrations will be refused (a mail problem, or someone registering in bulk).",
+        ),
+        alert(
+            "ES4PSRIDPoolLow",
+            f"min(es4ps_dc_rids_remaining{{{pods['dc']}}}) < {int(RID_SPACE * LOW_SHARE)}",
+            "1h",
+            critical,
+            f"The domain {ns}/{domain.name} runs out of RIDs",
+            f"Less than {LOW_SHARE:.0%} of the domain's RIDs are left: every account, group or computer takes one "
+            "for good (docs/operations.md, 'RIDs and uids').",
+        ),
+        *(
+            alert(
+                "ES4PSUidRangeLow",
+                f"{end} - {start} - max(es4ps_dc_rids_issued{{{pods['dc']}}}) < {int((end - start) * LOW_SHARE)}",
+                "1h",
+                {**labels, "uid_range": f"{start}-{end}"},
+                f"The uid range {start}-{end} of {ns}/{domain.name} runs low",
+                f"A new account's uidNumber is {start} + its RID: less than {LOW_SHARE:.0%} of the range is left "
+                "(docs/operations.md, 'RIDs and uids').",
+            )
+            for start, end in _uid_ranges(domain)
+        ),
+        alert(
             "ES4PSPortalDown",
             f'up{{{pods["portal"]},endpoint="{PORTAL_METRICS_PORT}"}} == 0',
             "5m",
@@ -156,6 +192,14 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
             "{{ $labels.pod }} has not answered its metrics scrape for 5 minutes.",
         ),
     ]
+
+
+def _uid_ranges(domain: Domain) -> list[tuple[int, int]]:
+    """The uid ranges accounts take their uidNumber from: spec.directory.unix's and the policies' own."""
+    if domain.directory.unix is None:
+        return []
+    ranges = {domain.directory.unix.uid_range, *(p.uid_range for p in domain.policies if p.uid_range)}
+    return sorted(ranges)
 
 
 def build_monitoring(domain: Domain) -> list[Manifest]:

@@ -118,6 +118,7 @@ def portal_spec_environment(domain: Domain) -> list[dict[str, Any]]:
         env("ES4PS_TOKEN_TTL_HOURS", portal.link_validity_hours),
         env("ES4PS_UNVERIFIED_RETENTION_HOURS", portal.unconfirmed_retention_hours),
         env("ES4PS_RATE_LIMITS", _compact_json(portal.rate_limits)),
+        env("ES4PS_PENDING_REGISTRATION_LIMITS", _compact_json(portal.pending_registrations)),
         env("ES4PS_TRUSTED_PROXY_COUNT", portal.trusted_proxies),
         env("ES4PS_REGISTRATION_APPROVAL", portal.approval),
         env("ES4PS_AUDIT_RETENTION_DAYS", portal.audit_retention_days),

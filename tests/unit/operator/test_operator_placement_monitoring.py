@@ -252,7 +252,7 @@ def test_the_rules_pass_promtool_check(rules_file):
     checked = promtool("check", "rules", str(rules_file), cwd=rules_file.parent)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(alert_rules(make_domain()))} rules found" in checked.stdout
-    assert len(alert_rules(make_domain())) == 9
+    assert len(alert_rules(make_domain())) == 11  # no uid range without Unix attributes
 
 
 def test_a_growing_provisioning_queue_fires_the_backlog_alert_and_no_consumer_fires_its_own(rules_file):
@@ -333,3 +333,49 @@ def test_a_growing_provisioning_queue_fires_the_backlog_alert_and_no_consumer_fi
     tested = promtool("test", "rules", test_file.name, cwd=rules_file.parent)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
+
+
+UNIX = {"enabled": True, "loginShell": "/bin/bash", "homeDirectoryTemplate": "/home/{username}",
+        "uidRange": {"start": 10000, "end": 110000}}  # fmt: skip
+
+
+def test_the_alerts_fire_before_registrations_rids_or_uids_run_out_and_not_before(tmp_path):
+    if not PROMTOOL.exists():
+        pytest.fail(f"{PROMTOOL} is missing: run `make setup` (hack/build-tools.sh promtool)")
+    domain = make_domain(monitoring={"enabled": True}, directory={"unix": UNIX})
+    rules = alert_rules(domain)
+    assert [r["labels"].get("uid_range") for r in rules if r["alert"] == "ES4PSUidRangeLow"] == ["10000-110000"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "es4ps", "rules": rules}]}))
+    portal, dc0, dc1 = (f'namespace="acme",pod="{pod}"' for pod in ("acme-portal-0", "acme-dc0-0", "acme-dc1-0"))
+    cap = f'es4ps_portal_pending_registration_cap{{{portal},scope="perDomain"}}'
+
+    def fired(name, labels):
+        text = next(r["annotations"] for r in rules if r["alert"] == name)
+        return [{"exp_labels": {"es4ps_domain": "acme", **labels}, "exp_annotations": text}]
+
+    def case(series, name, fires):
+        return {"interval": "1m", "input_series": series, "alert_rule_test": [
+            {"eval_time": "90m", "alertname": name, "exp_alerts": fires},
+        ]}  # fmt: skip
+
+    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [
+        # 850 of 1000 unconfirmed: near the cap; 700: not yet.
+        case([{"series": f"es4ps_portal_pending_registrations{{{portal}}}", "values": "850x100"},
+              {"series": cap, "values": "1000x100"}],
+             "ES4PSPendingRegistrationsNearCap", fired("ES4PSPendingRegistrationsNearCap", {"severity": "warning"})),
+        case([{"series": f"es4ps_portal_pending_registrations{{{portal}}}", "values": "700x100"},
+              {"series": cap, "values": "1000x100"}], "ES4PSPendingRegistrationsNearCap", []),
+        # One DC sees fewer than 10 % of the 2^30 - 1 RIDs left; with plenty left, nothing.
+        case([{"series": f"es4ps_dc_rids_remaining{{{dc0}}}", "values": "100000000x100"},
+              {"series": f"es4ps_dc_rids_remaining{{{dc1}}}", "values": "100000500x100"}],
+             "ES4PSRIDPoolLow", fired("ES4PSRIDPoolLow", {"severity": "critical"})),
+        case([{"series": f"es4ps_dc_rids_remaining{{{dc0}}}", "values": "1000000000x100"}], "ES4PSRIDPoolLow", []),
+        # A range of 100 000 uids: 91 000 RIDs handed out leave 9 000 (< 10 %); 50 000 leave plenty.
+        case([{"series": f"es4ps_dc_rids_issued{{{dc0}}}", "values": "91000x100"},
+              {"series": f"es4ps_dc_rids_issued{{{dc1}}}", "values": "90500x100"}],
+             "ES4PSUidRangeLow", fired("ES4PSUidRangeLow", {"severity": "warning", "uid_range": "10000-110000"})),
+        case([{"series": f"es4ps_dc_rids_issued{{{dc0}}}", "values": "50000x100"}], "ES4PSUidRangeLow", []),
+    ]}  # fmt: skip
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    tested = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

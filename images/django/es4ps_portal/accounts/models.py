@@ -83,6 +83,9 @@ class User(AbstractUser):
     directory_unix = models.BooleanField(_("Unix attributes"), default=False)
     # The language the person last used the portal in: the mails the portal sends on its own speak it.
     language = models.CharField("language", max_length=8, blank=True)
+    # The client address a registration came from, as the rate limits count it (an IPv6 client by its /64):
+    # unconfirmed registrations are capped per address (es4ps_portal.provisioning.pending).
+    registered_from = models.CharField("registered from", max_length=64, blank=True)
     # When the directory password was last set, as far as the portal knows (a change or reset it made, or
     # pwdLastSet read at sign-in), and the last expiry reminder sent for it (days before; 0: "expired").
     password_set_at = models.DateTimeField("password set at", null=True, blank=True)
@@ -106,6 +109,10 @@ class User(AbstractUser):
             # The expiry job's question: unverified registrations older than the retention (the few, not all).
             models.Index(
                 fields=["date_joined"], condition=models.Q(email_verified_at=None), name="user_unverified_joined"
+            ),
+            # The cap per client address: its unconfirmed registrations.
+            models.Index(
+                fields=["registered_from"], condition=models.Q(email_verified_at=None), name="user_unverified_from"
             ),
         ]
 

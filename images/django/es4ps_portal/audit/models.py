@@ -53,6 +53,7 @@ class AuditRecord(models.Model):
         CHANGE_PASSWORD = "change_password", _("change the password")  # noqa: S105 - an action's name
         RESET_PASSWORD = "reset_password", _("reset the password")  # noqa: S105 - an action's name
         CHANGE_PROFILE = "change_profile", _("change the name")
+        WITHDRAW_REGISTRATION = "withdraw_registration", _("withdraw a registration the directory refused")
         # What the portal does by itself
         EXPIRE_REGISTRATION = "expire_registration", _("expire an unconfirmed registration")
         # What staff do

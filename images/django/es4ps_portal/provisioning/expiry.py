@@ -1,4 +1,9 @@
-"""Unconfirmed registrations expire: their tokens go at once, the portal user once the directory account is gone."""
+"""Unconfirmed registrations expire: dropped at once, nothing sent to the directory (it never saw them).
+
+A registration of the previous release (its account created, disabled, when it
+registered) expires as it did then: its tokens go at once, "delete user" is
+queued, and the portal user goes once the directory account is gone.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from es4ps_portal.audit.records import Actor
 
 from .metrics import REGISTRATIONS_EXPIRED
 from .models import ProvisioningTask
-from .publishing import delete_account
+from .publishing import delete_account, drop_registration
 
 logger = logging.getLogger(__name__)
 # Registrations looked at per round: a campus-size backlog expires in bounded steps.
@@ -37,16 +42,17 @@ def expired_registrations(cutoff: datetime) -> QuerySet[User]:
 
 
 def expire_unverified_registrations() -> int:
-    """Queue "delete user" for registrations left unverified too long; return how many.
+    """Drop registrations left unverified too long (or, of the previous release, queue their delete); return how many.
 
     Expired: not staff, no verified address, registered more than
     UNVERIFIED_RETENTION_HOURS ago (new mails do not extend it, so resending
-    cannot keep a name and an address held). Their mailed tokens are dropped at
-    once (nobody can verify them any more); the portal user goes when the
-    delete succeeds (`results`), which frees the username and the address.
-    Safe to run on several replicas at once and again after a failure: a
-    registration whose delete is still queued is left alone, a failed one is
-    tried again.
+    cannot keep a name and an address held). One whose create is still held
+    is forgotten with it: nothing goes to the directory, the username and the
+    address are free at once. One of the previous release has its mailed
+    tokens dropped at once and its delete queued; its portal user goes when
+    the delete succeeds (`results`). Safe to run on several replicas at once
+    and again after a failure: a registration whose delete is still queued is
+    left alone, a failed one is tried again.
     """
     if not settings.UNVERIFIED_RETENTION_HOURS:
         return 0
@@ -54,6 +60,8 @@ def expire_unverified_registrations() -> int:
     count = 0
     while batch := list(expired[:BATCH]):
         for user in batch:
+            if drop_registration(user, actor=Actor.portal(), action=AuditRecord.Action.EXPIRE_REGISTRATION):
+                continue
             with transaction.atomic():
                 EmailToken.objects.filter(user=user, purpose=EmailToken.Purpose.VERIFY_EMAIL).delete()
                 delete_account(user, actor=Actor.portal(), action=AuditRecord.Action.EXPIRE_REGISTRATION)

@@ -39,5 +39,15 @@ PROVISIONING_DURATION = Histogram(
 )
 REGISTRATIONS_EXPIRED = Counter(
     "es4ps_portal_registrations_expired",
-    "Unconfirmed registrations whose deletion was queued.",
+    "Unconfirmed registrations expired: dropped (nothing was sent to the directory), or, made by the previous"
+    " release, their deletion queued.",
+)
+PENDING_REGISTRATIONS = Gauge(
+    "es4ps_portal_pending_registrations",
+    "Unconfirmed registrations (address not yet proven; nothing of them is in the directory).",
+)
+PENDING_REGISTRATION_CAP = Gauge(
+    "es4ps_portal_pending_registration_cap",
+    "The caps on unconfirmed registrations (spec.portal.pendingRegistrations), by scope.",
+    ["scope"],
 )

@@ -36,10 +36,14 @@ class ProvisioningTask(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The outbox: the signed envelope (any password in it sealed for the workers) waits here until the
-    # relay has the broker's confirmation; then published_at is set and the envelope dropped.
-    envelope = models.JSONField(null=True, blank=True, editable=False)
+    # The outbox: the validated task's fields (any password in them sealed for the workers) wait here until
+    # the relay has signed them and has the broker's confirmation; then published_at is set and they are dropped.
+    # Signed when sent, so an envelope's issue time is when it left the portal (the outbox module says why).
+    payload = models.JSONField(null=True, blank=True, editable=False)
     published_at = models.DateTimeField(null=True, blank=True)
+    # A new account's "create user" is held until the person proves the address: the relay leaves it, and an
+    # unconfirmed registration that expires takes it along, so the directory never sees that registration.
+    held = models.BooleanField(default=False, editable=False)
 
     class Meta:
         db_table = "accounts_provisioningtask"
@@ -47,8 +51,8 @@ class ProvisioningTask(models.Model):
         indexes = [
             # The status page's question: one account's newest tasks, without sorting all of its tasks.
             models.Index(fields=["user", "-created_at", "-id"], name="task_user_newest"),
-            # The relay's question: the tasks still to publish, in the order they were written.
-            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="task_outbox"),
+            # The relay's question: the tasks still to publish (not held), in the order they were written.
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True, held=False), name="task_outbox_ready"),
         ]
 
     def __str__(self) -> str:

@@ -1,14 +1,24 @@
 """The outbox relay: hands the tasks the portal wrote to the broker, in the order they were written.
 
-`publishing` writes each task (its signed envelope) in the transaction of
-the change it belongs to; the relay, a thread of the consumer (`es4ps-portal
-consume`), publishes them. A round takes the oldest unpublished tasks (by id,
-the order they were written), publishes them one by one with publisher
-confirms and marks each published once the broker has confirmed it, dropping
-its envelope (and with it the sealed password). A publish that fails ends the
-round: that task and every later one wait for the next round (after a
-backoff), so the tasks of one account always reach the broker in the order
-they were written, however long the broker is away.
+`publishing` writes each task (its validated fields, any password sealed) in
+the transaction of the change it belongs to; the relay, a thread of the
+consumer (`es4ps-portal consume`), publishes them. A round takes the oldest
+unpublished tasks that are not held (by id, the order they were written),
+signs each as it sends it, publishes it with publisher confirms and marks it
+published once the broker has confirmed it, dropping its fields (and with them
+the sealed password). A publish that fails ends the round: that task and every
+later one wait for the next round (after a backoff), so the tasks of one
+account always reach the broker in the order they were written, however long
+the broker is away.
+
+Signed when sent: an envelope's issue time (`iat`) is when it left the
+portal, not when its change was made, so the envelope's lifetime
+(es4ps_contract.signing) covers only its time in the broker, however long the
+broker was away or a held create waited for its address's proof; and the
+issue times of one account's tasks follow the order they were written.
+
+A held task (a new account's create, until the person proves the address:
+`publishing.register`) is left where it is; tasks written after it go on.
 
 Duplicates are harmless: a relay that dies between the broker's confirmation
 and the mark publishes that task again, and the workers apply a task id once
@@ -23,20 +33,33 @@ publish a part of one account's tasks, in parallel, in either order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
+from es4ps_contract.keys import load_signing_key
+from es4ps_contract.signing import sign_envelope
 from es4ps_contract.tasks import Operation
+from nacl.signing import SigningKey
 
 from es4ps_portal.broker import PublishError, publish
 from es4ps_portal.database.locks import OUTBOX_RELAY_LOCK, advisory_lock
 
-from .metrics import OUTBOX_OLDEST_AGE, OUTBOX_TASKS, PUBLISH_FAILURES, TASKS_PUBLISHED
+from .metrics import (
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_TASKS,
+    PENDING_REGISTRATION_CAP,
+    PENDING_REGISTRATIONS,
+    PUBLISH_FAILURES,
+    TASKS_PUBLISHED,
+)
 from .models import ProvisioningTask
+from .pending import unconfirmed
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +71,14 @@ IDLE_POLL_S = 0.5
 BACKOFF_MAX_S = 10.0
 
 
+@functools.cache
+def _signing_key() -> SigningKey:
+    return load_signing_key(settings.SIGNING_PRIVATE_KEY_FILE)
+
+
 def outbox_waiting() -> QuerySet[ProvisioningTask]:
-    """The tasks still to publish, in the order they were written (the partial index task_outbox)."""
-    return ProvisioningTask.objects.filter(published_at=None).order_by("id")
+    """The tasks still to publish, held ones aside, in the order they were written (the index task_outbox_ready)."""
+    return ProvisioningTask.objects.filter(published_at=None, held=False).order_by("id")
 
 
 def relay_round(limit: int = BATCH) -> tuple[int, bool]:
@@ -62,25 +90,30 @@ def relay_round(limit: int = BATCH) -> tuple[int, bool]:
     with advisory_lock(connection, OUTBOX_RELAY_LOCK, wait=False) as my_turn:
         if not my_turn:
             return 0, False
-        waiting = outbox_waiting().values_list("pk", "task_id", "operation", "envelope")[:limit]
-        for pk, task_id, operation, envelope in waiting:
+        waiting = outbox_waiting().values_list("pk", "task_id", "operation", "payload")[:limit]
+        for pk, task_id, operation, payload in waiting:
+            envelope = sign_envelope(_signing_key(), Operation(operation), str(task_id), payload)
             try:
                 publish(Operation(operation).task_name, envelope, str(task_id))
             except PublishError:
                 PUBLISH_FAILURES.inc()
                 return published, True
-            ProvisioningTask.objects.filter(pk=pk).update(published_at=timezone.now(), envelope=None)
+            ProvisioningTask.objects.filter(pk=pk).update(published_at=timezone.now(), payload=None)
             TASKS_PUBLISHED.labels(operation).inc()
             published += 1
     return published, False
 
 
 def measure_outbox() -> tuple[int, timedelta]:
-    """How many tasks wait, and how long the oldest has waited (set as the consumer's gauges)."""
+    """How many tasks wait, and how long the oldest has waited; and the unconfirmed registrations held against
+    their caps (set as the consumer's gauges)."""
     waiting = outbox_waiting().aggregate(count=Count("id"), oldest=Min("created_at"))
     age = timezone.now() - waiting["oldest"] if waiting["oldest"] else timedelta(0)
     OUTBOX_TASKS.set(waiting["count"])
     OUTBOX_OLDEST_AGE.set(max(age.total_seconds(), 0.0))
+    PENDING_REGISTRATIONS.set(unconfirmed().count())
+    for scope, cap in settings.PENDING_REGISTRATION_LIMITS.items():
+        PENDING_REGISTRATION_CAP.labels(scope).set(cap)
     return waiting["count"], age
 
 

@@ -1,12 +1,22 @@
-"""Directory changes for an account: each one signed, its password sealed, written with the change.
+"""Directory changes for an account: each one validated, its password sealed, written with the change.
 
 Every change that needs the directory writes its task to the outbox (the
-`ProvisioningTask` row with its signed envelope) in the same database
+`ProvisioningTask` row with the task's validated fields) in the same database
 transaction as the change itself: both are kept or neither. The consumer's
-relay (`outbox`) hands the tasks to the broker afterwards, so a broker that
-is away delays provisioning instead of refusing the change. Every task names
-the account's registration (its id and address), which the directory account
-carries, so a task can only ever act on the account its registration created.
+relay (`outbox`) signs the tasks and hands them to the broker afterwards, so a
+broker that is away delays provisioning instead of refusing the change. Every
+task names the account's registration (its id and address), which the
+directory account carries, so a task can only ever act on the account its
+registration created.
+
+Nothing reaches the directory before the address is proven: a registration's
+"create user" (its password sealed in the request, the only place it is in
+clear) is held in the outbox until the person confirms the address
+(`release_create`); an unconfirmed registration that expires or is withdrawn
+is dropped with its held create (`drop_registration`), so it never takes a
+RID, a uid, a name or a group in the directory. The portal reserves its name
+and address meanwhile; a name the directory already holds is refused by the
+create, at confirmation, and the status page says what to do.
 
 Every change also appends its audit record (es4ps_portal.audit) in the same
 transaction: who asked, from where, which task. The task's result is recorded
@@ -22,9 +32,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from es4ps_contract.keys import KeyFileError, load_sealing_public_key, load_signing_key
+from es4ps_contract.keys import KeyFileError, load_sealing_public_key
 from es4ps_contract.sealing import seal_password
-from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import (
     ApplyPolicy,
     CreateUser,
@@ -35,9 +44,9 @@ from es4ps_contract.tasks import (
     SetPassword,
     Task,
     UpdateAttributes,
+    validated,
 )
 from nacl.public import PublicKey
-from nacl.signing import SigningKey
 
 from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
@@ -60,32 +69,23 @@ def _sealing_key() -> PublicKey:
     return load_sealing_public_key(settings.SEALING_PUBLIC_KEY_FILE)
 
 
-@functools.cache
-def _signing_key() -> SigningKey:
-    return load_signing_key(settings.SIGNING_PRIVATE_KEY_FILE)
-
-
 def binding(user: User) -> dict[str, str]:
     """The registration fields every task of `user` carries."""
     return {"registration": str(user.registration_id), "email": user.email}
 
 
-def publish(user: User, task: Task, action: str, actor: Actor) -> ProvisioningTask:
-    """Sign `task` and write it to the outbox for `user` with its audit record; the relay publishes it once committed.
+def publish(user: User, task: Task, action: str, actor: Actor, *, held: bool = False) -> ProvisioningTask:
+    """Validate `task` and write it to the outbox for `user` with its audit record; the relay signs and publishes
+    it once committed (a `held` one once it is released).
 
     Call inside transaction.atomic() with the change the task belongs to, so
-    the change, its task and its record are committed together. Raises
-    PublishError only when the task cannot be signed (a key file is missing):
-    the broker is not asked here.
+    the change, its task and its record are committed together. The broker is
+    not asked here.
     """
     task_id = uuid.uuid4()
-    try:
-        envelope = sign_task(_signing_key(), task, str(task_id))
-    except KeyFileError as exc:
-        raise PublishError(f"the signing key is not available: {exc}") from None
     operation = task.operation.value
     provisioning_task = ProvisioningTask.objects.create(
-        task_id=task_id, user=user, operation=operation, envelope=envelope
+        task_id=task_id, user=user, operation=operation, payload=validated(task).payload(), held=held
     )
     record(
         action,
@@ -121,10 +121,18 @@ def _placed(user: User, ou: str, groups: tuple[str, ...], unix: bool) -> None:
 
 
 def register(
-    username: str, email: str, first_name: str, last_name: str, password: str, *, actor: Actor, language: str = ""
+    username: str,
+    email: str,
+    first_name: str,
+    last_name: str,
+    password: str,
+    *,
+    actor: Actor,
+    language: str = "",
+    registered_from: str = "",
 ) -> User:
-    """Create the portal user (no usable password) and publish "create user" with the sealed password,
-    with what the address's policy gives the account."""
+    """Create the portal user (no usable password) and hold "create user" with the sealed password, with what
+    the address's policy gives the account, until the address is proven (`release_create`)."""
     where = placement(username, email)
     with transaction.atomic():
         user = User(
@@ -133,6 +141,7 @@ def register(
             first_name=first_name,
             last_name=last_name,
             language=language,
+            registered_from=registered_from,
             directory_state=User.DirectoryState.PENDING,
         )
         user.set_unusable_password()
@@ -149,8 +158,57 @@ def register(
             unix=where.unix,
             **binding(user),
         )
-        publish(user, task, Action.REGISTER, actor)
+        publish(user, task, Action.REGISTER, actor, held=True)
     return user
+
+
+def release_create(user: User) -> bool:
+    """The address is proven: the held "create user" goes to the relay (call in the confirmation's transaction).
+
+    False when none was held: a registration of the previous release, whose
+    account was created (disabled) when it registered.
+    """
+    return bool(user.provisioning_tasks.filter(held=True).update(held=False))
+
+
+def drop_registration(user: User, *, actor: Actor, action: str) -> bool:
+    """Forget a registration whose create is still held (nothing of it is in the directory): the portal user goes
+    with its tasks and tokens, freeing the name and the address. False (nothing done) once its create was released.
+
+    The user's row is locked first, as the confirmation locks it (`lock_for_confirmation`): a registration
+    confirmed at the same moment is either confirmed or dropped, never both.
+    """
+    with transaction.atomic():
+        current = User.objects.select_for_update().filter(pk=user.pk).first()
+        if current is None:
+            return True  # dropped a moment ago (another replica's expiry)
+        if not current.provisioning_tasks.filter(held=True).exists():
+            return False
+        detail = "nothing was sent to the directory"
+        record(action, actor, subject=current, outcome=AuditRecord.Outcome.SUCCEEDED, detail=detail)
+        current.delete()
+    return True
+
+
+def withdraw_failed_registration(user: User, *, actor: Actor) -> bool:
+    """Forget a registration whose create the directory refused (e.g. the name is taken there): nothing of it is
+    in the directory, so the person may register again with another name. False when that is not the case."""
+    with transaction.atomic():
+        current = User.objects.select_for_update().filter(pk=user.pk).first()
+        if current is None or current.is_staff or current.directory_state != User.DirectoryState.FAILED:
+            return False
+        creates = current.provisioning_tasks.filter(operation=Operation.CREATE_USER.value)
+        if (
+            not creates.filter(state=ProvisioningTask.State.FAILED).exists()
+            or creates.exclude(state=ProvisioningTask.State.FAILED).exists()
+        ):
+            return False
+        detail = "the directory refused its create; nothing of it is in the directory"
+        record(
+            Action.WITHDRAW_REGISTRATION, actor, subject=current, outcome=AuditRecord.Outcome.SUCCEEDED, detail=detail
+        )
+        current.delete()
+    return True
 
 
 def enable_registration(user: User, *, actor: Actor, action: str) -> ProvisioningTask:
@@ -214,7 +272,11 @@ def enable_account(user: User, *, actor: Actor) -> ProvisioningTask:
         return publish(current, EnableUser(current.username, **binding(current)), Action.ENABLE_ACCOUNT, actor)
 
 
-def staff_delete_account(user: User, *, actor: Actor) -> ProvisioningTask:
+def staff_delete_account(user: User, *, actor: Actor) -> ProvisioningTask | None:
+    """Delete the account (its registration goes when the worker reports it done); an unconfirmed registration,
+    of which the directory has nothing, is forgotten at once (None)."""
+    if drop_registration(user, actor=actor, action=Action.DELETE_ACCOUNT):
+        return None
     with transaction.atomic():
         current = locked(user)
         if current.is_staff or not current.directory_state:

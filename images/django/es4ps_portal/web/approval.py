@@ -1,6 +1,8 @@
 """A registration from its confirmed address to an enabled account, and the mails that go with it.
 
-With automatic approval, confirming the address publishes "enable user". With
+Confirming the address releases the registration's held "create user" (the
+directory sees nothing of a registration before that). With automatic
+approval, it also publishes "enable user". With
 manual approval (settings.REGISTRATION_APPROVAL), a confirmed registration
 waits: staff with the approve_registration permission are mailed, and their
 decision (`approve_registration`, `refuse_registration`, run by `staff`)
@@ -43,13 +45,17 @@ class Verified(enum.StrEnum):
 
 
 def mark_email_verified(user: User, *, actor: Actor) -> Verified:
-    """Record the verified address and publish "enable user" (or, with manual approval, ask staff first);
-    call inside the token's transaction.
+    """Record the verified address, release the held "create user" and publish "enable user" (or, with manual
+    approval, ask staff first); call inside the token's transaction.
 
-    Never enables a registration whose account could not be created (the name
-    may belong to someone else).
+    The user's row is locked first: expiry, which drops a registration whose
+    create is held, waits for the confirmation or is waited for. Never enables
+    a registration whose account could not be created (a registration of the
+    previous release whose create failed: the name may belong to someone else).
     """
+    user = publishing.locked(user)
     User.objects.filter(pk=user.pk).update(email_verified_at=timezone.now())
+    publishing.release_create(user)
     if user.directory_state not in (User.DirectoryState.PENDING, User.DirectoryState.CREATED):
         record(Action.VERIFY_EMAIL, actor, subject=user, detail="the account was not created: nothing to enable")
         return Verified.CONFIRMED

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from es4ps_contract.events import REASON_USERNAME_TAKEN
+from es4ps_contract.tasks import Operation
 
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
@@ -25,15 +27,31 @@ def followed_user(request: HttpRequest) -> User | None:
     return User.objects.filter(pk=pk).first() if pk else None
 
 
+def _name_taken(tasks: list[ProvisioningTask]) -> bool:
+    """The directory refused the account's create because another object holds its name, and no create worked."""
+    creates = [t for t in tasks if t.operation == Operation.CREATE_USER.value]
+    return bool(creates) and all(
+        t.state == ProvisioningTask.State.FAILED and t.reason == REASON_USERNAME_TAKEN for t in creates
+    )
+
+
 def account_status(user: User) -> dict:
     """What the status page shows: the overall state, a sentence, and the recent tasks."""
     user.refresh_from_db(fields=["email_verified_at", "directory_state", "approval"])
     # The ten newest tasks, oldest first (the order they happened in).
     tasks = list(reversed(user.provisioning_tasks.all()[:10]))
+    can_withdraw = False
     if user.directory_state == User.DirectoryState.FAILED:
         failed = next((t for t in reversed(tasks) if t.state == ProvisioningTask.State.FAILED), None)
         state = "failed"
-        if failed and failed.reason:
+        if _name_taken(tasks):
+            # Refused at confirmation: nothing of it is in the directory, so it can go and free the address.
+            state, can_withdraw = "name_taken", True
+            message = _(
+                "The username %(name)s is already used in the directory, so your account could not be created."
+                " Withdraw this registration below, then register again with another username."
+            ) % {"name": user.username}
+        elif failed and failed.reason:
             message = _("Setting up your account failed: %(reason)s") % {"reason": _(failed.reason)}
         else:
             message = _("Setting up your account failed.")
@@ -66,6 +84,7 @@ def account_status(user: User) -> dict:
         "email_verified": user.is_email_verified,
         "state": state,
         "message": message,
+        "can_withdraw": can_withdraw,
         "tasks": [
             {
                 "operation": t.operation,

@@ -13,6 +13,7 @@ urlpatterns = [
     path("verify/code/", registration.verify_code, name="verify-code"),
     path("verify/resend/", registration.resend, name="resend"),
     path("verify/", registration.verify_link, name="verify-link"),
+    path("register/withdraw/", registration.withdraw, name="withdraw"),
     path("status/", pages.status, name="status"),
     path("status.json", pages.status_json, name="status-json"),
     path("login/", passwords.LoginView.as_view(), name="login"),

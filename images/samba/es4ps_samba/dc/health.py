@@ -3,7 +3,9 @@
 A thread of the entrypoint asks the local DC for its replication neighbours
 (`samba-tool drs showrepl --json`, with the DC's machine account) every
 `ES4PS_HEALTH_INTERVAL_SECONDS` (every 15 s while a link fails or the check
-does) and counts the accounts of the managed OU; a
+does), counts the accounts of the managed OU and reads how many of the
+domain's RIDs are handed out and left (every account, group or computer takes
+one for good; a new account's uidNumber is a uid range's start + its RID); a
 small HTTP server on `ES4PS_HEALTH_PORT` (bound to the DC's own address)
 answers what the last check found:
 
@@ -92,6 +94,7 @@ class HealthReport:
     failing: list[Link] = field(default_factory=list)
     error: str = ""
     managed_accounts: int | None = None
+    rids: tuple[int, int] | None = None  # (handed out, left) in the domain
 
     def replication(self) -> dict[str, Any]:
         return {
@@ -145,6 +148,17 @@ class _ReportCollector:
                 "User accounts in the managed OU, as this DC sees them.",
                 value=report.managed_accounts,
             )
+        if report.rids is not None:
+            yield GaugeMetricFamily(
+                "es4ps_dc_rids_issued",
+                "The domain's RIDs handed out (to the DCs' pools), as this DC sees it.",
+                value=report.rids[0],
+            )
+            yield GaugeMetricFamily(
+                "es4ps_dc_rids_remaining",
+                "The domain's RIDs not handed out yet, as this DC sees it.",
+                value=report.rids[1],
+            )
 
 
 def showrepl(config: DCConfig, timeout_s: float = 120) -> dict[str, Any]:
@@ -189,6 +203,20 @@ def count_managed_accounts(config: DCConfig) -> int:
     return len(found)
 
 
+def rid_pool(config: DCConfig) -> tuple[int, int]:
+    """(RIDs handed out, RIDs left) of the domain: the RID Manager's rIDAvailablePool, whose low half is the next
+    RID the RID master hands to a DC's pool and whose high half is the last one (Samba: 2^30 - 1)."""
+    import ldb
+
+    samdb = open_samdb_at(config.data_dir)
+    manager = samdb.search(
+        base=f"CN=RID Manager$,CN=System,{samdb.domain_dn()}", scope=ldb.SCOPE_BASE, attrs=["rIDAvailablePool"]
+    )
+    pool = int(manager[0]["rIDAvailablePool"][0])
+    next_free, last = pool & 0xFFFFFFFF, pool >> 32
+    return next_free - 1, last - next_free + 1
+
+
 class HealthMonitor:
     """Checks on a timer, serves the last report over HTTP; both in daemon threads of the entrypoint."""
 
@@ -221,8 +249,9 @@ class HealthMonitor:
             logger.warning("checking the other DCs' addresses and identities failed: %s", exc)
         try:
             report.managed_accounts = count_managed_accounts(self.config)
-        except Exception as exc:  # the count is a nicety; the DC may be starting
-            logger.info("counting the managed accounts failed: %s", exc)
+            report.rids = rid_pool(self.config)
+        except Exception as exc:  # the counts are a nicety; the DC may be starting
+            logger.info("counting the managed accounts or the RIDs failed: %s", exc)
         with self._lock:
             self.report = report
         return report

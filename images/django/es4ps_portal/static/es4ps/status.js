@@ -5,7 +5,7 @@
   if (!box) return;
   const message = document.getElementById("status-message");
   const list = document.getElementById("task-list");
-  const finalStates = new Set(["ready", "failed", "disabled"]);
+  const finalStates = new Set(["ready", "failed", "name_taken", "disabled"]);
   let delay = 1500;
 
   function renderTasks(tasks) {
@@ -40,7 +40,8 @@
         message.textContent = status.message;
         renderTasks(status.tasks);
         // Verification happened elsewhere (link opened on a phone): reload to drop the code form.
-        if (changed && status.email_verified && document.getElementById("verify-title")) {
+        // ... or the name was refused at confirmation: reload to show the form that withdraws the registration.
+        if (changed && ((status.email_verified && document.getElementById("verify-title")) || status.can_withdraw)) {
           window.location.reload();
           return;
         }

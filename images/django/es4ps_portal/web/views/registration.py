@@ -17,16 +17,17 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from es4ps_portal.accounts import mail, tokens
-from es4ps_portal.accounts.models import EmailToken
+from es4ps_portal.accounts.models import EmailToken, User
 from es4ps_portal.audit.records import Actor
 from es4ps_portal.broker import PublishError
+from es4ps_portal.client_address import client_address
 from es4ps_portal.metrics import REGISTRATIONS, VERIFICATIONS
-from es4ps_portal.provisioning import publishing
+from es4ps_portal.provisioning import pending, publishing
 
 from .. import approval
 from ..forms import CodeForm, RegistrationForm
-from ..ratelimit import RateLimited, rate_limited
-from ..status import follow, followed_user
+from ..ratelimit import RateLimited, address_key, rate_limited
+from ..status import FOLLOWED_SESSION_KEY, follow, followed_user
 from .answers import NOT_SAVED, PASSWORD_FIELDS, mailed_token, posted, refused_page
 
 
@@ -58,6 +59,11 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegistrationForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
+        registered_from = address_key(client_address(request))
+        if capped := pending.refusal(registered_from, data["email"]):
+            REGISTRATIONS.labels("too_many_pending").inc()
+            form.add_error(None, capped)
+            return render(request, "web/register.html", {"form": form}, status=429)
         try:
             user = publishing.register(
                 data["username"],
@@ -67,6 +73,7 @@ def register(request: HttpRequest) -> HttpResponse:
                 data["new_password1"],
                 actor=Actor.of(request, data["username"]),
                 language=get_language(),
+                registered_from=registered_from,
             )
         except PublishError:
             REGISTRATIONS.labels("failed").inc()
@@ -104,8 +111,12 @@ def _verify(request: HttpRequest, record: EmailToken, method: str) -> str | None
     """
     try:
         with transaction.atomic():
-            tokens.use(record)
+            # The registration's row is locked before its token (as expiry locks it before dropping both).
             verified = approval.mark_email_verified(record.user, actor=Actor.of(request, record.user.username))
+            tokens.use(record)
+    except User.DoesNotExist:
+        VERIFICATIONS.labels(method, "invalid").inc()
+        return _("This registration has expired. Please register again.")
     except tokens.TokenError as exc:
         VERIFICATIONS.labels(method, "invalid").inc()
         return str(exc)
@@ -208,3 +219,19 @@ def resend(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, _("We could not send the mail just now. Please try again in a few minutes."))
     return redirect("web:status")
+
+
+@never_cache
+@require_POST
+def withdraw(request: HttpRequest) -> HttpResponse:
+    """Withdraw the followed registration whose name the directory refused (nothing of it is there), so the person
+    can register again with another username and the same address."""
+    user = followed_user(request)
+    if user is None:
+        return redirect("web:register")
+    if not publishing.withdraw_failed_registration(user, actor=Actor.of(request, user.username)):
+        messages.error(request, _("This registration cannot be withdrawn here. Please ask your IT staff."))
+        return redirect("web:status")
+    request.session.pop(FOLLOWED_SESSION_KEY, None)
+    messages.success(request, _("Your registration was withdrawn. Register again with another username."))
+    return redirect("web:register")

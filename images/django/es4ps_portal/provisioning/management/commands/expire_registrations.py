@@ -9,11 +9,11 @@ from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 
 
 class Command(BaseCommand):
-    help = "Delete registrations whose e-mail address was not verified within ES4PS_UNVERIFIED_RETENTION_HOURS."
+    help = "Forget registrations whose e-mail address was not verified within ES4PS_UNVERIFIED_RETENTION_HOURS."
 
     def handle(self, *args, **options) -> None:
         try:
             count = expire_unverified_registrations()
         except PublishError as exc:
             raise CommandError(f"a task could not be written, nothing more was changed: {exc}") from None
-        self.stdout.write(f"{count} unverified registrations expired (their directory accounts are being deleted)")
+        self.stdout.write(f"{count} unverified registrations expired")

@@ -1,0 +1,83 @@
+"""Caps on unconfirmed registrations (spec.portal.pendingRegistrations), in process against the real broker and SMTP
+server: per domain, per client address, per e-mail domain, each refusing with a clear message and counted."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from es4ps_portal.accounts.models import User
+from es4ps_portal.provisioning.outbox import measure_outbox
+from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_client_ip
+from prometheus_client import REGISTRY
+
+pytestmark = pytest.mark.django_db
+
+ROOMY = 1000
+
+
+def register(username: str, client_ip: str, email: str | None = None):
+    return Client(HTTP_X_FORWARDED_FOR=client_ip).post("/register/", form(username, email))
+
+
+def refused_count() -> float:
+    return REGISTRY.get_sample_value("es4ps_portal_registrations_total", {"outcome": "too_many_pending"}) or 0.0
+
+
+@pytest.fixture
+def caps(settings, broker, smtp):
+    """Set the caps a test needs (the others roomy)."""
+
+    def set_caps(**given: int) -> None:
+        settings.PENDING_REGISTRATION_LIMITS = {
+            "perDomain": ROOMY,
+            "perAddress": ROOMY,
+            "perEmailDomain": ROOMY,
+            **given,
+        }
+
+    return set_caps
+
+
+def test_the_cap_per_client_address_refuses_with_a_clear_message_and_is_counted(caps, username):
+    caps(perAddress=2)
+    campus = unique_client_ip()
+    assert [register(f"{username}{i}", campus).status_code for i in range(2)] == [302, 302]
+    before = refused_count()
+
+    refused = register(f"{username}2", campus)
+    assert refused.status_code == 429
+    assert (
+        "Too many registrations from your network wait for their address to be confirmed. Confirm those first"
+        " (follow the link in their mails), or try again in a few hours." in refused.content.decode()
+    )
+    assert not User.objects.filter(username=f"{username}2").exists()
+    assert refused_count() == before + 1
+    # Another address is not held back; a confirmed registration no longer counts.
+    assert register(f"{username}3", unique_client_ip()).status_code == 302
+    User.objects.filter(username=f"{username}0").update(
+        email_verified_at=User.objects.get(username=f"{username}0").date_joined
+    )
+    assert register(f"{username}4", campus).status_code == 302
+
+
+def test_the_cap_per_email_domain_counts_that_domain_only(caps, username):
+    caps(perEmailDomain=User.objects.filter(email_verified_at=None, email__iendswith=f"@{ALLOWED_DOMAIN}").count() + 1)
+    assert register(f"{username}a", unique_client_ip()).status_code == 302
+    refused = register(f"{username}b", unique_client_ip())
+    assert refused.status_code == 429
+    assert f"Too many registrations with addresses at {ALLOWED_DOMAIN} wait" in refused.content.decode()
+    other_domain = register(f"{username}c", unique_client_ip(), email=f"{username}c@bücher.example")
+    assert other_domain.status_code == 302
+
+
+def test_the_cap_per_domain_and_the_gauge_of_unconfirmed_registrations(caps, username):
+    pending = User.objects.filter(email_verified_at=None, is_staff=False).count()
+    caps(perDomain=pending + 1)
+    assert register(f"{username}a", unique_client_ip()).status_code == 302
+    refused = register(f"{username}b", unique_client_ip())
+    assert refused.status_code == 429
+    assert "Too many registrations wait for their address to be confirmed." in refused.content.decode()
+
+    measure_outbox()  # what the consumer's relay does every round
+    assert REGISTRY.get_sample_value("es4ps_portal_pending_registrations") == pending + 1
+    assert REGISTRY.get_sample_value("es4ps_portal_pending_registration_cap", {"scope": "perDomain"}) == pending + 1

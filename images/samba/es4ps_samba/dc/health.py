@@ -10,7 +10,7 @@ small HTTP server on `ES4PS_HEALTH_PORT` (bound to the DC's own address)
 answers what the last check found:
 
     GET /replication   {"healthy": true | false | null, "checkedAt": ..., "failing": [...], "error": ...}
-    GET /metrics       Prometheus text: es4ps_dc_replication_*, es4ps_dc_managed_accounts, ...
+    GET /metrics       Prometheus text: es4ps_dc_replication_*, es4ps_dc_managed_accounts, es4ps_dc_rids_*
 
 A link fails when it has consecutive failures (what `samba-tool drs showrepl
 --summary` reports); a DC with no replication

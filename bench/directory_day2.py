@@ -349,6 +349,8 @@ def main() -> int:
         common = {
             **dc0.backup_env,
             "ES4PS_BACKUP_RECIPIENT_FILE": str(key["recipient"]),
+            "ES4PS_BACKUP_SIGNING_KEY_FILE": str(key["signing-key"]),
+            "ES4PS_BACKUP_VERIFY_KEY_FILE": str(key["verify-key"]),
             "ES4PS_BACKUP_VOLUME_DIR": str(volume),
             "ES4PS_BACKUP_VOLUME_CLAIM": "bench-backups",
             "ES4PS_TERMINATION_LOG": str(base / "termination-log"),

@@ -202,8 +202,11 @@ class Directory:
     password_policy: str
     storage: Storage
     backup: Backup | None
-    # spec.directory.bootstrap.recovery.backup: the ES4PSBackup this domain is created from.
+    # spec.directory.bootstrap.recovery: the ES4PSBackup this domain is created from, the Secret whose verify-key
+    # its signature must verify with (None: naming.backup_signing_secret), whether an unsigned one is accepted.
     recovery_backup: str | None
+    recovery_trusted_key_secret: str | None
+    recovery_accept_unsigned: bool
     placement: Placement
     unix: Unix | None  # None: no Unix attributes
 
@@ -271,6 +274,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
     allow_from = ingress["allowFrom"]
     issuer = portal["tls"].get("issuerRef")
     registration = portal["registration"]
+    recovery = (directory.get("bootstrap") or {}).get("recovery") or {}
     return Domain(
         name=metadata["name"],
         namespace=metadata["namespace"],
@@ -321,7 +325,9 @@ def _read(body: Mapping[str, Any]) -> Domain:
             password_policy=json.dumps(directory["passwordPolicy"], sort_keys=True, separators=(",", ":")),
             storage=_storage(directory["storage"]),
             backup=_backup(directory.get("backup")),
-            recovery_backup=((directory.get("bootstrap") or {}).get("recovery") or {}).get("backup"),
+            recovery_backup=recovery.get("backup"),
+            recovery_trusted_key_secret=recovery.get("trustedKeySecret"),
+            recovery_accept_unsigned=bool(recovery.get("acceptUnsigned")),
             placement=read_placement(directory),
             unix=_unix(directory["unix"]),
         ),

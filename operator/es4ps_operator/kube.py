@@ -226,11 +226,12 @@ class KubeApi:
 
         cert-manager does not make its Secrets children of their Certificates,
         so the Certificates go first (or cert-manager would issue them again),
-        then every Secret of the domain but its backups' key: the backups outlive
-        the domain, and a domain restored from one needs the key to read it.
+        then every Secret of the domain but its backups' keys: the backups outlive
+        the domain, and a domain restored from one needs the keys to read it and
+        to trust it.
         """
         selector = {naming.INSTANCE_LABEL: domain.name, naming.PART_OF_LABEL: naming.PART_OF}
-        kept = {naming.backup_key_secret(domain)}
+        kept = {naming.backup_key_secret(domain), naming.backup_signing_secret(domain)}
         try:
             for resource in (Certificate, Secret):
                 async for item in self.client.list(resource, namespace=domain.namespace, labels=selector):

@@ -197,6 +197,16 @@ def task_keys_secret(domain: Domain) -> str:
     return child_name(domain, "task-keys")
 
 
+def backup_signing_secret(domain: Domain) -> str:
+    """The Secret with the Ed25519 key pair the backups are signed with (never deleted with the domain)."""
+    return child_name(domain, "backup-signing-key")
+
+
+def backup_trusted_key_secret(domain: Domain) -> str:
+    """The Secret whose `verify-key` a restore trusts: the one the recovery names, else this domain's own."""
+    return domain.directory.recovery_trusted_key_secret or backup_signing_secret(domain)
+
+
 def backup_key_secret(domain: Domain) -> str:
     """The Secret with the age key pair the backups are encrypted with (never deleted with the domain)."""
     backup = domain.directory.backup

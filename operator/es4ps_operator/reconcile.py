@@ -283,6 +283,10 @@ def _events(result: ReconcileResult, previous_status: Mapping[str, Any], domain:
         events.append((NORMAL, "Pruned", f"deleted {_names(result.pruned)}, no longer wanted"))
     if result.error:
         events.append((WARNING, "ApplyFailed", result.error))
+    restore_job = naming.restore_job(domain)
+    if domain.directory.recovery_accept_unsigned and any(name.endswith(f"/{restore_job}") for name in result.created):
+        message = f"{restore_job} accepts an unsigned archive: spec.directory.bootstrap.recovery.acceptUnsigned is true"
+        events.append((WARNING, "UnsignedBackupAccepted", message))
     ready_before, ready_now = _ready(previous_status), _ready(result.status)
     if ready_now != ready_before and not result.error:
         if ready_now == "True":

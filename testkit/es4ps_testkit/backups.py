@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from es4ps_localcluster.paths import VENV_BIN
-from es4ps_operator.builders.secrets import generate_backup_key
+from es4ps_operator.builders.secrets import generate_backup_key, generate_backup_signing_key
 
 from . import ServiceError
 
@@ -33,10 +33,11 @@ def backup_step(name: str, env: Mapping[str, str], check: bool = True) -> subpro
 
 
 def write_backup_key(directory: Path) -> dict[str, Path]:
-    """A fresh age key pair as the files the Jobs mount: {"recipient": ..., "identity": ...}."""
+    """A domain's fresh backup keys as the files the Jobs mount: the age pair ("recipient", "identity") and the
+    signing pair ("signing-key", "verify-key")."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {}
-    for name, text in generate_backup_key().items():
+    for name, text in {**generate_backup_key(), **generate_backup_signing_key()}.items():
         files[name] = directory / f"{name}.txt"
         descriptor = os.open(files[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as out:

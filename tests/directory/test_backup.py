@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_operator.builders.secrets import generate_backup_key
+from es4ps_samba.backup.archive import sha256_file
 from es4ps_samba.dc.store import backend_store
 from es4ps_testkit import ServiceError
 from es4ps_testkit.backups import backup_step as step
@@ -66,6 +69,9 @@ def stored(tmp_path, dumped, backup_key) -> dict:
         "ES4PS_BACKUP_VOLUME_DIR": str(volume),
         "ES4PS_BACKUP_VOLUME_CLAIM": "acme-backups",
         "ES4PS_TERMINATION_LOG": str(tmp_path / "termination-log"),
+        # The domain's signing key (the store step's) and the key a restore of this domain trusts (the fetch step's).
+        "ES4PS_BACKUP_SIGNING_KEY_FILE": str(backup_key["signing-key"]),
+        "ES4PS_BACKUP_VERIFY_KEY_FILE": str(backup_key["verify-key"]),
     }
     result = step(
         "store",
@@ -78,7 +84,15 @@ def stored(tmp_path, dumped, backup_key) -> dict:
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert json.loads((tmp_path / "termination-log").read_text()) == report
-    return {"report": report, "common": common, "volume": volume, "username": dumped["username"]}
+    return {
+        "report": report,
+        "common": common,
+        "volume": volume,
+        "username": dumped["username"],
+        "work": work,
+        "recipient": backup_key["recipient"],
+        "identity": backup_key["identity"],
+    }
 
 
 def test_a_stored_backup_is_encrypted_and_says_where_it_is(stored, samba_dc):
@@ -106,6 +120,7 @@ def test_a_backup_restores_as_a_new_dc_whose_accounts_log_in(
             "ES4PS_BACKUP_LOCATION": stored["report"]["location"],
             "ES4PS_BACKUP_SHA256": stored["report"]["sha256"],
             "ES4PS_BACKUP_IDENTITY_FILE": str(backup_key["identity"]),
+            "ES4PS_BACKUP_NAME": "acme-20261127-0200",
         },
     )
     copy = sqlite3.connect(fetched / "portal.db")
@@ -241,3 +256,104 @@ def test_s3_credentials_that_do_not_work_fail_the_backup_with_the_reason(tmp_pat
     termination = json.loads((tmp_path / "termination-log").read_text())
     assert "not-the-secret" not in json.dumps(termination)
     assert s3_server.keys("acme/") == [] or all("0400" not in key for key in s3_server.keys("acme/"))
+
+
+# --- where an archive came from: signed by the domain's key, checked with the key the restore trusts -------------
+
+
+def fetch_env(stored: dict, work: Path, **changes: str) -> dict[str, str]:
+    """What a restore of the domain's backup acme-20261127-0200 fetches with (the domain's own trusted key);
+    the SHA-256 left out: whoever may write the ES4PSBackup's status sets it to whatever they like."""
+    return {
+        **stored["common"],
+        "ES4PS_BACKUP_WORK_DIR": str(work),
+        "ES4PS_BACKUP_LOCATION": stored["report"]["location"],
+        "ES4PS_BACKUP_IDENTITY_FILE": str(stored["identity"]),
+        "ES4PS_BACKUP_NAME": "acme-20261127-0200",
+        **changes,
+    }
+
+
+def refused(result, reason: str) -> None:
+    assert result.returncode == 1, result.stdout
+    assert reason in result.stderr, result.stderr
+
+
+def test_an_archive_another_key_signed_is_refused_with_the_reason(tmp_path, stored):
+    """Someone with the destination's write access and the public recipient stores an archive of their own under
+    the backup's name, signed with their own key: the restore refuses it before restoring anything."""
+    mallory = write_backup_key(tmp_path / "mallory")
+    work = tmp_path / "mallory-work"
+    shutil.copytree(stored["work"], work)
+    step(
+        "store",
+        {
+            **stored["common"],
+            "ES4PS_BACKUP_WORK_DIR": str(work),
+            "ES4PS_BACKUP_NAME": "acme-20261127-0200",
+            "ES4PS_BACKUP_DOMAIN": "acme",
+            "ES4PS_BACKUP_RECIPIENT_FILE": str(stored["recipient"]),  # the domain's own (public) recipient
+            "ES4PS_BACKUP_SIGNING_KEY_FILE": str(mallory["signing-key"]),
+        },
+    )
+    fetched = tmp_path / "fetched"
+    result = step("fetch", fetch_env(stored, fetched), check=False)
+    refused(result, f"{stored['report']['location']} is not signed by the trusted key ")
+    refused(result, "another key signed it, or it was altered): refused")
+
+
+def test_a_tampered_archive_is_refused_with_the_reason(tmp_path, stored):
+    archive = stored["volume"] / "acme" / "acme-20261127-0200.tar.age"
+    content = bytearray(archive.read_bytes())
+    content[len(content) // 2] ^= 0x01  # one bit inside the encrypted payload
+    archive.write_bytes(bytes(content))
+    refused(step("fetch", fetch_env(stored, tmp_path / "f1"), check=False), "age could not decrypt")
+    recorded = {"ES4PS_BACKUP_SHA256": stored["report"]["sha256"]}
+    refused(step("fetch", fetch_env(stored, tmp_path / "f2", **recorded), check=False), "SHA-256 differs")
+
+
+def test_a_genuine_archive_of_another_backup_in_its_place_is_refused(tmp_path, stored):
+    location = stored["report"]["location"]
+    older = step(
+        "store",
+        {
+            **stored["common"],
+            "ES4PS_BACKUP_WORK_DIR": str(stored["work"]),
+            "ES4PS_BACKUP_NAME": "acme-20261101-0200",
+            "ES4PS_BACKUP_DOMAIN": "acme",
+            "ES4PS_BACKUP_RECIPIENT_FILE": str(stored["recipient"]),
+        },
+    )
+    older_archive = stored["volume"] / "acme" / "acme-20261101-0200.tar.age"
+    shutil.copy(older_archive, stored["volume"] / "acme" / "acme-20261127-0200.tar.age")
+    assert json.loads(older.stdout.splitlines()[-1])["location"] != location
+    result = step("fetch", fetch_env(stored, tmp_path / "fetched"), check=False)
+    refused(result, f"{location} holds the backup 'acme-20261101-0200', not 'acme-20261127-0200': refused")
+
+
+def test_an_unsigned_archive_of_the_previous_release_is_refused_unless_the_domain_accepts_it(tmp_path, stored):
+    """What releases before 0.2.0 stored: the manifest and the files, encrypted, no signature."""
+    work = tmp_path / "old"
+    work.mkdir()
+    for name in ("directory.tar.bz2", "portal.db"):
+        shutil.copy(stored["work"] / name, work / name)
+    manifest = {"format": 1, "backup": "acme-20261127-0200", "domain": "acme", "realm": "ES4PS.TEST", "files": {}}
+    for name in ("directory.tar.bz2", "portal.db"):
+        manifest["files"][name] = {"size": (work / name).stat().st_size, "sha256": sha256_file(work / name)}
+    (work / "manifest.json").write_text(json.dumps(manifest))
+    packed = tmp_path / "old.tar"
+    with tarfile.open(packed, "w") as archive:
+        for name in ("manifest.json", "directory.tar.bz2", "portal.db"):
+            archive.add(work / name, arcname=name)
+    archive_path = stored["volume"] / "acme" / "acme-20261127-0200.tar.age"
+    subprocess.run(  # noqa: S603 - fixed arguments
+        ["age", "--recipients-file", str(stored["recipient"]), "--output", str(archive_path), str(packed)], check=True
+    )  # fmt: skip
+
+    result = step("fetch", fetch_env(stored, tmp_path / "f1"), check=False)
+    refused(result, "carries no signature (made before 0.2.0, or not by ES4PS): refused. To restore a backup whose")
+    refused(result, "set spec.directory.bootstrap.recovery.acceptUnsigned: true")
+    accepted = step("fetch", fetch_env(stored, tmp_path / "f2", ES4PS_BACKUP_ACCEPT_UNSIGNED="true"))
+    assert json.loads(accepted.stdout.splitlines()[-1])["backup"] == "acme-20261127-0200"
+    assert "carries no signature; accepted as told" in accepted.stderr
+    assert sha256_file(tmp_path / "f2" / "directory.tar.bz2") == manifest["files"]["directory.tar.bz2"]["sha256"]

@@ -1,8 +1,12 @@
 """Jobs the operator runs for a domain: a DC leaving the domain, a database check, a backup, a restore.
 
 Each is a plain Job (written once, never re-applied, deleted by the operator
-when its step is over) whose Pods reach the DCs over the network with the
-Administrator's password, never the DCs' volumes while they run:
+when its step is over) whose Pods reach the DCs over the network, never the
+DCs' volumes while they run. Each step mounts only the secrets it uses: the
+Administrator's password only the steps that act on the directory with it
+(leave, remove, dbcheck, the backup's copy of the directory, the restore of
+dc0's volume); the backup's signing key only its store step; the key a
+restore trusts and the decryption key only its fetch step.
 
     <domain>-dc<i>-leave    es4ps-samba-dc leave: the leaving DC's roles and last changes go to dc0
     <domain>-dc<i>-remove   es4ps-samba-dc remove: the domain forgets the stopped DC; its volume is retired
@@ -41,6 +45,7 @@ from .portal import PORTAL_UID, portal_spec_environment
 WORK_DIR = "/var/lib/es4ps-job"
 BACKUPS_DIR = "/var/lib/es4ps-backups"
 BACKUP_KEY_DIR = "/etc/es4ps/backup-key"
+BACKUP_SIGNING_DIR = "/etc/es4ps/backup-signing"
 S3_CREDENTIALS_DIR = "/etc/es4ps/s3"
 PORTAL_DATA_DIR = "/var/lib/es4ps-portal"
 # A step that failed this often is reported, not retried for ever.
@@ -79,25 +84,27 @@ def _job(
     }
 
 
-def _domain_env(domain: Domain) -> list[dict[str, Any]]:
-    return [
-        env("ES4PS_REALM", domain.realm),
-        env("ES4PS_NETBIOS_NAME", domain.netbios_name),
-        env("ES4PS_ADMIN_PASSWORD_FILE", f"{ADMIN_DIR}/password"),
-    ]
+def _domain_env(domain: Domain, admin: bool) -> list[dict[str, Any]]:
+    variables = [env("ES4PS_REALM", domain.realm), env("ES4PS_NETBIOS_NAME", domain.netbios_name)]
+    if admin:
+        variables.append(env("ES4PS_ADMIN_PASSWORD_FILE", f"{ADMIN_DIR}/password"))
+    return variables
 
 
 def _admin_volume(domain: Domain) -> dict[str, Any]:
     return secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"})
 
 
-def _samba_step(domain: Domain, config: OperatorConfig, name: str, command: list[str], extra_env, mounts) -> dict:
+def _samba_step(
+    domain: Domain, config: OperatorConfig, name: str, command: list[str], extra_env, mounts, *, admin: bool = True
+) -> dict:
+    """A step of the Samba image; `admin`: it acts on the directory as Administrator (mounts the password)."""
     return {
         "name": name,
         "image": samba_image(domain, config),
         "imagePullPolicy": config.images.pull_policy,
         "command": command,
-        "env": [*_domain_env(domain), *extra_env],
+        "env": [*_domain_env(domain, admin), *extra_env],
         # Writing the failure's reason where the operator reads it (the Pod's termination message).
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
@@ -105,7 +112,7 @@ def _samba_step(domain: Domain, config: OperatorConfig, name: str, command: list
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER"]},
         },
-        "volumeMounts": [mount("admin", ADMIN_DIR), *mounts],
+        "volumeMounts": [mount("admin", ADMIN_DIR), *mounts] if admin else list(mounts),
     }
 
 
@@ -274,17 +281,35 @@ def backup_job(
             env("ES4PS_BACKUP_NAME", backup_name),
             env("ES4PS_BACKUP_DOMAIN", domain.name),
             env("ES4PS_BACKUP_RECIPIENT_FILE", f"{BACKUP_KEY_DIR}/recipient"),
+            env("ES4PS_BACKUP_SIGNING_KEY_FILE", f"{BACKUP_SIGNING_DIR}/signing-key"),
             env("ES4PS_BACKUP_DELETE", ",".join(delete_locations)),
             *dest_env,
         ],
-        [mount("work", WORK_DIR, read_only=False), mount("backup-key", BACKUP_KEY_DIR), *dest_mounts],
+        [
+            mount("work", WORK_DIR, read_only=False),
+            mount("backup-key", BACKUP_KEY_DIR),
+            mount("backup-signing", BACKUP_SIGNING_DIR),
+            *dest_mounts,
+        ],
+        admin=False,
     )
-    # Only the public half of the key: a backup Job can encrypt, never decrypt.
+    # Only the public half of the encryption key: a backup Job can encrypt, never decrypt. The signing key's
+    # private half: what makes the archive one of this domain's (a restore checks it with the public half).
     key_volume = secret_volume("backup-key", naming.backup_key_secret(domain), {"recipient": "recipient"})
+    signing_volume = secret_volume(
+        "backup-signing", naming.backup_signing_secret(domain), {"signing-key": "signing-key"}
+    )
     pod: dict[str, Any] = {
         "initContainers": [directory, portal],
         "containers": [store],
-        "volumes": [_admin_volume(domain), key_volume, *_work_volumes(domain), *db_volumes, *dest_volumes],
+        "volumes": [
+            _admin_volume(domain),
+            key_volume,
+            signing_volume,
+            *_work_volumes(domain),
+            *db_volumes,
+            *dest_volumes,
+        ],
     }
     if affinity:
         pod["affinity"] = affinity
@@ -307,9 +332,19 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
             env("ES4PS_BACKUP_LOCATION", backup_status["location"]),
             env("ES4PS_BACKUP_SHA256", backup_status.get("sha256", "")),
             env("ES4PS_BACKUP_IDENTITY_FILE", f"{BACKUP_KEY_DIR}/identity"),
+            # Trusted from this domain's spec, never from the ES4PSBackup's status; the archive must hold that backup.
+            env("ES4PS_BACKUP_VERIFY_KEY_FILE", f"{BACKUP_SIGNING_DIR}/verify-key"),
+            env("ES4PS_BACKUP_NAME", domain.directory.recovery_backup or ""),
+            env("ES4PS_BACKUP_ACCEPT_UNSIGNED", "true" if domain.directory.recovery_accept_unsigned else "false"),
             *source_env,
         ],
-        [mount("work", WORK_DIR, read_only=False), mount("backup-key", BACKUP_KEY_DIR), *source_mounts],
+        [
+            mount("work", WORK_DIR, read_only=False),
+            mount("backup-key", BACKUP_KEY_DIR),
+            mount("backup-signing", BACKUP_SIGNING_DIR),
+            *source_mounts,
+        ],
+        admin=False,
     )
     directory = _samba_step(
         domain,
@@ -339,6 +374,7 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
     volumes = [
         _admin_volume(domain),
         secret_volume("backup-key", key_secret, {"identity": "identity"}),
+        secret_volume("backup-signing", naming.backup_trusted_key_secret(domain), {"verify-key": "verify-key"}),
         {"name": "data", "persistentVolumeClaim": {"claimName": naming.dc_volume(domain, 0)}},
         *_work_volumes(domain),
         *db_volumes,

@@ -103,6 +103,13 @@ def generate_backup_key() -> dict[str, str]:
     return {"recipient": str(identity.to_public()), "identity": str(identity)}
 
 
+def generate_backup_signing_key() -> dict[str, str]:
+    """An Ed25519 key pair: `signing-key` signs each backup's manifest (the backup Job's store step alone reads
+    it), `verify-key` is what a restore trusts (es4ps_samba.backup)."""
+    private, public = generate_signing_keypair()
+    return {"signing-key": private, "verify-key": public}
+
+
 def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
     """The domain's generated Secrets, owned by it only under deletionPolicy Delete (the backup key never)."""
 
@@ -126,4 +133,8 @@ def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
     if backup is not None and backup.encryption_secret is None:
         key = secret(naming.backup_key_secret(domain), owned=False)
         secrets_.append(GeneratedSecret(key, generate_backup_key, follows_deletion_policy=False))
+    if backup is not None:
+        # Kept like the encryption key: a domain restored under the same name trusts its backups by it.
+        signing = secret(naming.backup_signing_secret(domain), owned=False)
+        secrets_.append(GeneratedSecret(signing, generate_backup_signing_key, follows_deletion_policy=False))
     return secrets_

@@ -150,6 +150,31 @@ def test_a_recovery_restores_dc0_and_the_portal_before_any_pod_runs(config):
     assert plan_recovery(domain, config, {}, [], observed(statefulset("acme-dc0", "x"))).restored
 
 
+def test_a_restore_trusts_the_key_its_domain_names_never_the_backups_status(config):
+    def fetch_step(domain):
+        [restore] = plan_recovery(domain, config, {}, [backup()], {}).jobs
+        pod = restore["spec"]["template"]["spec"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
+        return secrets["backup-signing"], env["ES4PS_BACKUP_ACCEPT_UNSIGNED"]
+
+    assert fetch_step(recovering()) == ("acme-backup-signing-key", "false")  # its own, kept when a domain goes
+    named = make_domain(
+        directory={
+            "bootstrap": {"recovery": {"backup": "acme-20261127-0200", "trustedKeySecret": "old-backup-signing-key"}},
+            "backup": VOLUME_BACKUP,
+        }
+    )
+    assert fetch_step(named) == ("old-backup-signing-key", "false")
+    unsigned = make_domain(
+        directory={
+            "bootstrap": {"recovery": {"backup": "acme-20261127-0200", "acceptUnsigned": True}},
+            "backup": VOLUME_BACKUP,
+        }
+    )
+    assert fetch_step(unsigned) == ("acme-backup-signing-key", "true")
+
+
 def test_a_recovery_waits_until_the_deleted_domains_volumes_are_gone(config):
     """A restore Pod naming a claim that is being deleted would keep it from going, and wait for ever."""
     domain = recovering()

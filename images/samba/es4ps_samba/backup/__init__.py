@@ -1,10 +1,12 @@
 """Backups and restores of a domain, the steps of the operator's Jobs: `es4ps-backup <step>`.
 
     dump-directory     samba-tool domain backup online of a running DC -> <work>/directory.tar.bz2
-    store              <work>/{directory.tar.bz2, portal.db} + a manifest -> one tar, encrypted to the
-                       domain's age recipient while it streams -> the destination (a volume or S3);
-                       then deletes the archives retention lets go; says where, how big and its SHA-256
-    fetch              the archive -> checked -> decrypted with the identity -> unpacked into <work>
+    store              <work>/{directory.tar.bz2, portal.db} + a manifest signed with the domain's backup
+                       signing key -> one tar, encrypted to the domain's age recipient while it streams
+                       -> the destination (a volume or S3); then deletes the archives retention lets go;
+                       says where, how big and its SHA-256
+    fetch              the archive -> checked -> decrypted with the identity -> unpacked into <work> ->
+                       its signature checked with the key the restore trusts, and the backup's name
     restore-directory  <work>/directory.tar.bz2 -> a new DC's volume (samba-tool domain backup restore,
                        under a name the backup does not know), its Administrator password set to the
                        domain's; done once (a volume that holds a domain is left alone)
@@ -20,6 +22,7 @@ Job gets only that public half), and decrypts it on its way in. By hand:
 
     destinations  where archives go: a mounted volume or an S3-compatible bucket
     archive       the archive's format: a tar of plain files and a manifest, encrypted by `age`
+    origin        who made an archive: the manifest's signature, and the check a restore makes
     steps         the steps above
     cli           the command line and the variables the operator sets
 

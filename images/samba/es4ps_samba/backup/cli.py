@@ -25,13 +25,30 @@ VARIABLES = (
     Variable("ES4PS_ADMIN_PASSWORD_FILE", "the domain Administrator's password", "", secret_file=True),
     Variable("ES4PS_BACKUP_WORK_DIR", "where the steps of one Job hand files to each other", "/var/lib/es4ps-job"),
     Variable("ES4PS_BACKUP_SERVER", "dump-directory: the DC to copy the directory from", ""),
-    Variable("ES4PS_BACKUP_NAME", "store: the backup's name (the archive is named after it)", ""),
+    Variable(
+        "ES4PS_BACKUP_NAME",
+        "store: the backup's name (the archive is named after it); fetch: the backup the archive must hold",
+        "",
+    ),
     Variable("ES4PS_BACKUP_DOMAIN", "store: the domain's name (archives are kept per domain)", ""),
     Variable("ES4PS_BACKUP_RECIPIENT_FILE", "store: the age recipient (public key) to encrypt to", ""),
+    Variable(
+        "ES4PS_BACKUP_SIGNING_KEY_FILE", "store: the Ed25519 key the manifest is signed with", "", secret_file=True
+    ),
     Variable("ES4PS_BACKUP_DELETE", "store: comma-separated archives to delete once this one is stored", ""),
     Variable("ES4PS_BACKUP_LOCATION", "fetch: the archive (volume:<claim>/<path> or s3://<bucket>/<key>)", ""),
     Variable("ES4PS_BACKUP_SHA256", "fetch: the archive's SHA-256 (empty: not checked)", ""),
     Variable("ES4PS_BACKUP_IDENTITY_FILE", "fetch: the age identity (private key) to decrypt with", ""),
+    Variable(
+        "ES4PS_BACKUP_VERIFY_KEY_FILE",
+        "fetch: the Ed25519 public key the archive's signature must verify with (the restoring domain's choice)",
+        "",
+    ),
+    Variable(
+        "ES4PS_BACKUP_ACCEPT_UNSIGNED",
+        "fetch: `true` restores an archive without a signature (made before 0.2.0); otherwise it is refused",
+        "false",
+    ),
     Variable("ES4PS_BACKUP_VOLUME_DIR", "destination `volume`: where the backups volume is mounted", ""),
     Variable("ES4PS_BACKUP_VOLUME_CLAIM", "destination `volume`: the claim's name, for locations", "backups"),
     Variable("ES4PS_BACKUP_S3_ENDPOINT", "destination `s3`: the service's URL", ""),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -30,6 +29,7 @@ from .archive import (
     unpack_flat,
 )
 from .destinations import CHUNK, BackupError, destination_from
+from .origin import SIGNATURE_FILE, signed_manifest, trusted_manifest
 
 
 def _admin_arguments(env: Environment) -> list[str]:
@@ -74,8 +74,11 @@ def store(env: Environment) -> dict[str, Any]:
     if not name or not domain:
         raise SettingError("ES4PS_BACKUP_NAME and ES4PS_BACKUP_DOMAIN name the backup")
     recipient_file = env.text("ES4PS_BACKUP_RECIPIENT_FILE")
-    if not recipient_file:
-        raise SettingError("ES4PS_BACKUP_RECIPIENT_FILE names the age recipient to encrypt to")
+    signing_key_file = env.text("ES4PS_BACKUP_SIGNING_KEY_FILE")
+    if not recipient_file or not signing_key_file:
+        raise SettingError(
+            "ES4PS_BACKUP_RECIPIENT_FILE and ES4PS_BACKUP_SIGNING_KEY_FILE name the keys to encrypt and sign with"
+        )
     files = [work / DIRECTORY_FILE, work / PORTAL_FILE]
     missing = [path.name for path in files if not path.exists()]
     if missing:
@@ -88,10 +91,11 @@ def store(env: Environment) -> dict[str, Any]:
         "createdAt": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "files": {path.name: {"size": path.stat().st_size, "sha256": sha256_file(path)} for path in files},
     }
-    (work / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
+    signed_manifest(manifest, work, signing_key_file)
 
     read_end, write_end = os.pipe()
-    packer = threading.Thread(target=pack, args=(work, [MANIFEST_FILE, *(p.name for p in files)], write_end))
+    names = [MANIFEST_FILE, SIGNATURE_FILE, *(p.name for p in files)]
+    packer = threading.Thread(target=pack, args=(work, names, write_end))
     packer.start()
     with os.fdopen(read_end, "rb") as packed:
         age, feeder = run_age(["--recipients-file", recipient_file], packed)
@@ -116,12 +120,16 @@ def store(env: Environment) -> dict[str, Any]:
 
 
 def fetch(env: Environment) -> dict[str, Any]:
-    """Read the archive, check it, decrypt it and unpack its files into the work directory."""
+    """Read the archive, check it, decrypt it, unpack its files into the work directory and check that the trusted
+    key signed them (es4ps_samba.backup.origin), before any step restores anything."""
     work = Path(env.text("ES4PS_BACKUP_WORK_DIR"))
     location = env.text("ES4PS_BACKUP_LOCATION")
-    identity = env.text("ES4PS_BACKUP_IDENTITY_FILE")
-    if not location or not identity:
-        raise SettingError("ES4PS_BACKUP_LOCATION and ES4PS_BACKUP_IDENTITY_FILE name the archive and its key")
+    identity, verify_key = env.text("ES4PS_BACKUP_IDENTITY_FILE"), env.text("ES4PS_BACKUP_VERIFY_KEY_FILE")
+    if not location or not identity or not verify_key:
+        raise SettingError(
+            "ES4PS_BACKUP_LOCATION, ES4PS_BACKUP_IDENTITY_FILE and ES4PS_BACKUP_VERIFY_KEY_FILE name the archive,"
+            " the key to decrypt it and the key it must be signed with"
+        )
     work.mkdir(parents=True, exist_ok=True)
     encrypted = work / "archive.tar.age"
     digest = hashlib.sha256()
@@ -145,7 +153,8 @@ def fetch(env: Environment) -> dict[str, Any]:
         if age.wait() != 0:
             raise BackupError(f"age could not decrypt: {age.stderr.read().decode(errors='replace').strip()[:300]}")
     encrypted.unlink()
-    manifest = json.loads((work / MANIFEST_FILE).read_text())
+    expected_backup, accept_unsigned = env.text("ES4PS_BACKUP_NAME"), env.flag("ES4PS_BACKUP_ACCEPT_UNSIGNED")
+    manifest = trusted_manifest(work, location, verify_key, expected_backup, accept_unsigned=accept_unsigned)
     for file, expected_file in manifest["files"].items():
         if sha256_file(work / file) != expected_file["sha256"]:
             raise BackupError(f"{file} of {location} is damaged (its SHA-256 differs from the manifest's)")

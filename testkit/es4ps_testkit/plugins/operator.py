@@ -25,9 +25,14 @@ def es4ps_crd(cluster):
     """ES4PS's CRDs (ES4PSDomain, ES4PSBackup), installed as a user would."""
     for crd in CRDS:
         cluster.apply(crd)
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/es4psdomains.es4ps.io", "crd/es4psbackups.es4ps.io"
-    )
+
+    def established(name: str) -> bool:
+        # Polled rather than `kubectl wait`, which fails at once while a new CRD has no conditions yet.
+        conditions = cluster.get("crd", name, check=False).get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    for name in ("es4psdomains.es4ps.io", "es4psbackups.es4ps.io"):
+        cluster.eventually(lambda name=name: established(name), timeout=60, message=f"the CRD {name} established")
     return cluster
 
 

@@ -18,9 +18,11 @@ settings are es4ps_testkit.member_config's.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -69,6 +71,17 @@ _PRIVATE_PATHS = (*_PRIVATE_DIRS, *_PRIVATE_FILES, "tmp")
 _ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
+def _processes_in(namespace: str) -> list[int]:
+    """The processes whose network namespace is `namespace` (as /proc/<pid>/ns/net names it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "ns" / "net") == namespace:
+                    found.append(int(entry.name))
+    return found
+
+
 def _claim_slot() -> tuple[int, int]:
     """A /30 slot no other workstation holds; returns it and the open lock file (keep it open)."""
     start = os.getpid() % len(_SLOTS)
@@ -107,6 +120,7 @@ class Workstation:
         self.log = directory / "workstation.log"
         self.client_log = directory / f"{client}.log"
         self._gateway = ""
+        self._namespace = ""  # the network namespace's id (/proc/<pid>/ns/net), once made
         self._slot: int | None = None
         self._lock: int | None = None
         self._holder: subprocess.Popen | None = None
@@ -143,6 +157,7 @@ class Workstation:
                 start_new_session=True,
             )
         try:
+            self._namespace = wait_until(self._new_namespace, 10, "unshare to make the namespaces", error=ServiceError)
             self._connect()
             mounts = " && ".join(f"mount --bind {self.root / path} /{path}" for path in _PRIVATE_PATHS)
             self.run_checked(
@@ -171,6 +186,15 @@ class Workstation:
             f"{self.dc.address} {self.dc_fqdn} {self.dc.hostname}\n"
         )
         (root / "etc/resolv.conf").write_text(f"nameserver {self.dc.address}\nsearch {self.dc.dns_domain}\n")
+
+    def _new_namespace(self) -> str:
+        """The holder's network namespace once it is not this process's any more (unshare has made it), else ""."""
+        assert self._holder is not None
+        with contextlib.suppress(OSError):
+            namespace = os.readlink(f"/proc/{self._holder.pid}/ns/net")
+            if namespace != os.readlink("/proc/self/ns/net"):
+                return namespace
+        return ""
 
     def _connect(self) -> None:
         """The veth pair between this machine and the workstation, and a route to the DC."""
@@ -332,8 +356,19 @@ class Workstation:
     # -- stop ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the client's daemon and the namespaces (the veth pair goes with them), give the network back."""
+        """Stop the client's daemon, every process left in the workstation's network namespace (Samba's tools
+        start samba-dcerpcd, which leaves their process group), and the namespaces (the veth pair goes with
+        them); give the network back."""
         self.stop_client()
+        # Never this machine's own namespace, whatever happened before.
+        if self._namespace and self._namespace != os.readlink("/proc/self/ns/net"):
+            for signal_number in (signal.SIGTERM, signal.SIGKILL):
+                for pid in _processes_in(self._namespace):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal_number)
+                with contextlib.suppress(TimeoutError):
+                    wait_until(lambda: not _processes_in(self._namespace), 10, "the workstation's processes to stop")
+        self._namespace = ""
         if self._holder is not None:
             stop_process_group(self._holder)
             self._holder = None

@@ -209,6 +209,10 @@ class Workstation:
         # Test DCs listen on 127.0.0.X: loopback addresses must be routable on this link, at both ends, and
         # the workstation's own 127.0.0.0/8 is only its 127.0.0.1.
         self._host(["sysctl", "-qw", f"net.ipv4.conf.{outside}.route_localnet=1"])
+        # kube-proxy (a real node of the local cluster, now or earlier) drops packets to 127.0.0.0/8 from other
+        # addresses ("block incoming localnet connections"): this link's are let in before that rule.
+        self._host(["iptables", *self._accept_rule("-D")], check=False)
+        self._host(["iptables", *self._accept_rule("-I")])
         self.run_checked(
             "sh",
             "-c",
@@ -217,6 +221,12 @@ class Workstation:
             " && ip route del local 127.0.0.0/8 dev lo table local",
         )
         self.reach(self.dc.address)
+
+    def _accept_rule(self, action: str) -> list[str]:
+        """iptables arguments that insert (-I) or delete (-D) the rule letting this workstation's link in."""
+        position = ["1"] if action == "-I" else []
+        comment = ["-m", "comment", "--comment", "es4ps test workstation"]
+        return [action, "INPUT", *position, "-i", f"es4ws{self._slot}h", *comment, "-j", "ACCEPT"]
 
     def reach(self, address: str) -> None:
         """Route `address` (a server on this machine: a DC, a file server) through the workstation's link."""
@@ -372,6 +382,8 @@ class Workstation:
         if self._holder is not None:
             stop_process_group(self._holder)
             self._holder = None
+        if self._slot is not None:
+            self._host(["iptables", *self._accept_rule("-D")], check=False)
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None

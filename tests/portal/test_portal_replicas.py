@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from es4ps_localcluster.processes import wait_until
 from es4ps_testkit import ServiceError
+from es4ps_testkit.domains import portal_spec_env
 from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.metrics import scrape
 from es4ps_testkit.plugins.services import started
@@ -53,14 +54,15 @@ def domain_worker(tmp_path_factory, domain_broker, worker_env):
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory, postgres, portal_env, domain_broker, domain_worker, mail_catcher):
     database_url = postgres.create_database("portal_replicas")
+    # Every limit as the domain's defaults give it (the portal has none of its own), resets per address lower.
+    rate_limits = json.loads(portal_spec_env()["ES4PS_RATE_LIMITS"])
+    rate_limits["reset"]["perAddress"] = {"requests": RESET_LIMIT_PER_ADDRESS, "windowSeconds": 3600}
     env = {
         **portal_env,
         **domain_broker.portal_env,
         **mail_catcher.portal_env,
         "ES4PS_DATABASE_URL": database_url,
-        "ES4PS_RATE_LIMITS": json.dumps(
-            {"reset": {"perAddress": {"requests": RESET_LIMIT_PER_ADDRESS, "windowSeconds": 3600}}}
-        ),
+        "ES4PS_RATE_LIMITS": json.dumps(rate_limits),
     }
     secret_key = secrets.token_urlsafe(50)
     portals = [LivePortal(tmp_path_factory.mktemp(f"replica{i}"), env, secret_key=secret_key) for i in range(2)]

@@ -26,7 +26,11 @@ DOMAIN_SPEC = {
     "realm": "AD.GITOPS.EXAMPLE",
     "organizationName": "GitOps Example",
     "allowedEmailDomains": ["gitops.example"],
-    "portal": {"host": "accounts.gitops.example"},
+    # a mail server: without one nobody could confirm an address, and the domain is not Ready
+    "portal": {
+        "host": "accounts.gitops.example",
+        "smtp": {"host": "smtp.gitops.example", "from": "accounts@gitops.example"},
+    },
 }
 
 

@@ -11,6 +11,7 @@ export PATH := $(CURDIR)/.local/bin:$(PATH)
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 PYTHON := $(CURDIR)/.venv/bin/python
 LOCALCLUSTER := $(PYTHON) -m es4ps_localcluster
+DEVTOOLS := $(PYTHON) -m es4ps_devtools
 NODE ?= kwok
 NODES ?=
 PYTEST_ARGS ?=
@@ -61,14 +62,19 @@ lint: ## ruff (lint and format check), and the layout rules: imports only downwa
 	@$(PYTHON) -m ruff format --check .
 	@$(PYTHON) -m es4ps_testkit.layout check
 
+.PHONY: docs
+docs: ## rewrite the generated tables of docs/ (each process's environment variables)
+	@$(DEVTOOLS) docs docs/interfaces.md docs/operator.md
+
 .PHONY: third-party
 third-party: ## regenerate the cert-manager CRDs and KWOK stages from the pinned modules
 	@hack/update-third-party.sh
 
 .PHONY: images
 images: setup ## build the container images (operator, portal, samba) with a project-owned dockerd if needed
-	@$(LOCALCLUSTER) images build operator portal samba rabbitmq pause traefik
-	@$(LOCALCLUSTER) images list
+	@$(DEVTOOLS) images build operator portal samba rabbitmq
+	@$(LOCALCLUSTER) images build
+	@$(DEVTOOLS) images list
 
 .PHONY: images-down
 images-down: ## stop the dockerd that `make images` started
@@ -76,12 +82,12 @@ images-down: ## stop the dockerd that `make images` started
 
 .PHONY: demo
 demo: setup ## the main job: the whole product on a real local node; prints where to register
-	@$(LOCALCLUSTER) demo up
+	@$(DEVTOOLS) demo up
 
 .PHONY: demo-mail
 demo-mail: ## print the newest mail the demo's portal sent (verification link and code)
-	@$(LOCALCLUSTER) demo mail
+	@$(DEVTOOLS) demo mail
 
 .PHONY: demo-down
 demo-down: ## stop everything `make demo` started
-	@$(LOCALCLUSTER) demo down
+	@$(DEVTOOLS) demo down

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 import requests
-from es4ps_localcluster import demo, ingress
+from es4ps_devtools import deployment as steps
+from es4ps_localcluster import ingress
 from es4ps_testkit.portal_client import PortalClient
 
 PAGE = "/register/"
@@ -65,12 +66,12 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="es4ps-bench-ingress-") as tmp:
-        ca = demo.portal_ca_file(Path(tmp) / "portal-ca.crt")
-        through_ingress = PortalClient(f"https://{demo.PORTAL_HOST}", connect_to=ingress.HOST_ADDRESS, ca_file=str(ca))
+        ca = steps.portal_ca_file(Path(tmp) / "portal-ca.crt")
+        through_ingress = PortalClient(f"https://{steps.PORTAL_HOST}", connect_to=ingress.HOST_ADDRESS, ca_file=str(ca))
         straight = requests.Session()
         straight.trust_env = False
-        straight.headers["Host"] = demo.PORTAL_HOST
-        service_url = demo.portal_backend() + PAGE
+        straight.headers["Host"] = steps.PORTAL_HOST
+        service_url = steps.portal_backend() + PAGE
         run(through_ingress, straight, service_url, 20)  # warm-up: connections, caches
         per_run = [run(through_ingress, straight, service_url, args.requests) for _ in range(args.runs)]
 

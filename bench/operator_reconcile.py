@@ -42,8 +42,9 @@ import uuid
 from pathlib import Path
 
 import yaml
-from es4ps_localcluster import Cluster, demo
-from es4ps_localcluster import images as local_images
+from es4ps_devtools import deployment as steps
+from es4ps_devtools.images import IMAGES
+from es4ps_localcluster import Cluster
 from es4ps_localcluster.processes import wait_until
 from es4ps_testkit.domains import CRD, example_domain
 from es4ps_testkit.e2e import LocalNode
@@ -235,13 +236,13 @@ def real_domain(namespace: str, node: LocalNode) -> dict:
     domain = example_domain(namespace)
     domain["metadata"]["name"] = "single"
     domain["spec"]["deletionPolicy"] = "Delete"
-    demo.set_paths(domain["spec"], node.spec_changes())
+    steps.set_paths(domain["spec"], node.spec_changes())
     return domain
 
 
 def real_run(cluster: KubeCluster, identity, node: LocalNode, log_dir: Path) -> dict:
-    images = {f"ES4PS_{name.upper()}_IMAGE": local_images.IMAGES[name].ref for name in ("samba", "portal")}
-    images["ES4PS_BROKER_IMAGE"] = local_images.IMAGES["rabbitmq"].ref
+    images = {f"ES4PS_{name.upper()}_IMAGE": IMAGES[name].ref for name in ("samba", "portal")}
+    images["ES4PS_BROKER_IMAGE"] = IMAGES["rabbitmq"].ref
     with serving_namespace(cluster, identity, log_dir, images) as (namespace, watch):
         # The example names Secrets a platform engineer makes first: the SMTP password and the staff user's.
         made = [

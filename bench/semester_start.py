@@ -43,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from es4ps_localcluster import Cluster, demo
+from es4ps_devtools import deployment as steps
+from es4ps_localcluster import Cluster
 from es4ps_localcluster.processes import wait_until
 from es4ps_testkit.e2e import Deployment, deploy, platform
 from es4ps_testkit.kube import KubeCluster
@@ -88,11 +89,11 @@ def at_steady_rate(count: int, rate: float, action) -> tuple[list, float]:
 
 
 def portal_tasks(prefix: str) -> list[list]:
-    output = demo.run(
+    output = steps.run(
         "kubectl",
         "exec",
         "-n",
-        demo.DOMAIN_NAMESPACE,
+        steps.DOMAIN_NAMESPACE,
         "acme-portal-0",
         "-c",
         "portal",

@@ -4,8 +4,11 @@
 # binaries into .local/bin/. A build is reused while its inputs (go.mod, go.sum,
 # sources, Go version, flags) are unchanged, so a second clone does not rebuild.
 #
-#   hack/build-tools.sh            build/link the tools of the local cluster
-#   hack/build-tools.sh helm kind  only these (kind is built only when asked: make e2e-kind)
+#   hack/build-tools.sh            build/link what the real-node cluster and `make demo` run
+#   hack/build-tools.sh kwok kind  only these: the tools only some tests use (kwok, promtool,
+#                                  seaweedfs, kind) are built when first needed
+#                                  (es4ps_localcluster.tools.ensure), then cached like the others
+# Two checkouts asking for the same tool at once build it once (a lock per tool).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,23 +91,26 @@ build_tool() {
   local key
   key=$( { go version; echo "$ldflags $targets${cgo:+ cgo=$cgo}"; cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
   local dest=$cache/bin/$tool-$version-$key
-  if [ ! -f "$dest/.complete" ]; then
-    echo "building $tool $version (cached afterwards in $dest)" >&2
-    local tmp start=$SECONDS
-    tmp=$(mktemp -d "$cache/bin/.$tool.XXXXXX")
-    for t in $targets; do
-      (cd "$src" && env ${cgo:+CGO_ENABLED=$cgo} go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
-    done
-    touch "$tmp/.complete"
-    rm -rf "$dest"; mv "$tmp" "$dest"
-    echo "built $tool in $((SECONDS - start)) s" >&2
-  fi
+  (
+    flock 9
+    if [ ! -f "$dest/.complete" ]; then
+      echo "building $tool $version (cached afterwards in $dest)" >&2
+      start=$SECONDS
+      tmp=$(mktemp -d "$cache/bin/.$tool.XXXXXX")
+      for t in $targets; do
+        (cd "$src" && env ${cgo:+CGO_ENABLED=$cgo} go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
+      done
+      touch "$tmp/.complete"
+      rm -rf "$dest"; mv "$tmp" "$dest"
+      echo "built $tool in $((SECONDS - start)) s" >&2
+    fi
+  ) 9>"$cache/bin/.$tool.lock"
   for t in $targets; do ln -sfn "$dest/${t%%=*}" "$bindir/${t%%=*}"; done
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd kwok helm cert-manager coredns pause kube-router promtool seaweedfs traefik)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd helm cert-manager coredns pause kube-router traefik)
 for tool in "${tools[@]}"; do
-  [ -d "$tools_dir/$tool" ] || continue
+  [ -d "$tools_dir/$tool" ] || { echo "unknown tool: $tool (no localcluster/tools/$tool)" >&2; exit 1; }
   build_tool "$tool"
 done

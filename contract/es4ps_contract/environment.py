@@ -3,19 +3,15 @@
 The operator writes the variables of every container it starts; the portal,
 the DC entrypoint and the worker each read theirs through one `Environment`
 built from one declaration (`Variable`s). The same declarations produce the
-tables of docs/interfaces.md (`render_table`, checked by a unit test), and the
-operator's unit tests feed its builders' output into each reader, so a name
-changed on one side only fails a test instead of a Pod.
-
-    python -m es4ps_contract.environment docs/interfaces.md   rewrite the generated tables
+tables of docs/interfaces.md (`render_table`; es4ps_devtools.docs finds the
+declarations a document names and rewrites its tables, checked by a unit
+test), and the operator's unit tests feed its builders' output into each
+reader, so a name changed on one side only fails a test instead of a Pod.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,40 +144,3 @@ def render_table(variables: Iterable[Variable]) -> str:
         )
         lines.append(f"| `{variable.name}` | {meaning} | {default} |")
     return "\n".join(lines)
-
-
-# In a document, a generated table sits between these two comments; the first names the declaration.
-_GENERATED = re.compile(
-    r"(<!-- generated from (?P<source>[\w.]+:\w+) -->\n)(?P<table>.*?)(\n<!-- end of generated table -->)", re.S
-)
-
-
-def _declaration(source: str) -> tuple[Variable, ...]:
-    module, _, attribute = source.partition(":")
-    return tuple(getattr(importlib.import_module(module), attribute))
-
-
-def render_document(text: str) -> str:
-    """`text` with every generated table rendered again from the declaration it names."""
-    return _GENERATED.sub(
-        lambda match: match.group(1) + render_table(_declaration(match.group("source"))) + match.group(4), text
-    )
-
-
-def generated_sources(text: str) -> list[str]:
-    """The declarations a document's generated tables name (module:attribute)."""
-    return [match.group("source") for match in _GENERATED.finditer(text)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m es4ps_contract.environment <markdown file>", file=sys.stderr)
-        return 2
-    path = Path(args[0])
-    path.write_text(render_document(path.read_text()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

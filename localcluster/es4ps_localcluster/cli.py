@@ -1,11 +1,10 @@
-"""The local cluster from the command line (what `make cluster`, `make images` and `make demo` run).
+"""The local cluster from the command line (what `make cluster` and `make cluster-down` run).
 
     python -m es4ps_localcluster up [--node kwok|real]   start it in the background, return when it is ready
     python -m es4ps_localcluster up --nodes 3            three real nodes, each in a network namespace of its own
     python -m es4ps_localcluster down                    stop the processes it recorded and wipe its data
     python -m es4ps_localcluster status                  exit 0 when it answers
     python -m es4ps_localcluster images ...              container images without a registry (see `images -h`)
-    python -m es4ps_localcluster demo up|mail|down       the whole product on the real node (`make demo`)
 
 State, logs, pids and ports live under .local/cluster/; the admin kubeconfig is .local/kubeconfig.
 """
@@ -22,15 +21,11 @@ from .cluster import NODE_MODES, Cluster, ClusterError
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # images and demo have command lines of their own
+    # images has a command line of its own
     if argv and argv[0] == "images":
         from . import images
 
         return images.main(argv[1:])
-    if argv and argv[0] == "demo":
-        from . import demo
-
-        return demo.main(argv[1:])
 
     parser = argparse.ArgumentParser(
         prog="python -m es4ps_localcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the cluster and wipe its data")
     sub.add_parser("status", help="exit 0 when the cluster answers")
     sub.add_parser("images", help="container images without a registry: images -h")
-    sub.add_parser("demo", help="the whole product on the real node: demo -h")
     args = parser.parse_args(argv)
     cluster = Cluster()
     if args.command == "up":

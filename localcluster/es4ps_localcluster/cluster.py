@@ -31,7 +31,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import images
+from . import images, tools
 from .components import Component, cert_manager, coredns, kube_router, kwok, node_network
 from .components.apiserver import APISERVER, SERVICE_CIDR, SERVICE_IP, SERVICE_NAMES
 from .components.cert_manager import CERT_MANAGER
@@ -54,7 +54,10 @@ DEFAULT_KUBECONFIG = LOCAL / "kubeconfig"
 NODE_MODES = ("kwok", "real", "multi")
 DEFAULT_NODES = 3  # of a multi-node cluster
 CONTROL_PLANE = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, CERT_MANAGER, KWOK, VOLUME_PROVISIONER)
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "cert-manager-controller")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cert-manager-controller")
+# What each node mode runs besides (hack/build-tools.sh builds them; `make demo` only the real node's).
+REAL_NODE_BINARIES = ("kubelet", "kube-proxy", "coredns", "kube-router")
+NODE_BINARIES = {"kwok": ("kwok",), "real": REAL_NODE_BINARIES, "multi": REAL_NODE_BINARIES}
 # Who is who: the certificates of the control plane (the real node adds its own, node.Node.identities).
 CONTROL_PLANE_IDENTITIES = [
     Identity("admin", "kubernetes-admin", ("system:masters",)),
@@ -149,7 +152,7 @@ class Cluster:
                 self.pki,
                 self.kubeconfig_for,
                 containerd_root=CACHE / "containerd",
-                sandbox_image=images.IMAGES["pause"].ref,
+                sandbox_image=images.PAUSE.ref,
                 service_cidr=SERVICE_CIDR,
             )
         return self._node
@@ -171,7 +174,7 @@ class Cluster:
             self.pki,
             self.kubeconfig_for,
             containerd_root=CACHE / "containerd-nodes" / name,
-            sandbox_image=images.IMAGES["pause"].ref,
+            sandbox_image=images.PAUSE.ref,
             service_cidr=SERVICE_CIDR,
             ip=node_network.node_address(index),
             name=name,
@@ -200,7 +203,12 @@ class Cluster:
                 f"a cluster with NODE={self.mode} ({self.node_count} real nodes) is running; "
                 "stop it first (make cluster-down)"
             )
-        self._check_binaries()
+        if node == "kwok":
+            try:
+                tools.ensure("kwok")  # not built by `make setup`: the demo's real node does without
+            except tools.ToolError as exc:
+                raise ClusterError(str(exc)) from None
+        self._check_binaries(node)
         self._prepare(node, count)
 
         self._start(ETCD)
@@ -255,11 +263,11 @@ class Cluster:
         """Start a lost node again, as a machine boots; return when it is Ready."""
         RealNodes(self).bring_back(name)
 
-    def load_images(self, names: list[str]) -> None:
-        """Build the images `names` if needed and import them into every real node's containerd."""
+    def load_images(self, built: list[images.Image]) -> None:
+        """Build these images if needed and import them into every real node's containerd."""
         host = images.docker_host()
-        images.build(names, host)
-        RealNodes(self).load_images(names, host)
+        images.build(built, host)
+        RealNodes(self).load_images(built, host)
 
     def image_engine(self) -> str:
         """The Docker engine to build images with (started, and recorded to stop with the cluster, if none runs)."""
@@ -364,8 +372,8 @@ class Cluster:
             component.name, lambda: component.ready(self), component.start_timeout_s, error=ClusterError
         )
 
-    def _check_binaries(self) -> None:
-        missing = [b for b in BINARIES if not (self.bin / b).exists()]
+    def _check_binaries(self, node: str) -> None:
+        missing = [b for b in (*BINARIES, *NODE_BINARIES[node]) if not (self.bin / b).exists()]
         if missing:
             raise ClusterError(f"missing binaries in {self.bin}: {', '.join(missing)} (run `make setup`)")
         if not shutil.which("kubectl"):

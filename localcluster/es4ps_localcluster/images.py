@@ -1,17 +1,21 @@
-"""Container images without a registry.
+"""Container images without a registry: a Docker engine, a Debian base, builds and loads into containerd.
 
-    python -m es4ps_localcluster images build [NAME...]   the project's images (default: operator, portal, samba)
-    python -m es4ps_localcluster images load SOCKET [NAME...]   import built images into a containerd (k8s.io)
+    python -m es4ps_localcluster images build [NAME...]   the local cluster's own images (pause, traefik)
     python -m es4ps_localcluster images down    stop the dockerd this checkout started
     python -m es4ps_localcluster images env     print the DOCKER_HOST to use
-    python -m es4ps_localcluster images list    list the built images with their sizes
 
 Uses a reachable Docker engine (DOCKER_HOST or the default socket) or starts a
-project-owned dockerd whose state lives under the cache directory, so built
+checkout-owned dockerd whose state lives under the cache directory, so built
 layers survive a fresh clone. The Debian base image is made once with
 debootstrap + `docker import` (no image can be pulled here) and passed to
 every Dockerfile as BASE_IMAGE; on a machine with a registry the Dockerfiles'
-own default base works unchanged. Image tags come from the VERSION file.
+own default base works unchanged.
+
+An `Image` says where its Dockerfile and build context are and which build
+arguments it takes: the local cluster defines its own two (`PAUSE`, the
+node's sandbox, and `TRAEFIK`, its ingress controller); whoever builds other
+images on this engine defines theirs the same way and passes them to `build`
+and `load`.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .paths import BIN, CACHE, LOCAL, ROOT, VERSION
+from .paths import BIN, CACHE, LOCAL, TOOLS
 from .processes import Supervisor
 
 DOCKER_STATE = CACHE / "docker"
@@ -56,30 +60,35 @@ Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
 
 @dataclass(frozen=True)
 class Image:
+    """A container image built here: `repository:tag`, from a Dockerfile and context or from a static binary."""
+
     name: str
     repository: str
-    dockerfile: str | None  # None: the static binary of the same name in .local/bin (see _build_from_binary)
+    tag: str
+    # None: the static binary of the same name in .local/bin in a FROM scratch image (see _build_from_binary)
+    dockerfile: Path | None = None
+    context: Path | None = None
+    build_args: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def ref(self) -> str:
-        return f"{self.repository}:{VERSION}"
+        return f"{self.repository}:{self.tag}"
 
 
-IMAGES = {
-    i.name: i
-    for i in (
-        Image("operator", "es4ps/operator", "operator/Dockerfile"),
-        Image("portal", "es4ps/portal", "images/django/Dockerfile"),
-        Image("samba", "es4ps/samba", "images/samba/Dockerfile"),
-        # Only for clusters that cannot pull the stock rabbitmq image (like this machine's).
-        Image("rabbitmq", "es4ps/rabbitmq", "images/rabbitmq/Dockerfile"),
-        # The real node's pod sandbox (containerd's sandbox_image).
-        Image("pause", "es4ps.local/pause", None),
-        # The local cluster's ingress controller (es4ps_localcluster.ingress).
-        Image("traefik", "es4ps.local/traefik", None),
-    )
-}
-PRODUCT_IMAGES = ("operator", "portal", "samba")
+def _tool_version(tool: str, module: str) -> str:
+    """The version of `module` a tool's go.mod under localcluster/tools/ requires (the image's tag)."""
+    for line in (TOOLS / tool / "go.mod").read_text().splitlines():
+        words = line.split()
+        if module in words:
+            return words[words.index(module) + 1]
+    raise ImportError(f"{module} is not required by localcluster/tools/{tool}/go.mod")
+
+
+# The real node's pod sandbox (containerd's sandbox_image); its binary has no module to version.
+PAUSE = Image("pause", "es4ps.local/pause", "v1")
+# The local cluster's ingress controller (es4ps_localcluster.ingress).
+TRAEFIK = Image("traefik", "es4ps.local/traefik", _tool_version("traefik", "github.com/traefik/traefik/v3"))
+CLUSTER_IMAGES = {i.name: i for i in (PAUSE, TRAEFIK)}
 
 
 class ImageError(RuntimeError):
@@ -226,28 +235,25 @@ def _debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def build(names: list[str], host: str) -> None:
-    ensure_base_image(host)
-    for name in names:
-        image = IMAGES[name]
+def build(images: list[Image], host: str) -> None:
+    """Build the images (the Docker layer cache makes an unchanged one take seconds)."""
+    if any(image.dockerfile for image in images):
+        ensure_base_image(host)
+    for image in images:
         start = time.monotonic()
         if image.dockerfile is None:
             _build_from_binary(image, host)
         else:
+            arguments = {"BASE_IMAGE": BASE_IMAGE, "EXTRA_CA_CERTS": extra_ca_certs(), **image.build_args}
             docker(
                 "build",
                 "-q",
                 "-f",
-                str(ROOT / image.dockerfile),
-                "--build-arg",
-                f"BASE_IMAGE={BASE_IMAGE}",
-                "--build-arg",
-                f"VERSION={VERSION}",
-                "--build-arg",
-                f"EXTRA_CA_CERTS={extra_ca_certs()}",
+                str(image.dockerfile),
+                *[f"--build-arg={key}={value}" for key, value in arguments.items()],
                 "-t",
                 image.ref,
-                str(ROOT),
+                str(image.context),
                 host=host,
                 capture=True,
             )
@@ -281,15 +287,14 @@ def containerd_name(ref: str) -> str:
     return ref if "/" in ref and ("." in first or ":" in first or first == "localhost") else f"docker.io/{ref}"
 
 
-def load(socket: Path, names: list[str], host: str) -> None:
+def load(socket: Path, images: list[Image], host: str) -> None:
     """Import images into containerd's k8s.io namespace, skipping those already there unchanged."""
     stamps = socket.parent / "imported"
     stamps.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        image = IMAGES[name]
+    for image in images:
         current = image_id(image.ref, host)
         if current is None:
-            raise ImageError(f"{image.ref} is not built (run `make images`)")
+            raise ImageError(f"{image.ref} is not built")
         stamp = stamps / image.ref.replace("/", "_").replace(":", "_")
         listed = subprocess.run(
             ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "ls", "-q"],
@@ -323,38 +328,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build")
-    b.add_argument("names", nargs="*", help=f"of {', '.join(IMAGES)} (default: {' '.join(PRODUCT_IMAGES)})")
-    ld = sub.add_parser("load")
-    ld.add_argument("socket", type=Path)
-    ld.add_argument("names", nargs="*")
+    b.add_argument("names", nargs="*", help=f"of {', '.join(CLUSTER_IMAGES)} (default: all)")
     sub.add_parser("down")
     sub.add_parser("env")
-    sub.add_parser("list")
     args = parser.parse_args(argv)
-    unknown = set(getattr(args, "names", [])) - set(IMAGES)
+    unknown = set(getattr(args, "names", [])) - set(CLUSTER_IMAGES)
     if unknown:
-        parser.error(f"unknown images: {', '.join(sorted(unknown))} (known: {', '.join(IMAGES)})")
+        parser.error(f"unknown images: {', '.join(sorted(unknown))} (known: {', '.join(CLUSTER_IMAGES)})")
     try:
         if args.command == "down":
             stop_dockerd()
-            return 0
-        host = docker_host()
-        if args.command == "env":
-            print(f"export DOCKER_HOST={host}")
-        elif args.command == "list":
-            refs = [IMAGES[n].ref for n in IMAGES]
-            docker(
-                "images",
-                "--format",
-                "table {{.Repository}}:{{.Tag}}\t{{.Size}}",
-                *[f"--filter=reference={r}" for r in refs],
-                host=host,
-            )
-            print(f"(DOCKER_HOST={host})")
-        elif args.command == "build":
-            build(args.names or list(PRODUCT_IMAGES), host)
+        elif args.command == "env":
+            print(f"export DOCKER_HOST={docker_host()}")
         else:
-            load(args.socket, args.names or list(PRODUCT_IMAGES), host)
+            build([CLUSTER_IMAGES[n] for n in args.names or CLUSTER_IMAGES], docker_host())
     except (ImageError, subprocess.CalledProcessError) as exc:
         print(f"images: {exc}", file=sys.stderr)
         return 1

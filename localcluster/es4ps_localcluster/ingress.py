@@ -1,18 +1,19 @@
-"""Traefik, the ingress controller of `make demo` and the e2e tests: its objects, and the domain settings for it.
+"""Traefik, the local cluster's ingress controller: its objects, and how an Ingress asks for it.
 
 Traefik (localcluster/tools/traefik, `github.com/traefik/traefik/v3`) runs as
 a Deployment in its own namespace with its Kubernetes Ingress provider and
 an IngressClass, from a FROM scratch image of the binary `make setup` built
-(`images.IMAGES["traefik"]`). It serves the portal's Ingress as the operator
-writes it: the host rule routes, the certificate is the one in the Secret
-the Ingress names, and it appends the client's address to X-Forwarded-For
-(it drops what a client sent there itself: no address is trusted to set it).
+(`images.TRAEFIK`). It serves an Ingress as its owner wrote it: the host rule
+routes, the certificate is the one in the Secret the Ingress names, and it
+appends the client's address to X-Forwarded-For (it drops what a client sent
+there itself: no address is trusted to set it).
 
 From this machine it answers on 127.0.0.1:443 (a hostPort of the Pod, so
-`https://accounts.acme.localhost/` works in a browser); Pods reach it through
-the Service `traefik/traefik` on port 443. Its traffic to the portal comes
-from its Pod's address, which the portal's NetworkPolicy has to admit: a
-controller running as a host process would be admitted as the node itself.
+`https://<name>.localhost/` works in a browser); Pods reach it through the
+Service `traefik/traefik` on port 443. Its traffic to a backend comes from
+its Pod's address, from the namespace `traefik`, which a backend's
+NetworkPolicy has to admit: a controller running as a host process would be
+admitted as the node itself.
 """
 
 from __future__ import annotations
@@ -31,16 +32,11 @@ PING_PORT = 9000
 LABELS = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/part-of": "es4ps-localcluster"}
 
 
-def domain_ingress() -> dict[str, Any]:
-    """The domain's `spec.portal.ingress` for this controller: class, Traefik's annotations, who the portal admits."""
-    return {
-        "className": INGRESS_CLASS,
-        "annotations": {
-            "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-            "traefik.ingress.kubernetes.io/router.tls": "true",
-        },
-        "allowFrom": {"namespaceLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
-    }
+# What an Ingress served by this controller carries: its class and Traefik's router annotations.
+INGRESS_ANNOTATIONS = {
+    "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+    "traefik.ingress.kubernetes.io/router.tls": "true",
+}
 
 
 def arguments() -> list[str]:
@@ -142,7 +138,7 @@ def _deployment(image: str) -> dict[str, Any]:
 
 
 def manifests(image: str) -> list[dict[str, Any]]:
-    """Everything Traefik needs, `image` being its locally built image: apply them in this order."""
+    """Everything Traefik needs, `image` being its locally built image (`images.TRAEFIK`): apply in this order."""
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": dict(LABELS)}},
         {

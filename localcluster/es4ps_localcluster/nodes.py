@@ -68,7 +68,7 @@ class RealNodes:
         for node in self.nodes:
             self._prepare(node)
         host = self.cluster.image_engine()
-        images.build(["pause"], host)
+        images.build([images.PAUSE], host)
         self._start_all(self.nodes, host)
         if self.multi:
             node_network.route_services(SERVICE_CIDR, self.nodes[0])
@@ -92,7 +92,7 @@ class RealNodes:
             self._start(node, kubelet.CONTAINERD)
         for node in nodes:
             self._wait(node, kubelet.CONTAINERD)
-            images.load(node.containerd_socket, ["pause"], host)
+            images.load(node.containerd_socket, [images.PAUSE], host)
             for component in (kubelet.KUBELET, kube_proxy.KUBE_PROXY, coredns.COREDNS):
                 self._start(node, component)
         for node in nodes:
@@ -124,10 +124,10 @@ class RealNodes:
             patch = {"spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}}
             self.cluster.kubectl("patch", "node", node.name, "--type=merge", "-p", json.dumps(patch))
 
-    def load_images(self, names: list[str], host: str) -> None:
+    def load_images(self, built: list[images.Image], host: str) -> None:
         """Import built images into every node's containerd (the nodes at once; each skips what it has)."""
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
-            for done in [pool.submit(images.load, node.containerd_socket, names, host) for node in self.nodes]:
+            for done in [pool.submit(images.load, node.containerd_socket, built, host) for node in self.nodes]:
                 done.result()
 
     # ---- stop

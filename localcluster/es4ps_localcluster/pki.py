@@ -3,8 +3,8 @@
 `CertificateAuthority` is an ECDSA P-256 CA kept as two PEM files that issues
 server and client certificates into files. The cluster keeps one for ten
 years under `.local/cluster/pki` (`ClusterPKI`: `<name>.crt` / `<name>.key`
-per identity); the tests make a throwaway one per session
-(`es4ps_testkit.ca`).
+per identity); its users make throwaway ones the same way (a test session's
+CA, say).
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ class CertificateAuthority:
         valid_days: float,
     ) -> None:
         """Issue a certificate with a new key into the two files: a server one for `server_names`
-        (DNS names or IP addresses), a client one when `client` (Kubernetes and RabbitMQ map its
-        common name, and Kubernetes its organizations, to a user and groups), or both."""
+        (DNS names or IP addresses), a client one when `client` (Kubernetes maps its
+        common name and organizations to a user and groups; other servers do the like), or both."""
         if not server_names and not client:
             raise ValueError("a certificate is for a server (server_names), a client, or both")
         key = ec.generate_private_key(ec.SECP256R1())

@@ -1,6 +1,6 @@
 """The product deployed as a platform team would, for the end-to-end tests (fixture `deployment`, plugins.e2e).
 
-The same steps as `make demo` (es4ps_localcluster.demo): images on the node,
+The same steps as `make demo` (es4ps_devtools.deployment): images on the node,
 Traefik as the ingress controller, the es4ps-crds and es4ps charts with the
 example domain from values, wait for Ready and for Traefik to serve the
 portal's Ingress. The test's own SMTP server catches the portal's mail.
@@ -27,7 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from es4ps_localcluster import Cluster, demo, ingress
+from es4ps_devtools import deployment as steps
+from es4ps_devtools.images import IMAGES as PRODUCT_IMAGES
+from es4ps_localcluster import Cluster, ingress
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
 from es4ps_localcluster.paths import BIN
@@ -39,7 +41,7 @@ from .kube import KubeCluster
 from .mail import MailCatcher
 from .portal_client import PortalClient
 
-IMAGES = ["operator", "portal", "samba", "rabbitmq", "traefik"]
+IMAGES = [*(PRODUCT_IMAGES[name] for name in ("operator", "portal", "samba", "rabbitmq")), local_images.TRAEFIK]
 # The e2e domain's own setting, kept across its `helm upgrade`s: a small per-address limit of
 # password-reset requests, so a test can show whose address the portal counts behind the controller.
 RESET_REQUESTS_PER_ADDRESS = 3
@@ -107,16 +109,9 @@ class Kind:
     def load_images(self) -> None:
         host = local_images.docker_host()
         local_images.build(IMAGES, host)
-        for name in IMAGES:
+        for image in IMAGES:
             subprocess.run(
-                [
-                    str(BIN / "kind"),
-                    "load",
-                    "docker-image",
-                    "--name",
-                    self.cluster_name,
-                    local_images.IMAGES[name].ref,
-                ],
+                [str(BIN / "kind"), "load", "docker-image", "--name", self.cluster_name, image.ref],
                 check=True,
                 env={**os.environ, "DOCKER_HOST": host},
             )
@@ -240,7 +235,7 @@ class Deployment:
                 "containers": [
                     {
                         "name": "probe",
-                        "image": local_images.IMAGES["operator"].ref,
+                        "image": PRODUCT_IMAGES["operator"].ref,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["python3", "-c", script, json.dumps(argument)],
                     }
@@ -268,7 +263,7 @@ class Deployment:
     def install(self, **spec_changes) -> None:
         """helm upgrade --install with the local values (plus the session's and `spec_changes`, dotted paths)."""
         changes = {**self.platform.spec_changes(), **SESSION_SPEC_CHANGES, **spec_changes}
-        demo.install(demo.local_domain_values(self.platform.smtp_host, self.mail.port, **changes))
+        steps.install(steps.local_domain_values(self.platform.smtp_host, self.mail.port, **changes))
 
     @contextlib.contextmanager
     def port_forward(self, pod: str, port: int, namespace: str = "acme") -> Iterator[str]:
@@ -290,26 +285,26 @@ def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_c
     """Deploy as `make demo` does: images, Traefik, charts, the example domain (with `spec_changes`, dotted
     paths) Ready, and its Ingress served by Traefik with the portal's cert-manager certificate. `close()` when
     done."""
-    demo.kubeconfig = kube.kubeconfig
+    steps.kubeconfig = kube.kubeconfig
     start = time.monotonic()
     where.load_images()
-    demo.install_ingress_controller()
+    steps.install_ingress_controller()
     mail = MailCatcher(host=where.smtp_host)
     mail.start()
-    demo.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
+    steps.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
     # The example runs its DCs in the host network: only `privileged` admits them (docs/operator.md).
-    enforce_pod_security(kube, demo.DOMAIN_NAMESPACE, "privileged")
+    enforce_pod_security(kube, steps.DOMAIN_NAMESPACE, "privileged")
     deployment = Deployment(kube, where, mail, "", "", directory / "portal-ca.crt", "", directory / "dc-ca.crt", "")
     deployment.install(**spec_changes)
-    domain = demo.wait_ready(timeout_s=900)
+    domain = steps.wait_ready(timeout_s=900)
     print(f"\nthe domain was Ready {time.monotonic() - start:.0f} s after the deployment began", file=sys.stderr)
-    demo.portal_ca_file(deployment.portal_ca)
+    steps.portal_ca_file(deployment.portal_ca)
     address, port = where.ingress_entry()
-    demo.wait_ingress_served(address, port, deployment.portal_ca)
-    deployment.portal_url = f"https://{demo.PORTAL_HOST}" + ("" if port == 443 else f":{port}")
+    steps.wait_ingress_served(address, port, deployment.portal_ca)
+    deployment.portal_url = f"https://{steps.PORTAL_HOST}" + ("" if port == 443 else f":{port}")
     deployment.ingress_address = address
     deployment.realm = domain["spec"]["realm"]
     deployment.directory_name = f"dc0.{deployment.realm.lower()}"
-    ldaps = demo.certificate_secret(deployment.directory_name)
+    ldaps = steps.certificate_secret(deployment.directory_name)
     deployment.directory_ca.write_bytes(base64.b64decode(ldaps["data"]["ca.crt"]))
     return deployment

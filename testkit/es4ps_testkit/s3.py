@@ -14,6 +14,7 @@ import json
 import secrets
 from pathlib import Path
 
+from es4ps_localcluster import tools
 from es4ps_localcluster.paths import BIN
 from es4ps_localcluster.processes import free_ports, start_process, stop_process_group, wait_until
 
@@ -40,8 +41,10 @@ class SeaweedS3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 90) -> None:
-        if not WEED.exists():
-            raise ServiceError(f"{WEED} is missing: run `make setup` (hack/build-tools.sh seaweedfs)")
+        try:
+            tools.ensure("seaweedfs", WEED.name)  # built by the first test that needs it, then cached
+        except tools.ToolError as exc:
+            raise ServiceError(str(exc)) from None
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "data").mkdir(exist_ok=True)
         # The backup identity may do anything in its bucket and nothing elsewhere (as a backup user

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from es4ps_localcluster import ingress
+from es4ps_devtools import deployment as steps
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "es4ps"
@@ -177,11 +177,11 @@ def test_the_ingress_examples_are_the_settings_the_project_runs_with():
         return yaml.safe_load((CHART / "ci" / values).read_text())["domain"]["spec"]["portal"]["ingress"]
 
     assert ingress_of("domain-values.yaml") == {key: v for key, v in example.items() if key != "trustedProxies"}
-    assert ingress_of("traefik-values.yaml") == ingress.domain_ingress()
+    assert ingress_of("traefik-values.yaml") == steps.domain_ingress()
     commented = re.search(r"^ +#   ingress:\n((?: +#     .*\n)+)", example_text, re.MULTILINE)
     assert commented, "examples/acme.yaml no longer shows the Traefik variant"
     lines = [line.split("#     ", 1)[1] for line in commented.group(1).splitlines()]
-    assert yaml.safe_load("\n".join(lines)) == ingress.domain_ingress()
+    assert yaml.safe_load("\n".join(lines)) == steps.domain_ingress()
 
 
 def test_the_operators_pod_takes_the_overrides_a_domains_components_take():

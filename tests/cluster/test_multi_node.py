@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from es4ps_localcluster import images as local_images
+from es4ps_devtools.images import IMAGES
 from es4ps_localcluster.components import node_network
 from es4ps_localcluster.components.node import CGROUPS, NETNS_DIR
 
@@ -57,8 +57,8 @@ print(json.dumps({name: attempt(target) for name, target in targets.items()}))
 @pytest.fixture(scope="module")
 def python_image(multi_cluster, local_cluster) -> str:
     """An image with Python (the operator's), on every node."""
-    local_cluster.load_images(["operator"])
-    return local_images.IMAGES["operator"].ref
+    local_cluster.load_images([IMAGES["operator"]])
+    return IMAGES["operator"].ref
 
 
 def pod(name: str, node: str, image: str, argv: list[str], labels: dict | None = None, **spec) -> dict:

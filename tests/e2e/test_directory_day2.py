@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from es4ps_contract.tasks import PROVISIONING_QUEUE
-from es4ps_localcluster import demo, ingress
+from es4ps_devtools import deployment as steps
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
 from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
@@ -47,7 +47,7 @@ def beta_domain(deployment, **directory_changes) -> dict:
     spec.update(realm=REALM, netbiosName="BETA", organizationName="Beta College", allowedEmailDomains=[MAIL_DOMAIN])
     spec.pop("policies", None)  # acme's policies name acme's e-mail domains
     spec["portal"]["host"] = HOST
-    spec["portal"]["ingress"] = ingress.domain_ingress()
+    spec["portal"]["ingress"] = steps.domain_ingress()
     spec["portal"]["smtp"] = {
         "host": deployment.platform.smtp_host,
         "port": deployment.mail.port,
@@ -146,9 +146,9 @@ class Beta:
 
     def open_portal(self) -> None:
         """The portal through the ingress controller that serves acme's (its Ingress, its certificate)."""
-        ca = demo.portal_ca_file(self.directory / "portal-ca.crt", HOST, NAMESPACE)
+        ca = steps.portal_ca_file(self.directory / "portal-ca.crt", HOST, NAMESPACE)
         address, port = self.deployment.ingress_address, urlsplit(self.deployment.portal_url).port or 443
-        demo.wait_ingress_served(address, port, ca, domain=NAME, namespace=NAMESPACE, host=HOST)
+        steps.wait_ingress_served(address, port, ca, domain=NAME, namespace=NAMESPACE, host=HOST)
         self.portal_url, self.portal_ca = f"https://{HOST}" + ("" if port == 443 else f":{port}"), ca
 
     def person(self) -> PortalClient:
@@ -185,7 +185,7 @@ class Beta:
         hostname = next(e["value"] for e in dc["env"] if e["name"] == "ES4PS_DC_HOSTNAME")  # dc0, or dc0-1a2b
         tls_name = f"{hostname}.{REALM.lower()}"
         ca = self.directory / f"dc{index}-ca.crt"
-        ca.write_bytes(base64.b64decode(demo.certificate_secret(tls_name, NAMESPACE)["data"]["ca.crt"]))
+        ca.write_bytes(base64.b64decode(steps.certificate_secret(tls_name, NAMESPACE)["data"]["ca.crt"]))
         return pod["status"]["podIP"], tls_name, ca
 
     def authenticates(self, index: int, username: str, password: str = GOOD_PASSWORD) -> bool:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 from cryptography import x509
 from es4ps_contract.tasks import PROVISIONING_QUEUE
-from es4ps_localcluster import demo, ingress
+from es4ps_devtools import deployment as steps
+from es4ps_localcluster import ingress
 from es4ps_operator import naming
 from es4ps_operator.builders.monitoring import BROKER_METRICS_PORT_NUMBER
 from es4ps_testkit.e2e import RESET_REQUESTS_PER_ADDRESS
@@ -136,7 +137,7 @@ def through_the_ingress(deployment, *requests: dict) -> dict:
     return {
         "address": [service["spec"]["clusterIP"], ingress.HTTPS_PORT],
         "open": True,
-        "host": demo.PORTAL_HOST,
+        "host": steps.PORTAL_HOST,
         "ca": deployment.portal_ca.read_text(),
         "requests": list(requests),
     }
@@ -272,18 +273,18 @@ def test_a_username_registered_again_after_its_record_is_lost_cannot_take_the_ac
 
 def test_the_ingress_controller_serves_the_portals_ingress(deployment):
     """Traefik took the operator's Ingress: its class, its host rule, the certificate of the Secret it names."""
-    found = demo.portal_ingress()
+    found = steps.portal_ingress()
     assert found["spec"]["ingressClassName"] == ingress.INGRESS_CLASS
-    assert [rule["host"] for rule in found["spec"]["rules"]] == [demo.PORTAL_HOST]
+    assert [rule["host"] for rule in found["spec"]["rules"]] == [steps.PORTAL_HOST]
     secret_name = found["spec"]["tls"][0]["secretName"]
-    secret = deployment.kube.get("secret", secret_name, demo.DOMAIN_NAMESPACE)
+    secret = deployment.kube.get("secret", secret_name, steps.DOMAIN_NAMESPACE)
     expected = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
 
     address, port = deployment.ingress_address, urlsplit(deployment.portal_url).port or 443
     context = ssl.create_default_context(cafile=str(deployment.portal_ca))
     with (
         socket.create_connection((address, port), timeout=10) as sock,
-        context.wrap_socket(sock, server_hostname=demo.PORTAL_HOST) as tls,
+        context.wrap_socket(sock, server_hostname=steps.PORTAL_HOST) as tls,
     ):
         served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
     assert served == expected, (
@@ -300,11 +301,11 @@ def test_the_ingress_controller_serves_the_portals_ingress(deployment):
 
 def test_the_portal_is_reached_through_the_ingress_and_not_around_it(deployment):
     """From a Pod outside the controller's namespace: the portal's Service refuses, the Ingress answers."""
-    service = demo.portal_service()
+    service = steps.portal_service()
     straight = {
         "address": [service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]],
         "open": False,
-        "host": demo.PORTAL_HOST,
+        "host": steps.PORTAL_HOST,
         "requests": [{"get": "/register/"}],
     }
     result = probe_from(
@@ -341,7 +342,7 @@ def test_rate_limits_count_the_client_behind_the_controller_not_the_controller(d
 
 def test_helm_test_checks_the_operator_and_the_crd(deployment):
     """The chart's own test hook, run in a Pod of the operator image."""
-    result = deployment.kube.helm("test", demo.RELEASE, "-n", demo.OPERATOR_NAMESPACE, "--logs")
+    result = deployment.kube.helm("test", steps.RELEASE, "-n", steps.OPERATOR_NAMESPACE, "--logs")
     assert "operator healthy" in result.stdout and "CRD served" in result.stdout, result.stdout
 
 
@@ -430,7 +431,7 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
 
     kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": False}}, "acme")
     # the person confirms once the domain is whole again
-    demo.wait_ready(timeout_s=300)
+    steps.wait_ready(timeout_s=300)
     mail = deployment.mail.wait_for(f"{username}@acme.example", timeout_s=60)
     confirmed = person.confirm_link(mail.link("/verify/"))
     assert confirmed.status_code == 200 and "/status/" in confirmed.url, confirmed.text[:500]

@@ -1,6 +1,6 @@
 """The container images build here and run their processes for real (issue: container images built and run here).
 
-The images are built once per session by es4ps_localcluster.images (the same code as
+The images are built once per session by es4ps_devtools.images (the same code as
 `make images`), with a project-owned dockerd when no engine answers. Containers
 use the host's network, like the DC's pods (hostNetwork), so they reach the
 session's real RabbitMQ and Samba DC on loopback.
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from es4ps_devtools.images import IMAGES, PRODUCT_IMAGES, images
+from es4ps_devtools.paths import VERSION
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.processes import free_port, wait_until
 from es4ps_testkit.domains import portal_spec_env
@@ -74,7 +76,7 @@ class Docker:
 def docker():
     host, started_here = local_images.ensure_engine()
     start = time.monotonic()
-    local_images.build(list(local_images.PRODUCT_IMAGES), host)
+    local_images.build(images(PRODUCT_IMAGES), host)
     print(f"\nimages built in {time.monotonic() - start:.0f} s", file=sys.stderr)
     client = Docker(host)
     yield client
@@ -102,11 +104,11 @@ def env_args(env: dict[str, str]) -> list[str]:
     return [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
 
 
-@pytest.mark.parametrize("name", local_images.PRODUCT_IMAGES)
+@pytest.mark.parametrize("name", PRODUCT_IMAGES)
 def test_image_is_built_lean_labelled_and_non_root_where_possible(docker, name):
-    image = local_images.IMAGES[name]
+    image = IMAGES[name]
     config = docker.inspect(image.ref)["Config"]
-    assert config["Labels"]["org.opencontainers.image.version"] == local_images.VERSION
+    assert config["Labels"]["org.opencontainers.image.version"] == VERSION
     assert config["Labels"]["org.opencontainers.image.source"]
     if name != "samba":  # the DC needs root (it changes users and binds low ports)
         assert config["User"] and config["User"].split(":")[0] not in ("", "0", "root")
@@ -117,8 +119,8 @@ def test_image_is_built_lean_labelled_and_non_root_where_possible(docker, name):
 
 
 def test_operator_image_prints_its_version_and_help(docker):
-    ref = local_images.IMAGES["operator"].ref
-    assert docker.run("run", "--rm", ref, "--version").stdout.strip().endswith(local_images.VERSION)
+    ref = IMAGES["operator"].ref
+    assert docker.run("run", "--rm", ref, "--version").stdout.strip().endswith(VERSION)
     assert "usage" in docker.run("run", "--rm", ref, "--help").stdout.lower()
 
 
@@ -148,7 +150,7 @@ def test_portal_image_serves_health_and_readiness(docker, tmp_path, portal_env):
         f"{data}:/var/lib/es4ps-portal",
         *mount_args,
         *env_args(env),
-        local_images.IMAGES["portal"].ref,
+        IMAGES["portal"].ref,
     )
 
     def answers(path: str) -> int | None:
@@ -195,7 +197,7 @@ def dc_container(docker, tmp_path, test_ca):
         f"{spec.data_dir}:/var/lib/samba",
         *mount_args,
         *env_args(env),
-        local_images.IMAGES["samba"].ref,
+        IMAGES["samba"].ref,
         "es4ps-samba-dc",
         "run",
     ]
@@ -293,7 +295,7 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
         f"{spec.data_dir}/es4ps-worker:{env['ES4PS_WORKER_STATE_DIR']}",
         *mount_args,
         *env_args(env),
-        local_images.IMAGES["samba"].ref,
+        IMAGES["samba"].ref,
         "es4ps-worker",
     )
     client = TaskClient({**rabbitmq.portal_env, **contract_keys.portal_env})

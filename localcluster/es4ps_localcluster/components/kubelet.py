@@ -58,7 +58,7 @@ state = "{node.run_dir / "containerd"}"
     )
     network = {
         "cniVersion": "1.0.0",
-        "name": "es4ps",
+        "name": "localcluster",
         "plugins": [
             {
                 "type": "bridge",
@@ -79,7 +79,7 @@ state = "{node.run_dir / "containerd"}"
             {"type": "firewall", "backend": "iptables"},
         ],
     }
-    (node.state / "cni" / "net.d" / "10-es4ps.conflist").write_text(json.dumps(network, indent=2))
+    (node.state / "cni" / "net.d" / "10-localcluster.conflist").write_text(json.dumps(network, indent=2))
     kubelet = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",

@@ -48,7 +48,7 @@ from . import Component
 if TYPE_CHECKING:
     from ..cluster import Cluster
 
-PROVISIONER = "es4ps.io/local-path"
+PROVISIONER = "localcluster.local/local-path"
 STORAGE_CLASS = "local"
 INTERVAL_S = 1.0
 SELECTED_NODE = "volume.kubernetes.io/selected-node"  # written on a claim by the scheduler
@@ -80,7 +80,7 @@ class Provisioner:
                 and (not self.node_local or SELECTED_NODE in (claim.metadata.annotations or {}))
             ):
                 self.provision(claim)
-        for volume in self.client.list(PersistentVolume, labels={"es4ps.io/provisioned-by": "local-path"}):
+        for volume in self.client.list(PersistentVolume, labels={"localcluster.local/provisioned-by": "local-path"}):
             if volume.status is not None and volume.status.phase in ("Released", "Failed"):
                 self.delete(volume)
 
@@ -94,7 +94,7 @@ class Provisioner:
         volume = PersistentVolume(
             metadata=ObjectMeta(
                 name=name,
-                labels={"es4ps.io/provisioned-by": "local-path"},
+                labels={"localcluster.local/provisioned-by": "local-path"},
                 annotations={"pv.kubernetes.io/provisioned-by": PROVISIONER},
             ),
             spec=PersistentVolumeSpec(

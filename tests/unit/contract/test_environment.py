@@ -1,7 +1,7 @@
 """Reading declared variables: types, ranges, secret files, and the table the docs show."""
 
 import pytest
-from es4ps_contract.environment import Environment, SettingError, Variable, render_document, render_table
+from es4ps_contract.environment import Environment, SettingError, Variable, render_table
 
 VARIABLES = (
     Variable("ES4PS_NAME", "a name"),
@@ -52,7 +52,7 @@ def test_reading_an_undeclared_variable_is_a_bug():
         Environment(VARIABLES, {}).text("ES4PS_OTHER")
 
 
-def test_a_document_gets_the_table_of_the_declaration_it_names():
+def test_a_declaration_renders_as_a_markdown_table():
     table = render_table(VARIABLES[:2])
     assert table.splitlines() == [
         "| variable | meaning | default |",
@@ -60,9 +60,3 @@ def test_a_document_gets_the_table_of_the_declaration_it_names():
         "| `ES4PS_NAME` | a name | required |",
         "| `ES4PS_COUNT` | a count | `2` |",
     ]
-    document = (
-        "# Doc\n<!-- generated from es4ps_contract.transport:VARIABLES -->\nold\n<!-- end of generated table -->\n"
-    )
-    rendered = render_document(document)
-    assert "old" not in rendered and "`ES4PS_BROKER_URL`" in rendered
-    assert render_document(rendered) == rendered

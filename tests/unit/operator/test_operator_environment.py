@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from es4ps_contract.environment import Variable, generated_sources, render_document
+from es4ps_contract.environment import Variable
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
 from es4ps_contract.passwords import PasswordPolicy
+from es4ps_devtools.docs import generated_sources, render_document
 from es4ps_operator.builders import build_desired_state
 from es4ps_portal import environment as portal_environment
 from es4ps_samba.dc import config as dc_config
@@ -173,6 +174,4 @@ def test_the_portal_reads_the_limits_policy_and_language_the_operator_writes(exa
 def test_the_documents_tables_are_rendered_from_the_declarations(document, sources):
     text = (ROOT / "docs" / document).read_text()
     assert set(generated_sources(text)) >= sources
-    assert render_document(text) == text, (
-        f"docs/{document} is out of date: run `.venv/bin/python -m es4ps_contract.environment docs/{document}`"
-    )
+    assert render_document(text) == text, f"docs/{document} is out of date: run `make docs`"

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 import yaml
+from es4ps_localcluster import tools
 from es4ps_localcluster.paths import BIN
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.monitoring import alert_rules
@@ -236,8 +237,7 @@ def annotations(alert_name):
 
 @pytest.fixture
 def rules_file(tmp_path):
-    if not PROMTOOL.exists():
-        pytest.fail(f"{PROMTOOL} is missing: run `make setup` (hack/build-tools.sh promtool)")
+    tools.ensure("promtool")  # built by the first test that needs it, then cached
     domain = make_domain(monitoring={"enabled": True})
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "es4ps", "rules": alert_rules(domain)}]}))

@@ -1,42 +1,34 @@
-"""`make demo`: the whole product on a real local Kubernetes node, as a platform team would run it.
+"""The product on a cluster as a platform team installs it: the steps `make demo` and the e2e tests share.
 
-    python -m es4ps_localcluster demo up     cluster with a real node, images, Traefik as the ingress
-                                             controller, the Helm chart with the example domain and a
-                                             mail catcher; prints where to go next
-    python -m es4ps_localcluster demo mail   print the newest mail the portal sent (verification link and code)
-    python -m es4ps_localcluster demo down   stop everything `up` started (the cluster too)
-
-The same steps back the end-to-end test (tests/e2e, es4ps_testkit.e2e):
-`install_ingress_controller`, `local_domain_values`, `install`, `wait_ready`,
-`portal_ca_file` and `wait_ingress_served` are shared.
+The two charts (`es4ps-crds`, then `es4ps` with the example domain from its
+values, examples/acme.yaml adjusted to this machine), the local cluster's
+Traefik as the ingress controller, then waiting until the domain is Ready and
+Traefik serves the portal's Ingress. `kubeconfig` says which cluster (the
+local one by default; the e2e tests point it at theirs, a kind cluster say).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
-import email
-import email.policy
 import http.client
 import json
 import os
-import secrets
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from es4ps_localcluster import Cluster, ingress
+from es4ps_localcluster.components.node import DNS_ADDRESS
+from es4ps_localcluster.images import TRAEFIK
+from es4ps_localcluster.paths import BIN
+from es4ps_localcluster.processes import wait_until
 
-from . import images, ingress
-from .cluster import Cluster, ClusterError
-from .components.node import DNS_ADDRESS, host_ip
-from .paths import BIN, LOCAL, ROOT
-from .processes import Supervisor, wait_until
+from .images import IMAGES, LOCAL_REGISTRY
+from .paths import CHART, CRD_CHART, EXAMPLE, VERSION
 
 RELEASE = "es4ps"
 CRD_RELEASE = "es4ps-crds"
@@ -45,25 +37,19 @@ DOMAIN = "acme"
 DOMAIN_NAMESPACE = "acme"
 # Browsers and curl send *.localhost to the loopback address by themselves: no /etc/hosts entry needed.
 PORTAL_HOST = "accounts.acme.localhost"
-EXAMPLE = ROOT / "examples" / "acme.yaml"
-CHART = ROOT / "charts" / "es4ps"
-CRD_CHART = ROOT / "charts" / "es4ps-crds"
-STATE = LOCAL / "demo"
-# The demo's own background process (the mail catcher): STATE/<name>.pid and .log.
-BACKGROUND = Supervisor(STATE, STATE)
-SMTP_PORT = 2525
 STAFF_SECRET = "acme-staff"  # noqa: S105 - the Secret's name
-
-
-def log(step: str) -> None:
-    print(f"==> {step}", flush=True)
-
-
-# --------------------------------------------------------------------------- shared with the e2e test
-
 
 # The cluster the functions below act on; the e2e test points it at its own (a kind cluster, say).
 kubeconfig: Path = Cluster().kubeconfig
+
+
+def domain_ingress() -> dict:
+    """The domain's `spec.portal.ingress` for the local cluster's Traefik: class, annotations, who the portal admits."""
+    return {
+        "className": ingress.INGRESS_CLASS,
+        "annotations": dict(ingress.INGRESS_ANNOTATIONS),
+        "allowFrom": {"namespaceLabels": {"kubernetes.io/metadata.name": ingress.NAMESPACE}},
+    }
 
 
 def kube_env() -> dict[str, str]:
@@ -99,22 +85,22 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
     example = yaml.safe_load(EXAMPLE.read_text())
     spec = copy.deepcopy(example["spec"])
     spec["portal"]["host"] = PORTAL_HOST
-    spec["portal"]["ingress"] = ingress.domain_ingress()
+    spec["portal"]["ingress"] = domain_ingress()
     spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none", "from": "accounts@acme.example"}
     spec["directory"]["dnsForwarder"] = DNS_ADDRESS
     set_paths(spec, spec_changes)
     return {
         "image": {
-            "repository": images.IMAGES["operator"].repository,
-            "tag": images.VERSION,
+            "repository": IMAGES["operator"].repository,
+            "tag": VERSION,
             "pullPolicy": "IfNotPresent",
         },
         "operator": {
             # The local images' prefix: a domain may name one of them (the e2e rolls DCs to a re-tagged image).
             "images": {
-                "broker": images.IMAGES["rabbitmq"].ref,
+                "broker": IMAGES["rabbitmq"].ref,
                 "pullPolicy": "IfNotPresent",
-                "allowedRegistries": ["es4ps"],
+                "allowedRegistries": [LOCAL_REGISTRY],
             },
             "logFormat": "plain",
         },
@@ -136,7 +122,7 @@ def apply_objects(objects: list[dict]) -> None:
 
 def install_ingress_controller() -> None:
     """Traefik (es4ps_localcluster.ingress) applied and rolled out; its image must be on the node already."""
-    apply_objects(ingress.manifests(images.IMAGES["traefik"].ref))
+    apply_objects(ingress.manifests(TRAEFIK.ref))
     run(
         "kubectl",
         "-n",
@@ -293,128 +279,3 @@ def portal_backend(domain: str = DOMAIN, namespace: str = DOMAIN_NAMESPACE) -> s
     """http://<ClusterIP>:<port> of the portal's Service (kube-proxy routes it from the host too)."""
     service = portal_service(domain, namespace)
     return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
-
-
-# --------------------------------------------------------------------------- the demo's own background processes
-
-
-def _start_mail_catcher(listen: str) -> None:
-    """aiosmtpd keeping every mail in a Maildir (`demo mail` reads it)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "aiosmtpd",
-        "-n",
-        "-l",
-        listen,
-        "-c",
-        "aiosmtpd.handlers.Mailbox",
-        str(STATE / "mailbox"),
-    ]
-    STATE.mkdir(parents=True, exist_ok=True)
-    BACKGROUND.stop("mail")
-    BACKGROUND.start("mail", argv)
-
-
-def up() -> int:
-    start = time.monotonic()
-    log("local cluster with a real node (containerd, kubelet, kube-proxy, CoreDNS)")
-    cluster = Cluster()
-    if cluster.healthy() and cluster.mode != "real":
-        cluster.down()
-    cluster.up(node="real")
-    log("container images (built once, then cached): operator, portal, samba, rabbitmq, traefik")
-    host = images.docker_host()
-    names = ["operator", "portal", "samba", "rabbitmq", "traefik"]
-    images.build(names, host)
-    images.load(cluster.node.containerd_socket, names, host)
-    log(f"Traefik as the ingress controller (namespace {ingress.NAMESPACE}, IngressClass {ingress.INGRESS_CLASS})")
-    install_ingress_controller()
-    node_ip = host_ip()
-    log(f"mail catcher on {node_ip}:{SMTP_PORT} (the portal's SMTP server; `make demo-mail` shows the newest mail)")
-    _start_mail_catcher(f"{node_ip}:{SMTP_PORT}")
-    staff_file = STATE / "staff-password"
-    if not staff_file.exists():
-        staff_file.write_text("Staff-" + secrets.token_urlsafe(12) + "\n")
-        staff_file.chmod(0o600)
-    prepare_namespaces(staff_file.read_text().strip())
-    log(
-        f"helm upgrade --install {CRD_RELEASE} charts/es4ps-crds; "
-        f"helm upgrade --install {RELEASE} charts/es4ps -n {OPERATOR_NAMESPACE} (operator + the example domain)"
-    )
-    # the broker admits 5671 from the DC's node only (and from the portal's and DCs' Pods)
-    install(local_domain_values(node_ip, SMTP_PORT, **{"directory.nodeCIDRs": [f"{node_ip}/32"]}))
-    log("waiting for the domain to become Ready (certificates, broker, Samba DC provisioning, portal)")
-    seen: set[str] = set()
-
-    def progress(domain: dict) -> None:
-        for condition in domain.get("status", {}).get("conditions", []):
-            line = f"{condition['type']}={condition['status']} ({condition.get('reason', '')})"
-            if line not in seen:
-                seen.add(line)
-                print(f"    {line}", flush=True)
-
-    domain = wait_ready(progress=progress)
-    ca = portal_ca_file(STATE / "portal-ca.crt")
-    wait_ingress_served(ingress.HOST_ADDRESS, ingress.HTTPS_PORT, ca)
-    url = f"https://{PORTAL_HOST}/"
-    print(f"""
-The ES4PS demo is up ({time.monotonic() - start:.0f} s). KUBECONFIG={cluster.kubeconfig}
-
-  kubectl get es4psdomains -A    ({domain["status"].get("phase", "")}, DCs {domain["status"].get("domainControllers")})
-
-Register an account:
-  1. open {url}  (Traefik on 127.0.0.1:{ingress.HTTPS_PORT} serves the portal's Ingress; its
-     certificate comes from the domain's CA: {ca};
-     trust it, or accept the browser's warning; curl: --cacert {ca})
-  2. register with an address @acme.example, e.g. ada@acme.example, and a password
-     like Correct-Horse-42 (8+ characters, 3 of: upper, lower, digit, symbol)
-  3. `make demo-mail` prints the verification mail: open its link or type its code
-  4. the status page turns "ready"; sign in with your password
-
-See the account in the Active Directory:
-  kubectl -n {DOMAIN_NAMESPACE} exec {DOMAIN}-dc0-0 -c dc -- samba-tool user show <username>
-  and log in to the DC with your password (the DC runs on this host's network):
-  ldbsearch -H ldap://{host_ip()} -U '<username>@{domain["spec"]["realm"]}%<password>' -b '' -s base dnsHostName
-Staff admin: {url}admin/ as it-admin, password in {staff_file}
-
-Stop everything: make demo-down
-""")
-    return 0
-
-
-def down() -> int:
-    BACKGROUND.stop("mail")
-    Cluster().down()
-    images.stop_dockerd()
-    print("demo stopped")
-    return 0
-
-
-def show_mail() -> int:
-    import mailbox
-
-    box = mailbox.Maildir(STATE / "mailbox", create=False)
-    messages = sorted(box, key=lambda m: m.get_date())
-    if not messages:
-        print("no mail yet")
-        return 1
-    message = email.message_from_bytes(messages[-1].as_bytes(), policy=email.policy.default)
-    print(f"To: {message['To']}\nSubject: {message['Subject']}\n")
-    print(message.get_body(preferencelist=("plain",)).get_content())
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m es4ps_localcluster demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("command", choices=("up", "down", "mail"))
-    args = parser.parse_args(argv)
-    try:
-        return {"up": up, "down": down, "mail": show_mail}[args.command]()
-    except (ClusterError, images.ImageError, RuntimeError, subprocess.CalledProcessError) as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 1

@@ -56,8 +56,12 @@ print(json.dumps({"tables": tables, "users": users}))
 """
 
 
+# Where the portal image's venv is (images/django/Dockerfile); here it is this one, VENV_BIN.
+IMAGE_VENV_BIN = "/opt/es4ps/venv/bin"
+
+
 def image_environment() -> tuple[dict[str, str], str]:
-    """The portal image's ENV and WORKDIR (images/django/Dockerfile), its venv being this one."""
+    """The portal image's ENV and WORKDIR (images/django/Dockerfile), as the image declares them."""
     lines = (ROOT / "images" / "django" / "Dockerfile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("ENV "))
     text = ""
@@ -66,7 +70,6 @@ def image_environment() -> tuple[dict[str, str], str]:
         if not line.rstrip().endswith("\\"):
             break
     variables = dict(word.split("=", 1) for word in shlex.split(text)[1:])
-    variables["PATH"] = variables["PATH"].replace("/opt/es4ps/venv/bin", str(VENV_BIN))
     [workdir] = [line.split(None, 1)[1] for line in lines if line.startswith("WORKDIR ")]
     return variables, workdir
 
@@ -120,7 +123,11 @@ class PortalStep:
         else:
             self.cwd = Path(self.local(workdir))
         # The image's variables, HOME (the image's user's: its WORKDIR), then the Job's and nothing else.
+        # Paths inside the container are mapped onto the volumes' local folders first; only then does
+        # the image's venv become this one (a checkout under /tmp must not see its venv mapped onto a
+        # Job's /tmp volume).
         self.env = {**{name: self.local(value) for name, value in image_env.items()}, "HOME": str(self.cwd)}
+        self.env["PATH"] = self.env["PATH"].replace(IMAGE_VENV_BIN, str(VENV_BIN))
         for variable in self.container["env"]:
             if "value" in variable:
                 self.env[variable["name"]] = self.local(variable["value"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from es4ps_devtools.images import IMAGES, PRODUCT_IMAGES, images
-from es4ps_devtools.paths import VERSION
+from es4ps_devtools.paths import ROOT, VERSION
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.processes import free_port, wait_until
 from es4ps_testkit.domains import portal_spec_env
@@ -110,6 +110,9 @@ def test_image_is_built_lean_labelled_and_non_root_where_possible(docker, name):
     config = docker.inspect(image.ref)["Config"]
     assert config["Labels"]["org.opencontainers.image.version"] == VERSION
     assert config["Labels"]["org.opencontainers.image.source"]
+    assert config["Labels"]["org.opencontainers.image.licenses"] == "Apache-2.0"
+    licence = docker.run("run", "--rm", "--entrypoint", "cat", image.ref, "/usr/share/licenses/es4ps/LICENSE").stdout
+    assert licence == (ROOT / "LICENSE").read_text()
     if name != "samba":  # the DC needs root (it changes users and binds low ports)
         assert config["User"] and config["User"].split(":")[0] not in ("", "0", "root")
     no_compiler = docker.run(

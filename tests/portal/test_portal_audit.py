@@ -17,6 +17,7 @@ from es4ps_portal.audit.models import AppendOnly, AuditRecord
 from es4ps_portal.audit.records import Actor, record
 from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 from es4ps_testkit.admin_sign_in import sign_in_staff
+from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_username
 
@@ -143,3 +144,29 @@ def test_the_trail_is_read_only_in_the_admin_even_for_superusers(db):
     assert staff.post(f"/admin/audit/auditrecord/{kept.pk}/delete/", {"post": "yes"}).status_code == 403
     assert staff.get("/admin/audit/auditrecord/add/").status_code == 403
     assert AuditRecord.objects.get(pk=kept.pk).detail == "keep me"
+
+
+def test_on_postgresql_a_raw_update_and_a_truncate_are_refused(tmp_path, postgres, portal_env, mail_catcher):
+    """The trigger on PostgreSQL (the database of several replicas): around the code, as a database user would."""
+    import psycopg
+
+    url = postgres.create_database("audit_append_only")
+    portal = LivePortal(tmp_path / "portal", {**portal_env, **mail_catcher.portal_env, "ES4PS_DATABASE_URL": url})
+    portal.manage("migrate", "--verbosity=0")
+    portal.manage(
+        "shell",
+        "-c",
+        "from es4ps_portal.audit.models import AuditRecord as R; from es4ps_portal.audit.records import Actor, record;"
+        " record(R.Action.DISABLE_ACCOUNT, Actor('boss', R.ActorKind.STAFF, '192.0.2.1'))",
+    )
+
+    with psycopg.connect(url, autocommit=True) as database:
+        written = database.execute("SELECT id, actor, outcome, detail FROM audit_auditrecord").fetchall()
+        for statement in (
+            "UPDATE audit_auditrecord SET outcome = 'failed', detail = 'x'",
+            "TRUNCATE audit_auditrecord",
+        ):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                database.execute(statement)
+        assert len(written) == 1
+        assert database.execute("SELECT id, actor, outcome, detail FROM audit_auditrecord").fetchall() == written

@@ -314,7 +314,9 @@ def main() -> int:
         dc0.start()
         keys = ContractKeys(base / "keys")
         worker_env = {**broker.worker_env, **keys.worker_env}
-        worker0 = DirectoryWorker(base / "worker0", {**worker_env, **dc0.worker_env}, name="dc0")
+        worker0 = DirectoryWorker(
+            base / "worker0", {**worker_env, **dc0.worker_env, **keys.result_env("dc0")}, name="dc0"
+        )
         workers.append(worker0)
         worker0.start()
         client = TaskClient({**broker.portal_env, **keys.portal_env})
@@ -401,7 +403,7 @@ def main() -> int:
         worker1 = DirectoryWorker(
             base / "worker1",
             # The operator lets only dc0's worker create policies' OUs and groups.
-            {**worker_env, **dc1.worker_env, "ES4PS_WORKER_CREATES_CONTAINERS": "0"},
+            {**worker_env, **dc1.worker_env, **keys.result_env("dc1"), "ES4PS_WORKER_CREATES_CONTAINERS": "0"},
             name="dc1",
         )
         workers.append(worker1)

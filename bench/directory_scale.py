@@ -98,7 +98,7 @@ def lookup_latencies_ms(dc: SambaDC, count: int, accounts: int) -> list[float]:
             base=f"{MANAGED_OU},{dc.base_dn}",
             scope=ldb.SCOPE_SUBTREE,
             expression=f"(&(objectClass=user)(sAMAccountName={ldb.binary_encode(name)}))",
-            attrs=["userAccountControl", "info"],
+            attrs=["userAccountControl", "adminDescription"],
         )
         latencies.append((time.perf_counter() - start) * 1000)
         if len(found) != 1:
@@ -125,7 +125,10 @@ def main() -> int:
         broker.start()
         dc.start()
         keys = ContractKeys(base / "keys")
-        worker = DirectoryWorker(base / "worker", {**broker.worker_env, **dc.worker_env, **keys.worker_env})
+        worker = DirectoryWorker(
+            base / "worker",
+            {**broker.worker_env, **dc.worker_env, **keys.worker_env, **keys.result_env(DirectoryWorker.DEFAULT_NAME)},
+        )
         worker.start()
         client = TaskClient({**broker.portal_env, **keys.portal_env})
         for task in (create_task(client, BIND_USER), EnableUser(BIND_USER, **binding(BIND_USER))):

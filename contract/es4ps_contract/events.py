@@ -1,18 +1,33 @@
-"""Result events: what a worker reports back to the portal after each task.
+"""Result events: what a worker reports back to the portal after each task, signed by the worker's DC.
 
 An event never carries a secret: the reason is a sentence meant for the person
 who registered (e.g. "the username is already taken"). The reasons workers
 give are declared here, marked for translation: the portal shows them in the
 person's language (a reason it has no translation for is shown as it came).
+
+Each DC's worker signs its events with its own Ed25519 key (the operator makes
+one per DC; only that DC's Pod mounts it); the portal holds every DC's public
+half and records only events that verify under the key of the worker they
+name (`open_event`). A broker credential alone cannot report an outcome.
+
+    {"task_id": ..., "operation": ..., "username": ..., "outcome": ..., "reason": ...,
+     "worker": "<DC name: names its key>", "finished_at": <unix seconds>, "sig": "<base64 Ed25519>"}
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 
 from .texts import gettext_noop
 
@@ -23,6 +38,9 @@ REASON_NOT_OURS = gettext_noop("the account belongs to another registration")
 REASON_SUPERSEDED = gettext_noop("superseded by a newer change")
 REASON_NOT_FOUND = gettext_noop("the account was not found (retries exhausted)")
 REASON_UNAVAILABLE = gettext_noop("the directory is unavailable (retries exhausted)")
+REASON_NOT_BOUND = gettext_noop("the account was not made by this portal")
+REASON_DELETED = gettext_noop("the registration was deleted")
+REASON_WORKER_ERROR = gettext_noop("the worker could not apply the change (see its log)")
 # finished_at is Unix seconds; anything outside [0, 2^32) is nonsense (and breaks date conversions).
 LATEST_TIME = 2.0**32
 
@@ -33,6 +51,9 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     # The task broke the contract (bad signature, invalid field) and was not applied.
     REJECTED = "rejected"
+    # A valid task the worker did not apply, on purpose: a newer change of the same kind was applied
+    # already (`REASON_SUPERSEDED`). Never "done": the portal shows it as not applied, with the reason.
+    NOT_APPLIED = "not_applied"
 
 
 @dataclass(frozen=True)
@@ -78,3 +99,36 @@ def result_event(
 ) -> ResultEvent:
     """A result event stamped with the current time and a bounded reason."""
     return ResultEvent(task_id, operation, username, outcome, reason[:REASON_MAX_LENGTH], worker, time.time())
+
+
+class EventSignatureError(ValueError):
+    """A result event is unsigned, names a worker whose key is unknown, or its signature does not verify."""
+
+
+def _canonical(message: Mapping[str, Any]) -> bytes:
+    fields = {key: value for key, value in message.items() if key != "sig"}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign_event(signing_key: SigningKey, event: ResultEvent) -> dict[str, Any]:
+    """The event's message with its signature (`event.worker` names the key the portal verifies it with)."""
+    message = event.to_message()
+    message["sig"] = base64.b64encode(signing_key.sign(_canonical(message)).signature).decode("ascii")
+    return message
+
+
+def open_event(verify_keys: Mapping[str, VerifyKey], message: object) -> ResultEvent:
+    """The event of a signed message, if it verifies under the key of the worker it names.
+
+    Raises EventSignatureError (not signed, unknown worker, wrong signature) or ValueError (malformed).
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("sig"), str):
+        raise EventSignatureError("the result event is not signed")
+    key = verify_keys.get(message.get("worker")) if isinstance(message.get("worker"), str) else None
+    if key is None:
+        raise EventSignatureError("the result event names a worker whose key is not known")
+    try:
+        key.verify(_canonical(message), base64.b64decode(message["sig"], validate=True))
+    except (BadSignatureError, binascii.Error, ValueError, TypeError):
+        raise EventSignatureError("the result event's signature is not valid") from None
+    return ResultEvent.from_message({key: value for key, value in message.items() if key != "sig"})

@@ -1,12 +1,16 @@
 """Key material of a domain: how it is generated, written and read.
 
-Two key pairs per domain, generated once by the operator and kept in Secrets:
+Two key pairs per domain, and one per DC, generated once by the operator and kept in Secrets:
 
 - sealing (X25519): the portal holds the public key and seals passwords with
   it; only the workers hold the private key that opens them.
 - signing (Ed25519): the portal holds the private key and signs every task;
   the workers hold the public key and refuse tasks it does not verify. A broker
   credential alone therefore cannot create users or set passwords.
+- result signing (Ed25519, one pair per DC): that DC's worker alone holds the
+  private key and signs its result events; the portal holds every DC's public
+  key, one file per DC named after it (`<dc>.key`), and drops events that do
+  not verify. A broker credential alone therefore cannot report an outcome.
 
 Every key is stored as the base64 text of its 32 raw bytes.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from pathlib import Path
 
 from nacl.public import PrivateKey, PublicKey
@@ -72,3 +77,13 @@ def load_signing_key(path: str | Path) -> SigningKey:
 
 def load_verify_key(path: str | Path) -> VerifyKey:
     return VerifyKey(_read(path, "signing public key"))
+
+
+# A DC's name (the worker names itself so in its events): the file of its public key is `<name>.key`.
+_SIGNER_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def load_verify_keys(directory: str | Path) -> dict[str, VerifyKey]:
+    """Every `<name>.key` file of `directory` as {name: its Ed25519 public key} (the DCs' result keys)."""
+    files = sorted(Path(directory).glob("*.key"))
+    return {path.stem: load_verify_key(path) for path in files if _SIGNER_NAME.fullmatch(path.stem)}

@@ -29,8 +29,11 @@ from nacl.signing import SigningKey, VerifyKey
 from .tasks import Operation, Task, parse_payload, validated
 
 ENVELOPE_VERSION = 1
-# A task waits in the broker at most this long; older ones are refused (a replay guard).
-DEFAULT_MAX_AGE_S = 7 * 24 * 3600
+# A task waits in the broker at most this long; older ones are refused (a replay guard). The portal signs a
+# task as it publishes it (its outbox keeps tasks unsigned), so this covers the broker and the workers only:
+# a day without any DC's worker taking tasks, far beyond the retries (about 10 minutes) and the alert on a
+# growing provisioning queue.
+DEFAULT_MAX_AGE_S = 24 * 3600
 # Tolerated clock difference between the portal and a worker.
 CLOCK_SKEW_S = 300
 _SIGNED_KEYS = ("v", "op", "id", "iat", "payload")

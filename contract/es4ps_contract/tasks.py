@@ -118,7 +118,10 @@ class CreateUser(Task):
 
     `ou` (a name under the managed OU; "" is the managed OU itself), `groups`
     (inside the managed OU) and `unix` (UnixAttributes' fields, or None) come
-    from the registration's policy.
+    from the registration's policy. `address_proven`: the portal sends this
+    create after the person proved the address (the verification link); only
+    such a create may take on an existing account the product never bound
+    whose `mail` is that address (an account made before bindings existed).
     """
 
     operation: ClassVar[Operation] = Operation.CREATE_USER
@@ -128,8 +131,11 @@ class CreateUser(Task):
     ou: str = ""
     groups: tuple[str, ...] = ()
     unix: dict[str, Any] | None = None
+    address_proven: bool = False
 
     def _validated(self) -> dict[str, Any]:
+        if not isinstance(self.address_proven, bool):
+            raise InvalidField("address_proven", "must be true or false")
         return {
             **super()._validated(),
             "given_name": normalize_name(self.given_name, "given_name"),
@@ -138,6 +144,7 @@ class CreateUser(Task):
             "ou": normalize_ou(self.ou),
             "groups": normalize_groups(self.groups),
             "unix": _unix(self.unix),
+            "address_proven": self.address_proven,
         }
 
 

@@ -207,6 +207,11 @@ def backup_trusted_key_secret(domain: Domain) -> str:
     return domain.directory.recovery_trusted_key_secret or backup_signing_secret(domain)
 
 
+def result_key_secret(domain: Domain, index: int) -> str:
+    """The key DC `index`'s worker signs its result events with (only that DC's Pod mounts its private half)."""
+    return child_name(domain, f"dc{index}-result-key")
+
+
 def backup_key_secret(domain: Domain) -> str:
     """The Secret with the age key pair the backups are encrypted with (never deleted with the domain)."""
     backup = domain.directory.backup

@@ -331,12 +331,17 @@ class SambaDC:
         return SamDB(url=self.ldap_url, lp=lp, credentials=credentials)
 
 
-def password_authenticates(dc: SambaDC, username: str, password: str, address: str | None = None) -> bool:
-    """True when a simple bind as the user over LDAPS (the certificate checked against the test CA) succeeds:
-    the directory's own answer. `address`: another DC's, e.g. a joined one."""
+def ldap_session(dc: SambaDC, username: str, password: str, address: str | None = None) -> ldap3.Connection:
+    """An LDAPS connection as the user (the certificate checked against the test CA), not bound yet: what a
+    person with their password, or an attacker with it, opens. `address`: another DC's, e.g. a joined one."""
     tls = ldap3.Tls(ca_certs_file=str(dc.ca_file), validate=ssl.CERT_REQUIRED)
     server = ldap3.Server(address or dc.address, port=636, use_ssl=True, tls=tls, connect_timeout=5)
-    connection = ldap3.Connection(server, user=f"{username}@{dc.dns_domain}", password=password)
+    return ldap3.Connection(server, user=f"{username}@{dc.dns_domain}", password=password)
+
+
+def password_authenticates(dc: SambaDC, username: str, password: str, address: str | None = None) -> bool:
+    """True when a simple bind as the user over LDAPS succeeds: the directory's own answer."""
+    connection = ldap_session(dc, username, password, address)
     try:
         return connection.bind()
     finally:

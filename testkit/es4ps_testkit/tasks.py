@@ -2,7 +2,9 @@
 
 It uses the contract exactly as the portal does (sign, seal, publish to the
 provisioning queue with the portal's certificate) and reads the results queue
-directly, so tests see each event as the portal's consumer would. `create_task`
+directly, so tests see each event as the portal's consumer would: an event
+that does not verify under its worker's result key is kept apart
+(`unverified`), never taken for a result. `create_task`
 and `run` are the shorthands of the directory tests; `pipeline` is the
 benchmarks' measurement of the whole path.
 """
@@ -17,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from celery import Celery
-from es4ps_contract.events import Outcome, ResultEvent
-from es4ps_contract.keys import load_sealing_public_key, load_signing_key
+from es4ps_contract.events import EventSignatureError, Outcome, ResultEvent, open_event
+from es4ps_contract.keys import load_sealing_public_key, load_signing_key, load_verify_keys
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, CreateUser, Operation, Task
@@ -41,7 +43,9 @@ class TaskClient:
         self.app.conf.update(broker_transport_options={"confirm_publish": True})
         self.signing_key = load_signing_key(portal_env["ES4PS_SIGNING_PRIVATE_KEY_FILE"])
         self.sealing_key = load_sealing_public_key(portal_env["ES4PS_SEALING_PUBLIC_KEY_FILE"])
+        self.result_keys_dir = portal_env["ES4PS_RESULT_KEYS_DIR"]
         self.results: dict[str, ResultEvent] = {}
+        self.unverified: list[tuple[object, str]] = []
         self.received_at: dict[str, float] = {}
         self._connection = self.app.connection_for_read()
         self._consumer: Consumer | None = None
@@ -67,7 +71,13 @@ class TaskClient:
 
     def _on_result(self, body: object, message) -> None:
         args, _kwargs, _embed = body
-        event = ResultEvent.from_message(args[0])
+        try:
+            # Keys are read at each event: workers started later bring theirs.
+            event = open_event(load_verify_keys(self.result_keys_dir), args[0])
+        except EventSignatureError as exc:
+            self.unverified.append((args[0], str(exc)))
+            message.ack()
+            return
         self.results[event.task_id] = event
         self.received_at.setdefault(event.task_id, time.monotonic())
         message.ack()

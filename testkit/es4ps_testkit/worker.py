@@ -16,11 +16,22 @@ from es4ps_localcluster.processes import free_port, start_process, stop_process_
 from . import ServiceError
 
 
+def _write_key(path: Path, text: str) -> Path:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text + "\n")
+    return path
+
+
 class ContractKeys:
-    """A fresh sealing and signing key pair per session, as the operator's Secrets would hold them."""
+    """A fresh sealing and signing key pair per session, and a result key pair per worker name, as the
+    operator's Secrets would hold them (the portal side reads every worker's public half from one directory)."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.result_keys_dir = directory / "result-keys"
+        self.result_keys_dir.mkdir(exist_ok=True)
         sealing_private, sealing_public = generate_sealing_keypair()
         signing_private, signing_public = generate_signing_keypair()
         self.files = {}
@@ -30,18 +41,25 @@ class ContractKeys:
             ("signing-private.key", signing_private),
             ("signing-public.key", signing_public),
         ):
-            path = directory / name
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                out.write(text + "\n")
-            self.files[name] = path
+            self.files[name] = _write_key(directory / name, text)
 
     @property
     def portal_env(self) -> dict[str, str]:
         return {
             "ES4PS_SEALING_PUBLIC_KEY_FILE": str(self.files["sealing-public.key"]),
             "ES4PS_SIGNING_PRIVATE_KEY_FILE": str(self.files["signing-private.key"]),
+            "ES4PS_RESULT_KEYS_DIR": str(self.result_keys_dir),
         }
+
+    def result_env(self, worker_name: str) -> dict[str, str]:
+        """The result signing key of the worker named `worker_name` (made on first use, its public half where
+        the portal side reads it), as the operator gives each DC's worker; give the worker that name."""
+        private = self.directory / f"result-{worker_name}.key"
+        if not private.exists():
+            private_text, public_text = generate_signing_keypair()
+            _write_key(self.result_keys_dir / f"{worker_name}.key", public_text)
+            _write_key(private, private_text)
+        return {"ES4PS_RESULT_SIGNING_KEY_FILE": str(private)}
 
     @property
     def worker_env(self) -> dict[str, str]:
@@ -55,8 +73,10 @@ class DirectoryWorker:
     """The real worker process (`es4ps-worker`, the image's command) with the given environment."""
 
     READY_LINE = "ready."
+    DEFAULT_NAME = "test-worker"
 
-    def __init__(self, directory: Path, env: Mapping[str, str], name: str = "test-worker") -> None:
+    def __init__(self, directory: Path, env: Mapping[str, str], name: str = DEFAULT_NAME) -> None:
+        """`env` holds the result signing key of a worker of this `name` (ContractKeys.result_env)."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         metrics_port = free_port()

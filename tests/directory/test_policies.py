@@ -171,11 +171,11 @@ def test_staff_move_an_account_to_another_policy(task_client, samba_dc, username
     assert str(account.dn).lower() == f"cn={username},ou={staff_ou},ou=es4ps,{samba_dc.base_dn}".lower()
     assert groups_of(account) == {staff, wifi, outside}
     assert password_authenticates(samba_dc, username, PASSWORD)  # the same account, only moved
-    # The same move again changes nothing; a captured older one is superseded (the account's policy mark).
+    # The same move again changes nothing; a captured older one is not applied (the account's policy mark).
     assert run(task_client, move).outcome is Outcome.SUCCEEDED
     task_client.publish(older.operation, captured, older_id)
     replayed = task_client.wait_for(older_id)
-    assert (replayed.outcome, replayed.reason) == (Outcome.SUCCEEDED, "superseded by a newer change")
+    assert (replayed.outcome, replayed.reason) == (Outcome.NOT_APPLIED, "superseded by a newer change")
     assert groups_of(account_of(samba_dc, username)) == {staff, wifi, outside}
 
     # Another registration cannot move it.
@@ -185,14 +185,19 @@ def test_staff_move_an_account_to_another_policy(task_client, samba_dc, username
 
 
 def test_a_worker_that_does_not_create_containers_waits_for_them(
-    tmp_path, task_client, samba_dc, directory_worker, worker_env, username
+    tmp_path, task_client, samba_dc, directory_worker, worker_env, contract_keys, username
 ):
     """With several DCs one worker creates policies' OUs and groups; the others wait for them to replicate."""
     ou = f"New {username}"
     directory_worker.stop()
     waiting = DirectoryWorker(
         tmp_path / "waiting",
-        {**worker_env, "ES4PS_WORKER_CREATES_CONTAINERS": "0", "ES4PS_WORKER_MAX_RETRIES": "1"},
+        {
+            **worker_env,
+            **contract_keys.result_env("waiting-dc"),
+            "ES4PS_WORKER_CREATES_CONTAINERS": "0",
+            "ES4PS_WORKER_MAX_RETRIES": "1",
+        },
         name="waiting-dc",
     )
     waiting.start()

@@ -39,7 +39,12 @@ def quorum_client(quorum_broker, samba_dc, contract_keys) -> Iterator[TaskClient
 
 @pytest.fixture(scope="module")
 def quorum_worker(tmp_path_factory, quorum_broker, samba_dc, contract_keys) -> Iterator[DirectoryWorker]:
-    env = {**quorum_broker.worker_env, **samba_dc.worker_env, **contract_keys.worker_env}
+    env = {
+        **quorum_broker.worker_env,
+        **samba_dc.worker_env,
+        **contract_keys.worker_env,
+        **contract_keys.result_env(DirectoryWorker.DEFAULT_NAME),
+    }
     worker = started(DirectoryWorker(tmp_path_factory.mktemp("worker-quorum"), env))
     yield worker
     worker.stop()

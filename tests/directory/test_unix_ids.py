@@ -61,12 +61,15 @@ def second_dc(tmp_path, test_ca, samba_dc):
     dc.close()
 
 
-def test_a_burst_of_accounts_on_two_dcs_gets_unique_uids(tmp_path, task_client, worker_env, samba_dc, second_dc):
+def test_a_burst_of_accounts_on_two_dcs_gets_unique_uids(
+    tmp_path, task_client, worker_env, contract_keys, samba_dc, second_dc
+):
     worker = DirectoryWorker(
         tmp_path / "dc2-worker",
         {
             **worker_env,
             **second_dc.worker_env,
+            **contract_keys.result_env("dc2"),
             # The operator lets only dc0's worker create policies' OUs and groups.
             "ES4PS_WORKER_CREATES_CONTAINERS": "0",
             "ES4PS_WORKER_STATE_DIR": str(second_dc.data_dir / "es4ps-worker"),

@@ -279,6 +279,7 @@ def test_worker_container_creates_the_user_in_the_dc(docker, dc_container, priva
         {
             **rabbitmq.worker_env,
             **contract_keys.worker_env,
+            **contract_keys.result_env("image-test-worker"),
             **spec.worker_env,
             "ES4PS_WORKER_NAME": "image-test-worker",
         },

@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import sqlite3
 import subprocess
+import time
+import uuid
 
 import ldb
 import pytest
 from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import wait_until
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, unique_client_ip
 from es4ps_testkit.samba import account_is_enabled, directory_account, find_account, password_authenticates
 
@@ -277,7 +280,63 @@ def test_the_consumer_survives_junk_on_the_result_queue(live_portal, mail_catche
     person.register(username, email)
     person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
     assert person.wait_for_status(lambda s: s["state"] == "ready")["state"] == "ready"
-    assert "dropping a malformed result event" in live_portal.consume_log.read_text()
+    assert "dropping a result event that is not a DC's (unsigned)" in live_portal.consume_log.read_text()
+
+
+def test_forged_result_events_change_nothing_the_portal_shows(
+    live_portal, mail_catcher, directory_worker, worker_env, contract_keys, username
+):
+    """A worker's broker certificate can write to the results queue; without the DC's key nothing it says counts."""
+    from celery import Celery
+    from es4ps_contract.events import Outcome, ResultEvent, sign_event
+    from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE
+    from es4ps_contract.transport import celery_settings
+    from es4ps_testkit.worker import DirectoryWorker
+    from nacl.signing import SigningKey
+
+    email = f"{username}@{ALLOWED_DOMAIN}"
+    person = live_portal.client(unique_client_ip())
+    directory_worker.stop()  # the tasks wait in the queue: only forged results could move them
+    try:
+        person.register(username, email)
+        person.confirm_link(mail_catcher.wait_for(email).link("/verify/"))
+        database = sqlite3.connect(live_portal.directory / "data" / "portal.sqlite3")
+        tasks = database.execute(
+            "SELECT t.task_id, t.operation FROM accounts_provisioningtask t JOIN accounts_user u ON t.user_id = u.id"
+            " WHERE u.username = ?",
+            (username,),
+        ).fetchall()
+        database.close()
+        assert sorted(operation for _, operation in tasks) == ["create_user", "enable_user"]
+        forger = Celery("forger", set_as_current=False)
+        forger.conf.update(celery_settings(worker_env))
+        for task_id, operation in tasks:
+            # Django stores UUIDs in SQLite as 32 hex digits.
+            forged = ResultEvent(
+                str(uuid.UUID(task_id)),
+                operation,
+                username,
+                Outcome.SUCCEEDED,
+                "",
+                DirectoryWorker.DEFAULT_NAME,
+                time.time(),
+            )
+            forger.send_task(RESULT_TASK_NAME, args=[forged.to_message()], queue=RESULTS_QUEUE)
+            forger.send_task(RESULT_TASK_NAME, args=[sign_event(SigningKey.generate(), forged)], queue=RESULTS_QUEUE)
+        forger.close()
+        wait_until(
+            lambda: live_portal.consume_log.read_text().count("dropping a result event that is not a DC's") >= 4,
+            60,
+            "the consumer dropping the four forged events",
+        )
+        shown = person.status()
+        assert shown["state"] != "ready"
+        assert set(task_states(shown).values()) == {"queued"}
+    finally:
+        directory_worker.start()
+
+    # The worker's own, signed results: the account is ready.
+    assert person.wait_for_status(lambda s: s["state"] == "ready")["state"] == "ready"
 
 
 def test_an_unverified_registration_expires_and_frees_the_name_and_the_address(

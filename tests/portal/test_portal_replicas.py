@@ -43,9 +43,14 @@ def domain_broker(tmp_path_factory, test_ca):
 
 
 @pytest.fixture(scope="module")
-def domain_worker(tmp_path_factory, domain_broker, worker_env):
+def domain_worker(tmp_path_factory, domain_broker, worker_env, contract_keys):
     state = tmp_path_factory.mktemp("replicas-worker-state")
-    env = {**worker_env, **domain_broker.worker_env, "ES4PS_WORKER_STATE_DIR": str(state)}
+    env = {
+        **worker_env,
+        **domain_broker.worker_env,
+        **contract_keys.result_env("replicas-worker"),
+        "ES4PS_WORKER_STATE_DIR": str(state),
+    }
     worker = started(DirectoryWorker(tmp_path_factory.mktemp("replicas-worker"), env, name="replicas-worker"))
     yield worker
     worker.stop()

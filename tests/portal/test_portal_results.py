@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import uuid
 
 import pytest
-from es4ps_contract.events import Outcome, ResultEvent
+from es4ps_contract.events import REASON_SUPERSEDED, Outcome, ResultEvent, sign_event
+from es4ps_contract.keys import generate_signing_keypair
 from es4ps_contract.tasks import Operation
 from es4ps_portal.accounts.models import User
 from es4ps_portal.provisioning.models import ProvisioningTask
 from es4ps_portal.provisioning.results import record_result_event
-from es4ps_portal.provisioning.tasks import record_result
+from es4ps_portal.provisioning.tasks import _load_result_keys, record_result
 from es4ps_portal.web.status import account_status
+from nacl.signing import SigningKey
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.django_db
 
@@ -123,8 +128,67 @@ def test_the_consumer_task_drops_malformed_messages(message):
     assert record_result.run(message) is None
 
 
-def test_the_consumer_task_records_a_well_formed_message(person):
+@pytest.fixture
+def dc1_key(settings, tmp_path) -> SigningKey:
+    """DC dc1's result key; the portal holds its public half (ES4PS_RESULT_KEYS_DIR)."""
+    private, public = generate_signing_keypair()
+    (tmp_path / "dc1.key").write_text(public)
+    settings.RESULT_KEYS_DIR = str(tmp_path)
+    _load_result_keys.cache_clear()
+    yield load_signing_key_text(private)
+    _load_result_keys.cache_clear()
+
+
+def load_signing_key_text(text: str) -> SigningKey:
+    return SigningKey(base64.b64decode(text))
+
+
+def dropped(reason: str) -> float:
+    return REGISTRY.get_sample_value("es4ps_portal_task_results_dropped_total", {"reason": reason}) or 0.0
+
+
+def test_the_consumer_task_records_a_message_signed_by_a_dc(person, dc1_key):
     task = queued(person, Operation.CREATE_USER)
-    record_result.run(event(task, Outcome.SUCCEEDED).to_message())
+    record_result.run(sign_event(dc1_key, event(task, Outcome.SUCCEEDED)))
     task.refresh_from_db()
     assert task.state == ProvisioningTask.State.DONE
+
+
+def test_a_forged_deleted_changes_nothing_and_is_counted(person, dc1_key):
+    """Whoever holds a worker's broker certificate can write to the results queue: unsigned, signed with a key of
+    their own, or signed by DC dc1 but altered, a "deleted" is dropped and counted; the person stays."""
+    person.directory_state = User.DirectoryState.ENABLED
+    person.save()
+    delete = queued(person, Operation.DELETE_USER)
+    deleted = event(delete, Outcome.SUCCEEDED)
+    genuine_failure = sign_event(dc1_key, event(delete, Outcome.FAILED, "the account belongs to another registration"))
+    before = {reason: dropped(reason) for reason in ("unsigned", "bad_signature", "unknown_worker")}
+
+    record_result.run(deleted.to_message())  # unsigned
+    record_result.run(sign_event(SigningKey.generate(), deleted))  # signed with another key, naming dc1
+    record_result.run({**genuine_failure, "outcome": "succeeded", "reason": ""})  # dc1's event, altered
+    record_result.run(sign_event(SigningKey.generate(), dataclasses.replace(deleted, worker="dc9")))  # no such DC
+
+    assert User.objects.filter(pk=person.pk).exists()
+    delete.refresh_from_db()
+    assert (delete.state, delete.worker) == (ProvisioningTask.State.QUEUED, "")
+    assert state_of(person) == User.DirectoryState.ENABLED
+    assert [dropped(reason) - before[reason] for reason in before] == [1, 2, 1]
+
+
+def test_a_task_the_worker_did_not_apply_is_shown_not_applied_with_the_reason_never_done(person):
+    person.directory_state = User.DirectoryState.ENABLED
+    person.save()
+    disable = queued(person, Operation.DISABLE_USER)
+
+    assert record_result_event(event(disable, Outcome.NOT_APPLIED, REASON_SUPERSEDED))
+
+    disable.refresh_from_db()
+    assert (disable.state, disable.reason) == (ProvisioningTask.State.NOT_APPLIED, REASON_SUPERSEDED)
+    assert state_of(person) == User.DirectoryState.ENABLED  # nothing changed in the directory
+    shown = account_status(person)["tasks"][-1]
+    assert (shown["state"], shown["state_label"], shown["reason"]) == (
+        "not_applied",
+        "not applied",
+        "superseded by a newer change",
+    )

@@ -61,6 +61,12 @@ VARIABLES = (
     *transport.VARIABLES,
     Variable("ES4PS_SEALING_PUBLIC_KEY_FILE", "X25519 public key: seals passwords for the workers", ""),
     Variable("ES4PS_SIGNING_PRIVATE_KEY_FILE", "Ed25519 private key: signs the tasks", "", secret_file=True),
+    Variable(
+        "ES4PS_RESULT_KEYS_DIR",
+        "the DCs' Ed25519 public keys, `<DC name>.key` each: a result event that does not verify under the key"
+        " of the DC it names is dropped (and counted)",
+        "",
+    ),
     Variable("ES4PS_SUPERUSER_USERNAME", "a staff superuser to create (a name no end user has)", ""),
     Variable("ES4PS_SUPERUSER_EMAIL", "its address", ""),
     Variable("ES4PS_SUPERUSER_PASSWORD_FILE", "its password", "", secret_file=True),

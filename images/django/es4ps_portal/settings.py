@@ -182,6 +182,8 @@ BROKER_ENVIRON = {name: value for name, value in env.environ.items() if name.sta
 # Key files of the task contract: the portal seals passwords and signs tasks.
 SEALING_PUBLIC_KEY_FILE = setting(env.text, "ES4PS_SEALING_PUBLIC_KEY_FILE")
 SIGNING_PRIVATE_KEY_FILE = setting(env.text, "ES4PS_SIGNING_PRIVATE_KEY_FILE")
+# The public halves of the DCs' result keys: the consumer records only results signed by a DC.
+RESULT_KEYS_DIR = setting(env.text, "ES4PS_RESULT_KEYS_DIR")
 # The staff superuser `es4ps-portal serve` creates; its name is reserved for staff.
 SUPERUSER_USERNAME = setting(env.text, "ES4PS_SUPERUSER_USERNAME").lower()
 

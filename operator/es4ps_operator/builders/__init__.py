@@ -85,12 +85,12 @@ def build_desired_state(
         "network": build_network_policies(domain, config),
         "broker": build_broker(domain, config),
         "directory": build_directory(domain, config, dcs if workloads else {}),
-        "portal": build_portal(domain, config) if workloads else [],
+        "portal": build_portal(domain, config, sorted(dcs)) if workloads else [],
         "jobs": list(jobs),
     }
     return DesiredState(
         applied={group: [with_content_hash(m) for m in manifests] for group, manifests in applied.items()},
-        generated_secrets=build_generated_secrets(domain),
+        generated_secrets=build_generated_secrets(domain, sorted(dcs)),
     )
 
 

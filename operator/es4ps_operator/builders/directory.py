@@ -57,6 +57,7 @@ WORKER_CREDENTIALS_DIR = "/etc/es4ps/worker-credentials"
 LDAPS_TLS_DIR = "/etc/es4ps/ldaps-tls"
 BROKER_TLS_DIR = "/etc/es4ps/broker-tls"
 KEYS_DIR = "/etc/es4ps/keys"
+RESULT_KEY_DIR = "/etc/es4ps/result-key"
 # The worker's record of applied tasks: this subdirectory of the DC's volume, owned by the worker's user.
 WORKER_STATE_SUBPATH = "es4ps-worker"
 WORKER_STATE_DIR = "/var/lib/es4ps-worker"
@@ -253,6 +254,7 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
             env("ES4PS_SEALING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/sealing-private.key"),
             env("ES4PS_SIGNING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/signing-public.key"),
+            env("ES4PS_RESULT_SIGNING_KEY_FILE", f"{RESULT_KEY_DIR}/private.key"),
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
             env("ES4PS_WORKER_STATE_DIR", WORKER_STATE_DIR),
             env("ES4PS_WORKER_NAME", naming.dc(domain, index)),
@@ -272,6 +274,7 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             mount("worker-credentials", WORKER_CREDENTIALS_DIR),
             mount("broker-tls", BROKER_TLS_DIR),
             mount("worker-keys", KEYS_DIR),
+            mount("result-key", RESULT_KEY_DIR),
             mount("tmp", "/tmp", read_only=False),
             {"name": "data", "mountPath": WORKER_STATE_DIR, "subPath": WORKER_STATE_SUBPATH, "readOnly": False},
         ],
@@ -291,6 +294,12 @@ def _dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
         tls_volume("ldaps-tls", naming.dc_ldaps_tls(domain, index)),
         tls_volume("broker-tls", naming.worker_tls(domain, index), mode=CONTAINER_READABLE),
         secret_volume("worker-keys", naming.task_keys_secret(domain), worker_keys, mode=CONTAINER_READABLE),
+        secret_volume(
+            "result-key",
+            naming.result_key_secret(domain, index),
+            {"private.key": "private.key"},
+            mode=CONTAINER_READABLE,
+        ),
         memory_volume("tmp"),
     ]
 

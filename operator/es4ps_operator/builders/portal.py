@@ -11,6 +11,7 @@ database is SQLite on the Pod's volume.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from es4ps_contract.passwords import RANGE_FILES_DIR, PasswordPolicy
@@ -19,6 +20,7 @@ from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import (
+    GROUP_READABLE,
     Manifest,
     broker_client_env,
     disruption_budget,
@@ -40,17 +42,21 @@ DATA_DIR = "/var/lib/es4ps-portal"
 SECRET_KEY_DIR = "/etc/es4ps/django"  # noqa: S105 (a directory, not a secret)
 BROKER_TLS_DIR = "/etc/es4ps/broker-tls"
 KEYS_DIR = "/etc/es4ps/keys"
+RESULT_KEYS_DIR = "/etc/es4ps/result-keys"
 SMTP_DIR = "/etc/es4ps/smtp"
 STAFF_DIR = "/etc/es4ps/staff"
 # The portal's user in images/django; fsGroup lets it write its volume and read its secret files.
 PORTAL_UID = 10001
 
 
-def build_portal(domain: Domain, config: OperatorConfig) -> list[Manifest]:
-    """StatefulSet and Service of the portal, and its Ingress unless spec.portal.ingress.enabled is false."""
+def build_portal(domain: Domain, config: OperatorConfig, dc_indices: Sequence[int] = ()) -> list[Manifest]:
+    """StatefulSet and Service of the portal, and its Ingress unless spec.portal.ingress.enabled is false.
+
+    `dc_indices`: the DCs whose result events the portal accepts (it mounts their keys' public halves).
+    """
     # A drain takes one portal Pod at a time (with one replica, registrations pause while it moves).
     manifests = [
-        _statefulset(domain, config),
+        _statefulset(domain, config, dc_indices),
         _service(domain),
         disruption_budget(domain, naming.PORTAL, maxUnavailable=1),
     ]
@@ -79,6 +85,7 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
         env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
         env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
+        env("ES4PS_RESULT_KEYS_DIR", RESULT_KEYS_DIR),
         *portal_spec_environment(domain),
     ]
     if portal.database_url:
@@ -140,7 +147,21 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _result_keys_volume(domain: Domain, dc_indices: Sequence[int]) -> dict[str, Any]:
+    """Every DC's result key, the public half only, as `<DC name>.key` (the consumer verifies events with them)."""
+    sources = [
+        {
+            "secret": {
+                "name": naming.result_key_secret(domain, index),
+                "items": [{"key": "public.key", "path": f"{naming.dc(domain, index)}.key"}],
+            }
+        }
+        for index in sorted(dc_indices)
+    ]
+    return {"name": "result-keys", "projected": {"defaultMode": GROUP_READABLE, "sources": sources}}
+
+
+def _volumes(domain: Domain, dc_indices: Sequence[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The portal's secret volumes and their mounts."""
     volumes = [
         secret_volume("secret-key", naming.django_secret_key_secret(domain), {"secret-key": "secret-key"}),
@@ -153,8 +174,14 @@ def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                 "signing-private.key": "signing-private.key",
             },
         ),
+        _result_keys_volume(domain, dc_indices),
     ]
-    mounts = [mount("secret-key", SECRET_KEY_DIR), mount("broker-tls", BROKER_TLS_DIR), mount("portal-keys", KEYS_DIR)]
+    mounts = [
+        mount("secret-key", SECRET_KEY_DIR),
+        mount("broker-tls", BROKER_TLS_DIR),
+        mount("portal-keys", KEYS_DIR),
+        mount("result-keys", RESULT_KEYS_DIR),
+    ]
     smtp = domain.portal.smtp
     if smtp and smtp.password:
         volumes.append(secret_volume("smtp", smtp.password.name, {smtp.password.key: "password"}))
@@ -171,10 +198,10 @@ def _volumes(domain: Domain) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return volumes, mounts
 
 
-def _statefulset(domain: Domain, config: OperatorConfig) -> Manifest:
+def _statefulset(domain: Domain, config: OperatorConfig, dc_indices: Sequence[int]) -> Manifest:
     image = domain.portal.image or config.images.portal
     environment = portal_environment(domain, config)
-    volumes, mounts = _volumes(domain)
+    volumes, mounts = _volumes(domain, dc_indices)
     # A read-only root file system: the portal writes only to its volume and to /tmp (gunicorn's heartbeats).
     volumes.append(memory_volume("tmp"))
     mounts += [mount("data", DATA_DIR, read_only=False), mount("tmp", "/tmp", read_only=False)]

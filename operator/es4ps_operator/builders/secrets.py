@@ -5,6 +5,8 @@
     <domain>-task-keys          sealing-public.key, sealing-private.key   X25519 (es4ps_contract.keys)
                                 signing-public.key, signing-private.key   Ed25519
     <domain>-worker-credentials password             the workers' own directory account (not Administrator)
+    <domain>-dc<i>-result-key   private.key, public.key  Ed25519: DC i's worker signs its result events (only its
+                                                     Pod mounts private.key; the portal mounts every public.key)
     <domain>-backup-key         recipient, identity  the age key pair backups are encrypted with (with a backup
                                                      destination, unless spec.directory.backup names a Secret)
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from es4ps_contract.directory import WORKER_ACCOUNT
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
@@ -77,6 +79,11 @@ def generate_worker_password() -> dict[str, str]:
     return _directory_password(WORKER_ACCOUNT)
 
 
+def generate_result_key() -> dict[str, str]:
+    private, public = generate_signing_keypair()
+    return {"private.key": private, "public.key": public}
+
+
 def generate_django_secret_key() -> dict[str, str]:
     return {"secret-key": secrets.token_urlsafe(50)}
 
@@ -110,8 +117,9 @@ def generate_backup_signing_key() -> dict[str, str]:
     return {"signing-key": private, "verify-key": public}
 
 
-def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
-    """The domain's generated Secrets, owned by it only under deletionPolicy Delete (the backup key never)."""
+def build_generated_secrets(domain: Domain, dc_indices: Sequence[int] = ()) -> list[GeneratedSecret]:
+    """The domain's generated Secrets (one result key per DC of `dc_indices`), owned by it only under
+    deletionPolicy Delete (the backup key never)."""
 
     def secret(name: str, owned: bool = domain.delete_data) -> Manifest:
         return {
@@ -126,6 +134,7 @@ def build_generated_secrets(domain: Domain) -> list[GeneratedSecret]:
         GeneratedSecret(secret(naming.django_secret_key_secret(domain)), generate_django_secret_key),
         GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
         GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password),
+        *(GeneratedSecret(secret(naming.result_key_secret(domain, i)), generate_result_key) for i in dc_indices),
     ]
     if domain.broker.clustered:
         secrets_.append(GeneratedSecret(secret(naming.broker_cookie_secret(domain)), generate_erlang_cookie))

@@ -5,8 +5,10 @@
   `rabbitmq.portal_env` / `rabbitmq.worker_env` are the ES4PS_BROKER_* variables of each side
 - `samba_dc`: a Samba AD DC provisioned by `es4ps-samba-dc run` on its own loopback address;
   `samba_dc.worker_env` / `samba_dc.portal_env`, `.realm`, `.ldap_url`, `.ldaps_url`, `.ca_file`, `.admin_password`
-- `contract_keys`: sealing and signing key pairs as files; `.portal_env` / `.worker_env`
-- `portal_env`, `worker_env`: everything each side needs, merged (add them to a subprocess environment)
+- `contract_keys`: sealing and signing key pairs as files; `.portal_env` / `.worker_env`; `.result_env(name)`: the
+  result signing key of the worker named `name` (the portal side finds its public half)
+- `portal_env`, `worker_env`: everything each side needs, merged (add them to a subprocess environment);
+  `worker_env` signs results as the default worker (`DirectoryWorker.DEFAULT_NAME`)
 - `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
 - `task_client`: a portal stand-in that publishes signed tasks and collects their result events
 - `username`: a username no other test of any session uses
@@ -94,7 +96,12 @@ def portal_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKey
 @pytest.fixture(scope="session")
 def worker_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKeys) -> dict[str, str]:
     """The broker, directory and key variables of a directory worker."""
-    return {**rabbitmq.worker_env, **samba_dc.worker_env, **contract_keys.worker_env}
+    return {
+        **rabbitmq.worker_env,
+        **samba_dc.worker_env,
+        **contract_keys.worker_env,
+        **contract_keys.result_env(DirectoryWorker.DEFAULT_NAME),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,19 @@ import ssl
 
 import pytest
 from es4ps_contract.environment import SettingError
-from es4ps_contract.events import REASON_MAX_LENGTH, Outcome, ResultEvent, result_event
+from es4ps_contract.events import (
+    REASON_MAX_LENGTH,
+    EventSignatureError,
+    Outcome,
+    ResultEvent,
+    open_event,
+    result_event,
+    sign_event,
+)
+from es4ps_contract.keys import generate_signing_keypair, load_verify_keys
 from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULT_TASK_NAME, RESULTS_QUEUE, Operation
 from es4ps_contract.transport import celery_settings
+from nacl.signing import SigningKey
 
 ENV = {
     "ES4PS_BROKER_URL": "amqps://rabbitmq.ns.svc:5671/es4ps",
@@ -84,3 +94,34 @@ def test_bad_broker_settings_are_refused(change, message):
     with pytest.raises(SettingError, match=message) as caught:
         celery_settings(env)
     assert "secret" not in str(caught.value)
+
+
+def test_an_event_signed_by_its_dc_opens_and_nothing_else_does(tmp_path):
+    dc0, dc1 = SigningKey.generate(), SigningKey.generate()
+    keys = {"acme-dc0": dc0.verify_key, "acme-dc1": dc1.verify_key}
+    event = result_event("t-1", "delete_user", "ana", Outcome.SUCCEEDED, "", "acme-dc0")
+    message = sign_event(dc0, event)
+
+    assert open_event(keys, message) == event
+    for forged, why in [
+        (event.to_message(), "not signed"),
+        (sign_event(SigningKey.generate(), event), "not valid"),
+        (sign_event(dc1, event), "not valid"),  # another DC's key: each DC signs only as itself
+        ({**message, "username": "bob"}, "not valid"),
+        ({**message, "extra": 1}, "not valid"),
+        ({**message, "worker": "acme-dc9"}, "not known"),
+        ({**message, "sig": "not base64!"}, "not valid"),
+        ("junk", "not signed"),
+    ]:
+        with pytest.raises(EventSignatureError, match=why):
+            open_event(keys, forged)
+
+
+def test_the_dcs_public_keys_are_read_by_their_names(tmp_path):
+    private, public = generate_signing_keypair()
+    (tmp_path / "acme-dc0.key").write_text(public)
+    (tmp_path / "..data").mkdir()  # what a projected volume holds besides the files
+    (tmp_path / "README").write_text("not a key")
+
+    assert list(load_verify_keys(tmp_path)) == ["acme-dc0"]
+    assert load_verify_keys(tmp_path / "missing") == {}

@@ -77,3 +77,14 @@ def test_simple_tasks_carry_the_username_and_the_registration():
         "email",
         "sealed_password",
     }
+
+
+def test_a_create_says_whether_the_address_was_proven_and_leaves_it_out_when_not():
+    fields = {"given_name": "Ana", "surname": "Lopez", "sealed_password": "c2VhbGVk", **BOUND}
+    unproven = validated(CreateUser("ana", **fields))
+    proven = validated(CreateUser("ana", address_proven=True, **fields))
+
+    assert "address_proven" not in unproven.payload()  # as a create always read: older workers parse it
+    assert parse_payload("create_user", proven.payload()).address_proven is True
+    with pytest.raises(InvalidField, match="address_proven"):
+        parse_payload("create_user", {**unproven.payload(), "address_proven": "yes"})

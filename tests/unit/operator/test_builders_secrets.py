@@ -27,7 +27,13 @@ def test_generated_secrets_and_volumes_are_kept_unless_deletion_policy_is_delete
 
 def test_generated_secret_names(minimal, config):
     names = [s.name for s in build_desired_state(minimal, config).generated_secrets]
-    assert names == ["acme-samba-admin", "acme-portal-secret-key", "acme-task-keys", "acme-worker-credentials"]
+    assert names == [
+        "acme-samba-admin",
+        "acme-portal-secret-key",
+        "acme-task-keys",
+        "acme-worker-credentials",
+        "acme-dc0-result-key",  # one per DC: only that DC's Pod mounts its private half
+    ]
 
 
 def test_admin_password_meets_the_domain_rules_and_differs_each_time():

@@ -84,9 +84,11 @@ def write_secret_files(tmp_path: Path) -> None:
     """Stand-ins for the Secrets the operator mounts (keys in the contract's format, passwords)."""
     sealing_private, _ = generate_sealing_keypair()
     _, signing_public = generate_signing_keypair()
+    result_private, _ = generate_signing_keypair()
     files = {
         "worker-keys/sealing-private.key": sealing_private,
         "worker-keys/signing-public.key": signing_public,
+        "result-key/private.key": result_private,
         "worker-credentials/password": "W0rker-pass",
         "admin/password": "Adm1n-pass",
     }

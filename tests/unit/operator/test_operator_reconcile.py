@@ -72,6 +72,7 @@ def test_first_reconciliation_creates_everything_and_reports_it(config):
     assert result.error is None
     assert len(api.objects) == 22 and len(result.created) == 22
     assert sorted(api.created_secrets) == [
+        "acme-dc0-result-key",
         "acme-portal-secret-key",
         "acme-samba-admin",
         "acme-task-keys",
@@ -214,6 +215,7 @@ def test_generated_secrets_follow_the_deletion_policy(config):
         "acme-portal-secret-key",
         "acme-task-keys",
         "acme-worker-credentials",
+        "acme-dc0-result-key",
     }
 
 

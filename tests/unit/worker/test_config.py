@@ -17,6 +17,7 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "worker").write_text("W0rker-pass\n")
     (tmp_path / "sealing").write_text(generate_sealing_keypair()[0])
     (tmp_path / "verify").write_text(generate_signing_keypair()[1])
+    (tmp_path / "result").write_text(generate_signing_keypair()[0])
     return {
         "ES4PS_REALM": "ad.acme.example",
         "ES4PS_WORKER_PASSWORD_FILE": str(tmp_path / "worker"),
@@ -27,6 +28,7 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
         "ES4PS_BROKER_KEY_FILE": "/tls/tls.key",
         "ES4PS_SEALING_PRIVATE_KEY_FILE": str(tmp_path / "sealing"),
         "ES4PS_SIGNING_PUBLIC_KEY_FILE": str(tmp_path / "verify"),
+        "ES4PS_RESULT_SIGNING_KEY_FILE": str(tmp_path / "result"),
     }
 
 
@@ -50,6 +52,7 @@ def test_worker_defaults(worker_env):
         ({"ES4PS_WORKER_PASSWORD_FILE": "/nonexistent"}, "cannot read the file named by ES4PS_WORKER_PASSWORD_FILE"),
         ({"ES4PS_WORKER_STATE_DIR": ""}, "ES4PS_WORKER_STATE_DIR is not set"),
         ({"ES4PS_SIGNING_PUBLIC_KEY_FILE": "/nonexistent"}, "cannot read signing public key"),
+        ({"ES4PS_RESULT_SIGNING_KEY_FILE": "/nonexistent"}, "cannot read signing private key"),
         ({"ES4PS_WORKER_MAX_RETRIES": "many"}, "whole number"),
         ({"ES4PS_WORKER_CONCURRENCY": "0"}, "at least 1"),
     ],

@@ -9,13 +9,21 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from es4ps_contract.events import Outcome, ResultEvent
+from es4ps_contract.events import (
+    REASON_SUPERSEDED,
+    REASON_WORKER_ERROR,
+    EventSignatureError,
+    Outcome,
+    ResultEvent,
+    open_event,
+)
 from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, EnableUser, Operation
 from es4ps_samba.worker.applied import AppliedTasks
 from es4ps_samba.worker.config import WorkerConfig
+from es4ps_samba.worker.directory import SUPERSEDED
 from es4ps_samba.worker.errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
 from es4ps_samba.worker.handler import ProvisioningWorker
 from es4ps_samba.worker.metrics import WorkerMetrics
@@ -49,23 +57,24 @@ class FakeApp:
 
 
 class FakeDirectory:
-    def __init__(self, error: Exception | None = None) -> None:
+    def __init__(self, error: Exception | None = None, done: str = "done") -> None:
         self.calls: list[tuple] = []
         self.error = error
+        self.done = done
 
     def __getattr__(self, name):
         def operation(*args):
             self.calls.append((name, *args))
             if self.error:
                 raise self.error
-            return "done"
+            return self.done
 
         return operation
 
 
 @pytest.fixture
 def keys():
-    return SimpleNamespace(sealing=PrivateKey.generate(), signing=SigningKey.generate())
+    return SimpleNamespace(sealing=PrivateKey.generate(), signing=SigningKey.generate(), result=SigningKey.generate())
 
 
 BOUND = {"registration": "0b7c5e6e-3f4a-4c1e-9d2b-8a6f5e4d3c2b", "email": "ana@acme.example"}
@@ -88,12 +97,14 @@ def make_worker(keys, tmp_path):
             concurrency=1,
             sealing_key=keys.sealing,
             verify_key=keys.signing.verify_key,
+            result_key=keys.result,
             metrics_port=0,
             metrics_address="127.0.0.1",
         )
         registry = CollectorRegistry()
         worker = ProvisioningWorker(FakeApp(), config, directory, AppliedTasks(tmp_path), WorkerMetrics(registry))
         worker.registry = registry  # for `counted`
+        worker.result_keys = {"dc0": keys.result.verify_key}  # what the portal holds
         return worker
 
     return make
@@ -115,9 +126,10 @@ def counted(worker, name: str, **labels: str) -> float:
 
 
 def only_event(worker) -> ResultEvent:
+    """The one event the worker sent, as the portal opens it (its signature verified with the DC's key)."""
     [(name, args, queue)] = worker.app.sent
     assert (name, queue) == (RESULT_TASK_NAME, RESULTS_QUEUE)
-    return ResultEvent.from_message(args[0])
+    return open_event(worker.result_keys, args[0])
 
 
 def test_a_valid_task_reaches_the_directory_with_the_opened_password_and_is_reported(keys, make_worker):
@@ -193,7 +205,7 @@ def test_a_task_applied_before_is_not_applied_again_and_its_outcome_is_reported_
     directory = FakeDirectory()
     first = make_worker(directory)
     first.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
-    [original] = [ResultEvent.from_message(args[0]) for _name, args, _queue in first.app.sent]
+    [original] = [open_event(first.result_keys, args[0]) for _name, args, _queue in first.app.sent]
 
     again = make_worker(directory)  # a restarted worker: the record is on the volume, not in memory
     again.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
@@ -243,3 +255,35 @@ def test_directory_errors_and_retries_are_counted(keys, make_worker):
     create = {"operation": "create_user"}
     assert counted(refused, "es4ps_worker_directory_errors_total", **create, error="refused") == 1
     assert counted(refused, "es4ps_worker_tasks_total", **create, outcome="failed") == 1
+
+
+def test_a_task_superseded_by_a_newer_change_is_reported_not_applied_never_done(keys, make_worker):
+    worker = make_worker(FakeDirectory(done=SUPERSEDED))
+
+    worker.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+
+    assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.NOT_APPLIED, REASON_SUPERSEDED)
+    assert counted(worker, "es4ps_worker_tasks_total", operation="enable_user", outcome="not_applied") == 1
+
+
+def test_an_unexpected_error_ends_the_task_as_failed_instead_of_leaving_it_queued(keys, make_worker):
+    worker = make_worker(FakeDirectory(ValueError("invalid literal for int() with base 10: '²'")))
+
+    worker.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+
+    assert (only_event(worker).outcome, only_event(worker).reason) == (Outcome.FAILED, REASON_WORKER_ERROR)
+    again = make_worker(FakeDirectory())
+    again.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+    assert only_event(again).outcome is Outcome.FAILED  # recorded: a redelivery reports it, never applies it
+
+
+def test_result_events_are_signed_with_the_dcs_key_and_nothing_else_verifies(keys, make_worker):
+    worker = make_worker(FakeDirectory())
+    worker.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
+    [(_name, [message], _queue)] = worker.app.sent
+
+    assert open_event({"dc0": keys.result.verify_key}, message).outcome is Outcome.SUCCEEDED
+    with pytest.raises(EventSignatureError):
+        open_event({"dc0": SigningKey.generate().verify_key}, message)
+    with pytest.raises(EventSignatureError):
+        open_event({"dc0": keys.result.verify_key}, {**message, "outcome": "failed"})

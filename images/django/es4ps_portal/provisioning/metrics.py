@@ -28,8 +28,14 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 RESULTS = Counter(
     "es4ps_portal_task_results",
-    "Result events recorded, by operation and outcome (succeeded, failed, rejected).",
+    "Result events recorded, by operation and outcome (succeeded, failed, rejected, not_applied).",
     ["operation", "outcome"],
+)
+RESULTS_DROPPED = Counter(
+    "es4ps_portal_task_results_dropped",
+    "Result events dropped unread, by reason: unsigned, unknown_worker (no key for the DC it names),"
+    " bad_signature, malformed. Anything but malformed means a broker credential is being misused.",
+    ["reason"],
 )
 PROVISIONING_DURATION = Histogram(
     "es4ps_portal_provisioning_duration_seconds",

@@ -27,6 +27,8 @@ class ProvisioningTask(models.Model):
         QUEUED = "queued", _("queued")
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
+        # The worker did not apply it on purpose (a newer change of the same kind was): never "done".
+        NOT_APPLIED = "not_applied", _("not applied")
 
     task_id = models.UUIDField(unique=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provisioning_tasks")

@@ -163,12 +163,20 @@ def register(
 
 
 def release_create(user: User) -> bool:
-    """The address is proven: the held "create user" goes to the relay (call in the confirmation's transaction).
+    """The address is proven: the held "create user" goes to the relay (call in the confirmation's transaction),
+    saying so (`address_proven`: only such a create may take on an account the product never bound whose
+    address is this one; docs/directory.md).
 
     False when none was held: a registration of the previous release, whose
     account was created (disabled) when it registered.
     """
-    return bool(user.provisioning_tasks.filter(held=True).update(held=False))
+    held = list(user.provisioning_tasks.filter(held=True))
+    for task in held:
+        if task.operation == Operation.CREATE_USER.value and task.payload is not None:
+            task.payload = {**task.payload, "address_proven": True}
+        task.held = False
+        task.save(update_fields=["held", "payload"])
+    return bool(held)
 
 
 def drop_registration(user: User, *, actor: Actor, action: str) -> bool:

@@ -32,6 +32,7 @@ _STATE_AFTER_SUCCESS = {
     Operation.DISABLE_USER: User.DirectoryState.DISABLED,
     Operation.DELETE_USER: User.DirectoryState.NONE,
 }
+_TASK_STATE = {Outcome.SUCCEEDED: ProvisioningTask.State.DONE, Outcome.NOT_APPLIED: ProvisioningTask.State.NOT_APPLIED}
 # States a late "created" must not undo (results of two workers can cross), and that a failed
 # enable leaves as they are (staff enabling a disabled account again).
 _SETTLED = (User.DirectoryState.ENABLED, User.DirectoryState.DISABLED)
@@ -52,6 +53,8 @@ def directory_state(current: str, operation: Operation, outcome: Outcome) -> str
         if operation is Operation.CREATE_USER and current in _SETTLED:
             return current
         return _STATE_AFTER_SUCCESS.get(operation, current)
+    if outcome is Outcome.NOT_APPLIED:
+        return current  # a newer change of the same kind decides, with its own result
     if operation in (Operation.CREATE_USER, Operation.ENABLE_USER) and current not in _SETTLED:
         return User.DirectoryState.FAILED
     return current
@@ -88,9 +91,7 @@ def record_result_event(event: ResultEvent) -> bool:
         task = ProvisioningTask.objects.select_for_update().select_related("user").get(pk=task.pk)
         if task.finished_at is not None and task.finished_at >= finished_at:
             return False
-        task.state = (
-            ProvisioningTask.State.DONE if event.outcome is Outcome.SUCCEEDED else ProvisioningTask.State.FAILED
-        )
+        task.state = _TASK_STATE.get(event.outcome, ProvisioningTask.State.FAILED)
         task.reason = event.reason
         task.worker = event.worker
         task.finished_at = finished_at

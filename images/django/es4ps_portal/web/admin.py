@@ -145,6 +145,7 @@ class UserAdmin(DjangoUserAdmin):
             .annotate(
                 last_operation=Subquery(newest.values("operation")[:1]),
                 last_state=Subquery(newest.values("state")[:1]),
+                last_reason=Subquery(newest.values("reason")[:1]),
             )
         )
 
@@ -163,7 +164,8 @@ class UserAdmin(DjangoUserAdmin):
         if not getattr(user, "last_operation", None):
             return ""
         label = OPERATION_LABELS.get(user.last_operation, user.last_operation)
-        return f"{label}: {ProvisioningTask.State(user.last_state).label}"
+        state = f"{label}: {ProvisioningTask.State(user.last_state).label}"
+        return f"{state} ({_(user.last_reason)})" if user.last_reason else state
 
     @admin.display(description=_("audit trail"))
     def audit_trail(self, user: User) -> str:

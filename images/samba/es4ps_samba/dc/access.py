@@ -14,6 +14,15 @@ sam.ldb (as root, no network, no password needed):
   RDN for moves between the OU's sub-OUs included), and the members and
   gidNumber of groups inside the OU (a policy's groups). Nothing outside the OU: not Domain Admins, not
   Administrator, not accounts staff made elsewhere;
+- on the same OU, after those, ACEs denying everyone (and SELF, said
+  explicitly) the writing of the accounts' binding line (`BINDING_ATTRIBUTE`):
+  ACEs apply in order, so the worker's allow comes first and wins, and the
+  deny stops everyone else whose right comes from above (a delegation on the
+  domain, the built-in Administrators). SELF has no right to it anyway (no
+  property set holds it); Domain Admins keep theirs (the user class grants it
+  on the object itself), which is why the line carries a MAC as well;
+- the container of deleted registrations (`DELETED_REGISTRATIONS`) under the
+  OU, in which only the worker's account may create and delete records;
 - the worker's state directory on the volume, owned by the worker's user;
 - the domain's `ms-DS-MachineAccountQuota` at 0: no ordinary user adds
   computers to the domain (AD's default lets everyone add ten; Samba 4.17
@@ -33,6 +42,7 @@ import os
 import secrets
 from pathlib import Path
 
+from ..managed import BINDING_ATTRIBUTE, DELETED_REGISTRATION_CLASS, DELETED_REGISTRATIONS
 from ..samdb import open_samdb_at
 from .config import DCConfig
 
@@ -43,7 +53,8 @@ WRITABLE_USER_ATTRIBUTES = (
     "displayName",
     "mail",
     "userPrincipalName",
-    "info",  # the registration the account belongs to (see the worker's binding)
+    BINDING_ATTRIBUTE,  # the registration the account belongs to (see the worker's binding)
+    "info",  # where that line lived before: the worker empties it when it moves the line
     "uidNumber",
     "gidNumber",
     "loginShell",
@@ -84,7 +95,7 @@ def _extended_right(samdb, name: str) -> str:
 
 
 def delegated_aces(samdb, sid: str) -> list[str]:
-    """The ACEs (SDDL) the managed OU carries for the worker's SID."""
+    """The ACEs (SDDL) the managed OU carries for the worker's SID (they go first in its list)."""
     user = _schema_guid(samdb, "user")
     group = _schema_guid(samdb, "group")
     # Create and delete these classes here and in every OU below (container-inherit).
@@ -97,6 +108,26 @@ def delegated_aces(samdb, sid: str) -> list[str]:
     for attribute in ("member", "gidNumber"):
         aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, attribute)};{group};{sid})")
     return aces
+
+
+def binding_denies(samdb) -> list[str]:
+    """The ACEs (SDDL) that keep everyone but the worker from writing the binding line (they go last)."""
+    user, attribute = _schema_guid(samdb, "user"), _schema_guid(samdb, BINDING_ATTRIBUTE)
+    return [f"(OD;CIIO;WP;{attribute};{user};{trustee})" for trustee in ("PS", "WD")]
+
+
+def _ensure_deleted_registrations(samdb, ou_dn: str, sid: str) -> None:
+    """The container of deleted registrations, where the worker alone creates and deletes records."""
+    import ldb
+    from samba.sd_utils import SDUtils
+
+    dn = f"{DELETED_REGISTRATIONS},{ou_dn}"
+    try:
+        samdb.add({"dn": dn, "objectClass": "container", "description": "Registrations ES4PS deleted"})
+    except ldb.LdbError as exc:
+        if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
+            raise
+    SDUtils(samdb).dacl_append_aces(dn, f"(OA;;CCDC;{_schema_guid(samdb, DELETED_REGISTRATION_CLASS)};;{sid})")
 
 
 def _ensure_ou(samdb, ou_dn: str) -> None:
@@ -190,7 +221,10 @@ def ensure_worker_access(config: DCConfig) -> None:
     try:
         _ensure_ou(samdb, ou_dn)
         sid = _ensure_account(samdb, config)
-        SDUtils(samdb).dacl_append_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
+        # Order matters (module docstring): the worker's allows first, the denies last.
+        SDUtils(samdb).dacl_prepend_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
+        SDUtils(samdb).dacl_append_aces(ou_dn, "".join(binding_denies(samdb)))
+        _ensure_deleted_registrations(samdb, ou_dn, sid)
         if close_machine_account_quota(samdb):
             print("es4ps-samba-dc: ms-DS-MachineAccountQuota set to 0", flush=True)
     except BaseException:

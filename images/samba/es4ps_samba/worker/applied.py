@@ -1,7 +1,7 @@
 """The record of tasks this DC's worker applied: a task id is applied once, whatever arrives later.
 
-A signed task stays valid for a week (it may wait that long in the broker),
-so a captured one could be published again. The worker records each task id
+A signed task stays valid for a day after the portal published it (it may
+wait that long in the broker), so a captured one could be published again. The worker records each task id
 it finished, with its outcome, in a small SQLite file on the DC's volume
 (it survives restarts of the Pod); a task id seen before is not applied
 again, its recorded outcome is reported once more (a redelivery after a crash

@@ -30,6 +30,7 @@ from es4ps_contract.transport import celery_settings
 
 from . import metrics
 from .applied import AppliedTasks
+from .binding import binding_key
 from .config import WorkerConfig
 from .directory import Directory
 from .handler import ProvisioningWorker
@@ -61,11 +62,14 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
         config.netbios_name,
         config.account,
         config.password,
+        binding_key(bytes(config.sealing_key)),
         config.users_ou,
         config.creates_containers,
     )
     applied = AppliedTasks(config.state_dir)
-    worker = ProvisioningWorker(app, config, directory, applied, WorkerMetrics())
+    worker_metrics = WorkerMetrics()
+    directory.on_unauthentic = lambda _username: worker_metrics.unauthentic_bindings.inc()
+    worker = ProvisioningWorker(app, config, directory, applied, worker_metrics)
     for operation in Operation:
         _register_task(app, worker, operation)
     return app

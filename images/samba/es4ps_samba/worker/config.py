@@ -10,14 +10,19 @@ from pathlib import Path
 from es4ps_contract import transport
 from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
 from es4ps_contract.environment import Environment, SettingError, Variable
-from es4ps_contract.keys import KeyFileError, load_sealing_private_key, load_verify_key
+from es4ps_contract.keys import KeyFileError, load_sealing_private_key, load_signing_key, load_verify_key
 from nacl.public import PrivateKey
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 
 VARIABLES = (
     *transport.VARIABLES,
     Variable("ES4PS_SEALING_PRIVATE_KEY_FILE", "X25519 private key: opens the sealed passwords"),
     Variable("ES4PS_SIGNING_PUBLIC_KEY_FILE", "Ed25519 public key: verifies the tasks"),
+    Variable(
+        "ES4PS_RESULT_SIGNING_KEY_FILE",
+        "Ed25519 private key of this DC: signs its result events (the portal verifies them with the public half"
+        " named after `ES4PS_WORKER_NAME`)",
+    ),
     Variable("ES4PS_LDAP_URL", "the DC beside the worker", "ldap://127.0.0.1"),
     Variable("ES4PS_REALM", "the realm, e.g. `AD.ACME.EXAMPLE`"),
     Variable("ES4PS_NETBIOS_NAME", "the domain's NetBIOS name (empty: the realm's first label)", ""),
@@ -31,7 +36,11 @@ VARIABLES = (
         "1",
     ),
     Variable("ES4PS_WORKER_STATE_DIR", "where the record of applied tasks lives (on the DC's volume)"),
-    Variable("ES4PS_WORKER_NAME", "the name reported in result events (empty: the host name)", ""),
+    Variable(
+        "ES4PS_WORKER_NAME",
+        "the name reported in result events, which names its result key for the portal (empty: the host name)",
+        "",
+    ),
     Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "2"),
     Variable(
         "ES4PS_WORKER_MAX_RETRIES",
@@ -64,6 +73,7 @@ class WorkerConfig:
     concurrency: int
     sealing_key: PrivateKey
     verify_key: VerifyKey
+    result_key: SigningKey
     metrics_port: int
     metrics_address: str
 
@@ -74,6 +84,7 @@ class WorkerConfig:
         try:
             sealing_key = load_sealing_private_key(env.text("ES4PS_SEALING_PRIVATE_KEY_FILE"))
             verify_key = load_verify_key(env.text("ES4PS_SIGNING_PUBLIC_KEY_FILE"))
+            result_key = load_signing_key(env.text("ES4PS_RESULT_SIGNING_KEY_FILE"))
         except KeyFileError as exc:
             raise SettingError(str(exc)) from None
         return cls(
@@ -90,6 +101,7 @@ class WorkerConfig:
             concurrency=env.integer("ES4PS_WORKER_CONCURRENCY", minimum=1),
             sealing_key=sealing_key,
             verify_key=verify_key,
+            result_key=result_key,
             metrics_port=env.integer("ES4PS_WORKER_METRICS_PORT", minimum=0, maximum=65535),
             metrics_address=env.text("ES4PS_WORKER_METRICS_ADDRESS"),
         )

@@ -5,9 +5,25 @@ managed OU only (`ES4PS_USERS_OU`; see es4ps_samba.dc.access), so a
 registration can never enable, change or delete an account that staff created
 elsewhere, even one with the same sAMAccountName.
 
-Inside the OU, every account belongs to one registration (`binding`): a task
-of another registration is refused before anything is written, and an older
-task never overwrites what a newer one set.
+Inside the OU, every account the product made carries its binding line
+(`binding`): the registration that owns it and the marks that order its tasks,
+authenticated by a MAC only workers can make. The rules:
+
+- A task of another registration than the one an authentic line names is
+  refused before anything is written; an older task never overwrites what a
+  newer one of the same kind set (it is *not applied*, and reported so).
+- A line that is not authentic (its MAC fails: someone wrote it who should
+  not have; or a line of an earlier version) orders nothing. The restrictive
+  tasks staff rely on (disable, delete, apply a policy) apply whatever it
+  names, so nobody can block or skip them by writing it; the others apply
+  only when it names their registration. The next write makes it authentic.
+- An account without a line was not made by the product: no task changes or
+  deletes it, except a create sent after the person proved the address
+  (`address_proven`) whose address is the account's `mail`, which takes it on
+  (an account made before bindings existed).
+- A delete leaves a record of the deleted registration in the directory
+  (`DELETED_REGISTRATIONS`), replicated to every DC: a create of that
+  registration, however late or whichever DC it reaches, is refused.
 
 Each operation converges: asking for a state the account is already in
 succeeds without writing. Errors are sorted into three kinds the worker acts
@@ -17,17 +33,19 @@ on (`errors`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import ldb
 from es4ps_contract.directory import MANAGED_OU
-from es4ps_contract.events import REASON_NOT_OURS, REASON_SUPERSEDED, REASON_USERNAME_TAKEN
+from es4ps_contract.events import REASON_DELETED, REASON_NOT_BOUND, REASON_NOT_OURS, REASON_USERNAME_TAKEN
 from es4ps_contract.policies import UnixAttributes
-from es4ps_contract.signing import SignedTask
+from es4ps_contract.signing import CLOCK_SKEW_S, DEFAULT_MAX_AGE_S, SignedTask
+from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
-from .binding import ATTRIBUTES, PASSWORD, POLICY, STATE, Binding, Mark
+from .binding import ATTRIBUTE, ATTRIBUTES, LEGACY_ATTRIBUTE, PASSWORD, POLICY, STATE, Binding, Mark
 from .errors import CONNECTION_ERRORS, DirectoryRefused, DirectoryUnavailable, NotFoundYet, refusal
 from .managed_ou import ManagedOU, child
 
@@ -35,9 +53,14 @@ logger = logging.getLogger(__name__)
 
 # Contract field -> LDAP attribute: the only attributes an update may write.
 LDAP_ATTRIBUTES = {"given_name": "givenName", "surname": "sn", "display_name": "displayName"}
-NOT_OURS = REASON_NOT_OURS
-SUPERSEDED = REASON_SUPERSEDED
+# What `apply` returns for a task it did not apply because a newer one of its kind was (the handler reports it).
+SUPERSEDED = "superseded"
 ALREADY_APPLIED = "already applied"
+# The tasks staff rely on to take something away: an unauthentic line never stops them.
+RESTRICTIVE = (DisableUser, DeleteUser, ApplyPolicy)
+# A deleted registration is remembered at least as long as any of its tasks could still be accepted.
+DELETIONS_KEPT_S = DEFAULT_MAX_AGE_S + CLOCK_SKEW_S
+_PRUNE_EVERY_S = 3600
 
 T = TypeVar("T")
 
@@ -45,6 +68,24 @@ T = TypeVar("T")
 def encode_password(password: str) -> bytes:
     """unicodePwd's wire form: the password in double quotes, UTF-16-LE."""
     return f'"{password}"'.encode("utf-16-le")
+
+
+def account_record(dn, task, realm: str, line: str, password: str) -> dict:
+    """The one add that creates an account: disabled, with its password and its binding line (benchmarks use it
+    to measure the directory's limit with exactly the worker's add)."""
+    return {
+        "dn": dn,
+        "objectClass": "user",
+        "sAMAccountName": task.username,
+        "userPrincipalName": f"{task.username}@{realm.lower()}",
+        "givenName": task.given_name,
+        "sn": task.surname,
+        "displayName": f"{task.given_name} {task.surname}",
+        "mail": task.email,
+        ATTRIBUTE: line,
+        "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
+        "unicodePwd": encode_password(password),
+    }
 
 
 class Directory:
@@ -57,6 +98,7 @@ class Directory:
         netbios_name: str,
         account: str,
         password: str,
+        binding_key: bytes,
         users_ou: str = MANAGED_OU,
         creates_containers: bool = True,
     ) -> None:
@@ -67,7 +109,11 @@ class Directory:
         self.users_ou = users_ou
         self.creates_containers = creates_containers
         self._password = password
+        self._key = binding_key
         self._ou: ManagedOU | None = None
+        self._pruned_at = 0.0
+        # Called with each unauthentic line met (the worker counts them).
+        self.on_unauthentic: Callable[[str], None] = lambda _username: None
 
     def _run(self, action: Callable[[ManagedOU], T]) -> T:
         """Run `action` on the connection; on a connection error reopen it and try once more."""
@@ -96,18 +142,57 @@ class Directory:
     def close(self) -> None:
         self._ou = None
 
-    def _owned(self, ou: ManagedOU, signed: SignedTask) -> tuple[ldb.Message, Binding]:
-        """The account of the task's username and its binding, if it belongs to the task's registration.
+    # -- bindings ---------------------------------------------------------------------------
 
-        An account made before bindings existed (no binding, empty `info`) is
-        taken on by the registration with its address; any other account is
-        refused before anything is written.
-        """
+    def binding(self, account: ldb.Message, username: str) -> Binding | None:
+        """The account's binding line (the one in `info` only when it has none where it belongs now)."""
+        for attribute in (ATTRIBUTE, LEGACY_ATTRIBUTE):
+            line = account.get(attribute, idx=0)
+            binding = Binding.parse(str(line), self._key, username) if line is not None else None
+            if binding is not None:
+                if not binding.authentic:
+                    logger.warning("the binding line of %s is not authentic: it orders nothing", username)
+                    self.on_unauthentic(username)
+                return binding
+        return None
+
+    def _owned(self, ou: ManagedOU, signed: SignedTask) -> tuple[ldb.Message, Binding]:
+        """The task's account and its binding (for the task's registration), or a refusal (module docstring)."""
         task = signed.task
         account = ou.find(task.username)
         if account is None:
             raise NotFoundYet(f"account {task.username} not found")
-        return account, _binding_of(account, task.registration, task.email)
+        binding = self.binding(account, task.username)
+        if binding is None:
+            raise DirectoryRefused(REASON_NOT_BOUND)
+        if binding.registration != task.registration:
+            if binding.authentic or not isinstance(task, RESTRICTIVE):
+                raise DirectoryRefused(REASON_NOT_OURS)
+            binding = Binding(task.registration, {}, authentic=False)
+        return account, binding
+
+    def _written(self, account: ldb.Message, binding: Binding, username: str) -> ldb.Message:
+        """A modify of the account that writes `binding` as its (authentic) line.
+
+        It deletes the old value and adds the new one: the modify fails rather than
+        overwrite if another worker changed the line since we read it (then we are retried).
+        """
+        message = ldb.Message(account.dn)
+        old = account.get(ATTRIBUTE, idx=0)
+        if old is not None:
+            message["binding-old"] = ldb.MessageElement(bytes(old), ldb.FLAG_MOD_DELETE, ATTRIBUTE)
+        message["binding-new"] = ldb.MessageElement(
+            binding.line(self._key, username).encode(), ldb.FLAG_MOD_ADD, ATTRIBUTE
+        )
+        if old is None and str(account.get(LEGACY_ATTRIBUTE, idx=0) or "").startswith("es4ps "):
+            # The line of an earlier version moves to where it belongs.
+            message["legacy"] = ldb.MessageElement([], ldb.FLAG_MOD_REPLACE, LEGACY_ATTRIBUTE)
+        return message
+
+    def _marked(self, account: ldb.Message, binding: Binding, kind: str, signed: SignedTask) -> ldb.Message:
+        """`_written` with the binding's mark of `kind` moved to `signed`."""
+        marked = binding.marked(kind, signed.issued_at, signed.task_id)
+        return self._written(account, marked, signed.task.username)
 
     def exists(self, username: str) -> bool:
         """True when the account is in the managed OU on this DC."""
@@ -119,58 +204,75 @@ class Directory:
         """Create the account disabled, with its password and its binding, in one add. Returns what happened.
 
         One add carries everything (the fastest way and atomic: the account
-        never exists without its password). If the name is taken, the existing
-        account is looked at: one of this very registration is this task
-        delivered again (success); anything else is refused. Then, both ways,
-        what the policy gives: the uidNumber (it needs the RID, which exists
-        only after the add) and the groups, so a redelivery finishes what a
-        crash cut short.
+        never exists without its password). A deleted registration is never
+        created again. If the name is taken, the existing account is looked
+        at: one of this very registration is this task delivered again
+        (success); an account the product never bound may be taken on (module
+        docstring); anything else is refused. Then what the policy gives: the
+        uidNumber (it needs the RID, which exists only after the add) and the
+        groups, so a redelivery finishes what a crash cut short, unless a
+        newer policy was applied since.
         """
         task = signed.task
         unix = UnixAttributes.parse(task.unix) if task.unix else None
 
         def create(ou: ManagedOU) -> str:
+            if ou.is_deleted(task.registration):
+                raise DirectoryRefused(REASON_DELETED)
             # The policy's OU and groups first: a group the worker may not use refuses the task before any write.
             dn = child(ou.samdb, ou.policy_container(task.ou), "CN", task.username)
             groups = ou.groups(task.groups)
-            record = {
-                "dn": dn,
-                "objectClass": "user",
-                "sAMAccountName": task.username,
-                "userPrincipalName": f"{task.username}@{self.realm.lower()}",
-                "givenName": task.given_name,
-                "sn": task.surname,
-                "displayName": f"{task.given_name} {task.surname}",
-                "mail": task.email,
-                "info": str(Binding.new(task.registration, signed.issued_at, signed.task_id)),
-                "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
-                "unicodePwd": encode_password(password),
-            }
-            done = "created"
+            line = Binding.new(task.registration, signed.issued_at, signed.task_id).line(self._key, task.username)
             try:
-                ou.samdb.add(record)
+                ou.samdb.add(account_record(dn, task, self.realm, line, password))
             except ldb.LdbError as exc:
                 if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
                     raise refusal(exc, "create the account") from None
-                done = "already existed"
-            if done == "created" and unix is None and not groups:
-                return done  # the plain registration: one add, nothing to look up
+                return self._created_before(ou, signed, password, groups, unix)
+            if unix is None and not groups:
+                return "created"  # the plain registration: one add, nothing to look up
             account = ou.find(task.username)
             if account is None:
-                # The name is taken outside the managed OU (or by another kind of object).
-                raise DirectoryRefused(REASON_USERNAME_TAKEN)
-            if done != "created":
-                try:
-                    _binding_of(account, task.registration, task.email)
-                except DirectoryRefused:
-                    raise DirectoryRefused(REASON_USERNAME_TAKEN) from None
-            if unix is not None:
-                ou.ensure_unix(account, unix, delete_if_no_room=True)
-                ou.ensure_group_gids(groups, unix)
-            ou.set_groups(account, groups, exclusive=False)
-            return done
+                raise NotFoundYet("the account vanished after it was created")
+            self._finish_policy(ou, account, groups, unix)
+            return "created"
 
         return self._run(create)
+
+    def _created_before(self, ou: ManagedOU, signed: SignedTask, password: str, groups, unix) -> str:
+        """The create of an account whose name exists: this task again, an account to take on, or refused."""
+        task = signed.task
+        account = ou.find(task.username)
+        if account is None:
+            # The name is taken outside the managed OU (or by another kind of object).
+            raise DirectoryRefused(REASON_USERNAME_TAKEN)
+        binding = self.binding(account, task.username)
+        if binding is None:
+            mail = str(account.get("mail", idx=0) or "")
+            if not task.address_proven or mail.casefold() != task.email.casefold():
+                raise DirectoryRefused(REASON_USERNAME_TAKEN)
+            # Made before bindings existed, and the person proved its address: bound to this registration,
+            # with the password they chose.
+            bound = Binding.new(task.registration, signed.issued_at, signed.task_id)
+            message = self._written(account, bound, task.username)
+            message["unicodePwd"] = ldb.MessageElement(encode_password(password), ldb.FLAG_MOD_REPLACE, "unicodePwd")
+            ou.modify(message, "take on the account")
+            self._finish_policy(ou, ou.find(task.username) or account, groups, unix)
+            return "taken on"
+        if binding.registration != task.registration:
+            raise DirectoryRefused(REASON_USERNAME_TAKEN)
+        this = (signed.issued_at, signed.task_id)
+        if binding.authentic and (binding.marks.get(POLICY) == Mark(*this) or binding.applies(POLICY, *this)):
+            # Unless a newer policy was applied since (a replayed create must not give the old groups back).
+            self._finish_policy(ou, account, groups, unix)
+        return "already existed"
+
+    @staticmethod
+    def _finish_policy(ou: ManagedOU, account: ldb.Message, groups: list[ldb.Message], unix) -> None:
+        if unix is not None:
+            ou.ensure_unix(account, unix, delete_if_no_room=True)
+            ou.ensure_group_gids(groups, unix)
+        ou.set_groups(account, groups, exclusive=False)
 
     def _change(self, signed: SignedTask, kind: str, what: str, changes: Callable[[ldb.Message], dict]) -> str:
         """Apply `changes(account)` (attribute -> MessageElement) with the binding's mark of `kind`, in one modify.
@@ -186,13 +288,13 @@ class Directory:
             if not binding.applies(kind, signed.issued_at, signed.task_id):
                 return SUPERSEDED
             elements = changes(account)
-            if not elements:
+            if not elements and binding.authentic:
                 return "already up to date"
-            message = _marked(account, binding, kind, signed)
+            message = self._marked(account, binding, kind, signed)
             for key, element in elements.items():
                 message[key] = element
             ou.modify(message, what)
-            return "done"
+            return "done" if elements else "already up to date"
 
         return self._run(change)
 
@@ -267,7 +369,7 @@ class Directory:
                 ou.ensure_unix(account, unix, delete_if_no_room=False)
                 ou.ensure_group_gids(groups, unix)
             # The mark last: a crash before it leaves the task to be applied again (every step converges).
-            ou.modify(_marked(account, binding, POLICY, signed), "record the policy")
+            ou.modify(self._marked(account, binding, POLICY, signed), "record the policy")
             if not (moved or regrouped):
                 return "already up to date"
             return f"moved to {task.ou or 'the managed OU'}" if moved else "groups changed"
@@ -275,13 +377,22 @@ class Directory:
         return self._run(apply)
 
     def delete_user(self, signed: SignedTask) -> str:
-        """Delete the account of this registration; an account that is already gone counts as deleted."""
+        """Delete the account of this registration and remember the registration as deleted, on every DC.
+
+        An account that is already gone counts as deleted; an account the
+        product never bound is never deleted (refused, module docstring).
+        """
+        task = signed.task
 
         def delete(ou: ManagedOU) -> str:
-            account = ou.find(signed.task.username)
-            if account is None:
+            # First: a crash after it leaves a redelivery to delete the account; the other way round a late
+            # create could slip in between.
+            ou.record_deletion(task.registration, f"{signed.issued_at}/{signed.task_id}")
+            self._prune_deletions(ou)
+            try:
+                account, _binding = self._owned(ou, signed)
+            except NotFoundYet:
                 return "already absent"
-            _binding_of(account, signed.task.registration, signed.task.email)
             try:
                 ou.samdb.delete(account.dn)
             except ldb.LdbError as exc:
@@ -292,31 +403,13 @@ class Directory:
 
         return self._run(delete)
 
-
-def _marked(account: ldb.Message, binding: Binding, kind: str, signed: SignedTask) -> ldb.Message:
-    """A modify of the account that moves the binding's mark of `kind` to `signed`.
-
-    It deletes the old value and adds the new one: the modify fails rather than
-    overwrite if someone changed the account since we read it (then we are retried).
-    """
-    message = ldb.Message(account.dn)
-    old_info = account.get("info", idx=0)
-    if old_info is not None:
-        message["info-old"] = ldb.MessageElement(bytes(old_info), ldb.FLAG_MOD_DELETE, "info")
-    new_info = str(binding.marked(kind, signed.issued_at, signed.task_id)).encode()
-    message["info-new"] = ldb.MessageElement(new_info, ldb.FLAG_MOD_ADD, "info")
-    return message
-
-
-def _binding_of(account: ldb.Message, registration: str, email: str) -> Binding:
-    """The account's binding if it belongs to `registration`; raises DirectoryRefused otherwise."""
-    info = str(account.get("info", idx=0) or "")
-    binding = Binding.parse(info)
-    if binding is None:
-        mail = str(account.get("mail", idx=0) or "")
-        if info or mail.casefold() != email.casefold():
-            raise DirectoryRefused(NOT_OURS)
-        return Binding(registration)  # made before bindings existed: the registration with its address takes it on
-    if binding.registration != registration:
-        raise DirectoryRefused(NOT_OURS)
-    return binding
+    def _prune_deletions(self, ou: ManagedOU) -> None:
+        """Now and then (one worker: the one that creates containers), forget deletions no task can follow."""
+        now = time.time()
+        if not self.creates_containers or now - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        before = time.strftime("%Y%m%d%H%M%S.0Z", time.gmtime(now - DELETIONS_KEPT_S))
+        pruned = ou.prune_deletions(before)
+        if pruned:
+            logger.info("forgot %d deleted registrations older than %s", pruned, before)

@@ -14,7 +14,11 @@
    DC is unavailable; report *failed* when retries run out or the directory
    refuses for good;
 5. record the outcome and publish a result event (task id, operation,
-   username, outcome, reason).
+   username, outcome, reason), signed with this DC's key: *succeeded*,
+   *failed*, *rejected*, or *not applied* (a newer change of the same kind
+   was applied already: never reported as done). Whatever the directory
+   holds, a task ends with an outcome: an unexpected error is reported as
+   failed, never left in the queue.
 
 Passwords exist only as local variables between unsealing and the LDAP
 request; they are never logged and never part of an event or exception.
@@ -26,7 +30,15 @@ import dataclasses
 import logging
 
 from celery import Celery, Task
-from es4ps_contract.events import REASON_UNAVAILABLE, Outcome, ResultEvent, result_event
+from es4ps_contract.events import (
+    REASON_SUPERSEDED,
+    REASON_UNAVAILABLE,
+    REASON_WORKER_ERROR,
+    Outcome,
+    ResultEvent,
+    result_event,
+    sign_event,
+)
 from es4ps_contract.sealing import SealingError, unseal_password
 from es4ps_contract.signing import EnvelopeError, SignedTask, envelope_username, open_task
 from es4ps_contract.tasks import (
@@ -118,9 +130,17 @@ class ProvisioningWorker:
             self.metrics.directory_errors.labels(operation.value, "refused").inc()
             self._finish(signed, Outcome.FAILED, exc.reason)
             return
+        except Exception:  # whatever the directory held, a task ends with an outcome, never stuck in the queue
+            logger.exception("task %s (%s %s): the worker failed to apply it", task_id, operation.value, task.username)
+            self.metrics.directory_errors.labels(operation.value, "internal").inc()
+            self._finish(signed, Outcome.FAILED, REASON_WORKER_ERROR)
+            return
         logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, done)
-        # Nothing to say for the person, unless a newer change made this one moot.
-        self._finish(signed, Outcome.SUCCEEDED, done if done == SUPERSEDED else "")
+        if done == SUPERSEDED:
+            # Never reported as done: a newer change of the same kind was applied, this one was not.
+            self._finish(signed, Outcome.NOT_APPLIED, REASON_SUPERSEDED)
+        else:
+            self._finish(signed, Outcome.SUCCEEDED)
 
     def _password(self, task: object) -> str | None:
         sealed = getattr(task, "sealed_password", None)
@@ -181,4 +201,5 @@ class ProvisioningWorker:
                 event.outcome.value,
                 event.reason,
             )
-        self.app.send_task(RESULT_TASK_NAME, args=[event.to_message()], queue=RESULTS_QUEUE)
+        message = sign_event(self.config.result_key, event)
+        self.app.send_task(RESULT_TASK_NAME, args=[message], queue=RESULTS_QUEUE)

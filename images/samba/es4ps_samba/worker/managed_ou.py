@@ -25,14 +25,15 @@ from es4ps_contract.policies import PRIVILEGED_GROUPS, UnixAttributes
 from samba.dcerpc import security
 from samba.ndr import ndr_unpack
 
+from ..managed import BINDING_ATTRIBUTE, DELETED_REGISTRATION_CLASS, DELETED_REGISTRATIONS
 from ..samdb import open_remote_samdb
 from .errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet, refusal
 
 logger = logging.getLogger(__name__)
 
 ACCOUNT_ATTRIBUTES = [
-    "userAccountControl", "mail", "givenName", "sn", "displayName", "info", "memberOf", "objectSid",
-    "uidNumber", "gidNumber", "loginShell", "unixHomeDirectory",
+    "userAccountControl", "mail", "givenName", "sn", "displayName", BINDING_ATTRIBUTE, "info", "memberOf",
+    "objectSid", "uidNumber", "gidNumber", "loginShell", "unixHomeDirectory",
 ]  # fmt: skip
 # Adding a member that is one already, or removing one that is not: a redelivery or another process did it.
 _MEMBERSHIP_ALREADY_SO = frozenset(
@@ -55,6 +56,7 @@ class ManagedOU:
         self.samdb = samdb
         self.dn = dn
         self.creates_containers = creates_containers
+        self.deleted_registrations = ldb.Dn(samdb, f"{DELETED_REGISTRATIONS},{dn}")
 
     @classmethod
     def connect(
@@ -62,15 +64,16 @@ class ManagedOU:
     ) -> ManagedOU:
         """Bind as the worker's account; the managed OU must exist (else the DC is not ready yet)."""
         samdb = open_remote_samdb(url, realm, netbios_name, account, password)
-        dn = ldb.Dn(samdb, f"{users_ou},{samdb.domain_dn()}")
-        try:
-            samdb.search(base=dn, scope=ldb.SCOPE_BASE, attrs=["ou"])
-        except ldb.LdbError as exc:
-            if exc.args[0] == ldb.ERR_NO_SUCH_OBJECT:
-                # The DC's entrypoint creates it before samba serves: not there means not ready yet.
-                raise DirectoryUnavailable(f"the managed OU {users_ou} does not exist yet") from None
-            raise
-        return cls(samdb, dn, creates)
+        managed = cls(samdb, ldb.Dn(samdb, f"{users_ou},{samdb.domain_dn()}"), creates)
+        for dn in (managed.dn, managed.deleted_registrations):
+            try:
+                samdb.search(base=dn, scope=ldb.SCOPE_BASE, attrs=["objectClass"])
+            except ldb.LdbError as exc:
+                if exc.args[0] == ldb.ERR_NO_SUCH_OBJECT:
+                    # The DC's entrypoint creates both before samba serves: not there means not ready yet.
+                    raise DirectoryUnavailable(f"{dn} does not exist yet") from None
+                raise
+        return managed
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -93,6 +96,46 @@ class ManagedOU:
             attrs=["adminCount", "isCriticalSystemObject", "objectSid", "gidNumber"],
         )
         return found[0] if len(found) else None
+
+    # -- deleted registrations ----------------------------------------------------------------
+
+    def _deletion_dn(self, registration: str) -> ldb.Dn:
+        return child(self.samdb, self.deleted_registrations, "CN", registration)
+
+    def is_deleted(self, registration: str) -> bool:
+        """Whether a delete of `registration` was applied (on any DC whose changes reached this one)."""
+        try:
+            self.samdb.search(base=self._deletion_dn(registration), scope=ldb.SCOPE_BASE, attrs=["cn"])
+        except ldb.LdbError as exc:
+            if exc.args[0] == ldb.ERR_NO_SUCH_OBJECT:
+                return False
+            raise
+        return True
+
+    def record_deletion(self, registration: str, mark: str) -> None:
+        """Remember for good that `registration` was deleted (by the task of `mark`)."""
+        record = {
+            "dn": self._deletion_dn(registration),
+            "objectClass": DELETED_REGISTRATION_CLASS,
+            "description": f"es4ps deleted by {mark}",
+        }
+        self._add_container(record, "record the deleted registration")
+
+    def prune_deletions(self, created_before: str) -> int:
+        """Delete the records made before `created_before` (LDAP generalized time); returns how many."""
+        found = self.samdb.search(
+            base=self.deleted_registrations,
+            scope=ldb.SCOPE_ONELEVEL,
+            expression=f"(&(objectClass={DELETED_REGISTRATION_CLASS})(whenCreated<={created_before}))",
+            attrs=["cn"],
+        )
+        for record in found:
+            try:
+                self.samdb.delete(record.dn)
+            except ldb.LdbError as exc:
+                if exc.args[0] != ldb.ERR_NO_SUCH_OBJECT:  # another worker pruned it a moment ago
+                    raise
+        return len(found)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ the worker points it at the directory (`use_multiprocess_directory`) before
 anything imports it: that is why this module imports it only inside its
 functions, and the worker module imports this one freely.
 
-    es4ps_worker_tasks_total{operation, outcome}      succeeded, failed, rejected, repeated (applied before)
+    es4ps_worker_tasks_total{operation, outcome}      succeeded, failed, rejected, not_applied, repeated
     es4ps_worker_task_retries_total{operation}        retries while the account is not there yet or the DC is away
     es4ps_worker_task_duration_seconds{operation}     one attempt, from receipt to result event
     es4ps_worker_publish_to_apply_seconds{operation}  from the portal's change (the task's signed issue time)
                                                       to its outcome here: broker, outbox and retries included
-    es4ps_worker_directory_errors_total{operation, error}  unavailable, not_found_yet, refused
+    es4ps_worker_directory_errors_total{operation, error}  unavailable, not_found_yet, refused, internal
+    es4ps_worker_unauthentic_bindings_total           binding lines met whose MAC did not verify (or of an
+                                                      earlier version): someone wrote one who should not have
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class WorkerMetrics:
 
         self.tasks = Counter(
             "es4ps_worker_tasks",
-            "Tasks finished, by operation and outcome (succeeded, failed, rejected, repeated).",
+            "Tasks finished, by operation and outcome (succeeded, failed, rejected, not_applied, repeated).",
             ["operation", "outcome"],
             registry=registry,
         )
@@ -72,8 +74,13 @@ class WorkerMetrics:
         )
         self.directory_errors = Counter(
             "es4ps_worker_directory_errors",
-            "Errors from the directory, by operation and kind (unavailable, not_found_yet, refused).",
+            "Errors from the directory, by operation and kind (unavailable, not_found_yet, refused, internal).",
             ["operation", "error"],
+            registry=registry,
+        )
+        self.unauthentic_bindings = Counter(
+            "es4ps_worker_unauthentic_bindings",
+            "Binding lines met whose MAC did not verify (or written by an earlier version): they order nothing.",
             registry=registry,
         )
 

@@ -5,16 +5,32 @@ entrypoint, the worker) exactly as the tests do, then, in each run, creates
 `n` accounts four ways against the same DC:
 
 - pipeline: signed tasks with sealed passwords published as the portal does,
-  applied by the worker, result events received (`accounts_per_s`, latency
+  applied by the worker (the bound, ordered path: the deleted-registration
+  check, the add with its MAC'd binding line, the record of applied tasks),
+  signed result events received and verified (`accounts_per_s`, latency
   from publish to result event: `p50_ms`, `p99_ms`; all tasks are published
   at once, so latency includes the wait in the queue);
-- limit: one LDAP add per account carrying unicodePwd and
-  userAccountControl = normal|disabled over one connection (`limit_per_s`);
+- limit as the Administrator: one LDAP add per account carrying unicodePwd
+  and userAccountControl = normal|disabled into CN=Users over one connection
+  (`limit_per_s`, as measured since the first round);
+- limit as the worker's own account: the worker's very add (its attributes,
+  its binding line) into the managed OU over one connection, the rights the
+  DC evaluates per attribute included (`limit_worker_per_s`): the limit the
+  pipeline is held against (`pipeline_vs_worker_limit`);
 - newuser: Samba's `samdb.newuser` over one connection (`newuser_per_s`);
 - naive: a new connection per account, an existence check, newuser, then
   disable (`naive_per_s`).
 
-Figures are medians over the runs; `per_run` keeps each run's numbers.
+Where the time goes, per account (CPU from /proc, summed over each side's
+processes): the DC's CPU for an Administrator's add (`limit_dc_cpu_ms`), for
+the worker's add (`limit_worker_dc_cpu_ms`) and in the pipeline
+(`pipeline_dc_cpu_ms`); the worker's CPU (`pipeline_worker_cpu_ms`), the
+broker's (`pipeline_broker_cpu_ms`) and the publishing client's
+(`pipeline_client_cpu_ms`); `pipeline_dc_busy` is the share of the
+pipeline's wall time the DC spent on CPU (1: the DC never waited).
+
+Figures are medians over the runs; `per_run` keeps each run's numbers;
+`load_average` is the machine's 1-minute load at the start and the end.
 
     .venv/bin/python bench/provisioning.py [--n 100] [--runs 3]
 """
@@ -23,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import sys
@@ -31,11 +49,16 @@ import time
 from pathlib import Path
 
 import ldb
-from es4ps_samba.worker.directory import encode_password
+from es4ps_contract.directory import MANAGED_OU
+from es4ps_contract.keys import load_sealing_private_key
+from es4ps_samba.samdb import open_remote_samdb
+from es4ps_samba.worker.binding import Binding, binding_key
+from es4ps_samba.worker.directory import account_record, encode_password
 from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.cpu import cpu_seconds
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC
-from es4ps_testkit.tasks import TaskClient, pipeline
+from es4ps_testkit.tasks import TaskClient, binding, create_task, pipeline
 from es4ps_testkit.worker import ContractKeys, DirectoryWorker
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
@@ -48,6 +71,22 @@ def timed(action, count: int) -> float:
     for i in range(count):
         action(i)
     return count / (time.perf_counter() - start)
+
+
+def worker_limit_rate(dc: SambaDC, client: TaskClient, sealing_key_file: str, prefix: str, n: int) -> float:
+    """The worker's add (es4ps_samba.worker.directory.account_record) as the worker's account, one connection."""
+    samdb = open_remote_samdb(dc.ldap_url, dc.realm, dc.netbios_name, "es4ps-worker", dc.worker_password)
+    key = binding_key(bytes(load_sealing_private_key(sealing_key_file)))
+    ou = f"{MANAGED_OU},{dc.base_dn}"
+    tasks = [create_task(client, f"{prefix}{i}", given_name="Bench", surname="Mark") for i in range(n)]
+    lines = [
+        Binding.new(binding(t.username)["registration"], int(time.time()), "t").line(key, t.username) for t in tasks
+    ]
+
+    def add(i: int) -> None:
+        samdb.add(account_record(f"CN={tasks[i].username},{ou}", tasks[i], dc.realm, lines[i], PASSWORD))
+
+    return timed(add, n)
 
 
 def limit_rate(dc: SambaDC, prefix: str, n: int) -> float:
@@ -85,6 +124,44 @@ def naive_rate(dc: SambaDC, prefix: str, n: int) -> float:
     return timed(one, n)
 
 
+def measured(groups: dict[str, list[int]], n: int, action):
+    """`action()`'s result and the CPU milliseconds per account of each group (and of this process, `client`)."""
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    value = action()
+    wall_ms = (time.perf_counter() - start) * 1000
+    cpu = {name: (cpu_seconds(pids) - before[name]) * 1000 / n for name, pids in groups.items()}
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu["client"] = (after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) * 1000 / n
+    cpu["wall"] = wall_ms / n
+    return value, cpu
+
+
+def one_run(run: int, n: int, dc, client, groups, sealing_key_file: str) -> dict[str, float]:
+    (accounts, p50, p99), pipe = measured(groups, n, lambda: pipeline(client, f"p{run}x", n))
+    limit, admin = measured(groups, n, lambda: limit_rate(dc, f"l{run}x", n))
+    worker_limit, delegated = measured(
+        groups, n, lambda: worker_limit_rate(dc, client, sealing_key_file, f"w{run}x", n)
+    )
+    return {
+        "limit_per_s": limit,
+        "limit_worker_per_s": worker_limit,
+        "newuser_per_s": newuser_rate(dc, f"u{run}x", n),
+        "naive_per_s": naive_rate(dc, f"v{run}x", n),
+        "accounts_per_s": accounts,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "limit_dc_cpu_ms": admin["dc"],
+        "limit_worker_dc_cpu_ms": delegated["dc"],
+        "pipeline_dc_cpu_ms": pipe["dc"],
+        "pipeline_worker_cpu_ms": pipe["worker"],
+        "pipeline_broker_cpu_ms": pipe["broker"],
+        "pipeline_client_cpu_ms": pipe["client"],
+        "pipeline_dc_busy": pipe["dc"] / pipe["wall"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="accounts per measurement (default 100)")
@@ -99,23 +176,18 @@ def main() -> int:
         broker.start()
         dc.start()
         keys = ContractKeys(base / "keys")
-        worker = DirectoryWorker(base / "worker", {**broker.worker_env, **dc.worker_env, **keys.worker_env})
+        worker = DirectoryWorker(
+            base / "worker",
+            {**broker.worker_env, **dc.worker_env, **keys.worker_env, **keys.result_env(DirectoryWorker.DEFAULT_NAME)},
+        )
         worker.start()
         client = TaskClient({**broker.portal_env, **keys.portal_env})
         pipeline(client, "warm", 3)  # the worker's first task opens its connection
-        runs = []
-        for run in range(args.runs):
-            accounts, p50, p99 = pipeline(client, f"p{run}x", args.n)
-            runs.append(
-                {
-                    "limit_per_s": limit_rate(dc, f"l{run}x", args.n),
-                    "newuser_per_s": newuser_rate(dc, f"u{run}x", args.n),
-                    "naive_per_s": naive_rate(dc, f"v{run}x", args.n),
-                    "accounts_per_s": accounts,
-                    "p50_ms": p50,
-                    "p99_ms": p99,
-                }
-            )
+        groups = {"dc": dc.process_groups(), "worker": [worker.process.pid], "broker": broker.process_groups()}
+        sealing_key_file = keys.worker_env["ES4PS_SEALING_PRIVATE_KEY_FILE"]
+        load_before = os.getloadavg()[0]
+        runs = [one_run(run, args.n, dc, client, groups, sealing_key_file) for run in range(args.runs)]
+        load_average = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     finally:
         if client is not None:
             client.close()
@@ -125,13 +197,17 @@ def main() -> int:
         broker.stop()
         shutil.rmtree(base, ignore_errors=True)
 
-    result = {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
+    result = {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
     result.update(
         n=args.n,
         runs=args.runs,
+        load_average=load_average,
         pipeline_vs_limit=round(result["accounts_per_s"] / result["limit_per_s"], 3),
+        pipeline_vs_worker_limit=round(
+            statistics.median(r["accounts_per_s"] / r["limit_worker_per_s"] for r in runs), 3
+        ),
         pipeline_vs_newuser=round(result["accounts_per_s"] / result["newuser_per_s"], 3),
-        per_run=[{key: round(value, 1) for key, value in r.items()} for r in runs],
+        per_run=[{key: round(value, 2) for key, value in r.items()} for r in runs],
     )
     print(json.dumps(result, indent=1))
     return 0

@@ -170,6 +170,11 @@ class RabbitMQ:
         finally:
             connection.release()
 
+    def process_groups(self) -> list[int]:
+        """The process groups of the running node (for CPU accounting in benchmarks)."""
+        assert self._server is not None
+        return [self._server.pid]
+
     def stop(self) -> None:
         """Stop the node and its epmd; its data stays, so `start` brings the same queues back."""
         stop_process_group(self._server, timeout_s=30)

@@ -19,7 +19,9 @@ from es4ps_localcluster.processes import free_port, start_process, stop_process_
 from es4ps_operator.builders.broker import (  # as the operator writes them
     ENABLED_PLUGINS,
     broker_definitions,
+    inter_node_tls_config,
     rabbitmq_conf,
+    tls_distribution_args,
 )
 from es4ps_operator.naming import BROKER_VHOST
 from es4ps_operator.naming import PORTAL_BROKER_USER as PORTAL_USER
@@ -36,17 +38,30 @@ EPMD = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
 class RabbitMQ:
     """Debian's RabbitMQ as a private node: one TLS listener, client certificates required, EXTERNAL login."""
 
-    def __init__(self, directory: Path, ca: ThrowawayCA, queue_type: str = "classic") -> None:
-        """`queue_type`: quorum makes the two queues quorum queues, as on a clustered broker."""
+    def __init__(
+        self, directory: Path, ca: ThrowawayCA, queue_type: str = "classic", inter_node_tls: bool = False
+    ) -> None:
+        """`queue_type`: quorum makes the two queues quorum queues, as on a clustered broker.
+
+        `inter_node_tls`: the node's Erlang distribution (on `dist_port`) speaks TLS with the operator's
+        options, as the nodes of a clustered broker do with each other, its certificate serving both ways.
+        """
         self.directory = directory
         self.queue_type = queue_type
+        self.inter_node_tls = inter_node_tls
         self.ca = ca
         self.host = "127.0.0.1"
         self.port = 0
         self.metrics_port = 0
+        self.dist_port = 0
         self.node_name = f"es4ps-test-{os.getpid()}-{secrets.token_hex(3)}@localhost"
         self.log = directory / "rabbitmq.log"
-        self.server_cert = ca.issue("rabbitmq-server", "rabbitmq", server_names=("localhost", "127.0.0.1"))
+        self.server_cert = ca.issue(
+            f"rabbitmq-server-{directory.name}",
+            "rabbitmq",
+            server_names=("localhost", "127.0.0.1"),
+            client=inter_node_tls,
+        )
         self.client_certs = {user: ca.issue(f"broker-{user}", user, client=True) for user in (PORTAL_USER, WORKER_USER)}
         self._server: subprocess.Popen | None = None
         self._epmd: subprocess.Popen | None = None
@@ -121,7 +136,7 @@ class RabbitMQ:
             self.port = free_port()
             self.metrics_port = free_port()
             epmd_port = free_port()
-            dist_port = free_port()
+            self.dist_port = free_port()
             self._write_config()
             d = self.directory
             self._env = {
@@ -130,7 +145,7 @@ class RabbitMQ:
                 "LANG": "C.UTF-8",
                 "ERL_EPMD_PORT": str(epmd_port),
                 "RABBITMQ_NODENAME": self.node_name,
-                "RABBITMQ_DIST_PORT": str(dist_port),
+                "RABBITMQ_DIST_PORT": str(self.dist_port),
                 "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
                 "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
                 "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
@@ -140,6 +155,11 @@ class RabbitMQ:
                 "RABBITMQ_LOGS": str(d / "log" / "node.log"),
                 "RABBITMQ_PID_FILE": str(d / "rabbitmq.pid"),
             }
+            if self.inter_node_tls:
+                optfile = d / "inter_node_tls.config"
+                optfile.write_text(inter_node_tls_config(str(self.server_cert.directory)))
+                self._env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = tls_distribution_args(str(optfile))
+                self._env["RABBITMQ_CTL_ERL_ARGS"] = tls_distribution_args(str(optfile))
         # Our own epmd in the foreground, so stopping the broker stops it too (a daemonised one would linger).
         self._epmd = start_process([EPMD, "-port", self._env["ERL_EPMD_PORT"]], self.directory / "epmd.log", self._env)
         self._server = start_process([RABBITMQ_SERVER], self.log, self._env, cwd=self.directory)

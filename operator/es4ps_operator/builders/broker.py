@@ -1,8 +1,9 @@
 """The RabbitMQ broker of a domain: ConfigMap, headless Service and a StatefulSet of 1 or 3 (5, 7) nodes.
 
-The broker listens only on 5671 with TLS, requires a client certificate signed
-by the domain's CA and logs the client in as the user named by the
-certificate's common name (EXTERNAL), so no component holds a broker password.
+The broker listens only on 5671 with TLS (1.2 and 1.3, ECDHE with AEAD
+ciphers), requires a client certificate signed by the domain's CA and logs the
+client in as the user named by the certificate's common name (EXTERNAL), so no
+component holds a broker password.
 Users, permissions and the two queues come from definitions loaded at boot.
 The configuration is written for RabbitMQ 3.10 (Debian 12) and later: new-style
 rabbitmq.conf, an enabled_plugins file, `load_definitions`.
@@ -55,6 +56,21 @@ RABBITMQ_UID = 999
 RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
 
 
+# Every TLS listener of the broker (AMQPS, and the nodes' Erlang distribution): TLS 1.2 and 1.3 only, ECDHE
+# key exchange with AEAD ciphers (no CBC, RC4, 3DES, NULL or anonymous suite), in the server's order.
+TLS_VERSIONS = ("tlsv1.3", "tlsv1.2")
+TLS_CIPHERS = (
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
+
 # Where the Pod's broker logs: the console (kubectl logs), nothing on disk.
 POD_LOGGING = {"log.console": "true", "log.console.level": "info", "log.file": "false"}
 
@@ -78,6 +94,13 @@ def rabbitmq_conf(
         "ssl_options.keyfile": f"{tls_dir}/tls.key",
         "ssl_options.verify": "verify_peer",
         "ssl_options.fail_if_no_peer_cert": "true",
+        **{f"ssl_options.versions.{n}": version for n, version in enumerate(TLS_VERSIONS, 1)},
+        **{f"ssl_options.ciphers.{n}": cipher for n, cipher in enumerate(TLS_CIPHERS, 1)},
+        "ssl_options.honor_cipher_order": "true",
+        "ssl_options.honor_ecc_order": "true",
+        # A client may not renegotiate (a CPU sink); renegotiation is RFC 5746's secure kind only.
+        "ssl_options.client_renegotiation": "false",
+        "ssl_options.secure_renegotiate": "true",
         # Clients log in as the common name of their certificate; no passwords exist.
         "auth_mechanisms.1": "EXTERNAL",
         "ssl_cert_login_from": "common_name",
@@ -179,14 +202,23 @@ def cluster_settings(domain: Domain, cluster_domain: str) -> dict[str, str]:
 def inter_node_tls_config(tls_dir: str = TLS_DIR) -> str:
     """Erlang's ssl_dist_optfile: nodes of a cluster talk TLS both ways, each showing the broker certificate."""
     files = f'{{cacertfile, "{tls_dir}/ca.crt"}}, {{certfile, "{tls_dir}/tls.crt"}}, {{keyfile, "{tls_dir}/tls.key"}}'
-    server = f"{files}, {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}, {{secure_renegotiate, true}}"
-    client = f"{files}, {{verify, verify_peer}}, {{secure_renegotiate, true}}"
+    versions = ", ".join(f"'{version}'" for version in TLS_VERSIONS)
+    ciphers = ", ".join(f'"{cipher}"' for cipher in TLS_CIPHERS)
+    protocol = f"{{versions, [{versions}]}}, {{ciphers, [{ciphers}]}}"
+    both = f"{files}, {protocol}, {{verify, verify_peer}}, {{secure_renegotiate, true}}"
+    server = f"{both}, {{fail_if_no_peer_cert, true}}, {{honor_cipher_order, true}}, {{client_renegotiation, false}}"
+    client = both
     return f"[\n  {{server, [{server}]}},\n  {{client, [{client}]}}\n].\n"
 
 
 def memory_limit_bytes(domain: Domain) -> int:
     """The broker container's memory limit (the domain's or the default), which RabbitMQ's alarm is sized from."""
     return int(parse_quantity(merged_resources(RESOURCES, domain.broker.placement.resources)["limits"]["memory"]))
+
+
+def tls_distribution_args(optfile: str) -> str:
+    """Erlang's arguments for distribution over TLS with `optfile` (inter_node_tls_config's content)."""
+    return f"-proto_dist inet_tls -ssl_dist_optfile {optfile}"
 
 
 def build_broker(domain: Domain, config: OperatorConfig) -> list[Manifest]:
@@ -273,7 +305,7 @@ def _node_env(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
         # A fixed node name keeps the data directory valid whatever the Pod's host name is.
         return [env("RABBITMQ_NODENAME", "rabbit@localhost")]
     nodes = f"{naming.broker_nodes(domain)}.{domain.namespace}.svc.{config.cluster_domain}"
-    tls_dist = f"-proto_dist inet_tls -ssl_dist_optfile {CONFIG_DIR}/inter_node_tls.config"
+    tls_dist = tls_distribution_args(f"{CONFIG_DIR}/inter_node_tls.config")
     return [
         env_from_field("POD_NAME", "metadata.name"),
         env("RABBITMQ_USE_LONGNAME", "true"),

@@ -7,6 +7,14 @@ from pathlib import Path
 
 from .config import DCConfig, parse_options
 
+# LDAPS and StartTLS (GnuTLS priority string): TLS 1.2 and 1.3 only, ECDHE key exchange, AEAD ciphers (no
+# CBC, RC4, 3DES or NULL suite), no compression, only clients that renegotiate safely (RFC 5746).
+TLS_PRIORITY = (
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+    ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305"
+    ":-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-COMP-ALL:+COMP-NULL:%SAFE_RENEGOTIATION"
+)
+
 
 def managed_options(config: DCConfig) -> dict[str, str]:
     """The smb.conf [global] options this entrypoint owns: set again on every start (they converge)."""
@@ -42,6 +50,7 @@ def managed_options(config: DCConfig) -> dict[str, str]:
                 "tls certfile": str(tls_dir / "es4ps-cert.pem"),
                 "tls keyfile": str(tls_dir / "es4ps-key.pem"),
                 "tls cafile": str(tls_dir / "es4ps-ca.pem"),
+                "tls priority": TLS_PRIORITY,
             }
         )
     options.update(parse_options(config.extra_options))

@@ -10,8 +10,9 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 export KUBECONFIG := $(CURDIR)/.local/kubeconfig
 PYTHON := $(CURDIR)/.venv/bin/python
-LOCALCLUSTER := $(PYTHON) -m es4ps_localcluster
-DEVTOOLS := $(PYTHON) -m es4ps_devtools
+# Quoted: the checkout may live in a folder whose path has spaces.
+LOCALCLUSTER := "$(PYTHON)" -m es4ps_localcluster
+DEVTOOLS := "$(PYTHON)" -m es4ps_devtools
 NODE ?= kwok
 NODES ?=
 PYTEST_ARGS ?=
@@ -21,11 +22,14 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## install Debian packages, the venv, the compiled translations and the Go-built tools (idempotent, cached)
+setup: setup-base ## install Debian packages, the venv, the compiled translations and the Go-built tools (idempotent, cached)
+	@hack/build-tools.sh
+
+.PHONY: setup-base
+setup-base: ## setup without the Go-built tools (make demo builds them while it builds the images)
 	@hack/setup-apt.sh
 	@hack/setup-venv.sh
 	@hack/compile-translations.sh
-	@hack/build-tools.sh
 
 .PHONY: cluster
 cluster: setup ## start the local cluster in the background (NODE=kwok|real, or NODES=3: real nodes in namespaces)
@@ -41,16 +45,16 @@ cluster-status: ## say whether the local cluster runs
 
 .PHONY: test
 test: setup ## run every test (unit and integration) with pytest
-	@$(PYTHON) -m pytest $(PYTEST_ARGS)
+	@"$(PYTHON)" -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: ## run only the unit tests (no services)
-	@$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+	@"$(PYTHON)" -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: run-operator
 run-operator: ## run the operator in the foreground against the local cluster (.local/kubeconfig)
 	@kubectl apply --server-side -f crds/es4ps.io_es4psdomains.yaml >/dev/null
-	@ES4PS_LOG_FORMAT=plain ES4PS_BROKER_IMAGE=es4ps/rabbitmq:$$(cat VERSION) $(PYTHON) -m es4ps_operator
+	@ES4PS_LOG_FORMAT=plain ES4PS_BROKER_IMAGE=es4ps/rabbitmq:$$(cat VERSION) "$(PYTHON)" -m es4ps_operator
 
 .PHONY: e2e-kind
 e2e-kind: setup ## the end-to-end tests on a kind cluster (needs Docker with registry access)
@@ -81,7 +85,7 @@ images-down: ## stop the dockerd that `make images` started
 	@$(LOCALCLUSTER) images down
 
 .PHONY: demo
-demo: setup ## the main job: the whole product on a real local node; prints where to register
+demo: setup-base ## the main job: the whole product on a real local node; prints where to register
 	@$(DEVTOOLS) demo up
 
 .PHONY: demo-mail

@@ -84,22 +84,49 @@ plan() {
   esac
 }
 
+# where a tool's build is cached: its version and a hash of everything the build reads
+cache_dir() {
+  local tool=$1 key
+  key=$( { go version; echo "$ldflags $targets${cgo:+ cgo=$cgo}"; cd "$tools_dir/$tool" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
+  echo "$cache/bin/$tool-$version-$key"
+}
+
+# Download the modules a tool's build needs, in the background: the downloads (network) of the
+# next tools overlap the compiling (CPU) of the current one.
+prefetch() {
+  local tool=$1 ldflags targets version cgo=
+  plan "$tool"
+  [ ! -f "$(cache_dir "$tool")/.complete" ] || return 0
+  local packages=()
+  for t in $targets; do packages+=("${t#*=}"); done
+  (cd "$tools_dir/$tool" && go list -deps "${packages[@]}" >/dev/null 2>&1 || true) &
+}
+
 build_tool() {
   local tool=$1 ldflags targets version cgo=
   plan "$tool"
   local src=$tools_dir/$tool
-  local key
-  key=$( { go version; echo "$ldflags $targets${cgo:+ cgo=$cgo}"; cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-12)
-  local dest=$cache/bin/$tool-$version-$key
+  local dest
+  dest=$(cache_dir "$tool")
   (
     flock 9
     if [ ! -f "$dest/.complete" ]; then
       echo "building $tool $version (cached afterwards in $dest)" >&2
       start=$SECONDS
       tmp=$(mktemp -d "$cache/bin/.$tool.XXXXXX")
+      packages=() same_names=1
       for t in $targets; do
-        (cd "$src" && env ${cgo:+CGO_ENABLED=$cgo} go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
+        packages+=("${t#*=}")
+        [ "${t%%=*}" = "$(basename "${t#*=}")" ] || same_names=
       done
+      if [ ${#packages[@]} -gt 1 ] && [ -n "$same_names" ]; then
+        # one go command for several binaries: shared packages compiled once, the links in parallel
+        (cd "$src" && env ${cgo:+CGO_ENABLED=$cgo} go build -ldflags "$ldflags" -o "$tmp/" "${packages[@]}")
+      else
+        for t in $targets; do
+          (cd "$src" && env ${cgo:+CGO_ENABLED=$cgo} go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
+        done
+      fi
       touch "$tmp/.complete"
       rm -rf "$dest"; mv "$tmp" "$dest"
       echo "built $tool in $((SECONDS - start)) s" >&2
@@ -112,5 +139,9 @@ tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd helm cert-manager coredns pause kube-router traefik)
 for tool in "${tools[@]}"; do
   [ -d "$tools_dir/$tool" ] || { echo "unknown tool: $tool (no localcluster/tools/$tool)" >&2; exit 1; }
-  build_tool "$tool"
 done
+if [ ${#tools[@]} -gt 1 ]; then
+  for tool in "${tools[@]:1}"; do prefetch "$tool"; done
+fi
+for tool in "${tools[@]}"; do build_tool "$tool"; done
+wait

@@ -50,12 +50,14 @@ EXPECTED_CHILDREN = {
     ("Secret", "acme-portal-secret-key"),
     ("Secret", "acme-task-keys"),
     ("Secret", "acme-worker-credentials"),
+    ("Secret", "acme-dc0-result-key"),
 }
 GENERATED_SECRETS = {
     ("Secret", "acme-samba-admin"),
     ("Secret", "acme-portal-secret-key"),
     ("Secret", "acme-task-keys"),
     ("Secret", "acme-worker-credentials"),
+    ("Secret", "acme-dc0-result-key"),
 }
 
 
@@ -152,7 +154,7 @@ def test_metrics_and_liveness(ready_acme):
     assert operator.metric("es4ps_operator_reconciles_total", 'result="success"') >= 1
     created = operator.metric("es4ps_operator_children_written_total", 'action="created"')
     assert created == len(desired_children(get_domain(ready_acme[0], ready_acme[1])))
-    # The Administrator's and the worker's passwords, the portal's secret key, the task keys.
-    assert operator.metric("es4ps_operator_secrets_generated_total") == 4
+    # The Administrator's and the worker's passwords, the portal's secret key, the task keys, dc0's result key.
+    assert operator.metric("es4ps_operator_secrets_generated_total") == 5
     assert operator.metric("es4ps_operator_domains") == 1
     assert get_domain(ready_acme[0], ready_acme[1])["metadata"]["finalizers"] == ["es4ps.io/operator"]

@@ -19,7 +19,13 @@ from es4ps_testkit.operator_checks import (
 
 pytestmark = pytest.mark.cluster
 
-GENERATED_SECRETS = ("acme-samba-admin", "acme-portal-secret-key", "acme-task-keys", "acme-worker-credentials")
+GENERATED_SECRETS = (
+    "acme-samba-admin",
+    "acme-portal-secret-key",
+    "acme-task-keys",
+    "acme-worker-credentials",
+    "acme-dc0-result-key",
+)
 
 
 def service_mode_domain(namespace: str, **spec_changes) -> dict:
@@ -197,7 +203,7 @@ def test_deleting_the_domain_keeps_its_data_unless_the_policy_is_delete(
         wait_ready(cluster, namespace)
         assert secret_data(cluster, namespace, "acme-samba-admin")["password"] == admin_password
     else:
-        # The backups and their key outlive the domain: a domain restored from them needs both.
+        # The backups and their keys outlive the domain: a domain restored from them needs all three.
         cluster.eventually(
             lambda: pvcs(cluster, namespace) == {"acme-backups"},
             timeout=60,
@@ -210,10 +216,10 @@ def test_deleting_the_domain_keeps_its_data_unless_the_policy_is_delete(
                     for s in cluster.get("secrets", namespace=namespace)["items"]
                     if s["metadata"]["name"].startswith("acme-")
                 }
-                == {"acme-backup-key"}
+                == {"acme-backup-key", "acme-backup-signing-key"}
             ),
             timeout=60,
-            message="every Secret of the domain deleted but the backups' key",
+            message="every Secret of the domain deleted but the backups' keys",
         )
 
 

@@ -415,7 +415,11 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
     username = f"eve{uuid.uuid4().hex[:5]}"
     registered = person.register(username, f"{username}@acme.example")
     assert registered.status_code == 200, registered.text[:300]
-    # The portal's outbox relay publishes it within a moment.
+    # The directory's account is made only once the address is proven: the confirmation queues the tasks,
+    # and the portal's outbox relay publishes them within a moment.
+    mail = deployment.mail.wait_for(f"{username}@acme.example", timeout_s=60)
+    confirmed = person.confirm_link(mail.link("/verify/"))
+    assert confirmed.status_code == 200 and "/status/" in confirmed.url, confirmed.text[:500]
     kube.eventually(lambda: queued_tasks(deployment) >= 1, timeout=60, message="the registration's task in the queue")
 
     before = pod_uid(deployment, "acme-broker-0")
@@ -430,11 +434,7 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
     assert queued_tasks(deployment) >= 1, "the queued registration did not survive the broker restart"
 
     kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": False}}, "acme")
-    # the person confirms once the domain is whole again
     steps.wait_ready(timeout_s=300)
-    mail = deployment.mail.wait_for(f"{username}@acme.example", timeout_s=60)
-    confirmed = person.confirm_link(mail.link("/verify/"))
-    assert confirmed.status_code == 200 and "/status/" in confirmed.url, confirmed.text[:500]
     status = person.wait_for_status(lambda s: s["state"] in ("ready", "failed"), timeout_s=300)
     assert status["state"] == "ready", status
     assert deployment.password_authenticates(username, GOOD_PASSWORD)

@@ -62,9 +62,14 @@ e2e-kind: setup ## the end-to-end tests on a kind cluster (needs Docker with reg
 
 .PHONY: lint
 lint: ## ruff (lint and format check), and the layout rules: imports only downwards, no cycle, small files
-	@$(PYTHON) -m ruff check .
-	@$(PYTHON) -m ruff format --check .
-	@$(PYTHON) -m es4ps_testkit.layout check
+	@"$(PYTHON)" -m ruff check .
+	@"$(PYTHON)" -m ruff format --check .
+	@"$(PYTHON)" -m es4ps_testkit.layout check
+
+.PHONY: release
+release: setup ## publish images and charts with SBOMs and signatures: make release REGISTRY=host/path COSIGN_KEY=cosign.key
+	@test -n "$(REGISTRY)" -a -n "$(COSIGN_KEY)" || { echo "usage: make release REGISTRY=host/path COSIGN_KEY=cosign.key [REGISTRY_CA=ca.crt]" >&2; exit 2; }
+	@$(DEVTOOLS) release --registry "$(REGISTRY)" --key "$(COSIGN_KEY)" $(if $(REGISTRY_CA),--ca-file "$(REGISTRY_CA)")
 
 .PHONY: docs
 docs: ## rewrite the generated tables of docs/ (each process's environment variables)

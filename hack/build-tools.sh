@@ -5,8 +5,8 @@
 # sources, Go version, flags) are unchanged, so a second clone does not rebuild.
 #
 #   hack/build-tools.sh            build/link what the real-node cluster and `make demo` run
-#   hack/build-tools.sh kwok kind  only these: the tools only some tests use (kwok, promtool,
-#                                  seaweedfs, kind) are built when first needed
+#   hack/build-tools.sh kwok kind  only these: the tools only some tests or `make release` use
+#                                  (kwok, promtool, seaweedfs, kind, registry, cosign, syft) are built when first needed
 #                                  (es4ps_localcluster.tools.ensure), then cached like the others
 # Two checkouts asking for the same tool at once build it once (a lock per tool).
 set -euo pipefail
@@ -75,6 +75,20 @@ plan() {
       # the S3-compatible server of the backup tests
       version=$(required_version seaweedfs github.com/seaweedfs/seaweedfs); ldflags="-s -w"
       targets="weed=github.com/seaweedfs/seaweedfs/weed" ;;
+    registry)
+      # the OCI registry the release tests push to and the real node pulls from (es4ps_localcluster.registry)
+      version=$(required_version registry github.com/distribution/distribution/v3)
+      ldflags="-s -w -X github.com/distribution/distribution/v3/version.version=$version"
+      targets="registry=github.com/distribution/distribution/v3/cmd/registry"; cgo=0 ;;
+    cosign)
+      # signs the released images and their SBOMs (key-based)
+      version=$(required_version cosign github.com/sigstore/cosign/v2)
+      ldflags="-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$version"
+      targets="cosign=github.com/sigstore/cosign/v2/cmd/cosign"; cgo=0 ;;
+    syft)
+      # the SBOM of each released image (Debian and Python packages)
+      version=$(required_version syft github.com/anchore/syft)
+      ldflags="-s -w -X main.version=$version"; targets="syft=github.com/anchore/syft/cmd/syft"; cgo=0 ;;
     traefik)
       # the ingress controller, a static binary in a FROM scratch image (es4ps_localcluster.ingress)
       version=$(required_version traefik github.com/traefik/traefik/v3)

@@ -22,6 +22,8 @@ packages=(
   # the test workstations (es4ps_testkit.workstation): winbind's and sssd's NSS and PAM modules, adcli, a PAM
   # login from a script
   libnss-winbind libpam-winbind sssd-ad sssd-tools libnss-sss libpam-sss adcli pamtester
+  # releases: images copied from the engine to a registry (skopeo); the local registry's logins (bcrypt)
+  skopeo python3-bcrypt
 )
 
 missing=()

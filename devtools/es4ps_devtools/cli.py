@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"images": "images", "demo": "demo", "docs": "docs"}
+COMMANDS = {"images": "images", "demo": "demo", "docs": "docs", "release": "release"}
 
 
 def main(argv: list[str] | None = None) -> int:

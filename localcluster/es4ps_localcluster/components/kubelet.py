@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def write_config(node: Node) -> None:
     """containerd's config.toml, the CNI network and the KubeletConfiguration."""
-    for d in ("containerd", "cni/net.d", "kubelet", "pod-logs", "run"):
+    for d in ("containerd/certs.d", "cni/net.d", "kubelet", "pod-logs", "run"):
         (node.state / d).mkdir(parents=True, exist_ok=True)
     (node.state / "containerd" / "config.toml").write_text(
         f"""version = 2
@@ -51,6 +51,9 @@ state = "{node.run_dir / "containerd"}"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    # <host:port>/hosts.toml per registry (its CA), read at each pull: es4ps_localcluster.registry
+    config_path = "{node.registry_hosts}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{node.state / "cni" / "net.d"}"

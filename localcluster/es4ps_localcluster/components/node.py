@@ -93,6 +93,11 @@ class Node:
         return self.run_dir / "containerd.sock"
 
     @property
+    def registry_hosts(self) -> Path:
+        """containerd's hosts directory: one folder per registry it needs told about (registry.trust_on_node)."""
+        return self.state / "containerd" / "certs.d"
+
+    @property
     def kubelet_root(self) -> Path:
         return self.state / "kubelet"
 

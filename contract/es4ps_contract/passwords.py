@@ -126,18 +126,21 @@ class PasswordPolicy:
     min_age_days: int
     lockout_threshold: int  # 0: never locks
     lockout_duration_minutes: int
-    breached_passwords: BreachedPasswords  # looked up by the portal only; the DC ignores it
+    breached_passwords: BreachedPasswords  # looked up by the portal only; a DC is not told it
 
     @classmethod
-    def from_json(cls, text: str, name: str = "ES4PS_PASSWORD_POLICY") -> PasswordPolicy:
-        """Read the CRD's shape, every setting given (the operator passes the spec as the API server defaulted it)."""
+    def from_json(cls, text: str, name: str = "ES4PS_PASSWORD_POLICY", *, directory: bool = False) -> PasswordPolicy:
+        """Read the CRD's shape, every setting given (the operator passes the spec as the API server defaulted it).
+
+        With `directory`, the DC's shape (`to_json(directory=True)`): every setting but breachedPasswords.
+        """
         try:
             given = json.loads(text)
         except ValueError:
             raise InvalidPolicy(f"{name} must be JSON") from None
         if not isinstance(given, dict):
             raise InvalidPolicy(f"{name} must be a JSON object")
-        known = [setting.name for setting in SETTINGS] + [COMPLEXITY, BREACHED]
+        known = [setting.name for setting in SETTINGS] + [COMPLEXITY] + ([] if directory else [BREACHED])
         if unknown := sorted(set(given) - set(known)):
             raise InvalidPolicy(f"{name}.{unknown[0]} is not a password policy setting")
         if missing := [setting for setting in known if setting not in given]:
@@ -153,7 +156,9 @@ class PasswordPolicy:
         if not isinstance(given[COMPLEXITY], bool):
             raise InvalidPolicy(f"{name}.{COMPLEXITY} must be true or false")
         values["complexity"] = given[COMPLEXITY]
-        values["breached_passwords"] = BreachedPasswords.read(given[BREACHED], f"{name}.{BREACHED}")
+        values["breached_passwords"] = (
+            NO_BREACH_CORPUS if directory else BreachedPasswords.read(given[BREACHED], f"{name}.{BREACHED}")
+        )
         policy = cls(**values)
         if policy.max_age_days and policy.min_age_days >= policy.max_age_days:
             raise InvalidPolicy(f"{name}.minAgeDays must be below maxAgeDays (or maxAgeDays 0: never expires)")
@@ -168,11 +173,16 @@ class PasswordPolicy:
         maximums = {setting.attribute: setting.maximum for setting in SETTINGS}
         return cls(complexity=True, breached_passwords=NO_BREACH_CORPUS, **maximums)
 
-    def to_json(self) -> str:
-        """The CRD's shape, as `from_json` reads it."""
+    def to_json(self, *, directory: bool = False) -> str:
+        """The CRD's shape, as `from_json` reads it; with `directory`, only what a DC applies.
+
+        A DC's shape leaves breachedPasswords out: only the portal looks passwords up, and a DC of an older
+        release, still running while an upgrade rolls the DCs one at a time, refuses a setting it does not know.
+        """
         document = {setting.name: getattr(self, setting.attribute) for setting in SETTINGS}
         document[COMPLEXITY] = self.complexity
-        document[BREACHED] = self.breached_passwords.as_spec()
+        if not directory:
+            document[BREACHED] = self.breached_passwords.as_spec()
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     def replace(self, **changes) -> PasswordPolicy:

@@ -158,7 +158,7 @@ class SambaDC:
             "ES4PS_SAMBA_OPTIONS": "\n".join(filter(None, [TEST_DC_OPTIONS, self.extra_options])),
             "ES4PS_TLS_CHECK_SECONDS": "1",
             "ES4PS_DATA_VOLUME_BYTES": str(self.volume_bytes or ""),
-            "ES4PS_PASSWORD_POLICY": self.password_policy.to_json() if self.password_policy else "",
+            "ES4PS_PASSWORD_POLICY": self.password_policy.to_json(directory=True) if self.password_policy else "",
         }
 
     @property

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
+from es4ps_contract.passwords import PasswordPolicy
 from lightkube.utils.quantity import parse_quantity
 
 from .. import naming
@@ -208,8 +209,9 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         dc_env.append(env("ES4PS_JOIN_SERVER", dc_join_server(domain, config)))
     else:
         # One DC writes the domain-wide policy (it replicates to the others); a change restarts only dc0,
-        # while the other DCs keep serving.
-        dc_env.append(env("ES4PS_PASSWORD_POLICY", domain.directory.password_policy))
+        # while the other DCs keep serving. Only what a DC applies (to_json(directory=True)).
+        policy = PasswordPolicy.from_json(domain.directory.password_policy).to_json(directory=True)
+        dc_env.append(env("ES4PS_PASSWORD_POLICY", policy))
     if forwarder:
         dc_env.append(env("ES4PS_DNS_FORWARDER", forwarder))
     live = ["es4ps-samba-dc", "live"]

@@ -118,8 +118,25 @@ def test_the_password_policy_goes_to_the_first_dc_and_the_portal_with_the_crds_d
     portal = env_of(containers(statefulset(desired, "acme-portal"))["portal"])
     # One DC writes the domain-wide policy; the others get it by replication (and do not restart for it).
     assert "ES4PS_PASSWORD_POLICY" not in dc1
-    assert dc0["ES4PS_PASSWORD_POLICY"] == portal["ES4PS_PASSWORD_POLICY"]
-    assert PasswordPolicy.from_json(dc0["ES4PS_PASSWORD_POLICY"]) == default_password_policy()
+    assert PasswordPolicy.from_json(portal["ES4PS_PASSWORD_POLICY"]) == default_password_policy()
+    assert PasswordPolicy.from_json(dc0["ES4PS_PASSWORD_POLICY"], directory=True) == default_password_policy()
+
+
+def test_the_dc_is_told_only_the_settings_a_dc_of_the_previous_release_knows(config):
+    """The DC applies no breach corpus; a 0.1.0 DC, still running while an upgrade rolls the DCs, refuses the key.
+
+    So dc0's environment is what 0.1.0's operator wrote, byte for byte: the new operator does not restart dc0
+    with its old image and a setting it refuses (found by tests/e2e/test_release_upgrade.py).
+    """
+    policy = {"minLength": 12, "breachedPasswords": {"rangeURL": "https://ranges.example/range/"}}
+    desired = build_desired_state(make_domain(directory={"passwordPolicy": policy}), config)
+    dc0 = env_of(containers(statefulset(desired, "acme-dc0"))["dc"])["ES4PS_PASSWORD_POLICY"]
+    portal = env_of(containers(statefulset(desired, "acme-portal"))["portal"])["ES4PS_PASSWORD_POLICY"]
+    release_0_1_0 = {setting.name for setting in SETTINGS} | {"complexity"}
+    assert set(json.loads(dc0)) == release_0_1_0
+    assert dc0 == json.dumps({k: v for k, v in json.loads(portal).items() if k in release_0_1_0}, sort_keys=True,
+                             separators=(",", ":"))  # fmt: skip
+    assert PasswordPolicy.from_json(portal).breached_passwords.range_url == "https://ranges.example/range/"
 
 
 def test_a_domains_password_policy_reaches_the_dc_and_the_portal(config):
@@ -127,7 +144,7 @@ def test_a_domains_password_policy_reaches_the_dc_and_the_portal(config):
     desired = build_desired_state(make_domain(directory={"passwordPolicy": policy}), config)
     dc0 = env_of(containers(statefulset(desired, "acme-dc0"))["dc"])
     expected = default_password_policy(min_length=12, complexity=True, max_age_days=90)
-    assert PasswordPolicy.from_json(dc0["ES4PS_PASSWORD_POLICY"]) == expected
+    assert PasswordPolicy.from_json(dc0["ES4PS_PASSWORD_POLICY"], directory=True) == expected
 
 
 def test_the_portal_gets_its_language_and_the_reminder_days(minimal, config):

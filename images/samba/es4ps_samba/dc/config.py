@@ -239,7 +239,7 @@ def _password_policy(text: str) -> PasswordPolicy | None:
     if not text.strip():
         return None
     try:
-        return PasswordPolicy.from_json(text)
+        return PasswordPolicy.from_json(text, directory=True)
     except InvalidPolicy as exc:
         raise SettingError(str(exc)) from None
 

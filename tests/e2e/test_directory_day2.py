@@ -8,16 +8,13 @@ share it; the last one deletes it and brings it back from its backup.
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -26,9 +23,9 @@ from es4ps_devtools import deployment as steps
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
 from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
-from es4ps_testkit.directory_checks import admin_connection, kerberos_login, ldap_bind
+from es4ps_testkit.directory_checks import admin_connection
 from es4ps_testkit.e2e import POD_SECURITY_LEVELS, enforce_pod_security
-from es4ps_testkit.portal_client import PortalClient
+from es4ps_testkit.live_domain import LiveDomain
 from es4ps_testkit.registration import GOOD_PASSWORD
 
 # Each test may wait for DCs to provision, join, roll or restore; the first also waits for both domains.
@@ -78,35 +75,11 @@ def beta_domain(deployment, **directory_changes) -> dict:
     }
 
 
-@dataclass
-class Beta:
-    """The `beta` domain as its people and its directory administrator reach it."""
+class Beta(LiveDomain):
+    """The `beta` domain, with what the day-2 tests ask of its replication and topology."""
 
-    deployment: object
-    directory: Path
-    portal_url: str = ""
-    portal_ca: Path | None = None
-    accounts: list[str] = field(default_factory=list)
-
-    @property
-    def kube(self):
-        return self.deployment.kube
-
-    def get(self) -> dict:
-        return self.kube.get("es4psdomain", NAME, NAMESPACE)
-
-    def condition(self, kind: str) -> dict:
-        conditions = self.get().get("status", {}).get("conditions", [])
-        return next((c for c in conditions if c["type"] == kind), {})
-
-    def wait_ready(self, timeout: float = 900) -> dict:
-        def ready():
-            domain = self.get()
-            current = domain.get("status", {}).get("observedGeneration") == domain["metadata"]["generation"]
-            conditions = {c["type"]: c["status"] for c in domain.get("status", {}).get("conditions", [])}
-            return domain if current and conditions.get("Ready") == "True" else None
-
-        return self.kube.eventually(ready, timeout=timeout, interval=3, message="the beta domain Ready")
+    def __init__(self, deployment, directory: Path) -> None:
+        super().__init__(deployment, directory, NAME, NAMESPACE, HOST, REALM, MAIL_DOMAIN)
 
     def wait_replication_healthy(self) -> None:
         """Every 15 s while a link fails the DCs check again and the operator asks them (docs/operations.md)."""
@@ -143,61 +116,6 @@ class Beta:
             log = self.kube.kubectl("logs", name, "-n", NAMESPACE, "-c", "dc", "--tail=60", check=False)
             parts.append(f"--- dc{index} showrepl:\n{shown.stdout}{shown.stderr}\n--- dc{index} log:\n{log.stdout}")
         return "\n".join(parts)
-
-    def open_portal(self) -> None:
-        """The portal through the ingress controller that serves acme's (its Ingress, its certificate)."""
-        ca = steps.portal_ca_file(self.directory / "portal-ca.crt", HOST, NAMESPACE)
-        address, port = self.deployment.ingress_address, urlsplit(self.deployment.portal_url).port or 443
-        steps.wait_ingress_served(address, port, ca, domain=NAME, namespace=NAMESPACE, host=HOST)
-        self.portal_url, self.portal_ca = f"https://{HOST}" + ("" if port == 443 else f":{port}"), ca
-
-    def person(self) -> PortalClient:
-        return PortalClient(self.portal_url, connect_to=self.deployment.ingress_address, ca_file=str(self.portal_ca))
-
-    def register(self, prefix: str) -> str:
-        """A person registers and confirms; returns the username once the portal says ready."""
-        username = f"{prefix}{uuid.uuid4().hex[:5]}"
-        person = self.person()
-        email = f"{username}@{MAIL_DOMAIN}"
-        registered = person.register(username, email)
-        assert registered.status_code == 200 and "/status/" in registered.url, registered.text[:500]
-        person.confirm_link(self.deployment.mail.wait_for(email, timeout_s=120).link("/verify/"))
-        status = person.wait_for_status(lambda s: s["state"] in ("ready", "failed"), timeout_s=300)
-        assert status["state"] == "ready", status
-        self.accounts.append(username)
-        return username
-
-    # --- the DCs, each in its own Pod
-
-    def dc_pods(self) -> dict[int, dict]:
-        pods = self.kube.get("pods", namespace=NAMESPACE)["items"]
-        found = {}
-        for pod in pods:
-            labels = pod["metadata"].get("labels", {})
-            if labels.get("app.kubernetes.io/component") == "directory" and pod["metadata"]["name"].endswith("-0"):
-                found[int(pod["metadata"]["name"].split("-dc")[1].split("-")[0])] = pod
-        return found
-
-    def dc(self, index: int) -> tuple[str, str, Path]:
-        """(Pod address, TLS name, CA file) of DC `index`."""
-        pod = self.dc_pods()[index]
-        dc = next(c for c in pod["spec"]["containers"] if c["name"] == "dc")
-        hostname = next(e["value"] for e in dc["env"] if e["name"] == "ES4PS_DC_HOSTNAME")  # dc0, or dc0-1a2b
-        tls_name = f"{hostname}.{REALM.lower()}"
-        ca = self.directory / f"dc{index}-ca.crt"
-        ca.write_bytes(base64.b64decode(steps.certificate_secret(tls_name, NAMESPACE)["data"]["ca.crt"]))
-        return pod["status"]["podIP"], tls_name, ca
-
-    def authenticates(self, index: int, username: str, password: str = GOOD_PASSWORD) -> bool:
-        """LDAP bind and Kerberos login against DC `index` alone."""
-        address, tls_name, ca = self.dc(index)
-        return ldap_bind(address, ca, tls_name, f"{username}@{REALM.lower()}", password) and kerberos_login(
-            address, REALM, username, password
-        )
-
-    def admin_password(self) -> str:
-        secret = self.kube.get("secret", f"{NAME}-samba-admin", NAMESPACE)
-        return base64.b64decode(secret["data"]["password"]).decode()
 
     def directory_names(self, index: int) -> dict[str, set[str]]:
         """What DC `index` says the topology holds: servers, DC computer accounts, DNS names of the zone."""
@@ -239,28 +157,11 @@ def beta(deployment, tmp_path_factory):
     kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 
-def wait_authenticates(beta: Beta, indexes, username: str, timeout: float = 300) -> float:
-    """Seconds until `username` authenticates on every DC of `indexes`.
-
-    Right after a DC joins, the others start pulling from it when their KCC and replication service
-    come round (every minute on the DCs: docs/operations.md); after that, changes follow in seconds.
-    """
-    start = time.monotonic()
-    for index in indexes:
-        beta.kube.eventually(
-            lambda index=index: beta.authenticates(index, username),
-            timeout=timeout,
-            interval=2,
-            message=f"{username} authenticating on dc{index}",
-        )
-    return time.monotonic() - start
-
-
 def test_two_dcs_in_service_mode_replicate_both_ways(beta):
     assert set(beta.dc_pods()) == {0, 1}
     beta.wait_replication_healthy()
     username = beta.register("rep")
-    seconds = wait_authenticates(beta, (0, 1), username)
+    seconds = beta.wait_authenticates((0, 1), username)
     print(f"\nan account ready in the portal authenticated on both DCs {seconds:.1f} s later", file=sys.stderr)
     assert not beta.authenticates(1, username, GOOD_PASSWORD + "x")
     # Both DCs name both in the topology: they replicate with each other.
@@ -312,7 +213,7 @@ def test_registrations_complete_through_dc1_while_dc0_is_away(beta):
     beta.wait_ready(timeout=600)
     # dc0 is back and catches up: both DCs hold every account.
     for account in beta.accounts:
-        wait_authenticates(beta, (0, 1), account)
+        beta.wait_authenticates((0, 1), account)
 
 
 def test_a_dc_whose_volume_is_lost_joins_again_under_its_name(beta):
@@ -327,7 +228,7 @@ def test_a_dc_whose_volume_is_lost_joins_again_under_its_name(beta):
     beta.wait_ready(timeout=900)
     assert kube.get("pvc", f"data-{NAME}-dc1-0", NAMESPACE)["metadata"]["uid"] != lost
     for account in beta.accounts:
-        wait_authenticates(beta, (1,), account)
+        beta.wait_authenticates((1,), account)
     assert beta.directory_names(0)["servers"] >= {"dc0", "dc1"}
     beta.wait_replication_healthy()
 
@@ -436,6 +337,5 @@ def test_a_deleted_domain_comes_back_from_its_backup(beta, deployment):
     assert domain["status"].get("directory", {}).get("restored") is True, domain["status"]
     beta.open_portal()  # a new portal certificate (its Secret went with the domain)
     for account in person_password_checks:
-        wait_authenticates(beta, (0, 1), account, timeout=300)
-        signed_in = beta.person().login(account, GOOD_PASSWORD)
-        assert signed_in.status_code == 200 and "/login/" not in signed_in.url, signed_in.text[:300]
+        beta.wait_authenticates((0, 1), account, timeout=300)
+        assert beta.logs_in(account), f"{account} cannot sign in to the restored portal"

@@ -116,6 +116,14 @@ class KubeApi:
                 found.append(name)
         return found
 
+    async def domain_pods(self, domain: Domain) -> list[dict[str, Any]]:
+        """The domain's Pods (of its StatefulSets and Jobs), as the API server returns them."""
+        labels = {naming.INSTANCE_LABEL: domain.name, naming.MANAGED_BY_LABEL: naming.FIELD_MANAGER}
+        try:
+            return [pod.to_dict() async for pod in self.client.list(Pod, namespace=domain.namespace, labels=labels)]
+        except ApiError as error:
+            raise KubeError(f"listing the Pods of {domain.name} failed: {_describe(error)}") from None
+
     async def list_limit_ranges(self, namespace: str) -> list[dict[str, Any]]:
         """The namespace's LimitRanges (what the API server will hold a Pod's resources to)."""
         try:

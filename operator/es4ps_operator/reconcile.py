@@ -32,7 +32,16 @@ from .domain import Domain
 from .kube import KubeApi, KubeError
 from .limits import WORKLOADS, refused_resources
 from .recovery import plan_recovery, recovery_claims
-from .status import MONITORING_NOT_CONFIGURED, MONITORING_READY, READY, Check, Findings, compute_status, name_list
+from .status import (
+    MONITORING_NOT_CONFIGURED,
+    MONITORING_READY,
+    READY,
+    Check,
+    Findings,
+    compute_status,
+    name_list,
+    unready_pods,
+)
 
 # Kubernetes Event types.
 NORMAL, WARNING = "Normal", "Warning"
@@ -70,6 +79,23 @@ def _timestamp(text: str) -> datetime.datetime:
 
 def _names(names: list[str]) -> str:
     return name_list(names, EVENT_NAMES)
+
+
+async def _unready_pods(
+    domain: Domain, observed: Mapping[tuple[str, str], ChildSummary], api: KubeApi
+) -> dict[str, tuple[str, ...]]:
+    """The not-ready Pods of the domain's StatefulSets (a DC or broker member on a lost node, say), asked for only
+    while one of them lacks ready Pods: an idle, healthy domain costs no request."""
+    dcs = [naming.dc(domain, index) for index in range(domain.directory.replicas)]
+    statefulsets = [
+        observed.get(("StatefulSet", name)) for name in (naming.broker(domain), naming.portal(domain), *dcs)
+    ]
+    if not any(child is not None and child.ready_replicas < child.replicas for child in statefulsets):
+        return {}
+    try:
+        return unready_pods(await api.domain_pods(domain))
+    except KubeError:
+        return {}  # the conditions still say how many Pods are ready
 
 
 async def reconcile(
@@ -127,6 +153,7 @@ async def reconcile(
         directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
         last_backup=last.completed_at if last else None,
         directory_state={"restored": True} if recovery.restored and domain.directory.recovery_backup else {},
+        unready_pods=await _unready_pods(domain, observed, api),
         monitoring=monitoring if monitoring is not None else _previous_check(previous_status, MONITORING_READY),
     )
     result.status = compute_status(

@@ -64,6 +64,8 @@ class Findings:
     last_backup: str | None = None
     # Carried in status.directory (e.g. restored: the domain was created from its backup).
     directory_state: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The Pods that are not ready, by the StatefulSet that owns them (unready_pods): named in its condition.
+    unready_pods: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def name_list(names: list[str], limit: int = MESSAGE_NAMES) -> str:
@@ -76,12 +78,34 @@ def _waiting_for(what: str, names: list[str], total: int) -> str:
     return f"{total - len(names)} of {total} {what} ready; waiting for {name_list(names)}"
 
 
+def unready_pods(pods: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """The Pods (as the API returns them) whose Ready condition is not True, by the StatefulSet that owns them:
+    "acme-broker-2 on node3", or "acme-dc1-0 not scheduled". A member on a lost node is named so."""
+    found: dict[str, list[str]] = {}
+    for pod in pods:
+        metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+        owners = [o.get("name") for o in metadata.get("ownerReferences") or [] if o.get("kind") == "StatefulSet"]
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if owners and not ready:
+            node = (pod.get("spec") or {}).get("nodeName")
+            found.setdefault(owners[0], []).append(
+                f"{metadata.get('name')} " + (f"on {node}" if node else "not scheduled")
+            )
+    return {owner: tuple(sorted(names)) for owner, names in found.items()}
+
+
 class Observed:
     """The observed children, each with whether it still shows an older desired state than the one wanted now."""
 
-    def __init__(self, desired: DesiredState, children: Iterable[ChildSummary]) -> None:
+    def __init__(
+        self,
+        desired: DesiredState,
+        children: Iterable[ChildSummary],
+        unready: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._wanted = {(m["kind"], m["metadata"]["name"]): m for m in desired.manifests()}
         self._children = {child.key: child for child in children if not child.deleting}
+        self.unready = unready or {}
 
     def get(self, key: tuple[str, str]) -> tuple[ChildSummary | None, bool]:
         child, wanted = self._children.get(key), self._wanted.get(key)
@@ -122,6 +146,8 @@ def check_statefulsets(what: str, names: list[str], observed: Observed) -> Check
         why = _observed_state(child, outdated) or (
             None if child.ready else f"{child.ready_replicas}/{child.replicas} Pods ready and up to date"
         )
+        if why and observed.unready.get(name):
+            why += f"; not ready: {name_list(list(observed.unready[name]))}"
         if why:
             pending.append(f"{name} ({why})")
     if not pending:
@@ -150,7 +176,7 @@ def compute_status(
     findings: Findings = Findings(),
 ) -> dict[str, Any]:
     """The whole status of `domain` from what is observed; `now` dates conditions that change."""
-    observed = Observed(desired, observed_children)
+    observed = Observed(desired, observed_children, findings.unready_pods)
     certificate_names = [m["metadata"]["name"] for m in desired.applied["certificates"] if m["kind"] == "Certificate"]
     dc_names = [naming.dc(domain, index) for index in range(domain.directory.replicas)]
     directory = findings.directory or check_statefulsets("domain controllers", dc_names, observed)

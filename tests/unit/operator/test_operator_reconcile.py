@@ -1,6 +1,7 @@
 """One reconciliation against a recording stand-in for the API (the real API is in tests/operator)."""
 
 import asyncio
+import dataclasses
 import json
 
 from es4ps_operator.children import WATCHED_KINDS, summarize
@@ -21,6 +22,7 @@ class RecordingApi:
         self.owner_updates = []
         self.fail_kind = fail_kind
         self.limit_ranges = []
+        self.pods = []
 
     async def apply(self, manifest):
         if manifest["kind"] == self.fail_kind:
@@ -39,6 +41,9 @@ class RecordingApi:
 
     async def list_limit_ranges(self, namespace):
         return self.limit_ranges
+
+    async def domain_pods(self, domain):
+        return self.pods
 
     async def set_owner_references(self, name, namespace, owner_references):
         self.owner_updates.append((name, owner_references))
@@ -229,3 +234,32 @@ def test_a_domain_naming_an_image_the_operator_does_not_allow_gets_nothing_and_s
     [status] = api.statuses
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (status["phase"], ready["status"], ready["reason"]) == ("Failed", "False", "ApplyFailed")
+
+
+def test_pods_are_asked_for_only_while_a_statefulset_lacks_ready_pods(config):
+    """An idle, healthy domain costs no request; one whose broker lost a member names it."""
+    api = RecordingApi()
+    body = domain_body(MINIMAL_SPEC)
+    run(body, [], api, config)
+    ready = [
+        summarize({**m, "status": {"readyReplicas": m["spec"]["replicas"], "updatedReplicas": m["spec"]["replicas"]}})
+        if m["kind"] == "StatefulSet"
+        else summarize(m)
+        for m in [*api.objects.values(), *api.created_secrets.values()]
+        if m["kind"] in WATCHED_KINDS
+    ]
+    api.pods = None  # asking would fail the test: the fake's answer is not a list
+    run(body, ready, api, config)
+
+    broker = next(c for c in ready if c.key == ("StatefulSet", "acme-broker"))
+    short = [dataclasses.replace(broker, ready_replicas=0, ready=False) if c is broker else c for c in ready]
+    api.pods = [
+        {
+            "metadata": {"name": "acme-broker-0", "ownerReferences": [{"kind": "StatefulSet", "name": "acme-broker"}]},
+            "spec": {"nodeName": "node2"},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+        }
+    ]
+    status = run(body, short, api, config).status
+    broker_ready = next(c for c in status["conditions"] if c["type"] == "BrokerReady")
+    assert "not ready: acme-broker-0 on node2" in broker_ready["message"]

@@ -6,7 +6,7 @@ from es4ps_operator import naming
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.common import desired_hash, with_content_hash
 from es4ps_operator.children import ChildSummary, needs_apply, prunable, summarize
-from es4ps_operator.status import compute_status
+from es4ps_operator.status import Findings, compute_status, unready_pods
 from es4ps_testkit.domains import make_domain
 
 NOW = "2026-11-26T12:00:00Z"
@@ -212,3 +212,45 @@ def test_a_domain_without_a_mail_server_is_not_ready_and_says_why(config):
     # The StatefulSet's own state is still told while it is not ready either.
     waiting = compute_status(domain, desired, [c for c in children if c.name != "acme-portal"], None, 3, None, NOW)
     assert "waiting for acme-portal" in conditions(waiting)["PortalReady"]["message"]
+
+
+def pod_body(name, statefulset, node, ready):
+    """A Pod as the API returns it: its StatefulSet, the node it was put on, its Ready condition."""
+    return {
+        "metadata": {"name": name, "ownerReferences": [{"kind": "StatefulSet", "name": statefulset}]},
+        "spec": {"nodeName": node} if node else {},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def test_the_members_on_a_lost_node_are_named_with_it(config):
+    """node3 stopped answering: the DC and the broker member it ran are named, the others are not."""
+    domain = make_domain(directory={"replicas": 2}, broker={"replicas": 3})
+    desired, children = everything_ready(domain, config)
+    fewer = {"acme-dc1": (1, 0), "acme-broker": (3, 2)}
+    children = [
+        summarize(statefulset_body(c.name, *fewer[c.name], content_hash=c.desired_hash)) if c.name in fewer else c
+        for c in children
+    ]
+    pods = [
+        pod_body("acme-dc0-0", "acme-dc0", "node1", True),
+        pod_body("acme-dc1-0", "acme-dc1", "node3", False),
+        pod_body("acme-broker-0", "acme-broker", "node1", True),
+        pod_body("acme-broker-2", "acme-broker", "node3", False),
+        pod_body("acme-portal-1", "acme-portal", None, False),  # not scheduled yet: its StatefulSet is ready
+    ]
+    assert unready_pods(pods) == {
+        "acme-dc1": ("acme-dc1-0 on node3",),
+        "acme-broker": ("acme-broker-2 on node3",),
+        "acme-portal": ("acme-portal-1 not scheduled",),
+    }
+    status = compute_status(domain, desired, children, None, 3, None, NOW, Findings(unready_pods=unready_pods(pods)))
+    found = conditions(status)
+    assert found["DirectoryReady"]["message"] == (
+        "1 of 2 domain controllers ready; waiting for acme-dc1 (0/1 Pods ready and up to date; "
+        "not ready: acme-dc1-0 on node3)"
+    )
+    assert found["BrokerReady"]["message"].endswith(
+        "(2/3 Pods ready and up to date; not ready: acme-broker-2 on node3)"
+    )
+    assert found["PortalReady"]["status"] == "True"  # what its StatefulSet counts decides, a name only adds

@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from es4ps_contract.keys import generate_sealing_keypair, generate_signing_keypair
@@ -75,8 +75,16 @@ class DirectoryWorker:
     READY_LINE = "ready."
     DEFAULT_NAME = "test-worker"
 
-    def __init__(self, directory: Path, env: Mapping[str, str], name: str = DEFAULT_NAME) -> None:
-        """`env` holds the result signing key of a worker of this `name` (ContractKeys.result_env)."""
+    def __init__(
+        self,
+        directory: Path,
+        env: Mapping[str, str],
+        name: str = DEFAULT_NAME,
+        wrap: Callable[[list[str]], list[str]] = list,
+    ) -> None:
+        """`env` holds the result signing key of a worker of this `name` (ContractKeys.result_env); `wrap`
+        turns the worker's command into the one started (e.g. OutsideAD.with_hosts)."""
+        self.wrap = wrap
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         metrics_port = free_port()
@@ -102,12 +110,21 @@ class DirectoryWorker:
                 log.seek(offset)
                 return self.READY_LINE.encode() in log.read()
 
-        self.process = start_process([str(VENV_BIN / "es4ps-worker")], self.log, self.env)
+        self.process = start_process(self.wrap([str(VENV_BIN / "es4ps-worker")]), self.log, self.env)
         try:
             wait_until(consuming, timeout_s, "es4ps-worker", self.log, self.process, error=ServiceError)
         except ServiceError:
             self.stop()
             raise
+
+    def run_to_exit(self, timeout_s: float = 120) -> int:
+        """Run the worker expecting it to stop by itself (a refusal to start); its exit code (the reason: `log`)."""
+        process = start_process(self.wrap([str(VENV_BIN / "es4ps-worker")]), self.log, self.env)
+        try:
+            return process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            stop_process_group(process, timeout_s=20)
+            raise ServiceError(f"es4ps-worker still runs after {timeout_s} s: {self.log}") from None
 
     def wait_for_log(self, text: str, timeout_s: float = 30) -> None:
         """Wait until the worker's log contains `text`."""

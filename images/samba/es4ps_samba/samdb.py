@@ -21,11 +21,16 @@ def open_samdb_at(data_dir: Path):
     return SamDB(url=str(data_dir / "private" / "sam.ldb"), session_info=system_session(), lp=lp)
 
 
-def open_remote_samdb(url: str, realm: str, netbios_name: str, username: str, password: str):
+def open_remote_samdb(url: str, realm: str, netbios_name: str, username: str, password: str, ca_file: str = ""):
     """A connection to the DC at `url` (e.g. `ldap://127.0.0.1`) as `username` of the domain.
 
     No smb.conf: the worker runs in its own container and the operator's Jobs
     on their own, without the DC's files; the realm and workgroup are enough.
+    With `ca_file` (an `ldaps://` URL: a directory outside the Pod), the DC's
+    certificate must be issued by that CA and name the URL's host (a DNS name:
+    Samba checks no address), and the account binds with a simple bind of its
+    user principal name inside TLS: Microsoft AD and Samba both refuse SASL
+    signing or sealing inside TLS, and Samba's client asks for one.
     """
     from samba.credentials import Credentials
     from samba.param import LoadParm
@@ -34,9 +39,14 @@ def open_remote_samdb(url: str, realm: str, netbios_name: str, username: str, pa
     lp = LoadParm()
     lp.set("realm", realm.upper())
     lp.set("workgroup", netbios_name.upper())
+    if ca_file:
+        lp.set("tls cafile", ca_file)
+        lp.set("tls verify peer", "ca_and_name")
     credentials = Credentials()
     credentials.guess(lp)
     credentials.set_domain(netbios_name.upper())
     credentials.set_username(username)
     credentials.set_password(password)
+    if ca_file:
+        credentials.set_bind_dn(f"{username}@{realm.lower()}")
     return SamDB(url=url, lp=lp, credentials=credentials)

@@ -85,6 +85,7 @@ def make_worker(keys, tmp_path):
     def make(directory, max_retries=3):
         config = WorkerConfig(
             ldap_url="ldap://127.0.0.1",
+            ldap_ca_file="",
             realm="ES4PS.TEST",
             netbios_name="ES4PS",
             account="es4ps-worker",
@@ -214,6 +215,15 @@ def test_a_task_applied_before_is_not_applied_again_and_its_outcome_is_reported_
     assert only_event(again) == original  # the same event: the portal records nothing new
 
 
+def test_an_unavailable_directory_delays_a_task_past_the_retry_limit_never_fails_it(keys, make_worker):
+    worker = make_worker(FakeDirectory(DirectoryUnavailable("down")), max_retries=2)
+    task = FakeCeleryTask("id-1", retries=40)
+    with pytest.raises(Retry):
+        worker.handle(task, Operation.ENABLE_USER, enable_envelope(keys))
+    assert task.retried_with == {"countdown": 60, "max_retries": None}
+    assert worker.app.sent == []
+
+
 def test_a_retried_task_is_not_recorded_until_it_is_final(keys, make_worker):
     worker = make_worker(FakeDirectory(DirectoryUnavailable("down")))
     with pytest.raises(Retry):
@@ -242,13 +252,17 @@ def test_every_attempt_and_outcome_is_counted(keys, make_worker):
 
 def test_directory_errors_and_retries_are_counted(keys, make_worker):
     waiting = make_worker(FakeDirectory(DirectoryUnavailable("down")), max_retries=1)
-    with pytest.raises(Retry):
-        waiting.handle(FakeCeleryTask("id-1"), Operation.ENABLE_USER, enable_envelope(keys))
-    waiting.handle(FakeCeleryTask("id-1", retries=1), Operation.ENABLE_USER, enable_envelope(keys))
+    for retries in (0, 1, 5):
+        with pytest.raises(Retry):
+            waiting.handle(FakeCeleryTask("id-1", retries=retries), Operation.ENABLE_USER, enable_envelope(keys))
     enable = {"operation": "enable_user"}
-    assert counted(waiting, "es4ps_worker_directory_errors_total", **enable, error="unavailable") == 2
-    assert counted(waiting, "es4ps_worker_task_retries_total", **enable) == 1
-    assert counted(waiting, "es4ps_worker_tasks_total", **enable, outcome="failed") == 1
+    assert counted(waiting, "es4ps_worker_directory_errors_total", **enable, error="unavailable") == 3
+    assert counted(waiting, "es4ps_worker_task_retries_total", **enable) == 3
+    assert counted(waiting, "es4ps_worker_tasks_total", **enable, outcome="failed") == 0
+
+    missing = make_worker(FakeDirectory(NotFoundYet("not there")), max_retries=1)
+    missing.handle(FakeCeleryTask("id-3", retries=1), Operation.ENABLE_USER, enable_envelope(keys, "id-3"))
+    assert counted(missing, "es4ps_worker_tasks_total", **enable, outcome="failed") == 1
 
     refused = make_worker(FakeDirectory(DirectoryRefused(PASSWORD_REFUSED_REASON)))
     refused.handle(FakeCeleryTask("id-2"), Operation.CREATE_USER, create_envelope(keys, "id-2"))

@@ -1,4 +1,5 @@
-"""The Samba AD DC entrypoint: `es4ps-samba-dc run | prepare | ready | live | leave | remove`.
+"""The Samba AD DC entrypoint: `es4ps-samba-dc run | prepare | ready | live | leave | remove | dbcheck |
+delegate`.
 
 `run` provisions the domain (or joins an existing one) the first time, brings
 what it owns up to date on every start (smb.conf options, the LDAPS files, the
@@ -17,5 +18,6 @@ restarted Pod finds its domain again.
     health      the health endpoint: replication as this DC sees it, metrics
     supervisor  samba as a child process: signals, certificate renewal, orphans
     lifecycle   a DC leaving the domain (the operator's Jobs): hand over, then be removed
+    delegation  `delegate`: an administrator gives a directory ES4PS does not run the same rights on an OU
     cli         the command line
 """

@@ -210,21 +210,27 @@ def close_machine_account_quota(samdb) -> bool:
     return True
 
 
+def delegate_ou(samdb, ou_dn: str, sid: str) -> None:
+    """Converge the OU `ou_dn` (made when missing), the rights of the account `sid` on it, the denies that keep
+    everyone else from the binding line, and the container of deleted registrations: what the entrypoint does
+    for its own worker and `es4ps-samba-dc delegate` (es4ps_samba.dc.delegation) in a directory one runs."""
+    from samba.sd_utils import SDUtils
+
+    _ensure_ou(samdb, ou_dn)
+    # Order matters (module docstring): the worker's allows first, the denies last.
+    SDUtils(samdb).dacl_prepend_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
+    SDUtils(samdb).dacl_append_aces(ou_dn, "".join(binding_denies(samdb)))
+    _ensure_deleted_registrations(samdb, ou_dn, sid)
+
+
 def ensure_worker_access(config: DCConfig) -> None:
     """Converge the managed OU, the worker's account, its delegated rights, the machine account quota (0) and
     the worker's state directory."""
-    from samba.sd_utils import SDUtils
-
     samdb = open_samdb_at(config.data_dir)
     ou_dn = f"{config.users_ou},{samdb.domain_dn()}"
     samdb.transaction_start()
     try:
-        _ensure_ou(samdb, ou_dn)
-        sid = _ensure_account(samdb, config)
-        # Order matters (module docstring): the worker's allows first, the denies last.
-        SDUtils(samdb).dacl_prepend_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
-        SDUtils(samdb).dacl_append_aces(ou_dn, "".join(binding_denies(samdb)))
-        _ensure_deleted_registrations(samdb, ou_dn, sid)
+        delegate_ou(samdb, ou_dn, _ensure_account(samdb, config))
         if close_machine_account_quota(samdb):
             print("es4ps-samba-dc: ms-DS-MachineAccountQuota set to 0", flush=True)
     except BaseException:

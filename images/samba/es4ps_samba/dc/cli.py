@@ -1,7 +1,9 @@
-"""The command line of the DC's image: `es4ps-samba-dc run | prepare | ready | live | leave | remove | dbcheck`.
+"""The command line of the DC's image: `es4ps-samba-dc run | prepare | ready | live | leave | remove | dbcheck |
+delegate`.
 
 run, prepare, ready and live are the DC container's (its command and probes);
-leave, remove and dbcheck are steps the operator's Jobs run (see `lifecycle`).
+leave, remove and dbcheck are steps the operator's Jobs run (see `lifecycle`);
+delegate is an administrator's, for a directory ES4PS does not run (`delegation`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 from es4ps_contract.environment import SettingError
 
+from . import delegation
 from .config import DCConfig
 from .domain import prepare
 from .lifecycle import LeaveConfig, dbcheck, leave, remove
@@ -35,8 +38,10 @@ def _lifecycle(step) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="es4ps-samba-dc", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "prepare", "ready", "live", *JOB_STEPS])
+    parser.add_argument("command", choices=["run", "prepare", "ready", "live", *JOB_STEPS, "delegate"])
     args = parser.parse_args(argv)
+    if args.command == "delegate":
+        return delegation.main(os.environ)
     if args.command in JOB_STEPS:
         return _lifecycle(JOB_STEPS[args.command])
     try:

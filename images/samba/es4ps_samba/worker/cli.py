@@ -33,8 +33,13 @@ from .applied import AppliedTasks
 from .binding import binding_key
 from .config import WorkerConfig
 from .directory import Directory
+from .errors import CredentialsRefused, DirectoryUnavailable
 from .handler import ProvisioningWorker
 from .metrics import WorkerMetrics
+from .privilege import TooManyRights
+
+# The exit code of a worker that refuses to run with the account it was given (check_directory).
+REFUSED_EXIT = 3
 
 WORKER_CELERY_SETTINGS = {
     "task_acks_late": True,
@@ -51,12 +56,9 @@ WORKER_CELERY_SETTINGS = {
 }
 
 
-def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
-    """The worker's Celery app (broker settings from `environ`) with one task per operation."""
-    app = Celery("es4ps_worker", set_as_current=False)
-    app.conf.update(celery_settings(environ))
-    app.conf.update(WORKER_CELERY_SETTINGS)
-    directory = Directory(
+def open_directory(config: WorkerConfig) -> Directory:
+    """The worker's directory (it connects on first use)."""
+    return Directory(
         config.ldap_url,
         config.realm,
         config.netbios_name,
@@ -65,7 +67,16 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
         binding_key(bytes(config.sealing_key)),
         config.users_ou,
         config.creates_containers,
+        config.ldap_ca_file,
     )
+
+
+def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
+    """The worker's Celery app (broker settings from `environ`) with one task per operation."""
+    app = Celery("es4ps_worker", set_as_current=False)
+    app.conf.update(celery_settings(environ))
+    app.conf.update(WORKER_CELERY_SETTINGS)
+    directory = open_directory(config)
     applied = AppliedTasks(config.state_dir)
     worker_metrics = WorkerMetrics()
     directory.on_unauthentic = lambda _username: worker_metrics.unauthentic_bindings.inc()
@@ -76,7 +87,8 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
 
 
 def _register_task(app: Celery, worker: ProvisioningWorker, operation: Operation) -> None:
-    @app.task(name=operation.task_name, bind=True, max_retries=worker.config.max_retries, ignore_result=True)
+    # No limit of the task's own: the handler passes one for the errors that give up (a missing account).
+    @app.task(name=operation.task_name, bind=True, max_retries=None, ignore_result=True)
     def run(self: Task, envelope: object) -> None:
         worker.handle(self, operation, envelope)
 
@@ -98,6 +110,32 @@ def wait_for_state_dir(config: WorkerConfig, timeout_s: float = 600) -> bool:
                 print(f"es4ps-worker: waiting for the DC to prepare {problem}", file=sys.stderr, flush=True)
                 waiting = True
             time.sleep(2)
+
+
+def check_directory(config: WorkerConfig, retry_s: float = 5) -> str | None:
+    """Wait until the directory answers; then None when the worker's account may work, else why not.
+
+    The answer starts with a reason word (`CredentialsRefused`, `TooManyRights`): the worker prints it as
+    its last line and exits, and the operator names it in the domain's conditions. A directory that does
+    not answer (down, not ready, the managed OU not there yet) is waited for: tasks wait in the broker.
+    """
+    directory = open_directory(config)  # its own connection, closed before the pool forks
+    waiting = False
+    while True:
+        try:
+            directory.check_rights()
+            return None
+        except TooManyRights as exc:
+            return f"TooManyRights: the account {config.account} has more rights than the worker needs: {exc}"
+        except CredentialsRefused:
+            return f"CredentialsRefused: the directory at {config.ldap_url} refused the account {config.account}"
+        except DirectoryUnavailable as exc:
+            if not waiting:
+                print(f"es4ps-worker: waiting for the directory at {config.ldap_url}: {exc}", file=sys.stderr)
+                waiting = True
+            time.sleep(retry_s)
+        finally:
+            directory.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +160,10 @@ def _run(config: WorkerConfig, argv: list[str] | None) -> int:
         return 2
     if not wait_for_state_dir(config):
         return 1
+    refused = check_directory(config)
+    if refused:
+        print(f"es4ps-worker: refused ({refused})", file=sys.stderr, flush=True)
+        return REFUSED_EXIT
     if config.metrics_port:
         metrics.serve(config.metrics_port, config.metrics_address)
     app.worker_main(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from es4ps_contract import transport
 from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
@@ -23,7 +25,13 @@ VARIABLES = (
         "Ed25519 private key of this DC: signs its result events (the portal verifies them with the public half"
         " named after `ES4PS_WORKER_NAME`)",
     ),
-    Variable("ES4PS_LDAP_URL", "the DC beside the worker", "ldap://127.0.0.1"),
+    Variable(
+        "ES4PS_LDAP_URL",
+        "the DC beside the worker, or `ldaps://host:636` of a directory outside the Pod (external mode; plain"
+        " `ldap://` is refused for any address but the Pod's own)",
+        "ldap://127.0.0.1",
+    ),
+    Variable("ES4PS_LDAP_CA_FILE", "the CA of that directory's certificate (required with `ldaps://`)", ""),
     Variable("ES4PS_REALM", "the realm, e.g. `AD.ACME.EXAMPLE`"),
     Variable("ES4PS_NETBIOS_NAME", "the domain's NetBIOS name (empty: the realm's first label)", ""),
     Variable("ES4PS_WORKER_ACCOUNT", "the directory account the worker binds as", WORKER_ACCOUNT),
@@ -44,7 +52,8 @@ VARIABLES = (
     Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "2"),
     Variable(
         "ES4PS_WORKER_MAX_RETRIES",
-        "retries of a task whose account is not there yet or whose DC is unreachable, 1, 2, 4 ... 60 s apart",
+        "retries of a task whose account is not there yet, 1, 2, 4 ... 60 s apart (a task whose directory does not"
+        " answer is retried without a limit: it waits)",
         "15",
     ),
     Variable("ES4PS_WORKER_METRICS_PORT", "port of the worker's Prometheus metrics (`/metrics`); 0: off", "9932"),
@@ -56,11 +65,36 @@ VARIABLES = (
 )
 
 
+def check_ldap_url(url: str, ca_file: str) -> None:
+    """Passwords travel only inside TLS, or to the DC in the same Pod: a plain `ldap://` URL must name a
+    loopback address, an `ldaps://` one needs the CA its certificate is checked against."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "ldaps":
+        if not ca_file:
+            raise SettingError("ES4PS_LDAP_URL is ldaps://: ES4PS_LDAP_CA_FILE must name the directory's CA")
+        return
+    host = parsed.hostname or ""
+    loopback = host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
+    if parsed.scheme != "ldap" or not loopback:
+        raise SettingError(
+            f"ES4PS_LDAP_URL {url!r}: a directory outside the Pod is reached with ldaps:// only (passwords cross it)"
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """What the worker needs besides the broker settings (read by `from_env`)."""
 
     ldap_url: str
+    ldap_ca_file: str
     realm: str
     netbios_name: str
     account: str
@@ -87,8 +121,11 @@ class WorkerConfig:
             result_key = load_signing_key(env.text("ES4PS_RESULT_SIGNING_KEY_FILE"))
         except KeyFileError as exc:
             raise SettingError(str(exc)) from None
+        ldap_url, ldap_ca_file = env.text("ES4PS_LDAP_URL"), env.text("ES4PS_LDAP_CA_FILE")
+        check_ldap_url(ldap_url, ldap_ca_file)
         return cls(
-            ldap_url=env.text("ES4PS_LDAP_URL"),
+            ldap_url=ldap_url,
+            ldap_ca_file=ldap_ca_file,
             realm=realm,
             netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
             account=env.text("ES4PS_WORKER_ACCOUNT"),

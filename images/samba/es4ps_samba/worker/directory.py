@@ -46,8 +46,17 @@ from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
 from .binding import ATTRIBUTE, ATTRIBUTES, LEGACY_ATTRIBUTE, PASSWORD, POLICY, STATE, Binding, Mark
-from .errors import CONNECTION_ERRORS, DirectoryRefused, DirectoryUnavailable, NotFoundYet, refusal
+from .errors import (
+    CONNECTION_ERRORS,
+    CredentialsRefused,
+    DirectoryRefused,
+    DirectoryUnavailable,
+    NotFoundYet,
+    credentials_refused,
+    refusal,
+)
 from .managed_ou import ManagedOU, child
+from .privilege import check_least_privilege
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +110,10 @@ class Directory:
         binding_key: bytes,
         users_ou: str = MANAGED_OU,
         creates_containers: bool = True,
+        ca_file: str = "",
     ) -> None:
         self.url = url
+        self.ca_file = ca_file
         self.realm = realm.upper()
         self.netbios_name = netbios_name.upper()
         self.account = account
@@ -128,9 +139,13 @@ class Directory:
                         self._password,
                         self.users_ou,
                         self.creates_containers,
+                        self.ca_file,
                     )
                 return action(self._ou)
             except ldb.LdbError as exc:
+                if credentials_refused(exc):
+                    self._ou = None
+                    raise CredentialsRefused(f"the directory refused the account {self.account}") from None
                 if exc.args[0] not in CONNECTION_ERRORS:
                     raise
                 self._ou = None
@@ -141,6 +156,10 @@ class Directory:
 
     def close(self) -> None:
         self._ou = None
+
+    def check_rights(self) -> None:
+        """Raise TooManyRights when the worker's account can do more than its job needs (`privilege`)."""
+        self._run(lambda ou: check_least_privilege(ou.samdb))
 
     # -- bindings ---------------------------------------------------------------------------
 

@@ -20,6 +20,20 @@ CONNECTION_ERRORS = frozenset(
     {ldb.ERR_OPERATIONS_ERROR, ldb.ERR_UNAVAILABLE, ldb.ERR_BUSY, ldb.ERR_TIME_LIMIT_EXCEEDED}
 )
 
+# The NT statuses of a refused bind, as Samba's LDAP client words them.
+_BIND_REFUSALS = (
+    "NT_STATUS_LOGON_FAILURE",
+    "NT_STATUS_WRONG_PASSWORD",
+    "NT_STATUS_NO_SUCH_USER",
+    "NT_STATUS_ACCOUNT_DISABLED",
+    "NT_STATUS_ACCOUNT_LOCKED_OUT",
+    "NT_STATUS_PASSWORD_EXPIRED",
+    "NT_STATUS_PASSWORD_MUST_CHANGE",
+    "NT_STATUS_ACCOUNT_EXPIRED",
+)
+# Win32 ERROR_PASSWORD_RESTRICTION, as AD writes it in an LDAP diagnostic message.
+_PASSWORD_RESTRICTION = "0000052D"  # noqa: S105 (an error code)
+
 
 class NotFoundYet(LookupError):
     """The account (or a policy's OU or group) is not (yet) on this DC: it may still be replicating.
@@ -36,12 +50,40 @@ class DirectoryUnavailable(ConnectionError):
     """The DC cannot be reached or is busy. Retried."""
 
 
+class CredentialsRefused(DirectoryUnavailable):
+    """The directory refused the worker's own bind (a wrong or expired password, a disabled account).
+
+    A task waits as for an unavailable directory (an administrator fixes the account); at start the worker
+    refuses to run instead (es4ps_samba.worker.cli.check_directory).
+    """
+
+
 class DirectoryRefused(Exception):
     """The directory refused the change for good; `reason` is a sentence for the person, never a secret."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def credentials_refused(exc: ldb.LdbError) -> bool:
+    """Whether an LDAP error is the directory refusing the bind itself (Samba's client reports it as an
+    operations error carrying the NT status; a simple bind as invalidCredentials)."""
+    message = str(exc.args[1]) if len(exc.args) > 1 else ""
+    return exc.args[0] == ldb.ERR_INVALID_CREDENTIALS or any(status in message for status in _BIND_REFUSALS)
+
+
+def is_password_restriction(code: int, message: str) -> bool:
+    """Whether a refused write broke the domain's password policy (length, complexity, history, minimum age).
+
+    Microsoft AD answers a `unicodePwd` write that breaks the policy with constraintViolation (19) and the
+    Win32 error ERROR_PASSWORD_RESTRICTION (0x52D) leading its diagnostic message
+    ("0000052D: AtrErr: DSID-..., problem 1005 (CONSTRAINT_ATT_TYPE), data 0, Att 9005a (unicodePwd)");
+    Samba answers the same code with its own words ("0000052D: Constraint violation - check_password_...").
+    Other refusals of a password write (e.g. 53 with 0000001F: the connection is not encrypted) are the
+    deployment's fault, not the person's.
+    """
+    return code == ldb.ERR_CONSTRAINT_VIOLATION and _PASSWORD_RESTRICTION in message.upper()
 
 
 def refusal(exc: ldb.LdbError, what: str) -> DirectoryRefused:
@@ -51,6 +93,6 @@ def refusal(exc: ldb.LdbError, what: str) -> DirectoryRefused:
         raise exc
     # Samba's own text may name attributes and values; it goes to the worker log only, never into an event.
     logger.warning("the directory refused %s: LDAP error %s: %s", what, code, message[:300])
-    if code == ldb.ERR_CONSTRAINT_VIOLATION and "password" in message.lower():
+    if is_password_restriction(code, message):
         return DirectoryRefused(PASSWORD_REFUSED_REASON)
     return DirectoryRefused(f"the directory refused to {what} (LDAP error {code})")

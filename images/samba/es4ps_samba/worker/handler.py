@@ -10,9 +10,9 @@
    rights on the managed OU only; the account must belong to the task's
    registration, and an older task never overwrites a newer one (`binding`);
    operations are idempotent, so a redelivered task is harmless;
-4. retry with backoff while the account is not there yet (replication) or the
-   DC is unavailable; report *failed* when retries run out or the directory
-   refuses for good;
+4. retry with backoff while the account is not there yet (replication), report
+   *failed* when those retries run out or the directory refuses for good;
+   while the directory is unavailable, retry until it answers (the task waits);
 5. record the outcome and publish a result event (task id, operation,
    username, outcome, reason), signed with this DC's key: *succeeded*,
    *failed*, *rejected*, or *not applied* (a newer change of the same kind
@@ -32,7 +32,6 @@ import logging
 from celery import Celery, Task
 from es4ps_contract.events import (
     REASON_SUPERSEDED,
-    REASON_UNAVAILABLE,
     REASON_WORKER_ERROR,
     Outcome,
     ResultEvent,
@@ -110,7 +109,11 @@ class ProvisioningWorker:
             error = "not_found_yet" if isinstance(exc, NotFoundYet) else "unavailable"
             self.metrics.directory_errors.labels(operation.value, error).inc()
             retries = celery_task.request.retries
-            if retries < self.config.max_retries:
+            # A directory that is away (restarting, or an outside one down for hours) delays a task, never
+            # fails it: it waits in the broker, tried again every minute at most, until the directory
+            # answers or its envelope expires. An account that is not there is given up after max_retries.
+            waits = isinstance(exc, DirectoryUnavailable)
+            if waits or retries < self.config.max_retries:
                 countdown = min(RETRY_BASE_S * 2**retries, RETRY_MAX_S)
                 logger.info(
                     "task %s (%s %s): %s; retry %d in %d s",
@@ -122,9 +125,9 @@ class ProvisioningWorker:
                     countdown,
                 )
                 self.metrics.retries.labels(operation.value).inc()
-                raise celery_task.retry(countdown=countdown, max_retries=self.config.max_retries) from None
-            reason = exc.reason if isinstance(exc, NotFoundYet) else REASON_UNAVAILABLE
-            self._finish(signed, Outcome.FAILED, reason)
+                limit = None if waits else self.config.max_retries
+                raise celery_task.retry(countdown=countdown, max_retries=limit) from None
+            self._finish(signed, Outcome.FAILED, exc.reason)
             return
         except DirectoryRefused as exc:
             self.metrics.directory_errors.labels(operation.value, "refused").inc()

@@ -60,10 +60,18 @@ class ManagedOU:
 
     @classmethod
     def connect(
-        cls, url: str, realm: str, netbios_name: str, account: str, password: str, users_ou: str, creates: bool
+        cls,
+        url: str,
+        realm: str,
+        netbios_name: str,
+        account: str,
+        password: str,
+        users_ou: str,
+        creates: bool,
+        ca_file: str = "",
     ) -> ManagedOU:
         """Bind as the worker's account; the managed OU must exist (else the DC is not ready yet)."""
-        samdb = open_remote_samdb(url, realm, netbios_name, account, password)
+        samdb = open_remote_samdb(url, realm, netbios_name, account, password, ca_file)
         managed = cls(samdb, ldb.Dn(samdb, f"{users_ou},{samdb.domain_dn()}"), creates)
         for dn in (managed.dn, managed.deleted_registrations):
             try:

@@ -1,0 +1,274 @@
+"""External mode: the worker provisions into an OU of an Active Directory the organisation already runs.
+
+The outside directory is a Samba AD DC process of its own domain, provisioned
+by samba-tool and set as close to Microsoft AD's defaults as Samba allows
+(es4ps_testkit.outside_ad), reached over LDAPS by its DNS name with its CA
+checked. Its administrator made a plain account and delegated one OU to it
+with `es4ps-samba-dc delegate`; the real worker (`es4ps-worker`, the same
+process as beside a DC) binds as that account and takes signed tasks from its
+own broker. Nothing here runs in a cluster.
+"""
+# ruff: noqa: S105, S106 - test passwords
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import ldb
+import pytest
+from es4ps_contract.events import Outcome
+from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
+from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser, EnableUser, SetPassword
+from es4ps_testkit.outside_ad import OutsideAD
+from es4ps_testkit.plugins.services import started
+from es4ps_testkit.rabbitmq import RabbitMQ
+from es4ps_testkit.samba import find_account, password_authenticates
+from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
+from es4ps_testkit.worker import ContractKeys, DirectoryWorker
+from samba.dsdb import UF_ACCOUNTDISABLE
+
+pytestmark = pytest.mark.services
+
+SERVICE_ACCOUNT, SERVICE_PASSWORD = "svc-es4ps", "Svc-Passw0rd!long-enough"
+# The OU the organisation gives ES4PS, below an OU of its own.
+PEOPLE, MANAGED = "OU=People", "OU=Registered,OU=People"
+NEW_PASSWORD = "An0ther-Horse!staple"
+UNIX = {
+    "uid_range_start": 20000,
+    "uid_range_end": 999999,
+    "gid_number": 20513,
+    "login_shell": "/bin/bash",
+    "home_directory": "/home/placeholder",
+}
+
+
+def write_secret(path, text: str) -> str:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def outside_ad(tmp_path_factory, test_ca) -> Iterator[OutsideAD]:
+    directory = started(OutsideAD(tmp_path_factory.mktemp("outside-ad"), test_ca))
+    directory.samdb().add({"dn": f"{PEOPLE},{directory.base_dn}", "objectClass": "organizationalUnit"})
+    directory.add_user(SERVICE_ACCOUNT, SERVICE_PASSWORD)
+    delegated = directory.delegate(SERVICE_ACCOUNT, MANAGED)
+    assert delegated.returncode == 0, delegated.stderr
+    yield directory
+    directory.close()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, test_ca) -> Iterator[RabbitMQ]:
+    """A broker of its own: the session's has the in-cluster tests' worker on the same queue."""
+    server = started(RabbitMQ(tmp_path_factory.mktemp("external-rabbitmq"), test_ca))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> ContractKeys:
+    return ContractKeys(tmp_path_factory.mktemp("external-keys"))
+
+
+def external_env(outside_ad, broker, keys, tmp_path_factory, account=SERVICE_ACCOUNT, password=SERVICE_PASSWORD):
+    """What the operator gives the external worker: the directory's URL, CA, account, OU; a state volume."""
+    secrets = tmp_path_factory.mktemp("external-secrets")
+    (secrets / "state").mkdir(mode=0o700)  # the worker's own volume, mounted there in its Pod
+    return {
+        **broker.worker_env,
+        **keys.worker_env,
+        **keys.result_env(DirectoryWorker.DEFAULT_NAME),
+        "ES4PS_LDAP_URL": outside_ad.ldaps_url,
+        "ES4PS_LDAP_CA_FILE": str(outside_ad.ca_file),
+        "ES4PS_REALM": outside_ad.realm,
+        "ES4PS_NETBIOS_NAME": outside_ad.netbios_name,
+        "ES4PS_WORKER_ACCOUNT": account,
+        "ES4PS_WORKER_PASSWORD_FILE": write_secret(secrets / "password", password),
+        "ES4PS_USERS_OU": MANAGED,
+        "ES4PS_WORKER_STATE_DIR": str(secrets / "state"),
+        # One retry for a missing account: a task waiting for the directory must outlive it.
+        "ES4PS_WORKER_MAX_RETRIES": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+def external_worker(outside_ad, broker, keys, tmp_path_factory) -> Iterator[DirectoryWorker]:
+    env = external_env(outside_ad, broker, keys, tmp_path_factory)
+    worker = started(DirectoryWorker(tmp_path_factory.mktemp("external-worker"), env, wrap=outside_ad.with_hosts))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def client(broker, keys, external_worker) -> Iterator[TaskClient]:
+    task_client = TaskClient({**broker.portal_env, **keys.portal_env})
+    yield task_client
+    task_client.close()
+
+
+def refused(action) -> int:
+    with pytest.raises(ldb.LdbError) as caught:
+        action()
+    return caught.value.args[0]
+
+
+def uac(outside_ad, username: str) -> int:
+    account = find_account(outside_ad, username, attrs=["userAccountControl"])
+    assert account is not None
+    return int(account["userAccountControl"][0])
+
+
+def test_an_account_is_created_in_the_delegated_ou_and_signs_in_once_enabled(client, outside_ad, username):
+    created = run(client, create_task(client, username))
+    assert (created.outcome, created.reason) == (Outcome.SUCCEEDED, "")
+    account = find_account(outside_ad, username)
+    assert str(account.dn).lower() == f"cn={username},{MANAGED},{outside_ad.base_dn}".lower()
+    assert uac(outside_ad, username) & UF_ACCOUNTDISABLE
+    assert not password_authenticates(outside_ad, username, PASSWORD)
+
+    assert run(client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
+
+    # The portal's sign-in: a simple bind over LDAPS to the outside directory.
+    assert password_authenticates(outside_ad, username, PASSWORD)
+    assert not password_authenticates(outside_ad, username, "Wr0ng-Horse!battery")
+
+
+def test_password_change_reset_and_refusal_follow_the_directory_rules(client, outside_ad, username):
+    run(client, create_task(client, username))
+    run(client, EnableUser(username, **binding(username)))
+
+    changed = run(
+        client, SetPassword(username, sealed_password=client.seal(username, NEW_PASSWORD), **binding(username))
+    )
+    assert changed.outcome is Outcome.SUCCEEDED
+    assert password_authenticates(outside_ad, username, NEW_PASSWORD)
+    # The old one may still work for the directory's old-password window (60 minutes by default, Microsoft's
+    # OldPasswordAllowedPeriod, which Samba applies to simple binds too): the organisation's setting, not ours.
+
+    # Microsoft AD's documented rule for a reset (what the worker does, holding Reset Password): neither the
+    # history (24 here) nor the minimum age (a day here) applies; the outside directory follows it too.
+    back = run(client, SetPassword(username, sealed_password=client.seal(username, PASSWORD), **binding(username)))
+    assert (back.outcome, back.reason) == (Outcome.SUCCEEDED, "")
+    assert password_authenticates(outside_ad, username, PASSWORD)
+    # A password the domain's policy refuses: constraintViolation with 0000052D, told to the person as such.
+    weak = run(client, SetPassword(username, sealed_password=client.seal(username, "abc"), **binding(username)))
+    assert (weak.outcome, weak.reason) == (Outcome.FAILED, PASSWORD_REFUSED_REASON)
+    assert password_authenticates(outside_ad, username, PASSWORD)
+
+
+def test_disable_and_delete_reach_the_outside_directory(client, outside_ad, username):
+    run(client, create_task(client, username))
+    run(client, EnableUser(username, **binding(username)))
+    assert password_authenticates(outside_ad, username, PASSWORD)
+
+    assert run(client, DisableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
+    assert uac(outside_ad, username) & UF_ACCOUNTDISABLE
+    assert not password_authenticates(outside_ad, username, PASSWORD)
+
+    assert run(client, DeleteUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
+    assert find_account(outside_ad, username) is None
+
+
+def test_a_policy_places_ou_groups_and_unix_attributes_in_the_outside_directory(client, outside_ad, username):
+    ou, group = f"Students {username}", f"students-{username}"
+    unix = {**UNIX, "home_directory": f"/home/{username}"}
+    created = run(client, create_task(client, username, ou=ou, groups=(group,), unix=unix))
+    assert (created.outcome, created.reason) == (Outcome.SUCCEEDED, "")
+
+    account = find_account(outside_ad, username, attrs=["memberOf", "uidNumber", "loginShell", "unixHomeDirectory"])
+    assert str(account.dn).lower() == f"cn={username},ou={ou},{MANAGED},{outside_ad.base_dn}".lower()
+    assert [str(value).lower() for value in account["memberOf"]] == [
+        f"cn={group},{MANAGED},{outside_ad.base_dn}".lower()
+    ]
+    assert int(account["uidNumber"][0]) > UNIX["uid_range_start"]
+    assert (str(account["loginShell"][0]), str(account["unixHomeDirectory"][0])) == ("/bin/bash", f"/home/{username}")
+
+    staff = f"Staff {username}"
+    moved = run(client, ApplyPolicy(username, ou=staff, groups=(), **binding(username)))
+    assert moved.outcome is Outcome.SUCCEEDED
+    account = find_account(outside_ad, username, attrs=["memberOf"])
+    assert str(account.dn).lower() == f"cn={username},ou={staff},{MANAGED},{outside_ad.base_dn}".lower()
+    assert "memberOf" not in account
+
+
+def test_the_delegated_account_is_refused_outside_its_ou(outside_ad, username):
+    """The attacker holds the worker's credential (the Secret leaked): the directory refuses it everywhere but
+    its OU, including the OU above it."""
+    samdb = outside_ad.samdb(SERVICE_ACCOUNT, SERVICE_PASSWORD)
+    domain = outside_ad.base_dn
+    outside_ad.add_user(username, "Staff-Passw0rd!1")
+    staff_dn = f"CN={username},CN=Users,{domain}"
+
+    def modify(dn: str, attribute: str, value: str | bytes, flag=ldb.FLAG_MOD_REPLACE):
+        message = ldb.Message(ldb.Dn(samdb, dn))
+        message[attribute] = ldb.MessageElement(value, flag, attribute)
+        samdb.modify(message)
+
+    denied = {ldb.ERR_INSUFFICIENT_ACCESS_RIGHTS, ldb.ERR_CONSTRAINT_VIOLATION}
+    assert refused(lambda: modify(staff_dn, "description", "owned")) in denied
+    assert refused(lambda: modify(staff_dn, "unicodePwd", '"Taken-0ver!pass"'.encode("utf-16-le"))) in denied
+    assert refused(lambda: modify(staff_dn, "userAccountControl", "514")) in denied
+    assert refused(lambda: modify(f"CN=Administrator,CN=Users,{domain}", "displayName", "x")) in denied
+    assert (
+        refused(lambda: modify(f"CN=Domain Admins,CN=Users,{domain}", "member", staff_dn, ldb.FLAG_MOD_ADD)) in denied
+    )
+    for parent in (f"CN=Users,{domain}", f"{PEOPLE},{domain}"):
+        assert refused(lambda p=parent: samdb.add({"dn": f"CN=x-{username},{p}", "objectClass": "user"})) in denied
+    # Nor can it take itself out of reach or give itself more: it lives outside the OU.
+    assert refused(lambda: modify(f"CN={SERVICE_ACCOUNT},CN=Users,{domain}", "description", "x")) in denied
+    staff = outside_ad.samdb().search(ldb.Dn(samdb, staff_dn), scope=ldb.SCOPE_BASE, attrs=["description"])
+    assert "description" not in staff[0]
+    assert password_authenticates(outside_ad, username, "Staff-Passw0rd!1")
+
+
+def test_the_worker_refuses_to_run_with_domain_admin_rights(outside_ad, broker, keys, tmp_path_factory):
+    env = external_env(outside_ad, broker, keys, tmp_path_factory, "Administrator", outside_ad.admin_password)
+    worker = DirectoryWorker(tmp_path_factory.mktemp("admin-worker"), env, wrap=outside_ad.with_hosts)
+
+    assert worker.run_to_exit() == 3
+    log = worker.log.read_text()
+    assert "refused (TooManyRights: the account Administrator" in log
+    assert "holds Domain Admins" in log
+    assert outside_ad.admin_password not in log
+    assert "ready." not in log
+
+
+def test_the_worker_refuses_an_account_added_to_a_privileged_group(outside_ad, broker, keys, tmp_path_factory):
+    name = "svc-overprivileged"
+    outside_ad.add_user(name, SERVICE_PASSWORD)
+    outside_ad.samdb().add_remove_group_members("Account Operators", [name])
+    env = external_env(outside_ad, broker, keys, tmp_path_factory, name)
+    worker = DirectoryWorker(tmp_path_factory.mktemp("operator-worker"), env, wrap=outside_ad.with_hosts)
+
+    assert worker.run_to_exit() == 3
+    assert "holds Account Operators" in worker.log.read_text()
+
+
+def test_the_worker_refuses_credentials_the_directory_rejects(outside_ad, broker, keys, tmp_path_factory):
+    env = external_env(outside_ad, broker, keys, tmp_path_factory, password="Not-The-Passw0rd!")
+    worker = DirectoryWorker(tmp_path_factory.mktemp("wrong-worker"), env, wrap=outside_ad.with_hosts)
+
+    assert worker.run_to_exit() == 3
+    log = worker.log.read_text()
+    assert f"refused (CredentialsRefused: the directory at {outside_ad.ldaps_url}" in log
+    assert "Not-The-Passw0rd!" not in log
+
+
+def test_tasks_wait_while_the_outside_directory_is_away(client, outside_ad, external_worker, username):
+    outside_ad.stop()
+    try:
+        task_id = client.submit(create_task(client, username))
+        # Past the worker's retry limit (1), the task still waits for the directory instead of failing.
+        external_worker.wait_for_log(f"task {task_id} (create_user {username}): the directory is unavailable")
+        external_worker.wait_for_log(
+            f"task {task_id} (create_user {username}): the directory is unavailable (LDAP error 1); retry 3"
+        )
+    finally:
+        outside_ad.start()
+
+    assert client.wait_for(task_id, timeout_s=120).outcome is Outcome.SUCCEEDED
+    assert find_account(outside_ad, username) is not None

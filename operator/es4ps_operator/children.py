@@ -37,6 +37,7 @@ WATCHED_KINDS = {
     "ConfigMap": WatchedKind("v1", "configmaps"),
     "Service": WatchedKind("v1", "services"),
     "StatefulSet": WatchedKind("apps/v1", "statefulsets"),
+    "Deployment": WatchedKind("apps/v1", "deployments"),
     "Ingress": WatchedKind("networking.k8s.io/v1", "ingresses"),
     "NetworkPolicy": WatchedKind("networking.k8s.io/v1", "networkpolicies"),
     "Issuer": WatchedKind("cert-manager.io/v1", "issuers"),
@@ -56,7 +57,8 @@ class ChildSummary:
     changed_by_others: bool
     owner_uids: tuple[str, ...]
     deleting: bool
-    # Certificates and Issuers: their Ready condition; StatefulSets: Pods ready and up to date; Jobs: succeeded.
+    # Certificates and Issuers: their Ready condition; StatefulSets and Deployments: Pods ready and up to date;
+    # Jobs: succeeded.
     ready: bool
     message: str = ""
     ready_replicas: int = 0
@@ -123,7 +125,7 @@ def _readiness(kind: str, body: Mapping[str, Any]) -> tuple[bool, str, int, int]
             if condition.get("type") == "Ready":
                 return condition.get("status") == "True", condition.get("message", ""), 0, 0
         return False, "not processed by cert-manager yet", 0, 0
-    if kind == "StatefulSet":
+    if kind in ("StatefulSet", "Deployment"):
         replicas = (body.get("spec") or {}).get("replicas", 1)
         ready_replicas = status.get("readyReplicas", 0)
         current = (
@@ -142,7 +144,9 @@ def differs(manifest: Manifest, observed: ChildSummary) -> bool:
     A change through a StatefulSet's scale subresource (`kubectl scale`) leaves no
     other field manager behind, so the replicas are compared themselves.
     """
-    scaled = manifest["kind"] == "StatefulSet" and observed.replicas != manifest["spec"].get("replicas", 1)
+    scaled = manifest["kind"] in ("StatefulSet", "Deployment") and observed.replicas != manifest["spec"].get(
+        "replicas", 1
+    )
     return observed.desired_hash != desired_hash(manifest) or scaled
 
 

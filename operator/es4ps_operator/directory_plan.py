@@ -63,6 +63,8 @@ def plan_directory(
     observed: Mapping[tuple[str, str], ChildSummary],
     replication_healthy: bool | None,
 ) -> DirectoryPlan:
+    if domain.directory.external is not None:  # no DC of ours: nothing to plan
+        return DirectoryPlan(dc_indexes=(), images={})
     replicas = domain.directory.replicas
     present = {
         index

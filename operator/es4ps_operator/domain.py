@@ -29,6 +29,7 @@ from typing import Any
 
 from cronsim import CronSim, CronSimError
 
+from .external import External, read_external
 from .placement import Placement, read_placement
 
 GROUP = "es4ps.io"
@@ -202,13 +203,13 @@ class Directory:
     password_policy: str
     storage: Storage
     backup: Backup | None
-    # spec.directory.bootstrap.recovery: the ES4PSBackup this domain is created from, the Secret whose verify-key
-    # its signature must verify with (None: naming.backup_signing_secret), whether an unsigned one is accepted.
+    # bootstrap.recovery: the backup, the Secret of its verify-key (None: naming's), whether unsigned is accepted.
     recovery_backup: str | None
     recovery_trusted_key_secret: str | None
     recovery_accept_unsigned: bool
     placement: Placement
     unix: Unix | None  # None: no Unix attributes
+    external: External | None  # None: the domain's own DCs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,6 +331,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             recovery_accept_unsigned=bool(recovery.get("acceptUnsigned")),
             placement=read_placement(directory),
             unix=_unix(directory["unix"]),
+            external=read_external(directory.get("external")),
         ),
         broker=Broker(
             image=broker.get("image"),
@@ -444,6 +446,4 @@ def _smtp(smtp: Mapping[str, Any] | None) -> Smtp | None:
 
 
 def _staff_user(staff: Mapping[str, Any] | None) -> StaffUser | None:
-    if not staff:
-        return None
-    return StaffUser(staff["username"], staff["email"], SecretKeyRef(**staff["passwordSecretRef"]))
+    return StaffUser(staff["username"], staff["email"], SecretKeyRef(**staff["passwordSecretRef"])) if staff else None

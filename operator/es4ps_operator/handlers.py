@@ -189,6 +189,8 @@ async def watch_domain(
         domain = Domain.from_body(body)
     except SpecError:
         return
+    if domain.directory.external is not None:  # no DC of ours to ask
+        return
     key = (namespace, name)
     last = memo.replication.get(key)
     if last is None or last.ready is not True or time.monotonic() - memo.replication_asked[key] >= REPLICATION_ASK_S:

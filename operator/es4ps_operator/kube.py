@@ -215,18 +215,25 @@ class KubeApi:
 
     async def step_ends(self, namespace: str, job: str) -> list[StepEnd]:
         """How the containers of a Job's Pods ended (newest Pod first, its steps in order)."""
+        return await self.pod_ends(namespace, {"job-name": job})
+
+    async def pod_ends(self, namespace: str, labels: Mapping[str, str]) -> list[StepEnd]:
+        """How the containers of the Pods with `labels` ended: their run, or the one before a restart (newest
+        Pod first, containers in order)."""
         ends = []
         try:
-            pods = [pod async for pod in self.client.list(Pod, namespace=namespace, labels={"job-name": job})]
+            pods = [pod async for pod in self.client.list(Pod, namespace=namespace, labels=dict(labels))]
         except ApiError as error:
-            raise KubeError(f"listing the Pods of Job {job} failed: {_describe(error)}") from None
+            raise KubeError(f"listing the Pods labelled {dict(labels)} failed: {_describe(error)}") from None
         pods.sort(key=lambda pod: pod.metadata.creationTimestamp, reverse=True)
         for pod in pods:
             statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])]
             for container in statuses:
-                terminated = container.state.terminated if container.state else None
-                if terminated is not None:
-                    ends.append(StepEnd(container.name, terminated.exitCode, terminated.message or ""))
+                for state in (container.state, container.lastState):
+                    terminated = state.terminated if state else None
+                    if terminated is not None:
+                        ends.append(StepEnd(container.name, terminated.exitCode, terminated.message or ""))
+                        break
         return ends
 
     async def delete_leftovers(self, domain: Domain) -> None:

@@ -26,7 +26,7 @@ RESOURCE_FIELDS = {
     naming.BACKUP: "spec.directory.backup.resources",
     naming.MAINTENANCE: "spec.maintenance.resources",
 }
-WORKLOADS = ("StatefulSet", "Job")
+WORKLOADS = ("StatefulSet", "Deployment", "Job")
 
 
 def _quantity(value: Any) -> Decimal:

@@ -241,6 +241,11 @@ def restore_job(domain: Domain) -> str:
     return child_name(domain, "restore")
 
 
+def external_worker(domain: Domain) -> str:
+    """The worker Deployment of a domain in external mode, and its volume."""
+    return child_name(domain, "worker")
+
+
 def worker_credentials_secret(domain: Domain) -> str:
     """The password of the workers' directory account (the DCs create the account with it)."""
     return child_name(domain, "worker-credentials")

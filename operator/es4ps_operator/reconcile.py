@@ -23,12 +23,14 @@ from .backups import rules as backup_rules
 from .backups.rules import BackupSummary
 from .builders import DesiredState, build_desired_state
 from .builders.common import Manifest, desired_hash, owner_reference, volume_claim, with_content_hash
+from .builders.external import worker_state_claim
 from .builders.monitoring import API_VERSION as MONITORING_API_VERSION
 from .builders.monitoring import build_monitoring
 from .children import WATCHED_KINDS, ChildSummary, needs_apply, prunable, summarize
 from .config import OperatorConfig
 from .directory_plan import plan_directory
 from .domain import Domain
+from .external import url_problem, worker_refusal
 from .kube import KubeApi, KubeError
 from .limits import WORKLOADS, refused_resources
 from .recovery import plan_recovery, recovery_claims
@@ -43,6 +45,10 @@ from .status import (
     unready_pods,
 )
 
+# ReplicationHealthy and BackupsHealthy in external mode: the organisation's directory is its own business.
+NOT_APPLICABLE = Check(
+    None, "NotApplicable", "external mode: the organisation runs, replicates and backs up the directory"
+)
 # Kubernetes Event types.
 NORMAL, WARNING = "Normal", "Warning"
 # How many object names an Event message lists.
@@ -133,7 +139,7 @@ async def reconcile(
     if not domain.paused and not result.error and recovery.proceed:
         try:
             await _converge(domain, desired, observed, api, result)
-            for volume in [*recovery.volumes, *_backup_volumes(domain)]:
+            for volume in [*recovery.volumes, *_backup_volumes(domain), *_external_volumes(domain)]:
                 if await api.create_once(volume):
                     result.created.append(f"PersistentVolumeClaim/{volume['metadata']['name']}")
             for job in [*dcs.finished_jobs, *recovery.finished_jobs]:
@@ -146,10 +152,12 @@ async def reconcile(
     domain_backups = backup_rules.of_domain(backups, domain)
     last = backup_rules.last_completed(domain_backups)
     stalled = Check(False, "StepFailed", dcs.stalled) if dcs.stalled else None
+    external = await _external_directory(domain, observed, api)
+    result.waiting = result.waiting or (external is not None and not external.ready)
     findings = Findings(
-        replication=replication,
-        backups=backup_rules.backups_check(domain, domain_backups),
-        directory=recovery.check or stalled,
+        replication=replication if external is None else NOT_APPLICABLE,
+        backups=backup_rules.backups_check(domain, domain_backups) if external is None else NOT_APPLICABLE,
+        directory=recovery.check or stalled or external,
         directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
         last_backup=last.completed_at if last else None,
         directory_state={"restored": True} if recovery.restored and domain.directory.recovery_backup else {},
@@ -268,6 +276,36 @@ def _backup_volumes(domain: Domain) -> list[Manifest]:
     if backup is None or backup.volume is None:
         return []
     return [volume_claim(domain, naming.backups_volume(domain), backup.volume, naming.BACKUP)]
+
+
+def _external_volumes(domain: Domain) -> list[Manifest]:
+    """External mode: the worker's volume (its record of applied tasks), made once like the backups' one."""
+    return [] if domain.directory.external is None else [worker_state_claim(domain)]
+
+
+async def _external_directory(
+    domain: Domain, observed: Mapping[tuple[str, str], ChildSummary], api: KubeApi
+) -> Check | None:
+    """DirectoryReady in external mode (None otherwise): a URL the worker may not use, the worker's refusal to
+    run (credentials, rights: its termination message), or its Deployment's readiness."""
+    external = domain.directory.external
+    if external is None:
+        return None
+    problem = url_problem(external.url)
+    if problem:
+        return Check(False, "InvalidURL", f"{problem}; no worker runs")
+    worker = observed.get(("Deployment", naming.external_worker(domain)))
+    if worker is not None and worker.ready and not worker.deleting:
+        return Check(True, "Running", f"the worker provisions into {external.ou} of {external.url}")
+    try:
+        ends = await api.pod_ends(domain.namespace, naming.selector(domain, naming.DIRECTORY))
+    except KubeError as error:
+        return Check(False, "Starting", f"the worker is not ready; its Pods cannot be read: {error}")
+    refusal = worker_refusal(end.message for end in ends if end.container == "worker")
+    if refusal:
+        return Check(False, *refusal)
+    reason = "Starting" if worker is not None else "Creating"
+    return Check(False, reason, f"the worker is not ready yet (it waits for its Pod, or for {external.url})")
 
 
 def refused_images(domain: Domain, config: OperatorConfig) -> str | None:

@@ -178,7 +178,8 @@ def compute_status(
     """The whole status of `domain` from what is observed; `now` dates conditions that change."""
     observed = Observed(desired, observed_children, findings.unready_pods)
     certificate_names = [m["metadata"]["name"] for m in desired.applied["certificates"] if m["kind"] == "Certificate"]
-    dc_names = [naming.dc(domain, index) for index in range(domain.directory.replicas)]
+    dc_count = 0 if domain.directory.external is not None else domain.directory.replicas
+    dc_names = [naming.dc(domain, index) for index in range(dc_count)]
     directory = findings.directory or check_statefulsets("domain controllers", dc_names, observed)
     if findings.directory_notes:
         directory = dataclasses.replace(directory, message=" ".join([directory.message, *findings.directory_notes]))

@@ -10,7 +10,7 @@ from cryptography import x509
 
 CHILD_KINDS = (
     "statefulsets,services,configmaps,secrets,serviceaccounts,ingresses,networkpolicies,certificates,issuers,jobs,"
-    "poddisruptionbudgets"
+    "poddisruptionbudgets,deployments"
 )
 MANAGED = "app.kubernetes.io/managed-by=es4ps-operator"
 

@@ -6,6 +6,7 @@ data. One module per component:
     certificates  the domain's CA and every certificate (cert-manager)
     broker        RabbitMQ: ConfigMap, headless Service, StatefulSet
     directory     Samba DCs: one StatefulSet per DC, their Services
+    external      external mode: the one worker Deployment provisioning into the organisation's directory
     portal        the portal: StatefulSet, Service, Ingress
     network       NetworkPolicies
     secrets       Secrets generated once (created, never applied over)
@@ -23,10 +24,12 @@ from collections.abc import Mapping, Sequence
 from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
+from ..external import url_problem
 from .broker import build_broker
 from .certificates import build_certificates
 from .common import Manifest, service_account, with_content_hash
 from .directory import build_directory, samba_image
+from .external import WORKER_INDEX, build_external_worker
 from .network import build_network_policies
 from .portal import build_portal
 from .secrets import GeneratedSecret, build_generated_secrets
@@ -75,22 +78,31 @@ def build_desired_state(
 
     `dcs`: the DCs (index -> image) to run; default every one of `replicas` with the
     domain's image. `jobs`: Jobs to run now. `workloads`: False while a restore
-    prepares the volumes (no DC or portal StatefulSet yet).
+    prepares the volumes (no DC or portal StatefulSet yet). In external mode no
+    DC runs: one worker Deployment, with worker 0's identity, takes their place.
     """
+    external = domain.directory.external is not None
     if dcs is None:
-        dcs = {index: samba_image(domain, config) for index in range(domain.directory.replicas)}
+        dcs = {} if external else {index: samba_image(domain, config) for index in range(domain.directory.replicas)}
+    workers = [WORKER_INDEX] if external else sorted(dcs)
+    if external:
+        # A URL the worker may not use runs nothing (the status says why).
+        usable = url_problem(domain.directory.external.url) is None
+        directory = build_external_worker(domain, config) if workloads and usable else []
+    else:
+        directory = build_directory(domain, config, dcs if workloads else {})
     applied = {
         "accounts": build_service_accounts(domain),
-        "certificates": build_certificates(domain, config, sorted(dcs)),
+        "certificates": build_certificates(domain, config, workers),
         "network": build_network_policies(domain, config),
         "broker": build_broker(domain, config),
-        "directory": build_directory(domain, config, dcs if workloads else {}),
-        "portal": build_portal(domain, config, sorted(dcs)) if workloads else [],
+        "directory": directory,
+        "portal": build_portal(domain, config, workers) if workloads else [],
         "jobs": list(jobs),
     }
     return DesiredState(
         applied={group: [with_content_hash(m) for m in manifests] for group, manifests in applied.items()},
-        generated_secrets=build_generated_secrets(domain, sorted(dcs)),
+        generated_secrets=build_generated_secrets(domain, workers),
     )
 
 

@@ -120,7 +120,8 @@ def build_certificates(domain: Domain, config: OperatorConfig, dc_indexes: list[
         manifests.append(
             _leaf(domain, naming.worker_tls(domain, index), CLIENT_USAGES, commonName=naming.WORKER_BROKER_USER)
         )
-        manifests.append(_dc_ldaps_certificate(domain, config, index))
+        if domain.directory.external is None:  # external mode: the organisation's directory has its own
+            manifests.append(_dc_ldaps_certificate(domain, config, index))
     manifests.append(_portal_https_certificate(domain))
     return manifests
 

@@ -245,6 +245,24 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
     }
 
 
+# The worker's variables that say which directory it binds to, as whom, and which OU it manages.
+DIRECTORY_VARIABLES = frozenset(
+    {"ES4PS_LDAP_URL", "ES4PS_USERS_OU", "ES4PS_WORKER_ACCOUNT", "ES4PS_WORKER_PASSWORD_FILE"}
+)
+
+
+def worker_container(
+    domain: Domain, config: OperatorConfig, index: int, image: str, directory: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The worker beside DC `index`, or (`directory`: the DIRECTORY_VARIABLES of another directory) the
+    external worker (builders.external)."""
+    container = _worker_container(domain, config, index, image)
+    if directory is not None:
+        kept = [variable for variable in container["env"] if variable["name"] not in DIRECTORY_VARIABLES]
+        container["env"] = [*kept, *directory]
+    return container
+
+
 def _worker_container(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
     return {
         "name": "worker",
@@ -283,7 +301,8 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
     }
 
 
-def _dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
+def dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
+    """The secret and memory volumes of DC `index`'s Pod (its data volume comes from its claim template)."""
     worker_keys = {"sealing-private.key": "sealing-private.key", "signing-public.key": "signing-public.key"}
     return [
         secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"}),
@@ -332,7 +351,7 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str)
             _dc_container(domain, config, index, image),
             _worker_container(domain, config, index, image),
         ],
-        "volumes": _dc_volumes(domain, index),
+        "volumes": dc_volumes(domain, index),
     }
     every_dc = naming.selector(domain, naming.DIRECTORY)
     if domain.directory.host_network:

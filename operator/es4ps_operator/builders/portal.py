@@ -43,6 +43,8 @@ SECRET_KEY_DIR = "/etc/es4ps/django"  # noqa: S105 (a directory, not a secret)
 BROKER_TLS_DIR = "/etc/es4ps/broker-tls"
 KEYS_DIR = "/etc/es4ps/keys"
 RESULT_KEYS_DIR = "/etc/es4ps/result-keys"
+# External mode: the CA of the organisation's directory (spec.directory.external.caSecretRef).
+DIRECTORY_CA_DIR = "/etc/es4ps/directory-ca"
 SMTP_DIR = "/etc/es4ps/smtp"
 STAFF_DIR = "/etc/es4ps/staff"
 # The portal's user in images/django; fsGroup lets it write its volume and read its secret files.
@@ -79,9 +81,7 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_ALLOWED_EMAIL_DOMAINS", ",".join(domain.allowed_email_domains)),
         env("DJANGO_SECRET_KEY_FILE", f"{SECRET_KEY_DIR}/secret-key"),
         env("ES4PS_DATA_DIR", DATA_DIR),
-        env("ES4PS_LDAP_URL", f"ldaps://{naming.directory_host(domain, config.cluster_domain)}:636"),
-        # The DCs' LDAPS certificates come from the domain's CA, the same CA as the broker's.
-        env("ES4PS_LDAP_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
+        *_directory_environment(domain, config),
         *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
         env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
         env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
@@ -147,6 +147,18 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _directory_environment(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
+    """Where sign-ins are checked: the domain's DCs, or in external mode the organisation's directory."""
+    external = domain.directory.external
+    if external is not None:
+        return [env("ES4PS_LDAP_URL", external.url), env("ES4PS_LDAP_CA_FILE", f"{DIRECTORY_CA_DIR}/ca.crt")]
+    return [
+        env("ES4PS_LDAP_URL", f"ldaps://{naming.directory_host(domain, config.cluster_domain)}:636"),
+        # The DCs' LDAPS certificates come from the domain's CA, the same CA as the broker's.
+        env("ES4PS_LDAP_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
+    ]
+
+
 def _result_keys_volume(domain: Domain, dc_indices: Sequence[int]) -> dict[str, Any]:
     """Every DC's result key, the public half only, as `<DC name>.key` (the consumer verifies events with them)."""
     sources = [
@@ -182,6 +194,10 @@ def _volumes(domain: Domain, dc_indices: Sequence[int]) -> tuple[list[dict[str, 
         mount("portal-keys", KEYS_DIR),
         mount("result-keys", RESULT_KEYS_DIR),
     ]
+    external = domain.directory.external
+    if external is not None:
+        volumes.append(secret_volume("directory-ca", external.ca_secret, {external.ca_key: "ca.crt"}))
+        mounts.append(mount("directory-ca", DIRECTORY_CA_DIR))
     smtp = domain.portal.smtp
     if smtp and smtp.password:
         volumes.append(secret_volume("smtp", smtp.password.name, {smtp.password.key: "password"}))

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 from pathlib import Path
+from typing import Protocol
 
 import ldap3
 import ldb
@@ -25,6 +26,14 @@ from es4ps_localcluster.processes import start_process, stop_process_group, wait
 from . import ServiceError
 from .ca import CertFiles, ThrowawayCA
 from .domains import default_password_policy
+
+
+class RunningDC(Protocol):
+    """A DC another one may join: its address and the domain Administrator's password."""
+
+    address: str
+    admin_password: str
+
 
 # Loopback addresses Samba test DCs may take, one per running session (a DC needs port 389 to itself).
 _LOOPBACK_RANGE = range(10, 250)
@@ -81,15 +90,18 @@ class SambaDC:
         netbios_name: str = "ES4PS",
         hostname: str = "dc1",
         extra_options: str = "",
-        join: SambaDC | None = None,
+        join: RunningDC | None = None,
         volume_bytes: int | None = None,
         password_policy: PasswordPolicy | None = None,
+        domain_settings: str = "apply",
     ) -> None:
-        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned).
+        """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned): one
+        of ours, or an existing domain's (es4ps_testkit.legacy.LegacyDC), whose Administrator password the join takes.
 
         `volume_bytes`: the volume size the operator would announce (sets the database's map size).
         `password_policy`: what the DC applies to the domain; by default the CRD's default policy for a
         provisioning DC (as the operator gives dc0) and none for a joining one.
+        `domain_settings`: ES4PS_DOMAIN_SETTINGS (`when-only-ours` for a DC joining an existing domain).
         """
         self.directory = directory
         self.ca = ca
@@ -100,9 +112,12 @@ class SambaDC:
         self.join = join
         self.volume_bytes = volume_bytes
         self.password_policy = password_policy if password_policy or join else default_password_policy()
+        self.domain_settings = domain_settings
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
         self.admin_password_file = directory / "admin-password"
-        self.worker_password = join.worker_password if join else "Wrk-" + secrets.token_urlsafe(18)
+        # The workers of one domain share their account; an existing domain's first joined DC makes it.
+        joined_worker = join.worker_password if isinstance(join, SambaDC) else None
+        self.worker_password = joined_worker or "Wrk-" + secrets.token_urlsafe(18)
         self.worker_password_file = directory / "worker-password"
         self.data_dir = directory / "data"
         self.log = directory / "samba.log"
@@ -159,6 +174,7 @@ class SambaDC:
             "ES4PS_TLS_CHECK_SECONDS": "1",
             "ES4PS_DATA_VOLUME_BYTES": str(self.volume_bytes or ""),
             "ES4PS_PASSWORD_POLICY": self.password_policy.to_json(directory=True) if self.password_policy else "",
+            "ES4PS_DOMAIN_SETTINGS": self.domain_settings,
         }
 
     @property

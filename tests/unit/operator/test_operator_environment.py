@@ -166,6 +166,7 @@ def test_the_portal_reads_the_limits_policy_and_language_the_operator_writes(exa
             "interfaces.md",
             {
                 "es4ps_samba.dc.config:VARIABLES",
+                "es4ps_samba.dc.existing:VARIABLES",
                 "es4ps_samba.worker.config:VARIABLES",
                 "es4ps_samba.backup.cli:VARIABLES",
                 "es4ps_portal.environment:VARIABLES",

@@ -8,10 +8,18 @@ TEMPLATE = "acme-dc{index}.acme.svc.cluster.local"
 
 
 def test_each_dc_name_maps_to_its_service_and_other_names_to_none():
-    assert address_template_for("dc1", TEMPLATE) == "acme-dc1.acme.svc.cluster.local"
-    assert address_template_for("dc0-1a2b", TEMPLATE) == "acme-dc0.acme.svc.cluster.local"  # a restored domain's
-    assert address_template_for("winserver", TEMPLATE) is None  # a DC this operator does not run
-    assert address_template_for("dc1", "") is None
+    assert address_template_for("dc1", TEMPLATE, "dc0") == "acme-dc1.acme.svc.cluster.local"
+    # A restored or joined domain's DCs: the suffix of the DC asking.
+    assert address_template_for("dc1-1a2b", TEMPLATE, "dc0-1a2b") == "acme-dc1.acme.svc.cluster.local"
+    assert address_template_for("winserver", TEMPLATE, "dc0") is None  # a DC this operator does not run
+    assert address_template_for("dc1", "", "dc0") is None
+
+
+def test_a_joined_domains_own_dc_of_a_like_name_is_never_taken_for_ours():
+    """A domain the operator joined may have named its DC dc1: its address is its own, never our dc1's Service."""
+    assert address_template_for("dc1", TEMPLATE, "dc0-1a2b") is None
+    assert address_template_for("dc1-9f9f", TEMPLATE, "dc0-1a2b") is None
+    assert address_template_for("dc1-1a2b", TEMPLATE, "dc0") is None
 
 
 def test_only_records_that_are_not_just_the_current_address_are_rewritten():

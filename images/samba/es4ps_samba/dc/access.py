@@ -24,10 +24,12 @@ sam.ldb (as root, no network, no password needed):
 - the container of deleted registrations (`DELETED_REGISTRATIONS`) under the
   OU, in which only the worker's account may create and delete records;
 - the worker's state directory on the volume, owned by the worker's user;
-- the domain's `ms-DS-MachineAccountQuota` at 0: no ordinary user adds
-  computers to the domain (AD's default lets everyone add ten; Samba 4.17
-  refuses them anyway, an external or later directory might not). Computers
-  are added by administrators or pre-staged by staff.
+- the domain's `ms-DS-MachineAccountQuota` at 0, unless the DC leaves the
+  domain-wide settings alone (`ES4PS_DOMAIN_SETTINGS` `when-only-ours`, while
+  the old DCs of a domain joined are in it): no ordinary user adds computers to the domain
+  (AD's default lets everyone add ten; Samba 4.17 refuses them anyway, an
+  external or later directory might not). Computers are added by
+  administrators or pre-staged by staff.
 
 Each step reads first and writes only what differs, so a restart changes
 nothing. The account's password is set again only when the mounted one
@@ -45,6 +47,7 @@ from pathlib import Path
 from ..managed import BINDING_ATTRIBUTE, DELETED_REGISTRATION_CLASS, DELETED_REGISTRATIONS
 from ..samdb import open_samdb_at
 from .config import DCConfig
+from .peers import writes_domain_settings
 
 # Attributes of managed user objects the worker may write (besides the password and userAccountControl).
 WRITABLE_USER_ATTRIBUTES = (
@@ -231,7 +234,7 @@ def ensure_worker_access(config: DCConfig) -> None:
     samdb.transaction_start()
     try:
         delegate_ou(samdb, ou_dn, _ensure_account(samdb, config))
-        if close_machine_account_quota(samdb):
+        if writes_domain_settings(config, samdb) and close_machine_account_quota(samdb):
             print("es4ps-samba-dc: ms-DS-MachineAccountQuota set to 0", flush=True)
     except BaseException:
         samdb.transaction_cancel()

@@ -1,8 +1,9 @@
 """The command line of the DC's image: `es4ps-samba-dc run | prepare | ready | live | leave | remove | dbcheck |
-delegate`.
+delegate | join-check`.
 
 run, prepare, ready and live are the DC container's (its command and probes);
-leave, remove and dbcheck are steps the operator's Jobs run (see `lifecycle`);
+leave, remove and dbcheck are steps the operator's Jobs run (see `lifecycle`),
+join-check too, before a domain's DCs join an existing domain (see `existing`);
 delegate is an administrator's, for a directory ES4PS does not run (`delegation`).
 """
 
@@ -17,6 +18,7 @@ from es4ps_contract.environment import SettingError
 from . import delegation
 from .config import DCConfig
 from .domain import prepare
+from .existing import JoinCheckConfig, join_check
 from .lifecycle import LeaveConfig, dbcheck, leave, remove
 from .probes import ldap_answers, ready
 from .supervisor import serve
@@ -36,14 +38,24 @@ def _lifecycle(step) -> int:
     return 0
 
 
+def _join_check() -> int:
+    try:
+        return join_check(JoinCheckConfig.from_env(os.environ))
+    except SettingError as exc:
+        print(f"es4ps-samba-dc: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="es4ps-samba-dc", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "prepare", "ready", "live", *JOB_STEPS, "delegate"])
+    parser.add_argument("command", choices=["run", "prepare", "ready", "live", *JOB_STEPS, "delegate", "join-check"])
     args = parser.parse_args(argv)
     if args.command == "delegate":
         return delegation.main(os.environ)
     if args.command in JOB_STEPS:
         return _lifecycle(JOB_STEPS[args.command])
+    if args.command == "join-check":
+        return _join_check()
     try:
         config = DCConfig.from_env(os.environ)
     except SettingError as exc:

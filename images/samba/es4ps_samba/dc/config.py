@@ -68,9 +68,17 @@ VARIABLES = (
         "60",
     ),
     Variable(
+        "ES4PS_DOMAIN_SETTINGS",
+        "`apply`: this DC writes the domain-wide settings on every start, where they differ (the password policy"
+        " of `ES4PS_PASSWORD_POLICY`, `ms-DS-MachineAccountQuota` 0); `when-only-ours`: only once every DC of the"
+        " domain is one of this domain's (a domain that joined an existing one, after its old DCs were demoted;"
+        " until then the existing domain's settings stay as they are)",
+        "apply",
+    ),
+    Variable(
         "ES4PS_PASSWORD_POLICY",
-        "JSON as `spec.directory.passwordPolicy`: applied to the domain on every start, where it differs (the"
-        " operator gives it to dc0 only); empty: the domain's policy is left as it is",
+        "JSON as `spec.directory.passwordPolicy`: applied to the domain on every start, where it differs (with"
+        " `ES4PS_DOMAIN_SETTINGS` `apply`); empty: the domain's policy is left as it is",
         "",
     ),
 )
@@ -106,6 +114,9 @@ class DCConfig:
     health_interval_seconds: float = 60.0
     # The volume's size (None: not known); the LMDB map size follows from it (store.map_size_for_volume).
     data_volume_bytes: int | None = None
+    # `apply` or `when-only-ours` (es4ps_samba.dc.peers.writes_domain_settings): the password policy and the
+    # machine account quota.
+    domain_settings: str = "apply"
     # None: this DC leaves the domain's password policy alone (another DC applies it).
     password_policy: PasswordPolicy | None = None
 
@@ -142,6 +153,7 @@ class DCConfig:
                 if env.text("ES4PS_DATA_VOLUME_BYTES")
                 else None
             ),
+            domain_settings=env.choice("ES4PS_DOMAIN_SETTINGS", ("apply", "when-only-ours")),
             password_policy=_password_policy(env.raw("ES4PS_PASSWORD_POLICY")),
         )
         config.check()

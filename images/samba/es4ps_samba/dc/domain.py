@@ -17,6 +17,7 @@ from ..samdb import open_remote_samdb, open_samdb_at
 from .access import ensure_worker_access
 from .config import DCConfig
 from .password_policy import ATTRIBUTES, samba_tool_options
+from .peers import writes_domain_settings
 from .smbconf import managed_options, set_global_options
 from .store import converge_map_size, volume_size
 from .tls import install_tls_files
@@ -180,6 +181,8 @@ def converge_password_policy(config: DCConfig) -> list[str]:
     import ldb
 
     samdb = open_samdb_at(config.data_dir)
+    if not writes_domain_settings(config, samdb):
+        return []
     found = samdb.search(base=samdb.domain_dn(), scope=ldb.SCOPE_BASE, attrs=list(ATTRIBUTES))[0]
     current = {attribute: str(found[attribute][0]) for attribute in ATTRIBUTES if attribute in found}
     del samdb, found  # samba-tool opens the database itself

@@ -18,6 +18,11 @@ old key until they expire, 10 hours later, and every pull from that DC fails
 meanwhile (`WERR_GEN_FAILURE`: its RPC bind is refused). When another DC's
 NTDS Settings object is not the one it was when samba started, that DC is up,
 and pulling from it fails, samba is restarted once to drop those tickets.
+
+**Whose they are.** A domain that joined an existing one holds DCs it did not
+make (of names outside its scheme) until they are demoted: they are never
+given an address of ours, and while any is in the domain the domain-wide
+settings stay the existing domain's (`writes_domain_settings`).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from dataclasses import dataclass
 from ..samdb import open_samdb_at
 from .config import DCConfig
 
-# The DCs' names (es4ps_operator.naming.dc_hostname): dc<index>, or dc<index>-<suffix> in a restored domain.
-DC_NAME = re.compile(r"^dc(\d+)(?:-[0-9a-z]+)?$")
+# The DCs' names (es4ps_operator.naming.dc_hostname): dc<index>, or dc<index>-<suffix> in a restored or joined
+# domain (one suffix for all of a domain's DCs; a joined domain's own DCs have names of their own).
+DC_NAME = re.compile(r"^dc(\d+)(-[0-9a-z]+)?$")
 
 
 @dataclass(frozen=True)
@@ -41,10 +47,32 @@ class DomainController:
     addresses: tuple[str, ...]  # its A records in this DC's copy of the zone
 
 
-def address_template_for(name: str, template: str) -> str | None:
-    """The DNS name of DC `name`'s Service (`template` with {index}), or None for a name not ours."""
-    match = DC_NAME.match(name)
-    return template.format(index=int(match.group(1))) if match and template else None
+def address_template_for(name: str, template: str, own_name: str) -> str | None:
+    """The DNS name of DC `name`'s Service (`template` with {index}), or None for a name not ours: one of
+    another scheme than `own_name` (this DC's), e.g. a joined domain's own dc1 beside the operator's dc0-1a2b."""
+    match, own = DC_NAME.match(name), DC_NAME.match(own_name)
+    if not (match and own and template) or match.group(2) != own.group(2):
+        return None
+    return template.format(index=int(match.group(1)))
+
+
+def foreign_dcs(samdb, own_name: str) -> list[str]:
+    """The domain's DCs not of this DC's naming scheme: an existing domain's own, until they are demoted."""
+    import ldb
+
+    found = samdb.search(
+        base=samdb.get_config_basedn(), scope=ldb.SCOPE_SUBTREE, expression="(objectClass=nTDSDSA)", attrs=["1.1"]
+    )
+    names = (str(message.dn.parent().get_rdn_value()).lower() for message in found)
+    return sorted(name for name in names if address_template_for(name, "{index}", own_name) is None)
+
+
+def writes_domain_settings(config: DCConfig, samdb) -> bool:
+    """Whether this DC writes the domain-wide settings now (ES4PS_DOMAIN_SETTINGS): a domain that joined an
+    existing one leaves them as that domain has them while any of its old DCs is still in it."""
+    if config.domain_settings == "when-only-ours":
+        return not foreign_dcs(samdb, config.hostname)
+    return True
 
 
 def stale_addresses(controllers: Iterable[DomainController], current: Mapping[str, str]) -> dict[str, str]:
@@ -76,6 +104,7 @@ class Directory:
 
     def domain_controllers(self) -> list[DomainController]:
         import ldb
+        from samba import WERRORError
         from samba.dcerpc import dnsp, misc
         from samba.ndr import ndr_unpack
 
@@ -90,7 +119,7 @@ class Directory:
             guid = str(ndr_unpack(misc.GUID, message["objectGUID"][0]))
             try:
                 _dn, records = self.samdb.dns_lookup(f"{name}.{self.dns_domain}")
-            except ldb.LdbError:
+            except (ldb.LdbError, WERRORError):  # no record of that name (yet: a DC joining writes its own)
                 records = []
             addresses = tuple(sorted(str(r.data) for r in records if r.wType == dnsp.DNS_TYPE_A))
             found.append(DomainController(name, guid, addresses))
@@ -99,13 +128,14 @@ class Directory:
     def set_address(self, name: str, address: str) -> None:
         """`name`'s A records become `address`; its other records stay."""
         import ldb
+        from samba import WERRORError
         from samba.dcerpc import dnsp
         from samba.provision.sambadns import ARecord
 
         dns_name = f"{name}.{self.dns_domain}"
         try:
             dn, records = self.samdb.dns_lookup(dns_name)
-        except ldb.LdbError:  # no record of that name (left): a new one
+        except (ldb.LdbError, WERRORError):  # no record of that name (left, or not yet written): a new one
             self.samdb.dns_replace(dns_name, [ARecord(address)])
             return
         kept = [r for r in records if r.wType != dnsp.DNS_TYPE_A]
@@ -133,7 +163,7 @@ class PeerCheck:
         for dc in controllers:
             if dc.name == self.config.hostname:
                 current[dc.name] = self.config.host_ip
-            elif service := address_template_for(dc.name, self.config.peer_address_template):
+            elif service := address_template_for(dc.name, self.config.peer_address_template, self.config.hostname):
                 current[dc.name] = resolve(service) or ""
         for name, address in stale_addresses(controllers, current).items():
             directory.set_address(name, address)

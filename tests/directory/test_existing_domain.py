@@ -1,0 +1,295 @@
+"""Joining a domain the operator did not make: ES4PS-Containers' DC, provisioned and filled as it does it.
+
+The legacy DC is `samba-tool domain provision` with provision_domain.sh's
+options and accounts made with its worker's SamDB calls (es4ps_testkit.legacy).
+Our DC joins it with the entrypoint the operator runs (`ES4PS_DC_ROLE=join`,
+the legacy Administrator's password, `ES4PS_DOMAIN_SETTINGS=when-only-ours`); the
+operator's Jobs' steps check the join before (`join-check`) and demote the old
+DC after (`leave`, `remove`).
+"""
+# ruff: noqa: S105, S106 - test passwords
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import ldb
+import pytest
+from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
+from es4ps_localcluster.paths import VENV_BIN
+from es4ps_localcluster.processes import wait_until
+from es4ps_samba.dc.lifecycle import FSMO_ROLES, roles_held_by
+from es4ps_testkit.domains import default_password_policy
+from es4ps_testkit.legacy import LegacyDC, LegacyPerson
+from es4ps_testkit.samba import SambaDC, claim_loopback_address, password_authenticates
+
+pytestmark = pytest.mark.services
+
+# The names our DCs take in a joined domain (es4ps_operator.naming.dc_hostname: dc<i>-<the domain's uid>).
+DC_NAME_TEMPLATE = "dc{index}-9a7e"
+PEOPLE = [
+    LegacyPerson("ana.lima", "ana.lima@college.example", "Ana", "Lima", "Old-Pass-ana-1"),
+    LegacyPerson("bruno", "bruno@college.example", "Bruno", "Sá", "Old-Pass-bruno-2"),
+    LegacyPerson("carla", "carla@college.example", "Carla", "Reis", "Old-Pass-carla-3", verified=False),
+]
+
+
+@contextlib.contextmanager
+def step(name: str):
+    """Print how long a step of the runbook (docs/migration.md) took (seen with pytest -s)."""
+    start = time.monotonic()
+    yield
+    print(f"migration step {name}: {time.monotonic() - start:.1f} s", flush=True)
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory) -> LegacyDC:
+    dc = LegacyDC(tmp_path_factory.mktemp("legacy"))
+    try:
+        dc.start(timeout_s=180)
+        dc.add_people(PEOPLE)
+    except Exception as exc:
+        dc.close()
+        pytest.fail(f"the legacy DC did not come up: {exc}", pytrace=False)
+    yield dc
+    dc.close()
+
+
+def join_check(legacy: LegacyDC, tmp_path: Path, **changes: str) -> tuple[int, dict]:
+    """`es4ps-samba-dc join-check` as the operator's Job runs it; (exit code, the result it wrote)."""
+    password_file = tmp_path / "join-password"
+    password_file.write_text(changes.pop("password", legacy.admin_password) + "\n")
+    termination_log = tmp_path / "termination-log"
+    env = {
+        "PATH": os.environ["PATH"],
+        "ES4PS_REALM": legacy.realm,
+        "ES4PS_NETBIOS_NAME": legacy.netbios_name,
+        "ES4PS_ADMIN_PASSWORD_FILE": str(password_file),
+        "ES4PS_JOIN_SERVER": legacy.address,
+        "ES4PS_DC_NAME_TEMPLATE": DC_NAME_TEMPLATE,
+        "ES4PS_TERMINATION_LOG": str(termination_log),
+        "ES4PS_CHECK_TIMEOUT_SECONDS": "5",
+        **changes,
+    }
+    result = subprocess.run(
+        [str(VENV_BIN / "es4ps-samba-dc"), "join-check"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert legacy.admin_password not in result.stdout + result.stderr
+    written = json.loads(termination_log.read_text()) if termination_log.exists() else {}
+    assert written == json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
+    return result.returncode, written
+
+
+@pytest.fixture
+def silent_address():
+    """A loopback address of this session where nothing listens."""
+    address, lock = claim_loopback_address()
+    yield address
+    os.close(lock)
+
+
+def test_the_join_check_accepts_the_existing_domain(legacy, tmp_path):
+    code, result = join_check(legacy, tmp_path)
+    assert code == 0, result
+    assert result["reason"] == "Joinable"
+    assert "ES4ALLDC" in result["message"] and legacy.realm in result["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "said"),
+    [
+        ({"password": "Not-the-password-1"}, "JoinCredentialsRefused", "refused the password of DOM\\Administrator"),
+        ({"ES4PS_REALM": "OTHER.LEGACY.TEST"}, "JoinRealmMismatch", "serves DOM.LEGACY.TEST, not OTHER.LEGACY.TEST"),
+        ({"ES4PS_NETBIOS_NAME": "COLLEGE"}, "JoinNetBIOSNameMismatch", "the domain's NetBIOS name is DOM"),
+        # The legacy DC's name in the scheme of ours (es4alldc = es<index>alldc with index 4).
+        ({"ES4PS_DC_NAME_TEMPLATE": "es{index}alldc"}, "JoinNameTaken", "already has a DC named ES4ALLDC"),
+        ({"ES4PS_WORKER_ACCOUNT": "bruno"}, "JoinWorkerAccountTaken", "already has an account named bruno"),
+    ],
+)
+def test_a_join_that_cannot_go_ahead_is_refused_with_its_reason_and_writes_nothing(
+    legacy, tmp_path, change, reason, said
+):
+    before = legacy.highest_usn()
+    code, result = join_check(legacy, tmp_path, **change)
+    assert code == 1, result
+    assert result["reason"] == reason, result
+    assert said in result["message"], result
+    assert legacy.highest_usn() == before, "the check wrote to the existing directory"
+
+
+def test_a_server_that_does_not_answer_is_refused_with_its_reason(legacy, tmp_path, silent_address):
+    code, result = join_check(legacy, tmp_path, ES4PS_JOIN_SERVER=silent_address)
+    assert code == 1
+    assert result["reason"] == "JoinServerUnreachable", result
+    assert f"{silent_address} does not answer on the LDAP port (389)" in result["message"], result
+
+
+def _objects(legacy: LegacyDC) -> dict[str, dict[str, tuple[bytes, ...]]]:
+    """Every object of the legacy DC's domain, configuration and DNS partitions, with its attributes."""
+    samdb = legacy.samdb()
+    partitions = (legacy.base_dn, str(samdb.get_config_basedn()), f"DC=DomainDnsZones,{legacy.base_dn}")
+    return {
+        str(message.dn): {name: tuple(map(bytes, message[name])) for name in message if name != "dn"}
+        for partition in partitions
+        for message in samdb.search(partition, scope=ldb.SCOPE_SUBTREE)
+    }
+
+
+def _changed_attributes(before, after) -> dict[str, list[str]]:
+    """{dn: the attributes that differ} for the objects of `before` that changed (BOOKKEEPING aside)."""
+    changed = {}
+    for dn, attributes in before.items():
+        now = after.get(dn, {})
+        names = sorted(
+            n for n in set(attributes) | set(now) if n not in BOOKKEEPING and attributes.get(n) != now.get(n)
+        )
+        if names:
+            changed[dn] = names
+    return changed
+
+
+def _domain_settings(legacy: LegacyDC) -> dict[str, str]:
+    names = ["minPwdLength", "pwdProperties", "maxPwdAge", "lockoutThreshold", "ms-DS-MachineAccountQuota"]
+    found = legacy.samdb().search(legacy.base_dn, scope=ldb.SCOPE_BASE, attrs=names)[0]
+    return {name: str(found[name][0]) for name in names}
+
+
+# Attributes any change or replication partner moves: change stamps, the replication state of a naming
+# context's head (partners, up-to-dateness), the back-links to a new DC's NTDS Settings (computed from its
+# links), and a DC's sign-in counters (the old DC signs in to the new one to replicate).
+BOOKKEEPING = {
+    "uSNChanged", "whenChanged", "replPropertyMetaData", "dSCorePropagationData",
+    "repsFrom", "repsTo", "replUpToDateVector",
+    "masteredBy", "msDs-masteredBy", "msDS-IsDomainFor",
+    "lastLogon", "lastLogonTimestamp", "logonCount",
+}  # fmt: skip
+# What a DC joining a domain writes to objects that were there before ({object: its attributes}): the RID
+# Manager hands it a pool, the old DC's RID set gave its computer account a RID, the DNS partitions'
+# crossRefs list it as a replica, the zone's root gets its NS record. Nothing else, and no account.
+JOIN_TOUCHES = {
+    "CN=RID Manager$,CN=System,DC=dom,DC=legacy,DC=test": ["rIDAvailablePool"],
+    "CN=RID Set,CN=ES4ALLDC,OU=Domain Controllers,DC=dom,DC=legacy,DC=test": ["rIDNextRID"],
+    "DC=@,DC=dom.legacy.test,CN=MicrosoftDNS,DC=DomainDnsZones,DC=dom,DC=legacy,DC=test": ["dnsRecord"],
+}
+CROSS_REF = ",CN=Partitions,CN=Configuration,DC=dom,DC=legacy,DC=test"
+
+
+def test_a_dc_joins_the_existing_domain_changes_only_what_it_says_and_the_old_dc_is_demoted(legacy, tmp_path, test_ca):
+    before, settings_before = _objects(legacy), _domain_settings(legacy)
+    ours = SambaDC(
+        tmp_path / "dc0",
+        test_ca,
+        realm=legacy.realm,
+        netbios_name=legacy.netbios_name,
+        hostname=DC_NAME_TEMPLATE.format(index=0),
+        join=legacy,
+        volume_bytes=1 << 30,
+        # As the operator gives dc0 of a joined domain: the policy, applied only once the domain is ours.
+        password_policy=default_password_policy(),
+        domain_settings="when-only-ours",
+    )
+    try:
+        with step("dc0 joins and serves"):
+            ours.start(timeout_s=300)
+    except Exception as exc:
+        ours.close()
+        pytest.fail(f"our DC did not join the legacy domain: {exc}", pytrace=False)
+    try:
+        _joined_with_the_old_passwords_and_nothing_else_changed(legacy, ours, before, settings_before)
+        _the_old_dc_is_demoted(legacy, ours, tmp_path)
+    finally:
+        ours.close()
+
+
+def _joined_with_the_old_passwords_and_nothing_else_changed(legacy, ours, before, settings_before) -> None:
+    # The managed OU and the worker's account, made on our DC, replicate to the old one.
+    managed = f"{MANAGED_OU},{legacy.base_dn}"
+    worker = f"CN={WORKER_ACCOUNT},CN=Users,{legacy.base_dn}"
+    with step("the managed OU and the worker's account replicate to the old DC"):
+        wait_until(lambda: {managed, worker} <= set(_objects(legacy)), 180, "the managed OU and worker on the old DC")
+    after = _objects(legacy)
+    unexplained = {
+        dn: names
+        for dn, names in _changed_attributes(before, after).items()
+        if names != JOIN_TOUCHES.get(dn) and not (dn.endswith(CROSS_REF) and names == ["msDS-NC-Replica-Locations"])
+    }
+    assert unexplained == {}, f"the join changed what it does not say it changes: {unexplained}"
+    # New: our DC's own objects (computer, server, DNS records), the managed OU, the worker's account, and
+    # the old DC's replication link from ours (a connection object its KCC makes).
+    ours_name = ours.hostname.upper().encode()
+
+    def explained(dn: str) -> bool:
+        links_ours = b"nTDSConnection" in after[dn].get("objectClass", ()) and any(
+            ours_name in value.upper() for value in after[dn].get("fromServer", ())
+        )
+        return ours_name.decode() in dn.upper() or dn.endswith(managed) or dn == worker or links_ours
+
+    unexplained_new = [dn for dn in after if dn not in before and not explained(dn)]
+    assert unexplained_new == [], f"the join made objects it does not say it makes: {unexplained_new}"
+    # While the old DC is in the domain, its password policy and machine account quota stay as they are.
+    assert _domain_settings(legacy) == settings_before
+    # Every account the old worker enabled logs in on our DC with its old password; the disabled one does not.
+    for person in PEOPLE:
+        enabled = person.verified and person.active
+        assert password_authenticates(ours, person.username, person.password) is enabled, person.username
+
+
+def _the_old_dc_is_demoted(legacy, ours, tmp_path) -> None:
+    steps = {
+        "ES4PS_REALM": legacy.realm,
+        "ES4PS_NETBIOS_NAME": legacy.netbios_name,
+        "ES4PS_ADMIN_PASSWORD_FILE": str(legacy.admin_password_file),
+        "ES4PS_JOIN_SERVER": ours.address,
+        "ES4PS_LEAVING_DC": legacy.hostname,
+        "ES4PS_LEAVING_SERVER": legacy.address,
+    }
+    assert set(roles_held_by(ours.samdb(), legacy.hostname)) == set(FSMO_ROLES)
+    legacy.samdb().newuser("late.one", "Late-Pass-4")  # written on the old DC just before it goes
+    with step("leave"):
+        lifecycle_step("leave", steps, ours.address, tmp_path)
+    assert roles_held_by(ours.samdb(), legacy.hostname) == []
+    assert set(roles_held_by(ours.samdb(), ours.hostname)) == set(FSMO_ROLES)
+    assert password_authenticates(ours, "late.one", "Late-Pass-4"), "leave did not pull the old DC's last change"
+    legacy.stop()
+    with step("remove"):
+        lifecycle_step("remove", steps, ours.address, tmp_path)
+    servers = {
+        str(m["cn"][0]).lower()
+        for m in ours.samdb().search(ours.samdb().get_config_basedn(), expression="(objectClass=server)")
+    }
+    assert servers == {ours.hostname}, servers
+    for person in PEOPLE:
+        assert password_authenticates(ours, person.username, person.password) is person.verified, person.username
+
+    # The domain is ours now: dc0 writes the domain-wide settings at its next start (the same settings).
+    ours.stop()
+    ours.join = None  # the old DC is gone: dc0 resolves through its own DNS (as in its Pod), registers nowhere else
+    with step("dc0 restarts, applying the domain-wide settings"):
+        ours.start(timeout_s=180)
+    settings = ours.samdb().search(
+        ours.base_dn, scope=ldb.SCOPE_BASE, attrs=["minPwdLength", "ms-DS-MachineAccountQuota"]
+    )[0]
+    assert str(settings["ms-DS-MachineAccountQuota"][0]) == "0"
+    assert int(str(settings["minPwdLength"][0])) == default_password_policy().min_length
+
+
+def lifecycle_step(step: str, env: dict[str, str], resolver: str, directory: Path) -> None:
+    """`es4ps-samba-dc <step>` as run in dc0's Pod (the runbook's kubectl exec): resolving through the domain's
+    DNS (`resolver`), as dc0's Pod does; the DNS zones' roles are transferred through their masters' names."""
+    resolv = directory / "resolv.conf"
+    resolv.write_text(f"nameserver {resolver}\n")
+    private = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", private, str(resolv)]
+        + [str(VENV_BIN / "es4ps-samba-dc"), step],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"es4ps-samba-dc {step} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"

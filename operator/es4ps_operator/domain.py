@@ -207,6 +207,8 @@ class Directory:
     recovery_backup: str | None
     recovery_trusted_key_secret: str | None
     recovery_accept_unsigned: bool
+    join_server: str | None  # spec.directory.bootstrap.join: an existing domain's DC its DCs join through,
+    join_credentials: SecretKeyRef | None  # and that domain's Administrator password
     placement: Placement
     unix: Unix | None  # None: no Unix attributes
     external: External | None  # None: the domain's own DCs
@@ -275,7 +277,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
     allow_from = ingress["allowFrom"]
     issuer = portal["tls"].get("issuerRef")
     registration = portal["registration"]
-    recovery = (directory.get("bootstrap") or {}).get("recovery") or {}
+    recovery, join = ((directory.get("bootstrap") or {}).get(key) or {} for key in ("recovery", "join"))
     return Domain(
         name=metadata["name"],
         namespace=metadata["namespace"],
@@ -329,6 +331,8 @@ def _read(body: Mapping[str, Any]) -> Domain:
             recovery_backup=recovery.get("backup"),
             recovery_trusted_key_secret=recovery.get("trustedKeySecret"),
             recovery_accept_unsigned=bool(recovery.get("acceptUnsigned")),
+            join_server=join.get("server"),
+            join_credentials=_secret_key_ref(join.get("credentialsSecretRef")),
             placement=read_placement(directory),
             unix=_unix(directory["unix"]),
             external=read_external(directory.get("external")),
@@ -386,16 +390,13 @@ def _storage(storage: Mapping[str, Any]) -> Storage:
 
 def _timestamp(text: str | None) -> datetime.datetime:
     """An API timestamp (2026-12-06T20:00:00Z); none yet (an object not stored): now."""
-    if not text:
-        return datetime.datetime.now(datetime.UTC)
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else datetime.datetime.now(datetime.UTC)
 
 
 def _schedule_error(schedule: str | None) -> str | None:
-    if not schedule:
-        return None
     try:
-        CronSim(schedule, datetime.datetime.now(datetime.UTC))
+        if schedule:
+            CronSim(schedule, datetime.datetime.now(datetime.UTC))
     except CronSimError as error:
         return f"{schedule!r} is not a cron schedule: {error}"
     return None

@@ -128,13 +128,15 @@ def dc(domain: Domain, index: int) -> str:
     return child_name(domain, f"dc{index}")
 
 
-def dc_hostname(domain: Domain, index: int) -> str:
-    """The DC's computer name in the domain (at most 15 characters).
+def dc_hostname(domain: Domain, index: int | str) -> str:
+    """The DC's computer name in the domain (at most 15 characters); `index` "{index}": the names' template.
 
     A domain restored from a backup gets new DC names (dc0-1a2b): a restore must
-    not reuse the name of a DC the backup knows.
+    not reuse the name of a DC the backup knows; nor a domain that joins an
+    existing one the name of one of its DCs (ES4PS-Containers' may be dc1).
     """
-    return f"dc{index}-{domain.uid[:4]}" if domain.directory.recovery_backup else f"dc{index}"
+    renamed = domain.directory.recovery_backup or domain.directory.join_server
+    return f"dc{index}-{domain.uid[:4]}" if renamed else f"dc{index}"
 
 
 def dc_ldaps_tls(domain: Domain, index: int) -> str:
@@ -244,6 +246,10 @@ def restore_job(domain: Domain) -> str:
 def external_worker(domain: Domain) -> str:
     """The worker Deployment of a domain in external mode, and its volume."""
     return child_name(domain, "worker")
+
+
+def join_check_job(domain: Domain) -> str:
+    return child_name(domain, "join-check")
 
 
 def worker_credentials_secret(domain: Domain) -> str:

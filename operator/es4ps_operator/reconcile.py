@@ -31,6 +31,7 @@ from .config import OperatorConfig
 from .directory_plan import plan_directory
 from .domain import Domain
 from .external import url_problem, worker_refusal
+from .joining import JoinPlan, check_result, needs_result, plan_join
 from .kube import KubeApi, KubeError
 from .limits import WORKLOADS, refused_resources
 from .recovery import plan_recovery, recovery_claims
@@ -134,15 +135,17 @@ async def reconcile(
             result.error, leaving = str(error), recovery_claims(domain)  # not knowing: wait
     recovery = plan_recovery(domain, config, previous_status, backups, observed, leaving)
     result.waiting = bool(leaving)
+    join = await _plan_join(domain, config, previous_status, observed, api, result)
     dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
-    desired = build_desired_state(domain, config, dcs.images, [*dcs.jobs, *recovery.jobs], workloads=recovery.workloads)
+    jobs, workloads = [*dcs.jobs, *recovery.jobs, *join.jobs], recovery.workloads and join.workloads
+    desired = build_desired_state(domain, config, dcs.images, jobs, workloads=workloads)
     if not domain.paused and not result.error and recovery.proceed:
         try:
             await _converge(domain, desired, observed, api, result)
             for volume in [*recovery.volumes, *_backup_volumes(domain), *_external_volumes(domain)]:
                 if await api.create_once(volume):
                     result.created.append(f"PersistentVolumeClaim/{volume['metadata']['name']}")
-            for job in [*dcs.finished_jobs, *recovery.finished_jobs]:
+            for job in [*dcs.finished_jobs, *recovery.finished_jobs, *join.finished_jobs]:
                 await api.delete("batch/v1", "Job", job, domain.namespace)
                 result.pruned.append(f"Job/{job}")
             monitoring = await _converge_monitoring(domain, api, result, previous_status)
@@ -157,10 +160,14 @@ async def reconcile(
     findings = Findings(
         replication=replication if external is None else NOT_APPLICABLE,
         backups=backup_rules.backups_check(domain, domain_backups) if external is None else NOT_APPLICABLE,
-        directory=recovery.check or stalled or external,
+        directory=recovery.check or join.check or stalled or external,
+        joined=join.joined,
         directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
         last_backup=last.completed_at if last else None,
-        directory_state={"restored": True} if recovery.restored and domain.directory.recovery_backup else {},
+        directory_state={
+            **({"restored": True} if recovery.restored and domain.directory.recovery_backup else {}),
+            **join.state,
+        },
         unready_pods=await _unready_pods(domain, observed, api),
         monitoring=monitoring if monitoring is not None else _previous_check(previous_status, MONITORING_READY),
     )
@@ -175,6 +182,24 @@ async def reconcile(
         result.status_written = True
     result.events = _events(result, previous_status, domain)
     return result
+
+
+async def _plan_join(
+    domain: Domain,
+    config: OperatorConfig,
+    previous_status: Mapping[str, Any],
+    observed: Mapping[tuple[str, str], ChildSummary],
+    api: KubeApi,
+    result: ReconcileResult,
+) -> JoinPlan:
+    """The join's plan, with what its check's Job wrote once it ended (read from its Pods only then)."""
+    ends = []
+    if needs_result(domain, previous_status, observed):
+        try:
+            ends = await api.step_ends(domain.namespace, naming.join_check_job(domain))
+        except KubeError as error:
+            result.error = str(error)
+    return plan_join(domain, config, previous_status, observed, check_result(ends))
 
 
 async def _converge(

@@ -26,6 +26,8 @@ PORTAL_READY = "PortalReady"
 REPLICATION_HEALTHY = "ReplicationHealthy"
 BACKUPS_HEALTHY = "BackupsHealthy"
 MONITORING_READY = "MonitoringReady"
+# Only in a domain that joins an existing one (spec.directory.bootstrap.join).
+JOINED = "Joined"
 COMPONENTS = (CERTIFICATES_READY, BROKER_READY, DIRECTORY_READY, PORTAL_READY)
 CONDITION_TYPES = (READY, *COMPONENTS, REPLICATION_HEALTHY, BACKUPS_HEALTHY, MONITORING_READY)
 MONITORING_NOT_CONFIGURED = "NotConfigured"
@@ -57,7 +59,9 @@ class Findings:
     replication: Check | None = None
     backups: Check | None = None
     monitoring: Check | None = None
-    # Overrides DirectoryReady: a restore that cannot start or is running, a DC step that failed.
+    # Joined (es4ps_operator.joining); None: the domain joins nothing.
+    joined: Check | None = None
+    # Overrides DirectoryReady: a restore or a join that cannot start or is running, a DC step that failed.
     directory: Check | None = None
     # Added to DirectoryReady's message: a DC leaving, an image roll-out.
     directory_notes: tuple[str, ...] = ()
@@ -211,6 +215,9 @@ def compute_status(
     checks[REPLICATION_HEALTHY] = findings.replication or Check(None, "NotReported", "not reported yet")
     checks[BACKUPS_HEALTHY] = findings.backups or Check(None, "NotConfigured", "spec.directory.backup is not set")
     checks[MONITORING_READY] = findings.monitoring or Check(None, "NotReported", "not checked yet")
+    kinds = (*CONDITION_TYPES, JOINED) if findings.joined else CONDITION_TYPES
+    if findings.joined:
+        checks[JOINED] = findings.joined
 
     previous = previous or {}
     previous_conditions = {c.get("type"): c for c in previous.get("conditions") or []}
@@ -220,7 +227,7 @@ def compute_status(
         "portalURL": domain.portal_url,
         "domainControllers": f"{observed.ready_pods(dc_names)}/{len(dc_names)}",
         "conditions": [
-            _condition(kind, checks[kind], previous_conditions.get(kind), generation, now) for kind in CONDITION_TYPES
+            _condition(kind, checks[kind], previous_conditions.get(kind), generation, now) for kind in kinds
         ],
     }
     if generation is not None:

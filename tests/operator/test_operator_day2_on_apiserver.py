@@ -45,3 +45,37 @@ def test_a_clustered_broker_and_monitoring_without_the_prometheus_operator(es4ps
     assert made[("PodDisruptionBudget", "acme-broker")]["spec"]["minAvailable"] == 2
     assert ("Service", "acme-broker-nodes") in made
     assert ("Secret", "acme-broker-erlang-cookie") in made
+
+
+def test_a_domain_joining_an_existing_one_checks_first_then_joins_through_the_server_named(
+    es4ps_crd, domain_namespace, start_operator
+):
+    """On KWOK the check's Pod ends with exit 0 (the join may go ahead); the operator goes on from there."""
+    start_operator()
+    server = "es4alldc.dom.legacy.test"
+    domain = example_domain(domain_namespace)
+    realm = domain["spec"]["realm"]
+    join = {"realm": realm, "server": server, "credentialsSecretRef": {"name": "old-admin"}}
+    domain["spec"]["directory"]["bootstrap"] = {"join": join}
+    apply_domain(es4ps_crd, domain)
+
+    def joined():
+        found = condition(get_domain(es4ps_crd, domain_namespace), "Joined")
+        return found if found.get("status") == "True" else None
+
+    done = es4ps_crd.eventually(joined, timeout=120, message="Joined=True")
+    assert done["reason"] == "Joined" and server in done["message"]
+    assert get_domain(es4ps_crd, domain_namespace)["status"]["directory"]["joined"] == server
+    made = es4ps_crd.eventually(
+        lambda: (found := children(es4ps_crd, domain_namespace)) and ("Job", "acme-join-check") not in found and found,
+        timeout=60,
+        message="the check's Job deleted once dc0 serves",
+    )
+    dc0 = made[("StatefulSet", "acme-dc0")]["spec"]["template"]["spec"]
+    variables = {item["name"]: item.get("value") for item in dc0["containers"][0]["env"]}
+    assert (variables["ES4PS_DC_ROLE"], variables["ES4PS_JOIN_SERVER"]) == ("join", server)
+    assert variables["ES4PS_DC_HOSTNAME"].startswith("dc0-")
+    [admin] = [volume for volume in dc0["volumes"] if volume["name"] == "admin"]
+    assert admin["secret"]["secretName"] == "old-admin"
+    # The existing domain's Administrator password is the domain's: none is generated.
+    assert ("Secret", "acme-samba-admin") not in made

@@ -15,6 +15,7 @@ def without_netbios(spec):
     spec.pop("netbiosName")
 
 
+JOIN = {"realm": "AD.ACME.EXAMPLE", "server": "dc1.ad.acme.example", "credentialsSecretRef": {"name": "old-admin"}}
 S3 = {"endpoint": "https://s3.example", "bucket": "backups", "credentialsSecretRef": {"name": "s3"}}
 
 # (what is wrong, how to break the example's spec, the field the refusal must name)
@@ -138,6 +139,28 @@ INVALID = [
         "a recovery naming no backup",
         lambda s: s["directory"].update(bootstrap={"recovery": {}}),
         "spec.directory.bootstrap.recovery.backup",
+    ),
+    (
+        "a join to another realm than the domain's",
+        lambda s: s["directory"].update(bootstrap={"join": {**JOIN, "realm": "OTHER.EXAMPLE"}}),
+        "spec.directory.bootstrap.join.realm",
+    ),
+    (
+        "a join and a recovery at once",
+        lambda s: s["directory"].update(bootstrap={"join": JOIN, "recovery": {"backup": "acme-1"}}),
+        "spec.directory.bootstrap",
+    ),
+    (
+        "a join without credentials",
+        lambda s: s["directory"].update(
+            bootstrap={"join": {k: v for k, v in JOIN.items() if k != "credentialsSecretRef"}}
+        ),
+        "spec.directory.bootstrap.join.credentialsSecretRef",
+    ),
+    (
+        "a join server that is no host name",
+        lambda s: s["directory"].update(bootstrap={"join": {**JOIN, "server": "ldap://dc1"}}),
+        "spec.directory.bootstrap.join.server",
     ),
     ("SMTP port out of range", lambda s: s["portal"]["smtp"].update(port=70000), "spec.portal.smtp.port"),
     (

@@ -68,6 +68,15 @@ def secret_volume(
     return {"name": volume_name, "secret": secret}
 
 
+def admin_password_volume(domain: Domain) -> dict[str, Any]:
+    """The domain's Administrator password as the file `password`: the generated one, or in a domain that joined
+    an existing one that domain's (spec.directory.bootstrap.join.credentialsSecretRef)."""
+    credentials = domain.directory.join_credentials
+    if credentials is not None:
+        return secret_volume("admin", credentials.name, {credentials.key: "password"})
+    return secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"})
+
+
 def tls_volume(volume_name: str, secret_name: str, mode: int = GROUP_READABLE) -> dict[str, Any]:
     """The ca.crt, tls.crt and tls.key of a Secret that cert-manager fills."""
     keys = {"ca.crt": "ca.crt", "tls.crt": "tls.crt", "tls.key": "tls.key"}

@@ -3,7 +3,8 @@
 Each DC is its own StatefulSet `<domain>-dc<i>` with one Pod, its own volume
 and its own certificates, because DCs are not interchangeable replicas: each
 has a computer name, an advertised address and an LDAPS certificate of its
-own. dc0 provisions the domain; the others join it. A Pod runs two
+own. dc0 provisions the domain (or joins an existing one,
+spec.directory.bootstrap.join); the others join dc0. A Pod runs two
 containers from images/samba: `dc` (es4ps-samba-dc) and `worker`
 (es4ps-worker), which talks to the DC beside it over ldap://127.0.0.1.
 
@@ -36,6 +37,7 @@ from ..domain import Domain
 from .common import (
     CONTAINER_READABLE,
     Manifest,
+    admin_password_volume,
     broker_client_env,
     disruption_budget,
     env,
@@ -201,7 +203,7 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         env("ES4PS_TLS_CERT_FILE", f"{LDAPS_TLS_DIR}/tls.crt"),
         env("ES4PS_TLS_KEY_FILE", f"{LDAPS_TLS_DIR}/tls.key"),
         env("ES4PS_TLS_CA_FILE", f"{LDAPS_TLS_DIR}/ca.crt"),
-        env("ES4PS_DC_ROLE", "provision" if index == 0 else "join"),
+        env("ES4PS_DC_ROLE", "provision" if index == 0 and not domain.directory.join_server else "join"),
         # A DC whose Pod moved is written into the zone at its new address by every DC (es4ps_samba.dc.peers).
         env("ES4PS_PEER_ADDRESS_TEMPLATE", dc_address_template(domain, config)),
     ]
@@ -212,6 +214,11 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         # while the other DCs keep serving. Only what a DC applies (to_json(directory=True)).
         policy = PasswordPolicy.from_json(domain.directory.password_policy).to_json(directory=True)
         dc_env.append(env("ES4PS_PASSWORD_POLICY", policy))
+    if domain.directory.join_server:
+        # dc0 joins the existing domain; its settings stay that domain's until its old DCs are demoted.
+        dc_env.append(env("ES4PS_DOMAIN_SETTINGS", "when-only-ours"))
+        if index == 0:
+            dc_env.append(env("ES4PS_JOIN_SERVER", domain.directory.join_server))
     if forwarder:
         dc_env.append(env("ES4PS_DNS_FORWARDER", forwarder))
     live = ["es4ps-samba-dc", "live"]
@@ -305,7 +312,7 @@ def dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
     """The secret and memory volumes of DC `index`'s Pod (its data volume comes from its claim template)."""
     worker_keys = {"sealing-private.key": "sealing-private.key", "signing-public.key": "signing-public.key"}
     return [
-        secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"}),
+        admin_password_volume(domain),
         secret_volume(
             "worker-credentials",
             naming.worker_credentials_secret(domain),

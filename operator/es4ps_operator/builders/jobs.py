@@ -1,11 +1,12 @@
-"""Jobs the operator runs for a domain: a DC leaving the domain, a database check, a backup, a restore.
+"""Jobs the operator runs for a domain: a DC leaving the domain, a database check, a backup, a restore, the
+check of an existing domain before joining it.
 
 Each is a plain Job (written once, never re-applied, deleted by the operator
 when its step is over) whose Pods reach the DCs over the network, never the
 DCs' volumes while they run. Each step mounts only the secrets it uses: the
 Administrator's password only the steps that act on the directory with it
-(leave, remove, dbcheck, the backup's copy of the directory, the restore of
-dc0's volume); the backup's signing key only its store step; the key a
+(leave, remove, dbcheck, join-check, the backup's copy of the directory, the
+restore of dc0's volume); the backup's signing key only its store step; the key a
 restore trusts and the decryption key only its fetch step.
 
     <domain>-dc<i>-leave    es4ps-samba-dc leave: the leaving DC's roles and last changes go to dc0
@@ -13,6 +14,7 @@ restore trusts and the decryption key only its fetch step.
     <domain>-dbcheck-<h>    es4ps-samba-dc dbcheck: dc0's database is clean before an image roll-out
     <backup name>           es4ps-backup: copy the directory and the portal database, encrypt, store
     <domain>-restore        es4ps-backup: fetch, decrypt, restore dc0's volume and the portal database
+    <domain>-join-check     es4ps-samba-dc join-check: the existing domain answers, takes the password, can be joined
 
 The images' sides of these commands are images/samba (es4ps_samba.dc.lifecycle,
 es4ps_samba.backup) and images/django (the dump_database and restore_database
@@ -30,6 +32,7 @@ from ..placement import Placement
 from .common import (
     CONTAINER_READABLE,
     Manifest,
+    admin_password_volume,
     env,
     env_from_secret,
     memory_volume,
@@ -91,10 +94,6 @@ def _domain_env(domain: Domain, admin: bool) -> list[dict[str, Any]]:
     return variables
 
 
-def _admin_volume(domain: Domain) -> dict[str, Any]:
-    return secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"})
-
-
 def _samba_step(
     domain: Domain, config: OperatorConfig, name: str, command: list[str], extra_env, mounts, *, admin: bool = True
 ) -> dict:
@@ -126,7 +125,7 @@ def dc_leave_job(domain: Domain, config: OperatorConfig, index: int, step: str) 
         env("ES4PS_LEAVING_DC", naming.dc_hostname(domain, index)),
         env("ES4PS_LEAVING_SERVER", f"{naming.dc(domain, index)}.{domain.namespace}.svc.{config.cluster_domain}"),
     ]
-    mounts, volumes = [], [_admin_volume(domain)]
+    mounts, volumes = [], [admin_password_volume(domain)]
     if step == "remove" and not domain.delete_data:
         # The volume outlives the DC (Retain): it is marked, so a DC started on it again joins afresh.
         leaving.append(env("ES4PS_DATA_DIR", DATA_DIR))
@@ -153,7 +152,24 @@ def dbcheck_job(domain: Domain, config: OperatorConfig, image: str, name: str) -
         [],
     )
     container["image"] = image
-    return _job(domain, name, naming.MAINTENANCE, {"containers": [container], "volumes": [_admin_volume(domain)]})
+    return _job(
+        domain, name, naming.MAINTENANCE, {"containers": [container], "volumes": [admin_password_volume(domain)]}
+    )
+
+
+def join_check_job(domain: Domain, config: OperatorConfig) -> Manifest:
+    """`es4ps-samba-dc join-check`: the existing domain read (never written) before any DC joins it."""
+    check = [
+        env("ES4PS_JOIN_SERVER", domain.directory.join_server),
+        env("ES4PS_DC_NAME_TEMPLATE", naming.dc_hostname(domain, "{index}")),
+    ]
+    container = _samba_step(domain, config, "join-check", ["es4ps-samba-dc", "join-check"], check, [])
+    pod = {"containers": [container], "volumes": [admin_password_volume(domain)]}
+    job = _job(domain, naming.join_check_job(domain), naming.MAINTENANCE, pod)
+    # A refusal is the answer, not a failure to retry (a wrong password again and again could lock accounts):
+    # the Job stays until it is deleted, which checks again.
+    job["spec"]["backoffLimit"] = 0
+    return job
 
 
 # --- backups and restores --------------------------------------------------------------------------
@@ -303,7 +319,7 @@ def backup_job(
         "initContainers": [directory, portal],
         "containers": [store],
         "volumes": [
-            _admin_volume(domain),
+            admin_password_volume(domain),
             key_volume,
             signing_volume,
             *_work_volumes(domain),
@@ -372,7 +388,7 @@ def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str,
         steps.append(_portal_volume_owner_step(domain, config))
     key_secret = backup_status.get("encryptionKeySecret") or naming.backup_key_secret(domain)
     volumes = [
-        _admin_volume(domain),
+        admin_password_volume(domain),
         secret_volume("backup-key", key_secret, {"identity": "identity"}),
         secret_volume("backup-signing", naming.backup_trusted_key_secret(domain), {"verify-key": "verify-key"}),
         {"name": "data", "persistentVolumeClaim": {"claimName": naming.dc_volume(domain, 0)}},

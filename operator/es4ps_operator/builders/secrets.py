@@ -129,10 +129,12 @@ def build_generated_secrets(domain: Domain, dc_indices: Sequence[int] = ()) -> l
             "metadata": metadata(domain, name, naming.SECRETS, owned=owned),
         }
 
-    # In external mode the Administrator and the worker's account are the organisation's, not generated.
+    # In external mode the Administrator and the worker's account are the organisation's, not generated; a
+    # domain that joined an existing one has that domain's Administrator password (join.credentialsSecretRef).
     own = domain.directory.external is None
+    admin = own and domain.directory.join_credentials is None
     secrets_ = [
-        *([GeneratedSecret(secret(naming.admin_password_secret(domain)), generate_admin_password)] if own else []),
+        *([GeneratedSecret(secret(naming.admin_password_secret(domain)), generate_admin_password)] if admin else []),
         GeneratedSecret(secret(naming.django_secret_key_secret(domain)), generate_django_secret_key),
         GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
         *([GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password)] if own else []),

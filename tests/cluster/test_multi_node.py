@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from es4ps_devtools.images import IMAGES
 from es4ps_localcluster.components import node_network
-from es4ps_localcluster.components.node import CGROUPS, NETNS_DIR
+from es4ps_localcluster.components.node import CGROUPS, DNS_ADDRESS, NETNS_DIR
 
 pytestmark = [pytest.mark.multinode, pytest.mark.timeout(900)]
 NODES = ["node1", "node2", "node3"]
@@ -163,6 +164,36 @@ def test_pods_services_and_dns_work_across_nodes(multi_cluster, multi_namespace,
     service_ip = kube.get("service", "echo-node2", namespace)["spec"]["clusterIP"]
     with urllib.request.urlopen(f"http://{service_ip}:{ECHO_PORT}/", timeout=5) as reply:
         assert reply.status == 200
+
+
+# Asks the node's CoreDNS (node.DNS_ADDRESS) from inside the node's network namespace: the rcode of each name.
+ASK_DNS = """
+import json, sys, dns.message, dns.query
+answers = {}
+for name in sys.argv[2:]:
+    reply = dns.query.udp(dns.message.make_query(name, "A"), sys.argv[1], timeout=10)
+    answers[name] = dns.rcode.to_text(reply.rcode())
+print(json.dumps(answers))
+"""
+
+
+def test_each_nodes_dns_answers_cluster_names_and_refuses_outside_names_at_once(multi_cluster):
+    """A node reaches no resolver outside: CoreDNS says "no such name" itself (a Samba DC joining its domain asks
+    outside names first), rather than forwarding to this machine's resolvers and failing after a timeout."""
+    names = ["kubernetes.default.svc.cluster.local.", "ad.acme.example.", "www.example.org."]
+    for node in NODES:
+        asked = subprocess.run(
+            ["ip", "netns", "exec", node_network.netns_name(node), sys.executable, "-c", ASK_DNS, DNS_ADDRESS, *names],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert asked.returncode == 0, f"{node}: {asked.stderr[-2000:]}"
+        assert json.loads(asked.stdout) == {
+            "kubernetes.default.svc.cluster.local.": "NOERROR",
+            "ad.acme.example.": "NXDOMAIN",
+            "www.example.org.": "NXDOMAIN",
+        }, node
 
 
 def test_a_network_policy_holds_across_nodes(multi_cluster, multi_namespace, python_image):

@@ -2,9 +2,11 @@
 
 It binds only the node's DNS address on lo (node.DNS_ADDRESS, what the
 kubelet gives Pods as their resolver), so a host-network Samba DC keeps port 53
-on the node's own address; everything else goes to this machine's resolvers
-(which the nodes of a multi-node cluster do not reach: nothing leaves the
-machine, so outside names get no answer there).
+on the node's own address. On the one real node everything else goes to this
+machine's resolvers; the nodes of a multi-node cluster reach none (nothing
+leaves the machine), so there every other name is answered NXDOMAIN at once:
+a client (a Samba DC joining its domain, looking for its realm's KDC before
+its own DNS serves) moves on instead of waiting for a timeout per query.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ READY_PORT = 18181
 
 
 def write_config(node: Node) -> None:
-    (node.state / "Corefile").write_text(
-        f""".:53 {{
+    (node.state / "Corefile").write_text(_cluster_names(node) + (_no_outside_names() if node.netns else ""))
+
+
+def _cluster_names(node: Node) -> str:
+    # the one real node also forwards every other name to this machine's resolvers
+    zones, outside = (
+        ("cluster.local in-addr.arpa ip6.arpa", "") if node.netns else (".", "    forward . /etc/resolv.conf\n")
+    )
+    return f"""{zones}:53 {{
     bind {DNS_ADDRESS}
     errors
     ready {node.probe_address}:{READY_PORT}
@@ -32,12 +41,23 @@ def write_config(node: Node) -> None:
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
     }}
-    forward . /etc/resolv.conf
-    cache 30
+{outside}    cache 30
     loop
 }}
 """
-    )
+
+
+def _no_outside_names() -> str:
+    """A node of a multi-node cluster reaches no resolver (nothing leaves the machine): every other name gets
+    "no such name" at once, as it would from a resolver that knows nothing, not a timeout per query."""
+    return f""".:53 {{
+    bind {DNS_ADDRESS}
+    errors
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+}}
+"""
 
 
 def rbac_objects() -> list[dict]:

@@ -28,6 +28,10 @@ from . import ServiceError
 from .ca import CertFiles, ThrowawayCA
 from .samba import TEST_DC_OPTIONS, claim_loopback_address, ldap_session
 
+# What its administrator sets up for ES4PS (`delegated`): an OU of its own, the OU given to ES4PS below it,
+# and the account the worker binds as.
+PEOPLE_OU, DELEGATED_OU = "OU=People", "OU=Registered,OU=People"
+SERVICE_ACCOUNT, SERVICE_PASSWORD = "svc-es4ps", "Svc-Passw0rd!long-enough"  # noqa: S105 - a test account's
 # The Default Domain Policy of a new Microsoft AD forest (Windows Server 2016 to 2025).
 MICROSOFT_DEFAULT_PASSWORD_SETTINGS = (
     "--complexity=on",
@@ -204,6 +208,14 @@ class OutsideAD:
         samdb = self.samdb()
         samdb.newuser(username, password, userou=ou, setpassword=True)
         samdb.setexpiry(f"(sAMAccountName={username})", 0, no_expiry_req=True)
+
+    def prepare_for_es4ps(self) -> None:
+        """What the organisation does for ES4PS: its OU of people, the worker's account, the delegation."""
+        self.samdb().add({"dn": f"{PEOPLE_OU},{self.base_dn}", "objectClass": "organizationalUnit"})
+        self.add_user(SERVICE_ACCOUNT, SERVICE_PASSWORD)
+        delegated = self.delegate(SERVICE_ACCOUNT, DELEGATED_OU)
+        if delegated.returncode != 0:
+            raise ServiceError(f"es4ps-samba-dc delegate failed: {delegated.stderr[-500:]}")
 
     def delegate(self, account: str, ou: str) -> subprocess.CompletedProcess:
         """The administrator's delegation for ES4PS: `es4ps-samba-dc delegate` as the Administrator."""

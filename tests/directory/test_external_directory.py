@@ -20,7 +20,9 @@ import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser, EnableUser, SetPassword
-from es4ps_testkit.outside_ad import OutsideAD
+from es4ps_testkit.outside_ad import DELEGATED_OU as MANAGED
+from es4ps_testkit.outside_ad import PEOPLE_OU as PEOPLE
+from es4ps_testkit.outside_ad import SERVICE_ACCOUNT, SERVICE_PASSWORD
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import find_account, password_authenticates
@@ -30,9 +32,6 @@ from samba.dsdb import UF_ACCOUNTDISABLE
 
 pytestmark = pytest.mark.services
 
-SERVICE_ACCOUNT, SERVICE_PASSWORD = "svc-es4ps", "Svc-Passw0rd!long-enough"
-# The OU the organisation gives ES4PS, below an OU of its own.
-PEOPLE, MANAGED = "OU=People", "OU=Registered,OU=People"
 NEW_PASSWORD = "An0ther-Horse!staple"
 UNIX = {
     "uid_range_start": 20000,
@@ -48,17 +47,6 @@ def write_secret(path, text: str) -> str:
     with os.fdopen(descriptor, "w") as out:
         out.write(text + "\n")
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def outside_ad(tmp_path_factory, test_ca) -> Iterator[OutsideAD]:
-    directory = started(OutsideAD(tmp_path_factory.mktemp("outside-ad"), test_ca))
-    directory.samdb().add({"dn": f"{PEOPLE},{directory.base_dn}", "objectClass": "organizationalUnit"})
-    directory.add_user(SERVICE_ACCOUNT, SERVICE_PASSWORD)
-    delegated = directory.delegate(SERVICE_ACCOUNT, MANAGED)
-    assert delegated.returncode == 0, delegated.stderr
-    yield directory
-    directory.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The login check against the real Samba DC: LDAPS and StartTLS, the DC's certificate verified, and what a
-refused bind says (an expired password, a locked account)."""
+refused bind says (an expired password, a locked account); and against a directory ES4PS does not run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from es4ps_portal.accounts import directory
 from es4ps_portal.accounts.directory import Outcome
 from es4ps_testkit.ca import ThrowawayCA
+from es4ps_testkit.outside_ad import DELEGATED_OU
 from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import find_account
 
@@ -114,3 +115,25 @@ def test_a_staff_name_never_signs_in_through_the_directory(dc_settings, enabled_
     User.objects.create(username=enabled_account, is_staff=True, email_verified_at=timezone.now())
     assert outcome(enabled_account, PASSWORD) is Outcome.ACCEPTED
     assert authenticate(None, username=enabled_account, password=PASSWORD) is None
+
+
+@pytest.fixture
+def outside_settings(settings, outside_ad):
+    """The portal of a domain in external mode: sign-ins checked against the organisation's directory.
+
+    By its address: this test process has no name for it, and its certificate carries the address too (the
+    worker, which does resolve its name, is checked by name in tests/directory/test_external_directory.py).
+    """
+    settings.LDAP_URL = f"ldaps://{outside_ad.address}:636"
+    settings.LDAP_CA_FILE = str(outside_ad.ca_file)
+    settings.REALM = outside_ad.realm
+    return settings
+
+
+def test_sign_in_is_checked_against_an_outside_directory(outside_settings, outside_ad):
+    username = unique_username("ext")
+    outside_ad.add_user(username, PASSWORD, ou=DELEGATED_OU)
+
+    assert outcome(username, PASSWORD) is Outcome.ACCEPTED
+    assert outcome(username, PASSWORD + "x") is Outcome.WRONG
+    assert directory.bind(username, PASSWORD).password_set_at is not None

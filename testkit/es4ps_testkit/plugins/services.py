@@ -12,6 +12,8 @@
 - `directory_worker`: the real `es4ps-worker` consuming tasks against all of the above
 - `task_client`: a portal stand-in that publishes signed tasks and collects their result events
 - `username`: a username no other test of any session uses
+- `outside_ad`: an Active Directory ES4PS does not run (a Samba DC of its own domain, Microsoft AD's defaults),
+  its OU `DELEGATED_OU` delegated to `SERVICE_ACCOUNT` by `es4ps-samba-dc delegate` (es4ps_testkit.outside_ad)
 - `s3_server`: SeaweedFS's S3 gateway with one bucket and one identity allowed only on it
 - `postgres`: a throwaway PostgreSQL server (Debian's); `postgres.create_database(name)` returns its URL
 - `workstation`, `sssd_workstation`: a Debian workstation (winbind / sssd, PAM, pam_mkhomedir) in namespaces
@@ -29,6 +31,7 @@ import pytest
 
 from .. import ServiceError
 from ..ca import ThrowawayCA
+from ..outside_ad import OutsideAD
 from ..postgres import PostgreSQL
 from ..rabbitmq import RabbitMQ
 from ..registration import unique_username
@@ -66,6 +69,18 @@ def samba_dc(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> 
     dc = started(SambaDC(tmp_path_factory.mktemp("samba"), test_ca))
     yield dc
     dc.close()
+
+
+@pytest.fixture(scope="session")
+def outside_ad(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[OutsideAD]:
+    directory = started(OutsideAD(tmp_path_factory.mktemp("outside-ad"), test_ca))
+    try:
+        directory.prepare_for_es4ps()
+    except ServiceError as exc:
+        directory.close()
+        pytest.fail(str(exc), pytrace=False)
+    yield directory
+    directory.close()
 
 
 @pytest.fixture(scope="session")

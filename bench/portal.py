@@ -11,9 +11,10 @@ Each of `--concurrency` clients repeats what a browser does: load the form
 (for its CSRF token), then send it. `registrations_per_s` counts completed
 registrations over the wall time of a run; `p50_ms`/`p99_ms` are the latency
 of the registration request itself (the POST, answered with the redirect to
-the status page once the registration and its task are committed to the
-outbox and the mail is sent; the relay publishes meanwhile, and
-`tasks_published` counts the queue once the outbox is empty). Every client
+the status page once the form is left for the consumer, its password
+sealed; the consumer makes the registrations, queues their mails and tasks,
+and its relays send and publish meanwhile; `tasks_published` counts the
+queue once every registration is made and the outbox is empty). Every client
 presents its own address to the portal (X-Forwarded-For, as the Ingress
 would), so rate limits do not interfere. Figures are medians
 over the runs; `per_run` keeps each run's numbers.
@@ -130,13 +131,16 @@ def main() -> None:
         env = {**broker.portal_env, **keys.portal_env, **mail.portal_env, "ES4PS_REALM": "BENCH.TEST"}
         portal = LivePortal(directory / "portal", env, workers=args.workers)
         portal.start()
-        run(portal.url, 20, args.concurrency)  # warm-up: connections, caches (each from its own address)
+        warm_up = run(portal.url, 20, args.concurrency)  # connections, caches (each from its own address)
         per_run = [run(portal.url, args.registrations, args.concurrency, args.one_address) for _ in range(args.runs)]
-        wait_until(
-            lambda: scrape(portal.consumer_metrics_url).value("es4ps_portal_outbox_tasks") == 0,
-            120,
-            "the outbox relay publishing every task",
-        )
+        accepted = warm_up["completed"] + sum(r["completed"] for r in per_run)
+
+        def all_made_and_published() -> bool:
+            consumer = scrape(portal.consumer_metrics_url)
+            made = consumer.value("es4ps_portal_registration_requests_total")
+            return made == accepted and consumer.value("es4ps_portal_outbox_tasks") == 0
+
+        wait_until(all_made_and_published, 300, "the consumer making every registration and publishing its task")
         published = broker.queue_depth(PROVISIONING_QUEUE)
     finally:
         if portal is not None:

@@ -17,6 +17,7 @@ from es4ps_portal.audit.models import AppendOnly, AuditRecord
 from es4ps_portal.audit.records import Actor, record
 from es4ps_portal.provisioning.expiry import expire_unverified_registrations
 from es4ps_testkit.admin_sign_in import sign_in_staff
+from es4ps_testkit.in_process import consumer_round
 from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_username
@@ -35,6 +36,7 @@ def test_what_a_person_and_the_portal_do_is_recorded_with_who_and_where(broker, 
     username = unique_username("a")
     browser = Client(HTTP_X_FORWARDED_FOR=f"10.0.0.1, {PERSON_ADDRESS}")  # the Ingress appended the real one
     assert browser.post("/register/", form(username)).status_code == 302
+    consumer_round()
     code = smtp.wait_for(f"{username}@{ALLOWED_DOMAIN}").text.split("type this code on the status page: ", 1)[1][:6]
     browser.post("/verify/code/", {"code": code})
     user = User.objects.get(username=username)

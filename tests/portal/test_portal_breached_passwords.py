@@ -12,6 +12,7 @@ from es4ps_contract.passwords import BreachedPasswords
 from es4ps_portal.accounts.models import User
 from es4ps_testkit.breached import RangeServer, write_range_files
 from es4ps_testkit.domains import default_password_policy
+from es4ps_testkit.in_process import consumer_round
 from es4ps_testkit.registration import GOOD_PASSWORD, form
 from prometheus_client import REGISTRY
 
@@ -58,6 +59,7 @@ def test_a_password_the_corpus_does_not_know_registers(settings, range_server, b
     with_corpus(settings, range_url=range_server.url)
     before = lookups("clean")
     assert Client().post("/register/", form(username, password=GOOD_PASSWORD)).status_code == 302
+    consumer_round()
     assert User.objects.filter(username=username).exists()
     assert lookups("clean") == before + 1
 
@@ -69,6 +71,7 @@ def test_with_the_range_server_down_registrations_go_on_and_the_failure_is_count
     range_server.stop()
     before = lookups("unavailable")
     assert Client().post("/register/", form(username, password=BREACHED)).status_code == 302
+    consumer_round()
     assert User.objects.filter(username=username).exists()
     assert lookups("unavailable") == before + 1
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from es4ps_portal.accounts.models import User
+from es4ps_portal.accounts.models import RegistrationRequest, User
 from es4ps_portal.provisioning.outbox import measure_outbox
-from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_client_ip
+from es4ps_testkit.in_process import consumer_round
+from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_client_ip, unique_username
 from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,7 @@ def test_the_cap_per_client_address_refuses_with_a_clear_message_and_is_counted(
     assert refused_count() == before + 1
     # Another address is not held back; a confirmed registration no longer counts.
     assert register(f"{username}3", unique_client_ip()).status_code == 302
+    consumer_round()  # the consumer makes the registrations
     User.objects.filter(username=f"{username}0").update(
         email_verified_at=User.objects.get(username=f"{username}0").date_joined
     )
@@ -61,7 +63,8 @@ def test_the_cap_per_client_address_refuses_with_a_clear_message_and_is_counted(
 
 
 def test_the_cap_per_email_domain_counts_that_domain_only(caps, username):
-    caps(perEmailDomain=User.objects.filter(email_verified_at=None, email__iendswith=f"@{ALLOWED_DOMAIN}").count() + 1)
+    held = User.objects.filter(email_verified_at=None, email__iendswith=f"@{ALLOWED_DOMAIN}").count()
+    caps(perEmailDomain=held + RegistrationRequest.objects.count() + 1)
     assert register(f"{username}a", unique_client_ip()).status_code == 302
     refused = register(f"{username}b", unique_client_ip())
     assert refused.status_code == 429
@@ -72,12 +75,32 @@ def test_the_cap_per_email_domain_counts_that_domain_only(caps, username):
 
 def test_the_cap_per_domain_and_the_gauge_of_unconfirmed_registrations(caps, username):
     pending = User.objects.filter(email_verified_at=None, is_staff=False).count()
-    caps(perDomain=pending + 1)
+    caps(perDomain=pending + RegistrationRequest.objects.count() + 1)
     assert register(f"{username}a", unique_client_ip()).status_code == 302
     refused = register(f"{username}b", unique_client_ip())
     assert refused.status_code == 429
     assert "Too many registrations wait for their address to be confirmed." in refused.content.decode()
 
+    consumer_round()  # the consumer makes the registration
     measure_outbox()  # what the consumer's relay does every round
     assert REGISTRY.get_sample_value("es4ps_portal_pending_registrations") == pending + 1
     assert REGISTRY.get_sample_value("es4ps_portal_pending_registration_cap", {"scope": "perDomain"}) == pending + 1
+
+
+def test_a_taken_name_or_address_counts_against_the_caps_like_a_free_one(caps, username):
+    """The caps must not tell either: a form with a taken name or address makes no registration, yet holds its
+    place in the cap as long as one would (before, only made registrations counted: the cap's refusal came one
+    form later for every taken name among an address's forms)."""
+    existing = unique_username("cp")
+    assert register(existing, unique_client_ip()).status_code == 302
+    consumer_round()
+    caps(perAddress=2)
+    for taken in (
+        form(existing, f"{unique_username('cq')}@{ALLOWED_DOMAIN}"),
+        form(unique_username("cr"), f"{existing}@{ALLOWED_DOMAIN}"),
+    ):
+        campus = unique_client_ip()
+        assert Client(HTTP_X_FORWARDED_FOR=campus).post("/register/", taken).status_code == 302
+        consumer_round()  # the consumer finds it taken and mails the address why
+        assert register(unique_username("cf"), campus).status_code == 302
+        assert register(unique_username("cs"), campus).status_code == 429

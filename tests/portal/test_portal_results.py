@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 
 import pytest
+from django.utils import timezone
 from es4ps_contract.events import REASON_SUPERSEDED, Outcome, ResultEvent, sign_event
 from es4ps_contract.keys import generate_signing_keypair
 from es4ps_contract.tasks import Operation
@@ -23,7 +24,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def person() -> User:
-    user = User.objects.create(username="ada", email="ada@acme.example", directory_state=User.DirectoryState.PENDING)
+    """A confirmed registration (its create is released at confirmation)."""
+    user = User.objects.create(
+        username="ada",
+        email="ada@acme.example",
+        directory_state=User.DirectoryState.PENDING,
+        email_verified_at=timezone.now(),
+    )
     user.set_unusable_password()
     return user
 
@@ -52,8 +59,6 @@ def test_a_success_is_recorded_once(person):
 
 
 def test_enable_after_create_makes_the_account_ready(person):
-    person.email_verified_at = person.date_joined
-    person.save()
     create, enable = queued(person, Operation.CREATE_USER), queued(person, Operation.ENABLE_USER)
     record_result_event(event(create, Outcome.SUCCEEDED))
     assert account_status(person)["state"] == "in_progress"
@@ -69,13 +74,21 @@ def test_a_late_create_result_does_not_undo_enabled(person):
 
 
 @pytest.mark.parametrize("outcome", [Outcome.FAILED, Outcome.REJECTED])
-def test_a_failed_create_shows_its_reason(person, outcome):
+def test_a_failed_create_shows_its_reason_once_the_address_is_confirmed(person, outcome):
     task = queued(person, Operation.CREATE_USER)
     record_result_event(event(task, outcome, "the OU Staff was not found (retries exhausted)"))
     status = account_status(person)
     assert (status["state"], status["can_withdraw"]) == ("failed", False)
     assert status["message"] == "Setting up your account failed: the OU Staff was not found (retries exhausted)"
     assert status["tasks"][-1]["state"] == "failed"
+
+
+def test_an_unconfirmed_registration_shows_nothing_but_confirm_your_address(person):
+    # Its held create is not shown: the page of a registration is that of a name or an address that was taken.
+    User.objects.filter(pk=person.pk).update(email_verified_at=None)
+    queued(person, Operation.CREATE_USER)
+    status = account_status(person)
+    assert (status["state"], status["username"], status["tasks"]) == ("waiting_for_verification", "", [])
 
 
 def test_a_name_the_directory_holds_says_what_to_do(person):
@@ -92,6 +105,7 @@ def test_a_name_the_directory_holds_says_what_to_do(person):
 
 def test_a_failed_password_change_is_shown_but_keeps_the_account_enabled(person):
     person.directory_state = User.DirectoryState.ENABLED
+    person.email_verified_at = timezone.now()
     person.save()
     task = queued(person, Operation.SET_PASSWORD)
     record_result_event(event(task, Outcome.FAILED, "password does not meet the domain's complexity rules"))

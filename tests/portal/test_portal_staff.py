@@ -23,6 +23,7 @@ from es4ps_portal.provisioning.outbox import relay_round
 from es4ps_portal.provisioning.policies import parse_policies, parse_unix
 from es4ps_portal.provisioning.results import record_result_event
 from es4ps_testkit.admin_sign_in import sign_in_staff
+from es4ps_testkit.in_process import consumer_round
 from es4ps_testkit.live_portal import read_task_queue
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.registration import ALLOWED_DOMAIN, form, unique_username
@@ -199,6 +200,7 @@ def test_with_manual_approval_a_confirmed_registration_waits_for_staff(
     for username in (accepted, refused):
         browsers[username] = Client()
         assert browsers[username].post("/register/", form(username)).status_code == 302
+        consumer_round()
         assert [t.held for t in User.objects.get(username=username).provisioning_tasks.all()] == [True]
         with django_capture_on_commit_callbacks(execute=True):  # the test's transaction never commits
             confirmed = verify_by_code(browsers[username], smtp, f"{username}@{ALLOWED_DOMAIN}")
@@ -211,7 +213,9 @@ def test_with_manual_approval_a_confirmed_registration_waits_for_staff(
         assert status["state"] == "waiting_for_approval"
         # Every approver hears of it: superusers and members of a group with the permission; nobody else.
         for address in (boss.email, approver.email):
-            assert username in smtp.wait_for(address, count=1 if username == accepted else 2).text
+            request = smtp.wait_for(address, count=1 if username == accepted else 2)
+            # The link to the registration in the admin, and nothing the registrant typed.
+            assert f"/admin/accounts/user/{user.pk}/change/" in request.text and username not in request.text
     assert smtp.mails_to(bystander.email) == []
 
     staff = staff_client(approver)
@@ -250,6 +254,7 @@ def test_a_registration_gets_its_policy_and_staff_move_accounts_when_it_changes(
         assert (
             client.post("/register/", form(username, email=f"{username}@students.{ALLOWED_DOMAIN}")).status_code == 302
         )
+        consumer_round()
         student = User.objects.get(username=username)
         create = newest_task(student)
         code = smtp.wait_for(f"{username}@students.{ALLOWED_DOMAIN}").text.split("code on the status page: ", 1)[1]

@@ -3,7 +3,8 @@
     es4ps-portal serve      migrate, create the cache table, collect static files,
                             create or update the staff superuser, then exec gunicorn
     es4ps-portal consume    wait for the schema, then consume result events, relay the
-                            outbox to the broker and, every hour, expire unverified
+                            outbox to the broker, make the registrations the forms left, send the
+                            queued mails and, every hour, expire unverified
                             registrations, send password expiry reminders and prune
                             the audit trail
     es4ps-portal manage ... Django's management commands
@@ -167,15 +168,19 @@ def run_periodic_jobs() -> None:
 
 def consume() -> None:
     from es4ps_portal import metrics
+    from es4ps_portal.accounts import mail_outbox
     from es4ps_portal.broker import configured_app
     from es4ps_portal.provisioning import tasks  # noqa: F401 (registers the result task)
     from es4ps_portal.provisioning.outbox import relay_forever
+    from es4ps_portal.web import registrations
 
     metrics_port = setting(env.integer, "ES4PS_CONSUMER_METRICS_PORT", minimum=0, maximum=65535)
     wait_for_schema()
     if metrics_port:
         metrics.serve(metrics_port)
     threading.Thread(target=relay_forever, name="outbox-relay", daemon=True).start()
+    threading.Thread(target=mail_outbox.relay_forever, name="mail-relay", daemon=True).start()
+    threading.Thread(target=registrations.process_forever, name="registrations", daemon=True).start()
     threading.Thread(target=run_periodic_jobs, name="periodic-jobs", daemon=True).start()
     configured_app().worker_main(
         [

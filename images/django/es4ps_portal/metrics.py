@@ -41,13 +41,13 @@ VERIFICATIONS = Counter(
 )
 LOGINS = Counter(
     "es4ps_portal_logins",
-    "Sign-ins (people and staff), by outcome: succeeded, failed, unverified, password_expired, locked,"
-    " rate_limited, unavailable.",
+    "Sign-ins (people and staff), by outcome: succeeded, failed, password_expired, locked, rate_limited, unavailable.",
     ["outcome"],
 )
 PASSWORD_RESETS = Counter(
     "es4ps_portal_password_resets",
-    "Password resets: step request (mailed, no_account, invalid, rate_limited) and step confirm"
+    "Password resets: step request (queued: whether the address has an account is the mail relay's business;"
+    " invalid, rate_limited) and step confirm"
     " (accepted, invalid, rate_limited, failed).",
     ["step", "outcome"],
 )

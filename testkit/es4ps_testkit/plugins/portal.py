@@ -29,6 +29,7 @@ import pytest
 
 from .. import ServiceError
 from ..domains import portal_spec_env
+from ..in_process import consumer_round
 from ..live_portal import LIVE_POLICY_ENV, LivePortal, read_task_queue
 from ..mail import MailCatcher
 from ..rabbitmq import RabbitMQ
@@ -82,14 +83,37 @@ def portal_static_files() -> None:
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
+class RelayedMail:
+    """The SMTP server as in-process tests see it: the consumer's rounds run first (the registrations made, the
+    queued mails sent: threads of `consume` in the live portal), then the mails are looked for."""
+
+    def __init__(self, catcher: MailCatcher) -> None:
+        self.catcher = catcher
+
+    def __getattr__(self, name: str):
+        return getattr(self.catcher, name)
+
+    @staticmethod
+    def relay() -> None:
+        consumer_round()
+
+    def mails_to(self, recipient: str):
+        self.relay()
+        return self.catcher.mails_to(recipient)
+
+    def wait_for(self, recipient: str, count: int = 1, timeout_s: float = 15):
+        self.relay()
+        return self.catcher.wait_for(recipient, count, timeout_s)
+
+
 @pytest.fixture
-def smtp(settings, mail_catcher: MailCatcher) -> MailCatcher:
-    """In-process mails go to the real SMTP server (pytest-django would catch them in memory)."""
+def smtp(settings, mail_catcher: MailCatcher) -> RelayedMail:
+    """In-process mails go to the real SMTP server (pytest-django would catch them in memory), through the queue."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = mail_catcher.host
     settings.EMAIL_PORT = mail_catcher.port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    return mail_catcher
+    return RelayedMail(mail_catcher)
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ from es4ps_contract.validation import InvalidField, normalize_username
 from . import directory
 from .models import User
 
+# The path settings.AUTHENTICATION_BACKENDS names it by (what a session signed in by it records).
+DIRECTORY_BACKEND = "es4ps_portal.accounts.backends.DirectoryBackend"
+
 
 class StaffBackend(ModelBackend):
     """Django's password check, for staff only: end users have no local password."""
@@ -20,7 +23,10 @@ class DirectoryBackend(ModelBackend):
     """Checks the password with an LDAP bind to the DC, for users whose e-mail address is verified.
 
     Never for staff: a staff name is not a directory account of the person
-    who signs in with it, whatever the directory holds under that name.
+    who signs in with it, whatever the directory holds under that name. A
+    name that is no confirmed person's is checked too, as a principal no
+    directory holds (`directory.NO_ACCOUNT`): the answer takes as long as a
+    wrong password's, and nobody's account counts a failure for it.
 
     Raises directory.DirectoryUnavailable when the DC cannot answer, so the
     form can say so instead of claiming the password is wrong, and
@@ -35,9 +41,11 @@ class DirectoryBackend(ModelBackend):
         try:
             username = normalize_username(username)
         except InvalidField:
-            return None
+            username = ""
         user = User.objects.filter(username=username, is_active=True, is_staff=False).first()
         if user is None or not user.is_email_verified:
+            # The same round trip to the DC as for an account, so the answer's time does not tell who has one.
+            directory.bind(directory.NO_ACCOUNT, password)
             return None
         result = directory.bind(user.username, password)
         if result.outcome is directory.Outcome.EXPIRED:

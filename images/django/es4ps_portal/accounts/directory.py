@@ -34,6 +34,9 @@ _INVALID_CREDENTIALS = 49
 _EXPIRED_CODES = {"532", "773"}  # the password expired / must be changed at the next sign-in
 _LOCKED_CODE = "775"
 _SUBCODE = re.compile(r"\bdata ([0-9a-f]+)\b", re.IGNORECASE)
+# What a sign-in for a name that is no confirmed person's binds as: longer than any sAMAccountName (20 characters), so
+# no directory account has it, and no account's failure count moves (docs/portal.md: timing of the answers).
+NO_ACCOUNT = "es4ps-no-such-account-here"
 # pwdLastSet counts 100 ns intervals since 1601-01-01 (UTC).
 _AD_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 

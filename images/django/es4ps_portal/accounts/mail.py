@@ -1,10 +1,21 @@
-"""The mails the portal sends, through Django's e-mail framework (the backend is chosen in settings).
+"""The mails the portal sends, through Django's e-mail framework, and the queue requests put them in.
+
+A request never talks to the mail server: it writes a QueuedMail row
+(`queue_token_mail`, `queue_reset_by_address`, `queue_notice`) and the
+consumer's relay (`mail_outbox`) builds and sends it, so a request's answer
+and its time do not depend on the mail server, or on whether an address has
+an account. The consumer's own mails (a password changed, expiry reminders)
+are sent directly (`send`): they are off the request path already.
 
 Each mail is three templates (subject, text, HTML), here under accounts/mail/
-(the approval workflow's under web/mail/), written in the person's language: the request's when a person's action sends
-it, else the language the person last used the portal in (ES4PS_DEFAULT_LANGUAGE
-when unknown). A mail that cannot be sent is logged and lost, never raised: the
-person can ask again, and a notice is not worth failing what caused it.
+(the web layer's under web/mail/), written in the person's language: the
+request's when a person's action sends it, else the language the person last
+used the portal in (ES4PS_DEFAULT_LANGUAGE when unknown). Mails carry no text
+a registrant typed but, to the owner of a confirmed address, the username
+they chose: names can hold a sentence or a link, and a mail from the
+organisation must not carry someone else's. A mail that cannot be sent is
+logged (its kind and user, never its content) and retried by the relay;
+without a mail server none is sent.
 
 Links point at the web layer's pages by URL name (`web:...`), the only thing
 this module knows of it: names, like AUTH_USER_MODEL, not imports.
@@ -23,14 +34,19 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.http import urlencode
 
-from .models import EmailToken, User
-from .tokens import IssuedToken
+from . import tokens
+from .models import EmailToken, QueuedMail, User
 
 logger = logging.getLogger(__name__)
 
-_TEMPLATES = {
+_TOKEN_MAILS = {
     EmailToken.Purpose.VERIFY_EMAIL: ("web:verify-link", "accounts/mail/verify"),
     EmailToken.Purpose.RESET_PASSWORD: ("web:reset-confirm", "accounts/mail/reset"),
+}
+_PURPOSE_OF = {
+    QueuedMail.Kind.VERIFY: EmailToken.Purpose.VERIFY_EMAIL,
+    QueuedMail.Kind.RESET: EmailToken.Purpose.RESET_PASSWORD,
+    QueuedMail.Kind.RESET_BY_ADDRESS: EmailToken.Purpose.RESET_PASSWORD,
 }
 
 
@@ -39,57 +55,42 @@ def page_url(name: str, *args) -> str:
     return f"{settings.PORTAL_BASE_URL}{reverse(name, args=args)}"
 
 
-def _server_configured() -> bool:
+def server_configured() -> bool:
     """False when mails would go to SMTP with no server to go to (spec.portal.smtp unset): they are not sent."""
     return bool(settings.EMAIL_HOST) or not settings.EMAIL_BACKEND.endswith(".smtp.EmailBackend")
 
 
-def send(
-    user: User,
-    template: str,
-    context: dict,
-    what: str,
-    language: str | None = None,
-    recipients: list[str] | None = None,
-) -> bool:
-    """Render `template` (subject, text, HTML) about `user` and send it (to `user`, or to `recipients`);
-    False when the mail server refused it. `what` names the mail in the log."""
-    context = {
-        "user": user,
-        "organization_name": settings.ORGANIZATION_NAME,
-        "realm": settings.REALM,
-        **context,
-    }
-    with translation.override(language or user.language or settings.LANGUAGE_CODE):
-        subject = render_to_string(f"{template}_subject.txt", context).strip()
-        message = EmailMultiAlternatives(
-            subject, render_to_string(f"{template}.txt", context), to=recipients or [user.email]
-        )
-        message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
-    if not _server_configured():
-        logger.warning(
-            "no mail server is configured (spec.portal.smtp): the %s mail to user %s is not sent", what, user.pk
-        )
+def render(template: str, context: dict, language: str, to: list[str]) -> dict:
+    """The mail of `template` (subject, text, HTML) in `language`, to `to`, as plain data the queue can keep."""
+    context = {"organization_name": settings.ORGANIZATION_NAME, "realm": settings.REALM, **context}
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return {
+            "subject": render_to_string(f"{template}_subject.txt", context).strip(),
+            "text": render_to_string(f"{template}.txt", context),
+            "html": render_to_string(f"{template}.html", context),
+            "to": to,
+        }
+
+
+def deliver(message: dict, what: str) -> bool:
+    """Hand a rendered mail to the mail server; False (logged, without content) when it did not take it."""
+    if not server_configured():
+        logger.warning("no mail server is configured (spec.portal.smtp): a %s mail is not sent", what)
         return False
+    mail = EmailMultiAlternatives(message["subject"], message["text"], to=message["to"])
+    mail.attach_alternative(message["html"], "text/html")
     try:
-        message.send()
+        mail.send()
     except (smtplib.SMTPException, OSError) as exc:
-        logger.error("sending the %s mail to user %s failed: %s", what, user.pk, type(exc).__name__)
+        logger.error("sending a %s mail failed: %s", what, type(exc).__name__)
         return False
     return True
 
 
-def send_token_mail(user: User, issued: IssuedToken) -> bool:
-    """Mail the link (and code) of `issued` to the user, in the language of the request that asked for it."""
-    url_name, template = _TEMPLATES[EmailToken.Purpose(issued.record.purpose)]
-    context = {
-        # The token rides in the query string, which the access log leaves out.
-        "link": f"{page_url(url_name)}?{urlencode({'token': issued.token})}",
-        "code": issued.code,
-        "hours": settings.TOKEN_TTL_HOURS,
-        "retention_days": round(settings.UNVERIFIED_RETENTION_HOURS / 24, 1),
-    }
-    return send(user, template, context, issued.record.purpose, language=translation.get_language())
+def send(user: User, template: str, context: dict, what: str) -> bool:
+    """Render `template` about `user` in their language and send it to them now (the consumer's own mails)."""
+    message = render(template, {"user": user, **context}, user.language, [user.email])
+    return deliver(message, what)
 
 
 def send_password_changed(user: User, changed_at: datetime) -> bool:
@@ -107,3 +108,78 @@ def send_password_expiry(user: User, expires_at: datetime, days_left: int) -> bo
         "reset_link": page_url("web:password-reset"),
     }
     return send(user, "accounts/mail/password_expiry", context, "password expiry")
+
+
+# --- the queue: what requests ask for ----------------------------------------------------------------
+
+
+def queue_token_mail(user: User, kind: QueuedMail.Kind, language: str | None = None) -> QueuedMail:
+    """Queue the verification (VERIFY) or reset (RESET) mail of `user`; its token is issued when it is sent."""
+    return QueuedMail.objects.create(kind=kind, user=user, language=language or translation.get_language() or "")
+
+
+def queue_reset_by_address(address: str, language: str | None = None) -> QueuedMail:
+    """Queue a reset mail for whichever enabled account `address` has, if any: the relay finds out, not the
+    request that asked."""
+    return QueuedMail.objects.create(
+        kind=QueuedMail.Kind.RESET_BY_ADDRESS, address=address, language=language or translation.get_language() or ""
+    )
+
+
+def queue_notice(
+    template: str,
+    *,
+    user: User | None = None,
+    address: str = "",
+    recipients: tuple[str, ...] = (),
+    context: dict | None = None,
+    language: str | None = None,
+) -> QueuedMail:
+    """Queue a mail of `template` (with `context`, plain JSON) to `recipients`, else `address`, else `user`."""
+    return QueuedMail.objects.create(
+        kind=QueuedMail.Kind.NOTICE,
+        user=user,
+        address=address,
+        recipients=list(recipients),
+        template=template,
+        context=context or {},
+        language=language if language is not None else translation.get_language() or "",
+    )
+
+
+# --- the relay's side: turning a queued mail into a mail ---------------------------------------------
+
+
+def resettable(address: str) -> User | None:
+    """The account a reset by `address` is for: a person's, enabled, with that confirmed address."""
+    return (
+        User.objects.with_address(address)
+        .filter(email_verified_at__isnull=False, directory_state=User.DirectoryState.ENABLED, is_staff=False)
+        .first()
+    )
+
+
+def build(queued: QueuedMail) -> dict | None:
+    """The mail `queued` stands for, its token issued now; None when there is none to send (no account for the
+    address, the registration's mails used up, the address confirmed meanwhile)."""
+    if queued.kind == QueuedMail.Kind.NOTICE:
+        to = queued.recipients or [queued.address or queued.user.email]
+        return render(queued.template, {"user": queued.user, **queued.context}, queued.language, to)
+    user = resettable(queued.address) if queued.kind == QueuedMail.Kind.RESET_BY_ADDRESS else queued.user
+    if user is None or (queued.kind == QueuedMail.Kind.VERIFY and user.is_email_verified):
+        return None
+    purpose = _PURPOSE_OF[QueuedMail.Kind(queued.kind)]
+    try:
+        issued = tokens.issue(user, purpose)
+    except tokens.TokenError:
+        return None
+    url_name, template = _TOKEN_MAILS[purpose]
+    context = {
+        "user": user,
+        # The token rides in the query string, which the access log leaves out.
+        "link": f"{page_url(url_name)}?{urlencode({'token': issued.token})}",
+        "code": issued.code,
+        "hours": settings.TOKEN_TTL_HOURS,
+        "retention_days": round(settings.UNVERIFIED_RETENTION_HOURS / 24, 1),
+    }
+    return render(template, context, queued.language or user.language, [user.email])

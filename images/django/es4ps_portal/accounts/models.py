@@ -160,3 +160,66 @@ class EmailToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} for {self.user.username}"
+
+
+class QueuedMail(models.Model):
+    """A mail a request asked for, waiting for the consumer's mail relay (accounts.mail_outbox).
+
+    Requests only write this row: the relay issues the token (if the mail
+    carries one), renders the mail in `language` and hands it to the mail
+    server, so no request waits for the mail server, and a request for an
+    address nobody registered does the same work as one for an account.
+    `message` holds the rendered mail while a failed send waits for its retry.
+    """
+
+    class Kind(models.TextChoices):
+        VERIFY = "verify", "the verification link and code of a registration"
+        RESET = "reset", "a reset link for an account"
+        RESET_BY_ADDRESS = "reset_by_address", "a reset link for the enabled account of an address, if there is one"
+        NOTICE = "notice", "a mail of its own template"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # Where a mail without an account goes (RESET_BY_ADDRESS, notices about an address).
+    address = models.EmailField(max_length=254, blank=True)
+    # A notice's other recipients (the approvers), its template and what it shows.
+    recipients = models.JSONField(default=list, blank=True)
+    template = models.CharField(max_length=100, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    message = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["not_before", "id"], name="queued_mail_due")]
+
+
+class RegistrationRequest(models.Model):
+    """A registration form that passed its checks, waiting for the consumer (web.registrations) to make it, or
+    to mail its address why not (the name or the address is taken): the request does the same work either way.
+
+    The password is sealed for the workers before it is stored (as in a task's envelope). A made registration's
+    row goes with its making (the user counts from then on); a taken one's stays, its password dropped, until
+    the unconfirmed retention ends: the caps on unconfirmed registrations count it like a made one, so they
+    cannot tell which was which either.
+    """
+
+    registration_id = models.UUIDField(unique=True, editable=False)
+    username = models.CharField(max_length=150)
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=150)
+    last_name = models.CharField(max_length=150)
+    sealed_password = models.TextField(blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    # Who sent it, for the audit record of the registration (the address the trusted proxies report).
+    address = models.GenericIPAddressField(null=True, blank=True)
+    # The same address as the caps on unconfirmed registrations count it (an IPv6 client by its /64).
+    registered_from = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the consumer found the name or the address taken (and mailed the address why).
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,7 +1,8 @@
 """PostgreSQL advisory locks: one replica at a time runs a step that must not run twice at once.
 
 Replicas of the portal share one PostgreSQL database; on their (simultaneous)
-start only one may migrate, and only one outbox relay may publish at a time.
+start only one may migrate, and only one outbox relay may publish (and one mail
+relay send) at a time.
 A session-level advisory lock is released by PostgreSQL when its session
 ends, so a replica that dies never leaves it held. SQLite serves a single
 replica (the CRD refuses more without a database URL): there the lock is
@@ -19,6 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 # The lock ids (any 64-bit numbers the portal's database uses for nothing else).
 SCHEMA_LOCK = 0x6573347073_0001  # migrations, the cache table and the staff user at `serve`'s start
 OUTBOX_RELAY_LOCK = 0x6573347073_0002  # a round of the outbox relay
+MAIL_RELAY_LOCK = 0x6573347073_0003  # a round of the mail relay
 
 
 @contextlib.contextmanager

@@ -5,7 +5,10 @@ held: `publishing`), but it holds a name and an address in the portal until it
 is confirmed or expires. The caps bound that: per domain, per client address
 (as the rate limits count one: an IPv6 client by its /64) and per e-mail
 domain. They are checked before a registration is written, not under a lock:
-registrations sent at the same moment may pass a cap by their number.
+registrations sent at the same moment may pass a cap by their number. A
+registration form counts from the moment it is sent, made or not (a taken
+name or address makes none: its form is kept for as long), so the caps do
+not tell either whether a name or an address is taken.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from es4ps_portal.accounts.models import User
+from es4ps_portal.accounts.models import RegistrationRequest, User
 
 
 def unconfirmed() -> QuerySet[User]:
@@ -22,18 +25,23 @@ def unconfirmed() -> QuerySet[User]:
     return User.objects.filter(email_verified_at=None, is_staff=False)
 
 
+def _held(**lookup) -> int:
+    """Unconfirmed registrations and registration forms not made into one (waiting, or taken) matching `lookup`."""
+    return unconfirmed().filter(**lookup).count() + RegistrationRequest.objects.filter(**lookup).count()
+
+
 def refusal(registered_from: str, email: str) -> str | None:
     """Why a new registration from `registered_from` for `email` is refused by a cap, or None when it is not."""
     caps = settings.PENDING_REGISTRATION_LIMITS
     email_domain = email.rsplit("@", 1)[-1].lower()
-    if unconfirmed().count() >= caps["perDomain"]:
+    if _held() >= caps["perDomain"]:
         return _("Too many registrations wait for their address to be confirmed. Please try again in a few hours.")
-    if unconfirmed().filter(registered_from=registered_from).count() >= caps["perAddress"]:
+    if _held(registered_from=registered_from) >= caps["perAddress"]:
         return _(
             "Too many registrations from your network wait for their address to be confirmed. Confirm those"
             " first (follow the link in their mails), or try again in a few hours."
         )
-    if unconfirmed().filter(email__iendswith=f"@{email_domain}").count() >= caps["perEmailDomain"]:
+    if _held(email__iendswith=f"@{email_domain}") >= caps["perEmailDomain"]:
         return _(
             "Too many registrations with addresses at %(domain)s wait for their address to be confirmed."
             " Please try again in a few hours."

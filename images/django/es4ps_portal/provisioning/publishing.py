@@ -99,7 +99,8 @@ def publish(user: User, task: Task, action: str, actor: Actor, *, held: bool = F
     return provisioning_task
 
 
-def _sealed(username: str, password: str) -> str:
+def seal(username: str, password: str) -> str:
+    """`password` sealed for the workers (only they can open it); PublishError when the key is missing."""
     try:
         return seal_password(_sealing_key(), username, password)
     except KeyFileError as exc:
@@ -125,14 +126,16 @@ def register(
     email: str,
     first_name: str,
     last_name: str,
-    password: str,
+    sealed_password: str,
     *,
     actor: Actor,
     language: str = "",
     registered_from: str = "",
+    registration_id: uuid.UUID | None = None,
 ) -> User:
-    """Create the portal user (no usable password) and hold "create user" with the sealed password, with what
-    the address's policy gives the account, until the address is proven (`release_create`)."""
+    """Create the portal user (no usable password) and hold "create user" with the password `seal`ed, with what
+    the address's policy gives the account, until the address is proven (`release_create`).
+    `registration_id`: the one the registering browser follows."""
     where = placement(username, email)
     with transaction.atomic():
         user = User(
@@ -143,16 +146,16 @@ def register(
             language=language,
             registered_from=registered_from,
             directory_state=User.DirectoryState.PENDING,
+            **({"registration_id": registration_id} if registration_id else {}),
         )
         user.set_unusable_password()
         user.save()
         _placed(user, where.ou, where.groups, where.unix is not None)
-        sealed = _sealed(username, password)
         task = CreateUser(
             username,
             given_name=first_name,
             surname=last_name,
-            sealed_password=sealed,
+            sealed_password=sealed_password,
             ou=where.ou,
             groups=where.groups,
             unix=where.unix,
@@ -238,7 +241,7 @@ def change_password(user: User, password: str, *, actor: Actor, reset: bool = Fa
         changed_at = timezone.now()
         User.objects.filter(pk=user.pk).update(credentials_changed_at=changed_at)
         user.credentials_changed_at = changed_at
-        task = SetPassword(user.username, sealed_password=_sealed(user.username, password), **binding(user))
+        task = SetPassword(user.username, sealed_password=seal(user.username, password), **binding(user))
         publish(user, task, Action.RESET_PASSWORD if reset else Action.CHANGE_PASSWORD, actor)
 
 

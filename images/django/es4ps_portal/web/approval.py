@@ -7,8 +7,8 @@ manual approval (settings.REGISTRATION_APPROVAL), a confirmed registration
 waits: staff with the approve_registration permission are mailed, and their
 decision (`approve_registration`, `refuse_registration`, run by `staff`)
 enables the account or deletes it, and is mailed to the person. The tasks go
-through es4ps_portal.provisioning.publishing, in the decision's transaction;
-the mails leave once it is committed.
+through es4ps_portal.provisioning.publishing and the mails into the mail
+queue, both in the decision's transaction.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def mark_email_verified(user: User, *, actor: Actor) -> Verified:
     if settings.REGISTRATION_APPROVAL == "Manual" and user.approval != User.Approval.APPROVED:
         User.objects.filter(pk=user.pk).update(approval=User.Approval.WAITING)
         record(Action.VERIFY_EMAIL, actor, subject=user, detail="waiting for approval")
-        transaction.on_commit(lambda: send_approval_request(user))
+        send_approval_request(user)
         return Verified.WAITING_FOR_APPROVAL
     publishing.enable_registration(user, actor=actor, action=Action.VERIFY_EMAIL)
     return Verified.ENABLING
@@ -75,7 +75,7 @@ def _waiting(user: User, decision: str) -> User:
         raise NotProvisioned(_("the registration does not wait for approval"))
     current.approval = decision
     current.save(update_fields=["approval"])
-    transaction.on_commit(lambda: send_approval_decision(current, approved=decision == User.Approval.APPROVED))
+    send_approval_decision(current, approved=decision == User.Approval.APPROVED)
     return current
 
 
@@ -104,21 +104,21 @@ def approvers() -> list[str]:
     return sorted(set(staff.values_list("email", flat=True)))
 
 
-def send_approval_request(user: User) -> bool:
-    """Tell the approvers (in the portal's default language) that `user`'s confirmed registration waits for them."""
+def send_approval_request(user: User) -> None:
+    """Queue, for the approvers (in the portal's default language), that `user`'s confirmed registration waits."""
     recipients = approvers()
     if not recipients:
         logger.warning("registration %s waits for approval, but no active staff member may approve it", user.pk)
-        return False
+        return
     # The admin's own address (spec.portal.admin.host), where it has one.
-    context = {"link": f"{settings.ADMIN_BASE_URL}{reverse('admin:accounts_user_change', args=[user.pk])}"}
-    return mail.send(
-        user, "web/mail/approval_request", context, "approval request",
-        language=settings.LANGUAGE_CODE, recipients=recipients,
+    link = f"{settings.ADMIN_BASE_URL}{reverse('admin:accounts_user_change', args=[user.pk])}"
+    mail.queue_notice(
+        "web/mail/approval_request", user=user, recipients=tuple(recipients), context={"link": link},
+        language=settings.LANGUAGE_CODE,
     )  # fmt: skip
 
 
-def send_approval_decision(user: User, approved: bool) -> bool:
-    """Tell the person whether staff approved their registration."""
+def send_approval_decision(user: User, approved: bool) -> None:
+    """Queue, for the person, whether staff approved their registration."""
     template = "web/mail/approved" if approved else "web/mail/refused"
-    return mail.send(user, template, {"link": mail.page_url("web:login")}, "approval decision")
+    mail.queue_notice(template, user=user, context={"link": mail.page_url("web:login")}, language=user.language)

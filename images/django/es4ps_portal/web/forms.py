@@ -22,6 +22,7 @@ from es4ps_contract.validation import (
 )
 
 from es4ps_portal.accounts import directory
+from es4ps_portal.accounts.backends import DIRECTORY_BACKEND, DirectoryBackend
 from es4ps_portal.accounts.breached_passwords import is_breached
 from es4ps_portal.accounts.email_domains import InvalidDomain, canonical_domain, display_domain, is_allowed
 from es4ps_portal.accounts.models import User
@@ -134,12 +135,8 @@ class RegistrationForm(NewPasswordForm):
         }
 
     def clean_username(self) -> str:
-        username = _contract(normalize_username, self.cleaned_data["username"])
-        # Staff names are reserved, also the configured one before its user exists: a person who took it
-        # would otherwise share a name with the admin.
-        if username == settings.SUPERUSER_USERNAME or User.objects.named(username).exists():
-            raise ValidationError(gettext("This username is taken. Please choose another one."))
-        return username
+        # Whether the name is taken is not the form's to say (web.views.registration mails the address instead).
+        return _contract(normalize_username, self.cleaned_data["username"])
 
     def clean_email(self) -> str:
         email = _contract(normalize_email, self.cleaned_data["email"])
@@ -153,12 +150,7 @@ class RegistrationForm(NewPasswordForm):
                 gettext("Registration is open to addresses of %(domains)s only.") % {"domains": allowed_domains_text()}
             )
         # Store exactly the name that was compared, in the form people read.
-        email = f"{local}@{display_domain(domain)}"
-        if User.objects.with_address(email).exists():
-            raise ValidationError(
-                gettext("An account with this address exists already. Sign in or reset its password.")
-            )
-        return email
+        return f"{local}@{display_domain(domain)}"
 
     def clean_first_name(self) -> str:
         return _contract(normalize_name, self.cleaned_data["first_name"], "first name")
@@ -203,33 +195,37 @@ class RateLimitedLoginMixin:
             LOGINS.labels("locked").inc()
             raise ValidationError(locked_message(), code="locked") from None
         except ValidationError:
+            # One answer for a wrong password, an unknown name and an unconfirmed registration.
             limit.hit()
-            user = User.objects.named(username.strip()).filter(is_staff=False).first()
-            if user is not None and not user.is_email_verified:
-                LOGINS.labels("unverified").inc()
-                raise ValidationError(
-                    gettext("Confirm your e-mail address first: follow the link in the mail we sent you."),
-                    code="unverified",
-                ) from None
             LOGINS.labels("failed").inc()
             raise
         LOGINS.labels("succeeded").inc()
         return cleaned
 
 
-class LoginForm(RateLimitedLoginMixin, AuthenticationForm):
-    """People's sign-in with their directory password. Staff sign in to the admin only, with a second factor
-    (staff_sign_in): here a staff name is refused like a wrong password."""
+class DirectoryAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, checked by the directory alone (DirectoryBackend): no local password hash is computed
+    for anybody, so the answer's time is the directory's, for a person's name or nobody's."""
+
+    def clean(self):
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if username is not None and password:
+            self.user_cache = DirectoryBackend().authenticate(self.request, username=username, password=password)
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.user_cache.backend = DIRECTORY_BACKEND
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+class LoginForm(RateLimitedLoginMixin, DirectoryAuthenticationForm):
+    """People's sign-in. Staff sign in to the admin only, with a second factor (staff_sign_in): here a staff name
+    is refused like a wrong password."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": gettext_lazy("The username or password is not right."),
     }
-
-    def confirm_login_allowed(self, user) -> None:
-        super().confirm_login_allowed(user)
-        if user.is_staff:
-            raise ValidationError(self.error_messages["invalid_login"], code="invalid_login")
 
 
 class ProfileForm(forms.Form):

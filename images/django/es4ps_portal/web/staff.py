@@ -16,7 +16,7 @@ from collections.abc import Callable
 from django.utils.translation import gettext as _
 
 from es4ps_portal.accounts import mail, tokens
-from es4ps_portal.accounts.models import EmailToken, User
+from es4ps_portal.accounts.models import QueuedMail, User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
 from es4ps_portal.broker import PublishError
@@ -68,17 +68,14 @@ def apply_policy(user: User, actor: Actor) -> None:
     _directory(Action.APPLY_POLICY, publishing.apply_policy, user, actor)
 
 
-def _mail(action: str, user: User, actor: Actor, purpose: EmailToken.Purpose) -> None:
-    try:
-        issued = tokens.issue(user, purpose)
-    except tokens.TokenError as exc:
-        record(action, actor, subject=user, outcome=Outcome.FAILED, detail=str(exc))
-        raise NotApplicable(str(exc)) from None
-    if not mail.send_token_mail(user, issued):
-        reason = _("the mail server did not take the mail")
+def _mail(action: str, user: User, actor: Actor, kind: QueuedMail.Kind) -> None:
+    """Queue the mail (the consumer's relay sends it, in the person's language) and record that it was asked."""
+    if kind == QueuedMail.Kind.VERIFY and not tokens.verification_mails_left(user):
+        reason = _("We sent as many mails for this registration as we can. Use the newest one.")
         record(action, actor, subject=user, outcome=Outcome.FAILED, detail=reason)
         raise NotApplicable(reason)
-    record(action, actor, subject=user, detail=_("mail sent to the registered address"))
+    mail.queue_token_mail(user, kind, language=user.language)
+    record(action, actor, subject=user, detail=_("mail queued for the registered address"))
 
 
 def resend_verification_mail(user: User, actor: Actor) -> None:
@@ -87,11 +84,11 @@ def resend_verification_mail(user: User, actor: Actor) -> None:
         raise NotApplicable(_("not a person's registration"))
     if user.is_email_verified:
         raise NotApplicable(_("the address is confirmed already"))
-    _mail(Action.RESEND_VERIFICATION_MAIL, user, actor, EmailToken.Purpose.VERIFY_EMAIL)
+    _mail(Action.RESEND_VERIFICATION_MAIL, user, actor, QueuedMail.Kind.VERIFY)
 
 
 def send_password_reset_mail(user: User, actor: Actor) -> None:
     """A reset link to the person's registered address; the person chooses the new password."""
     if user.is_staff or user.directory_state != User.DirectoryState.ENABLED or not user.is_email_verified:
         raise NotApplicable(_("the account is not enabled"))
-    _mail(Action.SEND_PASSWORD_RESET_MAIL, user, actor, EmailToken.Purpose.RESET_PASSWORD)
+    _mail(Action.SEND_PASSWORD_RESET_MAIL, user, actor, QueuedMail.Kind.RESET)

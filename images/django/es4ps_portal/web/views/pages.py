@@ -18,7 +18,7 @@ from es4ps_portal.broker import PublishError
 from es4ps_portal.provisioning import publishing
 
 from ..forms import CodeForm, ProfileForm
-from ..status import account_status, followed_user
+from ..status import account_status, followed_user, pending, waiting_status
 from .answers import NOT_SAVED, directory_user_required
 
 
@@ -30,21 +30,29 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
-    user = followed_user(request)
-    if user is None:
+    shown = _shown_status(request)
+    if shown is None:
         messages.info(request, _("Sign in to see the status of your account."))
         return redirect("web:login")
-    context = {"status": account_status(user), "account": user, "code_form": CodeForm()}
-    return render(request, "web/status.html", context)
+    return render(request, "web/status.html", {"status": shown, "code_form": CodeForm()})
 
 
 @never_cache
 @require_GET
 def status_json(request: HttpRequest) -> JsonResponse:
-    user = followed_user(request)
-    if user is None:
+    shown = _shown_status(request)
+    if shown is None:
         return JsonResponse({"error": _("There is no account to show; please sign in first.")}, status=404)
-    return JsonResponse(account_status(user))
+    return JsonResponse(shown)
+
+
+def _shown_status(request: HttpRequest) -> dict | None:
+    """The followed account's status, else the waiting status of what this browser registered (made or not)."""
+    user = followed_user(request)
+    if user is not None:
+        return account_status(user)
+    marker = pending(request)
+    return waiting_status(marker["email"]) if marker else None
 
 
 @never_cache

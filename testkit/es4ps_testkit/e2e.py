@@ -5,10 +5,11 @@ Traefik as the ingress controller, the es4ps-crds and es4ps charts with the
 example domain from values, wait for Ready and for Traefik to serve the
 portal's Ingress. The test's own SMTP server catches the portal's mail.
 
-Where it runs: the local cluster's real node (CI here) or a kind cluster
-(`make e2e-kind`, ES4PS_E2E_PLATFORM=kind). A platform answers the few
-questions that differ between the two: how images reach the node, which
-address the node's pods use to reach this machine (the test's SMTP server),
+Where it runs: the local cluster's real node (CI here), its multi-node
+cluster (`LocalNodes`: three real nodes, fixture `multi_deployment`) or a kind
+cluster (`make e2e-kind`, ES4PS_E2E_PLATFORM=kind). A platform answers the few
+questions that differ between them: how images reach the nodes, which
+address the nodes' pods use to reach this machine (the test's SMTP server),
 where the DC answers LDAP, and how this machine reaches the ingress
 controller. Everything else, the test itself included, is shared.
 """
@@ -24,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from es4ps_devtools import deployment as steps
@@ -32,6 +33,7 @@ from es4ps_devtools.images import IMAGES as PRODUCT_IMAGES
 from es4ps_localcluster import Cluster, ingress
 from es4ps_localcluster import images as local_images
 from es4ps_localcluster.components.node import DNS_ADDRESS, host_ip
+from es4ps_localcluster.components.node_network import GATEWAY, NODE_NETWORK
 from es4ps_localcluster.paths import BIN
 from es4ps_localcluster.processes import free_port, port_open, wait_until
 from es4ps_operator.config import full_image_name
@@ -84,6 +86,46 @@ class LocalNode:
         subprocess.run(
             ["ctr", "--address", socket, "-n", "k8s.io", "images", "tag", "--force", source, target], check=True
         )
+
+    def close(self) -> None:
+        pass
+
+
+class LocalNodes:
+    """The local cluster with several real nodes, each in a network namespace of its own (es4ps_localcluster)."""
+
+    name = "real-nodes"
+
+    def __init__(self, kube: KubeCluster, local: Cluster) -> None:
+        self.kube = kube
+        self.local = local
+
+    def load_images(self) -> None:
+        self.local.load_images(IMAGES)
+
+    @property
+    def smtp_host(self) -> str:
+        return GATEWAY  # this machine, on the nodes' bridge
+
+    @property
+    def dc_address(self) -> str:
+        """dc0's node's address (host network: the DC answers there)."""
+        return self.kube.get("pod", "acme-dc0-0", "acme")["status"]["hostIP"]
+
+    def spec_changes(self) -> dict:
+        # the nodes' CoreDNS on their own DNS address; the broker admits the host-network workers of every node
+        return {"directory.dnsForwarder": DNS_ADDRESS, "directory.nodeCIDRs": [NODE_NETWORK]}
+
+    def ingress_entry(self) -> tuple[str, int]:
+        """Traefik's Service: this machine reaches ClusterIPs through a node's kube-proxy."""
+        service = self.kube.get("service", ingress.NAME, ingress.NAMESPACE)
+        return service["spec"]["clusterIP"], ingress.HTTPS_PORT
+
+    def tag_image(self, source: str, target: str) -> None:
+        source, target = full_image_name(source), full_image_name(target)
+        for node in self.local.nodes:
+            ctr = ["ctr", "--address", str(node.containerd_socket), "-n", "k8s.io"]
+            subprocess.run([*ctr, "images", "tag", "--force", source, target], check=True)
 
     def close(self) -> None:
         pass
@@ -195,7 +237,7 @@ class Deployment:
     """The deployed domain, as a person and an operator of the platform reach it."""
 
     kube: KubeCluster
-    platform: LocalNode | Kind
+    platform: LocalNode | LocalNodes | Kind
     mail: MailCatcher
     portal_url: str
     ingress_address: str
@@ -203,6 +245,10 @@ class Deployment:
     realm: str
     directory_ca: Path
     directory_name: str
+    # What this deployment's domain always has besides the platform's and the session's settings (dotted paths).
+    spec_changes: dict = field(default_factory=dict)
+    # The operator chart's own values besides the local ones (replicaCount, say).
+    chart_values: dict = field(default_factory=dict)
 
     def person(self) -> PortalClient:
         """A new browser session at the portal's public address, through the ingress controller."""
@@ -213,13 +259,14 @@ class Deployment:
         user = f"{username}@{self.realm.lower()}"
         return ldap_bind(self.platform.dc_address, self.directory_ca, self.directory_name, user, password)
 
-    def python_in_pod(self, namespace: str, script: str, argument) -> dict:
+    def python_in_pod(self, namespace: str, script: str, argument, node: str | None = None) -> dict:
         """Run `python3 -c script json(argument)` in a throwaway Pod in `namespace`; the JSON of its last line.
 
         The Pod has its own address (a client other than this machine and the
         controller) and runs the operator image's Python, standard library only.
         The namespace is made for it unless it exists (the ingress controller's,
-        say), and only what was made here is deleted afterwards.
+        say), and only what was made here is deleted afterwards. `node`: the
+        node the scheduler must put it on.
         """
         kube = self.kube
         made_namespace = not kube.get("namespace", namespace, check=False)
@@ -242,6 +289,8 @@ class Deployment:
                 ],
             },
         }
+        if node:
+            pod["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
         kube.apply(json.dumps(pod))
         kube.eventually(
             lambda: kube.get("pod", name, namespace)["status"].get("phase") in ("Succeeded", "Failed"),
@@ -262,8 +311,9 @@ class Deployment:
 
     def install(self, **spec_changes) -> None:
         """helm upgrade --install with the local values (plus the session's and `spec_changes`, dotted paths)."""
-        changes = {**self.platform.spec_changes(), **SESSION_SPEC_CHANGES, **spec_changes}
-        steps.install(steps.local_domain_values(self.platform.smtp_host, self.mail.port, **changes))
+        changes = {**self.platform.spec_changes(), **SESSION_SPEC_CHANGES, **self.spec_changes, **spec_changes}
+        values = steps.local_domain_values(self.platform.smtp_host, self.mail.port, **changes)
+        steps.install({**values, **self.chart_values})
 
     @contextlib.contextmanager
     def port_forward(self, pod: str, port: int, namespace: str = "acme") -> Iterator[str]:
@@ -281,10 +331,16 @@ class Deployment:
         self.platform.close()
 
 
-def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_changes) -> Deployment:
-    """Deploy as `make demo` does: images, Traefik, charts, the example domain (with `spec_changes`, dotted
-    paths) Ready, and its Ingress served by Traefik with the portal's cert-manager certificate. `close()` when
-    done."""
+def deploy(
+    kube: KubeCluster,
+    where: LocalNode | LocalNodes | Kind,
+    directory: Path,
+    chart_values: dict | None = None,
+    **spec_changes,
+) -> Deployment:
+    """Deploy as `make demo` does: images, Traefik, charts (with `chart_values`), the example domain (with
+    `spec_changes`, dotted paths) Ready, and its Ingress served by Traefik with the portal's cert-manager
+    certificate. `close()` when done."""
     steps.kubeconfig = kube.kubeconfig
     start = time.monotonic()
     where.load_images()
@@ -294,8 +350,20 @@ def deploy(kube: KubeCluster, where: LocalNode | Kind, directory: Path, **spec_c
     steps.prepare_namespaces("Staff-" + base64.urlsafe_b64encode(os.urandom(9)).decode())
     # The example runs its DCs in the host network: only `privileged` admits them (docs/operator.md).
     enforce_pod_security(kube, steps.DOMAIN_NAMESPACE, "privileged")
-    deployment = Deployment(kube, where, mail, "", "", directory / "portal-ca.crt", "", directory / "dc-ca.crt", "")
-    deployment.install(**spec_changes)
+    deployment = Deployment(
+        kube,
+        where,
+        mail,
+        "",
+        "",
+        directory / "portal-ca.crt",
+        "",
+        directory / "dc-ca.crt",
+        "",
+        spec_changes,
+        chart_values or {},
+    )
+    deployment.install()
     domain = steps.wait_ready(timeout_s=900)
     print(f"\nthe domain was Ready {time.monotonic() - start:.0f} s after the deployment began", file=sys.stderr)
     steps.portal_ca_file(deployment.portal_ca)

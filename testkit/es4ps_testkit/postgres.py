@@ -48,11 +48,19 @@ def _version(bin_dir: Path) -> tuple[int, ...]:
 class PostgreSQL:
     """A private PostgreSQL server: its own data directory, port and socket directory; stopped by `stop`."""
 
-    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
-        """`settings`: extra server settings (`-c name=value`), e.g. {"max_connections": "200"}."""
+    def __init__(
+        self,
+        directory: Path,
+        settings: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        clients: tuple[str, ...] = (),
+    ) -> None:
+        """`settings`: extra server settings (`-c name=value`), e.g. {"max_connections": "200"}; `host`: the
+        address it listens on; `clients`: networks besides this machine that may log in (with the password)."""
         self.directory = directory
         self.settings = settings or {}
-        self.host = "127.0.0.1"
+        self.host = host
+        self.clients = clients
         self.port = 0
         self.password = "Pg-" + secrets.token_urlsafe(18)
         self.log = directory / "postgres.log"
@@ -109,6 +117,8 @@ class PostgreSQL:
                 ]
             )
             password_file.unlink()
+            with (self.data_dir / "pg_hba.conf").open("a") as hba:
+                hba.writelines(f"host all all {network} scram-sha-256\n" for network in self.clients)
         self.port = self.port or free_port()
         options = {
             "listen_addresses": self.host,

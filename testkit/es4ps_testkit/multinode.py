@@ -1,0 +1,217 @@
+"""The example domain in its default topology on three real nodes, for the multi-node e2e tests.
+
+`acme` as the chart installs it (es4ps_testkit.e2e.deploy) on the local
+cluster's multi-node mode (es4ps_localcluster, `NODES=3`), with what the
+default topology needs more than one node for: two DCs in the default
+`HostNetwork` mode (a required anti-affinity keeps one per node; each serves
+at its node's address), three broker members and two portal replicas, which
+share a PostgreSQL database (running on this machine at the nodes' gateway
+address). Where the scheduler put each Pod is read back, never set here.
+
+`register` is a person registering through the ingress controller, as
+patient as a person with what a gateway refuses.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.resolver
+import requests
+import yaml
+from es4ps_devtools.paths import CHART
+from es4ps_localcluster import Cluster, ingress
+from es4ps_localcluster.components.node import CLUSTER_CIDR
+from es4ps_localcluster.components.node_network import GATEWAY, NODE_NETWORK
+
+from .directory_checks import kerberos_login, ldap_bind
+from .e2e import Deployment, LocalNodes, deploy
+from .kube import KubeCluster
+from .postgres import PostgreSQL
+from .registration import GOOD_PASSWORD
+
+NAMESPACE = "acme"
+DATABASE_SECRET = "acme-database"  # noqa: S105 - a Secret's name
+SPEC = {
+    "directory.replicas": 2,  # networkMode stays the default, HostNetwork
+    "broker.replicas": 3,
+    "portal.replicas": 2,
+    "portal.databaseURLSecretRef": {"name": DATABASE_SECRET, "key": "url"},
+}
+COMPONENT_LABEL = "app.kubernetes.io/component"
+# What a platform of several nodes runs of its own parts: two operator replicas on two nodes (the chart's CI
+# scenario for several nodes), and two ingress controllers (their hostPort keeps them apart).
+OPERATOR_VALUES = yaml.safe_load((CHART / "ci" / "nodes-values.yaml").read_text())
+INGRESS_REPLICAS = 2
+
+
+@dataclass
+class NodesDeployment:
+    """The domain on three nodes and its PostgreSQL."""
+
+    deployment: Deployment
+    database: PostgreSQL
+    directory: Path  # the test's files (CA files of the DCs)
+
+    @property
+    def kube(self) -> KubeCluster:
+        return self.deployment.kube
+
+    def close(self) -> None:
+        self.deployment.close()
+        self.database.close()
+
+
+def deploy_on_nodes(kube: KubeCluster, local: Cluster, directory: Path, **spec_changes) -> NodesDeployment:
+    """PostgreSQL for the portal, its URL in a Secret, then the chart's domain in the default topology."""
+    database = PostgreSQL(directory / "postgres", host=GATEWAY, clients=(CLUSTER_CIDR, NODE_NETWORK))
+    database.start()
+    url = database.create_database("portal")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": DATABASE_SECRET, "namespace": NAMESPACE},
+        "stringData": {"url": url},
+    }
+    kube.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, secret]}))
+    deployment = deploy(kube, LocalNodes(kube, local), directory, OPERATOR_VALUES, **{**SPEC, **spec_changes})
+    kube.kubectl("scale", "deployment", ingress.NAME, "-n", ingress.NAMESPACE, f"--replicas={INGRESS_REPLICAS}")
+    kube.kubectl("rollout", "status", f"deployment/{ingress.NAME}", "-n", ingress.NAMESPACE, "--timeout=180s")
+    return NodesDeployment(deployment, database, directory)
+
+
+# ---- where things run
+
+
+def pods(kube: KubeCluster, component: str) -> dict[str, dict]:
+    """The domain's Pods of `component` (directory, broker, portal) by name."""
+    listed = kube.get("pods", namespace=NAMESPACE)["items"]
+    return {p["metadata"]["name"]: p for p in listed if p["metadata"]["labels"].get(COMPONENT_LABEL) == component}
+
+
+def placement(kube: KubeCluster, component: str) -> dict[str, str]:
+    """Pod name -> the node the scheduler put it on ("" while unscheduled)."""
+    return {name: pod["spec"].get("nodeName", "") for name, pod in pods(kube, component).items()}
+
+
+def dc_pod(index: int) -> str:
+    return f"acme-dc{index}-0"
+
+
+def dc_address(kube: KubeCluster, index: int) -> str:
+    """Where DC `index` serves: its node's address (host network)."""
+    return kube.get("pod", dc_pod(index), NAMESPACE)["status"]["hostIP"]
+
+
+def dc_ca(kube: KubeCluster, index: int, directory: Path) -> tuple[str, Path]:
+    """DC `index`'s TLS name and the CA file that verifies it."""
+    name = f"dc{index}.{realm(kube).lower()}"
+    secrets = kube.get("secrets", namespace=NAMESPACE)["items"]
+    for secret in secrets:
+        annotations = secret["metadata"].get("annotations") or {}
+        if name in annotations.get("cert-manager.io/alt-names", "").split(","):
+            path = directory / f"dc{index}-ca.crt"
+            path.write_bytes(base64.b64decode(secret["data"]["ca.crt"]))
+            return name, path
+    raise AssertionError(f"no certificate Secret names {name}")
+
+
+def realm(kube: KubeCluster) -> str:
+    return kube.get("es4psdomain", "acme", NAMESPACE)["spec"]["realm"]
+
+
+def authenticates(kube: KubeCluster, index: int, username: str, directory: Path, password: str = GOOD_PASSWORD) -> bool:
+    """An LDAPS simple bind and a Kerberos login as `username` against DC `index` alone, at its node's address."""
+    address, (tls_name, ca) = dc_address(kube, index), dc_ca(kube, index, directory)
+    domain_realm = realm(kube)
+    user = f"{username}@{domain_realm.lower()}"
+    bound = ldap_bind(address, ca, tls_name, user, password)
+    return bound and kerberos_login(address, domain_realm, username, password)
+
+
+def domain_controllers_in_dns(nameserver: str, domain_realm: str) -> dict[str, list[str]]:
+    """What a client asking the domain's DNS at `nameserver` finds, as an AD client locates DCs: the targets of
+    `_ldap._tcp.dc._msdcs.<realm>` and the addresses of each."""
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [nameserver]
+    resolver.lifetime = 10
+    found = {}
+    for record in resolver.resolve(f"_ldap._tcp.dc._msdcs.{domain_realm.lower()}", "SRV"):
+        target = str(record.target).rstrip(".").lower()
+        found[target] = sorted(str(a) for a in resolver.resolve(target, "A"))
+    return found
+
+
+# ---- a person registering
+
+
+@dataclass
+class Outcome:
+    """One registration: whether the portal took it, how long until the account was ready (None: never)."""
+
+    username: str
+    accepted: bool = False
+    waited_s: float | None = None
+    error: str = ""
+
+
+def register(deployment: Deployment, prefix: str, patience_s: float = 180, ready_timeout_s: float = 900) -> Outcome:
+    """A person registers, confirms from the mail and waits on the status page until the account is ready.
+
+    What a gateway refuses (502-504, a broken connection: a portal replica or
+    the ingress controller's backend gone) the person tries again, for up to
+    `patience_s` per step. `waited_s`: from sending the form to "ready".
+    """
+    outcome = Outcome(f"{prefix}{uuid.uuid4().hex[:6]}")
+    try:
+        _register(deployment, outcome, patience_s, ready_timeout_s)
+    except Exception as error:  # noqa: BLE001 - recorded: the caller reports every failed registration
+        outcome.error = f"{type(error).__name__}: {error}"[:300]
+    return outcome
+
+
+def _patiently(step, what: str, patience_s: float) -> requests.Response:
+    """Run `step()` until it answers other than a gateway error or a broken connection, for `patience_s`."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            response = step()
+            if response.status_code not in (502, 503, 504):
+                return response
+            failure = f"HTTP {response.status_code}"
+        except (requests.ConnectionError, requests.Timeout) as error:
+            failure = type(error).__name__
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still {failure} after {patience_s:.0f} s")
+        time.sleep(1)
+
+
+def _register(deployment: Deployment, outcome: Outcome, patience_s: float, ready_timeout_s: float) -> None:
+    person = deployment.person()
+    email = f"{outcome.username}@acme.example"
+    started = time.monotonic()
+    registered = _patiently(lambda: person.register(outcome.username, email), "registering", patience_s)
+    if registered.status_code != 200 or "/status/" not in registered.url:
+        outcome.error = f"registration refused: HTTP {registered.status_code}"
+        return
+    outcome.accepted = True
+    link = deployment.mail.wait_for(email, timeout_s=300).link("/verify/")
+    _patiently(lambda: person.confirm_link(link), "confirming", patience_s)
+    deadline = started + ready_timeout_s
+    while time.monotonic() < deadline:
+        status = _patiently(lambda: person.get("/status.json"), "the status page", patience_s)
+        state = status.json().get("state") if status.status_code == 200 else None
+        if state == "ready":
+            outcome.waited_s = time.monotonic() - started
+            return
+        if state == "failed":
+            outcome.error = f"failed: {status.json()}"
+            return
+        time.sleep(0.5)
+    outcome.error = f"not ready within {ready_timeout_s:.0f} s"

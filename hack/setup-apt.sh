@@ -24,6 +24,8 @@ packages=(
   libnss-winbind libpam-winbind sssd-ad sssd-tools libnss-sss libpam-sss adcli pamtester
   # releases: images copied from the engine to a registry (skopeo); the local registry's logins (bcrypt)
   skopeo python3-bcrypt
+  # the file server's print share (as in the samba image): CUPS with a PDF printer
+  cups printer-driver-cups-pdf
 )
 
 missing=()

@@ -65,7 +65,6 @@ _INNER_DIRS = (
 # The NSS and PAM name of each client.
 _NSS_MODULE = {"winbind": "winbind", "sssd": "sss"}
 _PRIVATE_FILES = ("etc/nsswitch.conf", "etc/hosts", "etc/resolv.conf")
-_PRIVATE_PATHS = (*_PRIVATE_DIRS, *_PRIVATE_FILES, "tmp")
 # The environment of every program on the workstation: nothing of this process's (Samba's Python bindings set
 # SMB_CONF_PATH once they loaded a DC's smb.conf, and winbindd would read that one).
 _ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
@@ -99,6 +98,9 @@ def _claim_slot() -> tuple[int, int]:
 
 class Workstation:
     """A Linux domain member in namespaces of its own, for `dc`'s domain; `client`: "winbind" or "sssd"."""
+
+    # More folders of its own a kind of member needs (a file server: CUPS's).
+    extra_private_dirs: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -159,7 +161,9 @@ class Workstation:
         try:
             self._namespace = wait_until(self._new_namespace, 10, "unshare to make the namespaces", error=ServiceError)
             self._connect()
-            mounts = " && ".join(f"mount --bind {self.root / path} /{path}" for path in _PRIVATE_PATHS)
+            # /tmp last: it hides the folders mounted from under it.
+            paths = (*_PRIVATE_DIRS, *self.extra_private_dirs, *_PRIVATE_FILES, "tmp")
+            mounts = " && ".join(f"mount --bind {self.root / path} /{path}" for path in paths)
             self.run_checked(
                 "sh", "-c", f"hostname {self.hostname} && mkdir -p /var/log/samba /var/log/sssd && {mounts}"
             )
@@ -169,7 +173,7 @@ class Workstation:
 
     def _write_files(self) -> None:
         root = self.root
-        for path in (*_PRIVATE_DIRS, *_INNER_DIRS, "tmp"):
+        for path in (*_PRIVATE_DIRS, *self.extra_private_dirs, *_INNER_DIRS, "tmp"):
             (root / path).mkdir(parents=True, exist_ok=True)
         (root / "tmp").chmod(0o1777)
         for source, target in (("/etc/pam.d", "etc/pam.d"), ("/var/lib/pam", "var/lib/pam")):

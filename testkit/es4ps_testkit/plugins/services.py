@@ -19,6 +19,9 @@
 - `workstation`, `sssd_workstation`: a Debian workstation (winbind / sssd, PAM, pam_mkhomedir) in namespaces
   of its own, joined to `samba_dc`'s domain by its Administrator (`net ads join` / `adcli join`);
   `.passwd(name)`, `.group_names(name)`, `.login(name, password)`
+- `file_server`: the domain's file server (`es4ps-files run`: Samba member server, homes, the group share
+  `students`, the print share `pdf` with CUPS and cups-pdf) in namespaces of its own, joined by its entrypoint;
+  reach it with `es4ps_testkit.file_server.smbclient`
 
 A service that does not come up fails the test with the tail of its log; nothing is skipped.
 """
@@ -31,6 +34,7 @@ import pytest
 
 from .. import ServiceError
 from ..ca import ThrowawayCA
+from ..file_server import FileServer
 from ..outside_ad import OutsideAD
 from ..postgres import PostgreSQL
 from ..rabbitmq import RabbitMQ
@@ -165,3 +169,25 @@ def sssd_workstation(tmp_path_factory: pytest.TempPathFactory, samba_dc: SambaDC
     machine = joined_workstation(tmp_path_factory.mktemp("sssd-workstation"), samba_dc, "ws2", "sssd")
     yield machine
     machine.close()
+
+
+# The file server's group share in the tests: the live portal's policy group `students` (es4ps_testkit.live_portal).
+TEST_SHARES = '[{"name": "students", "groups": ["students"], "access": "readWrite"}]'
+# The homes' quota in the tests (spec.fileServices.homes.quota: 64Mi).
+TEST_HOMES_QUOTA_BYTES = 64 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def file_server(tmp_path_factory: pytest.TempPathFactory, samba_dc: SambaDC) -> Iterator[FileServer]:
+    """The domain's file server, joined and served by its own entrypoint, with homes, `students` and `pdf`."""
+    server = FileServer(
+        tmp_path_factory.mktemp("file-server"), samba_dc, shares=TEST_SHARES, homes_quota_bytes=TEST_HOMES_QUOTA_BYTES
+    )
+    try:
+        server.start()
+        server.serve()
+    except ServiceError as exc:
+        server.close()
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.close()

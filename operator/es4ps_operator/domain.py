@@ -30,6 +30,7 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 
 from .external import External, read_external
+from .fileservices import FileServices, read_file_services
 from .placement import Placement, read_placement
 
 GROUP = "es4ps.io"
@@ -244,6 +245,7 @@ class Domain:
     portal: Portal
     directory: Directory
     broker: Broker
+    file_services: FileServices | None  # spec.fileServices (None: no file server)
     monitoring: Monitoring
     # spec.maintenance: the overrides of the maintenance Jobs' Pods (a DC leaving, the database check, a restore).
     maintenance: Placement
@@ -343,6 +345,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
             replicas=broker["replicas"],
             placement=read_placement(broker),
         ),
+        file_services=read_file_services(spec.get("fileServices")),
         monitoring=_monitoring(spec["monitoring"]),
         maintenance=read_placement(spec.get("maintenance")),
         delete_data=spec["deletionPolicy"] == "Delete",
@@ -359,17 +362,13 @@ def _monitoring(monitoring: Mapping[str, Any]) -> Monitoring:
     )
 
 
-def _uid_range(uid_range: Mapping[str, Any]) -> tuple[int, int]:
-    return uid_range["start"], uid_range["end"]
-
-
 def _policy(entry: Mapping[str, Any]) -> Policy:
     uid_range = entry.get("uidRange")
     return Policy(
         email_domain=entry["emailDomain"],
         ou=entry.get("ou", ""),
         groups=tuple(entry.get("groups") or ()),
-        uid_range=_uid_range(uid_range) if uid_range else None,
+        uid_range=(uid_range["start"], uid_range["end"]) if uid_range else None,
     )
 
 
@@ -379,7 +378,7 @@ def _unix(unix: Mapping[str, Any]) -> Unix | None:
     return Unix(
         login_shell=unix["loginShell"],
         home_directory_template=unix["homeDirectoryTemplate"],
-        uid_range=_uid_range(unix["uidRange"]),
+        uid_range=(unix["uidRange"]["start"], unix["uidRange"]["end"]),
         gid_number=unix.get("gidNumber"),
     )
 

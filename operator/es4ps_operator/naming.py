@@ -41,6 +41,7 @@ NETWORK = "network"
 SECRETS = "secrets"
 BACKUP = "backup"
 MONITORING = "monitoring"
+FILES = "files"
 # Jobs acting on the DCs (a DC leaving, a database check): never "directory", whose Pods the Services select.
 MAINTENANCE = "maintenance"
 
@@ -164,6 +165,16 @@ def directory_host(domain: Domain, cluster_domain: str) -> str:
 def portal(domain: Domain) -> str:
     """The portal's StatefulSet, Service, Ingress and NetworkPolicy."""
     return child_name(domain, "portal")
+
+
+def files(domain: Domain) -> str:
+    """The file server: its StatefulSet, its Service (SMB for the domain's computers) and its computer name."""
+    return child_name(domain, "files")
+
+
+def files_machine_secret(domain: Domain) -> str:
+    """The file server's computer-account password: its membership of the domain, kept beside its volume."""
+    return child_name(domain, "files-machine")
 
 
 def portal_broker_tls(domain: Domain) -> str:

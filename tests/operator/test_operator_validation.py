@@ -300,7 +300,47 @@ INVALID = [
         ),
         "spec.portal.passwordExpiryReminderDays",
     ),
+    (
+        "a share name that is no SMB share name",
+        lambda s: s.update(fileServices={"shares": [{"name": "class notes", "groups": ["students"]}]}),
+        "spec.fileServices.shares[0].name",
+    ),
+    (
+        "a share named like smb.conf's own sections",
+        lambda s: s.update(fileServices={"shares": [{"name": "homes", "groups": ["students"]}]}),
+        "spec.fileServices.shares[0].name",
+    ),
+    (
+        "a share group no policy declares",
+        lambda s: s.update(fileServices={"shares": [{"name": "teachers", "groups": ["teachers"]}]}),
+        "spec.fileServices.shares",
+    ),
+    (
+        "a homes quota larger than the volume",
+        lambda s: s.update(fileServices={"storage": {"size": "10Gi"}, "homes": {"quota": "20Gi"}}),
+        "spec.fileServices.homes.quota",
+    ),
+    (
+        "file services without Unix attributes",
+        lambda s: (s.update(fileServices={}), s["directory"]["unix"].update(enabled=False)),
+        "spec.fileServices",
+    ),
+    ("two file servers on one volume", lambda s: s.update(fileServices={"replicas": 2}), "spec.fileServices.replicas"),
 ]
+
+
+def test_file_services_from_the_policies_groups_are_accepted(es4ps_crd, domain_namespace):
+    domain = example_domain(
+        domain_namespace,
+        fileServices={
+            "storage": {"size": "50Gi"},
+            "homes": {"enabled": True, "quota": "2Gi"},
+            "shares": [{"name": "students", "groups": ["students"], "access": "readWrite"}],
+            "printing": {"enabled": True},
+        },
+    )
+    accepted = es4ps_crd.kubectl("create", "--dry-run=server", "-o", "yaml", "-f", "-", input=yaml.safe_dump(domain))
+    assert yaml.safe_load(accepted.stdout)["spec"]["fileServices"]["replicas"] == 1
 
 
 @pytest.mark.parametrize(("problem", "break_spec", "field"), INVALID, ids=[case[0] for case in INVALID])

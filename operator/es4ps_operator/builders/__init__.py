@@ -11,6 +11,7 @@ data. One module per component:
     network       NetworkPolicies
     secrets       Secrets generated once (created, never applied over)
     jobs          Jobs acting on the DCs and the backups (a DC leaving, dbcheck, backup, restore)
+    files         the file server (spec.fileServices): StatefulSet, Service
 
 Which DCs exist and which image each runs is decided beforehand from what is
 observed (es4ps_operator.directory_plan); the builders take that as plain data.
@@ -30,6 +31,7 @@ from .certificates import build_certificates
 from .common import Manifest, service_account, with_content_hash
 from .directory import build_directory, samba_image
 from .external import WORKER_INDEX, build_external_worker
+from .files import build_files
 from .network import build_network_policies
 from .portal import build_portal
 from .secrets import GeneratedSecret, build_generated_secrets
@@ -43,6 +45,8 @@ def build_service_accounts(domain: Domain) -> list[Manifest]:
         naming.DIRECTORY: domain.directory.placement,
         naming.MAINTENANCE: domain.maintenance,
     }
+    if domain.file_services is not None:
+        placements[naming.FILES] = domain.file_services.placement
     if domain.directory.backup is not None:
         placements[naming.BACKUP] = domain.directory.backup.placement
     return [
@@ -98,6 +102,7 @@ def build_desired_state(
         "broker": build_broker(domain, config),
         "directory": directory,
         "portal": build_portal(domain, config, workers) if workloads else [],
+        "files": build_files(domain, config) if workloads else [],
         "jobs": list(jobs),
     }
     return DesiredState(

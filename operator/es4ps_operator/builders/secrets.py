@@ -7,6 +7,7 @@
     <domain>-worker-credentials password             the workers' own directory account (not Administrator)
     <domain>-dc<i>-result-key   private.key, public.key  Ed25519: DC i's worker signs its result events (only its
                                                      Pod mounts private.key; the portal mounts every public.key)
+    <domain>-files-machine      password             the file server's computer account (with spec.fileServices)
     <domain>-backup-key         recipient, identity  the age key pair backups are encrypted with (with a backup
                                                      destination, unless spec.directory.backup names a Secret)
 
@@ -79,6 +80,10 @@ def generate_worker_password() -> dict[str, str]:
     return _directory_password(WORKER_ACCOUNT)
 
 
+def generate_machine_password() -> dict[str, str]:
+    return _directory_password("files$")
+
+
 def generate_result_key() -> dict[str, str]:
     private, public = generate_signing_keypair()
     return {"private.key": private, "public.key": public}
@@ -140,6 +145,8 @@ def build_generated_secrets(domain: Domain, dc_indices: Sequence[int] = ()) -> l
         *([GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password)] if own else []),
         *(GeneratedSecret(secret(naming.result_key_secret(domain, i)), generate_result_key) for i in dc_indices),
     ]
+    if domain.file_services is not None:
+        secrets_.append(GeneratedSecret(secret(naming.files_machine_secret(domain)), generate_machine_password))
     if domain.broker.clustered:
         secrets_.append(GeneratedSecret(secret(naming.broker_cookie_secret(domain)), generate_erlang_cookie))
     backup = domain.directory.backup

@@ -169,6 +169,7 @@ def test_the_portal_reads_the_limits_policy_and_language_the_operator_writes(exa
                 "es4ps_samba.dc.existing:VARIABLES",
                 "es4ps_samba.worker.config:VARIABLES",
                 "es4ps_samba.backup.cli:VARIABLES",
+                "es4ps_samba.files.config:VARIABLES",
                 "es4ps_portal.environment:VARIABLES",
             },
         ),

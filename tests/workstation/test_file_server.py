@@ -139,8 +139,13 @@ def test_a_person_prints_through_smb_and_the_job_arrives(live_portal, mail_catch
         "the print share to take the job",
         interval_s=2,
     )
-    # CUPS turned the job into a PDF (cups-pdf), in the person's folder, theirs.
-    wait_until(lambda: file_server.printed(username), 60, "the printed PDF", interval_s=1)
+
+    # CUPS turned the job into a PDF (cups-pdf), in the person's folder, theirs: whole once it ends with %%EOF.
+    def whole_pdf():
+        pdfs = file_server.printed(username)
+        return pdfs and pdfs[0].read_bytes().rstrip().endswith(b"%%EOF")
+
+    wait_until(whole_pdf, 60, "the printed PDF", interval_s=1)
     pdf = file_server.printed(username)[0]
     assert pdf.read_bytes().startswith(b"%PDF")
     assert pdf.stat().st_uid == int(file_server.passwd(username)["uid"])

@@ -83,7 +83,8 @@ def test_only_smb3_with_encryption_is_served(live_portal, mail_catcher, file_ser
             if client.poll() is not None:
                 raise AssertionError(f"smbclient ended: {client.stdout.read()}")
             rows = file_server.run("smbstatus", "--processes").stdout.splitlines()
-            return next((row for row in rows if row.split() and row.split()[0].isdigit()), None)
+            sessions = [row for row in rows if row.split() and row.split()[0].isdigit()]
+            return next((row for row in sessions if "auth in progress" not in row), None)
 
         row = wait_until(session_row, 60, "the session in smbstatus", interval_s=0.5)
         client.terminate()

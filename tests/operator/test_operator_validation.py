@@ -325,6 +325,22 @@ INVALID = [
         lambda s: (s.update(fileServices={}), s["directory"]["unix"].update(enabled=False)),
         "spec.fileServices",
     ),
+    (
+        "file services with an external directory",
+        lambda s: s.update(
+            fileServices={},
+            directory=s["directory"]
+            | {
+                "external": {
+                    "url": "ldaps://dc1.ad.acme.example",
+                    "caSecretRef": {"name": "ad-ca"},
+                    "credentialsSecretRef": {"name": "ad-account"},
+                    "ou": "OU=Registered",
+                }
+            },
+        ),
+        "spec.fileServices",
+    ),
     ("two file servers on one volume", lambda s: s.update(fileServices={"replicas": 2}), "spec.fileServices.replicas"),
 ]
 

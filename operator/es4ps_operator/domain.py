@@ -275,8 +275,7 @@ def _read(body: Mapping[str, Any]) -> Domain:
     realm = spec["realm"].upper()
     netbios_name = (spec.get("netbiosName") or realm.split(".")[0][:15]).upper()
     portal, directory, broker = spec["portal"], spec["directory"], spec["broker"]
-    ingress = portal["ingress"]
-    allow_from = ingress["allowFrom"]
+    ingress, allow_from = portal["ingress"], portal["ingress"]["allowFrom"]
     issuer = portal["tls"].get("issuerRef")
     registration = portal["registration"]
     recovery, join = ((directory.get("bootstrap") or {}).get(key) or {} for key in ("recovery", "join"))

@@ -12,6 +12,9 @@ name (`open_event`). A broker credential alone cannot report an outcome.
 
     {"task_id": ..., "operation": ..., "username": ..., "outcome": ..., "reason": ...,
      "worker": "<DC name: names its key>", "finished_at": <unix seconds>, "sig": "<base64 Ed25519>"}
+
+The result of `report_computers` also carries the domain's computers
+(`"computers": [...]`, see `inventory`); other events have no such key.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from .inventory import ComputerFacts, parse_report
 from .texts import gettext_noop
 
 REASON_MAX_LENGTH = 500
@@ -40,6 +44,10 @@ REASON_NOT_FOUND = gettext_noop("the account was not found (retries exhausted)")
 REASON_NOT_BOUND = gettext_noop("the account was not made by this portal")
 REASON_DELETED = gettext_noop("the registration was deleted")
 REASON_WORKER_ERROR = gettext_noop("the worker could not apply the change (see its log)")
+REASON_COMPUTER_NAME_TAKEN = gettext_noop("the computer name is already taken in the domain")
+REASON_COMPUTER_NOT_OURS = gettext_noop("the computer was not pre-staged by this portal")
+REASON_COMPUTER_NOT_FOUND = gettext_noop("the computer was not found (retries exhausted)")
+REASON_COMPUTER_DELETED = gettext_noop("the computer was deleted")
 # finished_at is Unix seconds; anything outside [0, 2^32) is nonsense (and breaks date conversions).
 LATEST_TIME = 2.0**32
 
@@ -64,11 +72,15 @@ class ResultEvent:
     reason: str = ""
     worker: str = ""
     finished_at: float = 0.0
+    computers: tuple[ComputerFacts, ...] = ()
 
     def to_message(self) -> dict[str, Any]:
         """JSON-ready form, the argument of the result task."""
         message = asdict(self)
         message["outcome"] = self.outcome.value
+        message["computers"] = [computer.as_dict() for computer in self.computers]
+        if not self.computers:
+            del message["computers"]
         return message
 
     @classmethod
@@ -85,6 +97,7 @@ class ResultEvent:
                 reason=str(message.get("reason", ""))[:REASON_MAX_LENGTH],
                 worker=str(message.get("worker", ""))[:255],
                 finished_at=float(message.get("finished_at", 0.0)),
+                computers=parse_report(message["computers"]) if "computers" in message else (),
             )
         except (KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"malformed result event: {exc}") from None

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .directory import COMPUTERS_OU_NAME
 from .validation import InvalidField
 
 # The domain's built-in groups. Most grant rights over the domain (Domain Admins, the operators,
@@ -97,7 +98,17 @@ def _name(value: object, field: str) -> str:
 
 
 def normalize_ou(value: object, field: str = "ou") -> str:
-    """An OU name under the managed OU, or "" for the managed OU itself."""
+    """An OU name under the managed OU, or "" for the managed OU itself; never the computers OU's."""
+    if value == "":
+        return ""
+    name = _name(value, field)
+    if name.casefold() == COMPUTERS_OU_NAME.casefold():
+        raise InvalidField(field, f"{name!r} is the OU of the domain's managed computers")
+    return name
+
+
+def normalize_computer_ou(value: object, field: str = "ou") -> str:
+    """An OU name under the computers OU, or "" for the computers OU itself."""
     if value == "":
         return ""
     return _name(value, field)

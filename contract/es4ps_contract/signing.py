@@ -27,6 +27,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from .tasks import Operation, Task, parse_payload, validated
+from .validation import computer_account_name
 
 ENVELOPE_VERSION = 1
 # A task waits in the broker at most this long; older ones are refused (a replay guard). The portal signs a
@@ -89,9 +90,14 @@ def sign_envelope(
 
 
 def envelope_username(envelope: object) -> str:
-    """The username an envelope claims, unverified: only to let the portal match a rejection to its task."""
+    """The username (or computer account) an envelope claims, unverified: only to let the portal match a rejection
+    to its task."""
     payload = envelope.get("payload") if isinstance(envelope, dict) else None
-    username = payload.get("username") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return ""
+    username, computer = payload.get("username"), payload.get("computer")
+    if not isinstance(username, str) and isinstance(computer, str):
+        username = computer_account_name(computer.upper().removesuffix("$"))
     return username[:64] if isinstance(username, str) else ""
 
 

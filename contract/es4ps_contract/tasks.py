@@ -17,6 +17,15 @@ A create task may also say where the account goes and what it gets (its
 policy: an OU under the managed OU, groups, Unix attributes, see `policies`);
 those fields are left out of the payload when empty, so a task without a
 policy reads as it always did.
+
+Computer tasks (`ComputerTask`) act on a computer account in the managed
+computers OU (`directory.COMPUTERS_OU`): pre-stage it with a sealed one-time
+join password, disable, enable, reset it (a new one-time password, so the
+computer can join again), move it to an OU under the computers OU, delete it.
+Each names the portal's record of the computer (`computer_id`), which the
+computer account carries from its pre-staging on, as an account carries its
+registration. `report_computers` asks a worker for the domain's computers
+(the result event carries them, see `events`).
 """
 
 from __future__ import annotations
@@ -25,10 +34,12 @@ import enum
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from .policies import UnixAttributes, normalize_groups, normalize_ou
+from .policies import UnixAttributes, normalize_computer_ou, normalize_groups, normalize_ou
 from .validation import (
     DISPLAY_NAME_MAX_LENGTH,
     InvalidField,
+    computer_account_name,
+    normalize_computer_name,
     normalize_email,
     normalize_name,
     normalize_registration,
@@ -57,6 +68,13 @@ class Operation(enum.StrEnum):
     SET_PASSWORD = "set_password"  # noqa: S105 - an operation name, not a password
     DELETE_USER = "delete_user"
     APPLY_POLICY = "apply_policy"
+    PRESTAGE_COMPUTER = "prestage_computer"
+    ENABLE_COMPUTER = "enable_computer"
+    DISABLE_COMPUTER = "disable_computer"
+    RESET_COMPUTER = "reset_computer"
+    MOVE_COMPUTER = "move_computer"
+    DELETE_COMPUTER = "delete_computer"
+    REPORT_COMPUTERS = "report_computers"
 
     @property
     def task_name(self) -> str:
@@ -85,12 +103,16 @@ def _attribute_value(field: str, value: object) -> str:
 
 @dataclass(frozen=True)
 class Task:
-    """Base of every task: the account it acts on and the registration that owns it."""
+    """Base of every task: its fields are the envelope's payload.
+
+    Every kind has a `username`: the name of the directory account it acts on
+    (a computer's ends with "$"), which its sealed password is sealed for and
+    its result event names; those acting on one object have its `owner`: what
+    the object is bound to (a registration, or the portal's record of a
+    computer).
+    """
 
     operation: ClassVar[Operation]
-    username: str
-    registration: str
-    email: str
 
     def payload(self) -> dict[str, Any]:
         """The JSON-ready fields of this task (what the envelope carries); optional fields left empty are left out."""
@@ -99,6 +121,23 @@ class Task:
             if field.default is not MISSING and values[field.name] == field.default:
                 del values[field.name]
         return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+    def _validated(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class AccountTask(Task):
+    """Base of the account tasks: the account it acts on and the registration that owns it."""
+
+    username: str
+    registration: str
+    email: str
+
+    @property
+    def owner(self) -> str:
+        """What the account is bound to: its registration."""
+        return self.registration
 
     def _validated(self) -> dict[str, Any]:
         return {
@@ -113,7 +152,7 @@ def _unix(value: object) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
-class CreateUser(Task):
+class CreateUser(AccountTask):
     """Create the account, disabled, with the sealed password already set.
 
     `ou` (a name under the managed OU; "" is the managed OU itself), `groups`
@@ -149,22 +188,22 @@ class CreateUser(Task):
 
 
 @dataclass(frozen=True)
-class EnableUser(Task):
+class EnableUser(AccountTask):
     operation: ClassVar[Operation] = Operation.ENABLE_USER
 
 
 @dataclass(frozen=True)
-class DisableUser(Task):
+class DisableUser(AccountTask):
     operation: ClassVar[Operation] = Operation.DISABLE_USER
 
 
 @dataclass(frozen=True)
-class DeleteUser(Task):
+class DeleteUser(AccountTask):
     operation: ClassVar[Operation] = Operation.DELETE_USER
 
 
 @dataclass(frozen=True)
-class SetPassword(Task):
+class SetPassword(AccountTask):
     operation: ClassVar[Operation] = Operation.SET_PASSWORD
     sealed_password: str
 
@@ -173,7 +212,7 @@ class SetPassword(Task):
 
 
 @dataclass(frozen=True)
-class UpdateAttributes(Task):
+class UpdateAttributes(AccountTask):
     """Change allow-listed attributes; `attributes` maps contract field names to new values."""
 
     operation: ClassVar[Operation] = Operation.UPDATE_ATTRIBUTES
@@ -195,7 +234,7 @@ class UpdateAttributes(Task):
 
 
 @dataclass(frozen=True)
-class ApplyPolicy(Task):
+class ApplyPolicy(AccountTask):
     """Move the account to another policy's OU and groups (staff do this after a policy changed).
 
     Its groups inside the managed OU become exactly `groups`. `unix` gives Unix
@@ -217,10 +256,108 @@ class ApplyPolicy(Task):
         }
 
 
+@dataclass(frozen=True)
+class ComputerTask(Task):
+    """Base of the computer tasks: the computer (its name, canonical: upper case, no "$") and the portal's record
+    of it, which the computer account carries."""
+
+    computer: str
+    computer_id: str
+
+    @property
+    def username(self) -> str:
+        """The computer's account name (sAMAccountName)."""
+        return computer_account_name(self.computer)
+
+    @property
+    def owner(self) -> str:
+        """What the computer account is bound to: the portal's record of it."""
+        return self.computer_id
+
+    def _validated(self) -> dict[str, Any]:
+        return {
+            "computer": normalize_computer_name(self.computer),
+            "computer_id": normalize_registration(self.computer_id, "computer_id"),
+        }
+
+
+@dataclass(frozen=True)
+class PrestageComputer(ComputerTask):
+    """Create the computer account, enabled, with a one-time join password (sealed for its account name), in
+    the computers OU or the OU named `ou` under it; the computer joins with that password, which the join
+    replaces."""
+
+    operation: ClassVar[Operation] = Operation.PRESTAGE_COMPUTER
+    sealed_password: str
+    ou: str = ""
+
+    def _validated(self) -> dict[str, Any]:
+        return {
+            **super()._validated(),
+            "sealed_password": _sealed(self.sealed_password),
+            "ou": normalize_computer_ou(self.ou),
+        }
+
+
+@dataclass(frozen=True)
+class EnableComputer(ComputerTask):
+    operation: ClassVar[Operation] = Operation.ENABLE_COMPUTER
+
+
+@dataclass(frozen=True)
+class DisableComputer(ComputerTask):
+    """Disable the computer account and replace its password with a random one nobody keeps, so the computer
+    can no longer prove who it is (nor validate a person's login); it joins again after a reset."""
+
+    operation: ClassVar[Operation] = Operation.DISABLE_COMPUTER
+
+
+@dataclass(frozen=True)
+class ResetComputer(ComputerTask):
+    """Set a new one-time join password (sealed), so the computer can join again."""
+
+    operation: ClassVar[Operation] = Operation.RESET_COMPUTER
+    sealed_password: str
+
+    def _validated(self) -> dict[str, Any]:
+        return {**super()._validated(), "sealed_password": _sealed(self.sealed_password)}
+
+
+@dataclass(frozen=True)
+class MoveComputer(ComputerTask):
+    """Move the computer to the OU named `ou` under the computers OU ("" is the computers OU itself)."""
+
+    operation: ClassVar[Operation] = Operation.MOVE_COMPUTER
+    ou: str
+
+    def _validated(self) -> dict[str, Any]:
+        return {**super()._validated(), "ou": normalize_computer_ou(self.ou)}
+
+
+@dataclass(frozen=True)
+class DeleteComputer(ComputerTask):
+    operation: ClassVar[Operation] = Operation.DELETE_COMPUTER
+
+
+@dataclass(frozen=True)
+class ReportComputers(Task):
+    """Report the domain's computers (all of them, not only the managed ones) in the result event."""
+
+    operation: ClassVar[Operation] = Operation.REPORT_COMPUTERS
+
+    @property
+    def username(self) -> str:
+        return ""
+
+
 TASK_TYPES: dict[Operation, type[Task]] = {
     cls.operation: cls
-    for cls in (CreateUser, EnableUser, DisableUser, UpdateAttributes, SetPassword, DeleteUser, ApplyPolicy)
-}
+    for cls in (
+        CreateUser, EnableUser, DisableUser, UpdateAttributes, SetPassword, DeleteUser, ApplyPolicy,
+        PrestageComputer, EnableComputer, DisableComputer, ResetComputer, MoveComputer, DeleteComputer,
+        ReportComputers,
+    )
+}  # fmt: skip
 
 
 def validated(task: Task) -> Task:

@@ -23,10 +23,22 @@ NAME_MAX_LENGTH = 64
 # rangeUpper of displayName.
 DISPLAY_NAME_MAX_LENGTH = 256
 EMAIL_MAX_LENGTH = 254
+# A computer's name is its NetBIOS name: at most 15 characters (sAMAccountName adds the "$" of a computer).
+COMPUTER_NAME_MAX_LENGTH = 15
+# Words Windows reserves that a computer name could spell (Microsoft's "Naming conventions in Active Directory").
+RESERVED_COMPUTER_NAMES = frozenset(
+    {
+        "ANONYMOUS", "BATCH", "BUILTIN", "DIALUP", "DOMAIN", "ENTERPRISE", "GATEWAY", "GROUP", "INTERACTIVE",
+        "INTERNET", "LOCAL", "LOCALHOST", "NETWORK", "NULL", "PROXY", "RESTRICTED", "SELF", "SERVER", "SERVICE",
+        "SYSTEM", "USERS", "WORLD",
+    }
+)  # fmt: skip
 # Accounts every Samba domain already has; a registration must never touch them.
 RESERVED_USERNAMES = frozenset({"administrator", "guest", "krbtgt", "defaultaccount", "admin", "root"})
 
 _USERNAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
+# A DNS host label as well as a NetBIOS name: every client resolves it either way.
+_COMPUTER_NAME_RE = re.compile(r"[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?")
 # Unicode categories refused in names: control, format (invisible), surrogates,
 # private use and unassigned code points.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
@@ -121,3 +133,42 @@ def normalize_registration(value: object, field: str = "registration") -> str:
         return str(uuid.UUID(text))
     except ValueError:
         raise InvalidField(field, gettext_noop("must be a UUID")) from None
+
+
+def normalize_computer_name(value: object, field: str = "computer") -> str:
+    """Return a computer's name in its canonical form (upper case, without the "$" of its account) or raise.
+
+    The name is the computer's NetBIOS name and the first label of its DNS
+    name: 1 to 15 letters, digits or '-', starting and ending with a letter or
+    digit, not only digits, none of the words Windows reserves. "ws01$" (the
+    account's name) is taken as "WS01".
+    """
+    text = _require_str(field, value).strip()
+    if text.endswith("$"):
+        text = text[:-1]
+    if not text:
+        raise InvalidField(field, gettext_noop("is required"))
+    if len(text) > COMPUTER_NAME_MAX_LENGTH:
+        raise InvalidField(
+            field,
+            gettext_noop("must be at most %(limit)d characters (a computer's NetBIOS name)"),
+            {"limit": COMPUTER_NAME_MAX_LENGTH},
+        )
+    text = text.upper()
+    if not text.isascii() or not _COMPUTER_NAME_RE.fullmatch(text):
+        raise InvalidField(
+            field,
+            gettext_noop(
+                "may contain only the letters A-Z, digits and '-', and must start and end with a letter or digit"
+            ),
+        )
+    if text.isdigit():
+        raise InvalidField(field, gettext_noop("must contain at least one letter"))
+    if text in RESERVED_COMPUTER_NAMES:
+        raise InvalidField(field, gettext_noop("is reserved"))
+    return text
+
+
+def computer_account_name(name: str) -> str:
+    """The sAMAccountName of the computer called `name` (canonical): its name and "$"."""
+    return f"{name}$"

@@ -4,8 +4,8 @@ It uses the contract exactly as the portal does (sign, seal, publish to the
 provisioning queue with the portal's certificate) and reads the results queue
 directly, so tests see each event as the portal's consumer would: an event
 that does not verify under its worker's result key is kept apart
-(`unverified`), never taken for a result. `create_task`
-and `run` are the shorthands of the directory tests; `pipeline` is the
+(`unverified`), never taken for a result. `create_task`,
+`prestage_task` and `run` are the shorthands of the directory tests; `pipeline` is the
 benchmarks' measurement of the whole path.
 """
 
@@ -23,7 +23,7 @@ from es4ps_contract.events import EventSignatureError, Outcome, ResultEvent, ope
 from es4ps_contract.keys import load_sealing_public_key, load_signing_key, load_verify_keys
 from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
-from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, CreateUser, Operation, Task
+from es4ps_contract.tasks import PROVISIONING_QUEUE, RESULTS_QUEUE, CreateUser, Operation, PrestageComputer, Task
 from es4ps_contract.transport import celery_settings
 from es4ps_localcluster.processes import wait_until
 from kombu import Consumer
@@ -150,6 +150,18 @@ def create_task(client: TaskClient, username: str, password: str = PASSWORD, **f
     values = {"given_name": "Ana", "surname": "Example", **binding(username), **fields}
     values.setdefault("sealed_password", client.seal(username, password))
     return CreateUser(username, **values)
+
+
+def computer(name: str, computer_id: str | None = None) -> dict[str, str]:
+    """The fields naming a test computer (`name` canonical): one record per name unless told otherwise."""
+    computer_id = computer_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"es4ps-test-computer:{name}"))
+    return {"computer": name, "computer_id": computer_id}
+
+
+def prestage_task(client: TaskClient, name: str, join_password: str, **fields: str) -> PrestageComputer:
+    """A pre-stage task for the computer `name` with its one-time join password sealed; `fields` override."""
+    values = {**computer(name), **fields}
+    return PrestageComputer(sealed_password=client.seal(f"{name}$", join_password), **values)
 
 
 def run(client: TaskClient, task: Task, timeout_s: float = 60) -> ResultEvent:

@@ -23,6 +23,12 @@ sam.ldb (as root, no network, no password needed):
   on the object itself), which is why the line carries a MAC as well;
 - the container of deleted registrations (`DELETED_REGISTRATIONS`) under the
   OU, in which only the worker's account may create and delete records;
+- the computers OU (`COMPUTERS_OU`) under the managed OU (a DC that joins
+  has it by replication already), where the worker's
+  rights grow to computer objects, and there only: create and delete them,
+  reset their password, write userAccountControl, their binding line and
+  their RDN (a move between the OU's sub-OUs); the same deny of the binding
+  line to everyone else (the computers themselves included) as for accounts;
 - the worker's state directory on the volume, owned by the worker's user;
 - the domain's `ms-DS-MachineAccountQuota` at 0, unless the DC leaves the
   domain-wide settings alone (`ES4PS_DOMAIN_SETTINGS` `when-only-ours`, while
@@ -43,6 +49,8 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+
+from es4ps_contract.directory import COMPUTERS_OU
 
 from ..managed import BINDING_ATTRIBUTE, DELETED_REGISTRATION_CLASS, DELETED_REGISTRATIONS
 from ..samdb import open_samdb_at
@@ -68,6 +76,8 @@ WRITABLE_USER_ATTRIBUTES = (
 )
 # Object classes the worker may create and delete inside the managed OU.
 CREATABLE_CLASSES = ("user", "group", "organizationalUnit")
+# Attributes of computer objects in the computers OU the worker may write (besides their password).
+WRITABLE_COMPUTER_ATTRIBUTES = ("userAccountControl", BINDING_ATTRIBUTE, "name", "cn")
 UF_DONT_EXPIRE_PASSWD = 0x10000
 _MACHINE_ACCOUNT_QUOTA = "ms-DS-MachineAccountQuota"
 _PASSWORD_DIGEST_NAME = ".es4ps-worker-password"  # noqa: S105 (a file name)
@@ -113,10 +123,40 @@ def delegated_aces(samdb, sid: str) -> list[str]:
     return aces
 
 
+def computer_aces(samdb, sid: str) -> list[str]:
+    """The ACEs (SDDL) the computers OU carries for the worker's SID: on computer objects only (they go first).
+
+    An ACE inherited by "user" objects does not reach computers (an ACE names the class it is inherited by, not
+    its subclasses), so the account ACEs of the managed OU give the worker nothing on them.
+    """
+    computer = _schema_guid(samdb, "computer")
+    aces = [
+        f"(OA;CI;CCDC;{computer};;{sid})",
+        f"(OA;CIIO;CR;{_extended_right(samdb, 'User-Force-Change-Password')};{computer};{sid})",
+    ]
+    for attribute in WRITABLE_COMPUTER_ATTRIBUTES:
+        aces.append(f"(OA;CIIO;WP;{_schema_guid(samdb, attribute)};{computer};{sid})")
+    return aces
+
+
 def binding_denies(samdb) -> list[str]:
-    """The ACEs (SDDL) that keep everyone but the worker from writing the binding line (they go last)."""
-    user, attribute = _schema_guid(samdb, "user"), _schema_guid(samdb, BINDING_ATTRIBUTE)
-    return [f"(OD;CIIO;WP;{attribute};{user};{trustee})" for trustee in ("PS", "WD")]
+    """The ACEs (SDDL) that keep everyone but the worker from writing the binding line of accounts and computers
+    (they go last: a computer inherits the worker's allow from the nearer computers OU first)."""
+    attribute = _schema_guid(samdb, BINDING_ATTRIBUTE)
+    return [
+        f"(OD;CIIO;WP;{attribute};{_schema_guid(samdb, cls)};{trustee})"
+        for cls in ("user", "computer")
+        for trustee in ("PS", "WD")
+    ]
+
+
+def _ensure_computers_ou(samdb, ou_dn: str, sid: str) -> None:
+    """The computers OU under the managed OU, with the worker's rights on computer objects in it."""
+    from samba.sd_utils import SDUtils
+
+    dn = f"{COMPUTERS_OU},{ou_dn}"
+    _ensure_ou(samdb, dn, "Computers ES4PS pre-staged (managed by ES4PS)")
+    SDUtils(samdb).dacl_prepend_aces(dn, "".join(computer_aces(samdb, sid)))
 
 
 def _ensure_deleted_registrations(samdb, ou_dn: str, sid: str) -> None:
@@ -133,17 +173,11 @@ def _ensure_deleted_registrations(samdb, ou_dn: str, sid: str) -> None:
     SDUtils(samdb).dacl_append_aces(dn, f"(OA;;CCDC;{_schema_guid(samdb, DELETED_REGISTRATION_CLASS)};;{sid})")
 
 
-def _ensure_ou(samdb, ou_dn: str) -> None:
+def _ensure_ou(samdb, ou_dn: str, description: str) -> None:
     import ldb
 
     try:
-        samdb.add(
-            {
-                "dn": ou_dn,
-                "objectClass": "organizationalUnit",
-                "description": "Accounts people registered themselves (managed by ES4PS)",
-            }
-        )
+        samdb.add({"dn": ou_dn, "objectClass": "organizationalUnit", "description": description})
     except ldb.LdbError as exc:
         if exc.args[0] != ldb.ERR_ENTRY_ALREADY_EXISTS:
             raise
@@ -213,17 +247,20 @@ def close_machine_account_quota(samdb) -> bool:
     return True
 
 
-def delegate_ou(samdb, ou_dn: str, sid: str) -> None:
+def delegate_ou(samdb, ou_dn: str, sid: str, computers: bool = True) -> None:
     """Converge the OU `ou_dn` (made when missing), the rights of the account `sid` on it, the denies that keep
-    everyone else from the binding line, and the container of deleted registrations: what the entrypoint does
-    for its own worker and `es4ps-samba-dc delegate` (es4ps_samba.dc.delegation) in a directory one runs."""
+    everyone else from the binding line, the container of deleted registrations and (`computers`) the computers
+    OU with the account's rights on computer objects there: what the entrypoint does for its own worker and
+    `es4ps-samba-dc delegate` (es4ps_samba.dc.delegation) in a directory one runs."""
     from samba.sd_utils import SDUtils
 
-    _ensure_ou(samdb, ou_dn)
+    _ensure_ou(samdb, ou_dn, "Accounts people registered themselves (managed by ES4PS)")
     # Order matters (module docstring): the worker's allows first, the denies last.
     SDUtils(samdb).dacl_prepend_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
     SDUtils(samdb).dacl_append_aces(ou_dn, "".join(binding_denies(samdb)))
     _ensure_deleted_registrations(samdb, ou_dn, sid)
+    if computers:
+        _ensure_computers_ou(samdb, ou_dn, sid)
 
 
 def ensure_worker_access(config: DCConfig) -> None:
@@ -233,6 +270,7 @@ def ensure_worker_access(config: DCConfig) -> None:
     ou_dn = f"{config.users_ou},{samdb.domain_dn()}"
     samdb.transaction_start()
     try:
+        # The computers OU too, like the managed OU: a DC that joins has both by replication already.
         delegate_ou(samdb, ou_dn, _ensure_account(samdb, config))
         if writes_domain_settings(config, samdb) and close_machine_account_quota(samdb):
             print("es4ps-samba-dc: ms-DS-MachineAccountQuota set to 0", flush=True)

@@ -1,5 +1,9 @@
 """The worker's operations on the directory: idempotent account changes over one connection (`managed_ou`).
 
+Computers the portal manages follow the same rules, with the portal's record
+of the computer (`computer_id`) in the place of the registration; what only
+computers need is `computers`'.
+
 The worker binds as its own account, whose rights the DC delegated on the
 managed OU only (`ES4PS_USERS_OU`; see es4ps_samba.dc.access), so a
 registration can never enable, change or delete an account that staff created
@@ -39,10 +43,18 @@ from typing import TypeVar
 
 import ldb
 from es4ps_contract.directory import MANAGED_OU
-from es4ps_contract.events import REASON_DELETED, REASON_NOT_BOUND, REASON_NOT_OURS, REASON_USERNAME_TAKEN
+from es4ps_contract.events import (
+    REASON_COMPUTER_NOT_FOUND,
+    REASON_COMPUTER_NOT_OURS,
+    REASON_DELETED,
+    REASON_NOT_BOUND,
+    REASON_NOT_FOUND,
+    REASON_NOT_OURS,
+    REASON_USERNAME_TAKEN,
+)
 from es4ps_contract.policies import UnixAttributes
 from es4ps_contract.signing import CLOCK_SKEW_S, DEFAULT_MAX_AGE_S, SignedTask
-from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser
+from es4ps_contract.tasks import ApplyPolicy, ComputerTask, DeleteComputer, DeleteUser, DisableComputer, DisableUser
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
 
 from .binding import ATTRIBUTE, ATTRIBUTES, LEGACY_ATTRIBUTE, PASSWORD, POLICY, STATE, Binding, Mark
@@ -66,7 +78,7 @@ LDAP_ATTRIBUTES = {"given_name": "givenName", "surname": "sn", "display_name": "
 SUPERSEDED = "superseded"
 ALREADY_APPLIED = "already applied"
 # The tasks staff rely on to take something away: an unauthentic line never stops them.
-RESTRICTIVE = (DisableUser, DeleteUser, ApplyPolicy)
+RESTRICTIVE = (DisableUser, DeleteUser, ApplyPolicy, DisableComputer, DeleteComputer)
 # A deleted registration is remembered at least as long as any of its tasks could still be accepted.
 DELETIONS_KEPT_S = DEFAULT_MAX_AGE_S + CLOCK_SKEW_S
 _PRUNE_EVERY_S = 3600
@@ -126,7 +138,7 @@ class Directory:
         # Called with each unauthentic line met (the worker counts them).
         self.on_unauthentic: Callable[[str], None] = lambda _username: None
 
-    def _run(self, action: Callable[[ManagedOU], T]) -> T:
+    def run(self, action: Callable[[ManagedOU], T]) -> T:
         """Run `action` on the connection; on a connection error reopen it and try once more."""
         for attempt in (1, 2):
             try:
@@ -175,19 +187,22 @@ class Directory:
                 return binding
         return None
 
-    def _owned(self, ou: ManagedOU, signed: SignedTask) -> tuple[ldb.Message, Binding]:
-        """The task's account and its binding (for the task's registration), or a refusal (module docstring)."""
+    def owned(self, ou: ManagedOU, signed: SignedTask) -> tuple[ldb.Message, Binding]:
+        """The task's account (or computer) and its binding (for the task's registration or computer record), or a
+        refusal (module docstring)."""
         task = signed.task
-        account = ou.find(task.username)
+        computer = isinstance(task, ComputerTask)
+        account = ou.find_computer(task.computer) if computer else ou.find(task.username)
         if account is None:
-            raise NotFoundYet(f"account {task.username} not found")
+            reason = REASON_COMPUTER_NOT_FOUND if computer else REASON_NOT_FOUND
+            raise NotFoundYet(f"{task.username} not found", reason=reason)
         binding = self.binding(account, task.username)
         if binding is None:
-            raise DirectoryRefused(REASON_NOT_BOUND)
-        if binding.registration != task.registration:
+            raise DirectoryRefused(REASON_COMPUTER_NOT_OURS if computer else REASON_NOT_BOUND)
+        if binding.registration != task.owner:
             if binding.authentic or not isinstance(task, RESTRICTIVE):
-                raise DirectoryRefused(REASON_NOT_OURS)
-            binding = Binding(task.registration, {}, authentic=False)
+                raise DirectoryRefused(REASON_COMPUTER_NOT_OURS if computer else REASON_NOT_OURS)
+            binding = Binding(task.owner, {}, authentic=False)
         return account, binding
 
     def _written(self, account: ldb.Message, binding: Binding, username: str) -> ldb.Message:
@@ -208,14 +223,20 @@ class Directory:
             message["legacy"] = ldb.MessageElement([], ldb.FLAG_MOD_REPLACE, LEGACY_ATTRIBUTE)
         return message
 
-    def _marked(self, account: ldb.Message, binding: Binding, kind: str, signed: SignedTask) -> ldb.Message:
-        """`_written` with the binding's mark of `kind` moved to `signed`."""
-        marked = binding.marked(kind, signed.issued_at, signed.task_id)
-        return self._written(account, marked, signed.task.username)
+    def marked(self, account: ldb.Message, binding: Binding, kinds: tuple[str, ...], signed: SignedTask) -> ldb.Message:
+        """`_written` with the binding's marks of `kinds` moved to `signed`."""
+        for kind in kinds:
+            binding = binding.marked(kind, signed.issued_at, signed.task_id)
+        return self._written(account, binding, signed.task.username)
+
+    def line(self, owner: str, signed: SignedTask) -> str:
+        """The binding line of an object a task creates: `owner` (its registration or computer record), every kind
+        marked by the task."""
+        return Binding.new(owner, signed.issued_at, signed.task_id).line(self._key, signed.task.username)
 
     def exists(self, username: str) -> bool:
         """True when the account is in the managed OU on this DC."""
-        return self._run(lambda ou: ou.find(username) is not None)
+        return self.run(lambda ou: ou.find(username) is not None)
 
     # -- operations -------------------------------------------------------------------------
 
@@ -241,7 +262,7 @@ class Directory:
             # The policy's OU and groups first: a group the worker may not use refuses the task before any write.
             dn = child(ou.samdb, ou.policy_container(task.ou), "CN", task.username)
             groups = ou.groups(task.groups)
-            line = Binding.new(task.registration, signed.issued_at, signed.task_id).line(self._key, task.username)
+            line = self.line(task.registration, signed)
             try:
                 ou.samdb.add(account_record(dn, task, self.realm, line, password))
             except ldb.LdbError as exc:
@@ -256,7 +277,7 @@ class Directory:
             self._finish_policy(ou, account, groups, unix)
             return "created"
 
-        return self._run(create)
+        return self.run(create)
 
     def _created_before(self, ou: ManagedOU, signed: SignedTask, password: str, groups, unix) -> str:
         """The create of an account whose name exists: this task again, an account to take on, or refused."""
@@ -293,15 +314,18 @@ class Directory:
             ou.ensure_group_gids(groups, unix)
         ou.set_groups(account, groups, exclusive=False)
 
-    def _change(self, signed: SignedTask, kind: str, what: str, changes: Callable[[ldb.Message], dict]) -> str:
-        """Apply `changes(account)` (attribute -> MessageElement) with the binding's mark of `kind`, in one modify.
+    def change(
+        self, signed: SignedTask, kind: str, what: str, changes: Callable[[ldb.Message], dict], also: tuple = ()
+    ) -> str:
+        """Apply `changes(account)` (attribute -> MessageElement) with the binding's marks of `kind` (and of the
+        kinds in `also`), in one modify.
 
         Returns SUPERSEDED when a newer task of `kind` was applied already, and
         "already ..." (from `changes` returning {}) when nothing differs.
         """
 
         def change(ou: ManagedOU) -> str:
-            account, binding = self._owned(ou, signed)
+            account, binding = self.owned(ou, signed)
             if binding.marks.get(kind) == Mark(signed.issued_at, signed.task_id):
                 return ALREADY_APPLIED
             if not binding.applies(kind, signed.issued_at, signed.task_id):
@@ -309,40 +333,45 @@ class Directory:
             elements = changes(account)
             if not elements and binding.authentic:
                 return "already up to date"
-            message = self._marked(account, binding, kind, signed)
+            message = self.marked(account, binding, (kind, *also), signed)
             for key, element in elements.items():
                 message[key] = element
             ou.modify(message, what)
             return "done" if elements else "already up to date"
 
-        return self._run(change)
+        return self.run(change)
 
-    def _set_disabled(self, signed: SignedTask, disabled: bool) -> str:
+    def set_disabled(self, signed: SignedTask, disabled: bool, new_password: str | None = None) -> str:
+        """Disable or enable the account (or computer); `new_password` replaces its password in the same modify
+        (and moves the password's mark too)."""
         state = "disabled" if disabled else "enabled"
 
         def flags(account: ldb.Message) -> dict:
             current = int(account["userAccountControl"][0])
             wanted = current | UF_ACCOUNTDISABLE if disabled else current & ~UF_ACCOUNTDISABLE
-            if wanted == current:
-                return {}
-            return {
-                "uac-old": ldb.MessageElement(str(current), ldb.FLAG_MOD_DELETE, "userAccountControl"),
-                "uac-new": ldb.MessageElement(str(wanted), ldb.FLAG_MOD_ADD, "userAccountControl"),
-            }
+            elements = {}
+            if wanted != current:
+                elements["uac-old"] = ldb.MessageElement(str(current), ldb.FLAG_MOD_DELETE, "userAccountControl")
+                elements["uac-new"] = ldb.MessageElement(str(wanted), ldb.FLAG_MOD_ADD, "userAccountControl")
+            if new_password is not None:
+                replaced = encode_password(new_password)
+                elements["unicodePwd"] = ldb.MessageElement(replaced, ldb.FLAG_MOD_REPLACE, "unicodePwd")
+            return elements
 
-        done = self._change(signed, STATE, "change the account's state", flags)
+        also = (PASSWORD,) if new_password is not None else ()
+        done = self.change(signed, STATE, "change the account's state", flags, also)
         return {"done": state, "already up to date": f"already {state}"}.get(done, done)
 
     def enable_user(self, signed: SignedTask) -> str:
-        return self._set_disabled(signed, False)
+        return self.set_disabled(signed, False)
 
     def disable_user(self, signed: SignedTask) -> str:
-        return self._set_disabled(signed, True)
+        return self.set_disabled(signed, True)
 
     def set_password(self, signed: SignedTask, password: str) -> str:
         """Reset the account's password (an administrator's reset: the old one stops working)."""
         element = ldb.MessageElement(encode_password(password), ldb.FLAG_MOD_REPLACE, "unicodePwd")
-        done = self._change(signed, PASSWORD, "set the password", lambda _account: {"unicodePwd": element})
+        done = self.change(signed, PASSWORD, "set the password", lambda _account: {"unicodePwd": element})
         return "password set" if done == "done" else done
 
     def update_attributes(self, signed: SignedTask) -> str:
@@ -358,7 +387,7 @@ class Directory:
             return elements
 
         changed = sorted(LDAP_ATTRIBUTES[field] for field in attributes)
-        done = self._change(signed, ATTRIBUTES, "update the account", differing)
+        done = self.change(signed, ATTRIBUTES, "update the account", differing)
         return "updated " + ", ".join(changed) if done == "done" else done
 
     def apply_policy(self, signed: SignedTask) -> str:
@@ -366,7 +395,7 @@ class Directory:
         task = signed.task
 
         def apply(ou: ManagedOU) -> str:
-            account, binding = self._owned(ou, signed)
+            account, binding = self.owned(ou, signed)
             if binding.marks.get(POLICY) == Mark(signed.issued_at, signed.task_id):
                 return ALREADY_APPLIED
             if not binding.applies(POLICY, signed.issued_at, signed.task_id):
@@ -388,15 +417,16 @@ class Directory:
                 ou.ensure_unix(account, unix, delete_if_no_room=False)
                 ou.ensure_group_gids(groups, unix)
             # The mark last: a crash before it leaves the task to be applied again (every step converges).
-            ou.modify(self._marked(account, binding, POLICY, signed), "record the policy")
+            ou.modify(self.marked(account, binding, (POLICY,), signed), "record the policy")
             if not (moved or regrouped):
                 return "already up to date"
             return f"moved to {task.ou or 'the managed OU'}" if moved else "groups changed"
 
-        return self._run(apply)
+        return self.run(apply)
 
-    def delete_user(self, signed: SignedTask) -> str:
-        """Delete the account of this registration and remember the registration as deleted, on every DC.
+    def delete(self, signed: SignedTask) -> str:
+        """Delete the account of this registration (or the computer of this record) and remember the registration
+        (or record) as deleted, on every DC.
 
         An account that is already gone counts as deleted; an account the
         product never bound is never deleted (refused, module docstring).
@@ -406,10 +436,10 @@ class Directory:
         def delete(ou: ManagedOU) -> str:
             # First: a crash after it leaves a redelivery to delete the account; the other way round a late
             # create could slip in between.
-            ou.record_deletion(task.registration, f"{signed.issued_at}/{signed.task_id}")
+            ou.record_deletion(task.owner, f"{signed.issued_at}/{signed.task_id}")
             self._prune_deletions(ou)
             try:
-                account, _binding = self._owned(ou, signed)
+                account, _binding = self.owned(ou, signed)
             except NotFoundYet:
                 return "already absent"
             try:
@@ -420,7 +450,7 @@ class Directory:
                 raise refusal(exc, "delete the account") from None
             return "deleted"
 
-        return self._run(delete)
+        return self.run(delete)
 
     def _prune_deletions(self, ou: ManagedOU) -> None:
         """Now and then (one worker: the one that creates containers), forget deletions no task can follow."""

@@ -5,11 +5,13 @@
    *rejected* (result event, nothing touched, never retried);
 2. look it up in the record of applied tasks (`applied`): a task id applied
    before (a redelivery, or a captured task published again) is not applied
-   a second time, its recorded outcome is reported again;
-3. apply it to the directory (`directory`), as the worker's own account with
-   rights on the managed OU only; the account must belong to the task's
-   registration, and an older task never overwrites a newer one (`binding`);
-   operations are idempotent, so a redelivered task is harmless;
+   a second time, its recorded outcome is reported again (a report of the
+   domain's computers, which changes nothing, is made afresh);
+3. apply it to the directory (`directory`, `computers`), as the worker's own
+   account with rights on the managed OU only; the account (or computer) must
+   belong to the task's registration (or computer record), and an older task
+   never overwrites a newer one (`binding`); operations are idempotent, so a
+   redelivered task is harmless;
 4. retry with backoff while the account is not there yet (replication), report
    *failed* when those retries run out or the directory refuses for good;
    while the directory is unavailable, retry until it answers (the task waits);
@@ -38,6 +40,7 @@ from es4ps_contract.events import (
     result_event,
     sign_event,
 )
+from es4ps_contract.inventory import ComputerFacts
 from es4ps_contract.sealing import SealingError, unseal_password
 from es4ps_contract.signing import EnvelopeError, SignedTask, envelope_username, open_task
 from es4ps_contract.tasks import (
@@ -45,16 +48,24 @@ from es4ps_contract.tasks import (
     RESULTS_QUEUE,
     ApplyPolicy,
     CreateUser,
+    DeleteComputer,
     DeleteUser,
+    DisableComputer,
     DisableUser,
+    EnableComputer,
     EnableUser,
+    MoveComputer,
     Operation,
+    PrestageComputer,
+    ReportComputers,
+    ResetComputer,
     SetPassword,
     UpdateAttributes,
 )
 from es4ps_contract.validation import InvalidField
 
 from .applied import AppliedTasks
+from .computers import Computers
 from .config import WorkerConfig
 from .directory import SUPERSEDED, Directory
 from .errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
@@ -77,6 +88,7 @@ class ProvisioningWorker:
         self.app = app
         self.config = config
         self.directory = directory
+        self.computers = Computers(directory)
         self.applied = applied
         self.metrics = metrics
 
@@ -96,7 +108,7 @@ class ProvisioningWorker:
             self._report(event)
             return
         task = signed.task
-        earlier = self.applied.get(task_id)
+        earlier = None if isinstance(task, ReportComputers) else self.applied.get(task_id)
         if earlier is not None:
             logger.info("task %s (%s %s): applied before, not again", task_id, operation.value, task.username)
             event = self._event(task_id, operation, task.username, earlier.outcome, earlier.reason, earlier.finished_at)
@@ -138,10 +150,12 @@ class ProvisioningWorker:
             self.metrics.directory_errors.labels(operation.value, "internal").inc()
             self._finish(signed, Outcome.FAILED, REASON_WORKER_ERROR)
             return
-        logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, done)
+        logger.info("task %s (%s %s): %s", task_id, operation.value, task.username, _said(done))
         if done == SUPERSEDED:
             # Never reported as done: a newer change of the same kind was applied, this one was not.
             self._finish(signed, Outcome.NOT_APPLIED, REASON_SUPERSEDED)
+        elif isinstance(done, tuple):  # the domain's computers
+            self._finish(signed, Outcome.SUCCEEDED, computers=done)
         else:
             self._finish(signed, Outcome.SUCCEEDED)
 
@@ -151,8 +165,8 @@ class ProvisioningWorker:
             return None
         return unseal_password(self.config.sealing_key, sealed, task.username)
 
-    def _apply(self, signed: SignedTask, password: str | None) -> str:
-        directory = self.directory
+    def _apply(self, signed: SignedTask, password: str | None) -> str | tuple[ComputerFacts, ...]:
+        directory, computers = self.directory, self.computers
         match signed.task:
             case CreateUser():
                 return directory.create_user(signed, password)
@@ -164,17 +178,33 @@ class ProvisioningWorker:
                 return directory.set_password(signed, password)
             case UpdateAttributes():
                 return directory.update_attributes(signed)
-            case DeleteUser():
-                return directory.delete_user(signed)
+            case DeleteUser() | DeleteComputer():
+                return directory.delete(signed)
             case ApplyPolicy():
                 return directory.apply_policy(signed)
+            case PrestageComputer():
+                return computers.prestage(signed, password)
+            case EnableComputer():
+                return directory.set_disabled(signed, False)
+            case DisableComputer():
+                return computers.disable(signed)
+            case ResetComputer():
+                return computers.reset(signed, password)
+            case MoveComputer():
+                return computers.move(signed)
+            case ReportComputers():
+                return computers.report()
         raise AssertionError(f"no handler for {type(signed.task).__name__}")
 
-    def _finish(self, signed: SignedTask, outcome: Outcome, reason: str = "") -> None:
-        """Record the final outcome of an applied task, count it and report it."""
+    def _finish(
+        self, signed: SignedTask, outcome: Outcome, reason: str = "", computers: tuple[ComputerFacts, ...] = ()
+    ) -> None:
+        """Record the final outcome of an applied task, count it and report it (with the computers it reports)."""
         operation = signed.task.operation
         event = self._event(signed.task_id, operation, signed.task.username, outcome, reason)
-        self.applied.record(signed.task_id, outcome, event.reason, event.finished_at)
+        event = dataclasses.replace(event, computers=computers)
+        if not isinstance(signed.task, ReportComputers):
+            self.applied.record(signed.task_id, outcome, event.reason, event.finished_at)
         self.metrics.tasks.labels(operation.value, outcome.value).inc()
         self.metrics.publish_to_apply.labels(operation.value).observe(max(event.finished_at - signed.issued_at, 0))
         self._report(event)
@@ -206,3 +236,8 @@ class ProvisioningWorker:
             )
         message = sign_event(self.config.result_key, event)
         self.app.send_task(RESULT_TASK_NAME, args=[message], queue=RESULTS_QUEUE)
+
+
+def _said(done: str | tuple) -> str:
+    """What the log says an applied task did."""
+    return f"reported {len(done)} computers" if isinstance(done, tuple) else done

@@ -1,5 +1,8 @@
 """One connection to the DC, as the worker's account, scoped to the managed OU: lookups and what policies place.
 
+Computers are looked up in the managed computers OU inside it (`COMPUTERS_OU`)
+only, the one place the worker's rights on computer objects reach.
+
 Lookups never leave the managed OU (`ES4PS_USERS_OU`), and the directory
 itself refuses any write outside it (es4ps_samba.dc.access), so an account or
 group staff made elsewhere is never found, let alone changed.
@@ -21,7 +24,9 @@ from __future__ import annotations
 import logging
 
 import ldb
+from es4ps_contract.directory import COMPUTERS_OU
 from es4ps_contract.policies import PRIVILEGED_GROUPS, UnixAttributes
+from es4ps_contract.validation import computer_account_name
 from samba.dcerpc import security
 from samba.ndr import ndr_unpack
 
@@ -35,6 +40,7 @@ ACCOUNT_ATTRIBUTES = [
     "userAccountControl", "mail", "givenName", "sn", "displayName", BINDING_ATTRIBUTE, "info", "memberOf",
     "objectSid", "uidNumber", "gidNumber", "loginShell", "unixHomeDirectory",
 ]  # fmt: skip
+COMPUTER_ATTRIBUTES = ["userAccountControl", BINDING_ATTRIBUTE, "dNSHostName"]
 # Adding a member that is one already, or removing one that is not: a redelivery or another process did it.
 _MEMBERSHIP_ALREADY_SO = frozenset(
     {ldb.ERR_ENTRY_ALREADY_EXISTS, ldb.ERR_ATTRIBUTE_OR_VALUE_EXISTS, ldb.ERR_NO_SUCH_ATTRIBUTE}
@@ -57,6 +63,7 @@ class ManagedOU:
         self.dn = dn
         self.creates_containers = creates_containers
         self.deleted_registrations = ldb.Dn(samdb, f"{DELETED_REGISTRATIONS},{dn}")
+        self.computers = ldb.Dn(samdb, f"{COMPUTERS_OU},{dn}")
 
     @classmethod
     def connect(
@@ -73,12 +80,12 @@ class ManagedOU:
         """Bind as the worker's account; the managed OU must exist (else the DC is not ready yet)."""
         samdb = open_remote_samdb(url, realm, netbios_name, account, password, ca_file)
         managed = cls(samdb, ldb.Dn(samdb, f"{users_ou},{samdb.domain_dn()}"), creates)
-        for dn in (managed.dn, managed.deleted_registrations):
+        for dn in (managed.dn, managed.deleted_registrations, managed.computers):
             try:
                 samdb.search(base=dn, scope=ldb.SCOPE_BASE, attrs=["objectClass"])
             except ldb.LdbError as exc:
                 if exc.args[0] == ldb.ERR_NO_SUCH_OBJECT:
-                    # The DC's entrypoint creates both before samba serves: not there means not ready yet.
+                    # The DC's entrypoint creates them before samba serves: not there means not ready yet.
                     raise DirectoryUnavailable(f"{dn} does not exist yet") from None
                 raise
         return managed
@@ -93,6 +100,16 @@ class ManagedOU:
             scope=ldb.SCOPE_SUBTREE,
             expression=f"(&(objectClass=user)(sAMAccountName={ldb.binary_encode(username)}))",
             attrs=ACCOUNT_ATTRIBUTES,
+        )
+        return result[0] if len(result) else None
+
+    def find_computer(self, name: str) -> ldb.Message | None:
+        """The computer called `name` (canonical) inside the computers OU, or None."""
+        result = self.samdb.search(
+            base=self.computers,
+            scope=ldb.SCOPE_SUBTREE,
+            expression=f"(&(objectClass=computer)(sAMAccountName={ldb.binary_encode(computer_account_name(name))}))",
+            attrs=COMPUTER_ATTRIBUTES,
         )
         return result[0] if len(result) else None
 
@@ -171,9 +188,17 @@ class ManagedOU:
 
     def policy_container(self, ou: str) -> ldb.Dn:
         """Where accounts of the OU named `ou` live (the managed OU for ""), created if missing and allowed."""
+        return self.sub_ou(self.dn, ou, "An ES4PS policy's accounts")
+
+    def computers_container(self, ou: str) -> ldb.Dn:
+        """Where computers of the OU named `ou` live (the computers OU for ""), created if missing and allowed."""
+        return self.sub_ou(self.computers, ou, "Computers ES4PS manages")
+
+    def sub_ou(self, parent: ldb.Dn, ou: str, description: str) -> ldb.Dn:
+        """The OU named `ou` under `parent` (`parent` itself for ""), created if missing and allowed."""
         if not ou:
-            return self.dn
-        dn = child(self.samdb, self.dn, "OU", ou)
+            return parent
+        dn = child(self.samdb, parent, "OU", ou)
         try:
             self.samdb.search(base=dn, scope=ldb.SCOPE_BASE, attrs=["ou"])
             return dn
@@ -184,7 +209,7 @@ class ManagedOU:
             raise NotFoundYet(
                 f"the OU {ou} is not on this DC yet", reason=f"the OU {ou} was not found (retries exhausted)"
             )
-        record = {"dn": dn, "objectClass": "organizationalUnit", "description": "An ES4PS policy's accounts"}
+        record = {"dn": dn, "objectClass": "organizationalUnit", "description": description}
         self._add_container(record, f"create the OU {ou}")
         logger.info("created the OU %s", dn)
         return dn

@@ -184,6 +184,9 @@ SEALING_PUBLIC_KEY_FILE = setting(env.text, "ES4PS_SEALING_PUBLIC_KEY_FILE")
 SIGNING_PRIVATE_KEY_FILE = setting(env.text, "ES4PS_SIGNING_PRIVATE_KEY_FILE")
 # The public halves of the DCs' result keys: the consumer records only results signed by a DC.
 RESULT_KEYS_DIR = setting(env.text, "ES4PS_RESULT_KEYS_DIR")
+# How often the consumer's relay asks a worker for the domain's computers (the admin's computer list); 0: never
+# on its own (staff still refresh it from the list).
+COMPUTERS_REPORT_INTERVAL_S = 300
 # The staff superuser `es4ps-portal serve` creates; its name is reserved for staff.
 SUPERUSER_USERNAME = setting(env.text, "ES4PS_SUPERUSER_USERNAME").lower()
 

@@ -38,7 +38,8 @@ class AuditRecordQuerySet(models.QuerySet):
 
 
 class AuditRecord(models.Model):
-    """Who did what to which account, when, from where, and how it ended."""
+    """Who did what to which account (or computer: its account's name, "NAME$"), when, from where, and how it
+    ended."""
 
     class ActorKind(models.TextChoices):
         PERSON = "person", _("person")
@@ -67,6 +68,12 @@ class AuditRecord(models.Model):
         APPROVE_REGISTRATION = "approve_registration", _("approve the registration")
         REFUSE_REGISTRATION = "refuse_registration", _("refuse the registration")
         APPLY_POLICY = "apply_policy", _("move the account to its policy")
+        PRESTAGE_COMPUTER = "prestage_computer", _("pre-stage a computer")
+        DISABLE_COMPUTER = "disable_computer", _("disable the computer")
+        ENABLE_COMPUTER = "enable_computer", _("enable the computer")
+        RESET_COMPUTER = "reset_computer", _("reset the computer")
+        MOVE_COMPUTER = "move_computer", _("move the computer")
+        DELETE_COMPUTER = "delete_computer", _("delete the computer")
         # What the directory answered
         DIRECTORY_RESULT = "directory_result", _("directory task finished")
 

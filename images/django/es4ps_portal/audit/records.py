@@ -63,7 +63,8 @@ def record(
     task_id: uuid.UUID | str | None = None,
     detail: str = "",
 ) -> AuditRecord:
-    """Append one record; `subject` is the account acted on (a User), if any."""
+    """Append one record; `subject` is the account acted on (a User, or anything with a `username` and a
+    `registration_id`: a computer), if any."""
     return AuditRecord.objects.create(
         actor=actor.name[:255],
         actor_kind=actor.kind,

@@ -17,6 +17,9 @@ portal, not when its change was made, so the envelope's lifetime
 broker was away or a held create waited for its address's proof; and the
 issue times of one account's tasks follow the order they were written.
 
+The relay also asks a worker for the domain's computers now and then
+(`computers.report_if_due`), as a task like any other.
+
 A held task (a new account's create, until the person proves the address:
 `publishing.register`) is left where it is; tasks written after it go on.
 
@@ -50,6 +53,7 @@ from nacl.signing import SigningKey
 from es4ps_portal.broker import PublishError, publish
 from es4ps_portal.database.locks import OUTBOX_RELAY_LOCK, advisory_lock
 
+from . import computers
 from .metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_TASKS,
@@ -67,6 +71,8 @@ logger = logging.getLogger(__name__)
 BATCH = 100
 # An empty outbox is looked at this often: the delay between a registration and its publish.
 IDLE_POLL_S = 0.5
+# How often the relay sees whether the domain's computers are due for a report (`computers.report_if_due`).
+REPORT_CHECK_EVERY_S = 30.0
 # After a failed publish, wait 1, 2, 4 ... up to this long before the next round.
 BACKOFF_MAX_S = 10.0
 
@@ -120,9 +126,13 @@ def measure_outbox() -> tuple[int, timedelta]:
 def relay_forever() -> None:
     """Run rounds until the process ends: at once after a full round, every IDLE_POLL_S when idle, backing off
     while the broker (or the database) is away."""
-    backoff = 0.0
+    backoff, next_report_check = 0.0, 0.0
     while True:
         try:
+            if time.monotonic() >= next_report_check:
+                # Two replicas may both ask at once: a second report is harmless (the newest is kept).
+                computers.report_if_due()
+                next_report_check = time.monotonic() + REPORT_CHECK_EVERY_S
             published, failed = relay_round()
             waiting, oldest = measure_outbox()
         except Exception:  # the relay must outlive anything a round meets; the next round retries

@@ -54,7 +54,7 @@ from es4ps_portal.audit.records import Actor, record
 from es4ps_portal.broker import PublishError
 from es4ps_portal.metrics import TASKS_QUEUED
 
-from .models import ProvisioningTask
+from .models import Computer, ProvisioningTask
 from .policies import placement
 
 Action = AuditRecord.Action
@@ -74,9 +74,12 @@ def binding(user: User) -> dict[str, str]:
     return {"registration": str(user.registration_id), "email": user.email}
 
 
-def publish(user: User, task: Task, action: str, actor: Actor, *, held: bool = False) -> ProvisioningTask:
-    """Validate `task` and write it to the outbox for `user` with its audit record; the relay signs and publishes
-    it once committed (a `held` one once it is released).
+def publish(
+    subject: User | Computer | None, task: Task, action: str | None, actor: Actor, *, held: bool = False
+) -> ProvisioningTask:
+    """Validate `task` and write it to the outbox for `subject` (the account or computer it acts on; None for a
+    report) with its audit record (none when `action` is None: a report changes nothing); the relay signs and
+    publishes it once committed (a `held` one once it is released).
 
     Call inside transaction.atomic() with the change the task belongs to, so
     the change, its task and its record are committed together. The broker is
@@ -85,16 +88,22 @@ def publish(user: User, task: Task, action: str, actor: Actor, *, held: bool = F
     task_id = uuid.uuid4()
     operation = task.operation.value
     provisioning_task = ProvisioningTask.objects.create(
-        task_id=task_id, user=user, operation=operation, payload=validated(task).payload(), held=held
-    )
-    record(
-        action,
-        actor,
-        subject=user,
-        outcome=AuditRecord.Outcome.REQUESTED,
         task_id=task_id,
-        detail=str(provisioning_task.label),
+        user=subject if isinstance(subject, User) else None,
+        computer=subject if isinstance(subject, Computer) else None,
+        operation=operation,
+        payload=validated(task).payload(),
+        held=held,
     )
+    if action is not None:
+        record(
+            action,
+            actor,
+            subject=subject,
+            outcome=AuditRecord.Outcome.REQUESTED,
+            task_id=task_id,
+            detail=str(provisioning_task.label),
+        )
     transaction.on_commit(TASKS_QUEUED.labels(operation).inc)
     return provisioning_task
 

@@ -1,4 +1,5 @@
-"""The workers' result events: recorded once per task, and the account's directory state that follows.
+"""The workers' result events: recorded once per task, and the account's directory state that follows (a
+computer's and the domain's list of computers: `computers`).
 
 A password the directory took (a new account's, a change or a reset) is noted
 for the expiry reminders; a change or reset is told to the account's owner by
@@ -21,6 +22,7 @@ from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
 
+from . import computers
 from .metrics import PROVISIONING_DURATION, RESULTS
 from .models import ProvisioningTask
 
@@ -44,7 +46,7 @@ def _find_task(task_id: str) -> ProvisioningTask | None:
         uuid.UUID(task_id)
     except ValueError:
         return None
-    return ProvisioningTask.objects.select_related("user").filter(task_id=task_id).first()
+    return ProvisioningTask.objects.select_related("user", "computer").filter(task_id=task_id).first()
 
 
 def directory_state(current: str, operation: Operation, outcome: Outcome) -> str:
@@ -74,6 +76,35 @@ def _password_set(task: ProvisioningTask, event: ResultEvent) -> bool:
     )
 
 
+def _audit_result(task: ProvisioningTask, event: ResultEvent, subject) -> None:
+    """The audit record of a task's result, for the account or computer it acted on."""
+    detail = f"{task.label}: {event.reason}" if event.reason else str(task.label)
+    record(
+        AuditRecord.Action.DIRECTORY_RESULT,
+        Actor.worker(event.worker),
+        subject=subject,
+        outcome=event.outcome.value,
+        task_id=task.task_id,
+        detail=detail,
+    )
+
+
+def _record_account_result(task: ProvisioningTask, event: ResultEvent, finished_at: datetime) -> None:
+    """What an account task's result changes: the account's state, its audit record, the password notices."""
+    user = task.user
+    new_state = directory_state(user.directory_state, Operation(task.operation), event.outcome)
+    if new_state != user.directory_state:
+        User.objects.filter(pk=user.pk).update(directory_state=new_state)
+    _audit_result(task, event, user)
+    if _password_set(task, event):
+        user.note_password_set(finished_at)
+        if task.operation == Operation.SET_PASSWORD.value:
+            # Changed or reset: the owner hears of it (a takeover must not go unnoticed), once it is done.
+            transaction.on_commit(lambda: mail.send_password_changed(user, finished_at))
+    if _account_deleted(task, event.outcome):
+        user.delete()  # with its tasks and tokens: the username and the address are free again
+
+
 def record_result_event(event: ResultEvent) -> bool:
     """Record a worker's result for one of our tasks; returns False when it was ignored.
 
@@ -83,12 +114,15 @@ def record_result_event(event: ResultEvent) -> bool:
     if task is None:
         logger.warning("ignoring a result for unknown task %s", event.task_id)
         return False
-    if event.operation != task.operation or event.username != task.user.username:
+    if event.operation != task.operation or event.username != task.subject_name:
         logger.warning("ignoring a result for task %s that names another operation or user", event.task_id)
+        return False
+    if event.computers and task.operation != Operation.REPORT_COMPUTERS.value:
+        logger.warning("ignoring a result for task %s that lists computers it was not asked for", event.task_id)
         return False
     finished_at = datetime.fromtimestamp(event.finished_at, UTC) if event.finished_at else timezone.now()
     with transaction.atomic():
-        task = ProvisioningTask.objects.select_for_update().select_related("user").get(pk=task.pk)
+        task = ProvisioningTask.objects.select_for_update().select_related("user", "computer").get(pk=task.pk)
         if task.finished_at is not None and task.finished_at >= finished_at:
             return False
         task.state = _TASK_STATE.get(event.outcome, ProvisioningTask.State.FAILED)
@@ -96,25 +130,13 @@ def record_result_event(event: ResultEvent) -> bool:
         task.worker = event.worker
         task.finished_at = finished_at
         task.save(update_fields=["state", "reason", "worker", "finished_at"])
-        user = task.user
-        new_state = directory_state(user.directory_state, Operation(task.operation), event.outcome)
-        if new_state != user.directory_state:
-            User.objects.filter(pk=user.pk).update(directory_state=new_state)
-        record(
-            AuditRecord.Action.DIRECTORY_RESULT,
-            Actor.worker(event.worker),
-            subject=user,
-            outcome=event.outcome.value,
-            task_id=task.task_id,
-            detail=f"{task.label}: {event.reason}" if event.reason else str(task.label),
-        )
-        if _password_set(task, event):
-            user.note_password_set(finished_at)
-            if task.operation == Operation.SET_PASSWORD.value:
-                # Changed or reset: the owner hears of it (a takeover must not go unnoticed), once it is done.
-                transaction.on_commit(lambda: mail.send_password_changed(user, finished_at))
-        if _account_deleted(task, event.outcome):
-            user.delete()  # with its tasks and tokens: the username and the address are free again
+        if task.user is not None:
+            _record_account_result(task, event, finished_at)
+        elif task.computer is not None:
+            _audit_result(task, event, task.computer)
+            computers.record_result(task, event)
+        else:
+            computers.record_report(task, event)
     RESULTS.labels(event.operation, event.outcome.value).inc()
     # From when the task left the portal: a held create's wait for the address's proof is the person's time.
     started_at = task.published_at or task.created_at

@@ -1,4 +1,4 @@
-"""The task history in the admin: read-only, as the workers reported it."""
+"""The task history in the admin (an account's, a computer's, the reports'): read-only, as the workers reported it."""
 
 from __future__ import annotations
 
@@ -20,12 +20,22 @@ class ProvisioningTaskInline(admin.TabularInline):
 
 @admin.register(ProvisioningTask)
 class ProvisioningTaskAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "user", "operation", "state", "reason", "worker", "finished_at")
+    list_display = ("created_at", "user", "computer", "operation", "state", "reason", "worker", "finished_at")
     list_filter = ("state", "operation", "created_at")
-    search_fields = ("user__username", "user__email", "task_id", "reason")
-    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "computer__name", "task_id", "reason")
+    list_select_related = ("user", "computer")
     date_hierarchy = "created_at"
-    readonly_fields = ("task_id", "user", "operation", "state", "reason", "worker", "created_at", "finished_at")
+    readonly_fields = (
+        "task_id",
+        "user",
+        "computer",
+        "operation",
+        "state",
+        "reason",
+        "worker",
+        "created_at",
+        "finished_at",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

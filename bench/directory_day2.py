@@ -94,7 +94,7 @@ from es4ps_contract.directory import MANAGED_OU
 from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_localcluster.processes import wait_until
-from es4ps_samba.worker.directory import encode_password
+from es4ps_samba.worker.records import encode_password
 from es4ps_testkit.backups import backup_step, write_backup_key
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.cpu import with_cpu_ms

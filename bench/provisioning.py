@@ -53,7 +53,7 @@ from es4ps_contract.directory import MANAGED_OU
 from es4ps_contract.keys import load_sealing_private_key
 from es4ps_samba.samdb import open_remote_samdb
 from es4ps_samba.worker.binding import Binding, binding_key
-from es4ps_samba.worker.directory import account_record, encode_password
+from es4ps_samba.worker.records import account_record, encode_password
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.cpu import cpu_seconds
 from es4ps_testkit.rabbitmq import RabbitMQ
@@ -74,7 +74,7 @@ def timed(action, count: int) -> float:
 
 
 def worker_limit_rate(dc: SambaDC, client: TaskClient, sealing_key_file: str, prefix: str, n: int) -> float:
-    """The worker's add (es4ps_samba.worker.directory.account_record) as the worker's account, one connection."""
+    """The worker's add (es4ps_samba.worker.records.account_record) as the worker's account, one connection."""
     samdb = open_remote_samdb(dc.ldap_url, dc.realm, dc.netbios_name, "es4ps-worker", dc.worker_password)
     key = binding_key(bytes(load_sealing_private_key(sealing_key_file)))
     ou = f"{MANAGED_OU},{dc.base_dn}"

@@ -39,9 +39,10 @@ from samba.dsdb import UF_ACCOUNTDISABLE, UF_WORKSTATION_TRUST_ACCOUNT
 
 from ..managed import BINDING_ATTRIBUTE
 from .binding import PASSWORD, POLICY, Mark
-from .directory import ALREADY_APPLIED, SUPERSEDED, Directory, encode_password
+from .directory import ALREADY_APPLIED, SUPERSEDED, Directory
 from .errors import DirectoryRefused, NotFoundYet, refusal
 from .managed_ou import ManagedOU, child
+from .records import encode_password
 
 logger = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ from es4ps_contract.events import (
 from es4ps_contract.policies import UnixAttributes
 from es4ps_contract.signing import CLOCK_SKEW_S, DEFAULT_MAX_AGE_S, SignedTask
 from es4ps_contract.tasks import ApplyPolicy, ComputerTask, DeleteComputer, DeleteUser, DisableComputer, DisableUser
-from samba.dsdb import UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT
+from samba.dsdb import UF_ACCOUNTDISABLE
 
 from .binding import ATTRIBUTE, ATTRIBUTES, LEGACY_ATTRIBUTE, PASSWORD, POLICY, STATE, Binding, Mark
 from .errors import (
@@ -69,6 +69,7 @@ from .errors import (
 )
 from .managed_ou import ManagedOU, child
 from .privilege import check_least_privilege
+from .records import account_record, encode_password
 
 logger = logging.getLogger(__name__)
 
@@ -84,29 +85,6 @@ DELETIONS_KEPT_S = DEFAULT_MAX_AGE_S + CLOCK_SKEW_S
 _PRUNE_EVERY_S = 3600
 
 T = TypeVar("T")
-
-
-def encode_password(password: str) -> bytes:
-    """unicodePwd's wire form: the password in double quotes, UTF-16-LE."""
-    return f'"{password}"'.encode("utf-16-le")
-
-
-def account_record(dn, task, realm: str, line: str, password: str) -> dict:
-    """The one add that creates an account: disabled, with its password and its binding line (benchmarks use it
-    to measure the directory's limit with exactly the worker's add)."""
-    return {
-        "dn": dn,
-        "objectClass": "user",
-        "sAMAccountName": task.username,
-        "userPrincipalName": f"{task.username}@{realm.lower()}",
-        "givenName": task.given_name,
-        "sn": task.surname,
-        "displayName": f"{task.given_name} {task.surname}",
-        "mail": task.email,
-        ATTRIBUTE: line,
-        "userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
-        "unicodePwd": encode_password(password),
-    }
 
 
 class Directory:

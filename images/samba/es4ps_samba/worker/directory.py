@@ -149,7 +149,7 @@ class Directory:
 
     def check_rights(self) -> None:
         """Raise TooManyRights when the worker's account can do more than its job needs (`privilege`)."""
-        self._run(lambda ou: check_least_privilege(ou.samdb))
+        self.run(lambda ou: check_least_privilege(ou.samdb))
 
     # -- bindings ---------------------------------------------------------------------------
 

@@ -247,10 +247,10 @@ def close_machine_account_quota(samdb) -> bool:
     return True
 
 
-def delegate_ou(samdb, ou_dn: str, sid: str, computers: bool = True) -> None:
+def delegate_ou(samdb, ou_dn: str, sid: str) -> None:
     """Converge the OU `ou_dn` (made when missing), the rights of the account `sid` on it, the denies that keep
-    everyone else from the binding line, the container of deleted registrations and (`computers`) the computers
-    OU with the account's rights on computer objects there: what the entrypoint does for its own worker and
+    everyone else from the binding line, the container of deleted registrations and the computers OU with the
+    account's rights on computer objects there: what the entrypoint does for its own worker and
     `es4ps-samba-dc delegate` (es4ps_samba.dc.delegation) in a directory one runs."""
     from samba.sd_utils import SDUtils
 
@@ -259,8 +259,7 @@ def delegate_ou(samdb, ou_dn: str, sid: str, computers: bool = True) -> None:
     SDUtils(samdb).dacl_prepend_aces(ou_dn, "".join(delegated_aces(samdb, sid)))
     SDUtils(samdb).dacl_append_aces(ou_dn, "".join(binding_denies(samdb)))
     _ensure_deleted_registrations(samdb, ou_dn, sid)
-    if computers:
-        _ensure_computers_ou(samdb, ou_dn, sid)
+    _ensure_computers_ou(samdb, ou_dn, sid)
 
 
 def ensure_worker_access(config: DCConfig) -> None:

@@ -15,6 +15,8 @@ packages=(
   postgresql
   # containers and the real node
   docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack socat ipset
+  # a DC Pod's resolver (dnsmasq), as in the samba image
+  dnsmasq-base
   # tests: headless browser, TLS tools, venv
   chromium chromium-driver openssl python3-venv python3-dev ca-certificates curl
   # the portal's translations: msgfmt compiles them, makemessages extracts them

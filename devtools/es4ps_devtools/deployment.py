@@ -73,21 +73,20 @@ def set_paths(spec: dict, changes: dict) -> None:
         node[leaf] = value
 
 
-def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
+def local_domain_values(smtp_host: str, smtp_port: int, cluster_dns_ip: str = DNS_ADDRESS, **spec_changes) -> dict:
     """Helm values: the operator from the local images, and examples/acme.yaml adjusted to this machine.
 
     The portal gets a *.localhost name, the local ingress controller (Traefik:
     its class and annotations, its namespace admitted) and the test's or demo's
-    SMTP server; the DCs forward DNS to the node's cluster DNS address (there is
-    no kube-dns Service); images are the locally built ones, already in the
-    node's containerd.
+    SMTP server; the operator is told the cluster DNS address (the node's: there
+    is no kube-dns Service; empty: it finds kube-dns); images are the locally
+    built ones, already in the node's containerd.
     """
     example = yaml.safe_load(EXAMPLE.read_text())
     spec = copy.deepcopy(example["spec"])
     spec["portal"]["host"] = PORTAL_HOST
     spec["portal"]["ingress"] = domain_ingress()
     spec["portal"]["smtp"] = {"host": smtp_host, "port": smtp_port, "security": "none", "from": "accounts@acme.example"}
-    spec["directory"]["dnsForwarder"] = DNS_ADDRESS
     set_paths(spec, spec_changes)
     return {
         "image": {
@@ -103,6 +102,7 @@ def local_domain_values(smtp_host: str, smtp_port: int, **spec_changes) -> dict:
                 "allowedRegistries": [LOCAL_REGISTRY],
             },
             "logFormat": "plain",
+            "clusterDNSIP": cluster_dns_ip,
         },
         "domain": {"enabled": True, "name": DOMAIN, "namespace": DOMAIN_NAMESPACE, "spec": spec},
     }

@@ -195,7 +195,7 @@ async def watch_domain(
     last = memo.replication.get(key)
     if last is None or last.ready is not True or time.monotonic() - memo.replication_asked[key] >= REPLICATION_ASK_S:
         memo.replication_asked[key] = time.monotonic()
-        replication = await poll_replication(domain, memo.config)
+        replication = await poll_replication(domain, memo.config, memo.api)
         if last != replication:
             memo.replication[key] = replication
             wake(memo, namespace, name)

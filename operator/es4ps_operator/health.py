@@ -1,7 +1,10 @@
 """Replication health of a domain, as its DCs report it on their health endpoints.
 
 Each DC's entrypoint serves /replication (es4ps_samba.dc.health) on its own
-address; a timer of the operator asks every DC of a domain once a minute and
+address, over HTTPS to the domain's monitoring client certificate only (the
+Secret `<domain>-monitoring-tls`, which the operator reads for it: Python
+loads a key only from a file, so it lives in a private temporary directory
+for the moment it takes); a timer of the operator asks every DC of a domain once a minute and
 reduces the answers to one Check for the ReplicationHealthy condition: False
 naming the failing links when a DC reports one, Unknown while a DC does not
 answer, True when every DC reports none. A domain of one DC has nothing to
@@ -11,7 +14,10 @@ replicate: True.
 from __future__ import annotations
 
 import asyncio
+import ssl
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +25,7 @@ import aiohttp
 from . import naming
 from .config import OperatorConfig
 from .domain import Domain
+from .kube import KubeApi, KubeError
 from .status import Check, name_list
 
 TIMEOUT_S = 5
@@ -27,7 +34,19 @@ TIMEOUT_S = 5
 def dc_health_url(domain: Domain, config: OperatorConfig, index: int) -> str:
     """The health endpoint of DC `index`, through its headless Service (the Pod's address, or its node's)."""
     host = f"{naming.dc(domain, index)}.{domain.namespace}.svc.{config.cluster_domain}"
-    return f"http://{host}:{naming.DC_HEALTH_PORT}/replication"
+    return f"https://{host}:{naming.DC_HEALTH_PORT}/replication"
+
+
+def monitoring_client_context(secret: Mapping[str, bytes]) -> ssl.SSLContext:
+    """TLS to the DCs' health endpoints: their CA trusted, the monitoring certificate shown."""
+    context = ssl.create_default_context(cadata=secret["ca.crt"].decode())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="es4ps-monitoring-") as directory:  # mode 0700, removed at once
+        certificate, key = Path(directory) / "tls.crt", Path(directory) / "tls.key"
+        certificate.write_bytes(secret["tls.crt"])
+        key.write_bytes(secret["tls.key"])
+        context.load_cert_chain(certificate, key)
+    return context
 
 
 def replication_check(domain: Domain, reports: Mapping[str, dict[str, Any] | None]) -> Check:
@@ -53,22 +72,32 @@ def replication_check(domain: Domain, reports: Mapping[str, dict[str, Any] | Non
     return Check(True, "Replicating", f"all {len(reports)} domain controllers replicate without failures")
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+async def _fetch(session: aiohttp.ClientSession, url: str, context: ssl.SSLContext) -> dict[str, Any] | None:
     try:
-        async with session.get(url) as response:
+        async with session.get(url, ssl=context) as response:
             if response.status != 200:
                 return None
             return await response.json()
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+    except (aiohttp.ClientError, TimeoutError, ValueError, ssl.SSLError):
         return None
 
 
-async def poll_replication(domain: Domain, config: OperatorConfig) -> Check:
+async def read_reports(urls: Mapping[str, str], context: ssl.SSLContext) -> dict[str, dict[str, Any] | None]:
+    """{DC: its /replication answer, or None when it gave none}, asking all at once."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
+        answers = await asyncio.gather(*(_fetch(session, url, context) for url in urls.values()))
+    return dict(zip(urls, answers, strict=True))
+
+
+async def poll_replication(domain: Domain, config: OperatorConfig, api: KubeApi) -> Check:
     """Ask every DC of the domain, at once, and reduce the answers."""
     if domain.directory.replicas == 1:
         return replication_check(domain, {})
-    indexes = range(domain.directory.replicas)
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        answers = await asyncio.gather(*(_fetch(session, dc_health_url(domain, config, i)) for i in indexes))
-    return replication_check(domain, {naming.dc_hostname(domain, i): a for i, a in zip(indexes, answers, strict=True)})
+    try:
+        secret = await api.secret_data(naming.monitoring_tls(domain), domain.namespace)
+    except KubeError as error:
+        return Check(None, "NotReported", f"the monitoring certificate cannot be read: {error}")
+    if not secret or not {"ca.crt", "tls.crt", "tls.key"} <= secret.keys():
+        return Check(None, "NotReported", f"waiting for the monitoring certificate ({naming.monitoring_tls(domain)})")
+    urls = {naming.dc_hostname(domain, i): dc_health_url(domain, config, i) for i in range(domain.directory.replicas)}
+    return replication_check(domain, await read_reports(urls, monitoring_client_context(secret)))

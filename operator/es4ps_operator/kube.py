@@ -8,6 +8,7 @@ their values are never overwritten.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -255,6 +256,15 @@ class KubeApi:
                     await self._delete(resource, item.metadata.name, domain.namespace)
         except ApiError as error:
             raise KubeError(f"cleaning up the domain's certificates and secrets failed: {_describe(error)}") from None
+
+    async def secret_data(self, name: str, namespace: str) -> dict[str, bytes] | None:
+        """A Secret's values (None while it does not exist), read with the right to list Secrets only."""
+        try:
+            async for secret in self.client.list(Secret, namespace=namespace, fields={"metadata.name": name}):
+                return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+        except ApiError as error:
+            raise KubeError(f"reading Secret {name} failed: {_describe(error)}") from None
+        return None
 
     async def cluster_dns_ip(self) -> str | None:
         """The cluster DNS Service's address (kube-system/kube-dns), or None when there is none or it is hidden."""

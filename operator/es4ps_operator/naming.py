@@ -24,8 +24,10 @@ DC_INDEX_LABEL = "es4ps.io/dc-index"
 # On ES4PSBackups and their Jobs: the domain they belong to, and (Jobs) the backup.
 BACKUP_DOMAIN_LABEL = "es4ps.io/domain"
 BACKUP_LABEL = "es4ps.io/backup"
-# The DC's health endpoint (replication, metrics), served by its entrypoint.
+# The DC's health endpoint (replication, metrics), served by its entrypoint over HTTPS to the client
+# certificate of this common name only (the operator and Prometheus hold it: monitoring_tls).
 DC_HEALTH_PORT = 9931
+MONITORING_CLIENT = "monitoring"
 
 # Hash of the manifest the operator last applied to a child (see children.needs_apply).
 DESIRED_HASH_ANNOTATION = "es4ps.io/desired-hash"
@@ -57,8 +59,8 @@ PORTAL_METRICS_PORT = 9933
 PORTAL_METRICS_PORT_NAME = "metrics"
 CONSUMER_METRICS_PORT = 9934
 CONSUMER_METRICS_PORT_NAME = "consumer-metric"  # a port name has at most 15 characters
-WORKER_METRICS_PORT = 9932
-WORKER_METRICS_PORT_NAME = "worker-metrics"
+WORKER_METRICS_PORT = 9932  # on the DC Pod's loopback; the DC's health endpoint passes them on
+WORKER_METRICS_PORT_NAME = "worker-metrics"  # the external worker's (no DC beside it): its own Pod address
 
 
 def labels(domain: Domain, component: str) -> dict[str, str]:
@@ -142,6 +144,11 @@ def dc_hostname(domain: Domain, index: int | str) -> str:
 
 def dc_ldaps_tls(domain: Domain, index: int) -> str:
     return child_name(domain, f"dc{index}-ldaps-tls")
+
+
+def monitoring_tls(domain: Domain) -> str:
+    """The client certificate (CN MONITORING_CLIENT) the operator and Prometheus read the DCs' health with."""
+    return child_name(domain, "monitoring-tls")
 
 
 def worker_tls(domain: Domain, index: int) -> str:

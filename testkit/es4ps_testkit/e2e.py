@@ -38,6 +38,7 @@ from es4ps_localcluster.paths import BIN
 from es4ps_localcluster.processes import free_port, port_open, wait_until
 from es4ps_operator.config import full_image_name
 
+from .ca import CertFiles
 from .directory_checks import ldap_bind
 from .kube import KubeCluster
 from .mail import MailCatcher
@@ -54,6 +55,7 @@ class LocalNode:
     """The local cluster with a real node (containerd + kubelet on this machine)."""
 
     name = "real-node"
+    cluster_dns_ip = DNS_ADDRESS  # no kube-dns Service here: the operator is told the node's DNS address
 
     def __init__(self, kube: KubeCluster) -> None:
         self.kube = kube
@@ -73,8 +75,7 @@ class LocalNode:
         return self.node_ip
 
     def spec_changes(self) -> dict:
-        # no kube-dns Service here: the DCs forward to the node's DNS address
-        return {"directory.dnsForwarder": DNS_ADDRESS, "directory.nodeCIDRs": [f"{self.node_ip}/32"]}
+        return {"directory.nodeCIDRs": [f"{self.node_ip}/32"]}
 
     def ingress_entry(self) -> tuple[str, int]:
         return ingress.HOST_ADDRESS, ingress.HTTPS_PORT  # the Traefik Pod's hostPort
@@ -95,6 +96,7 @@ class LocalNodes:
     """The local cluster with several real nodes, each in a network namespace of its own (es4ps_localcluster)."""
 
     name = "real-nodes"
+    cluster_dns_ip = DNS_ADDRESS  # each node's CoreDNS on its own DNS address (no kube-dns Service)
 
     def __init__(self, kube: KubeCluster, local: Cluster) -> None:
         self.kube = kube
@@ -113,8 +115,8 @@ class LocalNodes:
         return self.kube.get("pod", "acme-dc0-0", "acme")["status"]["hostIP"]
 
     def spec_changes(self) -> dict:
-        # the nodes' CoreDNS on their own DNS address; the broker admits the host-network workers of every node
-        return {"directory.dnsForwarder": DNS_ADDRESS, "directory.nodeCIDRs": [NODE_NETWORK]}
+        # the broker admits the host-network workers of every node
+        return {"directory.nodeCIDRs": [NODE_NETWORK]}
 
     def ingress_entry(self) -> tuple[str, int]:
         """Traefik's Service: this machine reaches ClusterIPs through a node's kube-proxy."""
@@ -135,6 +137,7 @@ class Kind:
     """A kind cluster (made by `make e2e-kind`) on a machine with Docker and registry access."""
 
     name = "kind"
+    cluster_dns_ip = ""  # kind has kube-dns: the operator finds it
 
     def __init__(self, kube: KubeCluster, cluster_name: str) -> None:
         self.kube = kube
@@ -309,10 +312,20 @@ class Deployment:
         except ValueError:
             raise AssertionError(f"the probe Pod in {namespace} failed:\n{logs[-3000:]}") from None
 
+    def certificate_files(self, secret: str, directory: Path, namespace: str = "acme") -> CertFiles:
+        """A cert-manager Secret of the domain (ca.crt, tls.crt, tls.key) as files in `directory`."""
+        data = self.kube.get("secret", secret, namespace=namespace)["data"]
+        directory.mkdir(parents=True, exist_ok=True)
+        for key in ("ca.crt", "tls.crt", "tls.key"):
+            (directory / key).write_bytes(base64.b64decode(data[key]))
+        return CertFiles(directory)
+
     def install(self, **spec_changes) -> None:
         """helm upgrade --install with the local values (plus the session's and `spec_changes`, dotted paths)."""
         changes = {**self.platform.spec_changes(), **SESSION_SPEC_CHANGES, **self.spec_changes, **spec_changes}
-        values = steps.local_domain_values(self.platform.smtp_host, self.mail.port, **changes)
+        values = steps.local_domain_values(
+            self.platform.smtp_host, self.mail.port, self.platform.cluster_dns_ip, **changes
+        )
         steps.install({**values, **self.chart_values})
 
     @contextlib.contextmanager

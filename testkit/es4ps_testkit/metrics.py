@@ -8,8 +8,15 @@ assert after.value("es4ps_worker_tasks_total", operation="create_user") - before
 
 from __future__ import annotations
 
+import http.client
+import socket
+import ssl
+from urllib.parse import urlsplit
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+from .ca import CertFiles
 
 
 class Scrape:
@@ -34,8 +41,27 @@ class Scrape:
         return {name for name, _labels, _value in self.samples}
 
 
-def scrape(url: str) -> Scrape:
-    """GET a metrics endpoint; raises for anything but 200."""
-    response = requests.get(url, timeout=10)
-    response.raise_for_status()
-    return Scrape(response.text)
+def scrape(url: str, client: CertFiles | None = None, server_name: str = "") -> Scrape:
+    """GET a metrics endpoint; raises for anything but 200.
+
+    With `client`, over HTTPS as Prometheus reads the DCs' health endpoints (a PodMonitor's tlsConfig): that
+    certificate shown, its CA trusted, the server's certificate checked for `server_name` at the URL's address.
+    """
+    if client is None:
+        response = requests.get(url, timeout=10)
+        response.raise_for_status()
+        return Scrape(response.text)
+    where = urlsplit(url)
+    context = ssl.create_default_context(cafile=str(client.ca_file))
+    context.load_cert_chain(client.cert_file, client.key_file)
+    with context.wrap_socket(
+        socket.create_connection((where.hostname, where.port), timeout=10), server_hostname=server_name
+    ) as tls:
+        connection = http.client.HTTPConnection(server_name)
+        connection.sock = tls
+        connection.request("GET", where.path)
+        response = connection.getresponse()
+        body = response.read().decode()
+    if response.status != 200:
+        raise AssertionError(f"{url}: {response.status} {body[:200]}")
+    return Scrape(body)

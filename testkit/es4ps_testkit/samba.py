@@ -94,6 +94,7 @@ class SambaDC:
         volume_bytes: int | None = None,
         password_policy: PasswordPolicy | None = None,
         domain_settings: str = "apply",
+        dns_forwarder: str = "",
     ) -> None:
         """`join`: a running DC of the domain to join as an additional DC (else a new domain is provisioned): one
         of ours, or an existing domain's (es4ps_testkit.legacy.LegacyDC), whose Administrator password the join takes.
@@ -102,6 +103,7 @@ class SambaDC:
         `password_policy`: what the DC applies to the domain; by default the CRD's default policy for a
         provisioning DC (as the operator gives dc0) and none for a joining one.
         `domain_settings`: ES4PS_DOMAIN_SETTINGS (`when-only-ours` for a DC joining an existing domain).
+        `dns_forwarder`: where its DNS sends names outside the zone (ES4PS_DNS_FORWARDER; none by default).
         """
         self.directory = directory
         self.ca = ca
@@ -111,6 +113,7 @@ class SambaDC:
         self.extra_options = extra_options
         self.join = join
         self.volume_bytes = volume_bytes
+        self.dns_forwarder = dns_forwarder
         self.password_policy = password_policy if password_policy or join else default_password_policy()
         self.domain_settings = domain_settings
         self.admin_password = join.admin_password if join else "Adm-" + secrets.token_urlsafe(18)
@@ -175,6 +178,7 @@ class SambaDC:
             "ES4PS_DATA_VOLUME_BYTES": str(self.volume_bytes or ""),
             "ES4PS_PASSWORD_POLICY": self.password_policy.to_json(directory=True) if self.password_policy else "",
             "ES4PS_DOMAIN_SETTINGS": self.domain_settings,
+            "ES4PS_DNS_FORWARDER": self.dns_forwarder,
         }
 
     @property

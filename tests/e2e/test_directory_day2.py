@@ -20,7 +20,6 @@ import pytest
 import yaml
 from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_devtools import deployment as steps
-from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.paths import ROOT
 from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
 from es4ps_testkit.directory_checks import admin_connection
@@ -59,7 +58,6 @@ def beta_domain(deployment, **directory_changes) -> dict:
     spec["directory"] = {
         "replicas": 2,
         "networkMode": "Service",
-        "dnsForwarder": DNS_ADDRESS,
         "storage": {"size": "1Gi"},
         "backup": {"keep": 2, "destination": {"volume": {"size": "1Gi"}}},
         **directory_changes,

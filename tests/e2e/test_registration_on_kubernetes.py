@@ -437,13 +437,19 @@ def test_a_registration_queued_across_a_broker_restart_completes(deployment):
 # --- the data path: measured, and a broker away -------------------------------------------------
 
 
-def scrape_all(urls: dict[str, str]) -> dict:
-    return {name: scrape(url) for name, url in urls.items()}
+def scrape_all(urls: dict[str, str], monitoring) -> dict:
+    """Each endpoint once; the DC's health endpoint over HTTPS with the monitoring certificate, as a PodMonitor."""
+    server_name = "acme-directory.acme.svc"
+    return {
+        name: scrape(url, monitoring, server_name) if url.startswith("https:") else scrape(url)
+        for name, url in urls.items()
+    }
 
 
-def test_the_data_path_is_measured_and_its_numbers_move_with_a_registration(deployment):
+def test_the_data_path_is_measured_and_its_numbers_move_with_a_registration(deployment, tmp_path):
     """Every metrics endpoint the PodMonitors name, scraped as Prometheus would, before and after one person."""
-    dc_address = deployment.platform.dc_address  # HostNetwork DC: the worker and the health server on the node
+    dc_address = deployment.platform.dc_address  # HostNetwork DC: its health endpoint on the node's address
+    monitoring = deployment.certificate_files("acme-monitoring-tls", tmp_path / "monitoring")
     with (
         deployment.port_forward("acme-portal-0", naming.PORTAL_METRICS_PORT) as portal,
         deployment.port_forward("acme-portal-0", naming.CONSUMER_METRICS_PORT) as consumer,
@@ -453,10 +459,10 @@ def test_the_data_path_is_measured_and_its_numbers_move_with_a_registration(depl
             "portal": f"{portal}/metrics",
             "consumer": f"{consumer}/metrics",
             "broker": f"{broker}/metrics",
-            "worker": f"http://{dc_address}:{naming.WORKER_METRICS_PORT}/metrics",
-            "dc": f"http://{dc_address}:{naming.DC_HEALTH_PORT}/metrics",
+            "worker": f"https://{dc_address}:{naming.DC_HEALTH_PORT}/worker-metrics",
+            "dc": f"https://{dc_address}:{naming.DC_HEALTH_PORT}/metrics",
         }
-        before = scrape_all(urls)
+        before = scrape_all(urls, monitoring)
         username = f"met{uuid.uuid4().hex[:5]}"
         assert register_and_verify(deployment, deployment.person(), username)["state"] == "ready"
 
@@ -497,13 +503,13 @@ def test_the_data_path_is_measured_and_its_numbers_move_with_a_registration(depl
         last: list[dict] = [{}]
 
         def all_moved() -> bool:
-            last[0] = moved(scrape_all(urls))
+            last[0] = moved(scrape_all(urls, monitoring))
             return all(last[0][key] >= least for key, least in wanted.items())
 
         deployment.kube.eventually(
             all_moved, timeout=180, interval=5, message=lambda: f"every number to move (they moved {last[0]})"
         )
-        after = scrape_all(urls)
+        after = scrape_all(urls, monitoring)
     # The broker's own exporter: the provisioning queue has its consumer (the DC's worker) and is empty again.
     queue = {"queue": PROVISIONING_QUEUE}
     assert after["broker"].value("rabbitmq_queue_consumers", **queue) >= 1

@@ -31,6 +31,7 @@ EXPECTED_CHILDREN = {
     ("Certificate", "acme-portal-broker-tls"),
     ("Certificate", "acme-dc0-worker-tls"),
     ("Certificate", "acme-dc0-ldaps-tls"),
+    ("Certificate", "acme-monitoring-tls"),
     ("Certificate", "acme-portal-https-tls"),
     ("ConfigMap", "acme-broker"),
     ("Service", "acme-broker"),

@@ -6,7 +6,8 @@
     <domain>-broker-tls          RabbitMQ's server certificate
     <domain>-portal-broker-tls   the portal's client certificate, CN "portal"
     <domain>-dc<i>-worker-tls    each DC's worker client certificate, CN "worker"
-    <domain>-dc<i>-ldaps-tls     each DC's LDAPS certificate
+    <domain>-dc<i>-ldaps-tls     each DC's LDAPS certificate (also its health endpoint's)
+    <domain>-monitoring-tls      the client certificate, CN "monitoring", that reads the DCs' health endpoints
     <domain>-portal-https-tls    the portal's HTTPS certificate (spec.portal.tls.issuerRef or the CA)
 
 Every Certificate has the name of the Secret it fills. The broker maps a
@@ -122,6 +123,9 @@ def build_certificates(domain: Domain, config: OperatorConfig, dc_indexes: list[
         )
         if domain.directory.external is None:  # external mode: the organisation's directory has its own
             manifests.append(_dc_ldaps_certificate(domain, config, index))
+    if domain.directory.external is None:  # it reads the DCs' health endpoints
+        monitoring = _leaf(domain, naming.monitoring_tls(domain), CLIENT_USAGES, commonName=naming.MONITORING_CLIENT)
+        manifests.append(monitoring)
     manifests.append(_portal_https_certificate(domain))
     return manifests
 
@@ -130,6 +134,8 @@ def _dc_ldaps_certificate(domain: Domain, config: OperatorConfig, index: int) ->
     ns, cluster_domain = domain.namespace, config.cluster_domain
     dns_names = [f"{naming.dc_hostname(domain, index)}.{domain.dns_domain}", domain.dns_domain]
     dns_names += service_dns_names(naming.directory_service(domain), ns, cluster_domain)
+    # Its own headless Service: the operator reaches the DC's health endpoint by that name.
+    dns_names += service_dns_names(naming.dc(domain, index), ns, cluster_domain)
     if not domain.directory.host_network:
         dns_names += service_dns_names(naming.dc_external_service(domain, index), ns, cluster_domain)
     names: dict[str, Any] = {

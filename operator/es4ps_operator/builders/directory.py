@@ -4,9 +4,12 @@ Each DC is its own StatefulSet `<domain>-dc<i>` with one Pod, its own volume
 and its own certificates, because DCs are not interchangeable replicas: each
 has a computer name, an advertised address and an LDAPS certificate of its
 own. dc0 provisions the domain (or joins an existing one,
-spec.directory.bootstrap.join); the others join dc0. A Pod runs two
-containers from images/samba: `dc` (es4ps-samba-dc) and `worker`
-(es4ps-worker), which talks to the DC beside it over ldap://127.0.0.1.
+spec.directory.bootstrap.join); the others join dc0. A Pod runs three
+containers from images/samba: `dc` (es4ps-samba-dc), `worker`
+(es4ps-worker), which talks to the DC beside it over ldap://127.0.0.1, and
+`resolver` (dnsmasq: the Pod's own name resolution, builders.resolver).
+Its health endpoint (port `health`) answers only the monitoring client
+certificate, and passes on the worker's metrics, which listen on loopback.
 
 Least privilege: no privileged mode, no SYS_ADMIN; the DC keeps NT ACLs in
 user.* xattrs and needs only CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID and
@@ -53,6 +56,7 @@ from .common import (
     tls_volume,
 )
 from .monitoring import DC_HEALTH_PORT_NAME
+from .resolver import pod_dns_config, resolver_container
 
 DATA_DIR = "/var/lib/samba"
 ADMIN_DIR = "/etc/es4ps/admin"
@@ -159,10 +163,6 @@ def volume_bytes(size: str) -> int:
     return int(parse_quantity(size))
 
 
-def _dns_forwarder(domain: Domain, config: OperatorConfig) -> str | None:
-    return domain.directory.dns_forwarder or config.cluster_dns_ip
-
-
 def samba_image(domain: Domain, config: OperatorConfig) -> str:
     """The image the DCs (and the Jobs acting on them) run: the domain's, if the operator allows it."""
     return domain.directory.image or config.images.samba
@@ -190,7 +190,6 @@ def _domain_env(domain: Domain) -> list[dict[str, Any]]:
 
 
 def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
-    forwarder = _dns_forwarder(domain, config)
     dc_env = [
         *_domain_env(domain),
         env("ES4PS_ADMIN_PASSWORD_FILE", f"{ADMIN_DIR}/password"),
@@ -206,6 +205,9 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         env("ES4PS_DC_ROLE", "provision" if index == 0 and not domain.directory.join_server else "join"),
         # A DC whose Pod moved is written into the zone at its new address by every DC (es4ps_samba.dc.peers).
         env("ES4PS_PEER_ADDRESS_TEMPLATE", dc_address_template(domain, config)),
+        # The health endpoint answers the monitoring certificate only, and passes the worker's metrics on.
+        env("ES4PS_HEALTH_CLIENT", naming.MONITORING_CLIENT),
+        env("ES4PS_WORKER_METRICS_URL", f"http://127.0.0.1:{naming.WORKER_METRICS_PORT}/metrics"),
     ]
     if index > 0:
         dc_env.append(env("ES4PS_JOIN_SERVER", dc_join_server(domain, config)))
@@ -219,8 +221,9 @@ def _dc_container(domain: Domain, config: OperatorConfig, index: int, image: str
         dc_env.append(env("ES4PS_DOMAIN_SETTINGS", "when-only-ours"))
         if index == 0:
             dc_env.append(env("ES4PS_JOIN_SERVER", domain.directory.join_server))
-    if forwarder:
-        dc_env.append(env("ES4PS_DNS_FORWARDER", forwarder))
+    if domain.directory.dns_forwarder:
+        # What Samba forwards outsiders' other names to: only what the spec says, never the cluster's DNS.
+        dc_env.append(env("ES4PS_DNS_FORWARDER", domain.directory.dns_forwarder))
     live = ["es4ps-samba-dc", "live"]
     return {
         "name": "dc",
@@ -289,11 +292,8 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             # would leave two of one name once they replicate. The others wait for them to replicate.
             env("ES4PS_WORKER_CREATES_CONTAINERS", "1" if index == 0 else "0"),
             env("ES4PS_WORKER_METRICS_PORT", naming.WORKER_METRICS_PORT),
-            # The Pod's own address (the node's with host networking), not every address of the node.
-            env_from_field("ES4PS_WORKER_METRICS_ADDRESS", "status.podIP"),
-        ],
-        "ports": [
-            {"name": naming.WORKER_METRICS_PORT_NAME, "containerPort": naming.WORKER_METRICS_PORT, "protocol": "TCP"}
+            # Loopback only: the DC's health endpoint passes them on, behind its client certificate.
+            env("ES4PS_WORKER_METRICS_ADDRESS", "127.0.0.1"),
         ],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": restricted_security_context(WORKER_UID),
@@ -333,28 +333,19 @@ def dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
 
 
 def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
-    # Its own DNS first (samba_dnsupdate needs it), then the forwarder: while the DC is not serving yet
-    # (a first start joining dc0), names like dc0's Service resolve there.
-    forwarder = _dns_forwarder(domain, config)
-    nameservers = ["127.0.0.1"] + ([forwarder] if forwarder else [])
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "hostNetwork": domain.directory.host_network,
-        # The DC resolves through its own DNS (samba_dnsupdate needs it), then the cluster's.
+        # The realm through the DC's Samba, the cluster's names through the cluster's DNS (builders.resolver).
         "dnsPolicy": "None",
-        "dnsConfig": {
-            "nameservers": nameservers,
-            "searches": [
-                f"{domain.namespace}.svc.{config.cluster_domain}",
-                f"svc.{config.cluster_domain}",
-                domain.dns_domain,
-            ],
-        },
+        "dnsConfig": pod_dns_config(domain, config),
         # No fsGroup: it would re-own the directory's volume, whose owners Samba relies on.
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 60,
+        # The resolver first: the kubelet starts it before the DC, which may have to find dc0 to join.
         "containers": [
+            resolver_container(domain, config, image),
             _dc_container(domain, config, index, image),
             _worker_container(domain, config, index, image),
         ],
@@ -388,6 +379,8 @@ def _dc_statefulset(domain: Domain, config: OperatorConfig, index: int, image: s
             _dc_pod_spec(domain, config, index, image),
             main=("dc",),
             labels=labels,
+            # `kubectl logs` and `exec` mean the DC when no container is named.
+            annotations={"kubectl.kubernetes.io/default-container": "dc"},
         ),
         storage=domain.directory.storage,
     )

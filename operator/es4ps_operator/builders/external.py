@@ -27,6 +27,7 @@ from .common import (
     CONTAINER_READABLE,
     Manifest,
     env,
+    env_from_field,
     env_from_secret,
     http_probe,
     metadata,
@@ -73,6 +74,15 @@ def _container(domain: Domain, config: OperatorConfig) -> dict[str, Any]:
         *(m for m in container["volumeMounts"] if m["name"] != "data"),
         mount("directory-ca", DIRECTORY_CA_DIR),
         mount("state", WORKER_STATE_DIR, read_only=False),
+    ]
+    # No DC's health endpoint beside it to pass its metrics on: they listen on its own Pod address (not the
+    # host network), for Prometheus and the readiness probe.
+    container["env"] = [
+        *(variable for variable in container["env"] if variable["name"] != "ES4PS_WORKER_METRICS_ADDRESS"),
+        env_from_field("ES4PS_WORKER_METRICS_ADDRESS", "status.podIP"),
+    ]
+    container["ports"] = [
+        {"name": naming.WORKER_METRICS_PORT_NAME, "containerPort": naming.WORKER_METRICS_PORT, "protocol": "TCP"}
     ]
     # Its refusal to run (the last log line) becomes the termination message the operator reads.
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"

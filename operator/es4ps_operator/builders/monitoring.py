@@ -2,8 +2,9 @@
 
     <domain>-portal   the portal Pods' `metrics` port (registrations, logins, resets, latency) and
                       `consumer-metric` port (the outbox relay, results, expiry)
-    <domain>-worker   the DC Pods' `worker-metrics` port (tasks by operation and outcome, durations)
+    <domain>-worker   the DC Pods' `health` port, /worker-metrics (tasks by operation and outcome, durations)
     <domain>-dc       the DC Pods' `health` port, /metrics (replication health, managed accounts, RIDs)
+                      (both over HTTPS with the client certificate of the Secret <domain>-monitoring-tls)
     <domain>-broker   the broker Pods' `prometheus` port (rabbitmq_prometheus, per queue)
     <domain>-alerts   the alerts of the data path
 
@@ -27,7 +28,6 @@ API_VERSION = "monitoring.coreos.com/v1"
 # Port names of the metrics endpoints (the Pod builders declare them).
 PORTAL_METRICS_PORT = naming.PORTAL_METRICS_PORT_NAME
 CONSUMER_METRICS_PORT = naming.CONSUMER_METRICS_PORT_NAME
-WORKER_METRICS_PORT = naming.WORKER_METRICS_PORT_NAME
 DC_HEALTH_PORT_NAME = "health"
 BROKER_METRICS_PORT = "prometheus"
 BROKER_METRICS_PORT_NUMBER = 15692
@@ -43,15 +43,34 @@ RID_SPACE = 2**30 - 1
 LOW_SHARE = 0.1
 
 
-def _pod_monitor(domain: Domain, what: str, component: str, *ports: str) -> Manifest:
-    endpoints = [{"port": port, "path": "/metrics", "interval": domain.monitoring.interval} for port in ports]
+def _endpoint(domain: Domain, port: str, path: str = "/metrics") -> dict[str, Any]:
+    return {"port": port, "path": path, "interval": domain.monitoring.interval}
+
+
+def _dc_endpoint(domain: Domain, path: str) -> dict[str, Any]:
+    """The DC's health endpoint: HTTPS with the DC's certificate, read with the monitoring client certificate."""
+    secret = naming.monitoring_tls(domain)
+    return {
+        **_endpoint(domain, DC_HEALTH_PORT_NAME, path),
+        "scheme": "https",
+        "tlsConfig": {
+            "ca": {"secret": {"name": secret, "key": "ca.crt"}},
+            "cert": {"secret": {"name": secret, "key": "tls.crt"}},
+            "keySecret": {"name": secret, "key": "tls.key"},
+            # Every DC's certificate names the directory Service (Prometheus scrapes the Pods' addresses).
+            "serverName": f"{naming.directory_service(domain)}.{domain.namespace}.svc",
+        },
+    }
+
+
+def _pod_monitor(domain: Domain, what: str, component: str, *endpoints: dict[str, Any]) -> Manifest:
     return {
         "apiVersion": API_VERSION,
         "kind": "PodMonitor",
         "metadata": metadata(domain, naming.monitor(domain, what), component, labels=_labels(domain, component)),
         "spec": {
             "selector": {"matchLabels": naming.selector(domain, component)},
-            "podMetricsEndpoints": endpoints,
+            "podMetricsEndpoints": list(endpoints),
             "namespaceSelector": {"matchNames": [domain.namespace]},
         },
     }
@@ -119,7 +138,7 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
         ),
         alert(
             "ES4PSDomainControllerDown",
-            f'up{{{pods["dc"]},endpoint="{DC_HEALTH_PORT_NAME}"}} == 0',
+            f'up{{{pods["dc"]},job="{ns}/{naming.monitor(domain, "dc")}"}} == 0',
             "5m",
             critical,
             f"A domain controller of {ns}/{domain.name} does not answer",
@@ -215,9 +234,24 @@ def build_monitoring(domain: Domain) -> list[Manifest]:
         "spec": {"groups": [{"name": f"es4ps-{domain.namespace}-{domain.name}", "rules": alert_rules(domain)}]},
     }
     return [
-        _pod_monitor(domain, "portal", naming.PORTAL, PORTAL_METRICS_PORT, CONSUMER_METRICS_PORT),
-        _pod_monitor(domain, "worker", naming.DIRECTORY, WORKER_METRICS_PORT),
-        _pod_monitor(domain, "dc", naming.DIRECTORY, DC_HEALTH_PORT_NAME),
-        _pod_monitor(domain, "broker", naming.BROKER, BROKER_METRICS_PORT),
+        _pod_monitor(
+            domain,
+            "portal",
+            naming.PORTAL,
+            _endpoint(domain, PORTAL_METRICS_PORT),
+            _endpoint(domain, CONSUMER_METRICS_PORT),
+        ),
+        # Beside a DC the worker's metrics listen on the Pod's loopback and the DC's health endpoint passes them
+        # on; the external worker serves them on its own Pod's port.
+        _pod_monitor(
+            domain,
+            "worker",
+            naming.DIRECTORY,
+            _endpoint(domain, naming.WORKER_METRICS_PORT_NAME)
+            if domain.directory.external is not None
+            else _dc_endpoint(domain, "/worker-metrics"),
+        ),
+        _pod_monitor(domain, "dc", naming.DIRECTORY, _dc_endpoint(domain, "/metrics")),
+        _pod_monitor(domain, "broker", naming.BROKER, _endpoint(domain, BROKER_METRICS_PORT)),
         rule,
     ]

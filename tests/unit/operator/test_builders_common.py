@@ -19,7 +19,7 @@ from es4ps_testkit.manifests import containers, statefulset
 def test_every_child_has_namespace_labels_and_owner(acme, config):
     desired = build_desired_state(acme, config)
     # 8 cert-manager objects, 2 NetworkPolicies, 4 broker, 4 directory and 4 portal objects.
-    assert len(desired.manifests()) == 22
+    assert len(desired.manifests()) == 23
     for manifest in desired.manifests():
         meta = manifest["metadata"]
         assert re.fullmatch(r"[0-9a-f]{16}", meta["annotations"][naming.DESIRED_HASH_ANNOTATION])

@@ -6,7 +6,7 @@ import pytest
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.directory import DC_CAPABILITIES
 from es4ps_testkit.domains import make_domain
-from es4ps_testkit.manifests import by_kind_name, containers, env_of, ports_of, statefulset
+from es4ps_testkit.manifests import by_kind_name, containers, env_of, statefulset
 
 # --- directory ---------------------------------------------------------------------------
 
@@ -23,20 +23,31 @@ def test_dc_pods_have_least_privilege(acme, config):
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
-def test_host_network_dc_advertises_its_node_address_and_resolves_through_itself(acme, config):
+def test_host_network_dc_advertises_its_node_address_and_resolves_through_its_resolver(acme, config):
     sts = statefulset(build_desired_state(acme, config), "acme-dc0")
     pod = sts["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     assert pod["dnsPolicy"] == "None"
-    assert pod["dnsConfig"]["nameservers"] == ["127.0.0.1", "10.96.0.10"]
+    assert pod["dnsConfig"]["nameservers"] == ["127.0.0.2", "127.0.0.1"]
     dc = env_of(containers(sts)["dc"])
     assert dc["ES4PS_HOST_IP"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
     assert dc["ES4PS_DC_ROLE"] == "provision"
     assert dc["ES4PS_REALM"] == "AD.ACME.EXAMPLE"
     assert dc["ES4PS_NETBIOS_NAME"] == "ACME"
-    assert dc["ES4PS_DNS_FORWARDER"] == "10.96.0.10"
     assert containers(sts)["dc"]["command"] == ["es4ps-samba-dc", "run"]
     assert containers(sts)["dc"]["readinessProbe"]["exec"]["command"] == ["es4ps-samba-dc", "ready"]
+
+
+def test_samba_forwards_only_to_the_spec_and_the_pods_resolver_asks_the_cluster(acme, config):
+    """Samba answers outsiders: never the cluster's DNS behind it. The Pod's own names come from the resolver."""
+    alone = containers(statefulset(build_desired_state(acme, config), "acme-dc0"))
+    assert "ES4PS_DNS_FORWARDER" not in env_of(alone["dc"])
+    assert "--server=/ad.acme.example/127.0.0.1" in alone["resolver"]["command"]
+    assert alone["resolver"]["command"][-1] == "--server=10.96.0.10"
+    forwarding = make_domain(directory={"dnsForwarder": "192.0.2.53"})
+    pod = containers(statefulset(build_desired_state(forwarding, config), "acme-dc0"))
+    assert env_of(pod["dc"])["ES4PS_DNS_FORWARDER"] == "192.0.2.53"
+    assert pod["resolver"]["command"][-1] == "--server=10.96.0.10"
 
 
 def test_further_dcs_join_the_first(config):
@@ -84,12 +95,14 @@ def test_worker_reaches_the_broker_and_its_dc(acme, config):
     assert worker["command"] == ["es4ps-worker"]
 
 
-def test_worker_serves_its_metrics_on_its_pods_address(acme, config):
-    worker = containers(statefulset(build_desired_state(acme, config), "acme-dc0"))["worker"]
-    assert ports_of(worker) == {"worker-metrics": (9932, "TCP")}
-    variables = env_of(worker)
+def test_worker_metrics_listen_on_loopback_behind_the_dcs_health_endpoint(acme, config):
+    pod = containers(statefulset(build_desired_state(acme, config), "acme-dc0"))
+    assert "ports" not in pod["worker"]
+    variables = env_of(pod["worker"])
     assert variables["ES4PS_WORKER_METRICS_PORT"] == "9932"
-    assert variables["ES4PS_WORKER_METRICS_ADDRESS"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert variables["ES4PS_WORKER_METRICS_ADDRESS"] == "127.0.0.1"
+    assert env_of(pod["dc"])["ES4PS_WORKER_METRICS_URL"] == "http://127.0.0.1:9932/metrics"
+    assert env_of(pod["dc"])["ES4PS_HEALTH_CLIENT"] == "monitoring"
 
 
 def test_worker_gets_only_the_keys_it_needs(acme, config):

@@ -107,7 +107,8 @@ def test_without_overrides_the_pods_are_as_before(config):
         spec = template["spec"]
         for field in ("nodeSelector", "tolerations", "imagePullSecrets", "serviceAccountName", "priorityClassName"):
             assert field not in spec, (component, field)
-        assert "annotations" not in template["metadata"] or component == "broker"  # its config hash
+        # The broker's config hash, the DC Pod's default container (kubectl logs and exec).
+        assert "annotations" not in template["metadata"] or component in ("broker", "directory")
     assert {c["name"]: c["resources"] for c in plain["portal"][0]["spec"]["containers"]}["portal"] == {
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"memory": "768Mi"},
@@ -184,9 +185,9 @@ def test_a_limit_range_refusing_the_dcs_memory_names_the_field_to_change(config)
 
 def test_a_pod_limit_counts_the_containers_together_and_init_steps_one_at_a_time(config):
     pod_range = {"metadata": {"name": "pods"}, "spec": {"limits": [{"type": "Pod", "max": {"memory": "1Gi"}}]}}
-    # The DC and its worker: 1Gi + 512Mi.
+    # The DC, its worker and its resolver: 1Gi + 512Mi + 64Mi.
     refused = refused_resources(build_desired_state(make_domain(), config).manifests(), [pod_range])
-    assert refused.startswith("StatefulSet acme-dc0: its Pod asks for memory 1536Mi in all, above the maximum 1Gi")
+    assert refused.startswith("StatefulSet acme-dc0: its Pod asks for memory 1600Mi in all, above the maximum 1Gi")
     backup = backup_job(make_domain(directory={"backup": BACKUP}), config, "b1", OWNER, [])
     roomy = {"metadata": {"name": "pods"}, "spec": {"limits": [{"type": "Pod", "max": {"memory": "2Gi"}}]}}
     assert refused_resources([backup], [roomy]) is None

@@ -159,7 +159,7 @@ def test_three_brokers_cluster_over_tls_with_quorum_queues(config):
     assert "acme-broker-erlang-cookie" in {s.name for s in build_generated_secrets(domain)}
     for sts_name in ("acme-portal", "acme-dc0"):
         for container in pod_spec(found, sts_name)["containers"]:
-            if any(e["name"] == "ES4PS_BROKER_URL" for e in container["env"]):
+            if any(e["name"] == "ES4PS_BROKER_URL" for e in container.get("env", [])):
                 assert env_of(container)["ES4PS_BROKER_QUEUE_TYPE"] == "quorum"
 
 
@@ -178,10 +178,16 @@ def test_monitoring_writes_pod_monitors_and_alerts_and_opens_the_metrics_ports(c
     monitors = {name: m for (kind, name), m in reconciled.objects.items() if kind == "PodMonitor"}
     assert {name: [e["port"] for e in m["spec"]["podMetricsEndpoints"]] for name, m in monitors.items()} == {
         "acme-portal": ["metrics", "consumer-metric"],
-        "acme-worker": ["worker-metrics"],
+        "acme-worker": ["health"],
         "acme-dc": ["health"],
         "acme-broker": ["prometheus"],
     }
+    # The DC Pods' one door: HTTPS, the monitoring client certificate; the worker's metrics behind it.
+    for name, path in (("acme-dc", "/metrics"), ("acme-worker", "/worker-metrics")):
+        (endpoint,) = monitors[name]["spec"]["podMetricsEndpoints"]
+        assert (endpoint["path"], endpoint["scheme"]) == (path, "https")
+        assert endpoint["tlsConfig"]["keySecret"] == {"name": "acme-monitoring-tls", "key": "tls.key"}
+        assert endpoint["tlsConfig"]["serverName"] == "acme-directory.acme.svc"
     # Each endpoint is a port the Pods declare.
     declared = {
         port["name"]

@@ -75,7 +75,7 @@ def test_first_reconciliation_creates_everything_and_reports_it(config):
     api = RecordingApi()
     result = run(domain_body(MINIMAL_SPEC), [], api, config)
     assert result.error is None
-    assert len(api.objects) == 22 and len(result.created) == 22
+    assert len(api.objects) == 23 and len(result.created) == 23
     assert sorted(api.created_secrets) == [
         "acme-dc0-result-key",
         "acme-portal-secret-key",

@@ -60,7 +60,20 @@ VARIABLES = (
     Variable("ES4PS_WORKER_PASSWORD_FILE", "its password (the DC creates the account with it)", secret_file=True),
     Variable("ES4PS_WORKER_UID", "the worker's user id: owner of its state directory on the volume", "10001"),
     Variable(
-        "ES4PS_HEALTH_PORT", "port of the health endpoint (replication, metrics) on the DC's address; 0: off", "9931"
+        "ES4PS_HEALTH_PORT",
+        "port of the health endpoint (replication, metrics): HTTPS on the DC's address for a client certificate of"
+        " the CA named `ES4PS_HEALTH_CLIENT`, or without a certificate plain HTTP on 127.0.0.1; 0: off",
+        "9931",
+    ),
+    Variable(
+        "ES4PS_HEALTH_CLIENT",
+        "the common name a client certificate (of the CA in `ES4PS_TLS_CA_FILE`) must have to read the health endpoint",
+        "monitoring",
+    ),
+    Variable(
+        "ES4PS_WORKER_METRICS_URL",
+        "the worker's metrics on this host (e.g. `http://127.0.0.1:9932/metrics`), passed on at `/worker-metrics`",
+        "",
     ),
     Variable(
         "ES4PS_HEALTH_INTERVAL_SECONDS",
@@ -111,6 +124,9 @@ class DCConfig:
     worker_account: str = WORKER_ACCOUNT
     worker_uid: int = DEFAULT_WORKER_UID
     health_port: int = 9931
+    # The common name of the one client certificate the health endpoint answers (es4ps_samba.dc.endpoint).
+    health_client: str = "monitoring"
+    worker_metrics_url: str = ""
     health_interval_seconds: float = 60.0
     # The volume's size (None: not known); the LMDB map size follows from it (store.map_size_for_volume).
     data_volume_bytes: int | None = None
@@ -147,6 +163,8 @@ class DCConfig:
             worker_account=env.text("ES4PS_WORKER_ACCOUNT"),
             worker_uid=env.integer("ES4PS_WORKER_UID", minimum=0),
             health_port=env.integer("ES4PS_HEALTH_PORT", minimum=0, maximum=65535),
+            health_client=env.text("ES4PS_HEALTH_CLIENT"),
+            worker_metrics_url=env.text("ES4PS_WORKER_METRICS_URL"),
             health_interval_seconds=env.number("ES4PS_HEALTH_INTERVAL_SECONDS", minimum=1, maximum=86400),
             data_volume_bytes=(
                 env.integer("ES4PS_DATA_VOLUME_BYTES", minimum=MIN_VOLUME_BYTES)
@@ -188,6 +206,12 @@ class DCConfig:
     @property
     def sam_ldb(self) -> Path:
         return self.data_dir / "private" / "sam.ldb"
+
+    @property
+    def installed_tls_files(self) -> tuple[Path, Path, Path]:
+        """(certificate, key, CA) as es4ps_samba.dc.tls installs them: what Samba and the health endpoint serve."""
+        tls_dir = self.data_dir / "private" / "tls"
+        return tls_dir / "es4ps-cert.pem", tls_dir / "es4ps-key.pem", tls_dir / "es4ps-ca.pem"
 
     @property
     def map_size(self) -> int:

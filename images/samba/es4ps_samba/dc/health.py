@@ -5,9 +5,10 @@ A thread of the entrypoint asks the local DC for its replication neighbours
 `ES4PS_HEALTH_INTERVAL_SECONDS` (every 15 s while a link fails or the check
 does), counts the accounts of the managed OU and reads how many of the
 domain's RIDs are handed out and left (every account, group or computer takes
-one for good; a new account's uidNumber is a uid range's start + its RID); a
-small HTTP server on `ES4PS_HEALTH_PORT` (bound to the DC's own address)
-answers what the last check found:
+one for good; a new account's uidNumber is a uid range's start + its RID); the
+health endpoint on `ES4PS_HEALTH_PORT` (es4ps_samba.dc.endpoint: HTTPS on the
+DC's address for the monitoring certificate only) answers what the last check
+found:
 
     GET /replication   {"healthy": true | false | null, "checkedAt": ..., "failing": [...], "error": ...}
     GET /metrics       Prometheus text: es4ps_dc_replication_*, es4ps_dc_managed_accounts, es4ps_dc_rids_*
@@ -25,16 +26,16 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from ..samdb import open_samdb_at
 from .config import DCConfig
+from .endpoint import HealthEndpoint
 from .peers import PeerCheck
 
 logger = logging.getLogger(__name__)
@@ -227,12 +228,15 @@ class HealthMonitor:
         # Why samba must restart (es4ps_samba.dc.peers), for the supervisor; None: it need not.
         self.restart_reason: str | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._endpoint: HealthEndpoint | None = None
 
     def samba_started(self) -> None:
+        """Samba (re)started, with the certificate installed now: the endpoint serves that one too."""
         with self._lock:
             self.restart_reason = None
             self.peers.samba_started()
+        if self._endpoint is not None:
+            self._endpoint.reload_certificate()
 
     def check_once(self) -> HealthReport:
         report = HealthReport(checked_at=time.time())
@@ -272,33 +276,15 @@ class HealthMonitor:
         return min(self.config.health_interval_seconds, RECHECK_WHILE_FAILING_S)
 
     def start(self) -> None:
-        """Serve on the DC's address and check every interval, until the process ends."""
-        monitor = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-                report = monitor.current()
-                if self.path == "/replication":
-                    body, kind = json.dumps(report.replication()).encode(), "application/json"
-                elif self.path == "/metrics":
-                    body, kind = report.metrics(), CONTENT_TYPE_LATEST
-                else:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Iterable[Any]) -> None:  # the operator asks every minute: no log line each
-                pass
-
-        self._server = ThreadingHTTPServer((self.config.probe_address, self.config.health_port), Handler)
-        threading.Thread(target=self._server.serve_forever, name="health-http", daemon=True).start()
+        """Serve (es4ps_samba.dc.endpoint) and check every interval, until the process ends."""
+        self._endpoint = HealthEndpoint(
+            self.config,
+            replication=lambda: json.dumps(self.current().replication()).encode(),
+            metrics=lambda: self.current().metrics(),
+        )
+        self._endpoint.start()
         threading.Thread(target=self._check_forever, name="health-check", daemon=True).start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        if self._endpoint is not None:
+            self._endpoint.stop()

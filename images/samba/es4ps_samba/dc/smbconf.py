@@ -40,16 +40,17 @@ def managed_options(config: DCConfig) -> dict[str, str]:
         "kccsrv:periodic_interval": "60",
         "dreplsrv:periodic_interval": "60",
     }
-    if config.dns_forwarder:
-        options["dns forwarder"] = config.dns_forwarder
+    # Where names outside the zone go for whoever asks: ES4PS_DNS_FORWARDER only. Empty means none, not what
+    # provisioning copied from the resolv.conf it ran with (the Pod's resolver, which also knows the cluster).
+    options["dns forwarder"] = config.dns_forwarder
     if config.tls_cert_file:
-        tls_dir = config.data_dir / "private" / "tls"
+        cert, key, ca = config.installed_tls_files
         options.update(
             {
                 "tls enabled": "yes",
-                "tls certfile": str(tls_dir / "es4ps-cert.pem"),
-                "tls keyfile": str(tls_dir / "es4ps-key.pem"),
-                "tls cafile": str(tls_dir / "es4ps-ca.pem"),
+                "tls certfile": str(cert),
+                "tls keyfile": str(key),
+                "tls cafile": str(ca),
                 "tls priority": TLS_PRIORITY,
             }
         )

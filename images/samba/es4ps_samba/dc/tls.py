@@ -9,13 +9,10 @@ from pathlib import Path
 from .config import DCConfig
 
 
-def _tls_sources(config: DCConfig) -> list[tuple[str, str, int]]:
-    """(mounted file, name under private/tls, mode) of the LDAPS certificate, key and CA."""
-    return [
-        (config.tls_cert_file, "es4ps-cert.pem", 0o644),
-        (config.tls_ca_file, "es4ps-ca.pem", 0o644),
-        (config.tls_key_file, "es4ps-key.pem", 0o600),
-    ]
+def _tls_sources(config: DCConfig) -> list[tuple[str, Path, int]]:
+    """(mounted file, installed file, mode) of the LDAPS certificate, key and CA."""
+    cert, key, ca = config.installed_tls_files
+    return [(config.tls_cert_file, cert, 0o644), (config.tls_ca_file, ca, 0o644), (config.tls_key_file, key, 0o600)]
 
 
 def mounted_tls_digest(config: DCConfig) -> str | None:
@@ -38,13 +35,11 @@ def install_tls_files(config: DCConfig) -> str:
     """
     if not config.tls_cert_file:
         return ""
-    tls_dir = config.data_dir / "private" / "tls"
-    tls_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    for source, name, mode in _tls_sources(config):
+    for source, target, mode in _tls_sources(config):
+        target.parent.mkdir(parents=True, exist_ok=True)
         content = Path(source).read_bytes()
         digest.update(content)
-        target = tls_dir / name
         temporary = target.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as out:

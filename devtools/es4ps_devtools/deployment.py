@@ -43,11 +43,15 @@ STAFF_SECRET = "acme-staff"  # noqa: S105 - the Secret's name
 kubeconfig: Path = Cluster().kubeconfig
 
 
+# The chart's TLSOption (values traefikTLSOption: TLS 1.2+, ECDHE with AEAD suites) in the operator's namespace.
+TLS_OPTIONS = f"{OPERATOR_NAMESPACE}-es4ps-modern-tls@kubernetescrd"
+
+
 def domain_ingress() -> dict:
     """The domain's `spec.portal.ingress` for the local cluster's Traefik: class, annotations, who the portal admits."""
     return {
         "className": ingress.INGRESS_CLASS,
-        "annotations": dict(ingress.INGRESS_ANNOTATIONS),
+        "annotations": {**ingress.INGRESS_ANNOTATIONS, "traefik.ingress.kubernetes.io/router.tls.options": TLS_OPTIONS},
         "allowFrom": {"namespaceLabels": {"kubernetes.io/metadata.name": ingress.NAMESPACE}},
     }
 
@@ -104,6 +108,8 @@ def local_domain_values(smtp_host: str, smtp_port: int, cluster_dns_ip: str = DN
             "logFormat": "plain",
             "clusterDNSIP": cluster_dns_ip,
         },
+        # The portal's TLS behind Traefik (the Ingress names it: TLS_OPTIONS).
+        "traefikTLSOption": {"enabled": True},
         "domain": {"enabled": True, "name": DOMAIN, "namespace": DOMAIN_NAMESPACE, "spec": spec},
     }
 

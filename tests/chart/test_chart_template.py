@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from es4ps_devtools import deployment as steps
+from es4ps_testkit.tls_scan import modern_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "es4ps"
@@ -198,3 +199,12 @@ def test_the_operators_pod_takes_the_overrides_a_domains_components_take():
     assert template["metadata"]["labels"]["team"] == "platform"
     assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "es4ps"  # the chart's own label wins
     assert by_kind["ServiceAccount"]["metadata"]["annotations"] == {"iam.example.com/role": "arn:operator"}
+
+
+def test_the_traefik_tls_option_allows_tls12_and_up_with_modern_suites_and_is_the_one_the_demo_names():
+    assert not [d for d in render() if d["kind"] == "TLSOption"]
+    (option,) = [d for d in render("traefikTLSOption.enabled=true") if d["kind"] == "TLSOption"]
+    assert option["metadata"]["namespace"] == "es4ps"
+    assert option["spec"]["minVersion"] == "VersionTLS12"
+    assert option["spec"]["cipherSuites"] and all(modern_suite(s) for s in option["spec"]["cipherSuites"])
+    assert f"{steps.OPERATOR_NAMESPACE}-{option['metadata']['name']}@kubernetescrd" == steps.TLS_OPTIONS

@@ -6,7 +6,8 @@ nodes' distribution options come from es4ps_operator.builders.broker). sslyze
 scans each port: no protocol below TLS 1.2, no suite other than ECDHE with an
 AEAD cipher, no compression, no insecure renegotiation. A client that speaks
 only TLS 1.1 is refused, and the same client is shown to complete a handshake
-with a server that still allows TLS 1.1, so the refusal is the server's.
+with a server that still allows TLS 1.1, so the refusal is the server's; the
+same scan of a weak server names each of its findings.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from es4ps_testkit.rabbitmq import RabbitMQ
-from es4ps_testkit.tls_scan import Port, modern_suite, scan, tls11_client_handshake
+from es4ps_testkit.tls_scan import Port, judge, modern_suite, scan, tls11_client_handshake
 
 pytestmark = pytest.mark.services
 
@@ -100,6 +102,80 @@ def tls11_server(test_ca) -> Iterator[Port]:
 
 def test_the_tls11_client_does_complete_a_handshake_where_tls11_is_allowed(tls11_server):
     assert tls11_client_handshake(tls11_server) == "TLSv1.1"
+
+
+@pytest.fixture
+def weak_server(test_ca) -> Iterator[Port]:
+    """A server as audits find them: TLS 1.0 up, every suite the system OpenSSL has (CBC with SHA-1, NULL,
+    anonymous); it serves each of the scanner's connections."""
+    cert = test_ca.issue("weak-server", "localhost", server_names=("localhost", "127.0.0.1"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:eNULL:@SECLEVEL=0")
+    context.load_cert_chain(cert.cert_file, cert.key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        connection.settimeout(10)
+        try:
+            with context.wrap_socket(connection, server_side=True) as tls:
+                while tls.recv(4096):
+                    pass
+        except (ssl.SSLError, OSError):
+            pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    yield Port("a weak server", "127.0.0.1", listener.getsockname()[1], "localhost")
+    stop.set()
+    acceptor.join(timeout=5)
+    listener.close()
+
+
+def test_the_scan_finds_what_an_audit_refuses_on_a_weak_server(weak_server):
+    """The same scan and judgement as above, on a server that has each finding this OpenSSL can still make."""
+    findings = {finding.split(" ", 1)[0]: finding for finding in scan([weak_server])[weak_server.label]}
+    assert {"tls_1_0", "tls_1_1", "tls_1_2:"} <= findings.keys(), findings
+    for suite in ("ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE_ECDSA_WITH_NULL_SHA", "ECDH_anon_WITH_AES_128_CBC_SHA"):
+        assert f"TLS_{suite}" in findings["tls_1_2:"], findings["tls_1_2:"]
+
+
+def test_the_judgement_names_rc4_3des_compression_and_insecure_renegotiation():
+    """What this machine's OpenSSL no longer serves (RC4, 3DES, compression, renegotiation without RFC 5746 or
+    started by the client), judged from results shaped as sslyze gives them."""
+
+    def suites(*names: str) -> SimpleNamespace:
+        accepted = [SimpleNamespace(cipher_suite=SimpleNamespace(name=n, is_anonymous=False)) for n in names]
+        return SimpleNamespace(accepted_cipher_suites=accepted)
+
+    outcomes = {f"{protocol}_cipher_suites": suites() for protocol in ("ssl_2_0", "ssl_3_0", "tls_1_0", "tls_1_1")}
+    outcomes |= {
+        "tls_1_2_cipher_suites": suites("TLS_ECDHE_RSA_WITH_RC4_128_SHA", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"),
+        "tls_1_3_cipher_suites": suites("TLS_AES_128_GCM_SHA256"),
+        "tls_compression": SimpleNamespace(supports_compression=True),
+        "session_renegotiation": SimpleNamespace(
+            supports_secure_renegotiation=False,
+            is_vulnerable_to_client_renegotiation_dos=True,
+            client_renegotiations_success_count=3,
+        ),
+    }
+    assert judge(outcomes) == [
+        "tls_1_2: suites that are not ECDHE/DHE with AEAD"
+        " (TLS_ECDHE_RSA_WITH_RC4_128_SHA, TLS_RSA_WITH_3DES_EDE_CBC_SHA)",
+        "TLS compression supported",
+        "no secure renegotiation (RFC 5746)",
+        "client-initiated renegotiation accepted (3x)",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 A second domain, `beta`, applied as YAML beside the chart's `acme`: two DCs in
 `networkMode: Service` (each its own Pod address, both on this one node),
 three brokers with quorum queues, backups to a volume, `deletionPolicy: Delete`. The tests run in this order and
-share it; the last one deletes it and brings it back from its backup.
+share it; the last one deletes it and brings it back from its backup. What
+acme lacks is scanned here too: the brokers' Erlang distribution over TLS and
+a DC in its own Pod.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,11 +24,13 @@ import yaml
 from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_devtools import deployment as steps
 from es4ps_localcluster.paths import ROOT
+from es4ps_operator import naming
 from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
 from es4ps_testkit.directory_checks import admin_connection
 from es4ps_testkit.e2e import POD_SECURITY_LEVELS, enforce_pod_security
 from es4ps_testkit.live_domain import LiveDomain
 from es4ps_testkit.registration import GOOD_PASSWORD
+from es4ps_testkit.tls_scan import Port, scan
 
 # Each test may wait for DCs to provision, join, roll or restore; the first also waits for both domains.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -165,6 +170,42 @@ def test_two_dcs_in_service_mode_replicate_both_ways(beta):
     # Both DCs name both in the topology: they replicate with each other.
     for index in (0, 1):
         assert {"dc0", "dc1"} <= beta.directory_names(index)["servers"]
+
+
+def test_the_clustered_brokers_and_a_dc_in_its_own_pod_have_no_tls_finding(beta, tmp_path):
+    """sslyze on beta's TLS ports acme has none of: a broker node's Erlang distribution, a Service-mode DC."""
+    deployment = beta.deployment
+    broker = deployment.certificate_files(f"{NAME}-broker-tls", tmp_path / "broker", NAMESPACE)
+    monitoring = deployment.certificate_files(f"{NAME}-monitoring-tls", tmp_path / "monitoring", NAMESPACE)
+    address, tls_name, _ca = beta.dc(0)
+    with ExitStack() as forwards:
+
+        def forwarded(pod: str, port: int) -> int:
+            return int(forwards.enter_context(deployment.port_forward(pod, port, NAMESPACE)).rsplit(":", 1)[1])
+
+        ports = [
+            # A node of the cluster shows the broker certificate to its peers; the scan does the same.
+            Port(
+                "broker inter-node (Erlang distribution)",
+                "127.0.0.1",
+                forwarded(f"{NAME}-broker-1", 25672),
+                f"{NAME}-broker.{NAMESPACE}.svc",
+                client_cert=broker.cert_file,
+                client_key=broker.key_file,
+            ),
+            Port("service-mode dc ldaps", address, 636, tls_name),
+            Port("service-mode dc ldap starttls", address, 389, tls_name, starttls="ldap"),
+            Port(
+                "service-mode dc health endpoint",
+                "127.0.0.1",
+                forwarded(f"{NAME}-dc0-0", naming.DC_HEALTH_PORT),
+                f"{NAME}-directory.{NAMESPACE}.svc",
+                client_cert=monitoring.cert_file,
+                client_key=monitoring.key_file,
+            ),
+        ]
+        findings = scan(ports)
+    assert findings == {port.label: [] for port in ports}
 
 
 def test_registrations_flow_while_a_broker_pod_is_deleted(beta):

@@ -118,29 +118,35 @@ def test_the_dcs_own_pod_still_resolves_the_cluster_and_the_realm(deployment):
 
 KNOCK = """
 import json, socket, ssl, sys
-address, health, metrics = json.loads(sys.argv[1])
+address, health, metrics, ldaps = json.loads(sys.argv[1])
 seen = {}
 def attempt(what, action):
     try:
         seen[what] = "answered: " + action()
     except (OSError, ssl.SSLError) as error:
         seen[what] = "nothing: " + type(error).__name__
+def said(s):
+    data = s.recv(200)
+    if not data:
+        raise ConnectionError("closed without a word")
+    return data.decode(errors="replace")
 def plain():
     with socket.create_connection((address, health), timeout=5) as s:
         s.sendall(b"GET /replication HTTP/1.0\\r\\n\\r\\n")
-        return s.recv(200).decode(errors="replace") or ""
+        return said(s)
 def tls():
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with context.wrap_socket(socket.create_connection((address, health), timeout=5)) as s:
         s.sendall(b"GET /replication HTTP/1.0\\r\\n\\r\\n")
-        return s.recv(200).decode(errors="replace")
-def worker():
-    socket.create_connection((address, metrics), timeout=5).close()
+        return said(s)
+def connected(port):
+    socket.create_connection((address, port), timeout=5).close()
     return "connected"
 attempt("health over plain HTTP", plain)
 attempt("health over TLS without a certificate", tls)
-attempt("the worker's metrics port", worker)
+attempt("the worker's metrics port", lambda: connected(metrics))
+attempt("LDAPS (the node is reachable)", lambda: connected(ldaps))
 print(json.dumps(seen))
 """
 
@@ -168,7 +174,8 @@ def test_health_and_metrics_give_a_stranger_nothing_while_the_kubelet_and_a_scra
     deployment, outsider, monitoring
 ):
     node = deployment.platform.dc_address
-    seen = outsider.python(KNOCK, [node, naming.DC_HEALTH_PORT, naming.WORKER_METRICS_PORT])
+    seen = outsider.python(KNOCK, [node, naming.DC_HEALTH_PORT, naming.WORKER_METRICS_PORT, 636])
+    assert seen.pop("LDAPS (the node is reachable)") == "answered: connected", seen
     assert all(outcome.startswith("nothing") for outcome in seen.values()), seen
 
     pod = deployment.kube.get("pod", "acme-dc0-0", namespace=NAMESPACE)

@@ -195,10 +195,10 @@ def test_the_clustered_brokers_and_a_dc_in_its_own_pod_have_no_tls_finding(beta,
             ),
             Port("service-mode dc ldaps", address, 636, tls_name),
             Port("service-mode dc ldap starttls", address, 389, tls_name, starttls="ldap"),
-            Port(
+            Port(  # on the Pod's address only: not where a port-forward arrives
                 "service-mode dc health endpoint",
-                "127.0.0.1",
-                forwarded(f"{NAME}-dc0-0", naming.DC_HEALTH_PORT),
+                address,
+                naming.DC_HEALTH_PORT,
                 f"{NAME}-directory.{NAMESPACE}.svc",
                 client_cert=monitoring.cert_file,
                 client_key=monitoring.key_file,

@@ -6,9 +6,7 @@ an IngressClass, from a FROM scratch image of the binary `make setup` built
 (`images.TRAEFIK`). It serves an Ingress as its owner wrote it: the host rule
 routes, the certificate is the one in the Secret the Ingress names, and it
 appends the client's address to X-Forwarded-For (it drops what a client sent
-there itself: no address is trusted to set it). Its kubernetesCRD provider
-(Traefik's CRDs, crds/third_party/traefik.crds.yaml) serves what an Ingress
-names of them, such as a TLSOption in `router.tls.options`.
+there itself: no address is trusted to set it).
 
 From this machine it answers on 127.0.0.1:443 (a hostPort of the Pod, so
 `https://<name>.localhost/` works in a browser); Pods reach it through the
@@ -22,10 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
-from .paths import ROOT
-
 NAMESPACE = "traefik"
 NAME = "traefik"  # of the Deployment, its Service, ServiceAccount and RBAC objects
 INGRESS_CLASS = "traefik"
@@ -36,7 +30,6 @@ HTTPS_PORT = 443
 CONTAINER_HTTPS_PORT = 8443  # unprivileged inside the Pod
 PING_PORT = 9000
 LABELS = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/part-of": "es4ps-localcluster"}
-CRDS = ROOT / "crds" / "third_party" / "traefik.crds.yaml"
 
 
 # What an Ingress served by this controller carries: its class and Traefik's router annotations.
@@ -55,7 +48,6 @@ def arguments() -> list[str]:
         f"--entryPoints.ping.address=:{PING_PORT}",
         "--ping.entryPoint=ping",
         "--providers.kubernetesIngress=true",
-        "--providers.kubernetesCRD=true",
         f"--providers.kubernetesIngress.ingressClass={INGRESS_CLASS}",
         # the address `kubectl get ingress` shows, written by Traefik into each Ingress it serves
         f"--providers.kubernetesIngress.ingressEndpoint.ip={HOST_ADDRESS}",
@@ -63,21 +55,6 @@ def arguments() -> list[str]:
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
     ]
-
-
-# What its kubernetesCRD provider watches (all of Traefik's CRDs).
-TRAEFIK_RESOURCES = [
-    "ingressroutes",
-    "ingressroutetcps",
-    "ingressrouteudps",
-    "middlewares",
-    "middlewaretcps",
-    "serverstransports",
-    "serverstransporttcps",
-    "tlsoptions",
-    "tlsstores",
-    "traefikservices",
-]
 
 
 def _meta(name: str, namespaced: bool = True) -> dict[str, Any]:
@@ -100,7 +77,6 @@ def _rbac() -> list[dict[str, Any]]:
                 {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
                 {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": read},
                 {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]},
-                {"apiGroups": ["traefik.io"], "resources": TRAEFIK_RESOURCES, "verbs": read},
             ],
         },
         {
@@ -164,7 +140,6 @@ def _deployment(image: str) -> dict[str, Any]:
 def manifests(image: str) -> list[dict[str, Any]]:
     """Everything Traefik needs, `image` being its locally built image (`images.TRAEFIK`): apply in this order."""
     return [
-        *(crd for crd in yaml.safe_load_all(CRDS.read_text()) if crd),
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": dict(LABELS)}},
         {
             "apiVersion": "networking.k8s.io/v1",

@@ -6,7 +6,9 @@ an IngressClass, from a FROM scratch image of the binary `make setup` built
 (`images.TRAEFIK`). It serves an Ingress as its owner wrote it: the host rule
 routes, the certificate is the one in the Secret the Ingress names, and it
 appends the client's address to X-Forwarded-For (it drops what a client sent
-there itself: no address is trusted to set it).
+there itself: no address is trusted to set it). Its default TLS option, from
+its file provider (a ConfigMap), is what an audit accepts: TLS 1.2 or newer,
+ECDHE with AEAD suites only (Traefik's own default adds CBC suites with SHA-1).
 
 From this machine it answers on 127.0.0.1:443 (a hostPort of the Pod, so
 `https://<name>.localhost/` works in a browser); Pods reach it through the
@@ -18,6 +20,7 @@ admitted as the node itself.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 NAMESPACE = "traefik"
@@ -30,6 +33,20 @@ HTTPS_PORT = 443
 CONTAINER_HTTPS_PORT = 8443  # unprivileged inside the Pod
 PING_PORT = 9000
 LABELS = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/part-of": "es4ps-localcluster"}
+DYNAMIC_CONFIG_DIR = "/etc/traefik/dynamic"
+# Every router without a TLS option of its own gets this one (TLS 1.3's suites are all AEAD, not configurable).
+DEFAULT_TLS_OPTION = {
+    "minVersion": "VersionTLS12",
+    "cipherSuites": [
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ],
+    "curvePreferences": ["X25519", "CurveP256", "CurveP384"],
+}
 
 
 # What an Ingress served by this controller carries: its class and Traefik's router annotations.
@@ -40,7 +57,8 @@ INGRESS_ANNOTATIONS = {
 
 
 def arguments() -> list[str]:
-    """Traefik's static configuration: one TLS entry point, the Ingress provider for our class, a ping endpoint."""
+    """Traefik's static configuration: one TLS entry point, the Ingress provider for our class, the file provider
+    (the default TLS option), a ping endpoint."""
     return [
         f"--entryPoints.websecure.address=:{CONTAINER_HTTPS_PORT}",
         "--entryPoints.websecure.asDefault=true",
@@ -51,6 +69,7 @@ def arguments() -> list[str]:
         f"--providers.kubernetesIngress.ingressClass={INGRESS_CLASS}",
         # the address `kubectl get ingress` shows, written by Traefik into each Ingress it serves
         f"--providers.kubernetesIngress.ingressEndpoint.ip={HOST_ADDRESS}",
+        f"--providers.file.directory={DYNAMIC_CONFIG_DIR}",
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
@@ -109,6 +128,7 @@ def _deployment(image: str) -> dict[str, Any]:
         "readinessProbe": probe,
         "livenessProbe": {**probe, "failureThreshold": 6},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "volumeMounts": [{"name": "dynamic", "mountPath": DYNAMIC_CONFIG_DIR, "readOnly": True}],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -131,6 +151,7 @@ def _deployment(image: str) -> dict[str, Any]:
                     # the image's user is 65535
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
+                    "volumes": [{"name": "dynamic", "configMap": {"name": f"{NAME}-dynamic"}}],
                 },
             },
         },
@@ -148,6 +169,12 @@ def manifests(image: str) -> list[dict[str, Any]]:
             "spec": {"controller": CONTROLLER},
         },
         *_rbac(),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(f"{NAME}-dynamic"),
+            "data": {"tls.yaml": json.dumps({"tls": {"options": {"default": DEFAULT_TLS_OPTION}}}, indent=2)},
+        },
         _deployment(image),
         {
             "apiVersion": "v1",

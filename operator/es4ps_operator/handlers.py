@@ -34,14 +34,7 @@ from .backups.rules import BackupSummary
 from .children import WATCHED_KINDS, ChildSummary, summarize
 from .domain import GROUP, PLURAL, VERSION, Domain, SpecError
 from .health import poll_replication
-from .observability import (
-    CHILDREN_WRITTEN,
-    DOMAINS,
-    LAST_BACKUP,
-    RECONCILE_SECONDS,
-    RECONCILES,
-    SECRETS_GENERATED,
-)
+from .observability import CHILDREN_WRITTEN, DOMAINS, LAST_BACKUP, RECONCILE_SECONDS, RECONCILES, SECRETS_GENERATED
 from .reconcile import reconcile
 
 # After a wake-up, wait this long so a burst of child events becomes one reconciliation.

@@ -11,17 +11,55 @@ password against one DC alone (an LDAPS bind and a Kerberos login).
 from __future__ import annotations
 
 import base64
+import copy
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
 from es4ps_devtools import deployment as steps
+from es4ps_devtools.paths import EXAMPLE
 
 from .directory_checks import kerberos_login, ldap_bind
 from .portal_client import PortalClient
 from .registration import GOOD_PASSWORD
+
+
+def example_domain_as(
+    deployment,
+    name: str,
+    *,
+    realm: str,
+    netbios_name: str,
+    organization: str,
+    mail_domain: str,
+    host: str,
+    staff_secret: str,
+    directory: dict,
+) -> dict:
+    """examples/acme.yaml made into another domain beside `acme`: its own names, the deployment's ingress and
+    mail catcher, a staff user whose password is in `staff_secret`, `directory` as given, data deleted with it."""
+    spec = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
+    spec.update(realm=realm, netbiosName=netbios_name, organizationName=organization, allowedEmailDomains=[mail_domain])
+    spec.pop("policies", None)  # acme's policies name acme's e-mail domains
+    spec["portal"]["host"] = host
+    spec["portal"]["ingress"] = steps.domain_ingress()
+    spec["portal"]["smtp"] = {
+        "host": deployment.platform.smtp_host,
+        "port": deployment.mail.port,
+        "security": "none",
+        "from": f"accounts@{mail_domain}",
+    }
+    spec["portal"]["staffUser"] = {
+        "username": "it-admin",
+        "email": f"it@{mail_domain}",
+        "passwordSecretRef": {"name": staff_secret},
+    }
+    spec["directory"] = directory
+    spec["deletionPolicy"] = "Delete"
+    return {"apiVersion": "es4ps.io/v1alpha1", "kind": "ES4PSDomain", "metadata": {"name": name}, "spec": spec}
 
 
 @dataclass

@@ -13,7 +13,6 @@ registered people.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import sys
 import time
@@ -22,13 +21,12 @@ from pathlib import Path
 
 import yaml
 from es4ps_devtools import deployment as steps
-from es4ps_devtools.paths import EXAMPLE
 from es4ps_localcluster import Cluster
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.registry import trust_on_node
 
 from .e2e import POD_SECURITY_LEVELS, enforce_pod_security
-from .live_domain import LiveDomain
+from .live_domain import LiveDomain, example_domain_as
 from .releases import PULLER, Published
 
 RELEASE = "campus"  # the operator's Helm release
@@ -115,23 +113,7 @@ class Adopter:
 
 def campus_domain(deployment, **directory_changes) -> dict:
     """examples/acme.yaml made into `campus`: two DCs in Service mode, backups to a volume, Traefik's Ingress."""
-    spec = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text())["spec"])
-    spec.update(realm=REALM, netbiosName="CAMPUS", organizationName="Campus", allowedEmailDomains=[MAIL_DOMAIN])
-    spec.pop("policies", None)  # acme's policies name acme's e-mail domains
-    spec["portal"]["host"] = HOST
-    spec["portal"]["ingress"] = steps.domain_ingress()
-    spec["portal"]["smtp"] = {
-        "host": deployment.platform.smtp_host,
-        "port": deployment.mail.port,
-        "security": "none",
-        "from": f"accounts@{MAIL_DOMAIN}",
-    }
-    spec["portal"]["staffUser"] = {
-        "username": "it-admin",
-        "email": f"it@{MAIL_DOMAIN}",
-        "passwordSecretRef": {"name": STAFF_SECRET},
-    }
-    spec["directory"] = {
+    directory = {
         "replicas": 2,
         "networkMode": "Service",
         "dnsForwarder": DNS_ADDRESS,
@@ -139,8 +121,10 @@ def campus_domain(deployment, **directory_changes) -> dict:
         "backup": {"keep": 2, "destination": {"volume": {"size": "1Gi"}}},
         **directory_changes,
     }
-    spec["deletionPolicy"] = "Delete"
-    return {"apiVersion": "es4ps.io/v1alpha1", "kind": "ES4PSDomain", "metadata": {"name": NAME}, "spec": spec}
+    return example_domain_as(
+        deployment, NAME, realm=REALM, netbios_name="CAMPUS", organization="Campus", mail_domain=MAIL_DOMAIN,
+        host=HOST, staff_secret=STAFF_SECRET, directory=directory,
+    )  # fmt: skip
 
 
 def campus(deployment, directory: Path, name: str = NAME, host: str = HOST) -> LiveDomain:

@@ -10,7 +10,6 @@ a DC in its own Pod.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
@@ -20,15 +19,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import yaml
 from es4ps_contract.tasks import PROVISIONING_QUEUE
-from es4ps_devtools import deployment as steps
-from es4ps_localcluster.paths import ROOT
 from es4ps_operator import naming
 from es4ps_operator.builders.directory import DATA_DIR as DC_DATA_DIR
 from es4ps_testkit.directory_checks import admin_connection
 from es4ps_testkit.e2e import POD_SECURITY_LEVELS, enforce_pod_security
-from es4ps_testkit.live_domain import LiveDomain
+from es4ps_testkit.live_domain import LiveDomain, example_domain_as
 from es4ps_testkit.registration import GOOD_PASSWORD
 from es4ps_testkit.tls_scan import Port, scan
 
@@ -39,43 +35,27 @@ NAME = NAMESPACE = "beta"
 HOST = "accounts.beta.localhost"
 REALM = "AD.BETA.EXAMPLE"
 MAIL_DOMAIN = "beta.example"
+STAFF_SECRET = "beta-staff"  # noqa: S105 - the Secret's name
 
 
 def beta_domain(deployment, **directory_changes) -> dict:
     """examples/acme.yaml made into `beta`: two DCs in Service mode, three brokers, backups to a volume, data
     deleted with it."""
-    spec = copy.deepcopy(yaml.safe_load((ROOT / "examples" / "acme.yaml").read_text())["spec"])
-    spec.update(realm=REALM, netbiosName="BETA", organizationName="Beta College", allowedEmailDomains=[MAIL_DOMAIN])
-    spec.pop("policies", None)  # acme's policies name acme's e-mail domains
-    spec["portal"]["host"] = HOST
-    spec["portal"]["ingress"] = steps.domain_ingress()
-    spec["portal"]["smtp"] = {
-        "host": deployment.platform.smtp_host,
-        "port": deployment.mail.port,
-        "security": "none",
-        "from": f"accounts@{MAIL_DOMAIN}",
-    }
-    spec["portal"]["staffUser"] = {
-        "username": "it-admin",
-        "email": f"it@{MAIL_DOMAIN}",
-        "passwordSecretRef": {"name": "beta-staff"},
-    }
-    spec["directory"] = {
+    directory = {
         "replicas": 2,
         "networkMode": "Service",
         "storage": {"size": "1Gi"},
         "backup": {"keep": 2, "destination": {"volume": {"size": "1Gi"}}},
         **directory_changes,
     }
+    domain = example_domain_as(
+        deployment, NAME, realm=REALM, netbios_name="BETA", organization="Beta College", mail_domain=MAIL_DOMAIN,
+        host=HOST, staff_secret=STAFF_SECRET, directory=directory,
+    )  # fmt: skip
+    domain["metadata"]["namespace"] = NAMESPACE
     # Three brokers with quorum queues (a broker Pod may go while people register).
-    spec["broker"] = {**spec.get("broker", {}), "replicas": 3}
-    spec["deletionPolicy"] = "Delete"
-    return {
-        "apiVersion": "es4ps.io/v1alpha1",
-        "kind": "ES4PSDomain",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": spec,
-    }
+    domain["spec"]["broker"] = {**domain["spec"].get("broker", {}), "replicas": 3}
+    return domain
 
 
 class Beta(LiveDomain):
@@ -142,7 +122,7 @@ def beta(deployment, tmp_path_factory):
     staff = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "beta-staff", "namespace": NAMESPACE},
+        "metadata": {"name": STAFF_SECRET, "namespace": NAMESPACE},
         "stringData": {"password": "Staff-" + uuid.uuid4().hex},
     }
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}

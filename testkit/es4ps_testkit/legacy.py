@@ -22,7 +22,6 @@ address of this machine's `lo` outside the cluster's networks.
 from __future__ import annotations
 
 import datetime
-import fcntl
 import json
 import os
 import secrets
@@ -34,12 +33,12 @@ from pathlib import Path
 from es4ps_localcluster.processes import port_open, start_process, stop_process_group, wait_until
 
 from . import ServiceError
+from .claims import unclaimed
 from .samba import TEST_DC_OPTIONS, claim_loopback_address
 
 # Addresses Pods of the real node reach on this machine (on `lo`, outside the Pod, Service and node networks).
 POD_REACHABLE_NETWORK = "10.249.0"
 _POD_REACHABLE_HOSTS = range(10, 250)
-_LOCK_DIR = Path("/tmp")
 # A loopback address nothing listens on: the legacy DC's DNS forwarder.
 NO_RESOLVER = "127.255.255.254"
 
@@ -63,15 +62,8 @@ class LegacyPerson:
 
 def claim_pod_reachable_address() -> tuple[str, int]:
     """An address on this machine's `lo` that the real node's Pods reach (10.249.0.X/32), held with a lock file."""
-    start = os.getpid() % len(_POD_REACHABLE_HOSTS)
-    for offset in range(len(_POD_REACHABLE_HOSTS)):
-        address = f"{POD_REACHABLE_NETWORK}.{_POD_REACHABLE_HOSTS[(start + offset) % len(_POD_REACHABLE_HOSTS)]}"
-        descriptor = os.open(_LOCK_DIR / f"es4ps-legacy-{address}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            continue
+    addresses = [f"{POD_REACHABLE_NETWORK}.{host}" for host in _POD_REACHABLE_HOSTS]
+    for address, descriptor in unclaimed(addresses, "es4ps-legacy"):
         # A crashed session may have left it on lo: taken over (the lock says nobody uses it).
         subprocess.run(["ip", "address", "replace", f"{address}/32", "dev", "lo"], check=True, capture_output=True)
         return address, descriptor

@@ -6,7 +6,6 @@ since a DC needs port 389 to itself; checks read the directory's own answers.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import signal
@@ -25,6 +24,7 @@ from es4ps_localcluster.processes import start_process, stop_process_group, wait
 
 from . import ServiceError
 from .ca import CertFiles, ThrowawayCA
+from .claims import unclaimed
 from .domains import default_password_policy
 
 
@@ -37,20 +37,11 @@ class RunningDC(Protocol):
 
 # Loopback addresses Samba test DCs may take, one per running session (a DC needs port 389 to itself).
 _LOOPBACK_RANGE = range(10, 250)
-_LOCK_DIR = Path("/tmp")
 
 
 def claim_loopback_address() -> tuple[str, int]:
     """Pick 127.0.0.X that no other session holds; return it and the open lock file (keep it open)."""
-    start = os.getpid() % len(_LOOPBACK_RANGE)
-    for offset in range(len(_LOOPBACK_RANGE)):
-        address = f"127.0.0.{_LOOPBACK_RANGE[(start + offset) % len(_LOOPBACK_RANGE)]}"
-        descriptor = os.open(_LOCK_DIR / f"es4ps-loopback-{address}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            continue
+    for address, descriptor in unclaimed([f"127.0.0.{host}" for host in _LOOPBACK_RANGE], "es4ps-loopback"):
         with socket.socket() as probe:
             try:
                 probe.bind((address, 389))

@@ -19,7 +19,6 @@ settings are es4ps_testkit.member_config's.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -29,12 +28,12 @@ from pathlib import Path
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
 
 from . import ServiceError
+from .claims import unclaimed
 from .member_config import DEFAULT_ID_RANGE, SSSD_KEYTAB, member_smb_conf, nsswitch_conf, sssd_conf
 from .samba import SambaDC
 
 # /30 networks a workstation may take: 10.250.0.0/16, one per running workstation of any session.
 _SLOTS = range(16384)
-_LOCK_DIR = Path("/tmp")
 # Folders and files of the workstation's own, bind-mounted over the machine's; /tmp last (it hides the rest).
 _PRIVATE_DIRS = (
     "etc/samba",
@@ -83,17 +82,10 @@ def _processes_in(namespace: str) -> list[int]:
 
 def _claim_slot() -> tuple[int, int]:
     """A /30 slot no other workstation holds; returns it and the open lock file (keep it open)."""
-    start = os.getpid() % len(_SLOTS)
-    for offset in range(len(_SLOTS)):
-        slot = _SLOTS[(start + offset) % len(_SLOTS)]
-        descriptor = os.open(_LOCK_DIR / f"es4ps-workstation-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            continue
-        return slot, descriptor
-    raise ServiceError("no free network for a workstation")
+    claimed = next(unclaimed(_SLOTS, "es4ps-workstation"), None)
+    if claimed is None:
+        raise ServiceError("no free network for a workstation")
+    return claimed
 
 
 class Workstation:

@@ -16,7 +16,6 @@ under an advisory lock (`database.locks`), so no mail is sent twice.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 
 from django.db import connection
@@ -25,6 +24,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from es4ps_portal.database.locks import MAIL_RELAY_LOCK, advisory_lock
+from es4ps_portal.database.rounds import run_rounds_forever
 
 from . import mail
 from .models import QueuedMail
@@ -83,12 +83,4 @@ def relay_round(limit: int = BATCH) -> int:
 
 def relay_forever() -> None:
     """Run rounds until the process ends: at once after a full round, every IDLE_POLL_S otherwise."""
-    while True:
-        try:
-            handled = relay_round()
-        except Exception:  # the relay must outlive anything a round meets; the next round retries
-            logger.exception("the mail relay's round failed")
-            connection.close()
-            handled = 0
-        if handled < BATCH:
-            time.sleep(IDLE_POLL_S)
+    run_rounds_forever(relay_round, batch=BATCH, idle_s=IDLE_POLL_S, what="the mail relay's round")

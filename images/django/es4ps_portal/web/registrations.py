@@ -15,12 +15,11 @@ count it as they count a made one.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -30,6 +29,7 @@ from es4ps_portal.accounts import mail
 from es4ps_portal.accounts.models import QueuedMail, RegistrationRequest, User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor
+from es4ps_portal.database.rounds import run_rounds_forever
 from es4ps_portal.provisioning import publishing
 
 logger = logging.getLogger(__name__)
@@ -121,12 +121,4 @@ def process_round(limit: int = BATCH) -> int:
 
 def process_forever() -> None:
     """Run rounds until the process ends: at once after a full round, every IDLE_POLL_S otherwise."""
-    while True:
-        try:
-            handled = process_round()
-        except Exception:  # the thread must outlive anything a round meets; the next round retries
-            logger.exception("handling the registration forms failed")
-            connection.close()
-            handled = 0
-        if handled < BATCH:
-            time.sleep(IDLE_POLL_S)
+    run_rounds_forever(process_round, batch=BATCH, idle_s=IDLE_POLL_S, what="handling the registration forms")

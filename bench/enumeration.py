@@ -27,20 +27,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import tempfile
-from pathlib import Path
 
 from es4ps_localcluster.processes import wait_until
 from es4ps_testkit import enumeration
-from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.metrics import scrape
-from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.registration import ALLOWED_DOMAIN, unique_username
-from es4ps_testkit.worker import ContractKeys
+from es4ps_testkit.standalone_portal import standalone_portal
 
 # Enabled accounts with confirmed addresses, as a registration ends up (the portal's own models, its database).
 MAKE_ACCOUNTS = """
@@ -84,17 +79,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     args = parser.parse_args()
 
-    directory = Path(tempfile.mkdtemp(prefix="es4ps-bench-enumeration-"))
-    broker = RabbitMQ(directory / "rabbitmq", ThrowawayCA(directory / "ca"))
-    mail = MailCatcher()
-    portal = None
-    try:
-        broker.start()
-        mail.start()
-        keys = ContractKeys(directory / "keys")
-        env = {**broker.portal_env, **keys.portal_env, **mail.portal_env, "ES4PS_REALM": "BENCH.TEST"}
-        portal = LivePortal(directory / "portal", env, workers=args.workers)
-        portal.start()
+    with standalone_portal("es4ps-bench-enumeration-", args.workers) as services:
+        portal, mail = services.portal, services.mail
         one_run(portal, mail, 3, 1)  # warm-up: connections, caches, templates
         per_run = [one_run(portal, mail, args.accounts, args.attempts) for _ in range(args.runs)]
         consumer = scrape(portal.consumer_metrics_url)
@@ -102,12 +88,6 @@ def main() -> None:
             outcome: consumer.value("es4ps_portal_mails_total", kind="reset_by_address", outcome=outcome)
             for outcome in ("sent", "nothing")
         }
-    finally:
-        if portal is not None:
-            portal.stop()
-        mail.stop()
-        broker.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
     result = {
         action: {

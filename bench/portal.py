@@ -33,24 +33,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from es4ps_contract.tasks import PROVISIONING_QUEUE
 from es4ps_localcluster.processes import wait_until
-from es4ps_testkit.ca import ThrowawayCA
-from es4ps_testkit.live_portal import LivePortal
-from es4ps_testkit.mail import MailCatcher
 from es4ps_testkit.metrics import scrape
 from es4ps_testkit.portal_client import PortalClient
-from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.registration import form
-from es4ps_testkit.worker import ContractKeys
+from es4ps_testkit.standalone_portal import standalone_portal
 
 _serial = itertools.count()
 _serial_lock = threading.Lock()
@@ -120,17 +113,8 @@ def main() -> None:
     parser.add_argument("--one-address", action="store_true", help="every registration from one address")
     args = parser.parse_args()
 
-    directory = Path(tempfile.mkdtemp(prefix="es4ps-bench-portal-"))
-    broker = RabbitMQ(directory / "rabbitmq", ThrowawayCA(directory / "ca"))
-    mail = MailCatcher()
-    portal = None
-    try:
-        broker.start()
-        mail.start()
-        keys = ContractKeys(directory / "keys")
-        env = {**broker.portal_env, **keys.portal_env, **mail.portal_env, "ES4PS_REALM": "BENCH.TEST"}
-        portal = LivePortal(directory / "portal", env, workers=args.workers)
-        portal.start()
+    with standalone_portal("es4ps-bench-portal-", args.workers) as services:
+        portal, broker = services.portal, services.broker
         warm_up = run(portal.url, 20, args.concurrency)  # connections, caches (each from its own address)
         per_run = [run(portal.url, args.registrations, args.concurrency, args.one_address) for _ in range(args.runs)]
         accepted = warm_up["completed"] + sum(r["completed"] for r in per_run)
@@ -142,12 +126,6 @@ def main() -> None:
 
         wait_until(all_made_and_published, 300, "the consumer making every registration and publishing its task")
         published = broker.queue_depth(PROVISIONING_QUEUE)
-    finally:
-        if portal is not None:
-            portal.stop()
-        mail.stop()
-        broker.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
     result = {key: statistics.median(r[key] for r in per_run) for key in per_run[0] if per_run[0][key] is not None}
     result.update(

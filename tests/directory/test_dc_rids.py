@@ -17,11 +17,14 @@ HEALTH_PORT = 9931  # the DC's default (ES4PS_HEALTH_PORT)
 RID_LIMIT = 2**30 - 1  # Samba's last RID
 
 
-def test_the_health_endpoint_counts_the_domains_rids(samba_dc):
-    url = f"http://{samba_dc.address}:{HEALTH_PORT}/metrics"
+def test_the_health_endpoint_counts_the_domains_rids(samba_dc, test_ca):
+    # Read as Prometheus does: the monitoring certificate shown, the DC's certificate checked.
+    url = f"https://{samba_dc.address}:{HEALTH_PORT}/metrics"
+    monitoring = test_ca.issue("rids-monitoring", "monitoring", client=True)
+    server_name = f"{samba_dc.hostname}.{samba_dc.dns_domain}"
 
     def counted():
-        found = scrape(url)
+        found = scrape(url, monitoring, server_name)
         return found if "es4ps_dc_rids_remaining" in found.names() else None
 
     metrics = wait_until(counted, 120, "the RIDs in the health endpoint's metrics", interval_s=2)

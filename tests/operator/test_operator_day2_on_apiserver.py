@@ -72,7 +72,8 @@ def test_a_domain_joining_an_existing_one_checks_first_then_joins_through_the_se
         message="the check's Job deleted once dc0 serves",
     )
     dc0 = made[("StatefulSet", "acme-dc0")]["spec"]["template"]["spec"]
-    variables = {item["name"]: item.get("value") for item in dc0["containers"][0]["env"]}
+    [dc] = [container for container in dc0["containers"] if container["name"] == "dc"]
+    variables = {item["name"]: item.get("value") for item in dc["env"]}
     assert (variables["ES4PS_DC_ROLE"], variables["ES4PS_JOIN_SERVER"]) == ("join", server)
     assert variables["ES4PS_DC_HOSTNAME"].startswith("dc0-")
     [admin] = [volume for volume in dc0["volumes"] if volume["name"] == "admin"]

@@ -72,11 +72,12 @@ def test_only_smb3_with_encryption_is_served(live_portal, mail_catcher, file_ser
     assert old.returncode != 0 and "NT_STATUS" in old.stdout + old.stderr
     # A session the server accepted is encrypted, as the server itself reports it while the session is open (the
     # only session at this moment: smbstatus names its user by uid when winbind's cache has no name yet).
+    # smbclient reads its commands from stdin: the session stays open until the test closes it.
     with subprocess.Popen(
         ["smbclient", f"//{file_server.address}/{username}", "--configfile=/dev/null", "--use-kerberos=off",
-         "-W", file_server.dc.netbios_name, "-U", username, "-c", "ls; !sleep 60"],
-        env={"PATH": "/usr/bin:/bin", "PASSWD": GOOD_PASSWORD}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+         "-W", file_server.dc.netbios_name, "-U", username],
+        env={"PATH": "/usr/bin:/bin", "PASSWD": GOOD_PASSWORD}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     ) as client:  # fmt: skip
 
         def session_row():
@@ -87,7 +88,7 @@ def test_only_smb3_with_encryption_is_served(live_portal, mail_catcher, file_ser
             return next((row for row in sessions if "auth in progress" not in row), None)
 
         row = wait_until(session_row, 60, "the session in smbstatus", interval_s=0.5)
-        client.terminate()
+        client.communicate("exit\n", timeout=30)
     assert "AES-" in row, row
 
 

@@ -23,8 +23,10 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
+from es4ps_localcluster.paths import ROOT
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
 
 from . import ServiceError
@@ -153,11 +155,20 @@ class Workstation:
         try:
             self._namespace = wait_until(self._new_namespace, 10, "unshare to make the namespaces", error=ServiceError)
             self._connect()
-            # /tmp last: it hides the folders mounted from under it.
-            paths = (*_PRIVATE_DIRS, *self.extra_private_dirs, *_PRIVATE_FILES, "tmp")
-            mounts = " && ".join(f"mount --bind {self.root / path} /{path}" for path in paths)
+            paths = (*_PRIVATE_DIRS, *self.extra_private_dirs, *_PRIVATE_FILES)
+            mounts = [f"mount --bind {self.root / path} /{path}" for path in paths]
+            # A checkout under /tmp (its sources, its venv) stays where it is under the private /tmp.
+            for kept in sorted({ROOT, Path(sys.prefix)}):
+                if Path("/tmp") in kept.parents:
+                    inside = self.root / "tmp" / kept.relative_to("/tmp")
+                    inside.mkdir(parents=True, exist_ok=True)
+                    mounts.append(f"mount --bind {kept} {inside}")
+            # /tmp last: it hides the folders mounted from under it (--rbind: with the checkout bound inside).
+            mounts.append(f"mount --rbind {self.root / 'tmp'} /tmp")
             self.run_checked(
-                "sh", "-c", f"hostname {self.hostname} && mkdir -p /var/log/samba /var/log/sssd && {mounts}"
+                "sh",
+                "-c",
+                f"hostname {self.hostname} && mkdir -p /var/log/samba /var/log/sssd && {' && '.join(mounts)}",
             )
         except ServiceError:
             self.close()

@@ -243,8 +243,13 @@ def test_staff_see_users_and_tasks_in_the_admin(live_portal, mail_catcher, usern
     email = f"{username}@{ALLOWED_DOMAIN}"
     live_portal.client(unique_client_ip()).register(username, email)
     staff = live_portal.signed_in_staff()
-    users = staff.get("/admin/accounts/user/", params={"q": username, "verified": "no"})
-    assert username in users.text and email in users.text
+
+    # The consumer makes the registration off the request path: it shows once made.
+    def listed() -> bool:
+        users = staff.get("/admin/accounts/user/", params={"q": username, "verified": "no"})
+        return username in users.text and email in users.text
+
+    wait_until(listed, 60, "the registration in the admin's user list")
     tasks = staff.get("/admin/provisioning/provisioningtask/", params={"q": username})
     assert "create_user" in tasks.text or "create the account" in tasks.text
     # An end user cannot use the admin, even with the right directory password.

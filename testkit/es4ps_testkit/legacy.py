@@ -70,6 +70,12 @@ def claim_pod_reachable_address() -> tuple[str, int]:
     raise ServiceError(f"no free address in {POD_REACHABLE_NETWORK}.0/24 for the legacy DC")
 
 
+def _own_environment() -> dict[str, str]:
+    """This process's environment without SMB_CONF_PATH: Samba's Python bindings set it once they loaded another
+    DC's smb.conf (the session's), and samba-tool and samba would take that DC's folders for the legacy DC's."""
+    return {name: value for name, value in os.environ.items() if name != "SMB_CONF_PATH"}
+
+
 class LegacyDC:
     """ES4PS-Containers' Samba AD DC: provisioned by samba-tool as its container does, run as `samba -i`."""
 
@@ -133,7 +139,11 @@ class LegacyDC:
         ]  # fmt: skip
         # On the command line, as provision_domain.sh gives it (a throwaway test password).
         result = subprocess.run(
-            [*command, f"--adminpass={self.admin_password}"], capture_output=True, text=True, timeout=300
+            [*command, f"--adminpass={self.admin_password}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_own_environment(),
         )
         if result.returncode != 0:
             raise ServiceError(f"provisioning the legacy domain failed: {result.stderr[-1500:]}")
@@ -157,7 +167,7 @@ class LegacyDC:
                 "samba", "--interactive", "--debug-stdout", f"--configfile={self.smb_conf}",
             ],
             self.log,
-            dict(os.environ),
+            _own_environment(),
         )  # fmt: skip
         try:
             wait_until(self.answers, timeout_s, f"the legacy DC on {self.address}", self.log, self._process)

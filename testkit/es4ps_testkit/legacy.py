@@ -34,7 +34,7 @@ from es4ps_localcluster.processes import port_open, start_process, stop_process_
 
 from . import ServiceError
 from .claims import unclaimed
-from .samba import TEST_DC_OPTIONS, claim_loopback_address
+from .samba import TEST_DC_OPTIONS, claim_loopback_address, environment_of_this_process
 
 # Addresses Pods of the real node reach on this machine (on `lo`, outside the Pod, Service and node networks).
 POD_REACHABLE_NETWORK = "10.249.0"
@@ -68,12 +68,6 @@ def claim_pod_reachable_address() -> tuple[str, int]:
         subprocess.run(["ip", "address", "replace", f"{address}/32", "dev", "lo"], check=True, capture_output=True)
         return address, descriptor
     raise ServiceError(f"no free address in {POD_REACHABLE_NETWORK}.0/24 for the legacy DC")
-
-
-def _own_environment() -> dict[str, str]:
-    """This process's environment without SMB_CONF_PATH: Samba's Python bindings set it once they loaded another
-    DC's smb.conf (the session's), and samba-tool and samba would take that DC's folders for the legacy DC's."""
-    return {name: value for name, value in os.environ.items() if name != "SMB_CONF_PATH"}
 
 
 class LegacyDC:
@@ -143,7 +137,7 @@ class LegacyDC:
             capture_output=True,
             text=True,
             timeout=300,
-            env=_own_environment(),
+            env=environment_of_this_process(),
         )
         if result.returncode != 0:
             raise ServiceError(f"provisioning the legacy domain failed: {result.stderr[-1500:]}")
@@ -167,7 +161,7 @@ class LegacyDC:
                 "samba", "--interactive", "--debug-stdout", f"--configfile={self.smb_conf}",
             ],
             self.log,
-            _own_environment(),
+            environment_of_this_process(),
         )  # fmt: skip
         try:
             wait_until(self.answers, timeout_s, f"the legacy DC on {self.address}", self.log, self._process)

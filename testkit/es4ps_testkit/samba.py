@@ -39,6 +39,12 @@ class RunningDC(Protocol):
 _LOOPBACK_RANGE = range(10, 250)
 
 
+def environment_of_this_process() -> dict[str, str]:
+    """This process's environment for a test DC's programs, without SMB_CONF_PATH: Samba's Python bindings set it
+    once they loaded a DC's smb.conf (the session's), and samba-tool and samba would take that DC's folders."""
+    return {name: value for name, value in os.environ.items() if name != "SMB_CONF_PATH"}
+
+
 def claim_loopback_address() -> tuple[str, int]:
     """Pick 127.0.0.X that no other session holds; return it and the open lock file (keep it open)."""
     for address, descriptor in unclaimed([f"127.0.0.{host}" for host in _LOOPBACK_RANGE], "es4ps-loopback"):
@@ -221,7 +227,7 @@ class SambaDC:
             fqdn = f"{self.hostname}.{self.dns_domain}"
             self.tls = self.ca.issue(f"samba-{self.hostname}-{self.address}", fqdn, server_names=(fqdn, self.address))
             self.write_password_files()
-        env = {**os.environ, **self.dc_env}
+        env = {**environment_of_this_process(), **self.dc_env}
         # The domain's DNS is the first DC's: replication finds its partners by their DNS names there.
         resolv = self.directory / "resolv.conf"
         resolv.write_text(f"nameserver {(self.join or self).address}\n")
@@ -278,7 +284,10 @@ class SambaDC:
                     data,
                     f"--username={self.netbios_name}\\Administrator",
                 ],
-                env={**os.environ, "PASSWD": self.admin_password},  # read by samba's credentials, not on argv
+                env={
+                    **environment_of_this_process(),
+                    "PASSWD": self.admin_password,
+                },  # read by samba's credentials, not on argv
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -289,7 +298,7 @@ class SambaDC:
     def is_ready(self) -> bool:
         result = subprocess.run(
             [str(VENV_BIN / "es4ps-samba-dc"), "ready"],
-            env={**os.environ, **self.dc_env},
+            env={**environment_of_this_process(), **self.dc_env},
             capture_output=True,
             timeout=30,
         )

@@ -24,7 +24,7 @@ from es4ps_portal.audit.records import Actor, record
 
 from . import computers
 from .metrics import PROVISIONING_DURATION, RESULTS
-from .models import ProvisioningTask
+from .models import Computer, ProvisioningTask
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,18 @@ def _find_task(task_id: str) -> ProvisioningTask | None:
     except ValueError:
         return None
     return ProvisioningTask.objects.select_related("user", "computer").filter(task_id=task_id).first()
+
+
+def _locked(task: ProvisioningTask) -> ProvisioningTask:
+    """The task's row and its account's or computer's, locked until the transaction ends: two consumers' results
+    for one account (its create and its enable) must not overwrite each other's state. The account or computer
+    first, as the portal's other writers lock it; each row by its own query, as PostgreSQL locks no row on the
+    nullable side of an outer join (a task has an account or a computer, or neither)."""
+    if task.user_id is not None:
+        User.objects.select_for_update().filter(pk=task.user_id).first()
+    elif task.computer_id is not None:
+        Computer.objects.select_for_update().filter(pk=task.computer_id).first()
+    return ProvisioningTask.objects.select_for_update(of=("self",)).select_related("user", "computer").get(pk=task.pk)
 
 
 def directory_state(current: str, operation: Operation, outcome: Outcome) -> str:
@@ -122,7 +134,7 @@ def record_result_event(event: ResultEvent) -> bool:
         return False
     finished_at = datetime.fromtimestamp(event.finished_at, UTC) if event.finished_at else timezone.now()
     with transaction.atomic():
-        task = ProvisioningTask.objects.select_for_update().select_related("user", "computer").get(pk=task.pk)
+        task = _locked(task)
         if task.finished_at is not None and task.finished_at >= finished_at:
             return False
         task.state = _TASK_STATE.get(event.outcome, ProvisioningTask.State.FAILED)

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 from es4ps_devtools import deployment as steps
 from es4ps_localcluster import Cluster
+from es4ps_localcluster.components.kubelet import remove_images
 from es4ps_localcluster.components.node import DNS_ADDRESS
 from es4ps_localcluster.registry import trust_on_node
 
@@ -133,8 +134,14 @@ def campus(deployment, directory: Path, name: str = NAME, host: str = HOST) -> L
 
 
 def trust_registry(published: Published) -> None:
-    """The real node's containerd trusts the registry's CA (its hosts directory; it holds no login)."""
-    trust_on_node(Cluster().node.registry_hosts, published.registry.address, published.registry.ca_file)
+    """The real node's containerd trusts the registry's CA (its hosts directory; it holds no login).
+
+    It also forgets the registry's images: its image store is a cache that outlives the cluster,
+    and the kubelet must pull the release (with the pull secret) as an adopter's would.
+    """
+    node = Cluster().node
+    trust_on_node(node.registry_hosts, published.registry.address, published.registry.ca_file)
+    remove_images(node, published.registry.address + "/")
 
 
 def log(message: str) -> None:

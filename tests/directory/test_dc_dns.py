@@ -7,13 +7,18 @@ runs with the builder's `ES4PS_DNS_FORWARDER` (none), the resolver with the
 builder's dnsmasq command line (its loopback addresses moved to this test's).
 An outsider asking the DC gets the AD zone and no cluster name; the Pod's
 resolver gives the realm from Samba and the cluster's names from the cluster.
-Last, the DC restarts with the variables for a spec that names an upstream
-DNS: outsiders get that upstream's names through the DC, still no cluster's.
+While the DC's Samba is not up (a DC joining), the Pod's own lookups of the
+realm end at once, with glibc and the Pod's resolv.conf as built. Last, the DC
+restarts with the variables for a spec that names an upstream DNS: outsiders
+get that upstream's names through the DC, still no cluster's.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from es4ps_operator.builders import build_desired_state
@@ -22,7 +27,7 @@ from es4ps_operator.config import Images, OperatorConfig
 from es4ps_testkit.dns import NameServer, ask
 from es4ps_testkit.domains import make_domain
 from es4ps_testkit.manifests import containers, env_of, statefulset
-from es4ps_testkit.samba import SambaDC
+from es4ps_testkit.samba import SambaDC, claim_loopback_address
 
 pytestmark = pytest.mark.services
 
@@ -33,10 +38,25 @@ REALM = "DNS.ES4PS.TEST"
 
 def pod_as_built(cluster_dns: NameServer, domain) -> dict:
     """dc0's containers as the operator writes them for `domain`, in a cluster whose DNS is `cluster_dns`."""
+    return containers(dc0_statefulset(cluster_dns, domain))
+
+
+def dc0_statefulset(cluster_dns: NameServer, domain) -> dict:
     config = OperatorConfig(
         images=Images(samba="samba", portal="portal", broker="broker"), cluster_dns_ip=cluster_dns.address
     )
-    return containers(statefulset(build_desired_state(domain, config), "acme-dc0"))
+    return statefulset(build_desired_state(domain, config), "acme-dc0")
+
+
+def resolver_command(dc_pod: dict, realm_server: str) -> list[str]:
+    """The operator's resolver command, on a test loopback address, sending the realm to `realm_server`."""
+    moved = {
+        f"--listen-address={RESOLVER_ADDRESS}": "--listen-address={address}",
+        f"--server=/{REALM.lower()}/{SAMBA_DNS}": f"--server=/{REALM.lower()}/{realm_server}",
+    }
+    command = dc_pod["resolver"]["command"]
+    assert set(moved) <= set(command)
+    return [moved.get(argument, argument) for argument in command]
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +90,7 @@ def dns_dc(tmp_path_factory, test_ca, dc_pod) -> Iterator[SambaDC]:
 @pytest.fixture(scope="module")
 def pod_resolver(tmp_path_factory, dc_pod, dns_dc) -> Iterator[NameServer]:
     """The Pod's resolver: the operator's command, on this test's loopback address, the realm at this DC."""
-    moved = {
-        f"--listen-address={RESOLVER_ADDRESS}": "--listen-address={address}",
-        f"--server=/{dns_dc.dns_domain}/{SAMBA_DNS}": f"--server=/{dns_dc.dns_domain}/{dns_dc.address}",
-    }
-    command = dc_pod["resolver"]["command"]
-    assert set(moved) <= set(command)
-    arguments = [moved.get(argument, argument) for argument in command]
-    resolver = NameServer(tmp_path_factory.mktemp("pod-resolver"), arguments=arguments)
+    resolver = NameServer(tmp_path_factory.mktemp("pod-resolver"), arguments=resolver_command(dc_pod, dns_dc.address))
     resolver.start()
     yield resolver
     resolver.stop()
@@ -95,6 +108,47 @@ def test_an_outsider_gets_the_ad_zone_from_the_dc_and_no_cluster_name(dns_dc, cl
 def test_the_dcs_pod_resolves_the_realm_through_samba_and_the_cluster_through_its_dns(pod_resolver, dns_dc):
     assert ask(pod_resolver.address, f"{dns_dc.hostname}.{dns_dc.dns_domain}") == ("NOERROR", [dns_dc.address])
     assert ask(pod_resolver.address, CLUSTER_NAME) == ("NOERROR", [CLUSTER_ADDRESS])
+
+
+def glibc_lookup(resolv_conf: Path, name: str, timeout_s: int) -> subprocess.CompletedProcess:
+    """`getent hosts name` as the Pod's processes look it up: glibc reading `resolv_conf` (own mount namespace)."""
+    script = 'mount --bind "$1" /etc/resolv.conf && exec timeout "$2" getent hosts "$3"'
+    command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "-"]
+    return subprocess.run([*command, str(resolv_conf), str(timeout_s), name], capture_output=True, text=True)
+
+
+def test_while_the_dcs_samba_is_not_up_the_pods_realm_lookups_end_at_once(tmp_path_factory, cluster_dns):
+    """A joining DC's Samba is not up yet: looking a realm name up must fail at once, not wait out glibc's timeouts.
+
+    Through the resolver over UDP each such lookup took 40 s, and the joining
+    DC's startup probe killed it before the join ended. The cluster's names
+    resolve all the while.
+    """
+    built = dc0_statefulset(cluster_dns, make_domain(realm=REALM))
+    silent_samba, claim = claim_loopback_address()  # nothing listens there: Samba is not up
+    directory = tmp_path_factory.mktemp("joining-resolver")
+    resolver = NameServer(directory, arguments=resolver_command(containers(built), silent_samba))
+    resolver.start()
+    try:
+        moved = {RESOLVER_ADDRESS: resolver.address, SAMBA_DNS: silent_samba}
+        dns_config = built["spec"]["template"]["spec"]["dnsConfig"]
+        resolv_conf = "".join(f"nameserver {moved[server]}\n" for server in dns_config["nameservers"])
+        resolv_conf += f"search {' '.join(dns_config['searches'])}\n"
+        options = [
+            option["name"] + (f":{option['value']}" if "value" in option else "")
+            for option in dns_config.get("options", [])
+        ]
+        resolv_conf += f"options {' '.join(options)}\n" if options else ""
+        (directory / "resolv.conf").write_text(resolv_conf)
+        realm_name = glibc_lookup(directory / "resolv.conf", f"dc0.{REALM.lower()}", timeout_s=10)
+        assert realm_name.returncode == 2, (
+            f"a realm name's lookup while Samba is down did not end within 10 s: {realm_name}"
+        )
+        cluster_name = glibc_lookup(directory / "resolv.conf", CLUSTER_NAME, timeout_s=10)
+        assert cluster_name.stdout.split()[:1] == [CLUSTER_ADDRESS], cluster_name
+    finally:
+        resolver.stop()
+        os.close(claim)
 
 
 def test_with_a_forwarder_in_the_spec_outsiders_get_its_names_and_still_no_cluster_name(

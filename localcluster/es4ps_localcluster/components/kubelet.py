@@ -148,6 +148,16 @@ def remove_workloads(node: Node) -> None:
         subprocess.run([*ctr, "containers", "rm", *containers.split()], capture_output=True, timeout=60)
 
 
+def remove_images(node: Node, prefix: str) -> list[str]:
+    """Remove the images named `prefix`... from the node's image store (a cache outliving the cluster); say which."""
+    ctr = ["ctr", "--address", str(node.containerd_socket), "-n", "k8s.io"]
+    names = subprocess.run([*ctr, "images", "ls", "-q"], capture_output=True, text=True, timeout=30, check=True).stdout
+    doomed = [name for name in names.split() if name.startswith(prefix)]
+    if doomed:
+        subprocess.run([*ctr, "images", "rm", *doomed], capture_output=True, timeout=120, check=True)
+    return doomed
+
+
 def kill_shims(node: Node) -> None:
     """containerd shims outlive containerd; ours name our socket on their command line."""
     marker = str(node.containerd_socket).encode()

@@ -75,9 +75,17 @@ def resolver_container(domain: Domain, config: OperatorConfig, image: str) -> di
 
 
 def pod_dns_config(domain: Domain, config: OperatorConfig) -> dict[str, Any]:
-    """The Pod's resolv.conf: the resolver, then Samba (the realm still resolves while the resolver restarts)."""
+    """The Pod's resolv.conf: the resolver, then Samba (the realm still resolves while the resolver restarts).
+
+    Lookups go over TCP (`use-vc`): while the DC's Samba is not up yet (a DC
+    joining), dnsmasq drops a UDP question for the realm without a word and
+    glibc waits out its timeout for each (40 s per name, longer than the
+    startup probe allows); over TCP dnsmasq closes the connection at once and
+    the lookup fails fast, as it did through the cluster's DNS.
+    """
     return {
         "nameservers": [RESOLVER_ADDRESS, SAMBA_DNS],
+        "options": [{"name": "use-vc"}],
         "searches": [
             f"{domain.namespace}.svc.{config.cluster_domain}",
             f"svc.{config.cluster_domain}",

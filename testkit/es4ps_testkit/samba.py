@@ -328,6 +328,32 @@ class SambaDC:
         stop_process_group(self._process)
         self._process = None
 
+    def leave_domain(self) -> None:
+        """Remove this stopped DC from its domain on the DC it joined (`samba-tool domain demote
+        --remove-other-dead-server`), so that DC stops replicating with it."""
+        assert self.join is not None and not self.running
+        servers = self.join.samdb().search(
+            self.join.samdb().get_config_basedn(), expression=f"(&(objectClass=server)(cn={self.hostname}))"
+        )
+        if not servers:
+            return  # already removed (the test made it leave)
+        result = subprocess.run(
+            [
+                "samba-tool",
+                "domain",
+                "demote",
+                f"--remove-other-dead-server={self.hostname}",
+                f"--server={self.join.address}",
+                f"--username={self.netbios_name}\\Administrator",
+            ],
+            env={**environment_of_this_process(), "PASSWD": self.admin_password},  # not on argv
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"removing {self.hostname} from the domain: {(result.stderr or result.stdout)[-300:]}")
+
     def close(self) -> None:
         """Stop and give the loopback address back."""
         self.stop()

@@ -18,8 +18,7 @@ from es4ps_contract.events import REASON_DELETED, REASON_NOT_BOUND, REASON_NOT_F
 from es4ps_contract.signing import sign_envelope
 from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser, EnableUser, UpdateAttributes
 from es4ps_localcluster.processes import wait_until
-from es4ps_testkit import ServiceError
-from es4ps_testkit.samba import SambaDC, find_account, ldap_session, password_authenticates
+from es4ps_testkit.samba import find_account, ldap_session, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 from es4ps_testkit.worker import DirectoryWorker
 from samba.dsdb import UF_ACCOUNTDISABLE
@@ -213,18 +212,6 @@ def test_a_create_replayed_after_a_move_gives_no_old_group_back(task_client, sam
     assert task_client.wait_for(replay_id).outcome is Outcome.SUCCEEDED  # the account exists: nothing to do
     groups = find_account(samba_dc, username, attrs=["memberOf"])["memberOf"]
     assert [str(g).split(",")[0].lower() for g in groups] == [f"cn=new-{username}"]
-
-
-@pytest.fixture
-def second_dc(tmp_path, test_ca, samba_dc):
-    dc = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc)
-    try:
-        dc.start(timeout_s=180)
-    except ServiceError as exc:
-        dc.close()
-        pytest.fail(str(exc), pytrace=False)
-    yield dc
-    dc.close()
 
 
 def test_captured_tasks_published_again_after_a_delete_bring_nothing_back_on_a_dc_that_never_saw_them(

@@ -20,7 +20,6 @@ from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.config import MARKER_NAME, DCConfig
 from es4ps_samba.dc.peers import Directory, PeerCheck
 from es4ps_samba.dc.store import backend_store, lmdb_map_size, partition_files
-from es4ps_testkit import ServiceError
 from es4ps_testkit.samba import SambaDC, find_account, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
@@ -221,61 +220,51 @@ def test_bad_settings_are_refused_with_a_clear_message(samba_dc, change, message
     assert message in result.stderr
 
 
-def test_an_additional_dc_joins_with_the_domain_data(
-    tmp_path, test_ca, samba_dc, task_client, directory_worker, username
-):
+def test_an_additional_dc_joins_with_the_domain_data(samba_dc, task_client, directory_worker, username, request):
     assert run(task_client, create_task(task_client, username)).outcome is Outcome.SUCCEEDED
     assert run(task_client, EnableUser(username, **binding(username))).outcome is Outcome.SUCCEEDED
-    second = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc, volume_bytes=1 << 30)
-    try:
-        second.start(timeout_s=180)
-    except ServiceError as exc:
-        second.close()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        # The join replicated the domain, passwords included: the account authenticates on the new DC,
-        # which serves LDAPS with its own certificate.
-        assert backend_store(second.sam_ldb) == "mdb"
-        assert map_sizes(second) == {768 << 20}
-        expression = f"(sAMAccountName={ldb.binary_encode(username)})"
-        assert len(second.samdb().search(samba_dc.base_dn, expression=expression)) == 1
-        assert domain_sid(second) == domain_sid(samba_dc)
-        tls = ldap3.Tls(ca_certs_file=str(second.ca_file), validate=ssl.CERT_REQUIRED)
-        server = ldap3.Server(second.address, port=636, use_ssl=True, tls=tls)
-        assert ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password=PASSWORD).bind()
-        assert not ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password="Wr0ng-pass!").bind()
+    second = request.getfixturevalue("second_dc")  # joins after the account exists
+    # The join replicated the domain, passwords included: the account authenticates on the new DC,
+    # which serves LDAPS with its own certificate.
+    assert backend_store(second.sam_ldb) == "mdb"
+    assert map_sizes(second) == {768 << 20}
+    expression = f"(sAMAccountName={ldb.binary_encode(username)})"
+    assert len(second.samdb().search(samba_dc.base_dn, expression=expression)) == 1
+    assert domain_sid(second) == domain_sid(samba_dc)
+    tls = ldap3.Tls(ca_certs_file=str(second.ca_file), validate=ssl.CERT_REQUIRED)
+    server = ldap3.Server(second.address, port=636, use_ssl=True, tls=tls)
+    assert ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password=PASSWORD).bind()
+    assert not ldap3.Connection(server, user=f"{username}@{samba_dc.dns_domain}", password="Wr0ng-pass!").bind()
 
-        # Later changes replicate both ways (the DCs find each other in the domain's DNS, on the first DC).
-        later = f"{username}b"
-        assert run(task_client, create_task(task_client, later)).outcome is Outcome.SUCCEEDED
-        assert run(task_client, EnableUser(later, **binding(later))).outcome is Outcome.SUCCEEDED
-        wait_until(lambda: password_authenticates(second, later, PASSWORD), 180, f"{later} replicated to dc2")
-        second.samdb().newuser(f"{username}c", PASSWORD)
-        wait_until(lambda: find_account(samba_dc, f"{username}c"), 180, f"{username}c replicated from dc2")
+    # Later changes replicate both ways (the DCs find each other in the domain's DNS, on the first DC).
+    later = f"{username}b"
+    assert run(task_client, create_task(task_client, later)).outcome is Outcome.SUCCEEDED
+    assert run(task_client, EnableUser(later, **binding(later))).outcome is Outcome.SUCCEEDED
+    wait_until(lambda: password_authenticates(second, later, PASSWORD), 180, f"{later} replicated to {second.hostname}")
+    second.samdb().newuser(f"{username}c", PASSWORD)
+    wait_until(lambda: find_account(samba_dc, f"{username}c"), 180, f"{username}c replicated from {second.hostname}")
 
-        # The operator's Jobs (es4ps_samba.dc.lifecycle): dbcheck before a roll-out; then dc2 leaves the domain.
-        steps = {
-            "ES4PS_REALM": samba_dc.realm,
-            "ES4PS_NETBIOS_NAME": samba_dc.netbios_name,
-            "ES4PS_ADMIN_PASSWORD_FILE": str(samba_dc.admin_password_file),
-            "ES4PS_JOIN_SERVER": samba_dc.address,
-            "ES4PS_LEAVING_DC": "dc2",
-            "ES4PS_LEAVING_SERVER": second.address,
-        }
-        lifecycle_step("dbcheck", steps)
-        second.samdb().newuser(f"{username}d", PASSWORD)  # written on dc2 just before it goes
-        lifecycle_step("leave", steps)
-        assert find_account(samba_dc, f"{username}d"), "leave did not bring dc2's last change to the remaining DC"
-        second.stop()
-        lifecycle_step("remove", steps)
-        config_dn = samba_dc.samdb().get_config_basedn()
-        servers = {
-            str(m["cn"][0]).lower() for m in samba_dc.samdb().search(config_dn, expression="(objectClass=server)")
-        }
-        assert servers == {samba_dc.hostname}, servers
-        lifecycle_step("remove", steps)  # again, as after a crash: nothing left to do, still a success
-    finally:
-        second.close()
+    # The operator's Jobs (es4ps_samba.dc.lifecycle): dbcheck before a roll-out; then the new DC leaves the domain.
+    steps = {
+        "ES4PS_REALM": samba_dc.realm,
+        "ES4PS_NETBIOS_NAME": samba_dc.netbios_name,
+        "ES4PS_ADMIN_PASSWORD_FILE": str(samba_dc.admin_password_file),
+        "ES4PS_JOIN_SERVER": samba_dc.address,
+        "ES4PS_LEAVING_DC": second.hostname,
+        "ES4PS_LEAVING_SERVER": second.address,
+    }
+    lifecycle_step("dbcheck", steps)
+    second.samdb().newuser(f"{username}d", PASSWORD)  # written on the new DC just before it goes
+    lifecycle_step("leave", steps)
+    assert find_account(samba_dc, f"{username}d"), (
+        f"leave did not bring {second.hostname}'s last change to the remaining DC"
+    )
+    second.stop()
+    lifecycle_step("remove", steps)
+    config_dn = samba_dc.samdb().get_config_basedn()
+    servers = {str(m["cn"][0]).lower() for m in samba_dc.samdb().search(config_dn, expression="(objectClass=server)")}
+    assert servers == {samba_dc.hostname}, servers
+    lifecycle_step("remove", steps)  # again, as after a crash: nothing left to do, still a success
 
 
 def lifecycle_step(step: str, env: dict[str, str]) -> None:

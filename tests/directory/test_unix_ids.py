@@ -15,7 +15,6 @@ from collections import Counter
 import ldb
 import pytest
 from es4ps_contract.events import Outcome
-from es4ps_testkit import ServiceError
 from es4ps_testkit.registration import unique_username
 from es4ps_testkit.samba import SambaDC
 from es4ps_testkit.tasks import create_task
@@ -47,18 +46,6 @@ def unix_accounts(dc: SambaDC, usernames: set[str]) -> dict[str, dict[str, str]]
         if name in usernames:
             accounts[name] = {str(key): str(account[key][0]) for key in account if key != "dn"}
     return accounts
-
-
-@pytest.fixture
-def second_dc(tmp_path, test_ca, samba_dc):
-    dc = SambaDC(tmp_path / "dc2", test_ca, hostname="dc2", join=samba_dc)
-    try:
-        dc.start(timeout_s=180)
-    except ServiceError as exc:
-        dc.close()
-        pytest.fail(str(exc), pytrace=False)
-    yield dc
-    dc.close()
 
 
 def test_a_burst_of_accounts_on_two_dcs_gets_unique_uids(

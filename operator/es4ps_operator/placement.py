@@ -17,7 +17,7 @@ class Placement:
     """A component's Pod overrides (the CRD's override block): where its Pods run, with what, labelled how."""
 
     priority_class: str | None
-    # None: the operator's default spread (over nodes and zones, as far as the cluster allows).
+    # None: the operator's default spread (over nodes, as far as the cluster allows).
     topology_spread: tuple[dict[str, Any], ...] | None
     # Requests and limits of the main container, merged over the operator's defaults ({} : the defaults).
     resources: dict[str, dict[str, Any]]

@@ -82,7 +82,16 @@ def test_the_domains_dns_names_every_dc_at_its_nodes_address(domain):
     realm = multinode.realm(kube)
     expected = {f"dc{i}.{realm.lower()}": [dc_address(kube, i)] for i in (0, 1)}
     for index in (0, 1):  # ask either DC: the zone replicates
-        assert multinode.domain_controllers_in_dns(dc_address(kube, index), realm) == expected
+        # dc1's SRV records come from its samba_dnsupdate once it serves, then replicate to dc0
+        kube.eventually(
+            lambda index=index: multinode.domain_controllers_in_dns(dc_address(kube, index), realm) == expected,
+            timeout=300,
+            interval=5,
+            message=lambda index=index: (
+                f"the DCs in dc{index}'s DNS: "
+                f"{multinode.domain_controllers_in_dns(dc_address(kube, index), realm)}, not {expected}"
+            ),
+        )
 
 
 def test_broker_members_and_portal_replicas_are_spread_over_the_nodes(domain):

@@ -200,9 +200,11 @@ def service(domain: Domain, name: str, component: str, spec: dict[str, Any]) -> 
 
 
 def spread_constraints(placement: Placement, selector: dict[str, str]) -> list[dict[str, Any]]:
-    """The Pods' topology spread: the domain's own constraints, or over nodes and then zones, as far as possible.
+    """The Pods' topology spread: the domain's own constraints, or over nodes, as far as possible.
 
     ScheduleAnyway by default: a one-node cluster still runs every Pod; the scheduler spreads where it can.
+    Nodes only: the scheduler leaves out of its spread scoring every node that lacks one of a Pod's
+    topology keys, so a default that also named zones spread nothing on a cluster without zone labels.
     A constraint without labelSelector counts this component's Pods of the domain.
     """
     if placement.topology_spread is not None:
@@ -210,11 +212,10 @@ def spread_constraints(placement: Placement, selector: dict[str, str]) -> list[d
     return [
         {
             "maxSkew": 1,
-            "topologyKey": key,
+            "topologyKey": "kubernetes.io/hostname",
             "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": selector},
         }
-        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
     ]
 
 

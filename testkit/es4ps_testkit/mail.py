@@ -116,8 +116,12 @@ class MailCatcher:
         with self._changed:
             return [m for m in self._mails if recipient.casefold() in (r.casefold() for r in m.recipients)]
 
-    def wait_for(self, recipient: str, count: int = 1, timeout_s: float = 15) -> CaughtMail:
-        """Wait until `count` mails reached `recipient` and return the newest; AssertionError on timeout."""
+    def wait_for(self, recipient: str, count: int = 1, timeout_s: float = 60) -> CaughtMail:
+        """Wait until `count` mails reached `recipient` and return the newest; AssertionError on timeout.
+
+        60 s: mail leaves through the portal's outbox, two polling loops off the request path
+        (the registration form's, then the relay's), slower on a loaded machine.
+        """
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while len(self.mails_to(recipient)) < count:

@@ -197,7 +197,8 @@ def test_a_brazilian_browser_registers_in_portuguese(brazilian_browser, live_por
 
     # The switcher: Spanish from now on, whatever the browser asks for.
     browser.find_element(By.CSS_SELECTOR, "footer button[value=es]").click()
-    wait.until(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "es")
+    # Read in one script: an element found before the new page replaced the old one goes stale.
+    wait.until(lambda b: b.execute_script("return document.documentElement.lang;") == "es")
     assert browser.find_element(By.CSS_SELECTOR, "footer button[aria-current]").text == "Español"
     screenshot("07-espanol")
     assert errors_logged(browser) == []

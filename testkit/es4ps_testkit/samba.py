@@ -272,28 +272,19 @@ class SambaDC:
             (f"_msdcs.{self.dns_domain}", guid, "CNAME", f"{self.hostname}.{self.dns_domain}"),
         ]
         for zone, name, kind, data in records:
-            result = subprocess.run(
-                [
-                    "samba-tool",
-                    "dns",
-                    "add",
-                    self.join.address,
-                    zone,
-                    name,
-                    kind,
-                    data,
-                    f"--username={self.netbios_name}\\Administrator",
-                ],
-                env={
-                    **environment_of_this_process(),
-                    "PASSWD": self.admin_password,
-                },  # read by samba's credentials, not on argv
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = self._administrator_tool("dns", "add", self.join.address, zone, name, kind, data)
             if result.returncode != 0 and "ALREADY_EXISTS" not in result.stderr + result.stdout:
                 raise ServiceError(f"registering {name} in {zone} on {self.join.address}: {result.stderr[-300:]}")
+
+    def _administrator_tool(self, *arguments: str) -> subprocess.CompletedProcess:
+        """`samba-tool` as the domain's Administrator (the password in PASSWD, read by samba, never on argv)."""
+        return subprocess.run(
+            ["samba-tool", *arguments, f"--username={self.netbios_name}\\Administrator"],
+            env={**environment_of_this_process(), "PASSWD": self.admin_password},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def is_ready(self) -> bool:
         result = subprocess.run(
@@ -337,19 +328,8 @@ class SambaDC:
         )
         if not servers:
             return  # already removed (the test made it leave)
-        result = subprocess.run(
-            [
-                "samba-tool",
-                "domain",
-                "demote",
-                f"--remove-other-dead-server={self.hostname}",
-                f"--server={self.join.address}",
-                f"--username={self.netbios_name}\\Administrator",
-            ],
-            env={**environment_of_this_process(), "PASSWD": self.admin_password},  # not on argv
-            capture_output=True,
-            text=True,
-            timeout=120,
+        result = self._administrator_tool(
+            "domain", "demote", f"--remove-other-dead-server={self.hostname}", f"--server={self.join.address}"
         )
         if result.returncode != 0:
             raise ServiceError(f"removing {self.hostname} from the domain: {(result.stderr or result.stdout)[-300:]}")

@@ -61,6 +61,8 @@ CONSUMER_METRICS_PORT = 9934
 CONSUMER_METRICS_PORT_NAME = "consumer-metric"  # a port name has at most 15 characters
 WORKER_METRICS_PORT = 9932  # on the DC Pod's loopback; the DC's health endpoint passes them on
 WORKER_METRICS_PORT_NAME = "worker-metrics"  # the external worker's (no DC beside it): its own Pod address
+FILES_METRICS_PORT = 9935  # the file server's (es4ps_samba.files.metrics), on its Pod address
+FILES_METRICS_PORT_NAME = "metrics"
 
 
 def labels(domain: Domain, component: str) -> dict[str, str]:
@@ -198,6 +200,10 @@ def broker_network_policy(domain: Domain) -> str:
 
 def portal_network_policy(domain: Domain) -> str:
     return portal(domain)
+
+
+def files_network_policy(domain: Domain) -> str:
+    return files(domain)
 
 
 def admin_password_secret(domain: Domain) -> str:

@@ -25,6 +25,9 @@ _ENTRYPOINT = [sys.executable, "-m", "es4ps_samba.files.cli"]
 # Inside the file server's namespaces: its volume and its mounted Secrets (in its private /var/lib/samba, /etc/samba).
 _VOLUME = Path("/var/lib/samba/volume")
 _SECRETS = Path("/etc/samba/es4ps")
+# The metrics port, and a walk of the volume every second: a test sees a write counted at once.
+METRICS_PORT = 9935
+USAGE_INTERVAL_S = 1
 
 
 class FileServer(Workstation):
@@ -81,7 +84,14 @@ class FileServer(Workstation):
             "ES4PS_FILES_HOMES_QUOTA_BYTES": str(self.homes_quota_bytes or ""),
             "ES4PS_FILES_SHARES": self.shares,
             "ES4PS_FILES_PRINTING": str(self.printing).lower(),
+            "ES4PS_FILES_METRICS_PORT": str(METRICS_PORT),
+            "ES4PS_FILES_USAGE_INTERVAL_SECONDS": str(USAGE_INTERVAL_S),
         }
+
+    @property
+    def metrics_url(self) -> str:
+        """Prometheus' /metrics of the file server, at its own address."""
+        return f"http://{self.address}:{METRICS_PORT}/metrics"
 
     def serve(self, timeout_s: float = 120) -> None:
         """Start `es4ps-files run` in the namespaces; return once `es4ps-files ready` says so."""

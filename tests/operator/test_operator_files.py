@@ -34,6 +34,9 @@ def test_the_operator_runs_the_file_server_and_never_takes_its_volume(es4ps_crd,
     wait_ready(cluster, namespace)
 
     assert cluster.get("service", "acme-files", namespace)["spec"]["ports"][0]["port"] == 445
+    # Everyone reaches SMB; nothing else of the Pod (its metrics port) without spec.monitoring.
+    policy = cluster.get("networkpolicy", "acme-files", namespace)
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 445}]}]
     env = files_env(cluster, namespace)
     assert [share["name"] for share in json.loads(env["ES4PS_FILES_SHARES"])] == ["students", "wifi"]
     assert env["ES4PS_FILES_HOMES_QUOTA_BYTES"] == str(1024**3)

@@ -4,7 +4,8 @@ The Pod runs images/samba's `es4ps-files run`: it joins the domain as its own
 computer (`files`) with the password of `<domain>-files-machine` (a generated
 Secret: a lost volume joins again as the same computer), serves homes and the
 group shares to the domain's people over SMB3 with encryption required, and
-the print share through CUPS when asked. Its volume holds the homes, the
+the print share through CUPS when asked; its metrics listen on the port
+`metrics` (the NetworkPolicy `<domain>-files` opens it to Prometheus only). Its volume holds the homes, the
 shares, the printed files and its membership; nothing here deletes any of it.
 
 Services:
@@ -88,6 +89,7 @@ def files_env(domain: Domain, config: OperatorConfig, files: FileServices) -> li
         env("ES4PS_FILES_HOMES_QUOTA_BYTES", volume_bytes(files.homes_quota) if files.homes_quota else ""),
         env("ES4PS_FILES_SHARES", files.shares_json()),
         env("ES4PS_FILES_PRINTING", "true" if files.printing else "false"),
+        env("ES4PS_FILES_METRICS_PORT", str(naming.FILES_METRICS_PORT)),
     ]
 
 
@@ -99,7 +101,10 @@ def _files_container(domain: Domain, config: OperatorConfig, files: FileServices
         "imagePullPolicy": config.images.pull_policy,
         "command": ["es4ps-files", "run"],
         "env": files_env(domain, config, files),
-        "ports": [{"name": "smb", "containerPort": SMB_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "smb", "containerPort": SMB_PORT, "protocol": "TCP"},
+            {"name": naming.FILES_METRICS_PORT_NAME, "containerPort": naming.FILES_METRICS_PORT, "protocol": "TCP"},
+        ],
         # The first start joins the domain; a DC that is not up yet delays it.
         "startupProbe": exec_probe(ready, period_s=5, failures=120, timeout_s=10),
         "readinessProbe": exec_probe(ready, period_s=10, failures=3, timeout_s=10),

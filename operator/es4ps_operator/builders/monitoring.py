@@ -6,6 +6,7 @@
     <domain>-dc       the DC Pods' `health` port, /metrics (replication health, managed accounts, RIDs)
                       (both over HTTPS with the client certificate of the Secret <domain>-monitoring-tls)
     <domain>-broker   the broker Pods' `prometheus` port (rabbitmq_prometheus, per queue)
+    <domain>-files    (spec.fileServices) the file server's `metrics` port (sessions, the trust, the volume)
     <domain>-alerts   the alerts of the data path
 
 Written only when the cluster serves the Prometheus Operator's CRDs; the
@@ -87,6 +88,7 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
         "portal": f'namespace="{ns}",pod=~"{naming.portal(domain)}-[0-9]+"',
         "dc": f'namespace="{ns}",pod=~"{domain.name}-dc[0-9]+-0"',
         "broker": f'namespace="{ns}",pod=~"{naming.broker(domain)}-[0-9]+"',
+        "files": f'namespace="{ns}",pod="{naming.files(domain)}-0"',
     }
     queue = f'{pods["broker"]},queue="{PROVISIONING_QUEUE}"'
     labels = {"severity": "warning", "es4ps_domain": domain.name}
@@ -210,6 +212,39 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
             f"The portal of {ns}/{domain.name} does not answer",
             "{{ $labels.pod }} has not answered its metrics scrape for 5 minutes.",
         ),
+        *(
+            []
+            if domain.file_services is None
+            else [
+                alert(
+                    "ES4PSFileServerDown",
+                    f'up{{{pods["files"]},job="{ns}/{naming.monitor(domain, "files")}"}} == 0',
+                    "5m",
+                    critical,
+                    f"The file server of {ns}/{domain.name} does not answer",
+                    "{{ $labels.pod }} has not answered its metrics scrape for 5 minutes.",
+                ),
+                alert(
+                    "ES4PSFileServerTrustBroken",
+                    f"max(es4ps_files_trust_ok{{{pods['files']}}}) == 0",
+                    "10m",
+                    critical,
+                    f"The file server of {ns}/{domain.name} is no longer trusted by the domain",
+                    "wbinfo -t fails: people cannot connect. Deleting the Pod joins the server again with its "
+                    "Secret's password (docs/files.md).",
+                ),
+                alert(
+                    "ES4PSFileServerVolumeLow",
+                    f"max(es4ps_files_volume_free_bytes{{{pods['files']}}} / "
+                    f"es4ps_files_volume_size_bytes{{{pods['files']}}}) < {LOW_SHARE}",
+                    "1h",
+                    labels,
+                    f"The file server's volume of {ns}/{domain.name} is nearly full",
+                    f"Less than {LOW_SHARE:.0%} of the volume is free: grow spec.fileServices.storage.size (if the "
+                    "storage class allows it) or ask people over their quota (es4ps_files_homes_over_quota).",
+                ),
+            ]
+        ),
     ]
 
 
@@ -253,5 +288,10 @@ def build_monitoring(domain: Domain) -> list[Manifest]:
         ),
         _pod_monitor(domain, "dc", naming.DIRECTORY, _dc_endpoint(domain, "/metrics")),
         _pod_monitor(domain, "broker", naming.BROKER, _endpoint(domain, BROKER_METRICS_PORT)),
+        *(
+            [_pod_monitor(domain, "files", naming.FILES, _endpoint(domain, naming.FILES_METRICS_PORT_NAME))]
+            if domain.file_services is not None
+            else []
+        ),
         rule,
     ]

@@ -1,7 +1,8 @@
-"""NetworkPolicies of a domain: who may reach the broker and the portal.
+"""NetworkPolicies of a domain: who may reach the broker, the portal and the file server.
 
     <domain>-broker  only the portal's and the DCs' Pods reach 5671 (a cluster's nodes: 4369, 25672)
     <domain>-portal  only the ingress controller's Pods reach 8000
+    <domain>-files   (spec.fileServices) everyone reaches SMB (445), nothing else
     with spec.monitoring.enabled, Prometheus's namespace reaches the metrics ports
 
 A DC in HostNetwork mode talks from its node's address, which no Pod
@@ -18,6 +19,7 @@ from .. import naming
 from ..config import OperatorConfig
 from ..domain import Domain
 from .common import Manifest, metadata
+from .files import SMB_PORT
 from .monitoring import BROKER_METRICS_PORT, CONSUMER_METRICS_PORT, PORTAL_METRICS_PORT
 
 
@@ -60,14 +62,21 @@ def build_network_policies(domain: Domain, config: OperatorConfig) -> list[Manif
         ingress_peer["podSelector"] = {"matchLabels": dict(domain.portal.ingress_pod_labels)}
     portal_rules = [{"from": [ingress_peer], "ports": [{"protocol": "TCP", "port": naming.PORTAL_HTTP_PORT}]}]
 
+    # The domain's computers and people reach the file server wherever they are; its metrics port only Prometheus.
+    files_rules: list[dict[str, Any]] = [{"ports": [{"protocol": "TCP", "port": SMB_PORT}]}]
+
     if domain.monitoring.enabled:
         # Prometheus scrapes the metrics ports (by name: each Pod declares its own).
         scraper = [{"namespaceSelector": {"matchLabels": dict(domain.monitoring.namespace_labels)}}]
         broker_rules.append({"from": scraper, "ports": [{"protocol": "TCP", "port": BROKER_METRICS_PORT}]})
         metrics_ports = [{"protocol": "TCP", "port": port} for port in (PORTAL_METRICS_PORT, CONSUMER_METRICS_PORT)]
         portal_rules.append({"from": scraper, "ports": metrics_ports})
+        files_rules.append({"from": scraper, "ports": [{"protocol": "TCP", "port": naming.FILES_METRICS_PORT_NAME}]})
 
-    return [
+    policies = [
         _policy(domain, naming.broker_network_policy(domain), naming.BROKER, broker_rules),
         _policy(domain, naming.portal_network_policy(domain), naming.PORTAL, portal_rules),
     ]
+    if domain.file_services is not None:
+        policies.append(_policy(domain, naming.files_network_policy(domain), naming.FILES, files_rules))
+    return policies

@@ -1,13 +1,18 @@
-"""The file server's manifests (es4ps_operator.builders.files): what spec.fileServices turns into."""
+"""The file server's manifests (es4ps_operator.builders.files): what spec.fileServices turns into, its metrics'
+PodMonitor, NetworkPolicy and alerts."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+import yaml
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.files import build_files
+from es4ps_operator.builders.monitoring import alert_rules, build_monitoring
 from es4ps_samba.files.config import FilesConfig
 from es4ps_testkit.domains import make_domain
+from test_operator_placement_monitoring import PROMTOOL, promtool
 
 FILES = {
     "storage": {"size": "50Gi"},
@@ -71,3 +76,60 @@ def test_replicas_zero_keeps_the_statefulset_and_its_volume(config):
     (_service, statefulset) = build_files(files_domain(replicas=0), config)
     assert statefulset["spec"]["replicas"] == 0
     assert statefulset["spec"]["volumeClaimTemplates"]
+
+
+def test_the_file_servers_metrics_are_scraped_and_opened_to_prometheus_only(config):
+    domain = make_domain(
+        fileServices=FILES, policies=POLICIES, directory={"unix": {"enabled": True}}, monitoring={"enabled": True}
+    )
+    written = [*build_desired_state(domain, config).manifests(), *build_monitoring(domain)]
+    found = {(m["kind"], m["metadata"]["name"]): m for m in written}
+    (endpoint,) = found[("PodMonitor", "acme-files")]["spec"]["podMetricsEndpoints"]
+    (container,) = found[("StatefulSet", "acme-files")]["spec"]["template"]["spec"]["containers"]
+    declared = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert declared == {"smb": 445, "metrics": 9935} and endpoint["port"] == "metrics"
+    assert FilesConfig.from_env({e["name"]: e["value"] for e in container["env"]}).metrics_port == 9935
+    # SMB for everyone; the metrics port for Prometheus's namespace only.
+    scraper = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert found[("NetworkPolicy", "acme-files")]["spec"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": 445}]},
+        {"from": scraper, "ports": [{"protocol": "TCP", "port": "metrics"}]},
+    ]
+    # Without monitoring nobody is let in to the metrics port; without a file server there is no policy.
+    unmonitored = build_desired_state(files_domain(), config).manifests()
+    policy = next(m for m in unmonitored if (m["kind"], m["metadata"]["name"]) == ("NetworkPolicy", "acme-files"))
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 445}]}]
+    assert "acme-files" not in {m["metadata"]["name"] for m in build_desired_state(make_domain(), config).manifests()}
+
+
+def test_the_file_server_alerts_fire_on_a_broken_trust_and_a_full_volume_and_not_before(tmp_path):
+    if not PROMTOOL.exists():
+        pytest.fail(f"{PROMTOOL} is missing: run `make setup` (hack/build-tools.sh promtool)")
+    rules = alert_rules(make_domain(fileServices=FILES, policies=POLICIES, directory={"unix": {"enabled": True}}))
+    assert "ES4PSFileServerDown" not in {r["alert"] for r in alert_rules(make_domain())}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "es4ps", "rules": rules}]}))
+    files = 'namespace="acme",pod="acme-files-0"'
+
+    def case(series, name, fires):
+        expected = [
+            {"exp_labels": {"es4ps_domain": "acme", "severity": severity},
+             "exp_annotations": next(r["annotations"] for r in rules if r["alert"] == name)}
+            for severity in fires
+        ]  # fmt: skip
+        return {"interval": "1m", "input_series": series,
+                "alert_rule_test": [{"eval_time": "90m", "alertname": name, "exp_alerts": expected}]}  # fmt: skip
+
+    def volume(free):
+        return [{"series": f"es4ps_files_volume_size_bytes{{{files}}}", "values": "1000x100"},
+                {"series": f"es4ps_files_volume_free_bytes{{{files}}}", "values": f"{free}x100"}]  # fmt: skip
+
+    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [
+        case([{"series": f"es4ps_files_trust_ok{{{files}}}", "values": "0x100"}],
+             "ES4PSFileServerTrustBroken", ["critical"]),
+        case([{"series": f"es4ps_files_trust_ok{{{files}}}", "values": "1x100"}], "ES4PSFileServerTrustBroken", []),
+        case(volume(50), "ES4PSFileServerVolumeLow", ["warning"]),
+        case(volume(500), "ES4PSFileServerVolumeLow", []),
+    ]}  # fmt: skip
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    tested = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

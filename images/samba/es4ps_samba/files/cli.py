@@ -1,6 +1,7 @@
 """The command line of the file server: `es4ps-files run | ready | home ... | share ... | dfree ...`.
 
-run     write smb.conf, join if needed, prepare folders, run winbindd, smbd (and cupsd) until told to stop
+run     write smb.conf, join if needed, prepare folders, run winbindd, smbd (and cupsd) until told to stop;
+        serve the metrics (es4ps_samba.files.metrics) meanwhile
 ready   the readiness probe: winbindd reaches a DC and smbd listens
 home    smbd's root preexec for a home: the person's folder, made at their first connection
 share   smbd's root preexec for a group share: its folder, owned by its group
@@ -23,6 +24,7 @@ from es4ps_contract.environment import SettingError
 from . import printing
 from .config import ACCESS, FilesConfig
 from .folders import home_space, make_home, prepare_data_dir, prepare_share
+from .metrics import serve_metrics
 from .smbconf import dfree_script, render
 
 PROGRAM = "es4ps-files"
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ready":
             return 0 if smbd_listens() and winbind_answers() else 1
         start(config, daemons)
+        serve_metrics(config)
     except (SettingError, OSError, subprocess.CalledProcessError) as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         stop_all(daemons)

@@ -39,6 +39,10 @@ VARIABLES = (
     ),
     Variable("ES4PS_FILES_SHARES", "JSON as `spec.fileServices.shares`: [{name, groups, access}]", "[]"),
     Variable("ES4PS_FILES_PRINTING", "serve the print share `pdf` (CUPS with its PDF printer)", "false"),
+    Variable("ES4PS_FILES_METRICS_PORT", "the port of Prometheus' /metrics (es4ps_samba.files.metrics)", "9935"),
+    Variable(
+        "ES4PS_FILES_USAGE_INTERVAL_SECONDS", "how often the metrics walk the volume (homes' and shares' bytes)", "300"
+    ),
 )
 
 
@@ -72,6 +76,8 @@ class FilesConfig:
     homes_quota_bytes: int | None = None
     shares: tuple[Share, ...] = ()
     printing: bool = False
+    metrics_port: int = 9935
+    usage_interval_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> FilesConfig:
@@ -99,6 +105,8 @@ class FilesConfig:
             ),
             shares=parse_shares(env.raw("ES4PS_FILES_SHARES")),
             printing=env.flag("ES4PS_FILES_PRINTING"),
+            metrics_port=env.integer("ES4PS_FILES_METRICS_PORT", minimum=1, maximum=65535),
+            usage_interval_seconds=env.number("ES4PS_FILES_USAGE_INTERVAL_SECONDS", minimum=1),
         )
 
     @property

@@ -66,15 +66,21 @@ def make_home(homes_dir: Path, name: str) -> Path:
     return home
 
 
-def home_space(home: Path, quota_bytes: int) -> tuple[int, int]:
-    """(size, free) of a home in 1 KiB blocks as smbd's `dfree command` reports them: the quota as its size, what
-    the person's files leave of it (and no more than the volume has) as free space."""
+def tree_bytes(top: Path) -> int:
+    """What the files under `top` take on the volume (allocated blocks; nothing when `top` is not there)."""
     used = 0
-    for folder, _dirs, files in os.walk(home):
+    for folder, _dirs, files in os.walk(top):
         for name in files:
             try:
                 used += os.lstat(os.path.join(folder, name)).st_blocks * 512
             except OSError:
                 continue  # removed meanwhile
+    return used
+
+
+def home_space(home: Path, quota_bytes: int) -> tuple[int, int]:
+    """(size, free) of a home in 1 KiB blocks as smbd's `dfree command` reports them: the quota as its size, what
+    the person's files leave of it (and no more than the volume has) as free space."""
+    used = tree_bytes(home)
     volume_free = os.statvfs(home).f_bavail * os.statvfs(home).f_frsize
     return quota_bytes // 1024, max(0, min(quota_bytes - used, volume_free)) // 1024

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-# The line es4ps-worker ends with when it refuses to run (es4ps_samba.worker.cli.check_directory).
+# The line es4ps-worker ends with when it refuses to run (es4ps_samba.worker.startcheck.check_directory).
 _REFUSAL = re.compile(r"es4ps-worker: refused \((?P<reason>[A-Za-z]+): (?P<message>.*)\)\s*$", re.MULTILINE)
 # A Pod's termination message is at most 4 KiB; the condition keeps the refusal's own words short.
 _MESSAGE_LIMIT = 600

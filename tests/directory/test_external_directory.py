@@ -20,15 +20,19 @@ import pytest
 from es4ps_contract.events import Outcome
 from es4ps_contract.passwords import PASSWORD_REFUSED_REASON
 from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser, EnableUser, SetPassword
+from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.outside_ad import DELEGATED_OU as MANAGED
 from es4ps_testkit.outside_ad import PEOPLE_OU as PEOPLE
 from es4ps_testkit.outside_ad import SERVICE_ACCOUNT, SERVICE_PASSWORD
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
-from es4ps_testkit.samba import find_account, password_authenticates
+from es4ps_testkit.samba import find_account, ldap_session, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
 from es4ps_testkit.worker import ContractKeys, DirectoryWorker
+from ldap3 import MODIFY_ADD, MODIFY_DELETE
+from samba.dcerpc import drsblobs
 from samba.dsdb import UF_ACCOUNTDISABLE
+from samba.ndr import ndr_unpack
 
 pytestmark = pytest.mark.services
 
@@ -142,10 +146,34 @@ def test_password_change_reset_and_refusal_follow_the_directory_rules(client, ou
     back = run(client, SetPassword(username, sealed_password=client.seal(username, PASSWORD), **binding(username)))
     assert (back.outcome, back.reason) == (Outcome.SUCCEEDED, "")
     assert password_authenticates(outside_ad, username, PASSWORD)
+    # The person's own change (with the old password, as at a workstation) to a password never used: the
+    # directory applies the minimum age to it, and refuses it the day of the last reset.
+    assert own_change(outside_ad, username, PASSWORD, "Never-Used-H0rse!7") == (19, "0000052D")
+    assert password_authenticates(outside_ad, username, PASSWORD)
     # A password the domain's policy refuses: constraintViolation with 0000052D, told to the person as such.
     weak = run(client, SetPassword(username, sealed_password=client.seal(username, "abc"), **binding(username)))
     assert (weak.outcome, weak.reason) == (Outcome.FAILED, PASSWORD_REFUSED_REASON)
     assert password_authenticates(outside_ad, username, PASSWORD)
+
+
+def own_change(outside_ad, username: str, old: str, new: str) -> tuple[int, str]:
+    """A person's own password change over LDAPS (delete the old value, add the new one, bound as themselves):
+    the LDAP result code and the Win32 error leading the message."""
+    session = ldap_session(outside_ad, username, old)
+    assert session.bind()
+    try:
+        session.modify(
+            str(find_account(outside_ad, username).dn),
+            {
+                "unicodePwd": [
+                    (MODIFY_DELETE, [f'"{old}"'.encode("utf-16-le")]),
+                    (MODIFY_ADD, [f'"{new}"'.encode("utf-16-le")]),
+                ]
+            },
+        )
+        return session.result["result"], session.result["message"][:8]
+    finally:
+        session.unbind()
 
 
 def test_disable_and_delete_reach_the_outside_directory(client, outside_ad, username):
@@ -244,6 +272,96 @@ def test_the_worker_refuses_credentials_the_directory_rejects(outside_ad, broker
     log = worker.log.read_text()
     assert f"refused (CredentialsRefused: the directory at {outside_ad.ldaps_url}" in log
     assert "Not-The-Passw0rd!" not in log
+
+
+def highest_usn(outside_ad) -> int:
+    """The directory's highestCommittedUSN: it moves with every write."""
+    return int(
+        outside_ad.samdb().search(base="", scope=ldb.SCOPE_BASE, attrs=["highestCommittedUSN"])[0][
+            "highestCommittedUSN"
+        ][0]
+    )
+
+
+# lastLogonTimestamp (1.2.840.113556.1.4.1696): the directory's own record of a bind, no write of the worker's.
+LAST_LOGON_TIMESTAMP_ATTID = 0x906A0
+
+
+def writes_since(outside_ad, usn: int) -> dict[str, list[str]]:
+    """{dn: the attributes changed (their attribute ids)} of every object written after `usn`, the directory's
+    record of a sign-in aside."""
+    samdb = outside_ad.samdb()
+    changed = {}
+    for partition in (outside_ad.base_dn, str(samdb.get_config_basedn())):
+        for found in samdb.search(
+            partition, scope=ldb.SCOPE_SUBTREE, expression=f"(uSNChanged>={usn + 1})", attrs=["replPropertyMetaData"]
+        ):
+            blob = ndr_unpack(drsblobs.replPropertyMetaDataBlob, found["replPropertyMetaData"][0])
+            attributes = sorted(
+                hex(entry.attid)
+                for entry in blob.ctr.array
+                if entry.local_usn > usn and entry.attid != LAST_LOGON_TIMESTAMP_ATTID
+            )
+            if attributes:
+                changed[str(found.dn)] = attributes
+    return changed
+
+
+def refusal(outside_ad, broker, keys, tmp_path_factory, **changes: str) -> str:
+    """Run the worker with `changes` to what the operator gives it; its log, once it refused to start (exit 3)
+    having written nothing to the directory."""
+    env = {**external_env(outside_ad, broker, keys, tmp_path_factory), **changes}
+    worker = DirectoryWorker(tmp_path_factory.mktemp("refused-worker"), env, wrap=outside_ad.with_hosts)
+    before = highest_usn(outside_ad)
+    code = worker.run_to_exit(timeout_s=60)
+    log = worker.log.read_text()
+    assert code == 3, log[-2000:]
+    assert writes_since(outside_ad, before) == {}, "the refused worker wrote to the directory"
+    assert SERVICE_PASSWORD not in log and "ready." not in log
+    return log
+
+
+def test_the_worker_refuses_a_directory_whose_certificate_the_ca_does_not_verify(
+    outside_ad, broker, keys, tmp_path_factory
+):
+    """caSecretRef holds another CA than the one that issued the directory's certificate: a man in the middle
+    would look the same, so the worker neither binds nor waits: it names the reason."""
+    other = ThrowawayCA(tmp_path_factory.mktemp("other-ca"), name="Not the directory's CA")
+    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_LDAP_CA_FILE=str(other.ca_file))
+    assert f"refused (UntrustedCertificate: the certificate of the directory at {outside_ad.ldaps_url}" in log
+    assert "unable to get local issuer certificate" in log
+
+
+def test_the_worker_refuses_a_directory_whose_certificate_names_another_host(
+    outside_ad, broker, keys, tmp_path_factory
+):
+    # The short name resolves to the directory too, but its certificate names only the full one.
+    url = f"ldaps://{outside_ad.hostname}:636"
+    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_LDAP_URL=url)
+    assert f"refused (UntrustedCertificate: the certificate of the directory at {url}" in log
+    assert "Hostname mismatch" in log
+
+
+def test_the_worker_refuses_a_ca_file_without_a_certificate(outside_ad, broker, keys, tmp_path_factory):
+    bogus = tmp_path_factory.mktemp("bogus-ca") / "ca.crt"
+    bogus.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
+    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_LDAP_CA_FILE=str(bogus))
+    assert f"refused (InvalidCA: the CA file {bogus} holds no usable CA certificate" in log
+
+
+def test_the_worker_refuses_an_ou_the_directory_does_not_have(outside_ad, broker, keys, tmp_path_factory):
+    missing = f"OU=Nowhere,{PEOPLE}"
+    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_USERS_OU=missing)
+    assert f"refused (OUNotFound: the OU {missing},{outside_ad.base_dn} (spec.directory.external.ou)" in log
+    assert outside_ad.samdb().search(base=outside_ad.base_dn, expression="(ou=Nowhere)").count == 0
+
+
+def test_the_worker_refuses_an_ou_that_was_not_delegated_to_it(outside_ad, broker, keys, tmp_path_factory):
+    undelegated = f"OU=Undelegated,{PEOPLE}"
+    outside_ad.samdb().add({"dn": f"{undelegated},{outside_ad.base_dn}", "objectClass": "organizationalUnit"})
+    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_USERS_OU=undelegated)
+    assert "refused (NotDelegated: " in log
+    assert f"the OU was not delegated to {SERVICE_ACCOUNT} (run es4ps-samba-dc delegate on it)" in log
 
 
 def test_tasks_wait_while_the_outside_directory_is_away(client, outside_ad, external_worker, username):

@@ -93,6 +93,12 @@ def test_an_external_url_without_tls_runs_nothing_and_says_why(es4ps_crd, domain
     [
         ("TooManyRights", "the account svc has more rights than the worker needs: holds Domain Admins"),
         ("CredentialsRefused", f"the directory at {URL} refused the account svc"),
+        (
+            "UntrustedCertificate",
+            f"the certificate of the directory at {URL} does not verify against the CA of"
+            " /etc/es4ps/directory-ca/ca.crt (unable to get local issuer certificate)",
+        ),
+        ("OUNotFound", f"the OU {OU},DC=corp,DC=example (spec.directory.external.ou) is not in the directory at {URL}"),
     ],
 )
 def test_the_workers_refusal_to_run_is_named_in_directory_ready(

@@ -33,12 +33,11 @@ from .applied import AppliedTasks
 from .binding import binding_key
 from .config import WorkerConfig
 from .directory import Directory
-from .errors import CredentialsRefused, DirectoryUnavailable
 from .handler import ProvisioningWorker
 from .metrics import WorkerMetrics
-from .privilege import TooManyRights
+from .startcheck import check_directory
 
-# The exit code of a worker that refuses to run with the account it was given (check_directory).
+# The exit code of a worker that refuses to run with what it was given (startcheck.check_directory).
 REFUSED_EXIT = 3
 
 WORKER_CELERY_SETTINGS = {
@@ -112,32 +111,6 @@ def wait_for_state_dir(config: WorkerConfig, timeout_s: float = 600) -> bool:
             time.sleep(2)
 
 
-def check_directory(config: WorkerConfig, retry_s: float = 5) -> str | None:
-    """Wait until the directory answers; then None when the worker's account may work, else why not.
-
-    The answer starts with a reason word (`CredentialsRefused`, `TooManyRights`): the worker prints it as
-    its last line and exits, and the operator names it in the domain's conditions. A directory that does
-    not answer (down, not ready, the managed OU not there yet) is waited for: tasks wait in the broker.
-    """
-    directory = open_directory(config)  # its own connection, closed before the pool forks
-    waiting = False
-    while True:
-        try:
-            directory.check_rights()
-            return None
-        except TooManyRights as exc:
-            return f"TooManyRights: the account {config.account} has more rights than the worker needs: {exc}"
-        except CredentialsRefused:
-            return f"CredentialsRefused: the directory at {config.ldap_url} refused the account {config.account}"
-        except DirectoryUnavailable as exc:
-            if not waiting:
-                print(f"es4ps-worker: waiting for the directory at {config.ldap_url}: {exc}", file=sys.stderr)
-                waiting = True
-            time.sleep(retry_s)
-        finally:
-            directory.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the worker on the provisioning queue until it is stopped."""
     try:
@@ -160,7 +133,8 @@ def _run(config: WorkerConfig, argv: list[str] | None) -> int:
         return 2
     if not wait_for_state_dir(config):
         return 1
-    refused = check_directory(config)
+    # Its own connection, closed before the pool forks.
+    refused = check_directory(config, open_directory(config))
     if refused:
         print(f"es4ps-worker: refused ({refused})", file=sys.stderr, flush=True)
         return REFUSED_EXIT

@@ -111,6 +111,11 @@ class WorkerConfig:
     metrics_port: int
     metrics_address: str
 
+    @property
+    def external(self) -> bool:
+        """Whether the directory is outside the Pod (external mode: LDAPS, an OU the administrators made)."""
+        return urlsplit(self.ldap_url).scheme == "ldaps"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerConfig:
         env = Environment(VARIABLES, environ)

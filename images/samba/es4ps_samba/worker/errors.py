@@ -50,11 +50,24 @@ class DirectoryUnavailable(ConnectionError):
     """The DC cannot be reached or is busy. Retried."""
 
 
+class ContainerMissing(DirectoryUnavailable):
+    """The managed OU (`managed_ou`: True), or a container the delegation makes in it, is not in the directory.
+
+    Beside a DC of ours it is not made yet (waited for); in external mode it is the directory administrators'
+    step, and the worker refuses to start and says which (es4ps_samba.worker.startcheck).
+    """
+
+    def __init__(self, dn: str, managed_ou: bool) -> None:
+        super().__init__(f"{dn} does not exist yet")
+        self.dn = dn
+        self.managed_ou = managed_ou
+
+
 class CredentialsRefused(DirectoryUnavailable):
     """The directory refused the worker's own bind (a wrong or expired password, a disabled account).
 
     A task waits as for an unavailable directory (an administrator fixes the account); at start the worker
-    refuses to run instead (es4ps_samba.worker.cli.check_directory).
+    refuses to run instead (es4ps_samba.worker.startcheck.check_directory).
     """
 
 

@@ -32,7 +32,7 @@ from samba.ndr import ndr_unpack
 
 from ..managed import BINDING_ATTRIBUTE, DELETED_REGISTRATION_CLASS, DELETED_REGISTRATIONS
 from ..samdb import open_remote_samdb
-from .errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet, refusal
+from .errors import ContainerMissing, DirectoryRefused, DirectoryUnavailable, NotFoundYet, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ManagedOU:
             except ldb.LdbError as exc:
                 if exc.args[0] == ldb.ERR_NO_SUCH_OBJECT:
                     # The DC's entrypoint creates them before samba serves: not there means not ready yet.
-                    raise DirectoryUnavailable(f"{dn} does not exist yet") from None
+                    raise ContainerMissing(str(dn), managed_ou=dn == managed.dn) from None
                 raise
         return managed
 

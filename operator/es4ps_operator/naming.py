@@ -7,6 +7,9 @@ tests all take names from here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from .domain import Domain
 
 # The field manager of every server-side apply the operator makes.
@@ -270,6 +273,43 @@ def restore_job(domain: Domain) -> str:
 def external_worker(domain: Domain) -> str:
     """The worker Deployment of a domain in external mode, and its volume."""
     return child_name(domain, "worker")
+
+
+def external_worker_tls(domain: Domain) -> str:
+    """The external worker's broker client certificate (common name WORKER_BROKER_USER, as the DCs' workers')."""
+    return child_name(domain, "worker-tls")
+
+
+def external_worker_result_key(domain: Domain) -> str:
+    """The key the external worker signs its result events with (only its Pod mounts the private half)."""
+    return child_name(domain, "worker-result-key")
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """What one worker is known by: its name in result events (the portal verifies them with the public key
+    of that name), its broker client certificate and its result key Secret."""
+
+    name: str
+    broker_tls: str
+    result_key: str
+
+
+def dc_worker(domain: Domain, index: int) -> WorkerIdentity:
+    """The worker beside DC `index`: named after its DC."""
+    return WorkerIdentity(dc(domain, index), worker_tls(domain, index), result_key_secret(domain, index))
+
+
+def external_worker_identity(domain: Domain) -> WorkerIdentity:
+    """The one worker of a domain in external mode: named after its Deployment."""
+    return WorkerIdentity(external_worker(domain), external_worker_tls(domain), external_worker_result_key(domain))
+
+
+def workers(domain: Domain, dc_indices: Iterable[int]) -> list[WorkerIdentity]:
+    """The domain's workers: one beside each DC of `dc_indices`, or in external mode the one worker Deployment."""
+    if domain.directory.external is not None:
+        return [external_worker_identity(domain)]
+    return [dc_worker(domain, index) for index in sorted(dc_indices)]
 
 
 def join_check_job(domain: Domain) -> str:

@@ -56,8 +56,10 @@ def test_an_external_domain_runs_one_worker_and_no_domain_controller(es4ps_crd, 
 
     made = children(es4ps_crd, domain_namespace)
     assert not [key for key in made if key[0] == "StatefulSet" and "-dc" in key[1]], made.keys()
-    assert ("Certificate", "acme-dc0-ldaps-tls") not in made
     assert ("Secret", "acme-admin-password") not in made
+    # The worker's own identity, named for what it is (no DC's): its broker certificate and result key.
+    assert ("Certificate", "acme-worker-tls") in made and ("Secret", "acme-worker-result-key") in made
+    assert not [key for key in made if "dc0" in key[1]], made.keys()
     worker = made[("Deployment", "acme-worker")]
     container = worker["spec"]["template"]["spec"]["containers"][0]
     variables = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}

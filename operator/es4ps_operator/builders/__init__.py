@@ -30,7 +30,7 @@ from .broker import build_broker
 from .certificates import build_certificates
 from .common import Manifest, service_account, with_content_hash
 from .directory import build_directory, samba_image
-from .external import WORKER_INDEX, build_external_worker
+from .external import build_external_worker
 from .files import build_files
 from .network import build_network_policies
 from .portal import build_portal
@@ -83,12 +83,12 @@ def build_desired_state(
     `dcs`: the DCs (index -> image) to run; default every one of `replicas` with the
     domain's image. `jobs`: Jobs to run now. `workloads`: False while a restore
     prepares the volumes (no DC or portal StatefulSet yet). In external mode no
-    DC runs: one worker Deployment, with worker 0's identity, takes their place.
+    DC runs: one worker Deployment, with an identity of its own, takes their place.
     """
     external = domain.directory.external is not None
     if dcs is None:
         dcs = {} if external else {index: samba_image(domain, config) for index in range(domain.directory.replicas)}
-    workers = [WORKER_INDEX] if external else sorted(dcs)
+    dc_indices = sorted(dcs)  # the workers beside them, or in external mode the one worker (naming.workers)
     if external:
         # A URL the worker may not use runs nothing (the status says why).
         usable = url_problem(domain.directory.external.url) is None
@@ -97,17 +97,17 @@ def build_desired_state(
         directory = build_directory(domain, config, dcs if workloads else {})
     applied = {
         "accounts": build_service_accounts(domain),
-        "certificates": build_certificates(domain, config, workers),
+        "certificates": build_certificates(domain, config, dc_indices),
         "network": build_network_policies(domain, config),
         "broker": build_broker(domain, config),
         "directory": directory,
-        "portal": build_portal(domain, config, workers) if workloads else [],
+        "portal": build_portal(domain, config, dc_indices) if workloads else [],
         "files": build_files(domain, config) if workloads else [],
         "jobs": list(jobs),
     }
     return DesiredState(
         applied={group: [with_content_hash(m) for m in manifests] for group, manifests in applied.items()},
-        generated_secrets=build_generated_secrets(domain, workers),
+        generated_secrets=build_generated_secrets(domain, dc_indices),
     )
 
 

@@ -78,7 +78,8 @@ def service_dns_names(service: str, namespace: str, cluster_domain: str) -> list
 
 
 def build_certificates(domain: Domain, config: OperatorConfig, dc_indexes: list[int]) -> list[Manifest]:
-    """The CA chain and every certificate of the domain, in the order they depend on each other."""
+    """The CA chain and every certificate of the domain, in the order they depend on each other (the DCs of
+    `dc_indexes`, their workers' or the external worker's)."""
     ns, cluster_domain = domain.namespace, config.cluster_domain
     manifests: list[Manifest] = [
         {
@@ -117,12 +118,10 @@ def build_certificates(domain: Domain, config: OperatorConfig, dc_indexes: list[
     manifests.append(
         _leaf(domain, naming.portal_broker_tls(domain), CLIENT_USAGES, commonName=naming.PORTAL_BROKER_USER)
     )
-    for index in dc_indexes:
-        manifests.append(
-            _leaf(domain, naming.worker_tls(domain, index), CLIENT_USAGES, commonName=naming.WORKER_BROKER_USER)
-        )
-        if domain.directory.external is None:  # external mode: the organisation's directory has its own
-            manifests.append(_dc_ldaps_certificate(domain, config, index))
+    for worker in naming.workers(domain, dc_indexes):
+        manifests.append(_leaf(domain, worker.broker_tls, CLIENT_USAGES, commonName=naming.WORKER_BROKER_USER))
+    # External mode has no DC (the organisation's directory has its own certificate).
+    manifests.extend(_dc_ldaps_certificate(domain, config, index) for index in dc_indexes)
     if domain.directory.external is None:  # it reads the DCs' health endpoints
         monitoring = _leaf(domain, naming.monitoring_tls(domain), CLIENT_USAGES, commonName=naming.MONITORING_CLIENT)
         manifests.append(monitoring)

@@ -261,19 +261,20 @@ DIRECTORY_VARIABLES = frozenset(
 )
 
 
-def worker_container(
-    domain: Domain, config: OperatorConfig, index: int, image: str, directory: list[dict[str, Any]] | None = None
+def external_worker_container(
+    domain: Domain, config: OperatorConfig, name: str, image: str, directory: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The worker beside DC `index`, or (`directory`: the DIRECTORY_VARIABLES of another directory) the
-    external worker (builders.external)."""
-    container = _worker_container(domain, config, index, image)
-    if directory is not None:
-        kept = [variable for variable in container["env"] if variable["name"] not in DIRECTORY_VARIABLES]
-        container["env"] = [*kept, *directory]
+    """The worker container of the external worker (builders.external) called `name`, bound to the directory
+    that `directory` (its DIRECTORY_VARIABLES) names; the only worker, so it creates what policies name."""
+    container = _worker_container(domain, config, name, True, image)
+    kept = [variable for variable in container["env"] if variable["name"] not in DIRECTORY_VARIABLES]
+    container["env"] = [*kept, *directory]
     return container
 
 
-def _worker_container(domain: Domain, config: OperatorConfig, index: int, image: str) -> dict[str, Any]:
+def _worker_container(
+    domain: Domain, config: OperatorConfig, name: str, creates_containers: bool, image: str
+) -> dict[str, Any]:
     return {
         "name": "worker",
         "image": image,
@@ -287,10 +288,8 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
             env("ES4PS_RESULT_SIGNING_KEY_FILE", f"{RESULT_KEY_DIR}/private.key"),
             env("ES4PS_LDAP_URL", "ldap://127.0.0.1"),
             env("ES4PS_WORKER_STATE_DIR", WORKER_STATE_DIR),
-            env("ES4PS_WORKER_NAME", naming.dc(domain, index)),
-            # Only dc0's worker creates policies' OUs and groups: two DCs creating the same group at once
-            # would leave two of one name once they replicate. The others wait for them to replicate.
-            env("ES4PS_WORKER_CREATES_CONTAINERS", "1" if index == 0 else "0"),
+            env("ES4PS_WORKER_NAME", name),
+            env("ES4PS_WORKER_CREATES_CONTAINERS", "1" if creates_containers else "0"),
             env("ES4PS_WORKER_METRICS_PORT", naming.WORKER_METRICS_PORT),
             # Loopback only: the DC's health endpoint passes them on, behind its client certificate.
             env("ES4PS_WORKER_METRICS_ADDRESS", "127.0.0.1"),
@@ -308,9 +307,19 @@ def _worker_container(domain: Domain, config: OperatorConfig, index: int, image:
     }
 
 
+def worker_volumes(domain: Domain, worker: naming.WorkerIdentity) -> list[dict[str, Any]]:
+    """The volumes of `worker`'s own secrets (broker certificate, task keys, result key) and its /tmp."""
+    worker_keys = {"sealing-private.key": "sealing-private.key", "signing-public.key": "signing-public.key"}
+    return [
+        tls_volume("broker-tls", worker.broker_tls, mode=CONTAINER_READABLE),
+        secret_volume("worker-keys", naming.task_keys_secret(domain), worker_keys, mode=CONTAINER_READABLE),
+        secret_volume("result-key", worker.result_key, {"private.key": "private.key"}, mode=CONTAINER_READABLE),
+        memory_volume("tmp"),
+    ]
+
+
 def dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
     """The secret and memory volumes of DC `index`'s Pod (its data volume comes from its claim template)."""
-    worker_keys = {"sealing-private.key": "sealing-private.key", "signing-public.key": "signing-public.key"}
     return [
         admin_password_volume(domain),
         secret_volume(
@@ -320,15 +329,7 @@ def dc_volumes(domain: Domain, index: int) -> list[dict[str, Any]]:
             mode=CONTAINER_READABLE,
         ),
         tls_volume("ldaps-tls", naming.dc_ldaps_tls(domain, index)),
-        tls_volume("broker-tls", naming.worker_tls(domain, index), mode=CONTAINER_READABLE),
-        secret_volume("worker-keys", naming.task_keys_secret(domain), worker_keys, mode=CONTAINER_READABLE),
-        secret_volume(
-            "result-key",
-            naming.result_key_secret(domain, index),
-            {"private.key": "private.key"},
-            mode=CONTAINER_READABLE,
-        ),
-        memory_volume("tmp"),
+        *worker_volumes(domain, naming.dc_worker(domain, index)),
     ]
 
 
@@ -347,7 +348,9 @@ def _dc_pod_spec(domain: Domain, config: OperatorConfig, index: int, image: str)
         "containers": [
             resolver_container(domain, config, image),
             _dc_container(domain, config, index, image),
-            _worker_container(domain, config, index, image),
+            # Only dc0's worker creates policies' OUs and groups: two DCs creating the same group at once
+            # would leave two of one name once they replicate. The others wait for them to replicate.
+            _worker_container(domain, config, naming.dc(domain, index), index == 0, image),
         ],
         "volumes": dc_volumes(domain, index),
     }

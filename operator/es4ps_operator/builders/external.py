@@ -3,15 +3,18 @@
 A Deployment `<domain>-worker` with one Pod running the same container as the
 worker beside a DC (es4ps-worker, images/samba), pointed at
 `spec.directory.external.url` over LDAPS with the CA of `caSecretRef`, bound as
-the delegated account of `credentialsSecretRef`, managing `ou`. It takes the
-identity of worker 0 (its broker client certificate, its result key, its name
-`<domain>-dc0` in result events), so the portal and the broker need nothing
-new. Its record of applied tasks lives on a volume of its own, created once
+the delegated account of `credentialsSecretRef`, managing `ou`. It has an
+identity of its own (naming.workers): the name `<domain>-worker` in result
+events, the broker client certificate `<domain>-worker-tls` (the workers'
+broker user, as beside a DC) and the result key `<domain>-worker-result-key`,
+whose public half the portal mounts as it does the DCs' workers'. Its record
+of applied tasks lives on a volume of its own, created once
 (`worker_state_claim`), so a restarted Pod still applies a task id only once;
 one Pod at a time (Recreate) owns it.
 
-When the worker refuses to run (wrong credentials, an account with too many
-rights) it says why in its last log line, which the kubelet keeps as the
+When the worker refuses to run (a certificate its CA does not verify, wrong
+credentials, an OU that is not there, an account with too many rights; see
+es4ps_samba.worker.startcheck) it says why in its last log line, which the kubelet keeps as the
 termination message (FallbackToLogsOnError); the operator reads it back into
 DirectoryReady (es4ps_operator.external.worker_refusal).
 """
@@ -40,13 +43,11 @@ from .directory import (
     WORKER_CREDENTIALS_DIR,
     WORKER_STATE_DIR,
     WORKER_UID,
-    dc_volumes,
+    external_worker_container,
     samba_image,
-    worker_container,
+    worker_volumes,
 )
 
-# The worker takes worker 0's identity (broker certificate, result key, name).
-WORKER_INDEX = 0
 DIRECTORY_CA_DIR = "/etc/es4ps/directory-ca"
 # The record of applied tasks is a few kilobytes a day.
 STATE_SIZE = "1Gi"
@@ -69,7 +70,8 @@ def _container(domain: Domain, config: OperatorConfig) -> dict[str, Any]:
         env_from_secret("ES4PS_WORKER_ACCOUNT", external.credentials_secret, external.username_key),
         env("ES4PS_WORKER_PASSWORD_FILE", f"{WORKER_CREDENTIALS_DIR}/password"),
     ]
-    container = worker_container(domain, config, WORKER_INDEX, samba_image(domain, config), directory_env)
+    name = naming.external_worker_identity(domain).name
+    container = external_worker_container(domain, config, name, samba_image(domain, config), directory_env)
     container["volumeMounts"] = [
         *(m for m in container["volumeMounts"] if m["name"] != "data"),
         mount("directory-ca", DIRECTORY_CA_DIR),
@@ -95,9 +97,8 @@ def _container(domain: Domain, config: OperatorConfig) -> dict[str, Any]:
 def _volumes(domain: Domain) -> list[dict[str, Any]]:
     external = domain.directory.external
     assert external is not None
-    kept = ("broker-tls", "worker-keys", "result-key", "tmp")
     return [
-        *(volume for volume in dc_volumes(domain, WORKER_INDEX) if volume["name"] in kept),
+        *worker_volumes(domain, naming.external_worker_identity(domain)),
         secret_volume(
             "worker-credentials",
             external.credentials_secret,

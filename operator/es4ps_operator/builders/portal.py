@@ -54,7 +54,8 @@ PORTAL_UID = 10001
 def build_portal(domain: Domain, config: OperatorConfig, dc_indices: Sequence[int] = ()) -> list[Manifest]:
     """StatefulSet and Service of the portal, and its Ingress unless spec.portal.ingress.enabled is false.
 
-    `dc_indices`: the DCs whose result events the portal accepts (it mounts their keys' public halves).
+    `dc_indices`: the DCs whose workers' result events the portal accepts (it mounts their keys' public
+    halves); in external mode the one worker's.
     """
     # A drain takes one portal Pod at a time (with one replica, registrations pause while it moves).
     manifests = [
@@ -160,15 +161,11 @@ def _directory_environment(domain: Domain, config: OperatorConfig) -> list[dict[
 
 
 def _result_keys_volume(domain: Domain, dc_indices: Sequence[int]) -> dict[str, Any]:
-    """Every DC's result key, the public half only, as `<DC name>.key` (the consumer verifies events with them)."""
+    """Every worker's result key, the public half only, as `<worker name>.key` (the consumer verifies events
+    with them)."""
     sources = [
-        {
-            "secret": {
-                "name": naming.result_key_secret(domain, index),
-                "items": [{"key": "public.key", "path": f"{naming.dc(domain, index)}.key"}],
-            }
-        }
-        for index in sorted(dc_indices)
+        {"secret": {"name": worker.result_key, "items": [{"key": "public.key", "path": f"{worker.name}.key"}]}}
+        for worker in naming.workers(domain, dc_indices)
     ]
     return {"name": "result-keys", "projected": {"defaultMode": GROUP_READABLE, "sources": sources}}
 

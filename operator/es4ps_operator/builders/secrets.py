@@ -7,6 +7,7 @@
     <domain>-worker-credentials password             the workers' own directory account (not Administrator)
     <domain>-dc<i>-result-key   private.key, public.key  Ed25519: DC i's worker signs its result events (only its
                                                      Pod mounts private.key; the portal mounts every public.key)
+    <domain>-worker-result-key  private.key, public.key  the same for the external worker (spec.directory.external)
     <domain>-files-machine      password             the file server's computer account (with spec.fileServices)
     <domain>-backup-key         recipient, identity  the age key pair backups are encrypted with (with a backup
                                                      destination, unless spec.directory.backup names a Secret)
@@ -123,8 +124,8 @@ def generate_backup_signing_key() -> dict[str, str]:
 
 
 def build_generated_secrets(domain: Domain, dc_indices: Sequence[int] = ()) -> list[GeneratedSecret]:
-    """The domain's generated Secrets (one result key per DC of `dc_indices`), owned by it only under
-    deletionPolicy Delete (the backup key never)."""
+    """The domain's generated Secrets (one result key per worker: beside each DC of `dc_indices`, or the
+    external one), owned by it only under deletionPolicy Delete (the backup key never)."""
 
     def secret(name: str, owned: bool = domain.delete_data) -> Manifest:
         return {
@@ -143,7 +144,7 @@ def build_generated_secrets(domain: Domain, dc_indices: Sequence[int] = ()) -> l
         GeneratedSecret(secret(naming.django_secret_key_secret(domain)), generate_django_secret_key),
         GeneratedSecret(secret(naming.task_keys_secret(domain)), generate_task_keys),
         *([GeneratedSecret(secret(naming.worker_credentials_secret(domain)), generate_worker_password)] if own else []),
-        *(GeneratedSecret(secret(naming.result_key_secret(domain, i)), generate_result_key) for i in dc_indices),
+        *(GeneratedSecret(secret(w.result_key), generate_result_key) for w in naming.workers(domain, dc_indices)),
     ]
     if domain.file_services is not None:
         secrets_.append(GeneratedSecret(secret(naming.files_machine_secret(domain)), generate_machine_password))

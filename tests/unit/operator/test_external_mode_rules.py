@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.domain import Domain
@@ -62,9 +64,11 @@ def test_external_mode_builds_one_worker_and_no_domain_controller(config):
     assert not [key for key in kinds if key[0] == "StatefulSet" and "-dc" in key[1]]
     assert ("Service", "acme-directory") not in kinds
     assert ("Certificate", "acme-dc0-ldaps-tls") not in kinds
-    assert ("Certificate", "acme-dc0-worker-tls") in kinds  # the worker's broker identity
+    # An identity of its own, named for what it is: no DC's name anywhere.
+    assert ("Certificate", "acme-worker-tls") in kinds  # its broker client certificate
     secrets = {secret.name for secret in desired.generated_secrets}
-    assert secrets == {"acme-portal-secret-key", "acme-task-keys", "acme-dc0-result-key"}
+    assert secrets == {"acme-portal-secret-key", "acme-task-keys", "acme-worker-result-key"}
+    assert "dc0" not in json.dumps(desired.manifests())
 
     worker = next(m for m in desired.manifests() if m["kind"] == "Deployment")
     pod = worker["spec"]["template"]["spec"]
@@ -74,8 +78,11 @@ def test_external_mode_builds_one_worker_and_no_domain_controller(config):
     assert variables["ES4PS_LDAP_CA_FILE"] == "/etc/es4ps/directory-ca/ca.crt"
     assert variables["ES4PS_USERS_OU"] == "OU=Registered,OU=People"
     assert variables["ES4PS_WORKER_ACCOUNT"] == {"secretKeyRef": {"name": "corp-es4ps", "key": "username"}}
-    assert variables["ES4PS_WORKER_NAME"] == "acme-dc0"
+    assert variables["ES4PS_WORKER_NAME"] == "acme-worker"
+    assert variables["ES4PS_WORKER_CREATES_CONTAINERS"] == "1"
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["broker-tls"]["secret"]["secretName"] == "acme-worker-tls"
+    assert volumes["result-key"]["secret"]["secretName"] == "acme-worker-result-key"
     assert volumes["worker-credentials"]["secret"]["secretName"] == "corp-es4ps"
     assert volumes["directory-ca"]["secret"]["secretName"] == "corp-ca"
     assert volumes["state"]["persistentVolumeClaim"]["claimName"] == "acme-worker"
@@ -91,6 +98,11 @@ def test_external_mode_builds_one_worker_and_no_domain_controller(config):
     }
     assert portal_env["ES4PS_LDAP_URL"] == "ldaps://dc1.corp.example"
     assert portal_env["ES4PS_LDAP_CA_FILE"] == "/etc/es4ps/directory-ca/ca.crt"
+    # The portal verifies the worker's result events with the public half, under the name the events carry.
+    result_keys = next(v for v in portal["spec"]["template"]["spec"]["volumes"] if v["name"] == "result-keys")
+    assert result_keys["projected"]["sources"] == [
+        {"secret": {"name": "acme-worker-result-key", "items": [{"key": "public.key", "path": "acme-worker.key"}]}}
+    ]
 
 
 def test_an_unusable_url_builds_no_worker(config):

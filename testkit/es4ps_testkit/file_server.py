@@ -133,16 +133,26 @@ class FileServer(Workstation):
 def smbclient(
     server: FileServer, share: str, username: str, password: str, command: str, *options: str
 ) -> subprocess.CompletedProcess:
-    """`smbclient //<server>/<share> -c <command>` from this machine as `username` (NTLM; the password through
-    the environment, never on the command line); `options`: more smbclient arguments."""
+    """`smbclient //<server>/<share> -c <command>` from this machine as `username`, in the server's folder;
+    `options`: more smbclient arguments."""
+    return smbclient_at(
+        server.address, server.dc.netbios_name, share, username, password, command, server.directory, *options
+    )
+
+
+def smbclient_at(
+    address: str, workgroup: str, share: str, username: str, password: str, command: str, cwd: Path, *options: str
+) -> subprocess.CompletedProcess:
+    """`smbclient //<address>/<share> -c <command>` from this machine as `workgroup`\\`username` (NTLM; the
+    password through the environment, never on the command line), run in `cwd`."""
     return subprocess.run(
         [
             "smbclient",
-            f"//{server.address}/{share}",
+            f"//{address}/{share}",
             "--configfile=/dev/null",
             "--use-kerberos=off",
             "-W",
-            server.dc.netbios_name,
+            workgroup,
             "-U",
             username,
             "-c",
@@ -153,5 +163,5 @@ def smbclient(
         text=True,
         timeout=60,
         env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PASSWD": password},
-        cwd=server.directory,
+        cwd=cwd,
     )

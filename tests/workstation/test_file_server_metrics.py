@@ -9,6 +9,7 @@ the real portal and reach it with `smbclient`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -85,6 +86,29 @@ def test_sessions_homes_shares_and_prints_are_counted(live_portal, mail_catcher,
         lambda: scrape(file_server.metrics_url).value("es4ps_files_connections", share="homes") == 0,
         60,
         "the closed session to leave the metrics",
+    )
+
+
+def test_a_home_past_its_quota_is_counted_and_shows_no_space_left(live_portal, mail_catcher, file_server, username):
+    live_portal.ready_person(mail_catcher, username, domain=STUDENTS)
+    big = file_server.directory / f"{username}.bin"
+    big.write_bytes(os.urandom(1024) * (file_server.homes_quota_bytes // 1024 + 1024))  # the quota and 1 MiB
+    before = scrape(file_server.metrics_url)
+    try:
+        wrote = smbclient(file_server, username, username, GOOD_PASSWORD, f"put {big.name}; ls")
+    finally:
+        big.unlink()
+    # The volume has no file system quotas (docs/files.md, "Quota"): the write is not refused; the home shows
+    # no space left (one block: smbd would read 0 as 1024), and the home counts as over its quota.
+    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+    assert f"{file_server.homes_quota_bytes // 1024} blocks of size 1024. 1 blocks available" in wrote.stdout
+    wait_until(
+        lambda: (
+            scrape(file_server.metrics_url).value("es4ps_files_homes_over_quota")
+            == before.value("es4ps_files_homes_over_quota") + 1
+        ),
+        60,
+        "the home over its quota in the metrics",
     )
 
 

@@ -234,6 +234,15 @@ def alert_rules(domain: Domain) -> list[dict[str, Any]]:
                     "Secret's password (docs/files.md).",
                 ),
                 alert(
+                    "ES4PSFileServerHomesOverQuota",
+                    f"max(es4ps_files_homes_over_quota{{{pods['files']}}}) > 0",
+                    "1h",
+                    labels,
+                    f"Homes on the file server of {ns}/{domain.name} hold more than their quota",
+                    "Homes hold more than spec.fileServices.homes.quota (es4ps_files_homes_over_quota): clients see "
+                    "it as the home's size, but the volume does not enforce it (docs/files.md, 'Quota').",
+                ),
+                alert(
                     "ES4PSFileServerVolumeLow",
                     f"max(es4ps_files_volume_free_bytes{{{pods['files']}}} / "
                     f"es4ps_files_volume_size_bytes{{{pods['files']}}}) < {LOW_SHARE}",

@@ -79,3 +79,9 @@ def test_a_home_s_space_is_its_quota_less_what_it_holds(tmp_path):
     total, free = home_space(tmp_path, 1024 * 1024)
     assert total == 1024
     assert 1024 - 80 <= free <= 1024 - 64
+
+
+def test_a_home_past_its_quota_has_one_block_left_never_zero(tmp_path):
+    # smbd reads a free space of 0 from its dfree command as 1024 blocks (1 MiB more than the truth).
+    (tmp_path / "data.bin").write_bytes(b"x" * 2 * 1024 * 1024)
+    assert home_space(tmp_path, 1024 * 1024) == (1024, 1)

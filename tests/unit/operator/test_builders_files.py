@@ -102,7 +102,7 @@ def test_the_file_servers_metrics_are_scraped_and_opened_to_prometheus_only(conf
     assert "acme-files" not in {m["metadata"]["name"] for m in build_desired_state(make_domain(), config).manifests()}
 
 
-def test_the_file_server_alerts_fire_on_a_broken_trust_and_a_full_volume_and_not_before(tmp_path):
+def test_the_file_server_alerts_fire_on_a_broken_trust_homes_over_quota_and_a_full_volume_and_not_before(tmp_path):
     if not PROMTOOL.exists():
         pytest.fail(f"{PROMTOOL} is missing: run `make setup` (hack/build-tools.sh promtool)")
     rules = alert_rules(make_domain(fileServices=FILES, policies=POLICIES, directory={"unix": {"enabled": True}}))
@@ -127,6 +127,10 @@ def test_the_file_server_alerts_fire_on_a_broken_trust_and_a_full_volume_and_not
         case([{"series": f"es4ps_files_trust_ok{{{files}}}", "values": "0x100"}],
              "ES4PSFileServerTrustBroken", ["critical"]),
         case([{"series": f"es4ps_files_trust_ok{{{files}}}", "values": "1x100"}], "ES4PSFileServerTrustBroken", []),
+        case([{"series": f"es4ps_files_homes_over_quota{{{files}}}", "values": "2x100"}],
+             "ES4PSFileServerHomesOverQuota", ["warning"]),
+        case([{"series": f"es4ps_files_homes_over_quota{{{files}}}", "values": "0x100"}],
+             "ES4PSFileServerHomesOverQuota", []),
         case(volume(50), "ES4PSFileServerVolumeLow", ["warning"]),
         case(volume(500), "ES4PSFileServerVolumeLow", []),
     ]}  # fmt: skip

@@ -83,4 +83,5 @@ def home_space(home: Path, quota_bytes: int) -> tuple[int, int]:
     the person's files leave of it (and no more than the volume has) as free space."""
     used = tree_bytes(home)
     volume_free = os.statvfs(home).f_bavail * os.statvfs(home).f_frsize
-    return quota_bytes // 1024, max(0, min(quota_bytes - used, volume_free)) // 1024
+    # At least one block: smbd reads a free space of 0 as "1024 blocks" (source3/smbd/dfree.c), 1 MiB more.
+    return quota_bytes // 1024, max(1, min(quota_bytes - used, volume_free) // 1024)

@@ -13,7 +13,9 @@ Two things take several reconciliations, one step each:
   (dc0, which holds the roles, last), each only while every DC is ready and
   replication is not failing, and after a `dbcheck` Job found dc0's database
   clean with the image they run now. A DC that is not there yet gets the new
-  image at once.
+  image at once. While they roll (`rolling`), a new release of the portal
+  waits (es4ps_operator.reconcile): an older worker must never read a newer
+  portal's tasks.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class DirectoryPlan:
     leaving: str | None = None
     rollout: str | None = None
     stalled: str | None = None
+    # A DC runs another image than the domain's: an image roll-out is under way (or stalled).
+    rolling: bool = False
 
 
 def _index_of(domain: Domain, name: str) -> int | None:
@@ -127,6 +131,7 @@ def plan_directory(
         leaving=leaving_note,
         rollout=rollout,
         stalled=stalled or image_stalled,
+        rolling=bool(rollout or image_stalled),
     )
 
 

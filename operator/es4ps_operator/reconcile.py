@@ -50,6 +50,8 @@ from .status import (
 NOT_APPLICABLE = Check(
     None, "NotApplicable", "external mode: the organisation runs, replicates and backs up the directory"
 )
+# DirectoryReady's note while the portal's new image waits (_held_portal).
+PORTAL_HELD = "The portal's new image follows once every DC runs the new one."
 # Kubernetes Event types.
 NORMAL, WARNING = "Normal", "Warning"
 # How many object names an Event message lists.
@@ -139,9 +141,10 @@ async def reconcile(
     dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
     jobs, workloads = [*dcs.jobs, *recovery.jobs, *join.jobs], recovery.workloads and join.workloads
     desired = build_desired_state(domain, config, dcs.images, jobs, workloads=workloads)
+    held = _held_portal(domain, desired, observed, dcs.rolling)
     if not domain.paused and not result.error and recovery.proceed:
         try:
-            await _converge(domain, desired, observed, api, result)
+            await _converge(domain, desired, observed, api, result, held)
             for volume in [*recovery.volumes, *_backup_volumes(domain), *_external_volumes(domain)]:
                 if await api.create_once(volume):
                     result.created.append(f"PersistentVolumeClaim/{volume['metadata']['name']}")
@@ -162,7 +165,7 @@ async def reconcile(
         backups=backup_rules.backups_check(domain, domain_backups) if external is None else NOT_APPLICABLE,
         directory=recovery.check or join.check or stalled or external,
         joined=join.joined,
-        directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout) if note),
+        directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout, held and PORTAL_HELD) if note),
         last_backup=last.completed_at if last else None,
         directory_state={
             **({"restored": True} if recovery.restored and domain.directory.recovery_backup else {}),
@@ -170,6 +173,7 @@ async def reconcile(
         },
         unready_pods=await _unready_pods(domain, observed, api),
         monitoring=monitoring if monitoring is not None else _previous_check(previous_status, MONITORING_READY),
+        held=held,
     )
     result.status = compute_status(
         domain, desired, children, previous_status, applied_generation, result.error, _now(), findings
@@ -182,6 +186,28 @@ async def reconcile(
         result.status_written = True
     result.events = _events(result, previous_status, domain)
     return result
+
+
+def _held_portal(
+    domain: Domain, desired: DesiredState, observed: Mapping[tuple[str, str], ChildSummary], dcs_rolling: bool
+) -> frozenset[tuple[str, str]]:
+    """The portal's StatefulSet, kept as it is while its new image waits for the DCs' roll-out, else nothing.
+
+    The portal writes the tasks the DCs' workers read, and the workers' results are what it records: an older
+    worker refuses a newer portal's task fields and does not sign its results the way the newer portal checks,
+    while a newer worker reads an older portal's tasks (fields are only added) and the older portal ignores
+    the signature. So a new release reaches the workers first: the portal's image changes only once every DC
+    runs the domain's image and is ready again (docs/upgrading.md).
+    """
+    key = ("StatefulSet", naming.portal(domain))
+    portal = observed.get(key)
+    wanted = next((m for m in desired.manifests() if _key(m) == key), None)
+    if portal is None or portal.deleting or wanted is None:
+        return frozenset()
+    images = tuple(c["image"] for c in wanted["spec"]["template"]["spec"]["containers"])
+    dcs = [observed.get(("StatefulSet", naming.dc(domain, index))) for index in range(domain.directory.replicas)]
+    settling = any(child is not None and not child.ready for child in dcs)
+    return frozenset({key}) if portal.images != images and (dcs_rolling or settling) else frozenset()
 
 
 async def _plan_join(
@@ -208,6 +234,7 @@ async def _converge(
     observed: Mapping[tuple[str, str], ChildSummary],
     api: KubeApi,
     result: ReconcileResult,
+    held: frozenset[tuple[str, str]] = frozenset(),
 ) -> None:
     for secret in desired.generated_secrets:
         existing = observed.get(("Secret", secret.name))
@@ -219,7 +246,11 @@ async def _converge(
             await api.set_owner_references(
                 secret.name, domain.namespace, [owner_reference(domain)] if domain.delete_data else None
             )
-    changed = [child for child in desired.manifests() if needs_apply(child, observed.get(_key(child)))]
+    changed = [
+        child
+        for child in desired.manifests()
+        if _key(child) not in held and needs_apply(child, observed.get(_key(child)))
+    ]
     if any(child["kind"] in WORKLOADS for child in changed):
         # Read only when a workload is about to change: an idle domain still costs no request.
         refused = refused_resources(changed, await api.list_limit_ranges(domain.namespace))

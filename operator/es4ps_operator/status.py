@@ -70,6 +70,8 @@ class Findings:
     directory_state: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The Pods that are not ready, by the StatefulSet that owns them (unready_pods): named in its condition.
     unready_pods: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # Children kept as they are on purpose (the portal while the DCs roll): their current state counts.
+    held: frozenset[tuple[str, str]] = frozenset()
 
 
 def name_list(names: list[str], limit: int = MESSAGE_NAMES) -> str:
@@ -106,13 +108,17 @@ class Observed:
         desired: DesiredState,
         children: Iterable[ChildSummary],
         unready: Mapping[str, tuple[str, ...]] | None = None,
+        held: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self._wanted = {(m["kind"], m["metadata"]["name"]): m for m in desired.manifests()}
+        self._held = held
         self._children = {child.key: child for child in children if not child.deleting}
         self.unready = unready or {}
 
     def get(self, key: tuple[str, str]) -> tuple[ChildSummary | None, bool]:
         child, wanted = self._children.get(key), self._wanted.get(key)
+        if key in self._held:
+            return child, False
         return child, child is not None and (wanted is None or differs(wanted, child))
 
     def ready_pods(self, statefulset_names: list[str]) -> int:
@@ -180,7 +186,7 @@ def compute_status(
     findings: Findings = Findings(),
 ) -> dict[str, Any]:
     """The whole status of `domain` from what is observed; `now` dates conditions that change."""
-    observed = Observed(desired, observed_children, findings.unready_pods)
+    observed = Observed(desired, observed_children, findings.unready_pods, findings.held)
     certificate_names = [m["metadata"]["name"] for m in desired.applied["certificates"] if m["kind"] == "Certificate"]
     dc_count = 0 if domain.directory.external is not None else domain.directory.replicas
     dc_names = [naming.dc(domain, index) for index in range(dc_count)]

@@ -263,3 +263,67 @@ def test_pods_are_asked_for_only_while_a_statefulset_lacks_ready_pods(config):
     status = run(body, short, api, config).status
     broker_ready = next(c for c in status["conditions"] if c["type"] == "BrokerReady")
     assert "not ready: acme-broker-0 on node2" in broker_ready["message"]
+
+
+def settle(api, *statefulsets):
+    """The StatefulSet controller's word: every Pod of each one runs its current template and is ready."""
+    for name in statefulsets:
+        sts = api.objects[("StatefulSet", name)]
+        sts["metadata"]["generation"] = sts["metadata"].get("generation", 0) + 1
+        replicas = sts["spec"].get("replicas", 1)
+        sts["status"] = {
+            "observedGeneration": sts["metadata"]["generation"],
+            "readyReplicas": replicas,
+            "updatedReplicas": replicas,
+        }
+
+
+def images_of(api, name):
+    return {c["image"] for c in api.objects[("StatefulSet", name)]["spec"]["template"]["spec"]["containers"]}
+
+
+def test_a_new_release_reaches_the_dcs_workers_before_the_portal_that_writes_their_tasks(config):
+    """An older worker refuses a newer portal's task fields: the portal's new image waits for every DC's."""
+    api = RecordingApi()
+    body = domain_body(MINIMAL_SPEC | {"directory": {"replicas": 2}})
+    run(body, [], api, config)
+    settle(api, "acme-dc0", "acme-dc1", "acme-portal", "acme-broker")
+    new = dataclasses.replace(
+        config, images=dataclasses.replace(config.images, samba="es4ps/samba:new", portal="es4ps/portal:new")
+    )
+
+    # The dbcheck first: no DC and not the portal changes.
+    result = run(body, api.observed(), api, new)
+    assert images_of(api, "acme-portal") == {"es4ps/portal:test"} and "StatefulSet/acme-portal" not in result.updated
+    directory = next(c for c in result.status["conditions"] if c["type"] == "DirectoryReady")["message"]
+    assert "portal's new image follows" in directory
+    portal_ready = next(c for c in result.status["conditions"] if c["type"] == "PortalReady")
+    assert portal_ready["status"] == "True", portal_ready  # the portal held on purpose still serves
+    check = next(name for kind, name in api.objects if kind == "Job" and "dbcheck" in name)
+    finish_job(api, check)
+
+    # dc1 rolls; the portal waits while it starts, and while dc0 rolls and starts.
+    run(body, api.observed(), api, new)
+    assert images_of(api, "acme-dc1") >= {"es4ps/samba:new"} and images_of(api, "acme-portal") == {"es4ps/portal:test"}
+    settle(api, "acme-dc1")
+    run(body, api.observed(), api, new)
+    assert images_of(api, "acme-dc0") >= {"es4ps/samba:new"} and images_of(api, "acme-portal") == {"es4ps/portal:test"}
+    api.objects[("StatefulSet", "acme-dc0")]["status"] = {"readyReplicas": 0}  # dc0's new Pod is starting
+    result = run(body, api.observed(), api, new)
+    assert "StatefulSet/acme-portal" not in result.updated
+
+    # Every DC runs the new image and is ready: the portal follows.
+    settle(api, "acme-dc0")
+    result = run(body, api.observed(), api, new)
+    assert "StatefulSet/acme-portal" in result.updated and images_of(api, "acme-portal") == {"es4ps/portal:new"}
+
+
+def test_a_portal_change_of_its_own_is_not_held_by_a_dc_that_is_down(config):
+    """Only a new portal image waits for the DCs: a changed setting reaches the portal with a DC down."""
+    api = RecordingApi()
+    body = domain_body(MINIMAL_SPEC | {"directory": {"replicas": 2}})
+    run(body, [], api, config)
+    settle(api, "acme-dc0", "acme-portal", "acme-broker")  # dc1 never became ready
+    body["spec"]["portal"]["replicas"] = 2
+    result = run(body, api.observed(), api, config)
+    assert "StatefulSet/acme-portal" in result.updated

@@ -5,7 +5,9 @@ options and accounts made with its worker's SamDB calls (es4ps_testkit.legacy).
 Our DC joins it with the entrypoint the operator runs (`ES4PS_DC_ROLE=join`,
 the legacy Administrator's password, `ES4PS_DOMAIN_SETTINGS=when-only-ours`); the
 operator's Jobs' steps check the join before (`join-check`) and demote the old
-DC after (`leave`, `remove`).
+DC after (`leave`, `remove`). Throughout, new registrations go through the
+worker beside our DC (the real `es4ps-worker`, signed tasks through a broker)
+and their accounts sign in on both DCs, then on ours alone.
 """
 # ruff: noqa: S105, S106 - test passwords
 
@@ -16,17 +18,24 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import ldb
 import pytest
 from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
+from es4ps_contract.events import Outcome
+from es4ps_contract.tasks import EnableUser
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.lifecycle import FSMO_ROLES, roles_held_by
 from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.legacy import LegacyDC, LegacyPerson
+from es4ps_testkit.plugins.services import started
+from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, claim_loopback_address, password_authenticates
+from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
+from es4ps_testkit.worker import ContractKeys, DirectoryWorker
 
 pytestmark = pytest.mark.services
 
@@ -58,6 +67,19 @@ def legacy(tmp_path_factory) -> LegacyDC:
         pytest.fail(f"the legacy DC did not come up: {exc}", pytrace=False)
     yield dc
     dc.close()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, test_ca) -> Iterator[RabbitMQ]:
+    """A broker of its own: the session's may have the session DC's worker on the same queue."""
+    server = started(RabbitMQ(tmp_path_factory.mktemp("migration-rabbitmq"), test_ca))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> ContractKeys:
+    return ContractKeys(tmp_path_factory.mktemp("migration-keys"))
 
 
 def join_check(legacy: LegacyDC, tmp_path: Path, **changes: str) -> tuple[int, dict]:
@@ -179,7 +201,9 @@ JOIN_TOUCHES = {
 CROSS_REF = ",CN=Partitions,CN=Configuration,DC=dom,DC=legacy,DC=test"
 
 
-def test_a_dc_joins_the_existing_domain_changes_only_what_it_says_and_the_old_dc_is_demoted(legacy, tmp_path, test_ca):
+def test_a_dc_joins_the_existing_domain_changes_only_what_it_says_and_the_old_dc_is_demoted(
+    legacy, tmp_path, test_ca, broker, keys
+):
     before, settings_before = _objects(legacy), _domain_settings(legacy)
     ours = SambaDC(
         tmp_path / "dc0",
@@ -201,9 +225,45 @@ def test_a_dc_joins_the_existing_domain_changes_only_what_it_says_and_the_old_dc
         pytest.fail(f"our DC did not join the legacy domain: {exc}", pytrace=False)
     try:
         _joined_with_the_old_passwords_and_nothing_else_changed(legacy, ours, before, settings_before)
-        _the_old_dc_is_demoted(legacy, ours, tmp_path)
+        # The worker beside our DC, as in dc0's Pod: registrations go on during the migration.
+        env = {**broker.worker_env, **keys.worker_env, **keys.result_env(DirectoryWorker.DEFAULT_NAME)}
+        worker = started(DirectoryWorker(tmp_path / "worker", {**env, **ours.worker_env}))
+        client = TaskClient({**broker.portal_env, **keys.portal_env})
+        try:
+            with step("a registration through our DC's worker signs in on both DCs"):
+                during = _registered(client, "new.during")
+                wait_until(lambda: _signs_in_on_legacy(legacy, during), 180, f"{during} signing in on the old DC")
+            assert password_authenticates(ours, during, PASSWORD)
+            assert not _signs_in_on_legacy(legacy, during, "Not-the-Passw0rd!")
+            _the_old_dc_is_demoted(legacy, ours, tmp_path)
+            # The old DC is gone: what was registered through ours still signs in, and registrations go on.
+            assert password_authenticates(ours, during, PASSWORD)
+            with step("a registration after the old DC left"):
+                after = _registered(client, "new.after", timeout_s=180)
+            assert password_authenticates(ours, after, PASSWORD)
+        finally:
+            client.close()
+            worker.stop()
     finally:
         ours.close()
+
+
+def _registered(client: TaskClient, username: str, timeout_s: float = 60) -> str:
+    """A registration as the portal sends it (create, then enable once the address is proven); its username."""
+    created = run(client, create_task(client, username), timeout_s)
+    assert (created.outcome, created.reason) == (Outcome.SUCCEEDED, ""), created
+    enabled = run(client, EnableUser(username, **binding(username)), timeout_s)
+    assert enabled.outcome is Outcome.SUCCEEDED, enabled
+    return username
+
+
+def _signs_in_on_legacy(legacy: LegacyDC, username: str, password: str = PASSWORD) -> bool:
+    """Whether the old DC accepts the account's password (a bind over LDAP as the person, NTLM)."""
+    try:
+        legacy.samdb(username, password)
+    except ldb.LdbError:
+        return False
+    return True
 
 
 def _joined_with_the_old_passwords_and_nothing_else_changed(legacy, ours, before, settings_before) -> None:

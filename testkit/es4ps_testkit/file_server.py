@@ -25,6 +25,9 @@ _ENTRYPOINT = [sys.executable, "-m", "es4ps_samba.files.cli"]
 # Inside the file server's namespaces: its volume and its mounted Secrets (in its private /var/lib/samba, /etc/samba).
 _VOLUME = Path("/var/lib/samba/volume")
 _SECRETS = Path("/etc/samba/es4ps")
+# The DC's "Service" name the file server joins through, and a DNS server that never answers (TEST-NET-1).
+JOIN_SERVICE = "dc0.directory.cluster.test"
+SILENT_DNS = "192.0.2.53"
 # The metrics port, and a walk of the volume every second: a test sees a write counted at once.
 METRICS_PORT = 9935
 USAGE_INTERVAL_S = 1
@@ -57,11 +60,13 @@ class FileServer(Workstation):
 
     def _write_files(self) -> None:
         super()._write_files()
-        # The test DC's DNS never answers a name outside its zone (its forwarder is unreachable here), and
-        # Kerberos asks for `_kerberos.<tld>`: one second per question instead of five, as a cluster's DNS would
-        # answer at once.
-        resolv = self.root / "etc/resolv.conf"
-        resolv.write_text(resolv.read_text() + "options timeout:1 attempts:1\n")
+        # As in a Pod: the join server is a name the cluster's DNS gives (here /etc/hosts), and the Pod's DNS
+        # knows nothing of the realm (here an address nobody answers at, a second per question): the entrypoint's
+        # own resolver sends the realm to the DC it joins through.
+        (self.root / "etc/hosts").write_text(
+            f"127.0.0.1 localhost\n{self.address} {self.fqdn} {self.hostname}\n{self.dc.address} {JOIN_SERVICE}\n"
+        )
+        (self.root / "etc/resolv.conf").write_text(f"nameserver {SILENT_DNS}\noptions timeout:1 attempts:1\n")
 
     @property
     def data_dir(self) -> Path:
@@ -76,7 +81,7 @@ class FileServer(Workstation):
             "ES4PS_REALM": self.dc.realm,
             "ES4PS_NETBIOS_NAME": self.dc.netbios_name,
             "ES4PS_FILES_HOSTNAME": self.hostname,
-            "ES4PS_JOIN_SERVER": self.dc_fqdn,
+            "ES4PS_JOIN_SERVER": JOIN_SERVICE,
             "ES4PS_DATA_DIR": str(_VOLUME),
             "ES4PS_ADMIN_PASSWORD_FILE": str(_SECRETS / "admin-password"),
             "ES4PS_MACHINE_PASSWORD_FILE": str(_SECRETS / "machine-password"),

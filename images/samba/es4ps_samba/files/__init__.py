@@ -11,6 +11,7 @@ deleted from a home or a share.
     smbconf   smb.conf of the member server: homes, group shares, the print share, SMB3 encryption
     folders   the homes' and shares' folders: made and owned, never emptied
     printing  CUPS with its PDF queue behind the print share
+    resolver  dnsmasq sending the realm's names to the DC the server joins through (the Pod's DNS knows none)
     metrics   Prometheus' numbers: sessions, connections, open files, the trust, print jobs, the volume's usage
     cli       the command line and the supervised daemons
 """

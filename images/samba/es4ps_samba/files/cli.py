@@ -1,7 +1,7 @@
 """The command line of the file server: `es4ps-files run | ready | home ... | share ... | dfree ...`.
 
-run     write smb.conf, join if needed, prepare folders, run winbindd, smbd (and cupsd) until told to stop;
-        serve the metrics (es4ps_samba.files.metrics) meanwhile
+run     write smb.conf, start the realm's resolver (dnsmasq), join if needed, prepare folders, run winbindd,
+        smbd (and cupsd) until told to stop; serve the metrics (es4ps_samba.files.metrics) meanwhile
 ready   the readiness probe: winbindd reaches a DC and smbd listens
 home    smbd's root preexec for a home: the person's folder, made at their first connection
 share   smbd's root preexec for a group share: its folder, owned by its group
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from es4ps_contract.environment import SettingError
 
-from . import printing
+from . import printing, resolver
 from .config import ACCESS, FilesConfig
 from .folders import home_space, make_home, prepare_data_dir, prepare_share
 from .metrics import serve_metrics
@@ -82,10 +82,15 @@ def winbind_answers() -> bool:
     return subprocess.run(["wbinfo", "--ping-dc"], capture_output=True, timeout=30).returncode == 0  # noqa: S603, S607
 
 
-def smbd_listens() -> bool:
+def listens(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:`port`."""
     with socket.socket() as probe:
         probe.settimeout(2)
-        return probe.connect_ex(("127.0.0.1", 445)) == 0
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def smbd_listens() -> bool:
+    return listens(445)
 
 
 def _daemon(command: list[str]) -> subprocess.Popen:
@@ -93,8 +98,8 @@ def _daemon(command: list[str]) -> subprocess.Popen:
 
 
 def start(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
-    """smb.conf, the join, the folders, then the daemons into `daemons` (winbindd first: the folders' groups come
-    from it)."""
+    """smb.conf, the realm's resolver, the join, the folders, then the daemons into `daemons` (winbindd first: the
+    folders' groups come from it)."""
     command = f"{sys.executable} -m es4ps_samba.files.cli"
     config.smb_conf.parent.mkdir(parents=True, exist_ok=True)
     config.smb_conf.write_text(render(config, command))
@@ -103,6 +108,7 @@ def start(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
         config.dfree_script.write_text(dfree_script(config, command))
         config.dfree_script.chmod(0o755)
     prepare_data_dir(config)
+    start_resolver(config, daemons)
     join(config)
     samba = [f"--configfile={config.smb_conf}", "--foreground", "--no-process-group", "--debug-stdout"]
     daemons.append(_daemon(["winbindd", *samba]))
@@ -118,6 +124,17 @@ def start(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
         _wait(printing.CUPS_SOCKET.exists, 30, "cupsd listening")
         printing.add_pdf_queue()
     daemons.append(_daemon(["smbd", *samba]))
+
+
+def start_resolver(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
+    """dnsmasq sending the realm to the join server's DNS, first in resolv.conf (es4ps_samba.files.resolver)."""
+    pod_resolv_conf = resolver.RESOLV_CONF.read_text()
+    command = resolver.dnsmasq_command(
+        config.realm, resolver.dc_address(config.join_server), resolver.pod_nameservers(pod_resolv_conf)
+    )
+    daemons.append(_daemon(command))
+    _wait(lambda: listens(53), 30, "dnsmasq listening")
+    resolver.RESOLV_CONF.write_text(resolver.with_resolver_first(pod_resolv_conf))
 
 
 def supervise(daemons: list[subprocess.Popen]) -> int:

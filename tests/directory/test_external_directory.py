@@ -13,6 +13,7 @@ own broker. Nothing here runs in a cluster.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import ldb
@@ -138,6 +139,8 @@ def test_password_change_reset_and_refusal_follow_the_directory_rules(client, ou
     )
     assert changed.outcome is Outcome.SUCCEEDED
     assert password_authenticates(outside_ad, username, NEW_PASSWORD)
+    # The directory's maximum age counts from the write: pwdLastSet is now (0 would mean "must change").
+    assert abs(password_last_set(outside_ad, username) - time.time()) < 300
     # The old one may still work for the directory's old-password window (60 minutes by default, Microsoft's
     # OldPasswordAllowedPeriod, which Samba applies to simple binds too): the organisation's setting, not ours.
 
@@ -154,6 +157,12 @@ def test_password_change_reset_and_refusal_follow_the_directory_rules(client, ou
     weak = run(client, SetPassword(username, sealed_password=client.seal(username, "abc"), **binding(username)))
     assert (weak.outcome, weak.reason) == (Outcome.FAILED, PASSWORD_REFUSED_REASON)
     assert password_authenticates(outside_ad, username, PASSWORD)
+
+
+def password_last_set(outside_ad, username: str) -> float:
+    """The account's pwdLastSet as a Unix time (it counts 100 ns from 1601)."""
+    found = find_account(outside_ad, username, attrs=["pwdLastSet"])
+    return int(found["pwdLastSet"][0]) / 10_000_000 - 11_644_473_600
 
 
 def own_change(outside_ad, username: str, old: str, new: str) -> tuple[int, str]:

@@ -19,5 +19,6 @@ restarted Pod finds its domain again.
     supervisor  samba as a child process: signals, certificate renewal, orphans
     lifecycle   a DC leaving the domain (the operator's Jobs): hand over, then be removed
     delegation  `delegate`: an administrator gives a directory ES4PS does not run the same rights on an OU
+    legacy_accounts  `move-legacy-accounts`: an administrator moves ES4PS-Containers' accounts into the managed OU
     cli         the command line
 """

@@ -25,27 +25,8 @@ import ldb
 from samba.dcerpc import security
 from samba.ndr import ndr_unpack
 
-# Groups whose members hold rights over the whole domain or forest (MS-ADTS 6.1.1.6, well-known SIDs).
-PRIVILEGED_DOMAIN_RIDS = {
-    512: "Domain Admins",
-    516: "Domain Controllers",
-    518: "Schema Admins",
-    519: "Enterprise Admins",
-    520: "Group Policy Creator Owners",
-    521: "Read-only Domain Controllers",
-    526: "Key Admins",
-    527: "Enterprise Key Admins",
-}
-PRIVILEGED_BUILTIN_SIDS = {
-    "S-1-5-32-544": "Administrators",
-    "S-1-5-32-548": "Account Operators",
-    "S-1-5-32-549": "Server Operators",
-    "S-1-5-32-550": "Print Operators",
-    "S-1-5-32-551": "Backup Operators",
-    "S-1-5-32-552": "Replicator",
-}
-# The built-in Administrator account's RID: it must never be the worker's account.
-ADMINISTRATOR_RID = 500
+from ..managed import ADMINISTRATOR_RID, privileged_memberships
+
 # Where an account with no business outside its OU must be able to create and write nothing.
 OUTSIDE_CONTAINERS = ("CN=Users", "CN=Computers")
 
@@ -63,22 +44,6 @@ class TooManyRights(Exception):
 def _token_sids(samdb) -> list[str]:
     found = samdb.search(base="", scope=ldb.SCOPE_BASE, attrs=["tokenGroups"])
     return [str(ndr_unpack(security.dom_sid, value)) for value in found[0].get("tokenGroups", [])]
-
-
-def privileged_memberships(token: list[str], domain_sid: str) -> list[str]:
-    """The names of the privileged groups (and the Administrator account) among the SIDs of a token."""
-    names = []
-    for sid in token:
-        if sid in PRIVILEGED_BUILTIN_SIDS:
-            names.append(PRIVILEGED_BUILTIN_SIDS[sid])
-            continue
-        prefix, _, rid = sid.rpartition("-")
-        if prefix == domain_sid and rid.isdigit():
-            if int(rid) in PRIVILEGED_DOMAIN_RIDS:
-                names.append(PRIVILEGED_DOMAIN_RIDS[int(rid)])
-            elif int(rid) == ADMINISTRATOR_RID:
-                names.append("the built-in Administrator")
-    return sorted(set(names))
 
 
 def _effective_rights(samdb, dn: str) -> list[str]:

@@ -151,12 +151,13 @@ def queue_notice(
 
 
 def resettable(address: str) -> User | None:
-    """The account a reset by `address` is for: a person's, enabled, with that confirmed address."""
-    return (
-        User.objects.with_address(address)
-        .filter(email_verified_at__isnull=False, directory_state=User.DirectoryState.ENABLED, is_staff=False)
-        .first()
+    """The account a reset by `address` is for: a person's, enabled, with that confirmed address; or an imported
+    person's waiting to be claimed (the reset mail is how they prove the address and choose a password)."""
+    people = User.objects.with_address(address)
+    enabled = people.filter(
+        email_verified_at__isnull=False, directory_state=User.DirectoryState.ENABLED, is_staff=False
     )
+    return enabled.first() or people.claimable().first()
 
 
 def build(queued: QueuedMail) -> dict | None:

@@ -12,6 +12,9 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 _SESSION_HASH_SALT = "es4ps_portal.accounts.User.session"
+# The states of an imported person's account that a claim starts from: not claimed yet, or a claim whose create
+# the directory refused (the account was not moved into the managed OU yet, docs/migration.md): claimed again.
+CLAIMABLE_STATES = ("unclaimed", "failed")
 
 
 class UserQuerySet(models.QuerySet):
@@ -35,6 +38,10 @@ class UserQuerySet(models.QuerySet):
             .exclude(email="")
         )
 
+    def claimable(self) -> UserQuerySet:
+        """People imported from ES4PS-Containers whose account waits to be claimed (`User.is_claimable`)."""
+        return self.filter(imported_at__isnull=False, is_staff=False, directory_state__in=CLAIMABLE_STATES)
+
 
 class PortalUserManager(UserManager.from_queryset(UserQuerySet)):
     """Django's user manager with the portal's lookups (`User.objects.named(...)`)."""
@@ -55,6 +62,8 @@ class User(AbstractUser):
         ENABLED = "enabled", _("enabled")
         DISABLED = "disabled", _("disabled by staff")
         FAILED = "failed", _("failed")
+        # Imported from ES4PS-Containers (accounts.imports): the account is the old one until the person claims it.
+        UNCLAIMED = "unclaimed", _("imported, not claimed yet")
 
     class Approval(models.TextChoices):
         NOT_NEEDED = "", _("not needed")
@@ -90,6 +99,8 @@ class User(AbstractUser):
     # pwdLastSet read at sign-in), and the last expiry reminder sent for it (days before; 0: "expired").
     password_set_at = models.DateTimeField("password set at", null=True, blank=True)
     password_reminder_sent = models.PositiveSmallIntegerField("expiry reminder sent", null=True, blank=True)
+    # When the person was imported from ES4PS-Containers' portal (accounts.imports); None: registered here.
+    imported_at = models.DateTimeField(_("imported at"), null=True, blank=True)
 
     objects = PortalUserManager()
 
@@ -119,6 +130,11 @@ class User(AbstractUser):
     @property
     def is_email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def is_claimable(self) -> bool:
+        """Imported from ES4PS-Containers, its account not (or not successfully) claimed yet."""
+        return self.imported_at is not None and not self.is_staff and self.directory_state in CLAIMABLE_STATES
 
     def note_password_set(self, when) -> None:
         """The directory password was set at `when` (as the directory or a worker says): reminders start over."""

@@ -55,8 +55,10 @@ class AuditRecord(models.Model):
         RESET_PASSWORD = "reset_password", _("reset the password")  # noqa: S105 - an action's name
         CHANGE_PROFILE = "change_profile", _("change the name")
         WITHDRAW_REGISTRATION = "withdraw_registration", _("withdraw a registration the directory refused")
+        CLAIM_ACCOUNT = "claim_account", _("claim an imported account")
         # What the portal does by itself
         EXPIRE_REGISTRATION = "expire_registration", _("expire an unconfirmed registration")
+        IMPORT_ACCOUNT = "import_account", _("import a person from ES4PS-Containers")
         # What staff do
         STAFF_SIGN_IN = "staff_sign_in", _("sign in to the admin")
         ENROLL_SECOND_FACTOR = "enroll_second_factor", _("enrol a second factor")

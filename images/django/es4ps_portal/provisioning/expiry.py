@@ -35,7 +35,8 @@ def expired_registrations(cutoff: datetime) -> QuerySet[User]:
         user=OuterRef("pk"), operation=Operation.DELETE_USER.value, state=ProvisioningTask.State.QUEUED
     )
     return (
-        User.objects.filter(is_staff=False, email_verified_at=None, date_joined__lt=cutoff)
+        # Imported people waiting to claim their accounts are not registrations: they never expire.
+        User.objects.filter(is_staff=False, email_verified_at=None, date_joined__lt=cutoff, imported_at=None)
         .exclude(Exists(delete_queued))
         .order_by("date_joined", "pk")  # the order of the index user_unverified_joined: no sort, no scan
     )
@@ -44,7 +45,7 @@ def expired_registrations(cutoff: datetime) -> QuerySet[User]:
 def expire_unverified_registrations() -> int:
     """Drop registrations left unverified too long (or, of the previous release, queue their delete); return how many.
 
-    Expired: not staff, no verified address, registered more than
+    Expired: not staff, not imported, no verified address, registered more than
     UNVERIFIED_RETENTION_HOURS ago (new mails do not extend it, so resending
     cannot keep a name and an address held). One whose create is still held
     is forgotten with it: nothing goes to the directory, the username and the

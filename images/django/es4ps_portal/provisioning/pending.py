@@ -21,8 +21,9 @@ from es4ps_portal.accounts.models import RegistrationRequest, User
 
 
 def unconfirmed() -> QuerySet[User]:
-    """Registrations whose address is not proven yet (the partial indexes on email_verified_at serve it)."""
-    return User.objects.filter(email_verified_at=None, is_staff=False)
+    """Registrations whose address is not proven yet (the partial indexes on email_verified_at serve it); imported
+    people waiting to claim their accounts are not registrations (an import must not fill the caps)."""
+    return User.objects.filter(email_verified_at=None, is_staff=False, imported_at=None)
 
 
 def _held(**lookup) -> int:

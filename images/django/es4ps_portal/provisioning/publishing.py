@@ -254,6 +254,37 @@ def change_password(user: User, password: str, *, actor: Actor, reset: bool = Fa
         publish(user, task, Action.RESET_PASSWORD if reset else Action.CHANGE_PASSWORD, actor)
 
 
+def claim_imported(user: User, password: str, *, actor: Actor) -> None:
+    """An imported person proved the address (through the reset mail) and chose `password`: publish the create
+    the worker adopts their old account with (`address_proven`: only the account of this name whose `mail` is
+    this address, in the managed OU, never bound). Until the worker applies it, the old password stays the
+    account's. "Enable user" follows once the account is adopted (`results`): sent now, it could reach the
+    account before the create and be refused, the account not being bound yet."""
+    where = placement(user.username, user.email)
+    with transaction.atomic():
+        current = locked(user)
+        if not current.is_claimable:
+            raise NotProvisioned("the account is not waiting to be claimed")
+        now = timezone.now()
+        User.objects.filter(pk=user.pk).update(
+            email_verified_at=now, credentials_changed_at=now, directory_state=User.DirectoryState.PENDING
+        )
+        user.credentials_changed_at = current.credentials_changed_at = now
+        _placed(current, where.ou, where.groups, where.unix is not None)
+        task = CreateUser(
+            current.username,
+            given_name=current.first_name,
+            surname=current.last_name,
+            sealed_password=seal(current.username, password),
+            ou=where.ou,
+            groups=where.groups,
+            unix=where.unix,
+            address_proven=True,
+            **binding(current),
+        )
+        publish(current, task, Action.CLAIM_ACCOUNT, actor)
+
+
 def update_names(user: User, first_name: str, last_name: str, *, actor: Actor) -> None:
     """Store the new names and publish "update attributes" for the directory."""
     with transaction.atomic():

@@ -22,7 +22,7 @@ from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
 
-from . import computers
+from . import computers, publishing
 from .metrics import PROVISIONING_DURATION, RESULTS
 from .models import Computer, ProvisioningTask
 
@@ -88,6 +88,18 @@ def _password_set(task: ProvisioningTask, event: ResultEvent) -> bool:
     )
 
 
+def _claimed(task: ProvisioningTask, event: ResultEvent, new_state: str) -> bool:
+    """The worker adopted an imported person's account for their claim (publishing.claim_imported): it is to be
+    enabled now, as a registration's account is once its address is proven."""
+    return (
+        event.outcome is Outcome.SUCCEEDED
+        and task.operation == Operation.CREATE_USER.value
+        # The import sends nothing to the directory: an imported person's only create is their claim's.
+        and task.user.imported_at is not None
+        and new_state == User.DirectoryState.CREATED
+    )
+
+
 def _audit_result(task: ProvisioningTask, event: ResultEvent, subject) -> None:
     """The audit record of a task's result, for the account or computer it acted on."""
     detail = f"{task.label}: {event.reason}" if event.reason else str(task.label)
@@ -108,6 +120,8 @@ def _record_account_result(task: ProvisioningTask, event: ResultEvent, finished_
     if new_state != user.directory_state:
         User.objects.filter(pk=user.pk).update(directory_state=new_state)
     _audit_result(task, event, user)
+    if _claimed(task, event, new_state):
+        publishing.enable_registration(user, actor=Actor.portal(), action=AuditRecord.Action.CLAIM_ACCOUNT)
     if _password_set(task, event):
         user.note_password_set(finished_at)
         if task.operation == Operation.SET_PASSWORD.value:

@@ -142,6 +142,15 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     return render(request, "web/password_reset_sent.html", {"email": form.cleaned_data["email"]})
 
 
+def _reset_or_claim(user: User, password: str, actor: Actor) -> None:
+    """A mailed link proved the address: the new password of an enabled account, or the claim of an imported
+    person's account (the same mail, the same page: docs/migration.md)."""
+    if user.is_claimable:
+        publishing.claim_imported(user, password, actor=actor)
+    else:
+        publishing.change_password(user, password, actor=actor, reset=True)
+
+
 @never_cache
 @sensitive_post_parameters(*PASSWORD_FIELDS)
 @require_http_methods(["GET", "POST"])
@@ -165,11 +174,8 @@ def password_reset_confirm(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 tokens.use(record)
-                publishing.change_password(
-                    record.user,
-                    form.cleaned_data["new_password1"],
-                    actor=Actor.of(request, record.user.username),
-                    reset=True,
+                _reset_or_claim(
+                    record.user, form.cleaned_data["new_password1"], Actor.of(request, record.user.username)
                 )
         except tokens.TokenError as exc:
             PASSWORD_RESETS.labels("confirm", "invalid").inc()

@@ -30,6 +30,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import port_open, start_process, stop_process_group, wait_until
 
 from . import ServiceError
@@ -214,24 +215,8 @@ class LegacyDC:
         return SamDB(url=self.ldap_url, lp=lp, credentials=credentials)
 
     def add_people(self, people: list[LegacyPerson]) -> None:
-        """Each person's account as the old worker made it: newuser, disabled, enabled once the address was proven."""
-        samdb = self.samdb()
-        for person in people:
-            if not person.in_directory:
-                continue
-            samdb.newuser(
-                person.username,
-                person.password,
-                force_password_change_at_next_login_req=False,
-                givenname=person.first_name,
-                surname=person.last_name,
-                loginshell="/bin/bash",
-                unixhome=f"/home/{person.username}",
-                useusernameascn=True,
-            )
-            samdb.disable_account(f"(samAccountName={person.username})")
-            if person.verified and person.active:
-                samdb.enable_account(f"(samAccountName={person.username})")
+        """Each person's account as the old worker made it (`add_legacy_accounts`)."""
+        add_legacy_accounts(self.samdb(), people)
 
     def highest_usn(self) -> int:
         """The DC's highestCommittedUSN: it moves with every write the DC makes or takes in."""
@@ -239,6 +224,28 @@ class LegacyDC:
 
         found = Ldb(url=self.ldap_url).search(base="", scope=0, attrs=["highestCommittedUSN"])
         return int(found[0]["highestCommittedUSN"][0])
+
+
+def add_legacy_accounts(samdb, people: list[LegacyPerson]) -> None:
+    """Each person's account as ES4PS-Containers' worker made it, over `samdb` (as Administrator): newuser in
+    CN=Users named by the username, without `mail`, disabled, enabled once the address was proven. The same
+    accounts a joined DC replicates from the old one, made on whichever DC a test runs."""
+    for person in people:
+        if not person.in_directory:
+            continue
+        samdb.newuser(
+            person.username,
+            person.password,
+            force_password_change_at_next_login_req=False,
+            givenname=person.first_name,
+            surname=person.last_name,
+            loginshell="/bin/bash",
+            unixhome=f"/home/{person.username}",
+            useusernameascn=True,
+        )
+        samdb.disable_account(f"(samAccountName={person.username})")
+        if person.verified and person.active:
+            samdb.enable_account(f"(samAccountName={person.username})")
 
 
 # The table of ES4PS-Containers' CollegeUser model (app `main`) as Django 5's migration creates it in SQLite.
@@ -327,3 +334,25 @@ def dumpdata_json(database: Path) -> str:
         fields.update(groups=[], user_permissions=[])
         objects.append({"model": "main.collegeuser", "pk": row["id"], "fields": fields})
     return json.dumps(objects, indent=2)
+
+
+def move_legacy_accounts(dc, accounts_file: Path) -> tuple[int, dict, str]:
+    """`es4ps-samba-dc move-legacy-accounts` as the runbook runs it, as `dc`'s Administrator (a SambaDC of the
+    testkit, or a LegacyDC): (exit code, its JSON report, its stderr)."""
+    password_file = dc.admin_password_file
+    env = {
+        "PATH": os.environ["PATH"],
+        "ES4PS_LDAP_URL": dc.ldap_url,
+        "ES4PS_REALM": dc.realm,
+        "ES4PS_NETBIOS_NAME": dc.netbios_name,
+        "ES4PS_ADMIN_PASSWORD_FILE": str(password_file),
+    }
+    result = subprocess.run(
+        [str(VENV_BIN / "es4ps-samba-dc"), "move-legacy-accounts", str(accounts_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(result.stdout) if result.returncode == 0 else {}
+    return result.returncode, report, result.stderr

@@ -3,8 +3,12 @@ server: per domain, per client address, per e-mail domain, each refusing with a 
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.test import Client
+from es4ps_portal.accounts.imports import import_people
+from es4ps_portal.accounts.legacy_portal import CollegeUser
 from es4ps_portal.accounts.models import RegistrationRequest, User
 from es4ps_portal.provisioning.outbox import measure_outbox
 from es4ps_testkit.in_process import consumer_round
@@ -14,6 +18,7 @@ from prometheus_client import REGISTRY
 pytestmark = pytest.mark.django_db
 
 ROOMY = 1000
+NOW = datetime.datetime.now(datetime.UTC)
 
 
 def register(username: str, client_ip: str, email: str | None = None):
@@ -104,3 +109,14 @@ def test_a_taken_name_or_address_counts_against_the_caps_like_a_free_one(caps, u
         consumer_round()  # the consumer finds it taken and mails the address why
         assert register(unique_username("cf"), campus).status_code == 302
         assert register(unique_username("cs"), campus).status_code == 429
+
+
+def test_people_imported_from_es4ps_containers_do_not_fill_the_caps(caps, username):
+    """An import of a campus's people (waiting to claim their accounts) is no flood of registrations."""
+    caps(perDomain=3, perEmailDomain=3, perAddress=3)
+    rows = [
+        CollegeUser(i, f"{username}i{i}", f"{username}i{i}@{ALLOWED_DOMAIN}", "Ana", "Lima", True, False, True, NOW)
+        for i in range(5)
+    ]
+    assert len(import_people(rows).imported) == 5
+    assert register(f"{username}r", unique_client_ip()).status_code == 302

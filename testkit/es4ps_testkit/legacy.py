@@ -307,6 +307,27 @@ def legacy_portal_database(path: Path, people: list[LegacyPerson]) -> Path:
     return path
 
 
+# The same table as Django 5's migration creates it in PostgreSQL (an installation that moved its portal there).
+COLLEGE_USER_TABLE_POSTGRES = (
+    COLLEGE_USER_TABLE.replace('"id" integer NOT NULL PRIMARY KEY AUTOINCREMENT', '"id" integer NOT NULL PRIMARY KEY')
+    .replace("datetime", "timestamp with time zone")
+    .replace("bool NOT NULL", "boolean NOT NULL")
+)
+
+
+def legacy_portal_postgres(url: str, people: list[LegacyPerson]) -> None:
+    """The old portal's table holding `people` in the PostgreSQL database at `url`."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        connection.execute(COLLEGE_USER_TABLE_POSTGRES)
+        # Fixed column names, values bound as parameters.
+        placeholders = ", ".join(["%s"] * (len(_COLUMNS) + 1))
+        insert = f'INSERT INTO "main_collegeuser" (id, {", ".join(_COLUMNS)}) VALUES ({placeholders})'  # noqa: S608
+        rows = [(index, *_row(person, index)[:-1], person.joined) for index, person in enumerate(people, 1)]
+        connection.cursor().executemany(insert, rows)
+
+
 def sqlite_dump(database: Path) -> str:
     """`sqlite3 db.sqlite3 .dump`: the SQL text of the whole database."""
     connection = sqlite3.connect(database)

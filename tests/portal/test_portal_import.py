@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from es4ps_localcluster.processes import wait_until
+from es4ps_testkit import ServiceError
 from es4ps_testkit.legacy import (
     LegacyPerson,
     add_legacy_accounts,
+    dumpdata_json,
     legacy_portal_database,
+    legacy_portal_postgres,
     move_legacy_accounts,
     sqlite_dump,
 )
@@ -142,14 +146,30 @@ def test_the_import_reports_every_row_writes_nothing_in_a_dry_run_and_converges(
     assert password_authenticates(samba_dc, ana.username, ana.password)
 
 
-def test_the_import_reads_the_old_portals_sql_dump_alike(live_portal, tmp_path):
+@pytest.mark.parametrize(("name", "export"), [("dump.sql", sqlite_dump), ("dumpdata.json", dumpdata_json)])
+def test_the_import_reads_the_old_portals_sql_dump_and_dumpdata_alike(live_portal, tmp_path, name, export):
     people = [person("sa"), person("sb", verified=False)]
     database = legacy_portal_database(tmp_path / "old.sqlite3", people)
-    (tmp_path / "dump.sql").write_text(sqlite_dump(database))
-    output = live_portal.manage("import_es4ps_containers", str(tmp_path / "dump.sql"), "--dry-run")
+    (tmp_path / name).write_text(export(database))
+    output = live_portal.manage("import_es4ps_containers", str(tmp_path / name), "--dry-run")
     assert "2 rows read" in output and "1 would be imported, 0 already imported" in output
     assert f"skipped row 2 ({people[1].username}): the old portal never verified the address" in output
     assert portal_row(live_portal, people[0].username) is None
+
+
+def test_the_import_reads_an_old_portal_on_postgresql_and_never_shows_its_password(live_portal, postgres):
+    people = [person("pa"), person("pb", staff=True)]
+    url = postgres.create_database("es4ps_containers")
+    legacy_portal_postgres(url, people)
+    output = live_portal.manage("import_es4ps_containers", url, "--dry-run")
+    assert "2 rows read" in output and "1 would be imported, 0 already imported" in output
+    assert f"({people[1].username}): a staff row of the old portal" in output
+    password = urlsplit(url).password
+    wrong = url.replace(f":{password}@", ":Not-the-password-1@")
+    with pytest.raises(ServiceError) as refused:
+        live_portal.manage("import_es4ps_containers", wrong, "--dry-run")
+    assert "the PostgreSQL database could not be read" in str(refused.value)
+    assert "Not-the-password-1" not in str(refused.value) and password not in str(refused.value)
 
 
 @pytest.fixture
@@ -238,3 +258,37 @@ def registrations_waiting(live_portal) -> int:
     with live_portal.database() as database:
         query = "SELECT count(*) FROM accounts_registrationrequest WHERE handled_at IS NULL"
         return database.execute(query).fetchone()[0]
+
+
+def test_a_claim_before_the_administrator_moved_the_account_fails_and_succeeds_once_it_is_moved(
+    live_portal, mail_catcher, samba_dc, tmp_path
+):
+    early = person("ea")
+    add_legacy_accounts(samba_dc.samdb(), [early])
+    import_people(live_portal, tmp_path, [early])
+    owner = live_portal.client(unique_client_ip())
+
+    def claim(count: int) -> None:
+        assert owner.post("/password/reset/", {"email": early.email}).status_code == 200
+        link = mail_catcher.wait_for(early.email, count=count).link("/password/reset/confirm/")
+        token = link.split("token=", 1)[1]
+        chosen = owner.post(link, {"token": token, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+        assert chosen.url.endswith("/status/"), chosen.text[-2000:]
+
+    claim(1)  # the account is still in CN=Users: the worker may not take it on
+    wait_until(lambda: portal_row(live_portal, early.username)[0] == "failed", 120, "the claim refused")
+    assert not in_managed_ou(samba_dc, early.username)
+    refused = owner.status()
+    assert refused["state"] == "failed" and refused["can_withdraw"] is False
+    assert refused["message"].startswith("Your account cannot be claimed yet: your IT staff have not made it ready.")
+    withdrawn = owner.post("/register/withdraw/", {}, form_page="/status/")
+    assert "This registration cannot be withdrawn here." in withdrawn.text
+    assert portal_row(live_portal, early.username)[0] == "failed", "the imported record was withdrawn"
+    assert password_authenticates(samba_dc, early.username, early.password), "the refused claim changed the account"
+
+    code, moved, stderr = move_legacy_accounts(samba_dc, tmp_path / "accounts.json")
+    assert code == 0 and moved["moved"] == [early.username], stderr
+    claim(2)
+    owner.wait_for_status(lambda s: s["state"] == "ready", timeout_s=120)
+    assert password_authenticates(samba_dc, early.username, NEW_PASSWORD)
+    assert not password_authenticates(samba_dc, early.username, early.password)

@@ -217,6 +217,8 @@ def withdraw_failed_registration(user: User, *, actor: Actor) -> bool:
         current = User.objects.select_for_update().filter(pk=user.pk).first()
         if current is None or current.is_staff or current.directory_state != User.DirectoryState.FAILED:
             return False
+        if current.imported_at is not None:
+            return False  # an imported person's record: their claim is made again, never withdrawn
         creates = current.provisioning_tasks.filter(operation=Operation.CREATE_USER.value)
         if (
             not creates.filter(state=ProvisioningTask.State.FAILED).exists()

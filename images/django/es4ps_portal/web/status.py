@@ -94,7 +94,13 @@ def account_status(user: User) -> dict:
     if user.directory_state == User.DirectoryState.FAILED:
         failed = next((t for t in reversed(tasks) if t.state == ProvisioningTask.State.FAILED), None)
         state = "failed"
-        if _name_taken(tasks):
+        if _name_taken(tasks) and user.imported_at is not None:
+            # An imported person's claim before the administrator moved the account (docs/migration.md).
+            message = _(
+                "Your account cannot be claimed yet: your IT staff have not made it ready. Please ask them,"
+                " then ask for a new mail and set your password again."
+            )
+        elif _name_taken(tasks):
             # Refused at confirmation: nothing of it is in the directory, so it can go and free the address.
             state, can_withdraw = "name_taken", True
             message = _(

@@ -30,7 +30,7 @@ from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.lifecycle import FSMO_ROLES, roles_held_by
 from es4ps_testkit.domains import default_password_policy
-from es4ps_testkit.legacy import LegacyDC, LegacyPerson
+from es4ps_testkit.legacy import LegacyDC, LegacyPerson, move_legacy_accounts
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, claim_loopback_address, password_authenticates
@@ -336,6 +336,27 @@ def _the_old_dc_is_demoted(legacy, ours, tmp_path) -> None:
     )[0]
     assert str(settings["ms-DS-MachineAccountQuota"][0]) == "0"
     assert int(str(settings["minPwdLength"][0])) == default_password_policy().min_length
+    _the_old_accounts_are_moved_where_they_can_be_claimed(ours, tmp_path)
+
+
+def _the_old_accounts_are_moved_where_they_can_be_claimed(ours, tmp_path) -> None:
+    """The runbook's third step on the accounts the join replicated (docs/migration.md): the Administrator moves
+    those the portal imported into the managed OU with their mail; their old passwords keep working."""
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps([{"username": p.username, "email": p.email} for p in PEOPLE]))
+    with step("move-legacy-accounts"):
+        code, report, stderr = move_legacy_accounts(ours, accounts)
+    assert code == 0, stderr
+    assert sorted(report["moved"]) == ["ana.lima", "bruno"]
+    # carla never verified her address: the old worker left her account disabled, and a claim would enable it.
+    assert [entry["username"] for entry in report["skipped"]] == ["carla"]
+    for person in PEOPLE[:2]:
+        account = ours.samdb().search(
+            ours.base_dn, expression=f"(sAMAccountName={person.username})", attrs=["mail", "adminDescription"]
+        )[0]
+        assert str(account.dn).endswith(f"{MANAGED_OU},{ours.base_dn}") and str(account["mail"][0]) == person.email
+        assert "adminDescription" not in account, "the move wrote a binding"
+        assert password_authenticates(ours, person.username, person.password)
 
 
 def lifecycle_step(step: str, env: dict[str, str], resolver: str, directory: Path) -> None:

@@ -30,7 +30,7 @@ from es4ps_testkit.legacy import (
     move_legacy_accounts,
     sqlite_dump,
 )
-from es4ps_testkit.live_portal import STAFF_USERNAME
+from es4ps_testkit.live_portal import STAFF_USERNAME, staff_action
 from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, unique_client_ip, unique_username
 from es4ps_testkit.samba import find_account, password_authenticates
 
@@ -211,6 +211,15 @@ def test_an_imported_person_claims_their_account_and_the_old_password_ends_then(
     assert portal_row(live_portal, imported.username)[0] == "enabled"
     # From here the portal signs them in with the new password, like anyone it registered.
     assert owner.login(imported.username, NEW_PASSWORD).url.endswith("/account/")
+
+
+def test_staff_send_an_imported_person_the_mail_that_claims_the_account(live_portal, mail_catcher, imported):
+    staff = live_portal.signed_in_staff()
+    sent = staff_action(staff, "send_password_reset_mail", imported.username, live_portal.user_pk(imported.username))
+    assert "done for 1 account" in sent
+    link = mail_catcher.wait_for(imported.email).link("/password/reset/confirm/")
+    page = live_portal.client(unique_client_ip()).get(link)
+    assert page.status_code == 200 and imported.username in page.text
 
 
 def test_an_unclaimed_account_is_untouched_by_the_expiry_of_registrations(live_portal, samba_dc, imported):

@@ -88,7 +88,9 @@ def resend_verification_mail(user: User, actor: Actor) -> None:
 
 
 def send_password_reset_mail(user: User, actor: Actor) -> None:
-    """A reset link to the person's registered address; the person chooses the new password."""
-    if user.is_staff or user.directory_state != User.DirectoryState.ENABLED or not user.is_email_verified:
+    """A reset link to the person's registered address; the person chooses the new password. To an imported
+    person waiting to claim their account, the link is their claim (docs/migration.md)."""
+    enabled = user.directory_state == User.DirectoryState.ENABLED and user.is_email_verified
+    if user.is_staff or not (enabled or user.is_claimable):
         raise NotApplicable(_("the account is not enabled"))
     _mail(Action.SEND_PASSWORD_RESET_MAIL, user, actor, QueuedMail.Kind.RESET)

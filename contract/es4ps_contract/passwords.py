@@ -133,6 +133,7 @@ class PasswordPolicy:
         """Read the CRD's shape, every setting given (the operator passes the spec as the API server defaulted it).
 
         With `directory`, the DC's shape (`to_json(directory=True)`): every setting but breachedPasswords.
+        breachedPasswords may be left out (no lookup): the CRD does not default it (docs/upgrading.md).
         """
         try:
             given = json.loads(text)
@@ -143,7 +144,7 @@ class PasswordPolicy:
         known = [setting.name for setting in SETTINGS] + [COMPLEXITY] + ([] if directory else [BREACHED])
         if unknown := sorted(set(given) - set(known)):
             raise InvalidPolicy(f"{name}.{unknown[0]} is not a password policy setting")
-        if missing := [setting for setting in known if setting not in given]:
+        if missing := [setting for setting in known if setting not in given and setting != BREACHED]:
             raise InvalidPolicy(f"{name}.{missing[0]} is missing (every setting is given)")
         values = {}
         for setting in SETTINGS:
@@ -157,7 +158,7 @@ class PasswordPolicy:
             raise InvalidPolicy(f"{name}.{COMPLEXITY} must be true or false")
         values["complexity"] = given[COMPLEXITY]
         values["breached_passwords"] = (
-            NO_BREACH_CORPUS if directory else BreachedPasswords.read(given[BREACHED], f"{name}.{BREACHED}")
+            BreachedPasswords.read(given[BREACHED], f"{name}.{BREACHED}") if BREACHED in given else NO_BREACH_CORPUS
         )
         policy = cls(**values)
         if policy.max_age_days and policy.min_age_days >= policy.max_age_days:

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import tarfile
+from io import BytesIO
 
 import pytest
 import yaml
 from es4ps_contract.passwords import PasswordPolicy
+from es4ps_devtools.paths import ROOT
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
 from es4ps_operator.builders.portal import portal_spec_environment
 from es4ps_operator.domain import Domain
 from es4ps_testkit.domains import CRD, MINIMAL_SPEC
 from es4ps_testkit.live_portal import LivePortal
+from es4ps_testkit.releases import previous_release
 
 # A copy of the CRD under a group of its own: the shared ES4PSDomain CRD of the session stays as it is.
 GROUP = "defaults.es4ps.test"
@@ -24,6 +29,19 @@ SHOW_SETTINGS = (
     "import json; from django.conf import settings as s; print(json.dumps({'register': s.RATE_LIMITS['register'],"
     " 'ttl': s.TOKEN_TTL_HOURS, 'min_length': s.PASSWORD_POLICY.min_length, 'language': s.LANGUAGE_CODE}))"
 )
+
+
+def previous_release_reads(policy: str, directory) -> subprocess.CompletedProcess:
+    """The previous release's contract (from git) reading a password policy, as its portal and DCs do."""
+    _version, commit = previous_release()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "contract/es4ps_contract"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+    read = "import sys; from es4ps_contract.passwords import PasswordPolicy; PasswordPolicy.from_json(sys.argv[1])"
+    env = {"PYTHONPATH": str(directory / "contract"), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-c", read, policy], env=env, capture_output=True, text=True, timeout=60)
 
 
 def crd_with_other_defaults() -> dict:
@@ -75,6 +93,10 @@ def test_a_default_changed_in_the_crd_reaches_the_operator_and_the_portal(cluste
     assert read.portal.rate_limits["register"]["perAddress"]["requests"] == 611
     assert read.portal.link_validity_hours == 31
     assert PasswordPolicy.from_json(read.directory.password_policy).min_length == 12
+    # An operator of the previous release, still running while this CRD is upgraded, passes the stored policy
+    # as it is to its portal and DCs, which read it with their release's contract: no setting it does not know.
+    previous = previous_release_reads(read.directory.password_policy, tmp_path)
+    assert previous.returncode == 0, previous.stderr
     variables = {variable["name"]: variable["value"] for variable in portal_spec_environment(read)}
 
     # The portal, started with exactly those variables, runs with them.

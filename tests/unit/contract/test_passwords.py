@@ -112,3 +112,11 @@ def test_not_json_is_refused(text):
 def test_the_strictest_policy_is_the_longest_with_complexity():
     strictest = PasswordPolicy.strictest()
     assert (strictest.min_length, strictest.complexity) == (14, True)
+
+
+def test_a_policy_without_breached_passwords_looks_nothing_up():
+    """The CRD does not default breachedPasswords (docs/upgrading.md): left out, no corpus is asked."""
+    given = json.loads(DEFAULT.to_json())
+    del given["breachedPasswords"]
+    read = PasswordPolicy.from_json(json.dumps(given))
+    assert read == DEFAULT and not read.breached_passwords.enabled

@@ -13,8 +13,11 @@ Two things take several reconciliations, one step each:
   (dc0, which holds the roles, last), each only while every DC is ready and
   replication is not failing, and after a `dbcheck` Job found dc0's database
   clean with the image they run now. A DC that is not there yet gets the new
-  image at once. While they roll (`rolling`), a new release of the portal
-  waits (es4ps_operator.reconcile): an older worker must never read a newer
+  image at once. A DC waiting for its turn (`held`) keeps its StatefulSet as
+  it is, not only its image: an older image given a newer template (a
+  container or a setting it does not know) would crash-loop. While they roll
+  (`rolling`), a new release of the portal waits too
+  (es4ps_operator.reconcile): an older worker must never read a newer
   portal's tasks.
 """
 
@@ -50,6 +53,8 @@ class DirectoryPlan:
     stalled: str | None = None
     # A DC runs another image than the domain's: an image roll-out is under way (or stalled).
     rolling: bool = False
+    # The DCs waiting for their turn in that roll-out: their StatefulSets are kept as they are.
+    held: tuple[int, ...] = ()
 
 
 def _index_of(domain: Domain, name: str) -> int | None:
@@ -132,6 +137,7 @@ def plan_directory(
         rollout=rollout,
         stalled=stalled or image_stalled,
         rolling=bool(rollout or image_stalled),
+        held=tuple(index for index, image in sorted(images.items()) if image != samba_image(domain, config)),
     )
 
 

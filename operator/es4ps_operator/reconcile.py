@@ -141,7 +141,8 @@ async def reconcile(
     dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
     jobs, workloads = [*dcs.jobs, *recovery.jobs, *join.jobs], recovery.workloads and join.workloads
     desired = build_desired_state(domain, config, dcs.images, jobs, workloads=workloads)
-    held = _held_portal(domain, desired, observed, dcs.rolling)
+    portal_held = _held_portal(domain, desired, observed, dcs.rolling)
+    held = portal_held | {("StatefulSet", naming.dc(domain, index)) for index in dcs.held}
     if not domain.paused and not result.error and recovery.proceed:
         try:
             await _converge(domain, desired, observed, api, result, held)
@@ -165,7 +166,7 @@ async def reconcile(
         backups=backup_rules.backups_check(domain, domain_backups) if external is None else NOT_APPLICABLE,
         directory=recovery.check or join.check or stalled or external,
         joined=join.joined,
-        directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout, held and PORTAL_HELD) if note),
+        directory_notes=tuple(note for note in (dcs.leaving, dcs.rollout, portal_held and PORTAL_HELD) if note),
         last_backup=last.completed_at if last else None,
         directory_state={
             **({"restored": True} if recovery.restored and domain.directory.recovery_backup else {}),

@@ -291,10 +291,14 @@ def test_a_new_release_reaches_the_dcs_workers_before_the_portal_that_writes_the
     new = dataclasses.replace(
         config, images=dataclasses.replace(config.images, samba="es4ps/samba:new", portal="es4ps/portal:new")
     )
+    # With the new release, the DCs' template changes beyond the image (here a node selector).
+    body["spec"]["directory"]["nodeSelector"] = {"pool": "dcs"}
+    old_dc0 = json.dumps(api.objects[("StatefulSet", "acme-dc0")]["spec"], sort_keys=True)
 
     # The dbcheck first: no DC and not the portal changes.
     result = run(body, api.observed(), api, new)
     assert images_of(api, "acme-portal") == {"es4ps/portal:test"} and "StatefulSet/acme-portal" not in result.updated
+    assert not {"StatefulSet/acme-dc0", "StatefulSet/acme-dc1"} & set(result.updated), result.updated
     directory = next(c for c in result.status["conditions"] if c["type"] == "DirectoryReady")["message"]
     assert "portal's new image follows" in directory
     portal_ready = next(c for c in result.status["conditions"] if c["type"] == "PortalReady")
@@ -305,6 +309,10 @@ def test_a_new_release_reaches_the_dcs_workers_before_the_portal_that_writes_the
     # dc1 rolls; the portal waits while it starts, and while dc0 rolls and starts.
     run(body, api.observed(), api, new)
     assert images_of(api, "acme-dc1") >= {"es4ps/samba:new"} and images_of(api, "acme-portal") == {"es4ps/portal:test"}
+    # dc0 waits for its turn with the template it had, not its old image in the new template
+    assert json.dumps(api.objects[("StatefulSet", "acme-dc0")]["spec"], sort_keys=True) == old_dc0
+    dc1 = api.objects[("StatefulSet", "acme-dc1")]["spec"]["template"]["spec"]
+    assert dc1["nodeSelector"]["pool"] == "dcs"
     settle(api, "acme-dc1")
     run(body, api.observed(), api, new)
     assert images_of(api, "acme-dc0") >= {"es4ps/samba:new"} and images_of(api, "acme-portal") == {"es4ps/portal:test"}

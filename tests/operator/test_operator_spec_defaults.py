@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
 
 import pytest
 import yaml
@@ -34,11 +32,10 @@ SHOW_SETTINGS = (
 def previous_release_reads(policy: str, directory) -> subprocess.CompletedProcess:
     """The previous release's contract (from git) reading a password policy, as its portal and DCs do."""
     _version, commit = previous_release()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "contract/es4ps_contract"], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(directory, filter="data")
+    archive = directory / "contract.tar"
+    git = ["git", "-C", str(ROOT), "archive", "-o", str(archive), commit, "contract/es4ps_contract"]
+    subprocess.run(git, check=True)
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(directory)], check=True)
     read = "import sys; from es4ps_contract.passwords import PasswordPolicy; PasswordPolicy.from_json(sys.argv[1])"
     env = {"PYTHONPATH": str(directory / "contract"), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-c", read, policy], env=env, capture_output=True, text=True, timeout=60)

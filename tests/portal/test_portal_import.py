@@ -222,6 +222,17 @@ def test_staff_send_an_imported_person_the_mail_that_claims_the_account(live_por
     assert page.status_code == 200 and imported.username in page.text
 
 
+def test_staff_deleting_an_unclaimed_record_forget_it_and_leave_the_account_alone(live_portal, samba_dc, imported):
+    before = str(find_account(samba_dc, imported.username, ["uSNChanged"])["uSNChanged"][0])
+    staff = live_portal.signed_in_staff()
+    assert "done for 1 account" in staff_action(
+        staff, "delete", imported.username, live_portal.user_pk(imported.username)
+    )
+    assert portal_row(live_portal, imported.username) is None
+    assert str(find_account(samba_dc, imported.username, ["uSNChanged"])["uSNChanged"][0]) == before
+    assert password_authenticates(samba_dc, imported.username, imported.password)
+
+
 def test_an_unclaimed_account_is_untouched_by_the_expiry_of_registrations(live_portal, samba_dc, imported):
     before = str(find_account(samba_dc, imported.username, ["uSNChanged"])["uSNChanged"][0])
     live_portal.manage("expire_registrations")

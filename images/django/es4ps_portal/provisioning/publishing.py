@@ -327,11 +327,17 @@ def enable_account(user: User, *, actor: Actor) -> ProvisioningTask:
 
 def staff_delete_account(user: User, *, actor: Actor) -> ProvisioningTask | None:
     """Delete the account (its registration goes when the worker reports it done); an unconfirmed registration,
-    of which the directory has nothing, is forgotten at once (None)."""
+    of which the directory has nothing, is forgotten at once (None), and so is an imported person's record not
+    claimed yet: its directory account is not the portal's (never bound), and stays as it is."""
     if drop_registration(user, actor=actor, action=Action.DELETE_ACCOUNT):
         return None
     with transaction.atomic():
         current = locked(user)
+        if current.directory_state == User.DirectoryState.UNCLAIMED and current.imported_at is not None:
+            detail = "an imported record not claimed: its directory account is left as it is"
+            record(Action.DELETE_ACCOUNT, actor, subject=current, outcome=AuditRecord.Outcome.SUCCEEDED, detail=detail)
+            current.delete()
+            return None
         if current.is_staff or not current.directory_state:
             raise NotProvisioned(_("only a person's directory account can be deleted here"))
         if current.provisioning_tasks.filter(

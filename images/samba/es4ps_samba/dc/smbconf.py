@@ -16,6 +16,12 @@ TLS_PRIORITY = (
 )
 
 
+# The topology check and the scheduled pull every minute, not every 5 (Samba's default): a DC that joined,
+# came back or was restored is pulled from within a minute; changes still travel by notification in seconds.
+# Cheap for a handful of DCs. ES4PS_SAMBA_OPTIONS may set them back.
+REPLICATION_CHECKS = {"kccsrv:periodic_interval": "60", "dreplsrv:periodic_interval": "60"}
+
+
 def managed_options(config: DCConfig) -> dict[str, str]:
     """The smb.conf [global] options this entrypoint owns: set again on every start (they converge)."""
     run_dir = config.run_dir
@@ -34,11 +40,7 @@ def managed_options(config: DCConfig) -> dict[str, str]:
         # The DC registers its own DNS records (its name, its GUID under _msdcs: how the other DCs find it
         # to replicate) over RPC: the image has no nsupdate, and RPC needs no Kerberos ticket either.
         "dns update command": "/usr/sbin/samba_dnsupdate --use-samba-tool",
-        # The topology check and the scheduled pull every minute, not every 5 (Samba's default): a DC that
-        # joined, came back or was restored is pulled from within a minute; changes still travel by
-        # notification in seconds. Cheap for a handful of DCs. ES4PS_SAMBA_OPTIONS may set them back.
-        "kccsrv:periodic_interval": "60",
-        "dreplsrv:periodic_interval": "60",
+        **REPLICATION_CHECKS,
     }
     # Where names outside the zone go for whoever asks: ES4PS_DNS_FORWARDER only. Empty means none, not what
     # provisioning copied from the resolv.conf it ran with (the Pod's resolver, which also knows the cluster).

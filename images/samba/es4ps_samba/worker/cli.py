@@ -6,9 +6,12 @@ each handled the same way (`handler`).
 Messages are acknowledged only after the result event is out (`acks_late`)
 and given back to the broker when the worker dies (`reject_on_worker_lost`),
 so a crash never loses a registration. The DC applies one write at a time, so
-the worker runs a small pool (`ES4PS_WORKER_CONCURRENCY`, default 2
-processes, each with its own SamDB connection): while one process waits for
-the broker to confirm a result event, the other's LDAP add keeps the DC busy.
+the worker runs a small pool (`ES4PS_WORKER_CONCURRENCY`, default 3
+processes, each with its own SamDB connection): while one process records a
+finished task (an fsync) and waits for the broker to confirm its result
+event, the others' LDAP requests keep the DC busy. With two, the DC waited
+whenever one task's own work outlasted the other's add (a slow fsync or
+confirm on a busy node).
 
 Every attempt and outcome is counted (`metrics`); the main process serves the
 pool's sums on `ES4PS_WORKER_METRICS_PORT`.

@@ -49,7 +49,7 @@ VARIABLES = (
         "the name reported in result events, which names its result key for the portal (empty: the host name)",
         "",
     ),
-    Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "2"),
+    Variable("ES4PS_WORKER_CONCURRENCY", "worker processes, each with one LDAP connection", "3"),
     Variable(
         "ES4PS_WORKER_MAX_RETRIES",
         "retries of a task whose account is not there yet, 1, 2, 4 ... 60 s apart (a task whose directory does not"

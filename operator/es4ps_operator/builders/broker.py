@@ -289,14 +289,17 @@ COOKIE_DIR = "/etc/es4ps/erlang-cookie"
 
 # A quorum queue gets members only on the nodes running when it is declared (the definitions, at the first
 # node's start): each node adds itself to every quorum queue once it runs, so the queues of a cluster that
-# formed one node at a time have a member on every node. Never fails the container: a node that could not
-# join keeps serving, and the next start tries again.
+# formed one node at a time have a member on every node. In the background: a postStart hook holds the
+# container short of Running (no probe, not Ready) until it returns, and a member that serves must count as
+# Ready at once (a drain waits on the broker's budget for it; a returning member is already in every queue).
+# Never fails: a node that could not join keeps serving, and the next start tries again.
 JOIN_QUORUM_QUEUES = (
     "for attempt in $(seq 60); do"
     " rabbitmq-diagnostics -q check_running >/dev/null 2>&1"
     ' && rabbitmq-queues -q grow "$RABBITMQ_NODENAME" all >/dev/null 2>&1 && exit 0;'
-    " sleep 5; done; exit 0"
+    " sleep 5; done"
 )
+JOIN_QUORUM_QUEUES_IN_BACKGROUND = f"({JOIN_QUORUM_QUEUES}) </dev/null >/dev/null 2>&1 &"
 
 
 def _node_env(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
@@ -370,7 +373,7 @@ def _container(domain: Domain, config: OperatorConfig, image: str) -> dict[str, 
         ],
     }
     if clustered:
-        container["lifecycle"] = {"postStart": {"exec": {"command": ["sh", "-c", JOIN_QUORUM_QUEUES]}}}
+        container["lifecycle"] = {"postStart": {"exec": {"command": ["sh", "-c", JOIN_QUORUM_QUEUES_IN_BACKGROUND]}}}
     return container
 
 

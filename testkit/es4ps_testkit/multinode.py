@@ -1,4 +1,4 @@
-"""The example domain in its default topology on three real nodes, for the multi-node e2e tests.
+"""The example domain in its default topology on three real nodes, for the multi-node e2e tests and benchmarks.
 
 `acme` as the chart installs it (es4ps_testkit.e2e.deploy) on the local
 cluster's multi-node mode (es4ps_localcluster, `NODES=3`), with what the
@@ -8,18 +8,24 @@ at its node's address), three broker members and two portal replicas, which
 share a PostgreSQL database (running on this machine at the nodes' gateway
 address). Where the scheduler put each Pod is read back, never set here.
 
-`register` is a person registering through the ingress controller, as
-patient as a person with what a gateway refuses.
+`Registrations` keeps people registering through the ingress controller
+while something happens to the cluster (a drain, a lost node) and measures
+how long each waited and whether any was lost.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import subprocess
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dns.resolver
 import requests
@@ -32,6 +38,7 @@ from es4ps_localcluster.components.node_network import GATEWAY, NODE_NETWORK
 from .directory_checks import kerberos_login, ldap_bind
 from .e2e import Deployment, LocalNodes, deploy
 from .kube import KubeCluster
+from .portal_client import GATEWAY_ERRORS, GatewayRefused
 from .postgres import PostgreSQL
 from .registration import GOOD_PASSWORD
 
@@ -52,10 +59,11 @@ INGRESS_REPLICAS = 2
 
 @dataclass
 class NodesDeployment:
-    """The domain on three nodes and its PostgreSQL."""
+    """The domain on three nodes, its PostgreSQL, and the local cluster (to lose a node and bring it back)."""
 
     deployment: Deployment
     database: PostgreSQL
+    local: Cluster
     directory: Path  # the test's files (CA files of the DCs)
 
     @property
@@ -83,7 +91,7 @@ def deploy_on_nodes(kube: KubeCluster, local: Cluster, directory: Path, **spec_c
     deployment = deploy(kube, LocalNodes(kube, local), directory, OPERATOR_VALUES, **{**SPEC, **spec_changes})
     kube.kubectl("scale", "deployment", ingress.NAME, "-n", ingress.NAMESPACE, f"--replicas={INGRESS_REPLICAS}")
     kube.kubectl("rollout", "status", f"deployment/{ingress.NAME}", "-n", ingress.NAMESPACE, "--timeout=180s")
-    return NodesDeployment(deployment, database, directory)
+    return NodesDeployment(deployment, database, local, directory)
 
 
 # ---- where things run
@@ -148,7 +156,7 @@ def domain_controllers_in_dns(nameserver: str, domain_realm: str) -> dict[str, l
     return found
 
 
-# ---- a person registering
+# ---- people registering while something happens
 
 
 @dataclass
@@ -182,11 +190,11 @@ def _patiently(step, what: str, patience_s: float) -> requests.Response:
     while True:
         try:
             response = step()
-            if response.status_code not in (502, 503, 504):
+            if response.status_code not in GATEWAY_ERRORS:
                 return response
             failure = f"HTTP {response.status_code}"
-        except (requests.ConnectionError, requests.Timeout) as error:
-            failure = type(error).__name__
+        except (requests.ConnectionError, requests.Timeout, GatewayRefused) as error:
+            failure = f"{type(error).__name__}: {error}"[:200]
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: still {failure} after {patience_s:.0f} s")
         time.sleep(1)
@@ -215,3 +223,136 @@ def _register(deployment: Deployment, outcome: Outcome, patience_s: float, ready
             return
         time.sleep(0.5)
     outcome.error = f"not ready within {ready_timeout_s:.0f} s"
+
+
+@dataclass
+class Registrations:
+    """People registering one after another (`workers` at a time) until `stop()` (es4ps_testkit.multinode.register)."""
+
+    deployment: Deployment
+    prefix: str
+    workers: int = 2
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.workers)]
+
+    def start(self) -> Registrations:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[Outcome]:
+        """No new registration starts; wait for those under way; every outcome."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join()
+        return self.outcomes
+
+    @property
+    def longest_wait_s(self) -> float:
+        return max((o.waited_s for o in self.outcomes if o.waited_s is not None), default=0.0)
+
+    @property
+    def lost(self) -> list[Outcome]:
+        """Registrations the portal took that never became ready accounts."""
+        return [o for o in self.outcomes if o.accepted and o.waited_s is None]
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self.outcomes.append(register(self.deployment, self.prefix))
+
+
+# ---- nodes going away
+
+
+def node_of(kube: KubeCluster, pod: str) -> str:
+    return kube.get("pod", pod, NAMESPACE)["spec"].get("nodeName", "")
+
+
+def node_holding_everything(kube: KubeCluster) -> str:
+    """A node running a DC, a broker member and a portal replica (with 2 DCs and 2 portals on 3 nodes, one does)."""
+    holding = [set(placement(kube, component).values()) for component in ("directory", "broker", "portal")]
+    candidates = sorted(set.intersection(*holding) - {""})
+    assert candidates, f"no node runs a DC, a broker member and a portal replica: {holding}"
+    return candidates[0]
+
+
+def drain(kube: KubeCluster, node: str, timeout_s: int = 600) -> subprocess.Popen:
+    """`kubectl drain` as a platform engineer runs it before maintenance, in the background: it evicts through
+    the PodDisruptionBudgets and retries what a budget refuses until `timeout_s`."""
+    return subprocess.Popen(
+        ["kubectl", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={timeout_s}s"],
+        env=kube.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def uncordon(kube: KubeCluster, node: str) -> None:
+    kube.kubectl("uncordon", node)
+
+
+def wait_domain_ready(kube: KubeCluster, timeout_s: float = 900) -> dict:
+    def ready() -> dict | None:
+        domain = kube.get("es4psdomain", "acme", NAMESPACE)
+        conditions = {c["type"]: c["status"] for c in domain.get("status", {}).get("conditions", [])}
+        current = domain.get("status", {}).get("observedGeneration") == domain["metadata"]["generation"]
+        return domain if current and conditions.get("Ready") == "True" else None
+
+    return kube.eventually(ready, timeout=timeout_s, interval=3, message="the domain Ready")
+
+
+# ---- this process as the portal (benchmarks)
+
+
+@contextlib.contextmanager
+def portal_stood_in(kube: KubeCluster, work: Path) -> Iterator[dict[str, str]]:
+    """The portal's broker credentials and task keys as an environment for es4ps_testkit.tasks.TaskClient, while
+    the domain is paused and its portal scaled to 0 (its consumer would take the result events); the operator
+    brings the portal back when the block ends."""
+    kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": True}}, NAMESPACE)
+    try:
+        kube.kubectl("scale", "statefulset", "acme-portal", "-n", NAMESPACE, "--replicas=0")
+        kube.eventually(lambda: not pods(kube, "portal"), timeout=180, message="the portal's Pods gone")
+        yield _portal_environment(kube, work)
+    finally:
+        kube.merge_patch("es4psdomain", "acme", {"spec": {"paused": False}}, NAMESPACE)
+
+
+def _portal_environment(kube: KubeCluster, work: Path) -> dict[str, str]:
+    template = kube.get("statefulset", "acme-portal", NAMESPACE)["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for c in template["containers"] for e in c.get("env", []) if "value" in e}
+    files = {}
+    for secret, keys in (
+        ("acme-portal-broker-tls", ("ca.crt", "tls.crt", "tls.key")),
+        ("acme-task-keys", ("signing-private.key", "sealing-public.key")),
+    ):
+        data = kube.get("secret", secret, NAMESPACE)["data"]
+        for key in keys:
+            files[key] = work / f"portal-{key}"
+            files[key].write_bytes(base64.b64decode(data[key]))
+            files[key].chmod(0o600)
+    # Every DC's result key, the public half, as the portal's volume holds them (its consumer verifies events).
+    result_keys = work / "result-keys"
+    result_keys.mkdir(exist_ok=True)
+    for index in range(len(pods(kube, "directory"))):
+        public = kube.get("secret", f"acme-dc{index}-result-key", NAMESPACE)["data"]["public.key"]
+        (result_keys / f"acme-dc{index}.key").write_bytes(base64.b64decode(public))
+    url = env["ES4PS_BROKER_URL"]
+    host = urlsplit(url).hostname
+    # This machine reaches a broker member at its Pod's address (the domain's policy admits the nodes' network).
+    member = pods(kube, "broker")["acme-broker-0"]["status"]["podIP"]
+    return {
+        "ES4PS_BROKER_URL": url.replace(host, member, 1),
+        "ES4PS_BROKER_SERVER_NAME": host,
+        "ES4PS_BROKER_CA_FILE": str(files["ca.crt"]),
+        "ES4PS_BROKER_CERT_FILE": str(files["tls.crt"]),
+        "ES4PS_BROKER_KEY_FILE": str(files["tls.key"]),
+        "ES4PS_BROKER_QUEUE_TYPE": env["ES4PS_BROKER_QUEUE_TYPE"],
+        "ES4PS_SIGNING_PRIVATE_KEY_FILE": str(files["signing-private.key"]),
+        "ES4PS_SEALING_PUBLIC_KEY_FILE": str(files["sealing-public.key"]),
+        "ES4PS_RESULT_KEYS_DIR": str(result_keys),
+    }

@@ -20,6 +20,11 @@ from requests.adapters import HTTPAdapter
 from .registration import GOOD_PASSWORD, form
 
 _CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+GATEWAY_ERRORS = (502, 503, 504)
+
+
+class GatewayRefused(AssertionError):
+    """A form's page came back as a gateway error (no portal behind the ingress controller for the moment)."""
 
 
 class _FixedNameAdapter(HTTPAdapter):
@@ -79,7 +84,8 @@ class PortalClient:
         page = self.get(page_path)
         match = _CSRF_RE.search(page.text)
         if match is None:
-            raise AssertionError(f"no CSRF token on {page_path} (HTTP {page.status_code})")
+            refused = GatewayRefused if page.status_code in GATEWAY_ERRORS else AssertionError
+            raise refused(f"no CSRF token on {page_path} (HTTP {page.status_code})")
         return match.group(1)
 
     def post(self, path: str, data: Mapping[str, str], *, form_page: str | None = None) -> requests.Response:

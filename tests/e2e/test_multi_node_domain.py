@@ -1,9 +1,10 @@
-"""The default topology on three real nodes: HostNetwork DCs one per node that replicate and serve, the broker
-and the portal spread, NetworkPolicies across nodes.
+"""The default topology on three real nodes: HostNetwork DCs one per node, spread broker and portal, drains and a
+lost node survived, NetworkPolicies across nodes.
 
 The chart's `acme` domain on the multi-node cluster (es4ps_testkit.multinode):
 two DCs in the default `HostNetwork` mode, three broker members, two portal
-replicas on PostgreSQL. The tests share it and change nothing of it.
+replicas on PostgreSQL. The tests run in this order and share it; each leaves
+every node Ready and the domain Ready for the next.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 
 import pytest
 from es4ps_testkit import multinode
-from es4ps_testkit.multinode import NAMESPACE, authenticates, dc_address, placement
+from es4ps_testkit.multinode import NAMESPACE, authenticates, dc_address, placement, uncordon
 from es4ps_testkit.registration import GOOD_PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.multinode, pytest.mark.timeout(1800)]
@@ -43,6 +44,16 @@ def wait_condition(kube, kind: str, status: str, timeout: float = 600) -> dict:
         return found if found.get("status") == status else None
 
     return kube.eventually(reached, timeout=timeout, interval=3, message=lambda: f"{kind} {status} (it says {said[0]})")
+
+
+def wait_condition_saying(kube, kind: str, words: str, timeout: float = 300) -> dict:
+    """The condition `kind` once its message contains `words`."""
+    return kube.eventually(
+        lambda: (found := condition(kube, kind)) and words in found.get("message", "") and found,
+        timeout=timeout,
+        interval=3,
+        message=lambda: f"{kind} saying {words!r} (it says {condition(kube, kind).get('message')!r})",
+    )
 
 
 def register(domain, prefix: str) -> str:
@@ -140,3 +151,124 @@ def test_the_broker_admits_dcs_and_refuses_other_pods_across_nodes(domain):
         "python3", "-c", CONNECT, json.dumps({"broker": broker_address}),
     )  # fmt: skip
     assert reached.stdout.strip().endswith('{"broker": "open"}'), f"from {dc_elsewhere} on {dc_node}: {reached.stdout}"
+
+
+def test_a_drained_nodes_pods_wait_for_it_while_registrations_complete(domain):
+    """Drain a node holding a DC, a broker member and a portal replica while people register: the budgets let each
+    go, the Pods wait for their node (their volumes are on it), and a drain of the other DC's node meanwhile waits
+    on the budgets; once the node is uncordoned everything comes back on it, no registration lost."""
+    kube = domain.kube
+    first = multinode.node_holding_everything(kube)
+    on_first = [p for c in ("directory", "broker", "portal") for p, n in placement(kube, c).items() if n == first]
+    other_dc = next(p for p, n in placement(kube, "directory").items() if n != first)
+    second = multinode.node_of(kube, other_dc)
+    people = multinode.Registrations(domain.deployment, "drn").start()
+    try:
+        time.sleep(10)
+        draining = multinode.drain(kube, first)
+        output, _ = draining.communicate(timeout=660)
+        assert draining.returncode == 0, output
+        for name in on_first:  # evicted, made again, and waiting unscheduled: its volume has a node affinity
+            pod = kube.eventually(
+                lambda name=name: (
+                    (p := kube.get("pod", name, NAMESPACE, check=False)).get("status", {}).get("phase") == "Pending"
+                    and p
+                ),
+                timeout=120,
+                message=f"{name} back and Pending",
+            )
+            assert not pod["spec"].get("nodeName"), f"{name} was scheduled elsewhere than its volume's node"
+
+        waiting = multinode.drain(kube, second, timeout_s=45)
+        output, _ = waiting.communicate(timeout=120)
+        assert waiting.returncode != 0, f"the second drain went through while {first}'s DC was away: {output}"
+        assert f'evicting pods/"{other_dc}"' in output and "disruption budget" in output, output
+        assert multinode.node_of(kube, other_dc) == second
+        uncordon(kube, second)
+
+        uncordon(kube, first)
+        multinode.wait_domain_ready(kube)
+        for name in on_first:
+            assert multinode.node_of(kube, name) == first, f"{name} came back on another node"
+        wait_condition(kube, "ReplicationHealthy", "True")
+    finally:
+        for node in (first, second):
+            kube.kubectl("uncordon", node, check=False)
+        people.stop()
+    waited = [round(o.waited_s, 1) for o in people.outcomes if o.waited_s is not None]
+    print(f"\n{len(waited)} registrations during the drain; longest wait {people.longest_wait_s:.1f} s: {waited}")
+    assert waited, "no registration completed during the drain"
+    assert not people.lost, people.lost
+    assert all(o.waited_s is not None for o in people.outcomes), [o for o in people.outcomes if o.error]
+
+
+def test_a_lost_node_is_named_the_others_serve_and_it_rejoins(domain):
+    """The node of dc1 loses power while people register: the domain names what is gone, registrations complete
+    and people log in through dc0; the node comes back and everything rejoins with no manual step."""
+    kube, local = domain.kube, domain.local
+    lost = multinode.node_of(kube, multinode.dc_pod(1))
+    broker_lost = next(p for p, n in placement(kube, "broker").items() if n == lost)
+    people = multinode.Registrations(domain.deployment, "lost").start()
+    try:
+        time.sleep(10)
+        local.lose_node(lost)
+        # the Pods and the node they were on, named: what an administrator needs to know which machine went
+        directory = wait_condition_saying(kube, "DirectoryReady", f"{multinode.dc_pod(1)} on {lost}")
+        broker = wait_condition_saying(kube, "BrokerReady", f"{broker_lost} on {lost}")
+        assert directory["status"] == broker["status"] == "False", (directory, broker)
+        while_away = register(domain, "away")
+        assert authenticates(kube, 0, while_away, domain.directory)
+
+        started = time.monotonic()
+        local.bring_back_node(lost)
+        wait_condition(kube, "ReplicationHealthy", "True", timeout=900)
+        rejoin_s = time.monotonic() - started
+        multinode.wait_domain_ready(kube)
+    finally:
+        people.stop()
+    print(f"\nnode back until ReplicationHealthy True: {rejoin_s:.0f} s")
+    kube.eventually(
+        lambda: authenticates(kube, 1, while_away, domain.directory),
+        timeout=300,
+        interval=3,
+        message=f"{while_away}, registered while dc1 was away, authenticating on dc1",
+    )
+    waited = [round(o.waited_s, 1) for o in people.outcomes if o.waited_s is not None]
+    print(f"{len(waited)} registrations while the node was lost and back; longest wait {people.longest_wait_s:.1f} s")
+    assert not people.lost, people.lost
+    assert all(o.waited_s is not None for o in people.outcomes), [o for o in people.outcomes if o.error]
+
+
+def test_a_dc_whose_node_never_returns_joins_again_on_another_node(domain):
+    """A node gone for good: the documented way (docs/operations.md) deletes the Node, the DC's claim and its Pod;
+    the DC joins again under its name on the node that has none. The node's other Pods wait for it, and when the
+    repaired machine joins the cluster again they come back."""
+    kube, local = domain.kube, domain.local
+    gone = multinode.node_of(kube, multinode.dc_pod(1))
+    spare = sorted(NODES - {gone, multinode.node_of(kube, multinode.dc_pod(0))})[0]
+    local.lose_node(gone)
+    kube.kubectl("delete", "node", gone)
+    kube.kubectl("delete", "pvc", "data-acme-dc1-0", "-n", NAMESPACE, "--wait=false")
+    kube.kubectl("delete", "pod", multinode.dc_pod(1), "-n", NAMESPACE, "--force", "--grace-period=0", check=False)
+    kube.eventually(
+        lambda: multinode.node_of(kube, multinode.dc_pod(1)) == spare,
+        timeout=300,
+        interval=3,
+        message=f"dc1 placed on {spare}, the node without a DC",
+    )
+    wait_condition(kube, "ReplicationHealthy", "True", timeout=900)
+    username = register(domain, "moved")
+    for index in (0, 1):
+        kube.eventually(
+            lambda index=index: authenticates(kube, index, username, domain.directory),
+            timeout=300,
+            interval=3,
+            message=f"{username} authenticating on dc{index}",
+        )
+    assert dc_address(kube, 1) == next(
+        a["address"] for a in kube.get("node", spare)["status"]["addresses"] if a["type"] == "InternalIP"
+    )
+
+    local.bring_back_node(gone)  # the repaired machine registers again under its name
+    multinode.wait_domain_ready(kube)
+    assert {multinode.node_of(kube, p) for p in placement(kube, "broker")} == NODES

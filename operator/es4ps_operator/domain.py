@@ -153,16 +153,18 @@ class Backup:
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """One entry of spec.policies: an e-mail domain's OU, groups and optional uid range."""
+    """One entry of spec.policies: an e-mail domain's OU, groups, optional uid range and computers per person."""
 
     email_domain: str
     ou: str
     groups: tuple[str, ...]
     uid_range: tuple[int, int] | None
+    computers_per_person: int  # computers.perPerson: 0, none
 
     def as_spec(self) -> dict[str, Any]:
         """The entry in the CRD's shape (what the portal reads from ES4PS_POLICIES)."""
-        entry: dict[str, Any] = {"emailDomain": self.email_domain, "ou": self.ou, "groups": list(self.groups)}
+        entry: dict[str, Any] = {"emailDomain": self.email_domain, "ou": self.ou, "groups": list(self.groups),
+                                 "computers": {"perPerson": self.computers_per_person}}  # fmt: skip
         if self.uid_range:
             entry["uidRange"] = {"start": self.uid_range[0], "end": self.uid_range[1]}
         return entry
@@ -362,12 +364,12 @@ def _monitoring(monitoring: Mapping[str, Any]) -> Monitoring:
 
 
 def _policy(entry: Mapping[str, Any]) -> Policy:
-    uid_range = entry.get("uidRange")
     return Policy(
         email_domain=entry["emailDomain"],
         ou=entry.get("ou", ""),
         groups=tuple(entry.get("groups") or ()),
-        uid_range=(uid_range["start"], uid_range["end"]) if uid_range else None,
+        uid_range=(entry["uidRange"]["start"], entry["uidRange"]["end"]) if entry.get("uidRange") else None,
+        computers_per_person=entry["computers"]["perPerson"],
     )
 
 

@@ -33,9 +33,14 @@ from .rabbitmq import RabbitMQ
 from .registration import ALLOWED_DOMAIN, ORGANIZATION_NAME, unique_client_ip
 
 STAFF_USERNAME = "staff"
-# The live portal's policies: addresses at students.<allowed domain> go to OU Students with two groups, and every
-# account gets Unix attributes (other addresses: the managed OU, no groups, as without policies).
-LIVE_POLICIES = [{"emailDomain": f"students.{ALLOWED_DOMAIN}", "ou": "Students", "groups": ["students", "wifi"]}]
+# The live portal's policies: addresses at students.<allowed domain> go to OU Students with two groups and may
+# pre-stage LIVE_COMPUTERS_PER_PERSON computers of their own, and every account gets Unix attributes (other
+# addresses: the managed OU, no groups, no computers, as without policies).
+LIVE_COMPUTERS_PER_PERSON = 2
+LIVE_POLICIES = [
+    {"emailDomain": f"students.{ALLOWED_DOMAIN}", "ou": "Students", "groups": ["students", "wifi"],
+     "computers": {"perPerson": LIVE_COMPUTERS_PER_PERSON}},
+]  # fmt: skip
 LIVE_UNIX = {
     "enabled": True,
     "loginShell": "/bin/bash",

@@ -88,10 +88,13 @@ class PortalClient:
             raise refused(f"no CSRF token on {page_path} (HTTP {page.status_code})")
         return match.group(1)
 
-    def post(self, path: str, data: Mapping[str, str], *, form_page: str | None = None) -> requests.Response:
-        """Submit a form the way a browser does: CSRF token from the page that shows the form, its Referer."""
+    def post(
+        self, path: str, data: Mapping[str, str], *, form_page: str | None = None, token: str | None = None
+    ) -> requests.Response:
+        """Submit a form the way a browser does: CSRF token from the page that shows the form (or `token`, read
+        from it before, e.g. to send several at once), its Referer."""
         page = form_page or path
-        token = self.csrf_token(page)
+        token = token or self.csrf_token(page)
         return self.http.post(
             self._url(path),
             data={**data, "csrfmiddlewaretoken": token},

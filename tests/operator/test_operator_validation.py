@@ -270,6 +270,21 @@ INVALID = [
         "spec.directory.unix.homeDirectoryTemplate",
     ),
     ("gid of root", lambda s: s["directory"]["unix"].update(gidNumber=0), "spec.directory.unix.gidNumber"),
+    (
+        "more computers per person than 100",
+        lambda s: s["policies"][0].update(computers={"perPerson": 101}),
+        "spec.policies[0].computers.perPerson",
+    ),
+    (
+        "a negative number of computers per person",
+        lambda s: s["policies"][1].update(computers={"perPerson": -1}),
+        "spec.policies[1].computers.perPerson",
+    ),
+    (
+        "computers per person not a number",
+        lambda s: s["policies"][0].update(computers={"perPerson": "2"}),
+        "spec.policies[0].computers.perPerson",
+    ),
     ("unknown language", lambda s: s["portal"].update(defaultLanguage="fr"), "spec.portal.defaultLanguage"),
     ("language in lower case", lambda s: s["portal"].update(defaultLanguage="pt-br"), "spec.portal.defaultLanguage"),
     (

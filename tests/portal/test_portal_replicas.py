@@ -4,8 +4,10 @@ Both replicas (`es4ps-portal serve` and `consume` each, one Django secret key,
 as the operator's replicas share one Secret) start at the same moment on an
 empty database: one migrates, the other waits for it. People register through
 either and confirm through the other; the rate limits count across both (the
-cache is the database's); and with the broker away, both relays publish the
-waiting tasks exactly once each, in the order they were written.
+cache is the database's); a person's requests at once for the last computer
+their policy allows, through both, pre-stage exactly one; and with the broker
+away, both relays publish the waiting tasks exactly once each, in the order
+they were written.
 
 The replicas have a broker and a worker of their own (on the session's DC), as
 a domain has: the session's live portal consumes the session broker's result
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -27,12 +31,16 @@ from es4ps_testkit.live_portal import LivePortal
 from es4ps_testkit.metrics import scrape
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
-from es4ps_testkit.registration import ALLOWED_DOMAIN, unique_client_ip
+from es4ps_testkit.registration import ALLOWED_DOMAIN, GOOD_PASSWORD, unique_client_ip
 from es4ps_testkit.worker import DirectoryWorker
 
 pytestmark = pytest.mark.services
 
 RESET_LIMIT_PER_ADDRESS = 3
+# People at computers.<allowed domain> may pre-stage this many computers of their own.
+COMPUTERS_DOMAIN = f"computers.{ALLOWED_DOMAIN}"
+COMPUTERS_PER_PERSON = 2
+REQUESTS_AT_ONCE = 6
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +76,9 @@ def replicas(tmp_path_factory, postgres, portal_env, domain_broker, domain_worke
         **mail_catcher.portal_env,
         "ES4PS_DATABASE_URL": database_url,
         "ES4PS_RATE_LIMITS": json.dumps(rate_limits),
+        "ES4PS_POLICIES": json.dumps(
+            [{"emailDomain": COMPUTERS_DOMAIN, "computers": {"perPerson": COMPUTERS_PER_PERSON}}]
+        ),
     }
     secret_key = secrets.token_urlsafe(50)
     portals = [LivePortal(tmp_path_factory.mktemp(f"replica{i}"), env, secret_key=secret_key) for i in range(2)]
@@ -120,6 +131,41 @@ def test_rate_limits_count_across_replicas(replicas, postgres):
             "SELECT COUNT(*) FROM es4ps_cache WHERE cache_key LIKE %s", ["%rl:reset%"]
         ).fetchone()
     assert counters >= 1
+
+
+def test_requests_at_once_for_the_last_computer_through_both_replicas_prestage_exactly_one(
+    replicas, mail_catcher, postgres, username
+):
+    name = f"{username}pc"
+    person = replicas[0].ready_person(mail_catcher, name, domain=COMPUTERS_DOMAIN)
+    assert person.login(name, GOOD_PASSWORD).url.endswith("/account/")
+    computer_names = ["RACE" + uuid.uuid4().hex[:8].upper() for _ in range(REQUESTS_AT_ONCE + 1)]
+    first = person.post("/account/computers/", {"name": computer_names[0]}, form_page="/account/")
+    assert 'class="join-password"' in first.text  # one place left
+    # The person's session in several tabs, through either replica (one secret key, one session table).
+    tabs = [replicas[index % 2].client(unique_client_ip()) for index in range(REQUESTS_AT_ONCE)]
+    for tab in tabs:
+        tab.http.cookies.update(person.http.cookies)
+    tokens = [tab.csrf_token("/account/") for tab in tabs]
+    start = threading.Barrier(REQUESTS_AT_ONCE)
+
+    def prestage(index: int) -> str:
+        start.wait()
+        data = {"name": computer_names[index + 1]}
+        return tabs[index].post("/account/computers/", data, form_page="/account/", token=tokens[index]).text
+
+    with ThreadPoolExecutor(REQUESTS_AT_ONCE) as pool:
+        answers = list(pool.map(prestage, range(REQUESTS_AT_ONCE)))
+
+    assert sum('class="join-password"' in answer for answer in answers) == 1
+    assert sum("your policy allows 2." in answer for answer in answers) == REQUESTS_AT_ONCE - 1
+    with postgres.connect("portal_replicas") as database:
+        (owned,) = database.execute(
+            "SELECT COUNT(*) FROM provisioning_computer c JOIN accounts_user u ON c.owner_id = u.id"
+            " WHERE u.username = %s",
+            [name],
+        ).fetchone()
+    assert owned == COMPUTERS_PER_PERSON
 
 
 def test_with_the_broker_away_both_relays_publish_each_waiting_task_once_and_in_order(

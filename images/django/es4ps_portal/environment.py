@@ -93,7 +93,8 @@ VARIABLES = (
     ),
     Variable(
         "ES4PS_POLICIES",
-        "JSON as `spec.policies`: OU and groups by e-mail domain (empty: the managed OU, no groups)",
+        "JSON as `spec.policies`: OU, groups, uid range and computers per person by e-mail domain (empty: the"
+        " managed OU, no groups, no computers)",
         "",
     ),
     Variable("ES4PS_UNIX_ATTRIBUTES", "JSON as `spec.directory.unix` (empty, or `enabled` false: none)", ""),

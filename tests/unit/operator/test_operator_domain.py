@@ -97,6 +97,8 @@ def test_policies_unix_approval_and_audit_retention_are_read_with_their_defaults
         (1000000, 1999999),
     )
     assert (partners.ou, partners.groups, partners.uid_range) == ("Partners", ("wifi",), None)
+    assert (students.computers_per_person, partners.computers_per_person) == (2, 0)
+    assert (students.as_spec()["computers"], partners.as_spec()["computers"]) == ({"perPerson": 2}, {"perPerson": 0})
     assert acme.directory.unix.uid_range == (10000, 999999)
     assert acme.directory.unix.gid_number is None
     # Turned on with nothing else: the CRD's defaults.

@@ -137,6 +137,7 @@ def test_the_portal_reads_the_policies_and_unix_attributes_the_operator_writes(e
     assert (unix.uid_range, unix.gid_number, unix.login_shell) == ((10000, 999999), 10513, "/bin/bash")
     students = policy_for("ana@students.acme.example", policies)
     assert (students.ou, students.groups, students.uid_range) == ("Students", ("students", "wifi"), (1000000, 1999999))
+    assert (students.computers_per_person, policy_for("bo@acme.org", policies).computers_per_person) == (2, 0)
     assert (environ["ES4PS_REGISTRATION_APPROVAL"], environ["ES4PS_AUDIT_RETENTION_DAYS"]) == ("Automatic", "365")
 
 

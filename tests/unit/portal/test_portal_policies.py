@@ -45,6 +45,12 @@ def test_a_policy_keeps_its_groups_and_range_and_unix_defaults_its_primary_group
     assert parse_unix("") is None and parse_policies("", ALLOWED, None) == ()
 
 
+def test_computers_per_person_is_off_unless_a_policy_gives_some():
+    given = [{**POLICIES[0], "computers": {"perPerson": 3}}, POLICIES[1]]
+    assert [policy.computers_per_person for policy in policies(given)] == [3, 0]
+    assert policy_for("ana@acme.example", policies([{**POLICIES[0], "computers": {}}])).computers_per_person == 0
+
+
 @pytest.mark.parametrize(
     ("entries", "unix", "message"),
     [
@@ -69,6 +75,15 @@ def test_a_policy_keeps_its_groups_and_range_and_unix_defaults_its_primary_group
         ([], {**UNIX, "uidRange": {"start": 0, "end": 100}}, "ES4PS_UNIX_ATTRIBUTES.uid_range_start"),
         ([], {**UNIX, "homeDirectoryTemplate": "/home/{user}"}, "only hold the placeholder {username}"),
         ([], {**UNIX, "loginShell": "bash"}, "ES4PS_UNIX_ATTRIBUTES.login_shell"),
+        ([{"emailDomain": "acme.example", "computers": 2}], UNIX, "ES4PS_POLICIES[0].computers must be an object"),
+        *(
+            (
+                [{"emailDomain": "acme.example", "computers": {"perPerson": bad}}],
+                UNIX,
+                "ES4PS_POLICIES[0].computers.perPerson must be a whole number from 0 to 100",
+            )
+            for bad in (-1, 101, 1.5, "2", True)
+        ),  # fmt: skip
     ],
 )
 def test_bad_policies_are_refused_naming_the_entry(entries, unix, message):

@@ -11,6 +11,12 @@ directory object carries): a computer someone else joined is listed, never
 touched (the workers could not: docs/directory.md). Every action is audited
 in its transaction, as for accounts (`publishing`).
 
+A person whose policy allows it (`computers.perPerson`) pre-stages computers
+of their own through the same `prestage`, with themselves as `owner`: their
+record's row is locked while their computers are counted and the new one is
+added, so two requests at once cannot take more places than the policy gives
+(a computer whose pre-staging failed takes none).
+
 The list itself comes from the workers: the consumer's relay asks for a
 report of the domain's computers every `COMPUTERS_REPORT_INTERVAL_S`
 (`report_if_due`), staff may ask for one at once (`request_report`), and
@@ -41,10 +47,12 @@ from es4ps_contract.tasks import (
 )
 from es4ps_contract.validation import normalize_computer_name
 
+from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.models import AuditRecord
 from es4ps_portal.audit.records import Actor, record
 
 from .models import Computer, ProvisioningTask
+from .policies import computers_per_person
 from .publishing import NotProvisioned, publish, seal
 
 Action = AuditRecord.Action
@@ -84,16 +92,34 @@ def _managed(computer: Computer) -> Computer:
 # --- what staff do (es4ps_portal.web.computer_admin checks who may) -------------------------------------------
 
 
-def prestage(name: str, ou: str, *, actor: Actor) -> tuple[Computer, str]:
+def own_computers(person: User):
+    """The computers `person` pre-staged as their own, those that take a place of their policy's first."""
+    return Computer.objects.filter(owner=person).exclude(state=Computer.State.FAILED)
+
+
+def _take_a_place(person: User) -> None:
+    """Lock the person's record until the transaction ends and check their policy leaves them a place."""
+    person = User.objects.select_for_update().get(pk=person.pk)
+    allowed = computers_per_person(person.email)
+    if own_computers(person).count() >= allowed:
+        raise NotProvisioned(
+            _("You may not pre-stage more computers: your policy allows %(count)d.") % {"count": allowed}
+        )
+
+
+def prestage(name: str, ou: str, *, actor: Actor, owner: User | None = None) -> tuple[Computer, str]:
     """Pre-stage the computer `name` in the OU `ou` under the computers OU: its record, its task and its audit
-    record; returns the computer and its one-time join password (to show once; kept nowhere)."""
+    record; returns the computer and its one-time join password (to show once; kept nowhere). With an `owner`,
+    the computer is theirs and takes one of the places their policy gives them (refused when none is left)."""
     name = normalize_computer_name(name, "name")
     password = join_password()
     with transaction.atomic():
+        if owner is not None:
+            _take_a_place(owner)
         try:
             with transaction.atomic():
                 computer = Computer.objects.create(
-                    name=name, record_id=uuid.uuid4(), state=Computer.State.PENDING, ou=ou
+                    name=name, record_id=uuid.uuid4(), state=Computer.State.PENDING, ou=ou, owner=owner
                 )
         except IntegrityError:
             raise NotProvisioned(_("a computer of this name is in the domain already")) from None

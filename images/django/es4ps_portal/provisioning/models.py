@@ -55,6 +55,17 @@ class Computer(models.Model):
     joined = models.BooleanField(_("joined"), default=False)
     reported_at = models.DateTimeField(_("reported at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The person who pre-staged it from their account page (their policy's computers.perPerson); None: staff's
+    # or someone else's. Their computer stays in the domain, staff's to manage, when their record goes.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="computers",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -1,7 +1,8 @@
 """Which policy a registration falls under, by its e-mail domain, and what its account gets from it.
 
 `spec.policies` (ES4PS_POLICIES) gives e-mail domains an OU under the managed
-OU, groups and, optionally, their own uid range; `spec.directory.unix`
+OU, groups and, optionally, their own uid range and how many computers each
+of their people may pre-stage (`computers.perPerson`); `spec.directory.unix`
 (ES4PS_UNIX_ATTRIBUTES) turns Unix attributes on. The most specific domain
 wins: an address at students.acme.example takes the policy of
 students.acme.example over that of acme.example; an address no policy covers
@@ -29,6 +30,8 @@ from es4ps_portal.accounts.email_domains import InvalidDomain, canonical_domain,
 # (RID 513 + the range's start, what winbind's idmap_rid gives it).
 DOMAIN_USERS_RID = 513
 USERNAME_PLACEHOLDER = "{username}"
+# spec.policies[].computers.perPerson's bounds (the CRD's).
+MAX_COMPUTERS_PER_PERSON = 100
 
 
 class InvalidPolicies(ValueError):
@@ -41,6 +44,7 @@ class Policy:
     ou: str
     groups: tuple[str, ...]
     uid_range: tuple[int, int] | None
+    computers_per_person: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,17 @@ def _uid_range(value: Any, name: str) -> tuple[int, int]:
     if not all(isinstance(value[key], int) and not isinstance(value[key], bool) for key in ("start", "end")):
         raise InvalidPolicies(f"{name}: start and end must be whole numbers")
     return value["start"], value["end"]
+
+
+def _computers_per_person(entry: dict, name: str) -> int:
+    """computers.perPerson: a whole number from 0 (none, the default) to MAX_COMPUTERS_PER_PERSON."""
+    computers = entry.get("computers", {})
+    if not isinstance(computers, dict):
+        raise InvalidPolicies(f"{name}.computers must be an object")
+    count = computers.get("perPerson", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COMPUTERS_PER_PERSON:
+        raise InvalidPolicies(f"{name}.computers.perPerson must be a whole number from 0 to {MAX_COMPUTERS_PER_PERSON}")
+    return count
 
 
 def _checked_unix(unix: UnixSettings, uid_range: tuple[int, int], name: str) -> None:
@@ -148,7 +163,7 @@ def parse_policies(text: str, allowed_domains: tuple[str, ...], unix: UnixSettin
                 raise InvalidPolicies(f"{name}.uidRange needs Unix attributes (spec.directory.unix.enabled)")
             uid_range = _uid_range(entry["uidRange"], f"{name}.uidRange")
             _checked_unix(unix, uid_range, f"{name}.uidRange")
-        policies[domain] = Policy(domain, ou, groups, uid_range)
+        policies[domain] = Policy(domain, ou, groups, uid_range, _computers_per_person(entry, name))
     _refuse_overlapping_ranges(policies.values(), unix)
     return tuple(policies.values())
 
@@ -173,6 +188,12 @@ def policy_for(email: str, policies: tuple[Policy, ...]) -> Policy | None:
         return None
     covering = [p for p in policies if domain == p.email_domain or domain.endswith("." + p.email_domain)]
     return max(covering, key=lambda p: len(p.email_domain), default=None)
+
+
+def computers_per_person(email: str) -> int:
+    """How many computers the person registered with `email` may pre-stage as their own (0: none)."""
+    policy = policy_for(email, settings.POLICIES)
+    return policy.computers_per_person if policy else 0
 
 
 def placement(username: str, email: str) -> Placement:

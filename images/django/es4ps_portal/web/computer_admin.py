@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from es4ps_contract.policies import normalize_computer_ou
-from es4ps_contract.validation import InvalidField, normalize_computer_name
+from es4ps_contract.validation import InvalidField
 
 from es4ps_portal.audit.records import Actor
 from es4ps_portal.broker import PublishError
@@ -34,7 +34,7 @@ from es4ps_portal.provisioning.admin import ProvisioningTaskInline
 from es4ps_portal.provisioning.models import Computer
 from es4ps_portal.provisioning.publishing import NotProvisioned
 
-from .forms import translated
+from .forms import ComputerNameForm, translated
 
 MANAGE = "manage_computers"
 _SKIPPED_SHOWN = 10
@@ -47,19 +47,13 @@ def _field(normalize: Callable[[object, str], str], value: object, field: str) -
         raise forms.ValidationError(translated(exc.text)) from None
 
 
-class PrestageForm(forms.Form):
-    name = forms.CharField(
-        label=_("Computer name"), max_length=64, help_text=_("Its NetBIOS name: up to 15 letters, digits and '-'.")
-    )
+class PrestageForm(ComputerNameForm):
     ou = forms.CharField(
         label=_("OU"),
         max_length=64,
         required=False,
         help_text=_("Under the computers OU; empty: the computers OU itself."),
     )
-
-    def clean_name(self) -> str:
-        return _field(normalize_computer_name, self.cleaned_data["name"], "name")
 
     def clean_ou(self) -> str:
         return _field(normalize_computer_ou, self.cleaned_data["ou"], "ou")
@@ -145,12 +139,14 @@ class ComputerAdmin(admin.ModelAdmin):
         "enabled",
         "joined",
         "managed",
+        "owner",
         "state",
     )
     list_filter = ("enabled", "joined", "state")
-    search_fields = ("name", "container", "operating_system")
+    list_select_related = ("owner",)
+    search_fields = ("name", "container", "operating_system", "owner__username")
     readonly_fields = ("name", "state", "ou", "container", "operating_system", "os_version", "last_logon", "enabled",
-                       "joined", "record_id", "reported_at")  # fmt: skip
+                       "joined", "record_id", "owner", "reported_at")  # fmt: skip
     fields = readonly_fields
     inlines = [ProvisioningTaskInline]
     action_form = ComputerActionForm

@@ -16,6 +16,7 @@ from es4ps_contract.validation import (
     NAME_MAX_LENGTH,
     USERNAME_MAX_LENGTH,
     InvalidField,
+    normalize_computer_name,
     normalize_email,
     normalize_name,
     normalize_username,
@@ -237,6 +238,22 @@ class ProfileForm(forms.Form):
 
     def clean_last_name(self) -> str:
         return _contract(normalize_name, self.cleaned_data["last_name"], "last name")
+
+
+class ComputerNameForm(forms.Form):
+    """A computer to pre-stage: its name (staff's form adds the OU)."""
+
+    name = forms.CharField(
+        label=gettext_lazy("Computer name"),
+        max_length=64,
+        help_text=gettext_lazy("Its NetBIOS name: up to 15 letters, digits and '-'."),
+    )
+
+    def clean_name(self) -> str:
+        try:
+            return normalize_computer_name(self.cleaned_data["name"], "name")
+        except InvalidField as exc:
+            raise ValidationError(gettext("The computer name %(rule)s.") % {"rule": translated(exc.text)}) from None
 
 
 class PasswordChangeForm(NewPasswordForm):

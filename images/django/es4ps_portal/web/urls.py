@@ -19,6 +19,7 @@ urlpatterns = [
     path("login/", passwords.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", pages.account, name="account"),
+    path("account/computers/", pages.prestage_computer, name="prestage-computer"),
     path("account/password/", passwords.password_change, name="password-change"),
     path("password/reset/", passwords.password_reset, name="password-reset"),
     path("password/reset/confirm/", passwords.password_reset_confirm, name="reset-confirm"),

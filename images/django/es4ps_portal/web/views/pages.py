@@ -1,4 +1,5 @@
-"""The pages around the forms: home, the account, its status page (and the JSON it polls), the language switch."""
+"""The pages around the forms: home, the account (with the person's own computers, when their policy gives them
+any), its status page (and the JSON it polls), the language switch."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from es4ps_portal.accounts.models import User
 from es4ps_portal.audit.records import Actor
 from es4ps_portal.broker import PublishError
-from es4ps_portal.provisioning import publishing
+from es4ps_portal.provisioning import computers, publishing
+from es4ps_portal.provisioning.policies import computers_per_person
+from es4ps_portal.provisioning.publishing import NotProvisioned
 
-from ..forms import CodeForm, ProfileForm
+from ..forms import CodeForm, ComputerNameForm, ProfileForm
 from ..status import account_status, followed_user, pending, waiting_status
 from .answers import NOT_SAVED, directory_user_required
 
@@ -73,7 +76,39 @@ def account(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Your name is being updated in the directory."))
             return redirect("web:status")
-    return render(request, "web/account.html", {"form": form, "status": account_status(user)})
+    return _account_page(request, form, ComputerNameForm())
+
+
+def _account_page(request: HttpRequest, form, computer_form, shown: tuple[str, str] | None = None) -> HttpResponse:
+    """The account page; its computers section only when the person's policy lets them pre-stage any."""
+    user = request.user
+    context = {"form": form, "status": account_status(user)}
+    allowed = computers_per_person(user.email)
+    if allowed:
+        context.update(computers=user.computers.all(), computer_form=computer_form, allowed=allowed, shown=shown)
+    return render(request, "web/account.html", context)
+
+
+@never_cache
+@directory_user_required
+@require_POST
+def prestage_computer(request: HttpRequest) -> HttpResponse:
+    """Pre-stage a computer of the person's own; the answer shows its one-time join password, once."""
+    user = request.user
+    if not computers_per_person(user.email):
+        return render(request, "403.html", status=403)  # as the page offers no such form: nothing to log
+    form = ComputerNameForm(request.POST)
+    profile = ProfileForm(initial={"first_name": user.first_name, "last_name": user.last_name})
+    if form.is_valid():
+        try:
+            computer, password = computers.prestage(form.cleaned_data["name"], "", actor=Actor.of(request), owner=user)
+        except NotProvisioned as exc:
+            form.add_error("name", str(exc))
+        except PublishError:
+            form.add_error(None, NOT_SAVED)
+        else:
+            return _account_page(request, profile, ComputerNameForm(), shown=(computer.name, password))
+    return _account_page(request, profile, form)
 
 
 def remember_language(user: User | None) -> None:

@@ -10,6 +10,11 @@ was pushed, so a second run pushes, describes and signs nothing again:
 - the previous release: the commit the CHANGELOG names for it, checked out in
   a git worktree of this repository and released by the same code.
 
+The previous release is published first (cached, it takes seconds) and this
+checkout's in the background meanwhile: a test installs the previous one
+while this one is pushed, described and signed (`Published.releases` waits
+for it).
+
 The registry has two logins: `publisher` (pushes) and `puller` (what a
 cluster's imagePullSecret holds). Nothing of a release is loaded into a node:
 the kubelet pulls it.
@@ -17,13 +22,14 @@ the kubelet pulls it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import re
 import secrets
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from es4ps_devtools import release as releasing
@@ -63,17 +69,29 @@ class Published:
     prefix: str
     public_key: Path
     puller_config: Path  # a folder holding config.json with the puller's login (DOCKER_CONFIG for cosign)
-    releases: dict[str, dict]
     previous: str
     current: str
+    _published: dict[str, dict] = field(default_factory=dict)
+    _current: concurrent.futures.Future | None = None  # this checkout's release, published in the background
+
+    @property
+    def releases(self) -> dict[str, dict]:
+        """Both releases' summaries by version, once this checkout's is published too."""
+        if self.current not in self._published:
+            self._published[self.current] = self._current.result()
+        return self._published
+
+    def summary(self, version: str) -> dict:
+        """One release's summary: the previous one at once, this checkout's once it is published."""
+        return self._published[version] if version in self._published else self.releases[version]
 
     def chart(self, version: str, name: str) -> str:
         """oci://.../charts/<name> of a release (install it with --version)."""
-        return self.releases[version]["charts"][name]["oci"]
+        return self.summary(version)["charts"][name]["oci"]
 
     def image(self, version: str, name: str) -> str:
         """<registry>/<name>:<version>@sha256:... of a release's image."""
-        return self.releases[version]["images"][name]["pinned"]
+        return self.summary(version)["images"][name]["pinned"]
 
 
 def cosign_key(directory: Path) -> Path:
@@ -119,11 +137,16 @@ def publish(directory: Path) -> Iterator[Published]:
             output = directory / f"release-{version}"
             return releasing.release(source, target, key, output, KEY_PASSWORD, STATE / "pushed")
 
-        releases = {}
         with _worktree(commit, directory / "previous-source") as source:
-            releases[version] = release(source, version)
-        releases[VERSION] = release(ROOT, VERSION)
+            previous = release(source, version)
         puller = registry.write_auth_config(PULLER, directory / "puller").parent
-        yield Published(registry, prefix, key.with_suffix(".pub"), puller, releases, version, VERSION)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as background:
+            current = background.submit(release, ROOT, VERSION)
+            try:
+                yield Published(
+                    registry, prefix, key.with_suffix(".pub"), puller, version, VERSION, {version: previous}, current
+                )
+            finally:
+                concurrent.futures.wait([current])  # the registry stops only once nothing pushes to it
     finally:
         registry.stop()

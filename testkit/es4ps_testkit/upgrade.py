@@ -1,4 +1,4 @@
-"""An organisation installing the previous release from the registry, as an adopter does it (`Adopter`).
+"""An organisation on the previous release, upgraded in place to this checkout's, as a GitOps pipeline does it.
 
 Campus installs from the registry (es4ps_testkit.releases) exactly as the
 README says: the `es4ps-crds` chart, then the `es4ps` chart as its own release
@@ -7,7 +7,15 @@ with a values file it keeps in git: the pull secret, the broker image it
 chose, log format. Every product image is pulled by the kubelet from the
 registry with the pull secret (the domain's Pods through the namespace's
 default ServiceAccount). Its domain has two DCs, backups to a volume and
-registered people.
+registered people. The upgrade is what a pipeline runs when the version in
+git changes: `helm upgrade` of the CRD chart, then of the operator's, with
+the same values file.
+
+`UpgradeWatch` looks at the domain from outside while that happens: the
+portal's page through the ingress controller every quarter second (how long
+it did not answer: `upgrade_unavailable_s`), the domain's Ready condition,
+and people registering all along (each retried until the portal takes it, as
+a person would, and then followed until the account is ready).
 """
 
 from __future__ import annotations
@@ -15,8 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -144,6 +155,195 @@ def trust_registry(published: Published) -> None:
     remove_images(node, published.registry.address + "/")
 
 
+def backup(kube, name: str, domain: str = NAME, timeout: float = 600) -> dict:
+    """An ES4PSBackup of the domain, waited for; its status (Completed, or the test fails with the Job's log)."""
+    kube.apply(
+        json.dumps(
+            {
+                "apiVersion": "es4ps.io/v1alpha1",
+                "kind": "ES4PSBackup",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"domain": domain},
+            }
+        )
+    )
+    phase = kube.eventually(
+        lambda: kube.get("es4psbackup", name, NAMESPACE).get("status", {}).get("phase") in ("Completed", "Failed"),
+        timeout=timeout,
+        interval=3,
+        message=f"the backup {name} finishing",
+    )
+    status = kube.get("es4psbackup", name, NAMESPACE)["status"]
+    assert phase and status["phase"] == "Completed", status
+    return status
+
+
+@dataclass(frozen=True)
+class PodState:
+    uid: str
+    restarts: int
+    images: tuple[str, ...]
+
+
+def data_path(kube, domain: str = NAME) -> dict[str, tuple[dict, dict[str, PodState]]]:
+    """Each StatefulSet of the domain's data path -> (its Pod template, {Pod name: its uid, restarts, images})."""
+    selector = f"app.kubernetes.io/instance={domain}"
+    found: dict[str, tuple[dict, dict[str, PodState]]] = {}
+    for statefulset in kube.get("statefulsets", namespace=NAMESPACE)["items"]:
+        labels = statefulset["metadata"].get("labels", {})
+        if labels.get("app.kubernetes.io/instance") == domain:
+            found[statefulset["metadata"]["name"]] = (statefulset["spec"]["template"], {})
+    pods = kube.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json").stdout
+    for pod in json.loads(pods)["items"]:
+        owner = next((o["name"] for o in pod["metadata"].get("ownerReferences", []) if o["kind"] == "StatefulSet"), "")
+        if owner in found:
+            statuses = pod.get("status", {}).get("containerStatuses", [])
+            found[owner][1][pod["metadata"]["name"]] = PodState(
+                pod["metadata"]["uid"],
+                sum(s.get("restartCount", 0) for s in statuses),
+                tuple(sorted(c["image"] for c in pod["spec"]["containers"])),
+            )
+    return found
+
+
+def settled(kube, domain: str = NAME) -> bool:
+    """Every StatefulSet of the domain rolled out: its Pods on the current revision and ready."""
+    for statefulset in kube.get("statefulsets", namespace=NAMESPACE)["items"]:
+        if statefulset["metadata"].get("labels", {}).get("app.kubernetes.io/instance") != domain:
+            continue
+        status, wanted = statefulset.get("status", {}), statefulset["spec"].get("replicas", 1)
+        if statefulset["metadata"]["generation"] != status.get("observedGeneration"):
+            return False
+        if status.get("updateRevision") != status.get("currentRevision") or status.get("readyReplicas", 0) != wanted:
+            return False
+    return True
+
+
+@dataclass
+class UpgradeWatch:
+    """The portal, the Ready condition and registrations, watched from outside while an upgrade runs."""
+
+    domain: LiveDomain
+    registration_every_s: float = 15.0
+    unanswered: list[tuple[float, float]] = field(default_factory=list)  # (from, to) seconds after the start
+    not_ready: list[tuple[float, float]] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> UpgradeWatch:
+        self._stop = threading.Event()
+        self._abandon = threading.Event()  # the upgrade failed: people stop trying
+        self._start = time.monotonic()
+        self._people: list[threading.Thread] = []
+        self._watchers = [
+            threading.Thread(target=self._watch, args=(self.domain.portal_answers, self.unanswered, 0.25)),
+            threading.Thread(target=self._watch, args=(lambda: self.domain.ready() is not None, self.not_ready, 2)),
+            threading.Thread(target=self._register_all_along),
+        ]
+        for thread in self._watchers:
+            thread.daemon = True
+        for thread in self._watchers:
+            thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        """Stop watching; wait for every person who started registering to be done (ready, or given up).
+
+        If the upgrade failed, nobody waits for them: the test reports the upgrade's failure.
+        """
+        self._stop.set()
+        if exc_type is not None:
+            self._abandon.set()
+        for thread in [*self._watchers, *self._people]:
+            thread.join(timeout=5 if exc_type is not None else 900)
+
+    def _now(self) -> float:
+        return time.monotonic() - self._start
+
+    def _watch(self, probe, gaps: list[tuple[float, float]], interval_s: float) -> None:
+        """Record each stretch of time `probe` is false: from the first false answer to the next true one."""
+        down_since = None
+        while not self._stop.is_set():
+            try:
+                answered = probe()
+            except Exception:  # noqa: BLE001 - any failure to answer is an answer of "no"
+                answered = False
+            now = self._now()
+            if not answered and down_since is None:
+                down_since = now
+            elif answered and down_since is not None:
+                gaps.append((down_since, now))
+                down_since = None
+            self._stop.wait(interval_s)
+        if down_since is not None:
+            gaps.append((down_since, self._now()))
+
+    def _register_all_along(self) -> None:
+        """A new person every `registration_every_s` while the upgrade runs."""
+        index = 0
+        while not self._stop.is_set():
+            index += 1
+            person = threading.Thread(target=self._register, args=(f"up{index}x{uuid.uuid4().hex[:4]}",), daemon=True)
+            person.start()
+            self._people.append(person)
+            self._stop.wait(self.registration_every_s)
+
+    def _register(self, username: str) -> None:
+        """Send the form until the portal takes it (a person tries again), then confirm and follow it to ready.
+
+        Once the portal has taken a registration it must complete: a failure after that is recorded.
+        """
+        email, deadline = f"{username}@{self.domain.mail_domain}", time.monotonic() + 900
+        person, last = None, ""
+        while person is None and time.monotonic() < deadline and not self._abandon.is_set():
+            try:
+                candidate = self.domain.person()
+                sent = candidate.register(username, email)
+                if sent.status_code == 200 and "/status/" in sent.url:
+                    person = candidate
+                else:
+                    last = f"HTTP {sent.status_code} at {sent.url}"
+            except Exception as exc:  # noqa: BLE001 - the portal away for a moment: try again
+                last = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if person is None:
+                time.sleep(1)
+        if person is None:
+            self.failures.append(f"{username}: the portal never took the registration ({last})")
+            return
+        state = ""
+        try:
+            person.confirm_link(self.domain.deployment.mail.wait_for(email, timeout_s=300).link("/verify/"))
+            while time.monotonic() < deadline and not self._abandon.is_set():
+                try:
+                    state = person.status()["state"]
+                except Exception:  # noqa: BLE001 - the status page away for a moment
+                    state = ""
+                if state in ("ready", "failed"):
+                    break
+                time.sleep(1)
+            if state != "ready":
+                self.failures.append(f"{username}: taken by the portal, ended {state or 'unknown'}")
+                return
+        except Exception as exc:  # noqa: BLE001 - recorded, and the test fails on it
+            self.failures.append(f"{username}: taken by the portal, then {type(exc).__name__}: {exc}")
+            return
+        self.registered.append(username)
+        self.domain.accounts.append(username)
+
+    @staticmethod
+    def total(gaps: list[tuple[float, float]]) -> float:
+        return round(sum(end - start for start, end in gaps), 2)
+
+    def report(self) -> dict:
+        """What was seen, for the test's output and the benchmark."""
+        return {
+            "upgrade_unavailable_s": self.total(self.unanswered),
+            "not_ready_s": self.total(self.not_ready),
+            "portal_gaps": [(round(a, 1), round(b, 1)) for a, b in self.unanswered],
+            "registered_during_upgrade": len(self.registered),
+        }
+
+
 def log(message: str) -> None:
     print(f"\n{message}", file=sys.stderr, flush=True)
 
@@ -168,6 +368,35 @@ def adopt_previous(
     log(f"campus on {published.previous} (2 DCs) Ready {time.monotonic() - started:.0f} s after its install")
     domain.open_portal()
     return adopter, domain
+
+
+def upgrade_watched(adopter: Adopter, domain: LiveDomain, settle_s: float = 20) -> UpgradeWatch:
+    """`helm upgrade` of both charts to this release while watching; returns once every Pod rolled and settled."""
+    kube, published = domain.kube, adopter.published
+    started = time.monotonic()
+    with UpgradeWatch(domain) as watch:
+        time.sleep(10)  # the watch sees the domain serving before the pipeline runs
+        adopter.install(published.current)
+        operator_image = published.image(published.current, "operator")
+        kube.eventually(
+            lambda: all(
+                container["image"] == operator_image
+                for pod in kube.get("pods", namespace=OPERATOR_NAMESPACE)["items"]
+                for container in pod["spec"]["containers"]
+                if pod["status"].get("phase") == "Running"
+            ),
+            timeout=300,
+            message="the operator of this release running",
+        )
+        kube.eventually(
+            lambda: domain.ready() and settled(kube),
+            timeout=1500,
+            interval=5,
+            message="the domain Ready with every StatefulSet rolled out",
+        )
+        time.sleep(settle_s)  # and serving a while after
+    log(f"upgrade {published.previous} -> {published.current} in {time.monotonic() - started:.0f} s: {watch.report()}")
+    return watch
 
 
 @contextlib.contextmanager

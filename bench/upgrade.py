@@ -1,0 +1,93 @@
+"""The portal's unavailability while a running domain is upgraded from the previous release to this one. JSON.
+
+The scenario of tests/e2e/test_release_upgrade.py (es4ps_testkit.upgrade), on
+the real node: both releases are published to the local registry (the code of
+`make release`), Campus installs the previous one from it as the README says
+and gets a domain with two DCs Ready, then `helm upgrade`s both charts to this
+release with the same values file, as a GitOps pipeline does, while the
+portal's registration page is fetched through the ingress controller every
+quarter second and a person registers every 15 s.
+
+`upgrade_unavailable_s`: how long the page did not answer 200 during the
+upgrade (the sum of every stretch from a failed fetch to the next good one);
+`not_ready_s`: how long the domain's Ready condition was not True;
+`upgrade_s`: from the first `helm upgrade` to every StatefulSet rolled out
+and Ready. Medians over `--runs` (each a fresh Campus: install, Ready,
+upgrade, removed); `per_run` keeps each run's figures.
+
+    flock /tmp/es4ps-realnode.lock .venv/bin/python bench/upgrade.py [--runs 3]
+
+The cluster is started if none runs and stopped afterwards (ES4PS_KEEP_CLUSTER=1 keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from es4ps_devtools import deployment as steps
+from es4ps_localcluster import Cluster
+from es4ps_testkit import upgrade
+from es4ps_testkit.e2e import deploy, platform
+from es4ps_testkit.kube import KubeCluster
+from es4ps_testkit.releases import publish
+
+
+def measure(deployment, published, directory: Path) -> dict:
+    """One fresh Campus on the previous release, upgraded while watched; the watch's figures."""
+    adopter, domain = upgrade.adopt_previous(deployment, published, directory, "Staff-" + secrets.token_urlsafe(12))
+    try:
+        started = time.monotonic()
+        watch = upgrade.upgrade_watched(adopter, domain, settle_s=0)
+        report = watch.report()
+        report["upgrade_s"] = round(time.monotonic() - started - 10, 1)  # the watch looks 10 s before helm runs
+        report["registrations_failed"] = len(watch.failures)
+        return report
+    finally:
+        upgrade.remove(deployment.kube, upgrade.NAME)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    local = Cluster()
+    started_cluster = not (local.healthy() and local.mode == "real")
+    if started_cluster:
+        if local.running():
+            local.down()
+        local.up(node="real")
+    deployment, runs = None, []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            kube, where = platform(lambda: KubeCluster(local.kubeconfig))
+            deployment = deploy(kube, where, Path(tmp) / "deployment")
+            with (
+                publish(Path(tmp) / "releases") as published,
+                upgrade.paused_operator(kube, "es4ps", steps.OPERATOR_NAMESPACE),
+            ):
+                for run in range(args.runs):
+                    runs.append(measure(deployment, published, Path(tmp) / f"campus-{run}"))
+                    print(json.dumps(runs[-1]), file=sys.stderr)
+                versions = {"from": published.previous, "to": published.current}
+    finally:
+        if deployment is not None:
+            deployment.close()
+        if started_cluster and os.environ.get("ES4PS_KEEP_CLUSTER") != "1":
+            local.down()
+    numeric = [key for key, value in runs[0].items() if isinstance(value, int | float)]
+    result = {key: statistics.median(run[key] for run in runs) for key in numeric}
+    result.update(versions, runs=len(runs), per_run=runs)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -206,11 +206,18 @@ def data_path(kube, domain: str = NAME) -> dict[str, tuple[dict, dict[str, PodSt
     return found
 
 
-def settled(kube, domain: str = NAME) -> bool:
-    """Every StatefulSet of the domain rolled out: its Pods on the current revision and ready."""
+def settled(kube, digests: set[str], domain: str = NAME) -> bool:
+    """Every StatefulSet of the domain rolled out to images of `digests`: its Pods on that revision and ready.
+
+    The images matter: between two steps of the DCs' roll every StatefulSet can look rolled out and the
+    domain Ready, while dc0 and the portal still wait for their turn on the previous release.
+    """
     for statefulset in kube.get("statefulsets", namespace=NAMESPACE)["items"]:
         if statefulset["metadata"].get("labels", {}).get("app.kubernetes.io/instance") != domain:
             continue
+        containers = statefulset["spec"]["template"]["spec"]["containers"]
+        if any(container["image"].rsplit("@", 1)[-1] not in digests for container in containers):
+            return False
         status, wanted = statefulset.get("status", {}), statefulset["spec"].get("replicas", 1)
         if statefulset["metadata"]["generation"] != status.get("observedGeneration"):
             return False
@@ -388,8 +395,11 @@ def upgrade_watched(adopter: Adopter, domain: LiveDomain, settle_s: float = 20) 
             timeout=300,
             message="the operator of this release running",
         )
+        released = published.summary(published.current)["images"].values()
+        chosen_broker = published.summary(published.previous)["images"]["rabbitmq"]  # the values file's
+        digests = {image["digest"] for image in [*released, chosen_broker]}
         kube.eventually(
-            lambda: domain.ready() and settled(kube),
+            lambda: domain.ready() and settled(kube, digests),
             timeout=1500,
             interval=5,
             message="the domain Ready with every StatefulSet rolled out",

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 import yaml
 from es4ps_devtools import deployment as steps
 from es4ps_localcluster import Cluster
@@ -321,10 +322,7 @@ class UpgradeWatch:
         try:
             person.confirm_link(self.domain.deployment.mail.wait_for(email, timeout_s=300).link("/verify/"))
             while time.monotonic() < deadline and not self._abandon.is_set():
-                try:
-                    state = person.status()["state"]
-                except Exception:  # noqa: BLE001 - the status page away for a moment
-                    state = ""
+                state = self._state(person, username)
                 if state in ("ready", "failed"):
                     break
                 time.sleep(1)
@@ -336,6 +334,25 @@ class UpgradeWatch:
             return
         self.registered.append(username)
         self.domain.accounts.append(username)
+
+    def _state(self, person, username: str) -> str:
+        """The registration's state on the person's status page ("" while it does not answer).
+
+        A page the previous release's portal opened follows the account by its key, this release's by the
+        registration's id: once the portal has rolled, it shows no account there (docs/upgrading.md) and the
+        person signs in instead, as the page says. Signed in to the portal: ready.
+        """
+        try:
+            return person.status()["state"]
+        except requests.HTTPError as exc:
+            if exc.response.status_code != 404:
+                return ""
+        except Exception:  # noqa: BLE001 - the status page away for a moment
+            return ""
+        try:
+            return "ready" if self.domain.logs_in(username) else ""
+        except Exception:  # noqa: BLE001 - the portal away for a moment
+            return ""
 
     @staticmethod
     def total(gaps: list[tuple[float, float]]) -> float:

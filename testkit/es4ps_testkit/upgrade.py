@@ -440,14 +440,19 @@ def paused_operator(kube, name: str, namespace: str) -> Iterator[None]:
 
 
 def remove(kube, *domains: str) -> None:
-    """Delete Campus's domains (their volumes go: deletionPolicy Delete), its operator release and namespaces.
+    """Delete Campus's domains (their volumes go: deletionPolicy Delete) and backups, its operator release and
+    namespaces.
 
-    The CRD release Campus took over goes back to this checkout's chart: the other tests of the shared
-    cluster run on it (after a failed upgrade it would still be the previous release's).
+    The backups and domains go while Campus's operator still runs: each carries its finalizer, and the
+    namespace would wait for them for good once the operator is gone. The CRD release Campus took over goes
+    back to this checkout's chart: the other tests of the shared cluster run on it (after a failed upgrade it
+    would still be the previous release's).
     """
+    delete = ("--wait=true", "--timeout=300s")
+    kube.kubectl("delete", "es4psbackup", "--all", "-n", NAMESPACE, *delete, check=False, timeout=330)
     for name in domains:
-        kube.kubectl("delete", "es4psdomain", name, "-n", NAMESPACE, "--wait=true", "--timeout=300s", check=False)
+        kube.kubectl("delete", "es4psdomain", name, "-n", NAMESPACE, *delete, check=False, timeout=330)
     kube.helm("uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait", check=False)
     for namespace in (NAMESPACE, OPERATOR_NAMESPACE):
-        kube.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=300s", check=False)
+        kube.kubectl("delete", "namespace", namespace, *delete, check=False, timeout=330)
     kube.helm("upgrade", "--install", steps.CRD_RELEASE, str(steps.CRD_CHART), "--wait")

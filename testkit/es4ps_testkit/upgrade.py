@@ -237,6 +237,7 @@ class UpgradeWatch:
     not_ready: list[tuple[float, float]] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    upgrade_s: float | None = None  # from the first `helm upgrade` to every StatefulSet rolled out and Ready
 
     def __enter__(self) -> UpgradeWatch:
         self._stop = threading.Event()
@@ -365,6 +366,7 @@ class UpgradeWatch:
             "not_ready_s": self.total(self.not_ready),
             "portal_gaps": [(round(a, 1), round(b, 1)) for a, b in self.unanswered],
             "registered_during_upgrade": len(self.registered),
+            "upgrade_s": self.upgrade_s,
         }
 
 
@@ -400,6 +402,7 @@ def upgrade_watched(adopter: Adopter, domain: LiveDomain, settle_s: float = 20) 
     started = time.monotonic()
     with UpgradeWatch(domain) as watch:
         time.sleep(10)  # the watch sees the domain serving before the pipeline runs
+        helm_started = time.monotonic()
         adopter.install(published.current)
         operator_image = published.image(published.current, "operator")
         kube.eventually(
@@ -421,6 +424,7 @@ def upgrade_watched(adopter: Adopter, domain: LiveDomain, settle_s: float = 20) 
             interval=5,
             message="the domain Ready with every StatefulSet rolled out",
         )
+        watch.upgrade_s = round(time.monotonic() - helm_started, 1)
         time.sleep(settle_s)  # and serving a while after
     log(f"upgrade {published.previous} -> {published.current} in {time.monotonic() - started:.0f} s: {watch.report()}")
     return watch

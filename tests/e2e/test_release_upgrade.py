@@ -197,30 +197,3 @@ def test_the_upgrade_keeps_the_domain_serving_and_rolls_only_what_changed(campus
         assert domain.logs_in(username), f"{username} cannot sign in after the upgrade"
         domain.wait_authenticates((0, 1), username)
     assert not domain.authenticates(0, before_people[0], GOOD_PASSWORD + "x")
-
-
-def test_a_backup_of_the_previous_release_restores_with_this_one(campus, deployment):
-    adopter, domain = campus
-    kube = domain.kube
-    people = list(domain.accounts)
-    assert people, "the upgrade test registered nobody"
-    kube.kubectl("delete", "es4psdomain", upgrade.NAME, "-n", NAMESPACE, "--wait=true", "--timeout=300s")
-    restored_name = f"{upgrade.NAME}-restored"
-    restored = upgrade.campus_domain(deployment, replicas=1)
-    restored["metadata"]["name"] = restored_name
-    restored["spec"]["portal"]["host"] = f"restored.{upgrade.HOST}"
-    # 0.1.0 signed no backup: restoring one of its backups is what the upgrade notes say (acceptUnsigned)
-    restored["spec"]["directory"]["bootstrap"] = {
-        "recovery": {"backup": "campus-before-upgrade", "acceptUnsigned": True}
-    }
-    kube.apply(json.dumps(restored), namespace=NAMESPACE)
-    again = upgrade.campus(deployment, domain.directory, restored_name, restored["spec"]["portal"]["host"])
-    started = time.monotonic()
-    status = again.wait_ready(timeout=1200)["status"]
-    upgrade.log(f"the backup of the previous release restored, Ready in {time.monotonic() - started:.0f} s")
-    assert status.get("directory", {}).get("restored") is True, status
-    again.open_portal()
-    # the people registered before that backup was taken
-    for username in people[:3]:
-        again.wait_authenticates((0,), username)
-        assert again.logs_in(username), f"{username} cannot sign in to the restored portal"

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.files import build_files
 from es4ps_operator.builders.monitoring import alert_rules, build_monitoring
 from es4ps_samba.files.config import FilesConfig
 from es4ps_testkit.domains import make_domain
-from test_operator_placement_monitoring import PROMTOOL, promtool
+from test_operator_placement_monitoring import promtool
 
 FILES = {
     "storage": {"size": "50Gi"},
@@ -103,8 +102,6 @@ def test_the_file_servers_metrics_are_scraped_and_opened_to_prometheus_only(conf
 
 
 def test_the_file_server_alerts_fire_on_a_broken_trust_homes_over_quota_and_a_full_volume_and_not_before(tmp_path):
-    if not PROMTOOL.exists():
-        pytest.fail(f"{PROMTOOL} is missing: run `make setup` (hack/build-tools.sh promtool)")
     rules = alert_rules(make_domain(fileServices=FILES, policies=POLICIES, directory={"unix": {"enabled": True}}))
     assert "ES4PSFileServerDown" not in {r["alert"] for r in alert_rules(make_domain())}
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "es4ps", "rules": rules}]}))

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from es4ps_contract.resolver import dnsmasq_forwarder
+
 from ..config import OperatorConfig
 from ..domain import Domain
 
@@ -34,27 +36,9 @@ def resolver_upstream(domain: Domain, config: OperatorConfig) -> str | None:
 
 
 def resolver_arguments(domain: Domain, config: OperatorConfig) -> list[str]:
-    """dnsmasq's command line: a forwarder on RESOLVER_ADDRESS only, nothing read from files, nothing cached."""
-    arguments = [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        f"--listen-address={RESOLVER_ADDRESS}",
-        "--bind-interfaces",
-        "--port=53",
-        "--cache-size=0",
-        "--pid-file=",
-        "--user=nobody",
-        "--group=nogroup",
-        f"--server=/{domain.dns_domain}/{SAMBA_DNS}",
-    ]
+    """dnsmasq's command line: a forwarder on RESOLVER_ADDRESS only, the realm to the DC's own Samba."""
     upstream = resolver_upstream(domain, config)
-    if upstream:
-        arguments.append(f"--server={upstream}")
-    return arguments
+    return dnsmasq_forwarder(RESOLVER_ADDRESS, domain.dns_domain, SAMBA_DNS, [upstream] if upstream else [])
 
 
 def resolver_container(domain: Domain, config: OperatorConfig, image: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from es4ps_contract.environment import SettingError
+from es4ps_contract.resolver import dnsmasq_forwarder
 
 from . import printing, resolver
 from .config import ACCESS, FilesConfig
@@ -129,8 +130,11 @@ def start(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
 def start_resolver(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
     """dnsmasq sending the realm to the join server's DNS, first in resolv.conf (es4ps_samba.files.resolver)."""
     pod_resolv_conf = resolver.RESOLV_CONF.read_text()
-    command = resolver.dnsmasq_command(
-        config.realm, resolver.dc_address(config.join_server), resolver.pod_nameservers(pod_resolv_conf)
+    command = dnsmasq_forwarder(
+        resolver.LISTEN,
+        config.realm,
+        resolver.dc_address(config.join_server),
+        resolver.pod_nameservers(pod_resolv_conf),
     )
     daemons.append(_daemon(command))
     _wait(lambda: listens(53), 30, "dnsmasq listening")

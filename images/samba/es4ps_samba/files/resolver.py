@@ -37,26 +37,6 @@ def with_resolver_first(resolv_conf: str) -> str:
     return "\n".join([f"nameserver {LISTEN}", *kept]) + "\n"
 
 
-def dnsmasq_command(realm: str, dc_address: str, upstreams: list[str]) -> list[str]:
-    """dnsmasq in the foreground on 127.0.0.1: the realm to the DC's DNS, the rest upstream, nothing cached."""
-    return [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        f"--listen-address={LISTEN}",
-        "--bind-interfaces",
-        "--cache-size=0",
-        "--pid-file=",
-        "--user=nobody",
-        "--group=nogroup",
-        f"--server=/{realm.lower()}/{dc_address}",
-        *(f"--server={server}" for server in upstreams),
-    ]
-
-
 def dc_address(join_server: str) -> str:
     """The join server's address, as the Pod's DNS gives it (SettingError when it does not)."""
     try:

@@ -6,7 +6,10 @@ through one of these, so how a connection is made is written once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from es4ps_contract.environment import Environment
 
 
 def open_samdb_at(data_dir: Path):
@@ -50,3 +53,33 @@ def open_remote_samdb(url: str, realm: str, netbios_name: str, username: str, pa
     if ca_file:
         credentials.set_bind_dn(f"{username}@{realm.lower()}")
     return SamDB(url=url, lp=lp, credentials=credentials)
+
+
+@dataclass(frozen=True)
+class AdministratorLogin:
+    """How an administrator's one-off step (`delegate`, `move-legacy-accounts`) reaches the domain: the
+    variables ES4PS_LDAP_URL, ES4PS_LDAP_CA_FILE, ES4PS_REALM, ES4PS_NETBIOS_NAME, ES4PS_ADMIN_ACCOUNT and
+    ES4PS_ADMIN_PASSWORD_FILE of the step's own table (each step describes them for its use)."""
+
+    url: str
+    ca_file: str
+    realm: str
+    netbios_name: str
+    account: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, env: Environment) -> AdministratorLogin:
+        realm = env.text("ES4PS_REALM").upper()
+        return cls(
+            url=env.text("ES4PS_LDAP_URL"),
+            ca_file=env.text("ES4PS_LDAP_CA_FILE"),
+            realm=realm,
+            netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
+            account=env.text("ES4PS_ADMIN_ACCOUNT"),
+            password=env.file_text("ES4PS_ADMIN_PASSWORD_FILE"),
+        )
+
+    def open(self):
+        """The SamDB of the domain as this administrator."""
+        return open_remote_samdb(self.url, self.realm, self.netbios_name, self.account, self.password, self.ca_file)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from es4ps_contract.directory import MANAGED_OU, WORKER_ACCOUNT
 from es4ps_contract.environment import Environment, SettingError, Variable
 
-from ..samdb import open_remote_samdb
+from ..samdb import AdministratorLogin
 from .access import delegate_ou
 
 VARIABLES = (
@@ -41,32 +41,17 @@ VARIABLES = (
 
 @dataclass(frozen=True)
 class DelegationConfig:
-    url: str
-    ca_file: str
-    realm: str
-    netbios_name: str
-    admin_account: str
-    admin_password: str
+    login: AdministratorLogin
     worker_account: str
     users_ou: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DelegationConfig:
         env = Environment(VARIABLES, environ)
-        realm = env.text("ES4PS_REALM").upper()
-        url = env.text("ES4PS_LDAP_URL")
-        if not url.startswith("ldaps://"):
-            raise SettingError(f"ES4PS_LDAP_URL {url!r}: the directory is reached with ldaps:// only")
-        return cls(
-            url=url,
-            ca_file=env.text("ES4PS_LDAP_CA_FILE"),
-            realm=realm,
-            netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
-            admin_account=env.text("ES4PS_ADMIN_ACCOUNT"),
-            admin_password=env.file_text("ES4PS_ADMIN_PASSWORD_FILE"),
-            worker_account=env.text("ES4PS_WORKER_ACCOUNT"),
-            users_ou=env.text("ES4PS_USERS_OU"),
-        )
+        login = AdministratorLogin.from_env(env)
+        if not login.url.startswith("ldaps://"):
+            raise SettingError(f"ES4PS_LDAP_URL {login.url!r}: the directory is reached with ldaps:// only")
+        return cls(login=login, worker_account=env.text("ES4PS_WORKER_ACCOUNT"), users_ou=env.text("ES4PS_USERS_OU"))
 
 
 def _account(samdb, name: str):
@@ -89,9 +74,7 @@ def delegate(config: DelegationConfig) -> str:
     from samba.dcerpc import security
     from samba.ndr import ndr_unpack
 
-    samdb = open_remote_samdb(
-        config.url, config.realm, config.netbios_name, config.admin_account, config.admin_password, config.ca_file
-    )
+    samdb = config.login.open()
     ou_dn = ldb.Dn(samdb, f"{config.users_ou},{samdb.domain_dn()}")
     account = _account(samdb, config.worker_account)
     if account.dn.is_child_of(ou_dn):

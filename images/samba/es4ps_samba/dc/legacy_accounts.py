@@ -36,7 +36,7 @@ from es4ps_contract.directory import MANAGED_OU
 from es4ps_contract.environment import Environment, SettingError, Variable
 
 from ..managed import BINDING_ATTRIBUTE, privileged_memberships
-from ..samdb import open_remote_samdb
+from ..samdb import AdministratorLogin
 
 VARIABLES = (
     Variable("ES4PS_LDAP_URL", "the domain's DC: `ldap://<its address>` (in dc0's Pod), or `ldaps://host:636`"),
@@ -63,27 +63,13 @@ NAME_HELD = "an object of this name is in the managed OU already"
 
 @dataclass(frozen=True)
 class MoveConfig:
-    url: str
-    ca_file: str
-    realm: str
-    netbios_name: str
-    admin_account: str
-    admin_password: str
+    login: AdministratorLogin
     users_ou: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> MoveConfig:
         env = Environment(VARIABLES, environ)
-        realm = env.text("ES4PS_REALM").upper()
-        return cls(
-            url=env.text("ES4PS_LDAP_URL"),
-            ca_file=env.text("ES4PS_LDAP_CA_FILE"),
-            realm=realm,
-            netbios_name=env.text("ES4PS_NETBIOS_NAME").upper() or realm.split(".")[0],
-            admin_account=env.text("ES4PS_ADMIN_ACCOUNT"),
-            admin_password=env.file_text("ES4PS_ADMIN_PASSWORD_FILE"),
-            users_ou=env.text("ES4PS_USERS_OU"),
-        )
+        return cls(login=AdministratorLogin.from_env(env), users_ou=env.text("ES4PS_USERS_OU"))
 
 
 def read_accounts(path: Path) -> list[tuple[str, str]]:
@@ -185,10 +171,7 @@ def move_one(domain: _Domain, username: str, email: str) -> str:
 def move_accounts(config: MoveConfig, accounts: list[tuple[str, str]]) -> dict:
     """Move every account of `accounts` that can be; the report: {"moved": [...], "already_moved": [...],
     "skipped": [{"username", "reason"}]}."""
-    samdb = open_remote_samdb(
-        config.url, config.realm, config.netbios_name, config.admin_account, config.admin_password, config.ca_file
-    )
-    domain = _Domain(samdb, config.users_ou)
+    domain = _Domain(config.login.open(), config.users_ou)
     report: dict = {"moved": [], "already_moved": [], "skipped": []}
     for username, email in accounts:
         outcome = move_one(domain, username, email)

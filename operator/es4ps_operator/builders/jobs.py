@@ -175,17 +175,18 @@ def join_check_job(domain: Domain, config: OperatorConfig) -> Manifest:
 # --- backups and restores --------------------------------------------------------------------------
 
 
+def _volume_destination(claim: str) -> tuple[list[dict], list[dict], list[dict]]:
+    volume = {"name": "backups", "persistentVolumeClaim": {"claimName": claim}}
+    variables = [env("ES4PS_BACKUP_VOLUME_DIR", BACKUPS_DIR), env("ES4PS_BACKUP_VOLUME_CLAIM", claim)]
+    return variables, [mount("backups", BACKUPS_DIR, read_only=False)], [volume]
+
+
 def _destination(domain: Domain) -> tuple[list[dict], list[dict], list[dict]]:
     """(variables, mounts, volumes) of the backup destination, for the step that stores or fetches."""
     backup = domain.directory.backup
     assert backup is not None
     if backup.volume is not None:
-        volume = {"name": "backups", "persistentVolumeClaim": {"claimName": naming.backups_volume(domain)}}
-        variables = [
-            env("ES4PS_BACKUP_VOLUME_DIR", BACKUPS_DIR),
-            env("ES4PS_BACKUP_VOLUME_CLAIM", naming.backups_volume(domain)),
-        ]
-        return variables, [mount("backups", BACKUPS_DIR, read_only=False)], [volume]
+        return _volume_destination(naming.backups_volume(domain))
     s3 = backup.s3
     assert s3 is not None
     variables = [
@@ -334,10 +335,18 @@ def backup_job(
     return job
 
 
+def _restore_source(domain: Domain, location: str) -> tuple[list[dict], list[dict], list[dict]]:
+    """Where the fetch step reads the archive: a backup on a volume is read from the claim its location names
+    (another domain's of this namespace, when a new domain restores it), one in S3 through this domain's S3."""
+    if location.startswith("volume:"):  # volume:<claim>/<path> (es4ps_samba.backup.destinations)
+        return _volume_destination(location.removeprefix("volume:").split("/", 1)[0])
+    return _destination(domain)
+
+
 def restore_job(domain: Domain, config: OperatorConfig, backup_status: dict[str, Any]) -> Manifest:
     """Fetch and decrypt the backup, restore dc0's volume from it, then the portal's database."""
     db_env, db_mounts, db_volumes, _affinity = _portal_database(domain)
-    source_env, source_mounts, source_volumes = _destination(domain)
+    source_env, source_mounts, source_volumes = _restore_source(domain, backup_status["location"])
     fetch = _samba_step(
         domain,
         config,

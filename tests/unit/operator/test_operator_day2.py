@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 import pyrage
@@ -148,6 +149,21 @@ def test_a_recovery_restores_dc0_and_the_portal_before_any_pod_runs(config):
     # Once restored, never again (also when the status was lost but the DC runs).
     assert plan_recovery(domain, config, {"directory": {"restored": True}}, [], {}).restored
     assert plan_recovery(domain, config, {}, [], observed(statefulset("acme-dc0", "x"))).restored
+
+
+def test_a_new_domain_restores_another_domains_backup_from_that_domains_volume(config):
+    # A backup on a volume is read from the claim its location names: a domain of another name in the same
+    # namespace restores it (it looked on its own backups volume, and found nothing there).
+    other = dataclasses.replace(backup(), location="volume:campus-backups/campus/campus-1.tar.age")
+    [restore] = plan_recovery(recovering(), config, {}, [other], {}).jobs
+    pod = restore["spec"]["template"]["spec"]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    }
+    env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
+    assert claims["backups"] == env["ES4PS_BACKUP_VOLUME_CLAIM"] == "campus-backups"
+    assert env["ES4PS_BACKUP_LOCATION"] == "volume:campus-backups/campus/campus-1.tar.age"
+    assert claims["data"] == "data-acme-dc0-0"  # restored into this domain's own DC volume
 
 
 def test_a_restore_trusts_the_key_its_domain_names_never_the_backups_status(config):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -156,15 +157,15 @@ class Workstation:
             self._namespace = wait_until(self._new_namespace, 10, "unshare to make the namespaces", error=ServiceError)
             self._connect()
             paths = (*_PRIVATE_DIRS, *self.extra_private_dirs, *_PRIVATE_FILES)
-            mounts = [f"mount --bind {self.root / path} /{path}" for path in paths]
+            mounts = [f"mount --bind {shlex.quote(str(self.root / path))} /{path}" for path in paths]
             # A checkout under /tmp (its sources, its venv) stays where it is under the private /tmp.
             for kept in sorted({ROOT, Path(sys.prefix)}):
                 if Path("/tmp") in kept.parents:
                     inside = self.root / "tmp" / kept.relative_to("/tmp")
                     inside.mkdir(parents=True, exist_ok=True)
-                    mounts.append(f"mount --bind {kept} {inside}")
+                    mounts.append(f"mount --bind {shlex.quote(str(kept))} {shlex.quote(str(inside))}")  # a path may hold spaces
             # /tmp last: it hides the folders mounted from under it (--rbind: with the checkout bound inside).
-            mounts.append(f"mount --rbind {self.root / 'tmp'} /tmp")
+            mounts.append(f"mount --rbind {shlex.quote(str(self.root / 'tmp'))} /tmp")
             self.run_checked(
                 "sh",
                 "-c",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -101,7 +102,7 @@ def _daemon(command: list[str]) -> subprocess.Popen:
 def start(config: FilesConfig, daemons: list[subprocess.Popen]) -> None:
     """smb.conf, the realm's resolver, the join, the folders, then the daemons into `daemons` (winbindd first: the
     folders' groups come from it)."""
-    command = f"{sys.executable} -m es4ps_samba.files.cli"
+    command = f"{shlex.quote(sys.executable)} -m es4ps_samba.files.cli"  # smbd runs it through sh -c
     config.smb_conf.parent.mkdir(parents=True, exist_ok=True)
     config.smb_conf.write_text(render(config, command))
     if config.homes_quota_bytes:

@@ -163,7 +163,8 @@ class Workstation:
                 if Path("/tmp") in kept.parents:
                     inside = self.root / "tmp" / kept.relative_to("/tmp")
                     inside.mkdir(parents=True, exist_ok=True)
-                    mounts.append(f"mount --bind {shlex.quote(str(kept))} {shlex.quote(str(inside))}")  # a path may hold spaces
+                    # Quoted: a checkout's path may hold spaces.
+                    mounts.append(f"mount --bind {shlex.quote(str(kept))} {shlex.quote(str(inside))}")
             # /tmp last: it hides the folders mounted from under it (--rbind: with the checkout bound inside).
             mounts.append(f"mount --rbind {shlex.quote(str(self.root / 'tmp'))} /tmp")
             self.run_checked(

@@ -28,6 +28,7 @@ from .components.node import (
     Node,
     clean_host,
     kill_pods,
+    mount_points,
     prepare_cgroups,
     prepare_host,
     remove_cgroups,
@@ -176,8 +177,7 @@ def leftovers(cluster_state: Path, multi: bool) -> list[str]:
     their namespaces, bridge, FORWARD rule and cgroups."""
     found = [*node_network.leftovers(), *(f"cgroup {path}" for path in node_cgroups())] if multi else []
     state = f"{cluster_state}/"
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    found += [f"mount {mount}" for mount in mounts if mount.startswith(state)]
+    found += [f"mount {mount}" for mount in mount_points() if mount.startswith(state)]
     return found
 
 

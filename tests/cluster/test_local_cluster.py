@@ -10,6 +10,7 @@ import textwrap
 import pytest
 from cryptography import x509
 from es4ps_localcluster import Cluster
+from es4ps_localcluster.components.node import mount_points, unmount_under
 
 pytestmark = pytest.mark.cluster
 
@@ -132,3 +133,16 @@ def test_down_stops_only_the_processes_it_recorded(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_mount_under_a_folder_with_a_space_is_found_and_unmounted(tmp_path):
+    # mountinfo writes a space as \040: a checkout under such a path left its node's mounts behind.
+    folder = tmp_path / "state with space"
+    (folder / "pod volume").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(folder / "pod volume")], check=True)
+    try:
+        assert str(folder / "pod volume") in mount_points()
+        unmount_under(folder)
+        assert str(folder / "pod volume") not in mount_points()
+    finally:
+        subprocess.run(["umount", "-l", str(folder / "pod volume")], capture_output=True)

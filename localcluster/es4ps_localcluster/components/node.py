@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -145,9 +146,15 @@ def prepare_host() -> None:
         subprocess.run(["ip", "addr", "add", f"{DNS_ADDRESS}/32", "dev", "lo"], check=True)
 
 
+def mount_points() -> list[str]:
+    """Every mount point of this process's namespace, as paths (mountinfo writes a space as \\040)."""
+    fields = (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    return [re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal[1], 8)), field) for field in fields]
+
+
 def unmount_under(folder: Path) -> None:
     """Unmount (lazily, deepest first) whatever is mounted under `folder`: Pod volumes, rootfs, shm."""
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    mounts = mount_points()
     for mount in sorted((m for m in mounts if m.startswith(f"{folder}/")), key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], capture_output=True)
 

@@ -37,7 +37,7 @@ def _cluster_names(node: Node) -> str:
     errors
     ready {node.probe_address}:{READY_PORT}
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        kubeconfig {node.kubeconfig_for("coredns")}
+        kubeconfig "{node.kubeconfig_for("coredns")}"
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
     }}

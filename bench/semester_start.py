@@ -172,11 +172,7 @@ def main() -> int:
     args = parser.parse_args()
 
     local = Cluster()
-    started_cluster = not (local.healthy() and local.mode == "real")
-    if started_cluster:
-        if local.running():
-            local.down()
-        local.up(node="real")
+    started_cluster = local.ensure_up(node="real")
     deployment = None
     runs = []
     try:

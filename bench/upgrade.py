@@ -56,11 +56,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     local = Cluster()
-    started_cluster = not (local.healthy() and local.mode == "real")
-    if started_cluster:
-        if local.running():
-            local.down()
-        local.up(node="real")
+    started_cluster = local.ensure_up(node="real")
     deployment, runs = None, []
     try:
         with tempfile.TemporaryDirectory() as tmp:

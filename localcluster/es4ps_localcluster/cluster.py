@@ -284,6 +284,16 @@ class Cluster:
         """Recorded components whose process is still alive, name -> pid."""
         return self.processes.running()
 
+    def ensure_up(self, node: str) -> bool:
+        """The cluster up in `node` mode: kept when it already runs healthy so, else (re)started; True when this
+        call started it (the caller stops it again)."""
+        if self.healthy() and self.mode == node:
+            return False
+        if self.running():
+            self.down()
+        self.up(node=node)
+        return True
+
     def kubectl(self, *args: str, input: str | None = None) -> str:
         """Run kubectl as the cluster admin; its output, or ClusterError with its stderr."""
         proc = subprocess.run(

@@ -8,7 +8,8 @@ for the moment it takes); a timer of the operator asks every DC of a domain once
 reduces the answers to one Check for the ReplicationHealthy condition: False
 naming the failing links when a DC reports one, Unknown while a DC does not
 answer, True when every DC reports none. A domain of one DC has nothing to
-replicate: True.
+replicate (True without asking), unless it joined an existing domain: its DC
+then replicates with the existing DCs until they are demoted, and is asked.
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ def monitoring_client_context(secret: Mapping[str, bytes]) -> ssl.SSLContext:
     return context
 
 
+def has_partners(domain: Domain) -> bool:
+    """Whether the domain's DCs have replication partners: another of its DCs, or the DCs of the domain it joined."""
+    return domain.directory.replicas > 1 or domain.directory.join_server is not None
+
+
 def replication_check(domain: Domain, reports: Mapping[str, dict[str, Any] | None]) -> Check:
     """One Check from each DC's /replication answer (None: it did not answer)."""
-    if domain.directory.replicas == 1:
+    if not has_partners(domain):
         return Check(True, "SingleDomainController", "one domain controller: nothing to replicate")
     failing = []
     for dc, report in reports.items():
@@ -91,7 +97,7 @@ async def read_reports(urls: Mapping[str, str], context: ssl.SSLContext) -> dict
 
 async def poll_replication(domain: Domain, config: OperatorConfig, api: KubeApi) -> Check:
     """Ask every DC of the domain, at once, and reduce the answers."""
-    if domain.directory.replicas == 1:
+    if not has_partners(domain):
         return replication_check(domain, {})
     try:
         secret = await api.secret_data(naming.monitoring_tls(domain), domain.namespace)

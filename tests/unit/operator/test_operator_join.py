@@ -8,6 +8,7 @@ from es4ps_operator import naming
 from es4ps_operator.builders import build_desired_state
 from es4ps_operator.builders.secrets import build_generated_secrets
 from es4ps_operator.children import summarize
+from es4ps_operator.health import has_partners, replication_check
 from es4ps_operator.joining import check_result, needs_result, plan_join
 from es4ps_operator.kube import StepEnd
 from es4ps_operator.status import JOINED, Findings, compute_status
@@ -145,3 +146,21 @@ def test_the_joined_condition_appears_only_in_a_joining_domain(config):
     plain = make_domain()
     status = compute_status(plain, build_desired_state(plain, config, {}, []), [], None, 3, None, "now")
     assert JOINED not in {c["type"] for c in status["conditions"]}
+
+
+def test_a_joined_domain_of_one_dc_reports_its_replication_with_the_existing_dcs():
+    # dc0 of a joined domain replicates with the old DCs: its answers count, unlike a new domain's single DC.
+    domain = make_domain(directory={"replicas": 1, "bootstrap": {"join": JOIN}})
+    failing = {"failing": [{"direction": "inbound", "partner": "ES4ALLDC", "failures": 3, "message": "WERR_BADFILE"}]}
+    refused = replication_check(domain, {"dc0-1a2b": {"healthy": False, **failing}})
+    assert (refused.ready, refused.reason) == (False, "ReplicationFailing")
+    assert "dc0-1a2b inbound ES4ALLDC: 3 failures, WERR_BADFILE" in refused.message
+    assert replication_check(domain, {"dc0-1a2b": None}).ready is None
+    assert replication_check(domain, {"dc0-1a2b": {"healthy": True, "failing": []}}).ready is True
+    assert has_partners(domain)
+
+
+def test_a_new_domain_of_one_dc_has_nothing_to_replicate():
+    domain = make_domain(directory={"replicas": 1})
+    assert not has_partners(domain)
+    assert replication_check(domain, {}).reason == "SingleDomainController"

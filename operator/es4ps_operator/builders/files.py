@@ -22,6 +22,7 @@ from ..domain import Domain, Storage
 from ..fileservices import FileServices
 from .common import (
     Manifest,
+    admin_password_volume,
     env,
     exec_probe,
     memory_volume,
@@ -132,7 +133,7 @@ def _files_statefulset(domain: Domain, config: OperatorConfig, files: FileServic
         "terminationGracePeriodSeconds": 30,
         "containers": [_files_container(domain, config, files)],
         "volumes": [
-            secret_volume("admin", naming.admin_password_secret(domain), {"password": "password"}),
+            admin_password_volume(domain),
             secret_volume("machine", naming.files_machine_secret(domain), {"password": "password"}),
             memory_volume("run"),
         ],

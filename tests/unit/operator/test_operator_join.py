@@ -164,3 +164,20 @@ def test_a_new_domain_of_one_dc_has_nothing_to_replicate():
     domain = make_domain(directory={"replicas": 1})
     assert not has_partners(domain)
     assert replication_check(domain, {}).reason == "SingleDomainController"
+
+
+def test_every_pod_of_a_joined_domain_reads_the_administrator_password_from_the_join_secret(config):
+    # A joined domain has no generated Administrator password: a Pod mounting it would never start.
+    files = {"storage": {"size": "10Gi"}, "homes": {"quota": "1Gi"}}
+    domain = make_domain(directory={"replicas": 2, "bootstrap": {"join": JOIN}}, fileServices=files)
+    desired = build_desired_state(domain, config, {0: "x", 1: "x"}, [], workloads=True)
+    generated = {secret.name for secret in desired.generated_secrets}
+    assert "acme-samba-admin" not in generated
+    admin_volumes = {}
+    for manifest in desired.manifests():
+        template = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        for volume in template.get("volumes", []):
+            if volume["name"] == "admin":
+                admin_volumes[manifest["metadata"]["name"]] = volume["secret"]["secretName"]
+    assert {"acme-dc0", "acme-dc1", "acme-files"} <= admin_volumes.keys()
+    assert set(admin_volumes.values()) == {"old-admin"}, admin_volumes

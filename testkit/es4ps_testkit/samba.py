@@ -286,6 +286,13 @@ class SambaDC:
             timeout=120,
         )
 
+    def inbound_replication(self, enabled: bool) -> None:
+        """Let this DC pull its partners' changes, or not (`samba-tool drs options`, DISABLE_INBOUND_REPL)."""
+        option = f"--dsa-option={'-' if enabled else '+'}DISABLE_INBOUND_REPL"
+        result = self._administrator_tool("drs", "options", self.address, option)
+        if result.returncode != 0:
+            raise ServiceError(f"{option} on {self.hostname}: {(result.stderr or result.stdout)[-300:]}")
+
     def is_ready(self) -> bool:
         result = subprocess.run(
             [str(VENV_BIN / "es4ps-samba-dc"), "ready"],

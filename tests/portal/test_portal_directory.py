@@ -12,7 +12,7 @@ from es4ps_portal.accounts.directory import Outcome
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.outside_ad import DELEGATED_OU
 from es4ps_testkit.registration import unique_username
-from es4ps_testkit.samba import find_account
+from es4ps_testkit.samba import find_account, password_authenticates
 
 PASSWORD = "Direct-Horse-17"  # noqa: S105 - a test account's password
 
@@ -51,6 +51,35 @@ def test_a_bind_reads_when_the_password_was_set(dc_settings, enabled_account):
 
 def test_an_empty_password_is_never_an_anonymous_bind(dc_settings, enabled_account):
     assert outcome(enabled_account, "") is Outcome.WRONG
+
+
+def test_a_password_a_dc_has_not_replicated_yet_is_checked_on_the_pdc_emulator(settings, samba_dc, second_dc, username):
+    """The DCs' Service may pick a DC that has not pulled a new account yet (one just restarted, as in an upgrade):
+    the password it calls wrong is checked again on the PDC emulator, which has it, before the portal says no."""
+    second_dc.inbound_replication(False)  # the account stays on the PDC emulator (the first DC) alone
+    samba_dc.samdb().newuser(username, PASSWORD)
+    assert not password_authenticates(samba_dc, username, PASSWORD, address=second_dc.address)
+    settings.LDAP_URL, settings.REALM = second_dc.ldaps_url, samba_dc.realm
+    settings.LDAP_CA_FILE = str(samba_dc.ca_file)
+    settings.LDAP_PDC_URL = ""
+    assert outcome(username, PASSWORD) is Outcome.WRONG  # the DC the Service picked, alone
+
+    settings.LDAP_PDC_URL = samba_dc.ldaps_url
+    accepted = directory.bind(username, PASSWORD)
+    assert accepted.outcome is Outcome.ACCEPTED and accepted.password_set_at is not None
+    assert outcome(username, PASSWORD + "x") is Outcome.WRONG
+    assert outcome("nobody-here", PASSWORD) is Outcome.WRONG
+
+
+def test_a_wrong_password_on_the_pdc_emulator_itself_counts_once(settings, samba_dc, username):
+    """When the Service picked the PDC emulator, its answer is final: asking it again would count every wrong
+    password twice there, and lock the account out after half the tries the policy allows."""
+    samba_dc.samdb().newuser(username, PASSWORD)
+    settings.LDAP_URL = settings.LDAP_PDC_URL = samba_dc.ldaps_url
+    settings.LDAP_CA_FILE, settings.REALM = str(samba_dc.ca_file), samba_dc.realm
+    for attempt in (1, 2):
+        assert outcome(username, "Wrong-" + PASSWORD) is Outcome.WRONG
+        assert int(find_account(samba_dc, username, attrs=["badPwdCount"])["badPwdCount"][0]) == attempt
 
 
 def set_attribute(samba_dc, username: str, attribute: str, value: str) -> None:

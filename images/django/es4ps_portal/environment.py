@@ -58,6 +58,12 @@ VARIABLES = (
     Variable("ES4PS_MAIL_FROM", "the sender of the portal's mails (empty: noreply at the portal's host)", ""),
     Variable("ES4PS_LDAP_URL", "the DCs for login checks: `ldaps://...:636`, or `ldap://` with StartTLS", ""),
     Variable("ES4PS_LDAP_CA_FILE", "the CA of the DCs' certificates", ""),
+    Variable(
+        "ES4PS_LDAP_PDC_URL",
+        "the DC holding the PDC emulator role (dc0): a password another DC calls wrong is checked there too, as it"
+        " may not have replicated yet (empty: not)",
+        "",
+    ),
     *transport.VARIABLES,
     Variable("ES4PS_SEALING_PUBLIC_KEY_FILE", "X25519 public key: seals passwords for the workers", ""),
     Variable("ES4PS_SIGNING_PRIVATE_KEY_FILE", "Ed25519 private key: signs the tasks", "", secret_file=True),

@@ -176,6 +176,7 @@ LOGIN_REDIRECT_URL = "web:account"
 LOGOUT_REDIRECT_URL = "web:login"
 LDAP_URL = setting(env.text, "ES4PS_LDAP_URL")
 LDAP_CA_FILE = setting(env.text, "ES4PS_LDAP_CA_FILE")
+LDAP_PDC_URL = setting(env.text, "ES4PS_LDAP_PDC_URL")
 LDAP_TIMEOUT_S = 10
 # The broker connection (ES4PS_BROKER_*), turned into Celery settings by the task contract.
 BROKER_ENVIRON = {name: value for name, value in env.environ.items() if name.startswith("ES4PS_BROKER_")}

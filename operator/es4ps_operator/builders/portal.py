@@ -153,8 +153,12 @@ def _directory_environment(domain: Domain, config: OperatorConfig) -> list[dict[
     external = domain.directory.external
     if external is not None:
         return [env("ES4PS_LDAP_URL", external.url), env("ES4PS_LDAP_CA_FILE", f"{DIRECTORY_CA_DIR}/ca.crt")]
+    dc0 = f"{naming.dc(domain, 0)}.{domain.namespace}.svc.{config.cluster_domain}"  # its headless Service
     return [
         env("ES4PS_LDAP_URL", f"ldaps://{naming.directory_host(domain, config.cluster_domain)}:636"),
+        # dc0 provisioned the domain and holds the PDC emulator role: a password the DC the Service picked
+        # calls wrong is checked there too (that DC may not have replicated it yet: docs/portal.md).
+        env("ES4PS_LDAP_PDC_URL", f"ldaps://{dc0}:636"),
         # The DCs' LDAPS certificates come from the domain's CA, the same CA as the broker's.
         env("ES4PS_LDAP_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
     ]

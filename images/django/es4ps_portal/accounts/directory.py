@@ -10,6 +10,13 @@ or must be changed (only told when the password was right), or an account
 locked after too many wrong passwords. A bind that succeeds also reads when
 the password was last set (pwdLastSet), which the expiry reminders follow,
 whatever computer the person changed it on.
+
+The DCs' Service may pick a DC that has not yet replicated a new account or
+password (a DC just restarted pulls its partners' changes only a round
+later). So a password one DC calls wrong is checked once more on the PDC
+emulator (`ES4PS_LDAP_PDC_URL`, dc0) before the portal calls it wrong, as
+Windows DCs forward such a failure to theirs; not when the DC that answered
+was the PDC emulator itself, whose failure count must move once per try.
 """
 
 from __future__ import annotations
@@ -71,14 +78,14 @@ class AccountLocked(Exception):
     """The directory locked the account after too many wrong passwords (raised by the backend)."""
 
 
-def _server() -> ldap3.Server:
-    if not settings.LDAP_URL or not settings.LDAP_CA_FILE:
+def _server(url: str) -> ldap3.Server:
+    if not url or not settings.LDAP_CA_FILE:
         raise DirectoryUnavailable("ES4PS_LDAP_URL and ES4PS_LDAP_CA_FILE must be set")
     try:
         tls = ldap3.Tls(ca_certs_file=settings.LDAP_CA_FILE, validate=ssl.CERT_REQUIRED)
         # No schema read (ldap3's default): it tripled a sign-in's time (measured 260 -> 81 ms a bind over
         # LDAPS), and only raw values are read here.
-        return ldap3.Server(settings.LDAP_URL, tls=tls, connect_timeout=settings.LDAP_TIMEOUT_S, get_info=ldap3.NONE)
+        return ldap3.Server(url, tls=tls, connect_timeout=settings.LDAP_TIMEOUT_S, get_info=ldap3.NONE)
     except LDAPException as exc:
         raise DirectoryUnavailable(f"the LDAP settings are not usable: {type(exc).__name__}") from None
 
@@ -86,12 +93,31 @@ def _server() -> ldap3.Server:
 def bind(username: str, password: str) -> BindResult:
     """Bind as username@REALM with `password`: the directory's answer, and when the password was set.
 
+    A password the DC calls wrong is checked on the PDC emulator too, when that is another DC and it answers.
     Raises DirectoryUnavailable when the answer cannot be known.
     """
     # An empty password would be an anonymous bind, which "succeeds" (RFC 4513 5.1.2).
     if not password:
         return BindResult(Outcome.WRONG)
-    server = _server()
+    result, answered_by = _bind_at(settings.LDAP_URL, username, password)
+    if answered_by is None:  # not a wrong password, or no PDC emulator to ask, or no telling which DC said so
+        return result
+    try:
+        again, _ = _bind_at(settings.LDAP_PDC_URL, username, password, unless_dc=answered_by)
+    except DirectoryUnavailable:
+        return result  # the PDC emulator away: the first DC's answer stands
+    return again or result
+
+
+def _bind_at(
+    url: str, username: str, password: str, unless_dc: str | None = None
+) -> tuple[BindResult | None, str | None]:
+    """The bind on the DC at `url`, and the answering DC's name when it called the password wrong and the PDC
+    emulator is to be asked too.
+
+    With `unless_dc` (asking the PDC emulator): no bind, (None, None), when the DC at `url` is that one.
+    """
+    server = _server(url)
     connection = ldap3.Connection(
         server,
         user=f"{username}@{settings.REALM}",
@@ -104,18 +130,31 @@ def bind(username: str, password: str) -> BindResult:
         connection.open()
         if not server.ssl and not connection.start_tls():
             raise DirectoryUnavailable("the DC refused StartTLS")
+        if unless_dc is not None and _dc_name(connection) in (unless_dc, None):
+            return None, None
         if connection.bind():
-            return BindResult(Outcome.ACCEPTED, _password_set_at(connection, username))
+            return BindResult(Outcome.ACCEPTED, _password_set_at(connection, username)), None
         if connection.result.get("result") == _INVALID_CREDENTIALS:
-            return BindResult(refusal_outcome(connection.result.get("message") or ""))
+            outcome = refusal_outcome(connection.result.get("message") or "")
+            ask_pdc = outcome is Outcome.WRONG and settings.LDAP_PDC_URL and unless_dc is None
+            return BindResult(outcome), _dc_name(connection) if ask_pdc else None
         raise DirectoryUnavailable(f"the DC answered the bind with {connection.result.get('description')}")
     except LDAPException as exc:
-        logger.warning("LDAP bind to %s failed: %s", settings.LDAP_URL, type(exc).__name__)
+        logger.warning("LDAP bind to %s failed: %s", url, type(exc).__name__)
         raise DirectoryUnavailable(f"the DC cannot be reached ({type(exc).__name__})") from None
     finally:
         # After a failed TLS handshake the socket is gone; closing must not hide the real error.
         with contextlib.suppress(LDAPException):
             connection.unbind()
+
+
+def _dc_name(connection: ldap3.Connection) -> str | None:
+    """The answering DC's host name, from its root DSE (anyone may read it); None when it cannot be read."""
+    try:
+        connection.search("", "(objectClass=*)", ldap3.BASE, attributes=["dnsHostName"])
+        return connection.response[0]["raw_attributes"]["dnsHostName"][0].decode().lower()
+    except (LDAPException, LookupError, TypeError, UnicodeDecodeError):
+        return None
 
 
 def refusal_outcome(diagnostic: str) -> Outcome:

@@ -7,9 +7,10 @@ SBOM, each chart signed. Campus (es4ps_testkit.upgrade) installs the previous
 release from it with `helm install oci://...`, every image pulled by the
 kubelet with an imagePullSecret and by digest, creates a domain with two DCs,
 people and a backup, then upgrades both charts with `helm upgrade` as a GitOps
-pipeline would, while the portal is watched and people keep registering. The
-tests run in this order and share Campus; this checkout's release is
-published while Campus installs the previous one.
+pipeline would, while the portal is watched and people keep registering;
+last, the domain is deleted and made again from the backup the previous
+release took. The tests run in this order and share Campus; this checkout's
+release is published while Campus installs the previous one.
 
 The cluster is the e2e tests' shared real node: while this module runs, the
 deployment's own operator (which serves every namespace) is scaled to zero so
@@ -56,7 +57,7 @@ def campus(deployment, published, tmp_path_factory):
             directory = tmp_path_factory.mktemp("campus")
             yield upgrade.adopt_previous(deployment, published, directory, "Staff-" + secrets.token_urlsafe(12))
         finally:
-            upgrade.remove(kube, upgrade.NAME, f"{upgrade.NAME}-restored")
+            upgrade.remove(kube, upgrade.NAME)
 
 
 def cosign(published, *args: str) -> subprocess.CompletedProcess:
@@ -176,6 +177,8 @@ def test_the_upgrade_keeps_the_domain_serving_and_rolls_only_what_changed(campus
     adopter, domain = campus
     kube = domain.kube
     before_people = [domain.register("old") for _ in range(3)]
+    for username in before_people:  # the backup copies one DC: it holds what has replicated to it
+        domain.wait_authenticates((0, 1), username)
     upgrade.backup(kube, "campus-before-upgrade")
     before = upgrade.data_path(kube)
     assert {name.rsplit("-", 1)[-1] for name in before} >= {"dc0", "dc1", "broker", "portal"}, before.keys()
@@ -197,3 +200,31 @@ def test_the_upgrade_keeps_the_domain_serving_and_rolls_only_what_changed(campus
         assert domain.logs_in(username), f"{username} cannot sign in after the upgrade"
         domain.wait_authenticates((0, 1), username)
     assert not domain.authenticates(0, before_people[0], GOOD_PASSWORD + "x")
+
+
+def test_a_backup_of_the_previous_release_restores_with_this_one(campus, deployment):
+    _, domain = campus
+    kube = domain.kube
+    people = list(domain.accounts[:3])  # registered before the backup of the previous release was taken
+    # The domain goes, its backups' volume (never the operator's to delete) stays; the domain is made again
+    # under its name from that backup, as docs/operations.md's recovery does it.
+    kube.kubectl("delete", "es4psdomain", upgrade.NAME, "-n", NAMESPACE, "--wait=true", "--timeout=300s", timeout=330)
+    kube.eventually(
+        lambda: not [c for c in kube.get("pvc", namespace=NAMESPACE)["items"] if "-dc" in c["metadata"]["name"]],
+        timeout=300,
+        message="the DCs' volumes deleted with the domain",
+    )
+    started = time.monotonic()
+    restored = upgrade.campus_domain(deployment, replicas=1)
+    # 0.1.0 signed no backup: restoring one of its backups is what the upgrade notes say (acceptUnsigned)
+    restored["spec"]["directory"]["bootstrap"] = {
+        "recovery": {"backup": "campus-before-upgrade", "acceptUnsigned": True}
+    }
+    kube.apply(json.dumps(restored), namespace=NAMESPACE)
+    status = domain.wait_ready(timeout=1200)["status"]
+    upgrade.log(f"the backup of the previous release restored, Ready in {time.monotonic() - started:.0f} s")
+    assert status.get("directory", {}).get("restored") is True, status
+    domain.open_portal()  # a new portal certificate (its Secret went with the domain)
+    for username in people:
+        domain.wait_authenticates((0,), username, timeout=120)
+        assert domain.logs_in(username), f"{username} cannot sign in to the restored portal"

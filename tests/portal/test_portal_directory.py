@@ -53,33 +53,50 @@ def test_an_empty_password_is_never_an_anonymous_bind(dc_settings, enabled_accou
     assert outcome(enabled_account, "") is Outcome.WRONG
 
 
-def test_a_password_a_dc_has_not_replicated_yet_is_checked_on_the_pdc_emulator(settings, samba_dc, second_dc, username):
-    """The DCs' Service may pick a DC that has not pulled a new account yet (one just restarted, as in an upgrade):
-    the password it calls wrong is checked again on the PDC emulator, which has it, before the portal says no."""
-    second_dc.inbound_replication(False)  # the account stays on the PDC emulator (the first DC) alone
-    samba_dc.samdb().newuser(username, PASSWORD)
-    assert not password_authenticates(samba_dc, username, PASSWORD, address=second_dc.address)
-    settings.LDAP_URL, settings.REALM = second_dc.ldaps_url, samba_dc.realm
-    settings.LDAP_CA_FILE = str(samba_dc.ca_file)
-    settings.LDAP_PDC_URL = ""
-    assert outcome(username, PASSWORD) is Outcome.WRONG  # the DC the Service picked, alone
+def bad_password_count(dc, username: str) -> int:
+    """The DC's own count of the account's wrong passwords (badPwdCount is kept per DC, never replicated)."""
+    return int(find_account(dc, username, attrs=["badPwdCount"])["badPwdCount"][0])
 
-    settings.LDAP_PDC_URL = samba_dc.ldaps_url
-    accepted = directory.bind(username, PASSWORD)
+
+def test_a_password_a_dc_has_not_replicated_yet_is_checked_on_the_other_dcs(settings, samba_dc, second_dc):
+    """The DCs' Service may pick a DC that has not pulled a new account yet (one just restarted, as in an upgrade,
+    and the account made by another DC's worker): the password it calls wrong is checked on each other DC, once
+    each, before the portal says no."""
+    settings.LDAP_CA_FILE, settings.REALM = str(samba_dc.ca_file), samba_dc.realm
+    on_first, on_second = unique_username("pdc"), unique_username("dc2")
+    second_dc.inbound_replication(False)  # on_first stays on the first DC (dc0, the PDC emulator) alone
+    samba_dc.samdb().newuser(on_first, PASSWORD)
+    assert not password_authenticates(samba_dc, on_first, PASSWORD, address=second_dc.address)
+    settings.LDAP_URL, settings.LDAP_DC_URLS = second_dc.ldaps_url, ()
+    assert outcome(on_first, PASSWORD) is Outcome.WRONG  # the DC the Service picked, alone
+
+    settings.LDAP_DC_URLS = (samba_dc.ldaps_url, second_dc.ldaps_url)
+    accepted = directory.bind(on_first, PASSWORD)
     assert accepted.outcome is Outcome.ACCEPTED and accepted.password_set_at is not None
-    assert outcome(username, PASSWORD + "x") is Outcome.WRONG
+    assert outcome(on_first, PASSWORD + "x") is Outcome.WRONG
+    assert bad_password_count(samba_dc, on_first) == 1  # asked once, though the list names it
     assert outcome("nobody-here", PASSWORD) is Outcome.WRONG
 
+    # the other way round: made on the second DC, which the first has not pulled from; the Service picks the first
+    samba_dc.inbound_replication(False)
+    try:
+        second_dc.samdb().newuser(on_second, PASSWORD)
+        settings.LDAP_URL = samba_dc.ldaps_url
+        assert not password_authenticates(samba_dc, on_second, PASSWORD)
+        assert outcome(on_second, PASSWORD) is Outcome.ACCEPTED
+    finally:
+        samba_dc.inbound_replication(True)
 
-def test_a_wrong_password_on_the_pdc_emulator_itself_counts_once(settings, samba_dc, username):
-    """When the Service picked the PDC emulator, its answer is final: asking it again would count every wrong
-    password twice there, and lock the account out after half the tries the policy allows."""
+
+def test_a_wrong_password_counts_once_on_the_dc_that_answered(settings, samba_dc, username):
+    """When the Service picked a DC the list names too, its answer is not asked for again: every wrong password
+    would count twice there, and lock the account out after half the tries the policy allows."""
     samba_dc.samdb().newuser(username, PASSWORD)
-    settings.LDAP_URL = settings.LDAP_PDC_URL = samba_dc.ldaps_url
+    settings.LDAP_URL, settings.LDAP_DC_URLS = samba_dc.ldaps_url, (samba_dc.ldaps_url,)
     settings.LDAP_CA_FILE, settings.REALM = str(samba_dc.ca_file), samba_dc.realm
     for attempt in (1, 2):
         assert outcome(username, "Wrong-" + PASSWORD) is Outcome.WRONG
-        assert int(find_account(samba_dc, username, attrs=["badPwdCount"])["badPwdCount"][0]) == attempt
+        assert bad_password_count(samba_dc, username) == attempt
 
 
 def set_attribute(samba_dc, username: str, attribute: str, value: str) -> None:

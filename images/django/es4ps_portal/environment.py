@@ -59,9 +59,9 @@ VARIABLES = (
     Variable("ES4PS_LDAP_URL", "the DCs for login checks: `ldaps://...:636`, or `ldap://` with StartTLS", ""),
     Variable("ES4PS_LDAP_CA_FILE", "the CA of the DCs' certificates", ""),
     Variable(
-        "ES4PS_LDAP_PDC_URL",
-        "the DC holding the PDC emulator role (dc0): a password another DC calls wrong is checked there too, as it"
-        " may not have replicated yet (empty: not)",
+        "ES4PS_LDAP_DC_URLS",
+        "each DC's own `ldaps://` URL, comma-separated, dc0 (the PDC emulator) first: a password the DC that"
+        " answered calls wrong is checked on the others, which may have replicated it sooner (empty: not)",
         "",
     ),
     *transport.VARIABLES,

@@ -176,7 +176,8 @@ LOGIN_REDIRECT_URL = "web:account"
 LOGOUT_REDIRECT_URL = "web:login"
 LDAP_URL = setting(env.text, "ES4PS_LDAP_URL")
 LDAP_CA_FILE = setting(env.text, "ES4PS_LDAP_CA_FILE")
-LDAP_PDC_URL = setting(env.text, "ES4PS_LDAP_PDC_URL")
+# Each DC's own address: a password the DC the Service picked calls wrong is checked on the others.
+LDAP_DC_URLS = tuple(url.strip() for url in setting(env.text, "ES4PS_LDAP_DC_URLS").split(",") if url.strip())
 LDAP_TIMEOUT_S = 10
 # The broker connection (ES4PS_BROKER_*), turned into Celery settings by the task contract.
 BROKER_ENVIRON = {name: value for name, value in env.environ.items() if name.startswith("ES4PS_BROKER_")}

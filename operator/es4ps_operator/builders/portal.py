@@ -68,8 +68,8 @@ def build_portal(domain: Domain, config: OperatorConfig, dc_indices: Sequence[in
     return manifests
 
 
-def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
-    """The variables of both portal containers (docs/interfaces.md, "Portal")."""
+def portal_environment(domain: Domain, config: OperatorConfig, dc_indices: Sequence[int]) -> list[dict[str, Any]]:
+    """The variables of both portal containers (docs/interfaces.md, "Portal"); `dc_indices`: the domain's DCs."""
     portal = domain.portal
     variables = [
         env("ES4PS_PORTAL_HOST", portal.host),
@@ -82,7 +82,7 @@ def portal_environment(domain: Domain, config: OperatorConfig) -> list[dict[str,
         env("ES4PS_ALLOWED_EMAIL_DOMAINS", ",".join(domain.allowed_email_domains)),
         env("DJANGO_SECRET_KEY_FILE", f"{SECRET_KEY_DIR}/secret-key"),
         env("ES4PS_DATA_DIR", DATA_DIR),
-        *_directory_environment(domain, config),
+        *_directory_environment(domain, config, dc_indices),
         *broker_client_env(domain, config.cluster_domain, BROKER_TLS_DIR),
         env("ES4PS_SEALING_PUBLIC_KEY_FILE", f"{KEYS_DIR}/sealing-public.key"),
         env("ES4PS_SIGNING_PRIVATE_KEY_FILE", f"{KEYS_DIR}/signing-private.key"),
@@ -148,17 +148,17 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _directory_environment(domain: Domain, config: OperatorConfig) -> list[dict[str, Any]]:
+def _directory_environment(domain: Domain, config: OperatorConfig, dc_indices: Sequence[int]) -> list[dict[str, Any]]:
     """Where sign-ins are checked: the domain's DCs, or in external mode the organisation's directory."""
     external = domain.directory.external
     if external is not None:
         return [env("ES4PS_LDAP_URL", external.url), env("ES4PS_LDAP_CA_FILE", f"{DIRECTORY_CA_DIR}/ca.crt")]
-    dc0 = f"{naming.dc(domain, 0)}.{domain.namespace}.svc.{config.cluster_domain}"  # its headless Service
+    # Each DC by its headless Service (in its certificate), dc0 (the PDC emulator) first: a password the DC
+    # the Service picked calls wrong is checked on the others (it may not have replicated yet: docs/portal.md).
+    dcs = [f"ldaps://{naming.dc(domain, i)}.{domain.namespace}.svc.{config.cluster_domain}:636" for i in dc_indices]
     return [
         env("ES4PS_LDAP_URL", f"ldaps://{naming.directory_host(domain, config.cluster_domain)}:636"),
-        # dc0 provisioned the domain and holds the PDC emulator role: a password the DC the Service picked
-        # calls wrong is checked there too (that DC may not have replicated it yet: docs/portal.md).
-        env("ES4PS_LDAP_PDC_URL", f"ldaps://{dc0}:636"),
+        env("ES4PS_LDAP_DC_URLS", ",".join(dcs)),
         # The DCs' LDAPS certificates come from the domain's CA, the same CA as the broker's.
         env("ES4PS_LDAP_CA_FILE", f"{BROKER_TLS_DIR}/ca.crt"),
     ]
@@ -217,7 +217,7 @@ def _volumes(domain: Domain, dc_indices: Sequence[int]) -> tuple[list[dict[str, 
 
 def _statefulset(domain: Domain, config: OperatorConfig, dc_indices: Sequence[int]) -> Manifest:
     image = domain.portal.image or config.images.portal
-    environment = portal_environment(domain, config)
+    environment = portal_environment(domain, config, dc_indices)
     volumes, mounts = _volumes(domain, dc_indices)
     # A read-only root file system: the portal writes only to its volume and to /tmp (gunicorn's heartbeats).
     volumes.append(memory_volume("tmp"))

@@ -54,7 +54,7 @@ def test_ldaps_certificates_cover_the_dc_the_realm_and_the_directory_service(con
         "ad.acme.example",
         "acme-directory.acme.svc.cluster.local",
         "acme-dc0-external.acme.svc",
-        "acme-dc0.acme.svc.cluster.local",  # the portal asks dc0, the PDC emulator, by that name
+        "acme-dc0.acme.svc.cluster.local",  # the portal asks each DC by that name
     } <= set(dc0["dnsNames"])
     assert dc0["ipAddresses"] == ["192.0.2.7"]
     assert "ipAddresses" not in certificate(domain, config, "acme-dc1-ldaps-tls")

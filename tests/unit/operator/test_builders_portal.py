@@ -23,7 +23,9 @@ def test_portal_environment(acme, config):
     assert variables["ES4PS_ALLOWED_EMAIL_DOMAINS"] == "acme.example,acme.org"
     assert variables["ES4PS_ORGANIZATION_NAME"] == "ACME Corporation"
     assert variables["ES4PS_LDAP_URL"] == "ldaps://acme-directory.acme.svc.cluster.local:636"
-    assert variables["ES4PS_LDAP_PDC_URL"] == "ldaps://acme-dc0.acme.svc.cluster.local:636"
+    assert variables["ES4PS_LDAP_DC_URLS"] == ",".join(
+        f"ldaps://acme-dc{index}.acme.svc.cluster.local:636" for index in range(acme.directory.replicas)
+    )
     assert variables["ES4PS_EMAIL_BACKEND"] == "smtp"
     assert variables["ES4PS_SMTP_HOST"] == "smtp.acme.example"
     assert variables["ES4PS_SMTP_PASSWORD_FILE"] == "/etc/es4ps/smtp/password"  # noqa: S105 (a path)

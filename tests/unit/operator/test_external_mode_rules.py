@@ -98,7 +98,7 @@ def test_external_mode_builds_one_worker_and_no_domain_controller(config):
     }
     assert portal_env["ES4PS_LDAP_URL"] == "ldaps://dc1.corp.example"
     assert portal_env["ES4PS_LDAP_CA_FILE"] == "/etc/es4ps/directory-ca/ca.crt"
-    assert "ES4PS_LDAP_PDC_URL" not in portal_env  # the organisation's directory: its own way to its DCs
+    assert "ES4PS_LDAP_DC_URLS" not in portal_env  # the organisation's directory: its own way to its DCs
     # The portal verifies the worker's result events with the public half, under the name the events carry.
     result_keys = next(v for v in portal["spec"]["template"]["spec"]["volumes"] if v["name"] == "result-keys")
     assert result_keys["projected"]["sources"] == [

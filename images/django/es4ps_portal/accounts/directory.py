@@ -12,11 +12,13 @@ the password was last set (pwdLastSet), which the expiry reminders follow,
 whatever computer the person changed it on.
 
 The DCs' Service may pick a DC that has not yet replicated a new account or
-password (a DC just restarted pulls its partners' changes only a round
-later). So a password one DC calls wrong is checked once more on the PDC
-emulator (`ES4PS_LDAP_PDC_URL`, dc0) before the portal calls it wrong, as
-Windows DCs forward such a failure to theirs; not when the DC that answered
-was the PDC emulator itself, whose failure count must move once per try.
+password (a DC just restarted pulls its partners' changes a round or two
+later; an account is made by whichever DC's worker took the task). So a
+password one DC calls wrong is checked on each other DC of the domain
+(`ES4PS_LDAP_DC_URLS`, dc0 first: the PDC emulator, where Windows DCs send
+such a failure) before the portal calls it wrong. Each DC sees a try once
+(its root DSE names it): a wrong password moves every DC's failure count by
+one, as a single DC's would, so the lockout threshold means what it says.
 """
 
 from __future__ import annotations
@@ -93,29 +95,36 @@ def _server(url: str) -> ldap3.Server:
 def bind(username: str, password: str) -> BindResult:
     """Bind as username@REALM with `password`: the directory's answer, and when the password was set.
 
-    A password the DC calls wrong is checked on the PDC emulator too, when that is another DC and it answers.
+    A password the DC calls wrong is checked on each other DC that answers (`ES4PS_LDAP_DC_URLS`).
     Raises DirectoryUnavailable when the answer cannot be known.
     """
     # An empty password would be an anonymous bind, which "succeeds" (RFC 4513 5.1.2).
     if not password:
         return BindResult(Outcome.WRONG)
     result, answered_by = _bind_at(settings.LDAP_URL, username, password)
-    if answered_by is None:  # not a wrong password, or no PDC emulator to ask, or no telling which DC said so
+    if answered_by is None:  # not a wrong password, or no other DC to ask, or no telling which DC said so
         return result
-    try:
-        again, _ = _bind_at(settings.LDAP_PDC_URL, username, password, unless_dc=answered_by)
-    except DirectoryUnavailable:
-        return result  # the PDC emulator away: the first DC's answer stands
-    return again or result
+    asked = {answered_by}
+    for url in settings.LDAP_DC_URLS:
+        try:
+            again, answered_by = _bind_at(url, username, password, asked)
+        except DirectoryUnavailable:
+            continue  # that DC away: the others' answers stand
+        if again is not None and again.outcome is not Outcome.WRONG:
+            return again
+        if answered_by is not None:
+            asked.add(answered_by)
+    return result
 
 
 def _bind_at(
-    url: str, username: str, password: str, unless_dc: str | None = None
+    url: str, username: str, password: str, asked: set[str] | None = None
 ) -> tuple[BindResult | None, str | None]:
-    """The bind on the DC at `url`, and the answering DC's name when it called the password wrong and the PDC
-    emulator is to be asked too.
+    """The bind on the DC at `url`, and that DC's name when it called the password wrong and other DCs are to be
+    asked (ES4PS_LDAP_DC_URLS).
 
-    With `unless_dc` (asking the PDC emulator): no bind, (None, None), when the DC at `url` is that one.
+    `asked`: the DCs that called it wrong already; no bind, (None, None), when the DC at `url` is one of them
+    or does not say which it is.
     """
     server = _server(url)
     connection = ldap3.Connection(
@@ -130,14 +139,18 @@ def _bind_at(
         connection.open()
         if not server.ssl and not connection.start_tls():
             raise DirectoryUnavailable("the DC refused StartTLS")
-        if unless_dc is not None and _dc_name(connection) in (unless_dc, None):
-            return None, None
+        name = None
+        if asked is not None:
+            name = _dc_name(connection)
+            if name is None or name in asked:
+                return None, None
         if connection.bind():
             return BindResult(Outcome.ACCEPTED, _password_set_at(connection, username)), None
         if connection.result.get("result") == _INVALID_CREDENTIALS:
             outcome = refusal_outcome(connection.result.get("message") or "")
-            ask_pdc = outcome is Outcome.WRONG and settings.LDAP_PDC_URL and unless_dc is None
-            return BindResult(outcome), _dc_name(connection) if ask_pdc else None
+            if outcome is not Outcome.WRONG or not settings.LDAP_DC_URLS:
+                return BindResult(outcome), None
+            return BindResult(outcome), name or _dc_name(connection)
         raise DirectoryUnavailable(f"the DC answered the bind with {connection.result.get('description')}")
     except LDAPException as exc:
         logger.warning("LDAP bind to %s failed: %s", url, type(exc).__name__)

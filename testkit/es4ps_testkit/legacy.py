@@ -21,12 +21,15 @@ address of this machine's `lo` outside the cluster's networks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import secrets
 import sqlite3
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +62,14 @@ class LegacyPerson:
     # Made in the directory by the old worker; False: a row whose account is not in the directory.
     in_directory: bool = True
     joined: datetime.datetime = datetime.datetime(2024, 3, 1, 9, 30, tzinfo=datetime.UTC)
+
+
+@contextlib.contextmanager
+def migration_step(name: str):
+    """Print how long a step of the migration runbook took (docs/migration.md's times; seen with pytest -s)."""
+    start = time.monotonic()
+    yield
+    print(f"\nmigration step {name}: {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def claim_pod_reachable_address() -> tuple[str, int]:

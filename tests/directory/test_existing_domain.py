@@ -13,11 +13,9 @@ and their accounts sign in on both DCs, then on ours alone.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.lifecycle import FSMO_ROLES, roles_held_by
 from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.legacy import LegacyDC, LegacyPerson, move_legacy_accounts
+from es4ps_testkit.legacy import migration_step as step
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, claim_loopback_address, password_authenticates
@@ -46,14 +45,6 @@ PEOPLE = [
     LegacyPerson("bruno", "bruno@college.example", "Bruno", "Sá", "Old-Pass-bruno-2"),
     LegacyPerson("carla", "carla@college.example", "Carla", "Reis", "Old-Pass-carla-3", verified=False),
 ]
-
-
-@contextlib.contextmanager
-def step(name: str):
-    """Print how long a step of the runbook (docs/migration.md) took (seen with pytest -s)."""
-    start = time.monotonic()
-    yield
-    print(f"migration step {name}: {time.monotonic() - start:.1f} s", flush=True)
 
 
 @pytest.fixture(scope="module")

@@ -240,8 +240,7 @@ class Cluster:
         something failed.
         """
         multi = self.mode == "multi"
-        if self.nodes:
-            RealNodes(self).stop()
+        held = RealNodes(self).stop() if self.nodes else []
         shutil.rmtree(self.state / "nodes", ignore_errors=True)
         for component in reversed(CONTROL_PLANE):
             self.processes.stop(component.name)
@@ -253,11 +252,15 @@ class Cluster:
         self.kubeconfig.unlink(missing_ok=True)
         self.mode_file.unlink(missing_ok=True)
         self.ports_file.unlink(missing_ok=True)
-        return leftovers(self.state, multi)
+        return [*held, *leftovers(self.state, multi)]
 
     def lose_node(self, name: str) -> None:
         """Stop the multi-node cluster's node `name` without warning (processes killed, network gone, disk kept)."""
         RealNodes(self).lose(name)
+
+    def lost_nodes(self) -> list[str]:
+        """The multi-node cluster's nodes that do not run (lost, and not brought back)."""
+        return [node.name for node in self.nodes if node.netns and not self.processes.pid(node.process_name("kubelet"))]
 
     def bring_back_node(self, name: str) -> None:
         """Start a lost node again, as a machine boots; return when it is Ready."""

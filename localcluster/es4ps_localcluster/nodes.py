@@ -142,12 +142,17 @@ class RealNodes:
             self.cluster.processes.stop(node.process_name(component.name), warn=False)
         kubelet.kill_shims(node)
         self._clear_runtime(node)
-        node_network.remove_node(node)
+        held = node_network.remove_node(node)
         live = [n for n in self.nodes if n is not node and self.cluster.processes.pid(n.process_name("kubelet"))]
         node_network.route_services(SERVICE_CIDR, live[0] if live else None)
+        if held:
+            raise ClusterError(f"node {name} is lost, but not all of it: {'; '.join(held)}")
 
-    def stop(self) -> None:
-        """Stop every node's processes and Pods, undo what the nodes changed on this machine, wipe their state."""
+    def stop(self) -> list[str]:
+        """Stop every node's processes and Pods, undo what the nodes changed on this machine, wipe their state.
+
+        Returns what still holds a node's network namespace (nothing, unless something outside the nodes does).
+        """
         for node in self.nodes:
             self.cluster.processes.stop(node.process_name(kubelet.KUBELET.name))
             kubelet.remove_workloads(node)
@@ -159,14 +164,17 @@ class RealNodes:
             else:
                 clean_host(node)
             shutil.rmtree(node.state, ignore_errors=True)
-        if self.multi:
-            remove_pod_namespaces()  # those of Pods that had ended before (their processes told nothing)
-            node_network.remove_all()
+        if not self.multi:
+            return []
+        remove_pod_namespaces()  # those of Pods that had ended before (their processes told nothing)
+        return node_network.remove_all()
 
     @staticmethod
     def _clear_runtime(node: Node) -> None:
-        """What a power cut clears: the Pods' processes, network namespaces and mounts; containerd's state."""
+        """What a power cut clears: the Pods' processes, every other process in the node's network namespace, the
+        Pods' network namespaces and mounts; containerd's state."""
         remove_pod_namespaces(kill_pods(node))
+        node_network.kill_processes(node)
         unmount_under(node.state)
         shutil.rmtree(node.run_dir, ignore_errors=True)
         remove_cgroups(node)
@@ -174,7 +182,7 @@ class RealNodes:
 
 def leftovers(cluster_state: Path, multi: bool) -> list[str]:
     """What stopped real nodes must not leave behind: mounts under the cluster's state; with several nodes also
-    their namespaces, bridge, FORWARD rule and cgroups."""
+    their namespaces, links, bridge, FORWARD rule and cgroups."""
     found = [*node_network.leftovers(), *(f"cgroup {path}" for path in node_cgroups())] if multi else []
     state = f"{cluster_state}/"
     found += [f"mount {mount}" for mount in mount_points() if mount.startswith(state)]

@@ -268,7 +268,13 @@ class Registrations:
 
 
 def node_of(kube: KubeCluster, pod: str) -> str:
+    """The node the Pod `pod` is scheduled to ("" while unscheduled); fails if there is no such Pod."""
     return kube.get("pod", pod, NAMESPACE)["spec"].get("nodeName", "")
+
+
+def placed_on(kube: KubeCluster, pod: str) -> str:
+    """`node_of` while waiting for a Pod its StatefulSet makes again: "" while there is no such Pod yet."""
+    return kube.get("pod", pod, NAMESPACE, check=False).get("spec", {}).get("nodeName", "")
 
 
 def node_holding_everything(kube: KubeCluster) -> str:

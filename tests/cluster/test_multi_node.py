@@ -256,6 +256,7 @@ def test_a_volume_belongs_to_the_node_its_pod_was_scheduled_to(multi_cluster, mu
     assert (folder / "written").read_text() == "on node2"
 
 
+@pytest.mark.usefixtures("nodes_restored")
 def test_a_node_lost_without_warning_comes_back(multi_cluster, multi_namespace, local_cluster, python_image):
     kube, namespace = multi_cluster, multi_namespace
     servers = start_echo_servers(kube, namespace, python_image, ["node3"])

@@ -4,7 +4,8 @@ lost node survived, NetworkPolicies across nodes.
 The chart's `acme` domain on the multi-node cluster (es4ps_testkit.multinode):
 two DCs in the default `HostNetwork` mode, three broker members, two portal
 replicas on PostgreSQL. The tests run in this order and share it; each leaves
-every node Ready and the domain Ready for the next.
+every node Ready and the domain Ready for the next (a failed one leaves every
+node back at least: fixture `nodes_restored`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from es4ps_testkit import multinode
 from es4ps_testkit.multinode import NAMESPACE, authenticates, dc_address, placement, uncordon
 from es4ps_testkit.registration import GOOD_PASSWORD
 
-pytestmark = [pytest.mark.e2e, pytest.mark.multinode, pytest.mark.timeout(1800)]
+# nodes_restored: a test that fails with a node lost or cordoned leaves every node back for the next
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.multinode,
+    pytest.mark.timeout(1800),
+    pytest.mark.usefixtures("nodes_restored"),
+]
 NODES = {"node1", "node2", "node3"}
 
 
@@ -250,8 +257,8 @@ def test_a_dc_whose_node_never_returns_joins_again_on_another_node(domain):
     kube.kubectl("delete", "node", gone)
     kube.kubectl("delete", "pvc", "data-acme-dc1-0", "-n", NAMESPACE, "--wait=false")
     kube.kubectl("delete", "pod", multinode.dc_pod(1), "-n", NAMESPACE, "--force", "--grace-period=0", check=False)
-    kube.eventually(
-        lambda: multinode.node_of(kube, multinode.dc_pod(1)) == spare,
+    kube.eventually(  # the StatefulSet makes the Pod again a moment after the delete
+        lambda: multinode.placed_on(kube, multinode.dc_pod(1)) == spare,
         timeout=300,
         interval=3,
         message=f"dc1 placed on {spare}, the node without a DC",

@@ -21,7 +21,12 @@ one rule, tagged with a comment, admits what stays on the nodes' bridge.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 from .node import DNS_ADDRESS, NETNS_DIR, Node
 
@@ -32,6 +37,7 @@ PREFIX_LENGTH = 24
 NETNS_PREFIX = "es4ps-"
 FORWARD_RULE = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", "es4ps nodes", "-j", "ACCEPT"]
 MAX_NODES = 9
+SYS_NET = Path("/sys/class/net")  # this machine's links (sysfs of its own network namespace)
 
 
 def node_address(index: int) -> str:
@@ -92,15 +98,79 @@ def add_node(node: Node, others: list[Node]) -> None:
     _run("ip", "route", "replace", node.pod_cidr, "via", node.ip)
 
 
-def remove_node(node: Node) -> None:
-    """The node's namespace: its link, addresses, iptables and ipsets go with it.
+def _namespace_of(netns: Path) -> tuple[int, int] | None:
+    """The network namespace mounted at `netns` as (device, inode) of nsfs; None if there is none."""
+    try:
+        found = netns.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _is(path: Path, namespace: tuple[int, int]) -> bool:
+    """Whether `path` (a process's ns/net, an open descriptor) is the namespace `namespace`."""
+    try:
+        found = path.stat()
+    except OSError:  # the process ended meanwhile, or the descriptor closed
+        return False
+    return (found.st_dev, found.st_ino) == namespace
+
+
+def _processes() -> list[Path]:
+    return [proc for proc in Path("/proc").iterdir() if proc.name.isdigit()]
+
+
+def kill_processes(node: Node, timeout_s: float = 30) -> None:
+    """SIGKILL every process still in the node's network namespace, as a power cut stops everything on a machine.
+
+    Beyond the Pods (their cgroups) and the node's own components: whatever else one of them started there
+    (a runc or CNI plugin its killed parent left running, an `ip netns exec` helper). One such process keeps the
+    namespace alive after `ip netns delete`, and with it the node's link on the bridge (`holders` says so).
+    """
+    assert node.netns_path, node.name
+    namespace = _namespace_of(node.netns_path)
+    deadline = time.monotonic() + timeout_s
+    while namespace and time.monotonic() < deadline:
+        inside = [int(proc.name) for proc in _processes() if _is(proc / "ns" / "net", namespace)]
+        if not inside:
+            return
+        for pid in inside:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def holders(namespace: tuple[int, int]) -> list[str]:
+    """What keeps a network namespace alive once `ip netns delete` removed its file: a process in it or holding it
+    open. (Not a mount of it in another mount namespace: removing the file unmounts those too.)"""
+    found = []
+    for proc in _processes():
+        with contextlib.suppress(OSError):  # the process ended meanwhile
+            what = f"process {proc.name} ({(proc / 'comm').read_text().strip()})"
+            if _is(proc / "ns" / "net", namespace):
+                found.append(f"{what} runs in it")
+            elif any(_is(fd, namespace) for fd in (proc / "fd").iterdir()):
+                found.append(f"{what} holds it open")
+    return found
+
+
+def _delete_namespace(netns: Path) -> list[str]:
+    """`ip netns delete`; then what still holds the namespace (nothing, normally)."""
+    namespace = _namespace_of(netns)
+    _run("ip", "netns", "delete", netns.name, check=False)
+    return [f"{netns.name}'s network namespace: {held}" for held in holders(namespace)] if namespace else []
+
+
+def remove_node(node: Node) -> list[str]:
+    """The node's namespace: its link, addresses, iptables and ipsets go with it. Returns what still holds the
+    namespace (nothing, unless something outside the node keeps it).
 
     The routes to its Pods stay (on this machine and the other nodes): traffic for them finds no one on the
     bridge, and never takes this machine's default route off the machine.
     """
-    if node.netns and (NETNS_DIR / node.netns).exists():
-        _run("ip", "netns", "delete", node.netns, check=False)
+    held = _delete_namespace(node.netns_path) if node.netns_path else []
     _run("ip", "link", "delete", _veth(node), check=False)
+    return held
 
 
 def route_services(service_cidr: str, via: Node | None) -> None:
@@ -111,21 +181,32 @@ def route_services(service_cidr: str, via: Node | None) -> None:
         _run("ip", "route", "replace", service_cidr, "via", via.ip)
 
 
-def remove_all() -> None:
-    """Every node namespace of ours, the bridge (and the routes through it), the FORWARD rule."""
+def _links() -> list[str]:
+    """This machine's links of ours: the bridge and the nodes' links on it."""
+    return sorted(path.name for path in SYS_NET.glob(f"{NETNS_PREFIX}*"))
+
+
+def remove_all() -> list[str]:
+    """Every node namespace of ours, the nodes' links, the bridge (and the routes through it), the FORWARD rule.
+
+    Deleting a node's link deletes its pair inside the namespace too, even in a namespace something still holds;
+    returns what holds one (nothing, unless something outside the nodes keeps it).
+    """
+    held = []
     for netns in sorted(NETNS_DIR.glob(f"{NETNS_PREFIX}*")) if NETNS_DIR.exists() else []:
-        _run("ip", "netns", "delete", netns.name, check=False)
-    _run("ip", "link", "delete", BRIDGE, check=False)
+        held += _delete_namespace(netns)
+    for link in _links():
+        _run("ip", "link", "delete", link, check=False)
     while _run("iptables", "-C", *FORWARD_RULE, check=False).returncode == 0:
         _run("iptables", "-D", *FORWARD_RULE)
+    return held
 
 
 def leftovers() -> list[str]:
     """What `remove_all` removes, if any of it is still there (for `cluster-down`'s check and the tests)."""
     namespaces = sorted(NETNS_DIR.glob(f"{NETNS_PREFIX}*")) if NETNS_DIR.exists() else []
     found = [f"network namespace {netns.name}" for netns in namespaces]
-    if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-        found.append(f"bridge {BRIDGE}")
+    found += [f"bridge {link}" if link == BRIDGE else f"link {link}" for link in _links()]
     if _run("iptables", "-C", *FORWARD_RULE, check=False).returncode == 0:
         found.append("iptables FORWARD rule 'es4ps nodes'")
     return found

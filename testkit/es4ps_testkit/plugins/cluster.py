@@ -1,5 +1,6 @@
 """Fixtures of the local Kubernetes cluster: `cluster` (KWOK nodes), `real_cluster` (a real node),
-`multi_cluster` (three real nodes, each in a network namespace of its own), fresh namespaces.
+`multi_cluster` (three real nodes, each in a network namespace of its own), fresh namespaces, and
+`nodes_restored` (every node back after a test that loses or drains one).
 
 Each reuses a running cluster of its mode (`make cluster [NODE=real | NODES=3]`);
 otherwise it starts one with es4ps_localcluster, the same code, switching
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from es4ps_localcluster import Cluster, ClusterError
@@ -91,6 +93,18 @@ def real_cluster(_cluster_session) -> KubeCluster:
 def multi_cluster(_cluster_session) -> KubeCluster:
     """The local cluster with three real nodes (node1..node3), each in a network namespace of its own."""
     return _cluster_session.ensure("multi", MULTI_NODES)
+
+
+@pytest.fixture
+def nodes_restored(multi_cluster, local_cluster) -> Iterator[None]:
+    """After the test, however it ended, every node of the multi-node cluster runs and takes Pods: a lost node is
+    brought back, a cordoned one uncordoned (a failed test must not leave the next one a node short)."""
+    yield
+    for name in local_cluster.lost_nodes():
+        local_cluster.bring_back_node(name)
+    for node in multi_cluster.get("nodes")["items"]:
+        if node["spec"].get("unschedulable"):
+            multi_cluster.kubectl("uncordon", node["metadata"]["name"])
 
 
 def _fresh_namespace(kube: KubeCluster):

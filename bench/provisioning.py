@@ -27,7 +27,12 @@ the worker's add (`limit_worker_dc_cpu_ms`) and in the pipeline
 (`pipeline_dc_cpu_ms`); the worker's CPU (`pipeline_worker_cpu_ms`), the
 broker's (`pipeline_broker_cpu_ms`) and the publishing client's
 (`pipeline_client_cpu_ms`); `pipeline_dc_busy` is the share of the
-pipeline's wall time the DC spent on CPU (1: the DC never waited).
+pipeline's wall time the DC spent on CPU (1: the DC never waited). The DC's
+time waiting for a CPU while it had work (the scheduler's run delay, per
+account) in the worker's limit and in the pipeline (`limit_worker_dc_wait_ms`,
+`pipeline_dc_wait_ms`): on a machine of two cores, what the pipeline's
+other processes (the worker, the broker, the publishing client) take from
+the DC shows here, not as a DC without requests.
 
 The DC checks its replication topology as the product's does
 (es4ps_samba.dc.smbconf.REPLICATION_CHECKS: every minute), not every 15 s as
@@ -62,7 +67,7 @@ from es4ps_samba.samdb import open_remote_samdb
 from es4ps_samba.worker.binding import Binding, binding_key
 from es4ps_samba.worker.records import account_record, encode_password
 from es4ps_testkit.ca import ThrowawayCA
-from es4ps_testkit.cpu import cpu_seconds
+from es4ps_testkit.cpu import cpu_seconds, cpu_wait_seconds
 from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC
 from es4ps_testkit.tasks import TaskClient, binding, create_task, pipeline
@@ -132,8 +137,10 @@ def naive_rate(dc: SambaDC, prefix: str, n: int) -> float:
 
 
 def measured(groups: dict[str, list[int]], n: int, action):
-    """`action()`'s result and the CPU milliseconds per account of each group (and of this process, `client`)."""
+    """`action()`'s result and the CPU milliseconds per account of each group (and of this process, `client`), with
+    the DC's milliseconds waiting for a CPU (`dc_wait`)."""
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    waited = cpu_wait_seconds(groups["dc"])
     own = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     value = action()
@@ -142,6 +149,7 @@ def measured(groups: dict[str, list[int]], n: int, action):
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu["client"] = (after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) * 1000 / n
     cpu["wall"] = wall_ms / n
+    cpu["dc_wait"] = (cpu_wait_seconds(groups["dc"]) - waited) * 1000 / n
     return value, cpu
 
 
@@ -166,6 +174,8 @@ def one_run(run: int, n: int, dc, client, groups, sealing_key_file: str) -> dict
         "pipeline_broker_cpu_ms": pipe["broker"],
         "pipeline_client_cpu_ms": pipe["client"],
         "pipeline_dc_busy": pipe["dc"] / pipe["wall"],
+        "limit_worker_dc_wait_ms": delegated["dc_wait"],
+        "pipeline_dc_wait_ms": pipe["dc_wait"],
     }
 
 

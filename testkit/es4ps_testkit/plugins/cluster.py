@@ -56,10 +56,11 @@ class _ClusterSession:
                 if self.local.running():
                     print(f"\nswitching the local cluster from NODE={self.local.mode} to NODE={mode}", file=sys.stderr)
                     self.local.down()
+                # before up(): a start that fails half-way leaves processes only the session's end stops
+                self.started = True
                 self.local.up(node=mode, nodes=nodes)
             except ClusterError as exc:
                 pytest.fail(f"the local cluster (NODE={mode}) could not start: {exc}", pytrace=False)
-            self.started = True
         return KubeCluster(self.local.kubeconfig)
 
 

@@ -143,6 +143,27 @@ def authenticates(kube: KubeCluster, index: int, username: str, directory: Path,
     return bound and kerberos_login(address, domain_realm, username, password)
 
 
+# Run in a DC's `dc` container with its own settings (es4ps_samba.dc.config) as `config`.
+_IN_DC = "import json, os, sys\nfrom es4ps_samba.dc.config import DCConfig\nconfig = DCConfig.from_env(os.environ)\n"
+
+
+def _python_in_dc(kube: KubeCluster, index: int, script: str, *args: str, stdin: str | None = None) -> str:
+    argv = ["exec", "-i", dc_pod(index), "-n", NAMESPACE, "-c", "dc", "--", "python3", "-c", _IN_DC + script, *args]
+    return kube.kubectl(*argv, input=stdin).stdout
+
+
+def create_account_on(kube: KubeCluster, index: int, username: str, password: str = GOOD_PASSWORD) -> None:
+    """An account written into DC `index`'s own database alone: the other DCs get it only by pulling from it."""
+    script = "from es4ps_samba.samdb import open_samdb_at\nopen_samdb_at(config.data_dir).newuser(sys.argv[1], input())"
+    _python_in_dc(kube, index, script, username, stdin=password + "\n")
+
+
+def inbound_replication(kube: KubeCluster, index: int) -> list[dict]:
+    """DC `index`'s inbound replication links (`repsFrom`) as `samba-tool drs showrepl --json` on it lists them."""
+    script = "from es4ps_samba.dc.health import showrepl\nprint(json.dumps(showrepl(config)['repsFrom']))"
+    return json.loads(_python_in_dc(kube, index, script).strip().splitlines()[-1])
+
+
 def domain_controllers_in_dns(nameserver: str, domain_realm: str) -> dict[str, list[str]]:
     """What a client asking the domain's DNS at `nameserver` finds, as an AD client locates DCs: the targets of
     `_ldap._tcp.dc._msdcs.<realm>` and the addresses of each."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 
 import pytest
 from es4ps_testkit import multinode
@@ -274,6 +275,32 @@ def test_a_dc_whose_node_never_returns_joins_again_on_another_node(domain):
         )
     assert dc_address(kube, 1) == next(
         a["address"] for a in kube.get("node", spare)["status"]["addresses"] if a["type"] == "InternalIP"
+    )
+
+    # dc0 pulls from the DC that joined again under its name (new NTDS Settings, new key): an account written on
+    # dc1 alone reaches dc0, and every inbound link of dc0 from dc1 has succeeded. (dc0's samba first drops its
+    # tickets for dc1's former key: es4ps_samba.dc.peers; without that every pull fails for 10 hours.)
+    def from_dc1() -> list[dict]:
+        links = multinode.inbound_replication(kube, 0)
+        return [link for link in links if (link.get("DSA") or "").lower().endswith("\\dc1")]
+
+    written_on_dc1 = f"ondc1{uuid.uuid4().hex[:6]}"
+    multinode.create_account_on(kube, 1, written_on_dc1)
+    kube.eventually(
+        lambda: authenticates(kube, 0, written_on_dc1, domain.directory),
+        timeout=300,
+        interval=5,
+        message=lambda: f"{written_on_dc1}, written on dc1, authenticating on dc0 (dc0 pulls: {from_dc1()})",
+    )
+
+    kube.eventually(
+        lambda: (
+            (links := from_dc1())
+            and all(link["consecutive failures"] == 0 and link["last success"] != "NTTIME(0)" for link in links)
+        ),
+        timeout=300,
+        interval=5,
+        message=lambda: f"dc0's inbound links from dc1 succeeding: {from_dc1()}",
     )
 
     local.bring_back_node(gone)  # the repaired machine registers again under its name

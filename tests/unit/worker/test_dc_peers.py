@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from es4ps_samba.dc.peers import DomainController, address_template_for, rejoined, stale_addresses
+from es4ps_samba.dc.peers import DomainController, address_template_for, replaced_since, stale_addresses
 
 TEMPLATE = "acme-dc{index}.acme.svc.cluster.local"
 
@@ -34,8 +34,10 @@ def test_only_records_that_are_not_just_the_current_address_are_rewritten():
     assert stale_addresses(controllers, current) == {"dc0": "10.0.0.13", "dc2": "10.0.0.9", "dc3": "10.0.0.20"}
 
 
-def test_a_dc_that_joined_again_is_told_apart_from_a_new_one():
-    at_start = {"dc0": "g0", "dc1": "g1"}
-    now = [DomainController("dc0", "g0", ()), DomainController("dc1", "g1-new", ()), DomainController("dc2", "g2", ())]
-    assert rejoined(at_start, now) == ["dc1"]  # dc2 is new: samba holds no ticket for it
-    assert rejoined({}, now) == []
+def test_a_dc_whose_former_self_was_removed_since_samba_started_is_told_apart():
+    """dc0's samba started at 100; dc1 joined later, lost its volume, removed its former self at 250 and joined
+    again: samba may hold tickets for dc1's former key. dc2's former self went before samba started (no ticket)."""
+    removed = [("dc1", 250.0), ("dc2", 50.0), ("dc3", 300.0)]  # dc3 removed and not back (replicas lowered)
+    assert replaced_since(100.0, ["dc1", "dc2"], removed) == ["dc1"]
+    assert replaced_since(260.0, ["dc1", "dc2"], removed) == []  # samba restarted since: no ticket of before
+    assert replaced_since(100.0, ["dc1"], []) == []

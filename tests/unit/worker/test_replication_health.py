@@ -74,7 +74,7 @@ def test_the_metrics_are_prometheus_text_a_parser_reads_back():
     from prometheus_client.parser import text_string_to_metric_families
 
     report = HealthReport(healthy=False, checked_at=1700000000.5, managed_accounts=42)
-    report.links = [Link("inbound", 'Default-First-Site-Name\\DC1 "x"', "guid", "DC=ad,DC=acme", 3, "refused")]
+    report.links = [Link("inbound", 'Default-First-Site-Name\\DC1 "x"', "DC=ad,DC=acme", 3, "refused")]
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(report.metrics().decode())

@@ -48,7 +48,6 @@ RECHECK_WHILE_FAILING_S = 15.0
 class Link:
     direction: str  # inbound (repsFrom) or outbound (repsTo)
     partner: str  # the other DC, e.g. Default-First-Site-Name\DC1
-    partner_guid: str  # its NTDS Settings object's GUID
     naming_context: str
     failures: int
     message: str
@@ -73,7 +72,6 @@ def replication_links(showrepl: dict[str, Any]) -> tuple[list[Link], list[Link]]
             link = Link(
                 direction,
                 rep.get("DSA") or rep.get("NTDS DN", "?"),
-                str(rep.get("DSA objectGUID", "")),
                 rep.get("NC dn", "?"),
                 int(rep.get("consecutive failures", 0)),
                 str(rep.get("last attempt message", "")),
@@ -245,10 +243,9 @@ class HealthMonitor:
             report.healthy = not report.failing
         except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
             report.error = f"replication status unknown: {exc}"
-        failing_partners = {link.partner_guid for link in report.failing if link.direction == "inbound"}
         try:
             with self._lock:
-                self.restart_reason = self.peers.check(failing_partners) or self.restart_reason
+                self.restart_reason = self.peers.check() or self.restart_reason
         except Exception as exc:  # the DC may be starting; the next check tries again
             logger.warning("checking the other DCs' addresses and identities failed: %s", exc)
         try:

@@ -15,9 +15,13 @@ differs; the change then replicates like any other.
 **Their identity.** A DC that joined again under its name (its volume was
 lost) has a new machine key. Samba keeps the Kerberos tickets it got for the
 old key until they expire, 10 hours later, and every pull from that DC fails
-meanwhile (`WERR_GEN_FAILURE`: its RPC bind is refused). When another DC's
-NTDS Settings object is not the one it was when samba started, that DC is up,
-and pulling from it fails, samba is restarted once to drop those tickets.
+meanwhile (`WERR_GEN_FAILURE`: its RPC bind is refused). Before joining
+again, the DC removed its former self from the domain, which leaves a
+tombstone of its server object. So when a DC of the domain has a server
+tombstone of its own name deleted since this samba started (its former self
+may have been known to this samba, whenever it joined) and that DC is up
+(its join is done), samba is restarted once to drop those tickets, before a
+pull fails.
 
 **Whose they are.** A domain that joined an existing one holds DCs it did not
 make (of names outside its scheme) until they are demoted: they are never
@@ -29,8 +33,9 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..samdb import open_samdb_at
 from .config import DCConfig
@@ -82,9 +87,11 @@ def stale_addresses(controllers: Iterable[DomainController], current: Mapping[st
     }
 
 
-def rejoined(at_start: Mapping[str, str], controllers: Iterable[DomainController]) -> list[str]:
-    """The DCs whose NTDS Settings object is not the one this DC's samba knew when it started."""
-    return sorted(dc.name for dc in controllers if at_start.get(dc.name, dc.guid) != dc.guid)
+def replaced_since(started: float, names: Iterable[str], removed: Iterable[tuple[str, float]]) -> list[str]:
+    """The DCs (`names`) whose former self was removed from the domain after `started`; `removed`: (name, when)
+    of the domain's server tombstones."""
+    again = {name for name, when in removed if when >= started}
+    return sorted(name for name in names if name in again)
 
 
 def resolve(dns_name: str) -> str | None:
@@ -125,6 +132,20 @@ class Directory:
             found.append(DomainController(name, guid, addresses))
         return found
 
+    def removed_servers(self) -> list[tuple[str, float]]:
+        """(name, when) of each DC removed from the domain whose tombstone is kept (180 days)."""
+        import ldb
+
+        found = self.samdb.search(
+            base=self.samdb.get_config_basedn(),
+            scope=ldb.SCOPE_SUBTREE,
+            expression="(&(objectClass=server)(isDeleted=TRUE))",
+            attrs=["name", "whenChanged"],
+            controls=["show_deleted:1"],
+        )
+        # a tombstone's name is "<name>\nDEL:<guid>"; whenChanged is when the deletion reached this DC
+        return [(str(m["name"][0]).split("\n")[0].lower(), ldb.string_to_time(str(m["whenChanged"][0]))) for m in found]
+
     def set_address(self, name: str, address: str) -> None:
         """`name`'s A records become `address`; its other records stay."""
         import ldb
@@ -147,16 +168,13 @@ class PeerCheck:
     """One DC's view of the others; `check` runs with each health check, in the health thread."""
 
     config: DCConfig
-    at_start: dict[str, str] | None = None  # name -> NTDS Settings GUID when samba (re)started
+    started: float = field(default_factory=time.time)  # when samba (re)started, about
 
     def samba_started(self) -> None:
-        self.at_start = None  # the next check records what this samba knows
+        self.started = time.time()
 
-    def check(self, failing_partners: set[str]) -> str | None:
-        """Fix the zone's addresses; returns why samba must restart, or None.
-
-        `failing_partners`: GUIDs of the DCs this DC fails to pull from.
-        """
+    def check(self) -> str | None:
+        """Fix the zone's addresses; returns why samba must restart, or None."""
         directory = Directory(self.config)
         controllers = directory.domain_controllers()
         current = {}
@@ -168,15 +186,9 @@ class PeerCheck:
         for name, address in stale_addresses(controllers, current).items():
             directory.set_address(name, address)
             print(f"es4ps-samba-dc: {name}.{directory.dns_domain} now points at {address} (it moved)", flush=True)
-        if self.at_start is None:
-            self.at_start = {dc.name: dc.guid for dc in controllers}
-            return None
-        by_name = {dc.name: dc for dc in controllers}
-        stale = [
-            name
-            for name in rejoined(self.at_start, controllers)
-            if by_name[name].guid in failing_partners and current.get(name) and _answers(current[name])
-        ]
+        others = [dc.name for dc in controllers if dc.name != self.config.hostname]
+        again = replaced_since(self.started, others, directory.removed_servers())
+        stale = [name for name in again if current.get(name) and _answers(current[name])]
         if not stale:
             return None
         return (

@@ -26,6 +26,7 @@ from es4ps_contract.events import Outcome
 from es4ps_contract.tasks import EnableUser
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import wait_until
+from es4ps_samba.dc.config import MARKER_NAME
 from es4ps_samba.dc.lifecycle import FSMO_ROLES, roles_held_by
 from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.legacy import LegacyDC, LegacyPerson, move_legacy_accounts
@@ -308,7 +309,8 @@ def _the_old_dc_is_demoted(legacy, ours, tmp_path) -> None:
     assert password_authenticates(ours, "late.one", "Late-Pass-4"), "leave did not pull the old DC's last change"
     legacy.stop()
     with step("remove"):
-        lifecycle_step("remove", steps, ours.address, tmp_path)
+        # In dc0's container, as the runbook runs it: ES4PS_DATA_DIR there is dc0's own volume, which stays a DC.
+        lifecycle_step("remove", {**steps, "ES4PS_DATA_DIR": str(ours.data_dir)}, ours.address, tmp_path)
     servers = {
         str(m["cn"][0]).lower()
         for m in ours.samdb().search(ours.samdb().get_config_basedn(), expression="(objectClass=server)")
@@ -317,6 +319,7 @@ def _the_old_dc_is_demoted(legacy, ours, tmp_path) -> None:
     for person in PEOPLE:
         assert password_authenticates(ours, person.username, person.password) is person.verified, person.username
 
+    assert (ours.data_dir / MARKER_NAME).exists(), "remove retired the volume of the DC that stays"
     # The domain is ours now: dc0 writes the domain-wide settings at its next start (the same settings).
     ours.stop()
     ours.join = None  # the old DC is gone: dc0 resolves through its own DNS (as in its Pod), registers nowhere else

@@ -47,7 +47,7 @@ VARIABLES = (
     Variable("ES4PS_JOIN_SERVER", "the DC that stays (it takes the roles and the last changes)"),
     Variable("ES4PS_LEAVING_DC", "the leaving DC's name, e.g. dc2 (leave, remove)", ""),
     Variable("ES4PS_LEAVING_SERVER", "the leaving DC's address (remove)", ""),
-    Variable("ES4PS_DATA_DIR", "the leaving DC's volume, when mounted (remove marks it)", ""),
+    Variable("ES4PS_DATA_DIR", "the leaving DC's volume, when mounted (remove marks it if it holds that DC)", ""),
     Variable("ES4PS_GONE_TIMEOUT_SECONDS", "how long remove waits for the leaving DC to stop answering", "600"),
 )
 
@@ -220,7 +220,23 @@ def remove(config: LeaveConfig) -> None:
     else:
         _log(f"the domain no longer names {config.leaving_dc}")
     if config.data_dir is not None:
-        marker = config.data_dir / MARKER_NAME
-        if marker.exists():
-            marker.rename(config.data_dir / RETIRED_MARKER_NAME)
-            _log(f"{config.data_dir} no longer holds a DC of the domain: a DC started on it joins afresh")
+        retire_volume(config.data_dir, config.leaving_dc)
+
+
+def retire_volume(data_dir: Path, leaving_dc: str) -> bool:
+    """Mark the leaving DC's volume so a DC started on it joins afresh; True when it was marked.
+
+    Only a volume whose marker names the leaving DC: the runbook runs `remove` inside the remaining DC's
+    container, whose ES4PS_DATA_DIR is its own volume, and retiring that marker would make the remaining DC
+    wipe its database at its next start.
+    """
+    marker = data_dir / MARKER_NAME
+    if not marker.exists():
+        return False
+    fields = marker.read_text().split()  # role realm hostname
+    if len(fields) >= 3 and fields[2].lower() != leaving_dc.lower():
+        _log(f"{data_dir} holds {fields[2]}, not {leaving_dc}: left as it is")
+        return False
+    marker.rename(data_dir / RETIRED_MARKER_NAME)
+    _log(f"{data_dir} no longer holds a DC of the domain: a DC started on it joins afresh")
+    return True

@@ -22,7 +22,7 @@ def operator_mail_env(**portal_spec) -> dict[str, str]:
     domain = make_domain(portal={"host": "accounts.acme.example", **portal_spec})
     return {
         variable["name"]: variable["value"]
-        for variable in portal_environment(domain, config)
+        for variable in portal_environment(domain, config, [0])
         if variable["name"].startswith(("ES4PS_EMAIL", "ES4PS_SMTP", "ES4PS_MAIL"))
     }
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import ldb
@@ -32,10 +31,9 @@ from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.legacy import LegacyDC, LegacyPerson, move_legacy_accounts
 from es4ps_testkit.legacy import migration_step as step
 from es4ps_testkit.plugins.services import started
-from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import SambaDC, claim_loopback_address, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
-from es4ps_testkit.worker import ContractKeys, DirectoryWorker
+from es4ps_testkit.worker import DirectoryWorker
 
 pytestmark = pytest.mark.services
 
@@ -59,19 +57,6 @@ def legacy(tmp_path_factory) -> LegacyDC:
         pytest.fail(f"the legacy DC did not come up: {exc}", pytrace=False)
     yield dc
     dc.close()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, test_ca) -> Iterator[RabbitMQ]:
-    """A broker of its own: the session's may have the session DC's worker on the same queue."""
-    server = started(RabbitMQ(tmp_path_factory.mktemp("migration-rabbitmq"), test_ca))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory) -> ContractKeys:
-    return ContractKeys(tmp_path_factory.mktemp("migration-keys"))
 
 
 def join_check(legacy: LegacyDC, tmp_path: Path, **changes: str) -> tuple[int, dict]:
@@ -194,7 +179,7 @@ CROSS_REF = ",CN=Partitions,CN=Configuration,DC=dom,DC=legacy,DC=test"
 
 
 def test_a_dc_joins_the_existing_domain_changes_only_what_it_says_and_the_old_dc_is_demoted(
-    legacy, tmp_path, test_ca, broker, keys
+    legacy, tmp_path, test_ca, own_broker, own_keys
 ):
     before, settings_before = _objects(legacy), _domain_settings(legacy)
     ours = SambaDC(
@@ -218,9 +203,9 @@ def test_a_dc_joins_the_existing_domain_changes_only_what_it_says_and_the_old_dc
     try:
         _joined_with_the_old_passwords_and_nothing_else_changed(legacy, ours, before, settings_before)
         # The worker beside our DC, as in dc0's Pod: registrations go on during the migration.
-        env = {**broker.worker_env, **keys.worker_env, **keys.result_env(DirectoryWorker.DEFAULT_NAME)}
+        env = {**own_broker.worker_env, **own_keys.worker_env, **own_keys.result_env(DirectoryWorker.DEFAULT_NAME)}
         worker = started(DirectoryWorker(tmp_path / "worker", {**env, **ours.worker_env}))
-        client = TaskClient({**broker.portal_env, **keys.portal_env})
+        client = TaskClient({**own_broker.portal_env, **own_keys.portal_env})
         try:
             with step("a registration through our DC's worker signs in on both DCs"):
                 during = _registered(client, "new.during")

@@ -26,10 +26,9 @@ from es4ps_testkit.outside_ad import DELEGATED_OU as MANAGED
 from es4ps_testkit.outside_ad import PEOPLE_OU as PEOPLE
 from es4ps_testkit.outside_ad import SERVICE_ACCOUNT, SERVICE_PASSWORD
 from es4ps_testkit.plugins.services import started
-from es4ps_testkit.rabbitmq import RabbitMQ
 from es4ps_testkit.samba import find_account, ldap_session, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
-from es4ps_testkit.worker import ContractKeys, DirectoryWorker
+from es4ps_testkit.worker import DirectoryWorker
 from ldap3 import MODIFY_ADD, MODIFY_DELETE
 from samba.dcerpc import drsblobs
 from samba.dsdb import UF_ACCOUNTDISABLE
@@ -54,27 +53,16 @@ def write_secret(path, text: str) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, test_ca) -> Iterator[RabbitMQ]:
-    """A broker of its own: the session's has the in-cluster tests' worker on the same queue."""
-    server = started(RabbitMQ(tmp_path_factory.mktemp("external-rabbitmq"), test_ca))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory) -> ContractKeys:
-    return ContractKeys(tmp_path_factory.mktemp("external-keys"))
-
-
-def external_env(outside_ad, broker, keys, tmp_path_factory, account=SERVICE_ACCOUNT, password=SERVICE_PASSWORD):
+def external_env(
+    outside_ad, own_broker, own_keys, tmp_path_factory, account=SERVICE_ACCOUNT, password=SERVICE_PASSWORD
+):
     """What the operator gives the external worker: the directory's URL, CA, account, OU; a state volume."""
     secrets = tmp_path_factory.mktemp("external-secrets")
     (secrets / "state").mkdir(mode=0o700)  # the worker's own volume, mounted there in its Pod
     return {
-        **broker.worker_env,
-        **keys.worker_env,
-        **keys.result_env(DirectoryWorker.DEFAULT_NAME),
+        **own_broker.worker_env,
+        **own_keys.worker_env,
+        **own_keys.result_env(DirectoryWorker.DEFAULT_NAME),
         "ES4PS_LDAP_URL": outside_ad.ldaps_url,
         "ES4PS_LDAP_CA_FILE": str(outside_ad.ca_file),
         "ES4PS_REALM": outside_ad.realm,
@@ -89,16 +77,16 @@ def external_env(outside_ad, broker, keys, tmp_path_factory, account=SERVICE_ACC
 
 
 @pytest.fixture(scope="module")
-def external_worker(outside_ad, broker, keys, tmp_path_factory) -> Iterator[DirectoryWorker]:
-    env = external_env(outside_ad, broker, keys, tmp_path_factory)
+def external_worker(outside_ad, own_broker, own_keys, tmp_path_factory) -> Iterator[DirectoryWorker]:
+    env = external_env(outside_ad, own_broker, own_keys, tmp_path_factory)
     worker = started(DirectoryWorker(tmp_path_factory.mktemp("external-worker"), env, wrap=outside_ad.with_hosts))
     yield worker
     worker.stop()
 
 
 @pytest.fixture(scope="module")
-def client(broker, keys, external_worker) -> Iterator[TaskClient]:
-    task_client = TaskClient({**broker.portal_env, **keys.portal_env})
+def client(own_broker, own_keys, external_worker) -> Iterator[TaskClient]:
+    task_client = TaskClient({**own_broker.portal_env, **own_keys.portal_env})
     yield task_client
     task_client.close()
 
@@ -250,8 +238,8 @@ def test_the_delegated_account_is_refused_outside_its_ou(outside_ad, username):
     assert password_authenticates(outside_ad, username, "Staff-Passw0rd!1")
 
 
-def test_the_worker_refuses_to_run_with_domain_admin_rights(outside_ad, broker, keys, tmp_path_factory):
-    env = external_env(outside_ad, broker, keys, tmp_path_factory, "Administrator", outside_ad.admin_password)
+def test_the_worker_refuses_to_run_with_domain_admin_rights(outside_ad, own_broker, own_keys, tmp_path_factory):
+    env = external_env(outside_ad, own_broker, own_keys, tmp_path_factory, "Administrator", outside_ad.admin_password)
     worker = DirectoryWorker(tmp_path_factory.mktemp("admin-worker"), env, wrap=outside_ad.with_hosts)
 
     assert worker.run_to_exit() == 3
@@ -262,19 +250,19 @@ def test_the_worker_refuses_to_run_with_domain_admin_rights(outside_ad, broker, 
     assert "ready." not in log
 
 
-def test_the_worker_refuses_an_account_added_to_a_privileged_group(outside_ad, broker, keys, tmp_path_factory):
+def test_the_worker_refuses_an_account_added_to_a_privileged_group(outside_ad, own_broker, own_keys, tmp_path_factory):
     name = "svc-overprivileged"
     outside_ad.add_user(name, SERVICE_PASSWORD)
     outside_ad.samdb().add_remove_group_members("Account Operators", [name])
-    env = external_env(outside_ad, broker, keys, tmp_path_factory, name)
+    env = external_env(outside_ad, own_broker, own_keys, tmp_path_factory, name)
     worker = DirectoryWorker(tmp_path_factory.mktemp("operator-worker"), env, wrap=outside_ad.with_hosts)
 
     assert worker.run_to_exit() == 3
     assert "holds Account Operators" in worker.log.read_text()
 
 
-def test_the_worker_refuses_credentials_the_directory_rejects(outside_ad, broker, keys, tmp_path_factory):
-    env = external_env(outside_ad, broker, keys, tmp_path_factory, password="Not-The-Passw0rd!")
+def test_the_worker_refuses_credentials_the_directory_rejects(outside_ad, own_broker, own_keys, tmp_path_factory):
+    env = external_env(outside_ad, own_broker, own_keys, tmp_path_factory, password="Not-The-Passw0rd!")
     worker = DirectoryWorker(tmp_path_factory.mktemp("wrong-worker"), env, wrap=outside_ad.with_hosts)
 
     assert worker.run_to_exit() == 3
@@ -316,10 +304,10 @@ def writes_since(outside_ad, usn: int) -> dict[str, list[str]]:
     return changed
 
 
-def refusal(outside_ad, broker, keys, tmp_path_factory, **changes: str) -> str:
+def refusal(outside_ad, own_broker, own_keys, tmp_path_factory, **changes: str) -> str:
     """Run the worker with `changes` to what the operator gives it; its log, once it refused to start (exit 3)
     having written nothing to the directory."""
-    env = {**external_env(outside_ad, broker, keys, tmp_path_factory), **changes}
+    env = {**external_env(outside_ad, own_broker, own_keys, tmp_path_factory), **changes}
     worker = DirectoryWorker(tmp_path_factory.mktemp("refused-worker"), env, wrap=outside_ad.with_hosts)
     before = highest_usn(outside_ad)
     code = worker.run_to_exit(timeout_s=60)
@@ -331,44 +319,44 @@ def refusal(outside_ad, broker, keys, tmp_path_factory, **changes: str) -> str:
 
 
 def test_the_worker_refuses_a_directory_whose_certificate_the_ca_does_not_verify(
-    outside_ad, broker, keys, tmp_path_factory
+    outside_ad, own_broker, own_keys, tmp_path_factory
 ):
     """caSecretRef holds another CA than the one that issued the directory's certificate: a man in the middle
     would look the same, so the worker neither binds nor waits: it names the reason."""
     other = ThrowawayCA(tmp_path_factory.mktemp("other-ca"), name="Not the directory's CA")
-    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_LDAP_CA_FILE=str(other.ca_file))
+    log = refusal(outside_ad, own_broker, own_keys, tmp_path_factory, ES4PS_LDAP_CA_FILE=str(other.ca_file))
     assert f"refused (UntrustedCertificate: the certificate of the directory at {outside_ad.ldaps_url}" in log
     assert "unable to get local issuer certificate" in log
 
 
 def test_the_worker_refuses_a_directory_whose_certificate_names_another_host(
-    outside_ad, broker, keys, tmp_path_factory
+    outside_ad, own_broker, own_keys, tmp_path_factory
 ):
     # The short name resolves to the directory too, but its certificate names only the full one.
     url = f"ldaps://{outside_ad.hostname}:636"
-    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_LDAP_URL=url)
+    log = refusal(outside_ad, own_broker, own_keys, tmp_path_factory, ES4PS_LDAP_URL=url)
     assert f"refused (UntrustedCertificate: the certificate of the directory at {url}" in log
     assert "Hostname mismatch" in log
 
 
-def test_the_worker_refuses_a_ca_file_without_a_certificate(outside_ad, broker, keys, tmp_path_factory):
+def test_the_worker_refuses_a_ca_file_without_a_certificate(outside_ad, own_broker, own_keys, tmp_path_factory):
     bogus = tmp_path_factory.mktemp("bogus-ca") / "ca.crt"
     bogus.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
-    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_LDAP_CA_FILE=str(bogus))
+    log = refusal(outside_ad, own_broker, own_keys, tmp_path_factory, ES4PS_LDAP_CA_FILE=str(bogus))
     assert f"refused (InvalidCA: the CA file {bogus} holds no usable CA certificate" in log
 
 
-def test_the_worker_refuses_an_ou_the_directory_does_not_have(outside_ad, broker, keys, tmp_path_factory):
+def test_the_worker_refuses_an_ou_the_directory_does_not_have(outside_ad, own_broker, own_keys, tmp_path_factory):
     missing = f"OU=Nowhere,{PEOPLE}"
-    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_USERS_OU=missing)
+    log = refusal(outside_ad, own_broker, own_keys, tmp_path_factory, ES4PS_USERS_OU=missing)
     assert f"refused (OUNotFound: the OU {missing},{outside_ad.base_dn} (spec.directory.external.ou)" in log
     assert outside_ad.samdb().search(base=outside_ad.base_dn, expression="(ou=Nowhere)").count == 0
 
 
-def test_the_worker_refuses_an_ou_that_was_not_delegated_to_it(outside_ad, broker, keys, tmp_path_factory):
+def test_the_worker_refuses_an_ou_that_was_not_delegated_to_it(outside_ad, own_broker, own_keys, tmp_path_factory):
     undelegated = f"OU=Undelegated,{PEOPLE}"
     outside_ad.samdb().add({"dn": f"{undelegated},{outside_ad.base_dn}", "objectClass": "organizationalUnit"})
-    log = refusal(outside_ad, broker, keys, tmp_path_factory, ES4PS_USERS_OU=undelegated)
+    log = refusal(outside_ad, own_broker, own_keys, tmp_path_factory, ES4PS_USERS_OU=undelegated)
     assert "refused (NotDelegated: " in log
     assert f"the OU was not delegated to {SERVICE_ACCOUNT} (run es4ps-samba-dc delegate on it)" in log
 

@@ -129,6 +129,20 @@ def contract_keys(tmp_path_factory: pytest.TempPathFactory) -> ContractKeys:
     return ContractKeys(tmp_path_factory.mktemp("keys"))
 
 
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory, test_ca: ThrowawayCA) -> Iterator[RabbitMQ]:
+    """A broker of the module's own: the session's has the session DC's worker on the same queue."""
+    server = started(RabbitMQ(tmp_path_factory.mktemp("own-rabbitmq"), test_ca))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_keys(tmp_path_factory: pytest.TempPathFactory) -> ContractKeys:
+    """Contract keys of the module's own, for the workers beside `own_broker`."""
+    return ContractKeys(tmp_path_factory.mktemp("own-keys"))
+
+
 @pytest.fixture(scope="session")
 def portal_env(rabbitmq: RabbitMQ, samba_dc: SambaDC, contract_keys: ContractKeys) -> dict[str, str]:
     """The broker, directory and key variables of the portal."""

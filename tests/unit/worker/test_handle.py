@@ -25,7 +25,7 @@ from es4ps_samba.worker.applied import AppliedTasks
 from es4ps_samba.worker.config import WorkerConfig
 from es4ps_samba.worker.directory import SUPERSEDED
 from es4ps_samba.worker.errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
-from es4ps_samba.worker.handler import ProvisioningWorker
+from es4ps_samba.worker.handler import PEER_WAIT_RETRIES, ProvisioningWorker
 from es4ps_samba.worker.metrics import WorkerMetrics
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
@@ -39,8 +39,8 @@ class Retry(Exception):
 
 
 class FakeCeleryTask:
-    def __init__(self, task_id: str, retries: int = 0) -> None:
-        self.request = SimpleNamespace(id=task_id, retries=retries)
+    def __init__(self, task_id: str, retries: int = 0, redelivered: bool = False) -> None:
+        self.request = SimpleNamespace(id=task_id, retries=retries, delivery_info={"redelivered": redelivered})
         self.retried_with: dict | None = None
 
     def retry(self, **options):
@@ -139,13 +139,14 @@ def test_a_valid_task_reaches_the_directory_with_the_opened_password_and_is_repo
 
     worker.handle(FakeCeleryTask("id-1"), Operation.CREATE_USER, create_envelope(keys))
 
-    [(name, signed, password)] = directory.calls
-    assert (name, signed.task.username, signed.task.registration, signed.task_id, password) == (
+    [(name, signed, password, must_answer)] = directory.calls
+    assert (name, signed.task.username, signed.task.registration, signed.task_id, password, must_answer) == (
         "create_user",
         "ana",
         BOUND["registration"],
         "id-1",
         PASSWORD,
+        False,  # a first delivery: a DC that cannot be asked is left out
     )
     event = only_event(worker)
     assert (event.task_id, event.operation, event.username, event.outcome, event.worker) == (
@@ -155,6 +156,28 @@ def test_a_valid_task_reaches_the_directory_with_the_opened_password_and_is_repo
         Outcome.SUCCEEDED,
         "dc0",
     )
+
+
+@pytest.mark.parametrize(
+    ("retries", "redelivered", "must_answer"),
+    [
+        (0, False, False),  # a first delivery: no other worker can have applied it
+        (0, True, True),  # the broker delivers it again: another worker may have applied it
+        (1, False, True),  # a retry: an earlier delivery may have reached another worker
+        (PEER_WAIT_RETRIES - 1, True, True),
+        (PEER_WAIT_RETRIES, True, False),  # waited long enough: a DC gone for good blocks nothing
+    ],
+)
+def test_a_create_that_may_have_reached_another_worker_waits_a_while_for_every_dc_to_answer(
+    keys, make_worker, retries, redelivered, must_answer
+):
+    directory = FakeDirectory()
+    worker = make_worker(directory)
+
+    worker.handle(FakeCeleryTask("id-1", retries, redelivered), Operation.CREATE_USER, create_envelope(keys))
+
+    [(name, _signed, _password, asked)] = directory.calls
+    assert (name, asked) == ("create_user", must_answer)
 
 
 def test_a_bad_envelope_is_rejected_without_touching_the_directory(keys, make_worker):

@@ -82,6 +82,8 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
     applied = AppliedTasks(config.state_dir)
     worker_metrics = WorkerMetrics()
     directory.on_unauthentic = lambda _username: worker_metrics.unauthentic_bindings.inc()
+    if directory.peers is not None:
+        directory.peers.on_unasked = lambda dc: worker_metrics.creates_without_dc.labels(dc).inc()
     worker = ProvisioningWorker(app, config, directory, applied, worker_metrics)
     for operation in Operation:
         _register_task(app, worker, operation)

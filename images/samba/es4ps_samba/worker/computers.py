@@ -63,12 +63,13 @@ class Computers:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
 
-    def prestage(self, signed: SignedTask, password: str) -> str:
+    def prestage(self, signed: SignedTask, password: str, must_answer: bool = False) -> str:
         """Create the computer account, enabled, with its one-time join password and its binding, in one add.
 
         A redelivered task finds its own computer and writes nothing (the
         join may have replaced the password already); any other object of
-        that name is refused.
+        that name is refused. A name another DC holds waits until it has replicated
+        here, as an account's create does (`peers`).
         """
         task = signed.task
         directory = self.directory
@@ -84,6 +85,8 @@ class Computers:
                 "unicodePwd": encode_password(password),
                 BINDING_ATTRIBUTE: directory.line(task.computer_id, signed),
             }
+            if directory.peers is not None:
+                directory.peers.first_here(ou.samdb, task.username, must_answer, REASON_COMPUTER_NAME_TAKEN)
             try:
                 ou.samdb.add(record)
             except ldb.LdbError as exc:

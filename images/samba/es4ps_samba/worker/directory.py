@@ -68,6 +68,7 @@ from .errors import (
     refusal,
 )
 from .managed_ou import ManagedOU, child
+from .peers import Peers
 from .privilege import check_least_privilege
 from .records import account_record, encode_password
 
@@ -115,6 +116,8 @@ class Directory:
         self._pruned_at = 0.0
         # Called with each unauthentic line met (the worker counts them).
         self.on_unauthentic: Callable[[str], None] = lambda _username: None
+        # The other DCs a create asks first (`peers`); an outside directory's DCs run no worker of ours.
+        self.peers = None if ca_file else Peers(self.realm, self.netbios_name, account, password)
 
     def run(self, action: Callable[[ManagedOU], T]) -> T:
         """Run `action` on the connection; on a connection error reopen it and try once more."""
@@ -218,7 +221,7 @@ class Directory:
 
     # -- operations -------------------------------------------------------------------------
 
-    def create_user(self, signed: SignedTask, password: str) -> str:
+    def create_user(self, signed: SignedTask, password: str, must_answer: bool = False) -> str:
         """Create the account disabled, with its password and its binding, in one add. Returns what happened.
 
         One add carries everything (the fastest way and atomic: the account
@@ -229,7 +232,8 @@ class Directory:
         docstring); anything else is refused. Then what the policy gives: the
         uidNumber (it needs the RID, which exists only after the add) and the
         groups, so a redelivery finishes what a crash cut short, unless a
-        newer policy was applied since.
+        newer policy was applied since. A name another DC holds waits until it has
+        replicated here (`peers`; `must_answer`: the handler's).
         """
         task = signed.task
         unix = UnixAttributes.parse(task.unix) if task.unix else None
@@ -241,6 +245,8 @@ class Directory:
             dn = child(ou.samdb, ou.policy_container(task.ou), "CN", task.username)
             groups = ou.groups(task.groups)
             line = self.line(task.registration, signed)
+            if self.peers is not None:
+                self.peers.first_here(ou.samdb, task.username, must_answer, REASON_USERNAME_TAKEN)
             try:
                 ou.samdb.add(account_record(dn, task, self.realm, line, password))
             except ldb.LdbError as exc:

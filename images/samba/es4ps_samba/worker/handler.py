@@ -11,7 +11,9 @@
    account with rights on the managed OU only; the account (or computer) must
    belong to the task's registration (or computer record), and an older task
    never overwrites a newer one (`binding`); operations are idempotent, so a
-   redelivered task is harmless;
+   redelivered task is harmless; a create first asks the domain's other DCs
+   whether they hold its name (`peers`), so a create that reached two
+   workers makes one account;
 4. retry with backoff while the account is not there yet (replication), report
    *failed* when those retries run out or the directory refuses for good;
    while the directory is unavailable, retry until it answers (the task waits);
@@ -77,6 +79,9 @@ logger = logging.getLogger("es4ps.worker")
 # retries waits about 10 minutes in all (for replication or a DC restart) before reporting "failed".
 RETRY_BASE_S = 1
 RETRY_MAX_S = 60
+# How many retries a create that may have reached another worker before waits for a DC that cannot be asked
+# whether it holds the name (1 + 2 + ... + 60 + 60 s: about 3 minutes, a DC Pod's restart), then goes on (`peers`).
+PEER_WAIT_RETRIES = 8
 
 
 class ProvisioningWorker:
@@ -116,7 +121,7 @@ class ProvisioningWorker:
             self._report(event)
             return
         try:
-            done = self._apply(signed, password)
+            done = self._apply(signed, password, _must_ask_every_dc(celery_task))
         except (NotFoundYet, DirectoryUnavailable) as exc:
             error = "not_found_yet" if isinstance(exc, NotFoundYet) else "unavailable"
             self.metrics.directory_errors.labels(operation.value, error).inc()
@@ -165,11 +170,11 @@ class ProvisioningWorker:
             return None
         return unseal_password(self.config.sealing_key, sealed, task.username)
 
-    def _apply(self, signed: SignedTask, password: str | None) -> str | tuple[ComputerFacts, ...]:
+    def _apply(self, signed: SignedTask, password: str | None, must_answer: bool) -> str | tuple[ComputerFacts, ...]:
         directory, computers = self.directory, self.computers
         match signed.task:
             case CreateUser():
-                return directory.create_user(signed, password)
+                return directory.create_user(signed, password, must_answer)
             case EnableUser():
                 return directory.enable_user(signed)
             case DisableUser():
@@ -183,7 +188,7 @@ class ProvisioningWorker:
             case ApplyPolicy():
                 return directory.apply_policy(signed)
             case PrestageComputer():
-                return computers.prestage(signed, password)
+                return computers.prestage(signed, password, must_answer)
             case EnableComputer():
                 return directory.set_disabled(signed, False)
             case DisableComputer():
@@ -236,6 +241,14 @@ class ProvisioningWorker:
             )
         message = sign_event(self.config.result_key, event)
         self.app.send_task(RESULT_TASK_NAME, args=[message], queue=RESULTS_QUEUE)
+
+
+def _must_ask_every_dc(celery_task: Task) -> bool:
+    """Whether a create must wait for a DC that cannot be asked: its delivery may have reached another worker
+    before (redelivered by the broker, or a retry), and it has not waited PEER_WAIT_RETRIES retries yet."""
+    request = celery_task.request
+    again = bool((request.delivery_info or {}).get("redelivered")) or request.retries > 0
+    return again and request.retries < PEER_WAIT_RETRIES
 
 
 def _said(done: str | tuple) -> str:

@@ -78,6 +78,12 @@ class WorkerMetrics:
             ["operation", "error"],
             registry=registry,
         )
+        self.creates_without_dc = Counter(
+            "es4ps_worker_creates_without_dc",
+            "Creates that went on without asking a DC that did not answer whether it holds the name, by DC.",
+            ["dc"],
+            registry=registry,
+        )
         self.unauthentic_bindings = Counter(
             "es4ps_worker_unauthentic_bindings",
             "Binding lines met whose MAC did not verify (or written by an earlier version): they order nothing.",

@@ -33,7 +33,7 @@ from . import naming
 from .backups.rules import BackupSummary
 from .children import WATCHED_KINDS, ChildSummary, summarize
 from .domain import GROUP, PLURAL, VERSION, Domain, SpecError
-from .health import poll_replication
+from .health import ask_now, poll_replication
 from .observability import CHILDREN_WRITTEN, DOMAINS, LAST_BACKUP, RECONCILE_SECONDS, RECONCILES, SECRETS_GENERATED
 from .reconcile import reconcile
 
@@ -43,10 +43,8 @@ SETTLE_S = 0.2
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 300.0
 INDEX_PREFIX = "children_"
 BACKUPS_INDEX = "es4ps_backups"
-# How often a domain's timer ticks: its DCs are asked for their replication health every minute while it
-# is True and at each tick while not (a recovery shows early).
+# How often a domain's timer ticks: when its DCs are asked for their replication health is health.ask_now's.
 WATCH_INTERVAL_S = 15.0
-REPLICATION_ASK_S = 60.0
 
 
 def _index_child(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
@@ -186,7 +184,7 @@ async def watch_domain(
         return
     key = (namespace, name)
     last = memo.replication.get(key)
-    if last is None or last.ready is not True or time.monotonic() - memo.replication_asked[key] >= REPLICATION_ASK_S:
+    if ask_now(domain, last, time.monotonic() - memo.replication_asked.get(key, 0.0)):
         memo.replication_asked[key] = time.monotonic()
         replication = await poll_replication(domain, memo.config, memo.api)
         if last != replication:

@@ -10,11 +10,19 @@ naming the failing links when a DC reports one, Unknown while a DC does not
 answer, True when every DC reports none. A domain of one DC has nothing to
 replicate (True without asking), unless it joined an existing domain: its DC
 then replicates with the existing DCs until they are demoted, and is asked.
+
+A check speaks for the DCs it asked (`Replication`): once `directory.replicas`
+changes, the last one says nothing of the domain (ReplicationHealthy Unknown)
+until its DCs of now are asked, at the timer's next tick. (Before, a check of
+two DCs stayed "True: all 2 domain controllers replicate" for up to a minute
+under the generation that asked for three, while the third had not been
+asked, and an image roll-out could go on on its word.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import tempfile
 from collections.abc import Mapping
@@ -30,6 +38,16 @@ from .kube import KubeApi, KubeError
 from .status import Check, name_list
 
 TIMEOUT_S = 5
+# While replication is healthy the DCs are asked this often; while it is not, at every tick of the timer.
+ASK_HEALTHY_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Replication:
+    """A replication check and the DCs it asked (none: a domain of one DC, nothing to ask)."""
+
+    dcs: tuple[str, ...]
+    check: Check
 
 
 def dc_health_url(domain: Domain, config: OperatorConfig, index: int) -> str:
@@ -53,6 +71,30 @@ def monitoring_client_context(secret: Mapping[str, bytes]) -> ssl.SSLContext:
 def has_partners(domain: Domain) -> bool:
     """Whether the domain's DCs have replication partners: another of its DCs, or the DCs of the domain it joined."""
     return domain.directory.replicas > 1 or domain.directory.join_server is not None
+
+
+def asked_dcs(domain: Domain) -> tuple[str, ...]:
+    """The DCs a replication check of `domain` asks now."""
+    if not has_partners(domain):
+        return ()
+    return tuple(naming.dc_hostname(domain, index) for index in range(domain.directory.replicas))
+
+
+def current_check(domain: Domain, replication: Replication | None) -> Check:
+    """The last check while it asked the domain's DCs of now; Unknown before any, and once they changed."""
+    if replication is None:
+        return Check(None, "NotReported", "not reported yet")
+    if replication.dcs != asked_dcs(domain):
+        return Check(None, "NotReported", f"not asked yet: {name_list(list(asked_dcs(domain)))}")
+    return replication.check
+
+
+def ask_now(domain: Domain, last: Replication | None, seconds_since_asked: float) -> bool:
+    """Whether the timer asks the DCs at this tick: nothing known yet, other DCs than those it asked, replication
+    not healthy (a recovery shows early), or a minute since it asked."""
+    if last is None or last.dcs != asked_dcs(domain) or last.check.ready is not True:
+        return True
+    return seconds_since_asked >= ASK_HEALTHY_S
 
 
 def replication_check(domain: Domain, reports: Mapping[str, dict[str, Any] | None]) -> Check:
@@ -95,9 +137,14 @@ async def read_reports(urls: Mapping[str, str], context: ssl.SSLContext) -> dict
     return dict(zip(urls, answers, strict=True))
 
 
-async def poll_replication(domain: Domain, config: OperatorConfig, api: KubeApi) -> Check:
+async def poll_replication(domain: Domain, config: OperatorConfig, api: KubeApi) -> Replication:
     """Ask every DC of the domain, at once, and reduce the answers."""
-    if not has_partners(domain):
+    dcs = asked_dcs(domain)
+    return Replication(dcs, await _check(domain, config, api, dcs))
+
+
+async def _check(domain: Domain, config: OperatorConfig, api: KubeApi, dcs: tuple[str, ...]) -> Check:
+    if not dcs:
         return replication_check(domain, {})
     try:
         secret = await api.secret_data(naming.monitoring_tls(domain), domain.namespace)
@@ -105,5 +152,5 @@ async def poll_replication(domain: Domain, config: OperatorConfig, api: KubeApi)
         return Check(None, "NotReported", f"the monitoring certificate cannot be read: {error}")
     if not secret or not {"ca.crt", "tls.crt", "tls.key"} <= secret.keys():
         return Check(None, "NotReported", f"waiting for the monitoring certificate ({naming.monitoring_tls(domain)})")
-    urls = {naming.dc_hostname(domain, i): dc_health_url(domain, config, i) for i in range(domain.directory.replicas)}
+    urls = {name: dc_health_url(domain, config, index) for index, name in enumerate(dcs)}
     return replication_check(domain, await read_reports(urls, monitoring_client_context(secret)))

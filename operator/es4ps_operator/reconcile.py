@@ -31,6 +31,7 @@ from .config import OperatorConfig
 from .directory_plan import plan_directory
 from .domain import Domain
 from .external import url_problem, worker_refusal
+from .health import Replication, current_check
 from .joining import JoinPlan, check_result, needs_result, plan_join
 from .kube import KubeApi, KubeError
 from .limits import WORKLOADS, refused_resources
@@ -113,7 +114,7 @@ async def reconcile(
     api: KubeApi,
     config: OperatorConfig,
     backups: Iterable[BackupSummary] = (),
-    replication: Check | None = None,
+    replication: Replication | None = None,
 ) -> ReconcileResult:
     """Bring one domain's children to their desired state and write its status.
 
@@ -138,7 +139,7 @@ async def reconcile(
     recovery = plan_recovery(domain, config, previous_status, backups, observed, leaving)
     result.waiting = bool(leaving)
     join = await _plan_join(domain, config, previous_status, observed, api, result)
-    dcs = plan_directory(domain, config, observed, replication.ready if replication else None)
+    dcs = plan_directory(domain, config, observed, (replication_now := current_check(domain, replication)).ready)
     jobs, workloads = [*dcs.jobs, *recovery.jobs, *join.jobs], recovery.workloads and join.workloads
     desired = build_desired_state(domain, config, dcs.images, jobs, workloads=workloads)
     portal_held = _held_portal(domain, desired, observed, dcs.rolling)
@@ -162,7 +163,7 @@ async def reconcile(
     external = await _external_directory(domain, observed, api)
     result.waiting = result.waiting or (external is not None and not external.ready)
     findings = Findings(
-        replication=replication if external is None else NOT_APPLICABLE,
+        replication=replication_now if external is None else NOT_APPLICABLE,
         backups=backup_rules.backups_check(domain, domain_backups) if external is None else NOT_APPLICABLE,
         directory=recovery.check or join.check or stalled or external,
         joined=join.joined,

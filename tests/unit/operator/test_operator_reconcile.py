@@ -5,8 +5,11 @@ import dataclasses
 import json
 
 from es4ps_operator.children import WATCHED_KINDS, summarize
+from es4ps_operator.domain import Domain
+from es4ps_operator.health import Replication, ask_now
 from es4ps_operator.kube import KubeError
 from es4ps_operator.reconcile import reconcile
+from es4ps_operator.status import Check
 from es4ps_testkit.domains import MINIMAL_SPEC, domain_body
 
 
@@ -67,8 +70,8 @@ class RecordingApi:
         return children
 
 
-def run(body, children, api, config):
-    return asyncio.run(reconcile(body, children, api, config))
+def run(body, children, api, config, replication=None):
+    return asyncio.run(reconcile(body, children, api, config, replication=replication))
 
 
 def test_first_reconciliation_creates_everything_and_reports_it(config):
@@ -335,3 +338,25 @@ def test_a_portal_change_of_its_own_is_not_held_by_a_dc_that_is_down(config):
     body["spec"]["portal"]["replicas"] = 2
     result = run(body, api.observed(), api, config)
     assert "StatefulSet/acme-portal" in result.updated
+
+
+def test_a_replication_check_of_other_dcs_says_nothing_of_the_domain(config):
+    """directory.replicas raised to 3 after the DCs were last asked: the check of two is not the domain's word
+    (it said "True: all 2 domain controllers replicate" under the generation of three); the next check is asked at
+    once, and speaks once it asked all three."""
+    body = domain_body(MINIMAL_SPEC | {"directory": {"replicas": 3}})
+    two = Replication(("dc0", "dc1"), Check(True, "Replicating", "all 2 domain controllers replicate without failures"))
+
+    def replication_healthy(replication):
+        status = run(body, [], RecordingApi(), config, replication).status
+        return next(c for c in status["conditions"] if c["type"] == "ReplicationHealthy")
+
+    stale = replication_healthy(two)
+    assert (stale["status"], stale["reason"]) == ("Unknown", "NotReported"), stale
+    assert "dc0, dc1, dc2" in stale["message"], stale
+    assert ask_now(Domain.from_body(body), two, seconds_since_asked=1.0)
+
+    three = Replication(("dc0", "dc1", "dc2"), Check(True, "Replicating", "all 3 domain controllers replicate"))
+    assert replication_healthy(three)["status"] == "True"
+    assert not ask_now(Domain.from_body(body), three, seconds_since_asked=1.0)
+    assert ask_now(Domain.from_body(body), three, seconds_since_asked=61.0)

@@ -21,7 +21,7 @@ very task again, an account to take on, or refused: `directory`). Nothing is
 ever written from what another DC's copy says.
 
 A DC that does not answer (`ANSWER_TIMEOUT_S`: a deleted Pod's address, a
-DC that is down) cannot be asked. A first delivery goes on without it: it
+DC that is down or hangs) cannot be asked. A first delivery goes on without it: it
 can only have held the task if it was delivered twice, and a DC that is away
 for maintenance must not delay every registration. A delivery that may have
 reached another worker before (redelivered, or retried) waits for it, like a
@@ -46,6 +46,14 @@ logger = logging.getLogger(__name__)
 LDAP_PORT = 389
 # How long a DC has to accept a connection before it counts as one that cannot be asked.
 ANSWER_TIMEOUT_S = 2.0
+# An anonymous search of the root DSE for no attribute (RFC 4511 in BER: message 1, base "", scope base,
+# filter (objectClass=*), attributes "1.1"): what any DC answers without a bind.
+_ROOT_DSE_REQUEST = (
+    bytes.fromhex("30 2a 02 01 01 63 25 04 00 0a 01 00 0a 01 00 02 01 00 02 01 00 01 01 00 87 0b")
+    + b"objectClass"
+    + bytes.fromhex("30 05 04 03")
+    + b"1.1"
+)
 
 
 class PeerUnreachable(DirectoryUnavailable):
@@ -63,11 +71,14 @@ def holds(samdb, name: str) -> bool:
     return len(found) > 0
 
 
-def _accepts(address: str) -> bool:
-    """Whether the DC at `address` accepts an LDAP connection within ANSWER_TIMEOUT_S."""
+def _answers(address: str) -> bool:
+    """Whether the DC at `address` answers an LDAP request within ANSWER_TIMEOUT_S: an address nobody holds
+    and a DC that accepts connections but hangs both say no, where Samba's LDAP client waits 60 s."""
     try:
-        with socket.create_connection((address, LDAP_PORT), timeout=ANSWER_TIMEOUT_S):
-            return True
+        with socket.create_connection((address, LDAP_PORT), timeout=ANSWER_TIMEOUT_S) as connection:
+            connection.settimeout(ANSWER_TIMEOUT_S)
+            connection.sendall(_ROOT_DSE_REQUEST)
+            return connection.recv(1)[:1] == b"\x30"  # the SEQUENCE of an LDAP message
     except OSError:
         return False
 
@@ -128,22 +139,21 @@ class Peers:
         return None
 
     def _holds(self, address: str, name: str) -> bool:
-        if not address or not _accepts(address):
+        if not address or not _answers(address):
             raise PeerUnreachable(address)
-        for attempt in (1, 2):  # a kept connection may have broken since: reopened once
+        peer = self._connections.get(address)
+        if peer is not None:
             try:
-                peer = self._connections.get(address)
-                if peer is None:
-                    peer = open_remote_samdb(
-                        f"ldap://{address}", self.realm, self.netbios_name, self.account, self._password
-                    )
-                    self._connections[address] = peer
                 return holds(peer, name)
-            except ldb.LdbError as exc:
+            except ldb.LdbError:  # the kept connection broke since its last use: a new one below
                 self._connections.pop(address, None)
-                if attempt == 2:
-                    raise PeerUnreachable(f"{address}: LDAP error {exc.args[0]}") from None
-        raise AssertionError("not reached")
+        try:
+            peer = open_remote_samdb(f"ldap://{address}", self.realm, self.netbios_name, self.account, self._password)
+            held = holds(peer, name)
+        except ldb.LdbError as exc:
+            raise PeerUnreachable(f"{address}: LDAP error {exc.args[0]}") from None
+        self._connections[address] = peer
+        return held
 
 
 def _zone_address(samdb, dns_name: str) -> str:

@@ -3,10 +3,11 @@
 Before any DC or portal Pod exists, the join-check Job reads the existing
 domain through the server named, with the password given
 (es4ps_samba.dc.existing; it writes nothing there). Until it says the join
-may go ahead nothing else is created: a server that does not answer, another
-realm, a refused password, a DC name already taken leave the domain with
-Joined and DirectoryReady False naming the reason, and the existing directory
-as it was. A refused check is not retried on its own (a wrong password tried
+may go ahead no DC, portal or file server is created (the broker, the
+certificates and the policies are, as for any domain): a server that does not
+answer, another realm, a refused password, a DC name already taken leave the
+domain with Joined and DirectoryReady False naming the reason, and the
+existing directory as it was. A refused check is not retried on its own (a wrong password tried
 again and again could lock the account out): deleting the Job checks again.
 
 Once the check passed, dc0 joins the existing domain as an additional DC and

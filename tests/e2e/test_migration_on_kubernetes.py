@@ -5,8 +5,10 @@ The old installation: its Samba AD DC as a plain process of this machine
 worker does it, accounts with passwords) on an address of `lo` the node's
 Pods reach, and its portal's database. The domain `college`, applied beside
 the deployment's `acme` with `spec.directory.bootstrap.join`, joins it through
-the operator: the check Job, dc0 joining, the Joined and ReplicationHealthy
-conditions. Then the runbook, step by step as an administrator runs it with
+the operator: first with a wrong Administrator password (the check Job refuses,
+Joined names the reason, nothing is written anywhere), then, the Secret fixed
+and the Job deleted as the runbook says, the check passes, dc0 joins, the
+Joined and ReplicationHealthy conditions. Then the runbook, step by step as an administrator runs it with
 kubectl: the old people sign in on dc0 with their old passwords, a new
 registration through the portal reaches the old DC, the old portal's people
 are imported and moved, one claims their account, the FSMO roles move to dc0,
@@ -40,6 +42,7 @@ HOST = "accounts.college.localhost"
 MAIL_DOMAIN = "college.example"
 STAFF_SECRET = "college-staff"
 JOIN_SECRET = "old-domain-admin"
+WRONG_ADMIN_PASSWORD = "Not-the-Old-Admin-Pass-9"
 DC0_POD, PORTAL_POD = f"{NAME}-dc0-0", f"{NAME}-portal-0"
 PEOPLE = [
     LegacyPerson("ana.lima", f"ana.lima@{MAIL_DOMAIN}", "Ana", "Lima", "Old-Pass-ana-1"),
@@ -113,22 +116,31 @@ def legacy(deployment, tmp_path_factory):
     dc.close()
 
 
+def join_secret(password: str) -> dict:
+    """The Secret the join reads the old Administrator password from."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": JOIN_SECRET, "namespace": NAMESPACE},
+        "stringData": {"password": password},
+    }
+
+
 @pytest.fixture(scope="module")
-def college(deployment, legacy, tmp_path_factory):
+def refused_join(deployment, legacy, tmp_path_factory):
+    """The domain applied with a wrong old Administrator password: (the domain, the old DC's USN before)."""
     kube = deployment.kube
-    secrets = [
-        {"name": STAFF_SECRET, "password": "Staff-" + uuid.uuid4().hex},
-        {"name": JOIN_SECRET, "password": legacy.admin_password},
-    ]
+    staff = {"name": STAFF_SECRET, "password": "Staff-" + uuid.uuid4().hex}
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    items = [namespace] + [
+    items = [
+        namespace,
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": secret["name"], "namespace": NAMESPACE},
-            "stringData": {"password": secret["password"]},
-        }
-        for secret in secrets
+            "metadata": {"name": staff["name"], "namespace": NAMESPACE},
+            "stringData": {"password": staff["password"]},
+        },
+        join_secret(WRONG_ADMIN_PASSWORD),
     ]
     kube.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     enforce_pod_security(kube, NAMESPACE, POD_SECURITY_LEVELS["Service"])
@@ -148,18 +160,63 @@ def college(deployment, legacy, tmp_path_factory):
     )  # fmt: skip
     manifest["metadata"]["namespace"] = NAMESPACE
     domain = College(deployment, tmp_path_factory.mktemp("college"), NAME, NAMESPACE, HOST, legacy.realm, MAIL_DOMAIN)
+    usn_before = legacy.highest_usn()
     try:
-        with step("1. the join: applied until the domain is Ready (check Job, dc0 joined, portal)"):
+        with step("the join check refusing a wrong password, until Joined names the reason"):
             kube.apply(json.dumps(manifest))
             try:
-                domain.wait_ready(timeout=600)
+                kube.eventually(
+                    lambda: domain.condition("Joined").get("reason") == "JoinCredentialsRefused",
+                    timeout=300,
+                    interval=1,
+                    message="Joined naming the refused password",
+                )
             except AssertionError as failure:
                 raise AssertionError(f"{failure}\n{domain.diagnostics()}") from None
-        domain.open_portal()
-        yield domain
+        yield domain, usn_before
     finally:
         kube.kubectl("delete", "es4psdomain", NAME, "-n", NAMESPACE, "--wait=true", "--timeout=300s", check=False)
         kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def college(refused_join, legacy):
+    """The domain joined: the runbook's fix of a refused check (the Secret right, the check's Job deleted)."""
+    domain, _ = refused_join
+    with step("1. the join: the Secret fixed and the Job deleted, until the domain is Ready (check, dc0, portal)"):
+        domain.kube.apply(json.dumps(join_secret(legacy.admin_password)))
+        domain.kube.kubectl("delete", "job", f"{NAME}-join-check", "-n", NAMESPACE)
+        try:
+            domain.wait_ready(timeout=600)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{domain.diagnostics()}") from None
+    domain.open_portal()
+    return domain
+
+
+def test_a_refused_join_names_its_reason_and_writes_nothing_in_either_directory_or_cluster(refused_join, legacy):
+    domain, usn_before = refused_join
+    joined, ready = domain.condition("Joined"), domain.condition("DirectoryReady")
+    for condition in (joined, ready):
+        assert (condition.get("status"), condition.get("reason")) == ("False", "JoinCredentialsRefused"), condition
+    assert "refused the password" in joined["message"] and f"delete the Job {NAME}-join-check" in joined["message"]
+    # Not run again on its own (a wrong password again and again could lock the account out).
+    job = domain.kube.get("job", f"{NAME}-join-check", NAMESPACE)
+    assert job["status"].get("failed") == 1 and not job["status"].get("active"), job["status"]
+    # No DC, portal or file server until the check passes (the broker, certificates and policies come up as usual).
+    for kind in ("statefulsets", "pods"):
+        components = {
+            item["metadata"]["name"]: item["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+            for item in domain.kube.get(kind, namespace=NAMESPACE)["items"]
+        }
+        assert not {"directory", "portal", "files"} & set(components.values()), components
+    assert legacy.highest_usn() == usn_before, "the refused check wrote to the old directory"
+    # The password tried is in no status, event or log.
+    events = domain.kube.kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
+    log = domain.kube.kubectl("logs", f"job/{NAME}-join-check", "-n", NAMESPACE).stdout
+    assert "JoinCredentialsRefused" in log, log
+    for seen in (json.dumps(domain.get()), events, log):
+        assert WRONG_ADMIN_PASSWORD not in seen
 
 
 def test_the_domain_joins_the_old_dc_and_the_old_accounts_sign_in_on_its_dc(college, legacy):

@@ -44,7 +44,7 @@ from .errors import DirectoryUnavailable, NotFoundYet
 logger = logging.getLogger(__name__)
 
 LDAP_PORT = 389
-# How long a DC has to accept a connection before it counts as one that cannot be asked.
+# How long a DC has to answer (connect, and read its root DSE) before it counts as one that cannot be asked.
 ANSWER_TIMEOUT_S = 2.0
 # An anonymous search of the root DSE for no attribute (RFC 4511 in BER: message 1, base "", scope base,
 # filter (objectClass=*), attributes "1.1"): what any DC answers without a bind.

@@ -306,3 +306,82 @@ def test_a_dc_whose_node_never_returns_joins_again_on_another_node(domain):
     local.bring_back_node(gone)  # the repaired machine registers again under its name
     multinode.wait_domain_ready(kube)
     assert {multinode.node_of(kube, p) for p in placement(kube, "broker")} == NODES
+
+
+def pulls_from(kube, index: int) -> dict[str, bool]:
+    """DC `index`'s inbound partners (`dc<j>`) -> whether every link from that partner has succeeded and none fails."""
+    partners: dict[str, bool] = {}
+    for link in multinode.inbound_replication(kube, index):
+        partner = (link.get("DSA") or "").lower().rsplit("\\", 1)[-1]
+        succeeded = link["consecutive failures"] == 0 and link["last success"] != "NTTIME(0)"
+        partners[partner] = partners.get(partner, True) and succeeded
+    return partners
+
+
+def test_a_third_dc_joins_on_the_node_without_one_and_every_pair_replicates(domain):
+    """`directory.replicas: 3`: dc2 joins on the node that has no DC, at that node's address; each DC pulls from
+    each of the others, ReplicationHealthy counts three, an account registered through the portal authenticates
+    on each DC, one written on dc2 alone reaches the others, and each DC's DNS names all three. The module's last
+    test (the cluster goes down after it), so the domain keeps its three DCs."""
+    kube = domain.kube
+    free = NODES - set(placement(kube, "directory").values())
+    assert len(free) == 1, f"two DCs on two of three nodes, one node free: {placement(kube, 'directory')}"
+    started = time.monotonic()
+    kube.merge_patch("es4psdomain", "acme", {"spec": {"directory": {"replicas": 3}}}, NAMESPACE)
+    node = kube.eventually(
+        lambda: multinode.placed_on(kube, multinode.dc_pod(2)),
+        timeout=300,
+        interval=3,
+        message="dc2 placed on a node",
+    )
+    assert {node} == free, f"dc2 on {node}, not on the node without a DC ({free}): the required anti-affinity"
+    multinode.wait_domain_ready(kube)
+    ready_s = time.monotonic() - started
+    healthy = wait_condition(kube, "ReplicationHealthy", "True")
+    assert "all 3 domain controllers" in healthy["message"], healthy
+    print(f"\nreplicas 3: domain Ready {ready_s:.0f} s, ReplicationHealthy {time.monotonic() - started:.0f} s after")
+    status = kube.get("pod", multinode.dc_pod(2), NAMESPACE)["status"]
+    addresses = kube.get("node", node)["status"]["addresses"]
+    assert status["podIP"] == status["hostIP"] == next(a["address"] for a in addresses if a["type"] == "InternalIP")
+
+    # every pair, both ways: each DC has pulled from each of the two others, and no link fails
+    for index in (0, 1, 2):
+        expected = {f"dc{other}": True for other in (0, 1, 2) if other != index}
+        kube.eventually(
+            lambda index=index, expected=expected: pulls_from(kube, index) == expected,
+            timeout=300,
+            interval=5,
+            message=lambda index=index: f"dc{index} pulling from both others: {pulls_from(kube, index)}",
+        )
+
+    username = register(domain, "three")
+    for index in (0, 1, 2):
+        kube.eventually(
+            lambda index=index: authenticates(kube, index, username, domain.directory),
+            timeout=300,
+            interval=2,
+            message=f"{username} authenticating on dc{index} at {dc_address(kube, index)}",
+        )
+    assert not authenticates(kube, 2, username, domain.directory, GOOD_PASSWORD + "x")
+    written_on_dc2 = f"ondc2{uuid.uuid4().hex[:6]}"
+    multinode.create_account_on(kube, 2, written_on_dc2)
+    for index in (0, 1):
+        kube.eventually(
+            lambda index=index: authenticates(kube, index, written_on_dc2, domain.directory),
+            timeout=300,
+            interval=3,
+            message=f"{written_on_dc2}, written on dc2 alone, authenticating on dc{index}",
+        )
+
+    realm = multinode.realm(kube)
+    expected_dns = {f"dc{i}.{realm.lower()}": [dc_address(kube, i)] for i in (0, 1, 2)}
+    for index in (0, 1, 2):
+        kube.eventually(
+            lambda index=index: multinode.domain_controllers_in_dns(dc_address(kube, index), realm) == expected_dns,
+            timeout=300,
+            interval=5,
+            message=lambda index=index: (
+                f"the DCs in dc{index}'s DNS: "
+                f"{multinode.domain_controllers_in_dns(dc_address(kube, index), realm)}, not {expected_dns}"
+            ),
+        )

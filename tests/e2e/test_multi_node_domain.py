@@ -5,7 +5,10 @@ The chart's `acme` domain on the multi-node cluster (es4ps_testkit.multinode):
 two DCs in the default `HostNetwork` mode, three broker members, two portal
 replicas on PostgreSQL. The tests run in this order and share it; each leaves
 every node Ready and the domain Ready for the next (a failed one leaves every
-node back at least: fixture `nodes_restored`).
+node back at least: fixture `nodes_restored`). The drain and node-loss tests
+need a node without a DC (the one that never returns moves its DC there), so
+the step to three DCs comes last, and the domain keeps them until the
+cluster goes down.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from es4ps_contract.sealing import seal_password
 from es4ps_contract.signing import sign_task
 from es4ps_contract.tasks import RESULT_TASK_NAME, RESULTS_QUEUE, CreateUser, EnableUser, Operation
 from es4ps_samba.worker.applied import AppliedTasks
+from es4ps_samba.worker.binding import SUPERSEDED
 from es4ps_samba.worker.config import WorkerConfig
-from es4ps_samba.worker.directory import SUPERSEDED
 from es4ps_samba.worker.errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
 from es4ps_samba.worker.handler import PEER_WAIT_RETRIES, ProvisioningWorker
 from es4ps_samba.worker.metrics import WorkerMetrics

@@ -45,6 +45,8 @@ LEGACY_ATTRIBUTE = "info"
 # The kinds of change that are ordered, each with its own mark (policy: the account's OU and groups).
 STATE, PASSWORD, ATTRIBUTES, POLICY = "state", "password", "attributes", "policy"
 KINDS = (STATE, PASSWORD, ATTRIBUTES, POLICY)
+# What a task of a kind meets when its mark is already there, or a newer task's is (`Binding.standing`).
+ALREADY_APPLIED, SUPERSEDED = "already applied", "superseded"
 MAC_FIELD = "mac"
 _FIELD = re.compile(r"([a-z]{1,16})=([!-~]{1,128})")
 _REGISTRATION = re.compile(r"[0-9A-Za-z-]{1,64}")
@@ -122,6 +124,15 @@ class Binding:
         if mark is None or issued_at > mark.issued_at:
             return True
         return issued_at == mark.issued_at and task_id != mark.task_id
+
+    def standing(self, kind: str, issued_at: int, task_id: str) -> str | None:
+        """ALREADY_APPLIED when the mark of `kind` is this very task's, SUPERSEDED when a newer task of `kind` was
+        applied; None when the task applies."""
+        if self.marks.get(kind) == Mark(issued_at, task_id):
+            return ALREADY_APPLIED
+        if not self.applies(kind, issued_at, task_id):
+            return SUPERSEDED
+        return None
 
     def marked(self, kind: str, issued_at: int, task_id: str) -> Binding:
         """This binding with the mark of `kind` moved to the given task (an authentic binding once written)."""

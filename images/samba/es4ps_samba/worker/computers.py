@@ -38,9 +38,9 @@ from es4ps_contract.signing import SignedTask
 from samba.dsdb import UF_ACCOUNTDISABLE, UF_WORKSTATION_TRUST_ACCOUNT
 
 from ..managed import BINDING_ATTRIBUTE
-from .binding import PASSWORD, POLICY, Mark
-from .directory import ALREADY_APPLIED, SUPERSEDED, Directory
-from .errors import DirectoryRefused, NotFoundYet, refusal
+from .binding import PASSWORD, POLICY
+from .directory import Directory
+from .errors import DirectoryRefused, refusal
 from .managed_ou import ManagedOU, child
 from .records import encode_password
 
@@ -118,20 +118,10 @@ class Computers:
 
         def move(ou: ManagedOU) -> str:
             computer, binding = directory.owned(ou, signed)
-            if binding.marks.get(POLICY) == Mark(signed.issued_at, signed.task_id):
-                return ALREADY_APPLIED
-            if not binding.applies(POLICY, signed.issued_at, signed.task_id):
-                return SUPERSEDED
+            if settled := binding.standing(POLICY, signed.issued_at, signed.task_id):
+                return settled
             container = ou.computers_container(task.ou)
-            moved = computer.dn.parent().get_casefold() != container.get_casefold()
-            if moved:
-                try:
-                    ou.samdb.rename(computer.dn, child(ou.samdb, container, "CN", computer.dn.get_rdn_value()))
-                except ldb.LdbError as exc:
-                    raise refusal(exc, "move the computer") from None
-                computer = ou.find_computer(task.computer)
-                if computer is None:
-                    raise NotFoundYet("the computer vanished while it was moved")
+            computer, moved = ou.move_under(computer, container, "computer", lambda: ou.find_computer(task.computer))
             # The mark last: a crash before it leaves the task to be applied again (the move converges).
             ou.modify(directory.marked(computer, binding, (POLICY,), signed), "record the computer's move")
             return f"moved to {task.ou or 'the computers OU'}" if moved else "already there"

@@ -76,9 +76,6 @@ logger = logging.getLogger(__name__)
 
 # Contract field -> LDAP attribute: the only attributes an update may write.
 LDAP_ATTRIBUTES = {"given_name": "givenName", "surname": "sn", "display_name": "displayName"}
-# What `apply` returns for a task it did not apply because a newer one of its kind was (the handler reports it).
-SUPERSEDED = "superseded"
-ALREADY_APPLIED = "already applied"
 # The tasks staff rely on to take something away: an unauthentic line never stops them.
 RESTRICTIVE = (DisableUser, DeleteUser, ApplyPolicy, DisableComputer, DeleteComputer)
 # A deleted registration is remembered at least as long as any of its tasks could still be accepted.
@@ -310,10 +307,8 @@ class Directory:
 
         def change(ou: ManagedOU) -> str:
             account, binding = self.owned(ou, signed)
-            if binding.marks.get(kind) == Mark(signed.issued_at, signed.task_id):
-                return ALREADY_APPLIED
-            if not binding.applies(kind, signed.issued_at, signed.task_id):
-                return SUPERSEDED
+            if settled := binding.standing(kind, signed.issued_at, signed.task_id):
+                return settled
             elements = changes(account)
             if not elements and binding.authentic:
                 return "already up to date"
@@ -380,21 +375,11 @@ class Directory:
 
         def apply(ou: ManagedOU) -> str:
             account, binding = self.owned(ou, signed)
-            if binding.marks.get(POLICY) == Mark(signed.issued_at, signed.task_id):
-                return ALREADY_APPLIED
-            if not binding.applies(POLICY, signed.issued_at, signed.task_id):
-                return SUPERSEDED
+            if settled := binding.standing(POLICY, signed.issued_at, signed.task_id):
+                return settled
             container = ou.policy_container(task.ou)
             groups = ou.groups(task.groups)
-            moved = account.dn.parent().get_casefold() != container.get_casefold()
-            if moved:
-                try:
-                    ou.samdb.rename(account.dn, child(ou.samdb, container, "CN", account.dn.get_rdn_value()))
-                except ldb.LdbError as exc:
-                    raise refusal(exc, "move the account") from None
-                account = ou.find(task.username)
-                if account is None:
-                    raise NotFoundYet("the account vanished while it was moved")
+            account, moved = ou.move_under(account, container, "account", lambda: ou.find(task.username))
             regrouped = ou.set_groups(account, groups, exclusive=True)
             if task.unix:
                 unix = UnixAttributes.parse(task.unix)

@@ -67,9 +67,10 @@ from es4ps_contract.tasks import (
 from es4ps_contract.validation import InvalidField
 
 from .applied import AppliedTasks
+from .binding import SUPERSEDED
 from .computers import Computers
 from .config import WorkerConfig
-from .directory import SUPERSEDED, Directory
+from .directory import Directory
 from .errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
 from .metrics import WorkerMetrics
 

@@ -22,6 +22,7 @@ Linux members that read the directory's numbers list them in `id`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import ldb
 from es4ps_contract.directory import COMPUTERS_OU
@@ -176,6 +177,22 @@ class ManagedOU:
                 # Our delete/add pair lost a race with another change: read again and retry.
                 raise DirectoryUnavailable("the account changed while it was being changed") from None
             raise refusal(exc, what) from None
+
+    def move_under(
+        self, entry: ldb.Message, container: ldb.Dn, what: str, find_again: Callable[[], ldb.Message | None]
+    ) -> tuple[ldb.Message, bool]:
+        """Move the account or computer `entry` under `container` unless it is there; returns (it as it is now,
+        whether it moved)."""
+        if entry.dn.parent().get_casefold() == container.get_casefold():
+            return entry, False
+        try:
+            self.samdb.rename(entry.dn, child(self.samdb, container, "CN", entry.dn.get_rdn_value()))
+        except ldb.LdbError as exc:
+            raise refusal(exc, f"move the {what}") from None
+        moved = find_again()
+        if moved is None:
+            raise NotFoundYet(f"the {what} vanished while it was moved")
+        return moved, True
 
     def _add_container(self, record: dict, what: str) -> None:
         try:

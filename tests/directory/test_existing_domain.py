@@ -30,7 +30,7 @@ from es4ps_samba.dc.lifecycle import FSMO_ROLES, roles_held_by
 from es4ps_testkit.domains import default_password_policy
 from es4ps_testkit.legacy import LegacyDC, LegacyPerson, move_legacy_accounts
 from es4ps_testkit.legacy import migration_step as step
-from es4ps_testkit.plugins.services import started
+from es4ps_testkit.plugins.services import started, started_legacy_dc
 from es4ps_testkit.samba import SambaDC, claim_loopback_address, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
 from es4ps_testkit.worker import DirectoryWorker
@@ -48,13 +48,7 @@ PEOPLE = [
 
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory) -> LegacyDC:
-    dc = LegacyDC(tmp_path_factory.mktemp("legacy"))
-    try:
-        dc.start(timeout_s=180)
-        dc.add_people(PEOPLE)
-    except Exception as exc:
-        dc.close()
-        pytest.fail(f"the legacy DC did not come up: {exc}", pytrace=False)
+    dc = started_legacy_dc(tmp_path_factory.mktemp("legacy"), PEOPLE)
     yield dc
     dc.close()
 

@@ -32,6 +32,7 @@ from es4ps_testkit.e2e import POD_SECURITY_LEVELS, enforce_pod_security
 from es4ps_testkit.legacy import LegacyDC, LegacyPerson, legacy_portal_database
 from es4ps_testkit.legacy import migration_step as step
 from es4ps_testkit.live_domain import LiveDomain, example_domain_as
+from es4ps_testkit.plugins.services import started_legacy_dc
 from es4ps_testkit.registration import GOOD_PASSWORD
 
 # The join, the restart and the waits for replication take minutes on two shared cores.
@@ -104,14 +105,8 @@ def pod_ready_again(college: College, uid: str) -> bool:
 
 @pytest.fixture(scope="module")
 def legacy(deployment, tmp_path_factory):
-    dc = LegacyDC(tmp_path_factory.mktemp("legacy"), pod_reachable=True)
-    try:
-        with step("the legacy DC provisioned and filled (the fixture)"):
-            dc.start(timeout_s=180)
-            dc.add_people(PEOPLE)
-    except Exception as exc:
-        dc.close()
-        pytest.fail(f"the legacy DC did not come up: {exc}", pytrace=False)
+    with step("the legacy DC provisioned and filled (the fixture)"):
+        dc = started_legacy_dc(tmp_path_factory.mktemp("legacy"), PEOPLE, pod_reachable=True)
     yield dc
     dc.close()
 

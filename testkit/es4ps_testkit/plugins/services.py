@@ -39,6 +39,7 @@ import pytest
 from .. import ServiceError
 from ..ca import ThrowawayCA
 from ..file_server import FileServer
+from ..legacy import LegacyDC, LegacyPerson
 from ..outside_ad import OutsideAD
 from ..postgres import PostgreSQL
 from ..rabbitmq import RabbitMQ
@@ -58,6 +59,18 @@ def started(service):
         (getattr(service, "close", None) or service.stop)()  # close() also gives a DC's address back
         pytest.fail(str(exc), pytrace=False)
     return service
+
+
+def started_legacy_dc(directory: Path, people: list[LegacyPerson], pod_reachable: bool = False) -> LegacyDC:
+    """ES4PS-Containers' DC started and holding `people`, or the test fails with the reason."""
+    dc = LegacyDC(directory, pod_reachable=pod_reachable)
+    try:
+        dc.start(timeout_s=180)
+        dc.add_people(people)
+    except Exception as exc:  # noqa: BLE001 - whatever stopped it, the test says it and the address goes back
+        dc.close()
+        pytest.fail(f"the legacy DC did not come up: {exc}", pytrace=False)
+    return dc
 
 
 @pytest.fixture(scope="session")

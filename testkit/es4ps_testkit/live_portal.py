@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import time
 from base64 import b32decode
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -87,8 +87,16 @@ class LivePortal:
     """
 
     def __init__(
-        self, directory: Path, env: Mapping[str, str], workers: int = 2, secret_key: str | None = None
+        self,
+        directory: Path,
+        env: Mapping[str, str],
+        workers: int = 2,
+        secret_key: str | None = None,
+        wrap: Callable[[list[str]], list[str]] = list,
     ) -> None:
+        """`wrap` turns each process's command into the one started (e.g. OutsideAD.with_hosts: the directory's
+        name resolves there)."""
+        self.wrap = wrap
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -136,7 +144,9 @@ class LivePortal:
         unless `wait_for_broker` is false (the broker is away; the consumer's metrics answer)."""
         self.start_serve(timeout_s)
         offset = self.consume_log.stat().st_size if self.consume_log.exists() else 0
-        self._consume = start_process([str(VENV_BIN / "es4ps-portal"), "consume"], self.consume_log, self.env)
+        self._consume = start_process(
+            self.wrap([str(VENV_BIN / "es4ps-portal"), "consume"]), self.consume_log, self.env
+        )
 
         def consuming() -> bool:
             with self.consume_log.open("rb") as log:
@@ -151,7 +161,7 @@ class LivePortal:
 
     def start_serve(self, timeout_s: float = 60) -> None:
         """Start `serve` alone; return when /readyz answers 200 (and the staff member has an authenticator)."""
-        self._serve = start_process([str(VENV_BIN / "es4ps-portal"), "serve"], self.serve_log, self.env)
+        self._serve = start_process(self.wrap([str(VENV_BIN / "es4ps-portal"), "serve"]), self.serve_log, self.env)
         wait_until(self.is_ready, timeout_s, "es4ps-portal serve", self.serve_log, self._serve, error=ServiceError)
         if self.staff_totp_key is None:
             self.staff_totp_key = totp_key(self.manage("staff_totp", STAFF_USERNAME))

@@ -20,6 +20,7 @@ import os
 import secrets
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from es4ps_localcluster.paths import VENV_BIN
 from es4ps_localcluster.processes import start_process, stop_process_group, wait_until
@@ -27,6 +28,13 @@ from es4ps_localcluster.processes import start_process, stop_process_group, wait
 from . import ServiceError
 from .ca import CertFiles, ThrowawayCA
 from .samba import TEST_DC_OPTIONS, claim_loopback_address, ldap_session
+from .worker import DirectoryWorker
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .rabbitmq import RabbitMQ
+    from .worker import ContractKeys
 
 # What its administrator sets up for ES4PS (`delegated`): an OU of its own, the OU given to ES4PS below it,
 # and the account the worker binds as.
@@ -40,6 +48,13 @@ MICROSOFT_DEFAULT_PASSWORD_SETTINGS = (
     "--max-pwd-age=42",
     "--min-pwd-length=7",
 )
+
+
+def _write_secret(path: Path, text: str) -> str:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text + "\n")
+    return str(path)
 
 
 class OutsideAD:
@@ -219,10 +234,7 @@ class OutsideAD:
 
     def delegate(self, account: str, ou: str) -> subprocess.CompletedProcess:
         """The administrator's delegation for ES4PS: `es4ps-samba-dc delegate` as the Administrator."""
-        password_file = self.directory / "admin-password"
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            out.write(self.admin_password + "\n")
+        password_file = _write_secret(self.directory / "admin-password", self.admin_password)
         return subprocess.run(
             self.with_hosts([str(VENV_BIN / "es4ps-samba-dc"), "delegate"]),
             env={
@@ -232,7 +244,7 @@ class OutsideAD:
                 "ES4PS_REALM": self.realm,
                 "ES4PS_NETBIOS_NAME": self.netbios_name,
                 "ES4PS_ADMIN_ACCOUNT": "Administrator",
-                "ES4PS_ADMIN_PASSWORD_FILE": str(password_file),
+                "ES4PS_ADMIN_PASSWORD_FILE": password_file,
                 "ES4PS_WORKER_ACCOUNT": account,
                 "ES4PS_USERS_OU": ou,
             },
@@ -240,3 +252,33 @@ class OutsideAD:
             text=True,
             timeout=120,
         )
+
+
+def external_env(
+    outside_ad: OutsideAD,
+    broker: RabbitMQ,
+    keys: ContractKeys,
+    tmp_path_factory: pytest.TempPathFactory,
+    account: str = SERVICE_ACCOUNT,
+    password: str = SERVICE_PASSWORD,
+    name: str = DirectoryWorker.DEFAULT_NAME,
+) -> dict[str, str]:
+    """What the operator gives the external worker (builders/external.py): the directory's URL, CA, account, OU;
+    a state volume; the result key of a worker called `name` (start it with that name)."""
+    secrets_dir = tmp_path_factory.mktemp("external-secrets")
+    (secrets_dir / "state").mkdir(mode=0o700)  # the worker's own volume, mounted there in its Pod
+    return {
+        **broker.worker_env,
+        **keys.worker_env,
+        **keys.result_env(name),
+        "ES4PS_LDAP_URL": outside_ad.ldaps_url,
+        "ES4PS_LDAP_CA_FILE": str(outside_ad.ca_file),
+        "ES4PS_REALM": outside_ad.realm,
+        "ES4PS_NETBIOS_NAME": outside_ad.netbios_name,
+        "ES4PS_WORKER_ACCOUNT": account,
+        "ES4PS_WORKER_PASSWORD_FILE": _write_secret(secrets_dir / "password", password),
+        "ES4PS_USERS_OU": DELEGATED_OU,
+        "ES4PS_WORKER_STATE_DIR": str(secrets_dir / "state"),
+        # One retry for a missing account: a task waiting for the directory must outlive it.
+        "ES4PS_WORKER_MAX_RETRIES": "1",
+    }

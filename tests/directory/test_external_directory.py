@@ -12,7 +12,6 @@ own broker. Nothing here runs in a cluster.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -24,7 +23,7 @@ from es4ps_contract.tasks import ApplyPolicy, DeleteUser, DisableUser, EnableUse
 from es4ps_testkit.ca import ThrowawayCA
 from es4ps_testkit.outside_ad import DELEGATED_OU as MANAGED
 from es4ps_testkit.outside_ad import PEOPLE_OU as PEOPLE
-from es4ps_testkit.outside_ad import SERVICE_ACCOUNT, SERVICE_PASSWORD
+from es4ps_testkit.outside_ad import SERVICE_ACCOUNT, SERVICE_PASSWORD, external_env
 from es4ps_testkit.plugins.services import started
 from es4ps_testkit.samba import find_account, ldap_session, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, TaskClient, binding, create_task, run
@@ -44,36 +43,6 @@ UNIX = {
     "login_shell": "/bin/bash",
     "home_directory": "/home/placeholder",
 }
-
-
-def write_secret(path, text: str) -> str:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text + "\n")
-    return str(path)
-
-
-def external_env(
-    outside_ad, own_broker, own_keys, tmp_path_factory, account=SERVICE_ACCOUNT, password=SERVICE_PASSWORD
-):
-    """What the operator gives the external worker: the directory's URL, CA, account, OU; a state volume."""
-    secrets = tmp_path_factory.mktemp("external-secrets")
-    (secrets / "state").mkdir(mode=0o700)  # the worker's own volume, mounted there in its Pod
-    return {
-        **own_broker.worker_env,
-        **own_keys.worker_env,
-        **own_keys.result_env(DirectoryWorker.DEFAULT_NAME),
-        "ES4PS_LDAP_URL": outside_ad.ldaps_url,
-        "ES4PS_LDAP_CA_FILE": str(outside_ad.ca_file),
-        "ES4PS_REALM": outside_ad.realm,
-        "ES4PS_NETBIOS_NAME": outside_ad.netbios_name,
-        "ES4PS_WORKER_ACCOUNT": account,
-        "ES4PS_WORKER_PASSWORD_FILE": write_secret(secrets / "password", password),
-        "ES4PS_USERS_OU": MANAGED,
-        "ES4PS_WORKER_STATE_DIR": str(secrets / "state"),
-        # One retry for a missing account: a task waiting for the directory must outlive it.
-        "ES4PS_WORKER_MAX_RETRIES": "1",
-    }
 
 
 @pytest.fixture(scope="module")

@@ -344,3 +344,20 @@ def test_tasks_wait_while_the_outside_directory_is_away(client, outside_ad, exte
 
     assert client.wait_for(task_id, timeout_s=120).outcome is Outcome.SUCCEEDED
     assert find_account(outside_ad, username) is not None
+
+
+def test_an_outage_does_not_use_up_the_retries_of_a_missing_account(client, outside_ad, external_worker, username):
+    """After the directory was away past the retry limit, a task whose account is not there yet (an enable that
+    came back before its create) still gets its retries for a missing account before it fails."""
+    outside_ad.stop()
+    try:
+        task_id = client.submit(EnableUser(username, **binding(username)))
+        external_worker.wait_for_log(
+            f"task {task_id} (enable_user {username}): the directory is unavailable (LDAP error 1); retry 3"
+        )
+    finally:
+        outside_ad.start()
+
+    failed = client.wait_for(task_id, timeout_s=120)
+    assert (failed.outcome, failed.reason) == (Outcome.FAILED, "the account was not found (retries exhausted)")
+    assert f"task {task_id} (enable_user {username}): {username} not found; retry" in external_worker.log.read_text()

@@ -200,7 +200,8 @@ def test_transient_errors_are_retried_with_growing_delays(keys, make_worker, err
     for retries in range(3):
         celery_task = FakeCeleryTask("id-1", retries)
         with pytest.raises(Retry):
-            worker.handle(celery_task, Operation.ENABLE_USER, envelope)
+            # Each retry that found the account missing counted as such (ignored for an unavailable directory).
+            worker.handle(celery_task, Operation.ENABLE_USER, envelope, retries)
         delays.append(celery_task.retried_with["countdown"])
 
     assert delays == [1, 2, 4]
@@ -210,10 +211,28 @@ def test_transient_errors_are_retried_with_growing_delays(keys, make_worker, err
 def test_when_retries_run_out_the_task_is_reported_failed(keys, make_worker):
     worker = make_worker(FakeDirectory(NotFoundYet("not yet")), max_retries=3)
 
-    worker.handle(FakeCeleryTask("id-1", retries=3), Operation.ENABLE_USER, enable_envelope(keys))
+    worker.handle(FakeCeleryTask("id-1", retries=3), Operation.ENABLE_USER, enable_envelope(keys), 3)
 
     event = only_event(worker)
     assert (event.outcome, event.reason) == (Outcome.FAILED, "the account was not found (retries exhausted)")
+
+
+@pytest.mark.parametrize("counted", [0, 2, -5, "3", True, None])
+def test_waits_for_an_unavailable_directory_do_not_use_up_the_retries_of_a_missing_account(keys, make_worker, counted):
+    """After an outage (40 retries while the directory was away) the enable may come back before the create that
+    makes its account: it still gets its retries, counted from its first miss, 1 s apart at first. The count
+    rides unsigned in the message: anything but a count below the limit counts as none (never as more retries)."""
+    worker = make_worker(FakeDirectory(NotFoundYet("not yet")), max_retries=3)
+    task = FakeCeleryTask("id-1", retries=40)
+    with pytest.raises(Retry):
+        worker.handle(task, Operation.ENABLE_USER, enable_envelope(keys), counted)
+    missed_before = counted if counted == 2 else 0
+    assert task.retried_with == {
+        "countdown": 2**missed_before,
+        "max_retries": None,
+        "kwargs": {"missing_retries": missed_before + 1},
+    }
+    assert worker.app.sent == []
 
 
 def test_a_refusal_is_final_and_carries_its_reason(keys, make_worker):
@@ -243,7 +262,8 @@ def test_an_unavailable_directory_delays_a_task_past_the_retry_limit_never_fails
     task = FakeCeleryTask("id-1", retries=40)
     with pytest.raises(Retry):
         worker.handle(task, Operation.ENABLE_USER, enable_envelope(keys))
-    assert task.retried_with == {"countdown": 60, "max_retries": None}
+    # Its count of retries that found the account missing stays as it was.
+    assert task.retried_with == {"countdown": 60, "max_retries": None, "kwargs": {"missing_retries": 0}}
     assert worker.app.sent == []
 
 
@@ -284,7 +304,7 @@ def test_directory_errors_and_retries_are_counted(keys, make_worker):
     assert counted(waiting, "es4ps_worker_tasks_total", **enable, outcome="failed") == 0
 
     missing = make_worker(FakeDirectory(NotFoundYet("not there")), max_retries=1)
-    missing.handle(FakeCeleryTask("id-3", retries=1), Operation.ENABLE_USER, enable_envelope(keys, "id-3"))
+    missing.handle(FakeCeleryTask("id-3", retries=1), Operation.ENABLE_USER, enable_envelope(keys, "id-3"), 1)
     assert counted(missing, "es4ps_worker_tasks_total", **enable, outcome="failed") == 1
 
     refused = make_worker(FakeDirectory(DirectoryRefused(PASSWORD_REFUSED_REASON)))

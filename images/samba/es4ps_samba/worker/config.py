@@ -53,7 +53,7 @@ VARIABLES = (
     Variable(
         "ES4PS_WORKER_MAX_RETRIES",
         "retries of a task whose account is not there yet, 1, 2, 4 ... 60 s apart (a task whose directory does not"
-        " answer is retried without a limit: it waits)",
+        " answer is retried without a limit: it waits, and those waits do not count here)",
         "15",
     ),
     Variable("ES4PS_WORKER_METRICS_PORT", "port of the worker's Prometheus metrics (`/metrics`); 0: off", "9932"),

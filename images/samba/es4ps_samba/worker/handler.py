@@ -83,6 +83,9 @@ RETRY_MAX_S = 60
 # How many retries a create that may have reached another worker before waits for a DC that cannot be asked
 # whether it holds the name (1 + 2 + ... + 60 + 60 s: about 3 minutes, a DC Pod's restart), then goes on (`peers`).
 PEER_WAIT_RETRIES = 8
+# The keyword a retried task carries its count of "not there yet" retries in (not counting the waits for an
+# unavailable directory: an outage must not use up the retries of an account that a task ahead of it creates).
+MISSING_RETRIES = "missing_retries"
 
 
 class ProvisioningWorker:
@@ -98,11 +101,15 @@ class ProvisioningWorker:
         self.applied = applied
         self.metrics = metrics
 
-    def handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
+    def handle(self, celery_task: Task, operation: Operation, envelope: object, missing_retries: object = 0) -> None:
+        """Apply one delivery of a task; `missing_retries`: how often it found its account missing before (the
+        message's MISSING_RETRIES, unsigned: anything but a count is taken as none)."""
+        if not isinstance(missing_retries, int) or isinstance(missing_retries, bool) or missing_retries < 0:
+            missing_retries = 0
         with self.metrics.duration.labels(operation.value).time():
-            self._handle(celery_task, operation, envelope)
+            self._handle(celery_task, operation, envelope, missing_retries)
 
-    def _handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
+    def _handle(self, celery_task: Task, operation: Operation, envelope: object, missing_retries: int) -> None:
         task_id = str(celery_task.request.id)
         try:
             signed = open_task(self.config.verify_key, envelope, operation=operation, task_id=task_id)
@@ -124,15 +131,16 @@ class ProvisioningWorker:
         try:
             done = self._apply(signed, password, _must_ask_every_dc(celery_task))
         except (NotFoundYet, DirectoryUnavailable) as exc:
-            error = "not_found_yet" if isinstance(exc, NotFoundYet) else "unavailable"
-            self.metrics.directory_errors.labels(operation.value, error).inc()
+            missing = isinstance(exc, NotFoundYet)
+            self.metrics.directory_errors.labels(operation.value, "not_found_yet" if missing else "unavailable").inc()
             retries = celery_task.request.retries
             # A directory that is away (restarting, or an outside one down for hours) delays a task, never
             # fails it: it waits in the broker, tried again every minute at most, until the directory
-            # answers or its envelope expires. An account that is not there is given up after max_retries.
-            waits = isinstance(exc, DirectoryUnavailable)
-            if waits or retries < self.config.max_retries:
-                countdown = min(RETRY_BASE_S * 2**retries, RETRY_MAX_S)
+            # answers or its envelope expires. An account that is not there is given up after max_retries
+            # retries that found it missing (the waits before do not count: after an outage the enable may
+            # come back before the create that makes its account).
+            if not missing or missing_retries < self.config.max_retries:
+                countdown = min(RETRY_BASE_S * 2 ** (missing_retries if missing else retries), RETRY_MAX_S)
                 logger.info(
                     "task %s (%s %s): %s; retry %d in %d s",
                     task_id,
@@ -143,8 +151,9 @@ class ProvisioningWorker:
                     countdown,
                 )
                 self.metrics.retries.labels(operation.value).inc()
-                limit = None if waits else self.config.max_retries
-                raise celery_task.retry(countdown=countdown, max_retries=limit) from None
+                # No limit of Celery's (it counts every retry): the one above is the handler's own.
+                counted = {MISSING_RETRIES: missing_retries + missing}
+                raise celery_task.retry(countdown=countdown, max_retries=None, kwargs=counted) from None
             self._finish(signed, Outcome.FAILED, exc.reason)
             return
         except DirectoryRefused as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from celery.app.task import Context
 from es4ps_contract.events import (
     REASON_SUPERSEDED,
     REASON_WORKER_ERROR,
@@ -25,7 +26,7 @@ from es4ps_samba.worker.applied import AppliedTasks
 from es4ps_samba.worker.binding import SUPERSEDED
 from es4ps_samba.worker.config import WorkerConfig
 from es4ps_samba.worker.errors import DirectoryRefused, DirectoryUnavailable, NotFoundYet
-from es4ps_samba.worker.handler import PEER_WAIT_RETRIES, ProvisioningWorker
+from es4ps_samba.worker.handler import MISSING_RETRIES, PEER_WAIT_RETRIES, ProvisioningWorker
 from es4ps_samba.worker.metrics import WorkerMetrics
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
@@ -39,8 +40,12 @@ class Retry(Exception):
 
 
 class FakeCeleryTask:
-    def __init__(self, task_id: str, retries: int = 0, redelivered: bool = False) -> None:
-        self.request = SimpleNamespace(id=task_id, retries=retries, delivery_info={"redelivered": redelivered})
+    def __init__(self, task_id: str, retries: int = 0, redelivered: bool = False, missing_retries=None) -> None:
+        """`missing_retries`: the retries that found the account missing (the message's header; None: none)."""
+        headers = {} if missing_retries is None else {MISSING_RETRIES: missing_retries}
+        self.request = Context(
+            id=task_id, retries=retries, delivery_info={"redelivered": redelivered}, headers=headers, **headers
+        )
         self.retried_with: dict | None = None
 
     def retry(self, **options):
@@ -198,10 +203,10 @@ def test_transient_errors_are_retried_with_growing_delays(keys, make_worker, err
     envelope = enable_envelope(keys)
     delays = []
     for retries in range(3):
-        celery_task = FakeCeleryTask("id-1", retries)
+        # Each retry that found the account missing counted as such (ignored for an unavailable directory).
+        celery_task = FakeCeleryTask("id-1", retries, missing_retries=retries)
         with pytest.raises(Retry):
-            # Each retry that found the account missing counted as such (ignored for an unavailable directory).
-            worker.handle(celery_task, Operation.ENABLE_USER, envelope, retries)
+            worker.handle(celery_task, Operation.ENABLE_USER, envelope)
         delays.append(celery_task.retried_with["countdown"])
 
     assert delays == [1, 2, 4]
@@ -211,7 +216,7 @@ def test_transient_errors_are_retried_with_growing_delays(keys, make_worker, err
 def test_when_retries_run_out_the_task_is_reported_failed(keys, make_worker):
     worker = make_worker(FakeDirectory(NotFoundYet("not yet")), max_retries=3)
 
-    worker.handle(FakeCeleryTask("id-1", retries=3), Operation.ENABLE_USER, enable_envelope(keys), 3)
+    worker.handle(FakeCeleryTask("id-1", retries=3, missing_retries=3), Operation.ENABLE_USER, enable_envelope(keys))
 
     event = only_event(worker)
     assert (event.outcome, event.reason) == (Outcome.FAILED, "the account was not found (retries exhausted)")
@@ -223,14 +228,14 @@ def test_waits_for_an_unavailable_directory_do_not_use_up_the_retries_of_a_missi
     makes its account: it still gets its retries, counted from its first miss, 1 s apart at first. The count
     rides unsigned in the message: anything but a count below the limit counts as none (never as more retries)."""
     worker = make_worker(FakeDirectory(NotFoundYet("not yet")), max_retries=3)
-    task = FakeCeleryTask("id-1", retries=40)
+    task = FakeCeleryTask("id-1", retries=40, missing_retries=counted)
     with pytest.raises(Retry):
-        worker.handle(task, Operation.ENABLE_USER, enable_envelope(keys), counted)
+        worker.handle(task, Operation.ENABLE_USER, enable_envelope(keys))
     missed_before = counted if counted == 2 else 0
     assert task.retried_with == {
         "countdown": 2**missed_before,
         "max_retries": None,
-        "kwargs": {"missing_retries": missed_before + 1},
+        "headers": {MISSING_RETRIES: missed_before + 1},
     }
     assert worker.app.sent == []
 
@@ -263,7 +268,7 @@ def test_an_unavailable_directory_delays_a_task_past_the_retry_limit_never_fails
     with pytest.raises(Retry):
         worker.handle(task, Operation.ENABLE_USER, enable_envelope(keys))
     # Its count of retries that found the account missing stays as it was.
-    assert task.retried_with == {"countdown": 60, "max_retries": None, "kwargs": {"missing_retries": 0}}
+    assert task.retried_with == {"countdown": 60, "max_retries": None, "headers": {MISSING_RETRIES: 0}}
     assert worker.app.sent == []
 
 
@@ -304,7 +309,7 @@ def test_directory_errors_and_retries_are_counted(keys, make_worker):
     assert counted(waiting, "es4ps_worker_tasks_total", **enable, outcome="failed") == 0
 
     missing = make_worker(FakeDirectory(NotFoundYet("not there")), max_retries=1)
-    missing.handle(FakeCeleryTask("id-3", retries=1), Operation.ENABLE_USER, enable_envelope(keys, "id-3"), 1)
+    missing.handle(FakeCeleryTask("id-3", 1, missing_retries=1), Operation.ENABLE_USER, enable_envelope(keys, "id-3"))
     assert counted(missing, "es4ps_worker_tasks_total", **enable, outcome="failed") == 1
 
     refused = make_worker(FakeDirectory(DirectoryRefused(PASSWORD_REFUSED_REASON)))

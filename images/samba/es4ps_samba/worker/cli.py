@@ -91,11 +91,10 @@ def create_app(config: WorkerConfig, environ: Mapping[str, str]) -> Celery:
 
 
 def _register_task(app: Celery, worker: ProvisioningWorker, operation: Operation) -> None:
-    # No limit of the task's own: the handler keeps one for the errors that give up (a missing account), counted
-    # in the retried message's MISSING_RETRIES keyword.
+    # No limit of the task's own: the handler keeps one for the errors that give up (a missing account).
     @app.task(name=operation.task_name, bind=True, max_retries=None, ignore_result=True)
-    def run(self: Task, envelope: object, missing_retries: object = 0) -> None:
-        worker.handle(self, operation, envelope, missing_retries)
+    def run(self: Task, envelope: object) -> None:
+        worker.handle(self, operation, envelope)
 
 
 def wait_for_state_dir(config: WorkerConfig, timeout_s: float = 600) -> bool:

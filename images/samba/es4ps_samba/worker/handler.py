@@ -83,9 +83,10 @@ RETRY_MAX_S = 60
 # How many retries a create that may have reached another worker before waits for a DC that cannot be asked
 # whether it holds the name (1 + 2 + ... + 60 + 60 s: about 3 minutes, a DC Pod's restart), then goes on (`peers`).
 PEER_WAIT_RETRIES = 8
-# The keyword a retried task carries its count of "not there yet" retries in (not counting the waits for an
-# unavailable directory: an outage must not use up the retries of an account that a task ahead of it creates).
-MISSING_RETRIES = "missing_retries"
+# The message header a retried task carries its count of "not there yet" retries in (not counting the waits for
+# an unavailable directory: an outage must not use up the retries of an account that a task ahead of it creates).
+# A header, not an argument: a worker of the previous release ignores it.
+MISSING_RETRIES = "es4ps-missing-retries"
 
 
 class ProvisioningWorker:
@@ -101,15 +102,11 @@ class ProvisioningWorker:
         self.applied = applied
         self.metrics = metrics
 
-    def handle(self, celery_task: Task, operation: Operation, envelope: object, missing_retries: object = 0) -> None:
-        """Apply one delivery of a task; `missing_retries`: how often it found its account missing before (the
-        message's MISSING_RETRIES, unsigned: anything but a count is taken as none)."""
-        if not isinstance(missing_retries, int) or isinstance(missing_retries, bool) or missing_retries < 0:
-            missing_retries = 0
+    def handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
         with self.metrics.duration.labels(operation.value).time():
-            self._handle(celery_task, operation, envelope, missing_retries)
+            self._handle(celery_task, operation, envelope)
 
-    def _handle(self, celery_task: Task, operation: Operation, envelope: object, missing_retries: int) -> None:
+    def _handle(self, celery_task: Task, operation: Operation, envelope: object) -> None:
         task_id = str(celery_task.request.id)
         try:
             signed = open_task(self.config.verify_key, envelope, operation=operation, task_id=task_id)
@@ -133,7 +130,7 @@ class ProvisioningWorker:
         except (NotFoundYet, DirectoryUnavailable) as exc:
             missing = isinstance(exc, NotFoundYet)
             self.metrics.directory_errors.labels(operation.value, "not_found_yet" if missing else "unavailable").inc()
-            retries = celery_task.request.retries
+            retries, missing_retries = celery_task.request.retries, _missing_retries(celery_task.request)
             # A directory that is away (restarting, or an outside one down for hours) delays a task, never
             # fails it: it waits in the broker, tried again every minute at most, until the directory
             # answers or its envelope expires. An account that is not there is given up after max_retries
@@ -152,8 +149,8 @@ class ProvisioningWorker:
                 )
                 self.metrics.retries.labels(operation.value).inc()
                 # No limit of Celery's (it counts every retry): the one above is the handler's own.
-                counted = {MISSING_RETRIES: missing_retries + missing}
-                raise celery_task.retry(countdown=countdown, max_retries=None, kwargs=counted) from None
+                headers = {**(celery_task.request.headers or {}), MISSING_RETRIES: missing_retries + missing}
+                raise celery_task.retry(countdown=countdown, max_retries=None, headers=headers) from None
             self._finish(signed, Outcome.FAILED, exc.reason)
             return
         except DirectoryRefused as exc:
@@ -251,6 +248,13 @@ class ProvisioningWorker:
             )
         message = sign_event(self.config.result_key, event)
         self.app.send_task(RESULT_TASK_NAME, args=[message], queue=RESULTS_QUEUE)
+
+
+def _missing_retries(request) -> int:
+    """How often the task found its account missing before: its MISSING_RETRIES header (unsigned, like every
+    header: anything but a count is taken as none, never as more retries)."""
+    count = request.get(MISSING_RETRIES)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
 
 
 def _must_ask_every_dc(celery_task: Task) -> bool:

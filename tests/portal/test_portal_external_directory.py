@@ -92,14 +92,13 @@ def operator_portal_env(
     /etc/es4ps) given as this machine's files; what LivePortal sets itself (ports, data, staff) it sets."""
     config = OperatorConfig(images=Images(samba="samba", portal="portal", broker="broker"))
     written = {v["name"]: v["value"] for v in portal_environment(domain, config, ()) if "value" in v}
-    env = {
+    return {
         **written,
         **broker.portal_env,
         **keys.portal_env,
         **mail_catcher.portal_env,
         "ES4PS_LDAP_CA_FILE": str(outside_ad.ca_file),
     }
-    return env
 
 
 @pytest.fixture(scope="module")

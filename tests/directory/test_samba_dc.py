@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 
 import ldap3
 import ldb
@@ -20,6 +21,7 @@ from es4ps_localcluster.processes import wait_until
 from es4ps_samba.dc.config import MARKER_NAME, DCConfig
 from es4ps_samba.dc.peers import Directory, PeerCheck
 from es4ps_samba.dc.store import backend_store, lmdb_map_size, partition_files
+from es4ps_testkit.dns import ask
 from es4ps_testkit.samba import SambaDC, find_account, password_authenticates
 from es4ps_testkit.tasks import PASSWORD, binding, create_task, run
 
@@ -297,3 +299,48 @@ def test_a_dc_writes_its_current_address_where_the_zone_kept_an_old_one(samba_dc
         assert dc.addresses == (samba_dc.address,)
     finally:
         directory.set_address(samba_dc.hostname, samba_dc.address)
+
+
+def test_a_dcs_locator_records_the_domain_deleted_are_served_again_within_about_a_minute(samba_dc, second_dc):
+    """What a DC that joined again under its name finds (es4ps_samba.dc.locator): `remove` of its former self
+    deleted every record naming it, on every DC. Its SRV records and its `<guid>._msdcs` CNAME are served by both
+    DCs again within about a minute (its health check runs samba_dnsupdate); samba alone waits 10 minutes."""
+    import logging
+
+    from samba.remove_dc import remove_dns_references
+
+    domain, fqdn = second_dc.dns_domain, f"{second_dc.hostname}.{second_dc.dns_domain}"
+    locator = {
+        (f"_ldap._tcp.{domain}", "SRV"),
+        (f"_ldap._tcp.dc._msdcs.{domain}", "SRV"),
+        (f"_kerberos._tcp.{domain}", "SRV"),
+        (f"_gc._tcp.{domain}", "SRV"),
+        (f"{second_dc.samdb().get_ntds_GUID()}._msdcs.{domain}", "CNAME"),
+    }
+
+    def naming_it(dc: SambaDC) -> set[tuple[str, str]]:
+        """The locator records `dc`'s DNS serves that point at the joined DC."""
+        return {(name, kind) for name, kind in locator if any(fqdn + "." in r for r in ask(dc.address, name, kind)[1])}
+
+    # samba's own samba_dnsupdate at the joined DC's start registered them (on its loopback address too)
+    wait_until(
+        lambda: naming_it(samba_dc) == naming_it(second_dc) == locator,
+        90,
+        lambda: f"{fqdn}'s records after its join: {naming_it(samba_dc)} on {samba_dc.hostname}",
+        second_dc.log,
+        interval_s=2,
+    )
+    for dc in (samba_dc, second_dc):  # as `remove` leaves the zone, once replicated
+        remove_dns_references(dc.samdb(), logging.getLogger(__name__), fqdn)
+    assert naming_it(samba_dc) == naming_it(second_dc) == set()
+    deleted = time.monotonic()
+    wait_until(
+        lambda: naming_it(samba_dc) == naming_it(second_dc) == locator,
+        100,
+        lambda: (
+            f"{fqdn}'s records served again: {naming_it(samba_dc)} by {samba_dc.hostname}, {naming_it(second_dc)} by it"
+        ),
+        second_dc.log,
+        interval_s=2,
+    )
+    print(f"{fqdn}'s locator records served again by both DCs {time.monotonic() - deleted:.0f} s after their deletion")

@@ -2,6 +2,7 @@
 
 from es4ps_samba.dc.config import DCConfig
 from es4ps_samba.dc.health import HealthMonitor, HealthReport, replication_links, samba_tool_complaint
+from es4ps_samba.dc.locator import update_due
 
 NEVER = "NTTIME(0)"  # how showrepl --json writes a success that never happened
 
@@ -55,6 +56,18 @@ def test_the_dc_checks_again_sooner_while_a_link_or_the_check_fails():
     assert monitor.next_check_in(HealthReport(healthy=None, error="replication status unknown")) == 15
     monitor.restart_reason = "dc0 joined the domain again"  # until samba restarted
     assert monitor.next_check_in(HealthReport(healthy=True)) == 15
+    monitor.restart_reason = None
+    monitor.missing_records = ["SRV _ldap._tcp.ad.beta.example"]  # until samba_dnsupdate wrote them
+    assert monitor.next_check_in(HealthReport(healthy=True)) == 15
+
+
+def test_samba_dnsupdate_runs_for_missing_records_after_sambas_own_try_and_not_again_at_once():
+    missing, started = ["SRV _ldap._tcp.ad.beta.example"], 1000.0
+    assert not update_due([], started, None, started + 600)  # nothing missing
+    assert not update_due(missing, started, None, started + 10)  # samba's own first try may still run
+    assert update_due(missing, started, None, started + 30)
+    assert not update_due(missing, started, started + 30, started + 90)  # ours just ran
+    assert update_due(missing, started, started + 30, started + 150)
 
 
 def test_a_failed_showrepl_is_reported_by_samba_tools_error_line_not_its_traceback():

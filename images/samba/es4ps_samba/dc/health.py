@@ -36,6 +36,7 @@ from prometheus_client.core import GaugeMetricFamily
 from ..samdb import open_samdb_at
 from .config import DCConfig
 from .endpoint import HealthEndpoint
+from .locator import LocatorCheck
 from .peers import PeerCheck
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,9 @@ class HealthMonitor:
         self.config = config
         self.report = HealthReport()
         self.peers = PeerCheck(config)
+        self.locator = LocatorCheck(config)
+        # The DC's own locator records missing from its zone at the last check (es4ps_samba.dc.locator).
+        self.missing_records: list[str] = []
         # Why samba must restart (es4ps_samba.dc.peers), for the supervisor; None: it need not.
         self.restart_reason: str | None = None
         self._lock = threading.Lock()
@@ -249,6 +253,10 @@ class HealthMonitor:
         except Exception as exc:  # the DC may be starting; the next check tries again
             logger.warning("checking the other DCs' addresses and identities failed: %s", exc)
         try:
+            self.missing_records = self.locator.check(samba_started=self.peers.started)
+        except Exception as exc:  # the DC may be starting; the next check tries again
+            logger.warning("checking this DC's own locator records failed: %s", exc)
+        try:
             report.managed_accounts = count_managed_accounts(self.config)
             report.rids = rid_pool(self.config)
         except Exception as exc:  # the counts are a nicety; the DC may be starting
@@ -267,8 +275,9 @@ class HealthMonitor:
             time.sleep(self.next_check_in(report))
 
     def next_check_in(self, report: HealthReport) -> float:
-        """The interval; sooner while something fails, so that a recovery shows (and a restart comes) early."""
-        if report.healthy and self.restart_reason is None:
+        """The interval; sooner while something fails, so that a recovery shows (and a restart comes) early, and
+        while the DC's own locator records are missing (they are written within about a minute)."""
+        if report.healthy and self.restart_reason is None and not self.missing_records:
             return self.config.health_interval_seconds
         return min(self.config.health_interval_seconds, RECHECK_WHILE_FAILING_S)
 

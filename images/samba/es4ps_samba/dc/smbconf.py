@@ -38,8 +38,16 @@ def managed_options(config: DCConfig) -> dict[str, str]:
         # one valid for NTLM and LDAP binds for an hour). ES4PS_SAMBA_OPTIONS may set it back.
         "old password allowed period": "0",
         # The DC registers its own DNS records (its name, its GUID under _msdcs: how the other DCs find it
-        # to replicate) over RPC: the image has no nsupdate, and RPC needs no Kerberos ticket either.
-        "dns update command": "/usr/sbin/samba_dnsupdate --use-samba-tool",
+        # to replicate) over RPC: the image has no nsupdate, and RPC needs no Kerberos ticket either. At the
+        # address it advertises: what samba_dnsupdate reads from `interfaces` in a Pod, named so that it also
+        # registers on a loopback address (it skips those otherwise; the test DCs live on 127.0.0.X).
+        "dns update command": " ".join(
+            [
+                "/usr/sbin/samba_dnsupdate",
+                "--use-samba-tool",
+                *([f"--current-ip={config.host_ip}"] if config.host_ip else []),
+            ]
+        ),
         **REPLICATION_CHECKS,
     }
     # Where names outside the zone go for whoever asks: ES4PS_DNS_FORWARDER only. Empty means none, not what

@@ -324,9 +324,8 @@ def pulls_from(kube, index: int) -> dict[str, bool]:
 def test_a_third_dc_joins_on_the_node_without_one_and_every_pair_replicates(domain):
     """`directory.replicas: 3`: dc2 joins on the node that has no DC, at that node's address; each DC pulls from
     each of the others, ReplicationHealthy counts three, an account registered through the portal authenticates
-    on each DC, and one written on dc2 alone reaches the others. The module's last test (the cluster goes down
-    after it), so the domain keeps its three DCs. (Each DC's SRV records are not asked for here: docs/operations.md,
-    "A DC's SRV records".)"""
+    on each DC, one written on dc2 alone reaches the others, and each DC's DNS names all three. The module's last
+    test (the cluster goes down after it), so the domain keeps its three DCs."""
     kube = domain.kube
     free = NODES - set(placement(kube, "directory").values())
     assert len(free) == 1, f"two DCs on two of three nodes, one node free: {placement(kube, 'directory')}"
@@ -375,4 +374,17 @@ def test_a_third_dc_joins_on_the_node_without_one_and_every_pair_replicates(doma
             timeout=300,
             interval=3,
             message=f"{written_on_dc2}, written on dc2 alone, authenticating on dc{index}",
+        )
+
+    realm = multinode.realm(kube)
+    expected_dns = {f"dc{i}.{realm.lower()}": [dc_address(kube, i)] for i in (0, 1, 2)}
+    for index in (0, 1, 2):
+        kube.eventually(
+            lambda index=index: multinode.domain_controllers_in_dns(dc_address(kube, index), realm) == expected_dns,
+            timeout=300,
+            interval=5,
+            message=lambda index=index: (
+                f"the DCs in dc{index}'s DNS: "
+                f"{multinode.domain_controllers_in_dns(dc_address(kube, index), realm)}, not {expected_dns}"
+            ),
         )

@@ -120,6 +120,11 @@ class PortalClient:
             headers={"Referer": self._public(link)},
         )
 
+    def reset_password(self, link: str, password: str) -> requests.Response:
+        """Open the mailed reset link and choose `password` in its form."""
+        data = {"token": link.split("token=", 1)[1], "new_password1": password, "new_password2": password}
+        return self.post("/password/reset/confirm/", data, form_page=link)
+
     def login(self, username: str, password: str) -> requests.Response:
         return self.post("/login/", {"username": username, "password": password})
 

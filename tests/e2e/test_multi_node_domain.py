@@ -74,6 +74,18 @@ def register(domain, prefix: str) -> str:
     return outcome.username
 
 
+def wait_until_authenticates_on(domain, indexes: tuple[int, ...], username: str) -> None:
+    """Until `username`'s password works on each of the DCs `indexes` (the account replicated to each)."""
+    kube = domain.kube
+    for index in indexes:
+        kube.eventually(
+            lambda index=index: authenticates(kube, index, username, domain.directory),
+            timeout=300,
+            interval=2,
+            message=f"{username} authenticating on dc{index}",
+        )
+
+
 def test_each_dc_serves_at_its_own_nodes_address_and_they_replicate(domain):
     kube = domain.kube
     dcs = placement(kube, "directory")
@@ -89,22 +101,16 @@ def test_each_dc_serves_at_its_own_nodes_address_and_they_replicate(domain):
     wait_condition(kube, "ReplicationHealthy", "True")
 
     username = register(domain, "node")
-    for index in (0, 1):
-        kube.eventually(
-            lambda index=index: authenticates(kube, index, username, domain.directory),
-            timeout=300,
-            interval=2,
-            message=f"{username} authenticating on dc{index} at {dc_address(kube, index)}",
-        )
+    wait_until_authenticates_on(domain, (0, 1), username)
     assert not authenticates(kube, 1, username, domain.directory, GOOD_PASSWORD + "x")
 
 
-def test_the_domains_dns_names_every_dc_at_its_nodes_address(domain):
-    kube = domain.kube
+def wait_until_each_dcs_dns_names_all(kube, indexes: tuple[int, ...]) -> None:
+    """Ask each DC's DNS (the zone replicates: either must know) until it names every DC at its node's address.
+    A DC's SRV records come from its samba_dnsupdate once it serves, then replicate to the others."""
     realm = multinode.realm(kube)
-    expected = {f"dc{i}.{realm.lower()}": [dc_address(kube, i)] for i in (0, 1)}
-    for index in (0, 1):  # ask either DC: the zone replicates
-        # dc1's SRV records come from its samba_dnsupdate once it serves, then replicate to dc0
+    expected = {f"dc{i}.{realm.lower()}": [dc_address(kube, i)] for i in indexes}
+    for index in indexes:
         kube.eventually(
             lambda index=index: multinode.domain_controllers_in_dns(dc_address(kube, index), realm) == expected,
             timeout=300,
@@ -114,6 +120,10 @@ def test_the_domains_dns_names_every_dc_at_its_nodes_address(domain):
                 f"{multinode.domain_controllers_in_dns(dc_address(kube, index), realm)}, not {expected}"
             ),
         )
+
+
+def test_the_domains_dns_names_every_dc_at_its_nodes_address(domain):
+    wait_until_each_dcs_dns_names_all(domain.kube, (0, 1))
 
 
 def test_broker_members_and_portal_replicas_are_spread_over_the_nodes(domain):
@@ -269,13 +279,7 @@ def test_a_dc_whose_node_never_returns_joins_again_on_another_node(domain):
     )
     wait_condition(kube, "ReplicationHealthy", "True", timeout=900)
     username = register(domain, "moved")
-    for index in (0, 1):
-        kube.eventually(
-            lambda index=index: authenticates(kube, index, username, domain.directory),
-            timeout=300,
-            interval=3,
-            message=f"{username} authenticating on dc{index}",
-        )
+    wait_until_authenticates_on(domain, (0, 1), username)
     assert dc_address(kube, 1) == next(
         a["address"] for a in kube.get("node", spare)["status"]["addresses"] if a["type"] == "InternalIP"
     )
@@ -358,33 +362,10 @@ def test_a_third_dc_joins_on_the_node_without_one_and_every_pair_replicates(doma
         )
 
     username = register(domain, "three")
-    for index in (0, 1, 2):
-        kube.eventually(
-            lambda index=index: authenticates(kube, index, username, domain.directory),
-            timeout=300,
-            interval=2,
-            message=f"{username} authenticating on dc{index} at {dc_address(kube, index)}",
-        )
+    wait_until_authenticates_on(domain, (0, 1, 2), username)
     assert not authenticates(kube, 2, username, domain.directory, GOOD_PASSWORD + "x")
     written_on_dc2 = f"ondc2{uuid.uuid4().hex[:6]}"
     multinode.create_account_on(kube, 2, written_on_dc2)
-    for index in (0, 1):
-        kube.eventually(
-            lambda index=index: authenticates(kube, index, written_on_dc2, domain.directory),
-            timeout=300,
-            interval=3,
-            message=f"{written_on_dc2}, written on dc2 alone, authenticating on dc{index}",
-        )
+    wait_until_authenticates_on(domain, (0, 1), written_on_dc2)
 
-    realm = multinode.realm(kube)
-    expected_dns = {f"dc{i}.{realm.lower()}": [dc_address(kube, i)] for i in (0, 1, 2)}
-    for index in (0, 1, 2):
-        kube.eventually(
-            lambda index=index: multinode.domain_controllers_in_dns(dc_address(kube, index), realm) == expected_dns,
-            timeout=300,
-            interval=5,
-            message=lambda index=index: (
-                f"the DCs in dc{index}'s DNS: "
-                f"{multinode.domain_controllers_in_dns(dc_address(kube, index), realm)}, not {expected_dns}"
-            ),
-        )
+    wait_until_each_dcs_dns_names_all(kube, (0, 1, 2))

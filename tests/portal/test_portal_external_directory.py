@@ -24,7 +24,6 @@ from es4ps_operator import naming
 from es4ps_operator.builders.portal import portal_environment
 from es4ps_operator.config import Images, OperatorConfig
 from es4ps_operator.domain import Domain
-from es4ps_testkit import ServiceError
 from es4ps_testkit.domains import MINIMAL_SPEC, make_domain
 from es4ps_testkit.live_portal import LIVE_POLICIES, LIVE_UNIX, LivePortal, staff_action
 from es4ps_testkit.mail import MailCatcher
@@ -110,12 +109,7 @@ def external_portal(
     mounted = {name: value for name, value in portal.env.items() if value.startswith("/etc/es4ps/")}
     if mounted:
         pytest.fail(f"no file of this machine stands for the operator's {mounted}", pytrace=False)
-    try:
-        portal.start()
-    except ServiceError as exc:
-        portal.stop()
-        pytest.fail(str(exc), pytrace=False)
-    yield portal
+    yield started(portal)
     portal.stop()
 
 
@@ -169,21 +163,6 @@ def test_a_registration_lands_in_the_outside_directory_with_its_policy_and_signs
     assert f"{username}@{outside_ad.realm}" in signed_in.text
 
 
-def reset_by_mail(portal: LivePortal, browser: PortalClient, link: str, password: str):
-    """Open the mailed reset link and choose `password`, as the person does."""
-    page = browser.get(link)
-    csrf = page.text.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
-    return browser.http.post(
-        f"{portal.url}/password/reset/confirm/",
-        data={
-            "csrfmiddlewaretoken": csrf,
-            "token": link.split("token=", 1)[1],
-            "new_password1": password,
-            "new_password2": password,
-        },
-    )
-
-
 def test_a_password_change_and_a_reset_by_mail_reach_the_outside_directory(
     external_portal, mail_catcher, outside_ad, username
 ):
@@ -220,7 +199,7 @@ def test_a_password_change_and_a_reset_by_mail_reach_the_outside_directory(
     stranger = external_portal.client(unique_client_ip())
     stranger.post("/password/reset/", {"email": email})
     link = mail_catcher.wait_for(email, count=3).link("/password/reset/confirm/")
-    assert reset_by_mail(external_portal, stranger, link, RESET_PASSWORD).url.endswith("/status/")
+    assert stranger.reset_password(link, RESET_PASSWORD).url.endswith("/status/")
     stranger.wait_for_status(lambda s: task_states(s).get("set_password") == "done")
     assert password_authenticates(outside_ad, username, RESET_PASSWORD)
     assert not password_authenticates(outside_ad, username, "Wrong-" + RESET_PASSWORD)

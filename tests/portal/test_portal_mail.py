@@ -10,6 +10,7 @@ from es4ps_operator.config import Images, OperatorConfig
 from es4ps_testkit import ServiceError
 from es4ps_testkit.domains import make_domain
 from es4ps_testkit.live_portal import LivePortal
+from es4ps_testkit.plugins.services import started
 from es4ps_testkit.registration import ALLOWED_DOMAIN, unique_client_ip, unique_username
 
 # What a mail would leave in a log if a backend printed it: the link's query and the MIME headers.
@@ -31,12 +32,7 @@ def operator_mail_env(**portal_spec) -> dict[str, str]:
 def portal_without_mail_server(tmp_path, rabbitmq, contract_keys):
     """serve and consume as the operator configures them for a domain without spec.portal.smtp."""
     env = {**rabbitmq.portal_env, **contract_keys.portal_env, "ES4PS_REALM": "ES4PS.TEST", **operator_mail_env()}
-    portal = LivePortal(tmp_path, env)
-    try:
-        portal.start()
-    except ServiceError as exc:
-        portal.stop()
-        pytest.fail(str(exc), pytrace=False)
+    portal = started(LivePortal(tmp_path, env))
     yield portal
     portal.stop()
 

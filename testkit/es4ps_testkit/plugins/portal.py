@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from .. import ServiceError
 from ..domains import portal_spec_env
 from ..in_process import consumer_round
 from ..live_portal import LIVE_POLICY_ENV, LivePortal, read_task_queue
@@ -35,6 +34,7 @@ from ..mail import MailCatcher
 from ..rabbitmq import RabbitMQ
 from ..registration import ALLOWED_DOMAIN, CLIENT_RANGE, ORGANIZATION_NAME
 from ..worker import ContractKeys
+from .services import started
 
 # The in-process portal's data folder (secret key, SQLite, static files), made at configure time.
 _IN_PROCESS_DIR = pytest.StashKey[Path]()
@@ -145,11 +145,6 @@ def live_portal(
     """`es4ps-portal serve` and `consume` as processes, with the real worker, DC, broker and SMTP server."""
     # The admin only for the tests' own client addresses (spec.portal.admin.allowedSourceRanges).
     env = {**portal_env, **mail_catcher.portal_env, **LIVE_POLICY_ENV, "ES4PS_ADMIN_SOURCE_RANGES": CLIENT_RANGE}
-    portal = LivePortal(tmp_path_factory.mktemp("portal"), env)
-    try:
-        portal.start()
-    except ServiceError as exc:
-        portal.stop()
-        pytest.fail(str(exc), pytrace=False)
+    portal = started(LivePortal(tmp_path_factory.mktemp("portal"), env))
     yield portal
     portal.stop()

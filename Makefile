@@ -45,7 +45,7 @@ cluster-status: ## say whether the local cluster runs
 
 .PHONY: test
 test: setup ## run every test (unit and integration) with pytest
-	@"$(PYTHON)" -m pytest $(PYTEST_ARGS)
+	@hack/test.sh "$(PYTHON)" $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: ## run only the unit tests (no services)

@@ -10,6 +10,10 @@ starts once: KWOK first, then the real node (tests marked e2e), then the
 multi-node cluster (tests that use `multi_cluster`, or are marked
 `multinode`), and last a test marked `stops_cluster`. If a cluster cannot
 start, every test that needs it fails with the reason.
+
+`--part=cluster` keeps only the tests that need a cluster (or dockerd),
+`--part=processes` only the others: `make test` runs the two side by side
+(hack/test.sh).
 """
 
 from __future__ import annotations
@@ -36,9 +40,34 @@ def cluster_mode_order(item) -> int:
     return 1 if item.get_closest_marker("e2e") else 0
 
 
+_CLUSTER_MARKERS = ("cluster", "e2e", "multinode", "stops_cluster", "images")
+
+
+def needs_cluster(item) -> bool:
+    """Whether a test needs the local cluster (any mode) or dockerd, whose images the real node runs."""
+    return "_cluster_session" in item.fixturenames or any(item.get_closest_marker(m) for m in _CLUSTER_MARKERS)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--part",
+        choices=("all", "cluster", "processes"),
+        default="all",
+        help="cluster: only the tests that need the local cluster or dockerd; processes: only the others "
+        "(services as processes on this machine). `make test` runs both parts side by side (hack/test.sh).",
+    )
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
-    """Group the tests by the cluster mode they need: each mode's cluster starts once (the sort is stable)."""
+def pytest_collection_modifyitems(config, items):
+    """Keep the part asked for (--part), and group the tests by the cluster mode they need: each mode's cluster
+    starts once (the sort is stable)."""
+    part = config.getoption("part")
+    if part != "all":
+        deselected = [item for item in items if needs_cluster(item) != (part == "cluster")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if needs_cluster(item) == (part == "cluster")]
     items.sort(key=cluster_mode_order)
 
 

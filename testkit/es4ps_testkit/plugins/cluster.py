@@ -64,10 +64,12 @@ def pytest_collection_modifyitems(config, items):
     starts once (the sort is stable)."""
     part = config.getoption("part")
     if part != "all":
-        deselected = [item for item in items if needs_cluster(item) != (part == "cluster")]
+        kept, deselected = [], []
+        for item in items:
+            (kept if needs_cluster(item) == (part == "cluster") else deselected).append(item)
         if deselected:
             config.hook.pytest_deselected(items=deselected)
-            items[:] = [item for item in items if needs_cluster(item) == (part == "cluster")]
+            items[:] = kept
     items.sort(key=cluster_mode_order)
 
 
